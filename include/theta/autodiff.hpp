@@ -1,0 +1,22 @@
+// Reverse-mode differentiation over the recorded tape.
+#pragma once
+#include <vector>
+
+#include "tensor.hpp"
+
+namespace th {
+
+/// d cost / d wrt. `cost` must have exactly one element (th::ValueError otherwise).
+/// A `wrt` that cost does not depend on gets zeros. The result is itself recorded when
+/// its inputs are, so it can be differentiated again.
+Tensor grad(const Tensor& cost, const Tensor& wrt);
+/// Gradients with respect to several tensors, in order.
+std::vector<Tensor> grad(const Tensor& cost, const std::vector<Tensor>& wrt);
+/// Vector-Jacobian product: the gradient of sum(y * v) with respect to x.
+Tensor vjp(const Tensor& y, const Tensor& x, const Tensor& v);
+/// dy/dx with shape y.shape + x.shape (y must be concrete or have a known size).
+Tensor jacobian(const Tensor& y, const Tensor& x);
+/// d^2 cost / dx^2 with shape x.shape + x.shape.
+Tensor hessian(const Tensor& cost, const Tensor& x);
+
+}  // namespace th

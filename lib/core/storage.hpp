@@ -1,0 +1,56 @@
+// Storage: a strided view of a device buffer. Values are immutable once computed, so
+// views (transpose, slice, broadcast, reshape) share buffers freely.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "theta/device.hpp"
+#include "theta/dtype.hpp"
+
+namespace th::detail {
+
+/// Raw device memory, freed by its backend.
+struct Buffer {
+  void* data = nullptr;
+  std::size_t bytes = 0;
+  Device device;
+  void (*free_fn)(void*) = nullptr;
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() {
+    if (free_fn) free_fn(data);
+  }
+};
+
+/// Strides are in elements; a stride of 0 broadcasts.
+struct Storage {
+  std::shared_ptr<Buffer> buf;
+  DType dtype = DType::float64;
+  Shape shape;
+  Shape strides;
+  std::int64_t offset = 0;
+
+  std::int64_t size() const;
+  bool contiguous() const;  // row-major dense from offset
+  Device device() const { return buf ? buf->device : Device{}; }
+  template <class T>
+  T* data() const {
+    return static_cast<T*>(buf->data) + offset;
+  }
+  char* bytes() const { return static_cast<char*>(buf->data) + offset * std::int64_t(dtype_size(dtype)); }
+};
+
+std::int64_t shape_size(const Shape& s);
+Shape contiguous_strides(const Shape& s);
+
+/// A new contiguous storage on `device`.
+Storage alloc_storage(DType dtype, const Shape& shape, Device device);
+/// `s` seen with `shape` (numpy broadcasting rules; caller has checked compatibility).
+Storage broadcast_view(const Storage& s, const Shape& shape);
+/// `s` reshaped without copy when its strides allow; otherwise a contiguous copy.
+Storage reshape_view(const Storage& s, const Shape& shape);
+/// A contiguous copy of `s` converted to `dtype` (or `s` itself if nothing to do).
+Storage contiguous_as(const Storage& s, DType dtype);
+
+}  // namespace th::detail

@@ -1,0 +1,77 @@
+// CPU memory, copies with dtype conversion, fill and where; backend lookup by device.
+#include <cstdlib>
+#include <cstring>
+
+#include "cpu/cpu_backend.hpp"
+#include "cpu/strided.hpp"
+#include "theta/error.hpp"
+
+namespace th::detail {
+
+namespace cpu {
+
+std::shared_ptr<Buffer> CpuBackend::alloc(std::size_t bytes) {
+  auto b = std::make_shared<Buffer>();
+  std::size_t rounded = (bytes + 63) / 64 * 64;
+  b->data = std::aligned_alloc(64, rounded);
+  if (!b->data) throw Error("alloc: out of memory allocating " + std::to_string(bytes) + " bytes on cpu");
+  b->bytes = bytes;
+  b->device = th::cpu();
+  b->free_fn = &std::free;
+  return b;
+}
+
+template <class S, class D>
+static void copy_typed(const Storage& src, const Storage& dst) {
+  for_each_strided<2>(dst.shape, {&dst, &src}, [](char** p, const std::int64_t* s, std::int64_t n) {
+    if constexpr (std::is_same_v<S, D>) {
+      if (s[0] == sizeof(D) && s[1] == sizeof(S)) {
+        std::memcpy(p[0], p[1], std::size_t(n) * sizeof(D));
+        return;
+      }
+    }
+    char* d = p[0];
+    const char* q = p[1];
+    for (std::int64_t i = 0; i < n; ++i, d += s[0], q += s[1])
+      *reinterpret_cast<D*>(d) = static_cast<D>(*reinterpret_cast<const S*>(q));
+  });
+}
+
+void CpuBackend::copy(const Storage& src, const Storage& dst) {
+  THETA_DISPATCH_ALL(src.dtype, S, THETA_DISPATCH_ALL(dst.dtype, D, copy_typed<S, D>(src, dst)))
+}
+
+void CpuBackend::fill(const Storage& dst, double value) {
+  THETA_DISPATCH_ALL(dst.dtype, T, {
+    const T v = static_cast<T>(value);
+    for_each_strided<1>(dst.shape, {&dst}, [v](char** p, const std::int64_t* s, std::int64_t n) {
+      for (std::int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;
+    });
+  })
+}
+
+void CpuBackend::where(const Storage& c, const Storage& a, const Storage& b, const Storage& y) {
+  THETA_DISPATCH_ALL(y.dtype, T, {
+    for_each_strided<4>(y.shape, {&y, &c, &a, &b}, [](char** p, const std::int64_t* s, std::int64_t n) {
+      for (std::int64_t i = 0; i < n; ++i) {
+        bool ci = *reinterpret_cast<const bool*>(p[1] + i * s[1]);
+        *reinterpret_cast<T*>(p[0] + i * s[0]) =
+            ci ? *reinterpret_cast<const T*>(p[2] + i * s[2]) : *reinterpret_cast<const T*>(p[3] + i * s[3]);
+      }
+    });
+  })
+}
+
+}  // namespace cpu
+
+Backend& cpu_backend() {
+  static cpu::CpuBackend b;
+  return b;
+}
+
+Backend& backend_for(Device d) {
+  if (d.type == Device::Type::cpu) return cpu_backend();
+  throw DeviceError("device " + d.str() + ": this build of theta has no backend for it yet");
+}
+
+}  // namespace th::detail

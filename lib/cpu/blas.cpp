@@ -1,0 +1,108 @@
+// Matrix products through OpenBLAS: GEMM, or GEMV when one side is a vector. Transposed
+// operands are passed as flags (no copy); only layouts BLAS cannot express are copied.
+#include <cblas.h>
+
+#include <cstring>
+
+#include "cpu/cpu_backend.hpp"
+#include "cpu/strided.hpp"
+#include "theta/error.hpp"
+
+namespace th::detail::cpu {
+
+namespace {
+
+struct MatLayout {
+  bool ok = false;
+  CBLAS_TRANSPOSE trans = CblasNoTrans;
+  std::int64_t ld = 0;
+};
+
+// How BLAS sees a rows x cols matrix with element strides (sr, sc), if it can.
+MatLayout layout(std::int64_t rows, std::int64_t cols, std::int64_t sr, std::int64_t sc) {
+  if ((sc == 1 || cols == 1) && (rows == 1 || sr >= std::max<std::int64_t>(cols, 1)))
+    return {true, CblasNoTrans, rows == 1 ? std::max<std::int64_t>(cols, 1) : sr};
+  if ((sr == 1 || rows == 1) && (cols == 1 || sc >= std::max<std::int64_t>(rows, 1)))
+    return {true, CblasTrans, cols == 1 ? std::max<std::int64_t>(rows, 1) : sc};
+  return {};
+}
+
+template <class T>
+void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::int64_t sa0, std::int64_t sa1,
+              const T* b, std::int64_t sb0, std::int64_t sb1, T* y) {
+  if constexpr (std::is_floating_point_v<T>) {
+    MatLayout la = layout(M, K, sa0, sa1), lb = layout(K, N, sb0, sb1);
+    std::vector<T> ca, cb;  // contiguous copies for layouts BLAS cannot take (e.g. broadcast)
+    if (!la.ok) {
+      ca.resize(std::size_t(M * K));
+      for (std::int64_t i = 0; i < M; ++i)
+        for (std::int64_t k = 0; k < K; ++k) ca[std::size_t(i * K + k)] = a[i * sa0 + k * sa1];
+      a = ca.data();
+      la = {true, CblasNoTrans, std::max<std::int64_t>(K, 1)};
+    }
+    if (!lb.ok) {
+      cb.resize(std::size_t(K * N));
+      for (std::int64_t k = 0; k < K; ++k)
+        for (std::int64_t j = 0; j < N; ++j) cb[std::size_t(k * N + j)] = b[k * sb0 + j * sb1];
+      b = cb.data();
+      lb = {true, CblasNoTrans, std::max<std::int64_t>(N, 1)};
+    }
+    const int m = int(M), n = int(N), k = int(K);
+    if (N == 1) {  // y(M) = op(A) b, b a strided vector
+      std::int64_t incb = lb.ok && !cb.empty() ? 1 : sb0;
+      if (incb == 0 || K == 1) incb = 1;
+      if (la.trans == CblasNoTrans) {
+        if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0, a, int(la.ld), b, int(incb), 0.0, y, 1);
+        else cblas_sgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0f, a, int(la.ld), b, int(incb), 0.0f, y, 1);
+      } else {
+        if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, CblasTrans, k, m, 1.0, a, int(la.ld), b, int(incb), 0.0, y, 1);
+        else cblas_sgemv(CblasRowMajor, CblasTrans, k, m, 1.0f, a, int(la.ld), b, int(incb), 0.0f, y, 1);
+      }
+      return;
+    }
+    if constexpr (std::is_same_v<T, double>)
+      cblas_dgemm(CblasRowMajor, la.trans, lb.trans, m, n, k, 1.0, a, int(la.ld), b, int(lb.ld), 0.0, y, n);
+    else
+      cblas_sgemm(CblasRowMajor, la.trans, lb.trans, m, n, k, 1.0f, a, int(la.ld), b, int(lb.ld), 0.0f, y, n);
+  } else {
+    for (std::int64_t i = 0; i < M; ++i)
+      for (std::int64_t j = 0; j < N; ++j) {
+        T acc = 0;
+        for (std::int64_t k = 0; k < K; ++k) acc = T(acc + a[i * sa0 + k * sa1] * b[k * sb0 + j * sb1]);
+        y[i * N + j] = acc;
+      }
+  }
+}
+
+}  // namespace
+
+void CpuBackend::gemm(const Storage& a, const Storage& b, const Storage& y) {
+  const std::size_t nd = y.shape.size();
+  const std::int64_t M = y.shape[nd - 2], N = y.shape[nd - 1], K = a.shape[nd - 1];
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    fill(y, 0.0);
+    return;
+  }
+  // Batch offsets: odometer over the leading (broadcast) dims.
+  const std::size_t nb = nd - 2;
+  const std::int64_t batches = shape_size(Shape(y.shape.begin(), y.shape.begin() + std::ptrdiff_t(nb)));
+  std::vector<std::int64_t> idx(nb, 0);
+  std::int64_t oa = 0, ob = 0;
+  THETA_DISPATCH_NUMERIC(y.dtype, T, {
+    for (std::int64_t bi = 0; bi < batches; ++bi) {
+      gemm_one<T>(M, N, K, a.data<T>() + oa, a.strides[nd - 2], a.strides[nd - 1], b.data<T>() + ob,
+                  b.strides[nd - 2], b.strides[nd - 1], y.data<T>() + bi * M * N);
+      for (std::size_t d = nb; d-- > 0;) {
+        oa += a.strides[d];
+        ob += b.strides[d];
+        if (++idx[d] < y.shape[d]) break;
+        oa -= a.strides[d] * y.shape[d];
+        ob -= b.strides[d] * y.shape[d];
+        idx[d] = 0;
+      }
+    }
+  })
+}
+
+}  // namespace th::detail::cpu

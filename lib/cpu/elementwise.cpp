@@ -1,0 +1,130 @@
+// Elementwise kernels, generated from ops/elementwise_list.hpp: one typed loop per op.
+#include <cmath>
+#include <type_traits>
+
+#include "cpu/cpu_backend.hpp"
+#include "cpu/strided.hpp"
+#include "theta/error.hpp"
+
+namespace th::detail::cpu {
+
+namespace {
+
+template <class T>
+T sigmoid_scalar(T x) {
+  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+  T e = std::exp(x);
+  return e / (T(1) + e);
+}
+template <class T>
+T softplus_scalar(T x) {  // log(1 + e^x) without overflow
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+// NOTE: integer arithmetic wraps (two's complement), as numpy; signed overflow is UB in C++.
+template <class T>
+T wrap_add(T a, T b) {
+  if constexpr (std::is_integral_v<T>) return T(std::make_unsigned_t<T>(a) + std::make_unsigned_t<T>(b));
+  else return a + b;
+}
+template <class T>
+T wrap_sub(T a, T b) {
+  if constexpr (std::is_integral_v<T>) return T(std::make_unsigned_t<T>(a) - std::make_unsigned_t<T>(b));
+  else return a - b;
+}
+template <class T>
+T wrap_mul(T a, T b) {
+  if constexpr (std::is_integral_v<T>) return T(std::make_unsigned_t<T>(a) * std::make_unsigned_t<T>(b));
+  else return a * b;
+}
+template <class T>
+T pow_scalar(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {  // exact integer power; negative exponents give 0 (|a| != 1)
+    if (b < 0) return a == 1 ? T(1) : a == -1 ? (b % 2 ? T(-1) : T(1)) : T(0);
+    T r = 1, base = a;
+    for (auto e = b; e > 0; e >>= 1) {
+      if (e & 1) r = wrap_mul(r, base);
+      base = wrap_mul(base, base);
+    }
+    return r;
+  } else {
+    return std::pow(a, b);
+  }
+}
+template <class T>
+T max_scalar(T a, T b) {  // propagates NaN from either side, as numpy.maximum
+  return (a >= b || a != a) ? a : b;
+}
+template <class T>
+T min_scalar(T a, T b) {
+  return (a <= b || a != a) ? a : b;
+}
+
+template <class T, class F>
+void unary_loop(const Storage& x, const Storage& y, F f) {
+  for_each_strided<2>(y.shape, {&y, &x}, [&f](char** p, const std::int64_t* s, std::int64_t n) {
+    T* yp = reinterpret_cast<T*>(p[0]);
+    const T* xp = reinterpret_cast<const T*>(p[1]);
+    if (s[0] == sizeof(T) && s[1] == sizeof(T)) {
+      for (std::int64_t i = 0; i < n; ++i) yp[i] = f(xp[i]);
+    } else {
+      for (std::int64_t i = 0; i < n; ++i)
+        *reinterpret_cast<T*>(p[0] + i * s[0]) = f(*reinterpret_cast<const T*>(p[1] + i * s[1]));
+    }
+  });
+}
+
+template <class T, class O, class F>
+void binary_loop(const Storage& a, const Storage& b, const Storage& y, F f) {
+  for_each_strided<3>(y.shape, {&y, &a, &b}, [&f](char** p, const std::int64_t* s, std::int64_t n) {
+    O* yp = reinterpret_cast<O*>(p[0]);
+    const T* ap = reinterpret_cast<const T*>(p[1]);
+    const T* bp = reinterpret_cast<const T*>(p[2]);
+    if (s[0] == sizeof(O) && s[1] == sizeof(T) && s[2] == sizeof(T)) {
+      for (std::int64_t i = 0; i < n; ++i) yp[i] = static_cast<O>(f(ap[i], bp[i]));
+    } else if (s[0] == sizeof(O) && s[1] == sizeof(T) && s[2] == 0) {
+      const T bv = *bp;
+      for (std::int64_t i = 0; i < n; ++i) yp[i] = static_cast<O>(f(ap[i], bv));
+    } else if (s[0] == sizeof(O) && s[1] == 0 && s[2] == sizeof(T)) {
+      const T av = *ap;
+      for (std::int64_t i = 0; i < n; ++i) yp[i] = static_cast<O>(f(av, bp[i]));
+    } else {
+      for (std::int64_t i = 0; i < n; ++i)
+        *reinterpret_cast<O*>(p[0] + i * s[0]) = static_cast<O>(
+            f(*reinterpret_cast<const T*>(p[1] + i * s[1]), *reinterpret_cast<const T*>(p[2] + i * s[2])));
+    }
+  });
+}
+
+constexpr bool keep_is_compare = false, to_float_is_compare = false, arith_is_compare = false,
+               divide_is_compare = false, compare_is_compare = true;
+
+}  // namespace
+
+#define THETA_UNARY_CASE(name, rule, formula, vjp) \
+  case UnaryKind::name: unary_loop<T>(x, y, [](T x) { return static_cast<T>(formula); }); break;
+template <class T>
+void unary_typed(UnaryKind k, const Storage& x, const Storage& y) {
+  switch (k) { THETA_UNARY_OPS(THETA_UNARY_CASE) }
+}
+#undef THETA_UNARY_CASE
+
+#define THETA_BINARY_CASE(name, rule, formula, vjp_a, vjp_b)                                          \
+  case BinaryKind::name:                                                                              \
+    if constexpr (rule##_is_compare) binary_loop<T, bool>(a, b, y, [](T a, T b) { return formula; }); \
+    else binary_loop<T, T>(a, b, y, [](T a, T b) { return static_cast<T>(formula); });              \
+    break;
+template <class T>
+void binary_typed(BinaryKind k, const Storage& a, const Storage& b, const Storage& y) {
+  switch (k) { THETA_BINARY_OPS(THETA_BINARY_CASE) }
+}
+#undef THETA_BINARY_CASE
+
+void CpuBackend::unary(UnaryKind k, const Storage& x, const Storage& y) {
+  THETA_DISPATCH_NUMERIC(y.dtype, T, unary_typed<T>(k, x, y))
+}
+
+void CpuBackend::binary(BinaryKind k, const Storage& a, const Storage& b, const Storage& y) {
+  THETA_DISPATCH_NUMERIC(a.dtype, T, binary_typed<T>(k, a, b, y))
+}
+
+}  // namespace th::detail::cpu

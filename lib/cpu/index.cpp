@@ -1,0 +1,53 @@
+// Gather (take) and its adjoint scatter-add along one axis of a contiguous tensor.
+#include <cstring>
+
+#include "cpu/cpu_backend.hpp"
+#include "cpu/strided.hpp"
+#include "theta/error.hpp"
+
+namespace th::detail::cpu {
+
+namespace {
+struct Split {
+  std::int64_t outer = 1, n = 1, inner = 1;
+};
+Split split(const Shape& s, std::int64_t axis) {
+  Split r;
+  for (std::int64_t i = 0; i < axis; ++i) r.outer *= s[std::size_t(i)];
+  r.n = s[std::size_t(axis)];
+  for (std::size_t i = std::size_t(axis) + 1; i < s.size(); ++i) r.inner *= s[i];
+  return r;
+}
+}  // namespace
+
+void CpuBackend::gather(const Storage& x, const Storage& idx, std::int64_t axis, const Storage& y) {
+  Storage xc = contiguous_as(x, x.dtype);
+  Split sx = split(xc.shape, axis);
+  const std::int64_t m = idx.size();
+  const std::int64_t* ip = idx.data<std::int64_t>();
+  const std::size_t es = dtype_size(x.dtype), row = std::size_t(sx.inner) * es;
+  const char* src = xc.bytes();
+  char* dst = y.bytes();
+  for (std::int64_t o = 0; o < sx.outer; ++o)
+    for (std::int64_t j = 0; j < m; ++j)
+      std::memcpy(dst + std::size_t(o * m + j) * row, src + std::size_t(o * sx.n + ip[j]) * row, row);
+}
+
+void CpuBackend::scatter_add(const Storage& g, const Storage& idx, std::int64_t axis, const Storage& y) {
+  Storage gc = contiguous_as(g, y.dtype);
+  Split sy = split(y.shape, axis);
+  const std::int64_t m = idx.size();
+  const std::int64_t* ip = idx.data<std::int64_t>();
+  THETA_DISPATCH_NUMERIC(y.dtype, T, {
+    const T* src = gc.data<T>();
+    T* dst = y.data<T>();
+    for (std::int64_t o = 0; o < sy.outer; ++o)
+      for (std::int64_t j = 0; j < m; ++j) {
+        T* d = dst + (o * sy.n + ip[j]) * sy.inner;
+        const T* s = src + (o * m + j) * sy.inner;
+        for (std::int64_t i = 0; i < sy.inner; ++i) d[i] = T(d[i] + s[i]);
+      }
+  })
+}
+
+}  // namespace th::detail::cpu

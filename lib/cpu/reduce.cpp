@@ -1,0 +1,66 @@
+// Reductions: the output is a stride-0 view of the input's shape, so one strided walk in
+// the input's memory order accumulates every reduction (sum, prod, max, min).
+#include <cmath>
+
+#include "cpu/cpu_backend.hpp"
+#include "cpu/strided.hpp"
+#include "theta/error.hpp"
+
+namespace th::detail::cpu {
+
+namespace {
+template <class T, class F>
+void reduce_loop(const Storage& x, const Storage& y, F f) {
+  for_each_strided<2>(x.shape, {&y, &x}, [&f](char** p, const std::int64_t* s, std::int64_t n) {
+    if (s[0] == 0) {  // the line reduces into one output element
+      T acc = *reinterpret_cast<T*>(p[0]);
+      if (s[1] == sizeof(T)) {
+        const T* xp = reinterpret_cast<const T*>(p[1]);
+        for (std::int64_t i = 0; i < n; ++i) acc = f(acc, xp[i]);
+      } else {
+        for (std::int64_t i = 0; i < n; ++i) acc = f(acc, *reinterpret_cast<const T*>(p[1] + i * s[1]));
+      }
+      *reinterpret_cast<T*>(p[0]) = acc;
+    } else {
+      for (std::int64_t i = 0; i < n; ++i) {
+        T* yp = reinterpret_cast<T*>(p[0] + i * s[0]);
+        *yp = f(*yp, *reinterpret_cast<const T*>(p[1] + i * s[1]));
+      }
+    }
+  });
+}
+}  // namespace
+
+void CpuBackend::reduce(ReduceKind k, const Storage& x, const Storage& y) {
+  THETA_DISPATCH_NUMERIC(x.dtype, T, {
+    switch (k) {
+      case ReduceKind::sum: reduce_loop<T>(x, y, [](T a, T b) { return T(a + b); }); break;
+      case ReduceKind::prod: reduce_loop<T>(x, y, [](T a, T b) { return T(a * b); }); break;
+      case ReduceKind::max: reduce_loop<T>(x, y, [](T a, T b) { return (a >= b || a != a) ? a : b; }); break;
+      case ReduceKind::min: reduce_loop<T>(x, y, [](T a, T b) { return (a <= b || a != a) ? a : b; }); break;
+    }
+  })
+}
+
+void CpuBackend::arg_reduce(bool is_max, const Storage& x, const Storage& y) {
+  const std::int64_t outer = x.shape[0], n = x.shape[1];
+  THETA_DISPATCH_NUMERIC(x.dtype, T, {
+    std::int64_t* out = y.data<std::int64_t>();
+    const T* base = x.data<T>();
+    for (std::int64_t o = 0; o < outer; ++o) {
+      const T* row = base + o * x.strides[0];
+      std::int64_t best = 0;
+      T bv = row[0];
+      for (std::int64_t i = 1; i < n && bv == bv; ++i) {  // the first NaN wins, as numpy
+        T v = row[i * x.strides[1]];
+        if (v != v || (is_max ? v > bv : v < bv)) {
+          bv = v;
+          best = i;
+        }
+      }
+      out[o] = best;
+    }
+  })
+}
+
+}  // namespace th::detail::cpu

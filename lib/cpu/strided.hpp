@@ -1,0 +1,84 @@
+// The CPU's one iteration engine: walks an N-d index space over several strided operands,
+// merging dimensions that are contiguous in all of them, and hands the innermost run to a
+// typed loop. Broadcasting is stride 0; reductions are an output with stride 0.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "core/storage.hpp"
+
+namespace th::detail::cpu {
+
+/// inner(char* ptrs[N], const int64_t byte_strides[N], int64_t n) runs one innermost line.
+template <std::size_t N, class F>
+void for_each_strided(const Shape& shape, const std::array<const Storage*, N>& ops, F&& inner) {
+  for (auto d : shape)
+    if (d == 0) return;
+  // Collect non-trivial dims with byte strides, then merge contiguous neighbours.
+  std::vector<std::int64_t> dims;
+  std::vector<std::array<std::int64_t, N>> st;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 1) continue;
+    std::array<std::int64_t, N> s{};
+    for (std::size_t k = 0; k < N; ++k) s[k] = ops[k]->strides[i] * std::int64_t(dtype_size(ops[k]->dtype));
+    if (!dims.empty()) {
+      bool merge = true;
+      for (std::size_t k = 0; k < N; ++k) merge = merge && st.back()[k] == s[k] * shape[i];
+      if (merge) {
+        dims.back() *= shape[i];
+        st.back() = s;
+        continue;
+      }
+    }
+    dims.push_back(shape[i]);
+    st.push_back(s);
+  }
+  std::array<char*, N> base{};
+  for (std::size_t k = 0; k < N; ++k) base[k] = ops[k]->bytes();
+  if (dims.empty()) {
+    std::array<std::int64_t, N> zero{};
+    inner(base.data(), zero.data(), std::int64_t(1));
+    return;
+  }
+  const std::size_t nd = dims.size();
+  const std::int64_t n = dims[nd - 1];
+  std::vector<std::int64_t> idx(nd, 0);
+  std::array<char*, N> p = base;
+  for (;;) {
+    inner(p.data(), st[nd - 1].data(), n);
+    // odometer over the outer dims
+    std::size_t d = nd - 1;
+    for (;;) {
+      if (d == 0) return;
+      --d;
+      if (++idx[d] < dims[d]) {
+        for (std::size_t k = 0; k < N; ++k) p[k] += st[d][k];
+        break;
+      }
+      for (std::size_t k = 0; k < N; ++k) p[k] -= st[d][k] * (dims[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace th::detail::cpu
+
+/// Runs `__VA_ARGS__` with `T` bound to the C++ type of `dtype`: NUMERIC covers the
+/// four number types, ALL adds bool.
+#define THETA_DISPATCH_NUMERIC(dtype, T, ...)                              \
+  switch (dtype) {                                                         \
+    case ::th::DType::int32: { using T = std::int32_t; __VA_ARGS__; break; } \
+    case ::th::DType::int64: { using T = std::int64_t; __VA_ARGS__; break; } \
+    case ::th::DType::float32: { using T = float; __VA_ARGS__; break; }      \
+    case ::th::DType::float64: { using T = double; __VA_ARGS__; break; }     \
+    default: throw ::th::TypeError("internal: unsupported dtype in kernel"); \
+  }
+#define THETA_DISPATCH_ALL(dtype, T, ...)                                  \
+  switch (dtype) {                                                         \
+    case ::th::DType::boolean: { using T = bool; __VA_ARGS__; break; }     \
+    case ::th::DType::int32: { using T = std::int32_t; __VA_ARGS__; break; } \
+    case ::th::DType::int64: { using T = std::int64_t; __VA_ARGS__; break; } \
+    case ::th::DType::float32: { using T = float; __VA_ARGS__; break; }      \
+    case ::th::DType::float64: { using T = double; __VA_ARGS__; break; }     \
+  }

@@ -1,0 +1,139 @@
+// apply(): the one place an operation is run eagerly or recorded; error text and the
+// shape helpers every op's rule shares.
+#include <algorithm>
+
+#include "core/backend.hpp"
+#include "ops/op.hpp"
+
+namespace th::detail {
+
+Meta meta_of(const Tensor& t) {
+  const Node& n = *t.node();
+  return {n.dtype, n.shape, n.name};
+}
+
+Meta meta_of(const Storage& s, std::string_view name) { return {s.dtype, s.shape, name}; }
+
+Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
+               const Attrs& a) {
+  if (!in.empty()) {
+    Device d = in[0]->device();
+    for (std::size_t i = 1; i < in.size(); ++i)
+      if (in[i]->device() != d)
+        throw DeviceError(message(op, "operands live on different devices, " + d.str() + " and " +
+                                          in[i]->device().str(), metas));
+  }
+  Meta out = op.infer(op, metas, a);
+  return op.forward(op, in, a, out);
+}
+
+Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
+  std::vector<Meta> metas;
+  metas.reserve(inputs.size());
+  bool symbolic = false, record = false;
+  for (const Tensor& t : inputs) {
+    const Node& n = node_of(t, op.name);
+    metas.push_back({n.dtype, n.shape, n.name});
+    symbolic = symbolic || n.symbolic;
+    record = record || n.recorded;
+  }
+  auto node = std::make_shared<Node>();
+  if (symbolic) {
+    Meta m = op.infer(op, metas, attrs);
+    node->dtype = m.dtype;
+    node->shape = std::move(m.shape);
+  } else {
+    std::vector<const Storage*> values;
+    values.reserve(inputs.size());
+    for (const Tensor& t : inputs) values.push_back(&*t.node()->value);
+    node->value = run_op(op, values, metas, attrs);
+    node->dtype = node->value->dtype;
+    node->shape = node->value->shape;
+  }
+  if (symbolic || record) {
+    node->kind = NodeKind::op;
+    node->op = &op;
+    node->inputs = std::move(inputs);
+    node->attrs = std::move(attrs);
+    node->recorded = true;
+    node->symbolic = symbolic;
+  }
+  return Tensor(std::move(node));
+}
+
+// ---- error text --------------------------------------------------------------------------
+std::string describe(const std::vector<Meta>& in) {
+  std::string r;
+  bool named = false;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (i) r += i + 1 == in.size() ? " and " : ", ";
+    r += shape_str(in[i].shape) + " " + dtype_name(in[i].dtype);
+    named = named || !in[i].name.empty();
+  }
+  if (named) {
+    r += " [";
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      if (i) r += ", ";
+      r += in[i].name.empty() ? std::string("?") : std::string(in[i].name);
+    }
+    r += "]";
+  }
+  return r;
+}
+
+std::string message(const Op& op, const std::string& what, const std::vector<Meta>& in) {
+  return std::string(op.name) + ": " + what + ": " + describe(in);
+}
+
+void throw_shape(const Op& op, const std::string& what, const std::vector<Meta>& in) {
+  throw ShapeError(message(op, what, in));
+}
+
+void throw_type(const Op& op, const std::string& what, const std::vector<Meta>& in) {
+  throw TypeError(message(op, what, in));
+}
+
+// ---- shape helpers -----------------------------------------------------------------------
+Shape broadcast_shapes(const Op& op, const std::vector<Meta>& in) {
+  std::size_t nd = 0;
+  for (const Meta& m : in) nd = std::max(nd, m.shape.size());
+  Shape out(nd, 1);
+  for (const Meta& m : in) {
+    std::size_t lead = nd - m.shape.size();
+    for (std::size_t i = 0; i < m.shape.size(); ++i) {
+      std::int64_t& o = out[lead + i];
+      std::int64_t d = m.shape[i];
+      if (d == 1 || d == o) continue;
+      if (o == 1) {
+        o = d;
+      } else if (d == -1 || o == -1) {
+        o = (d == -1) ? o : d;  // a known size wins; the run checks the unknown one
+      } else {
+        throw_shape(op, "shapes cannot be broadcast together: " + std::to_string(o) + " vs " + std::to_string(d) +
+                            " (dim " + std::to_string(i) + " of operand " + std::to_string(&m - in.data()) + ")",
+                    in);
+      }
+    }
+  }
+  return out;
+}
+
+std::int64_t norm_axis(const Op& op, std::int64_t axis, std::int64_t ndim, const std::vector<Meta>& in) {
+  if (axis < -ndim || axis >= ndim)
+    throw_shape(op, "axis " + std::to_string(axis) + " is out of range for " + std::to_string(ndim) + "-d input", in);
+  return axis < 0 ? axis + ndim : axis;
+}
+
+std::vector<std::int64_t> norm_axes(const Op& op, const Axes& axes, std::int64_t ndim, const std::vector<Meta>& in) {
+  std::vector<std::int64_t> r;
+  if (axes.all) {
+    for (std::int64_t i = 0; i < ndim; ++i) r.push_back(i);
+    return r;
+  }
+  for (auto a : axes.axes) r.push_back(norm_axis(op, a, ndim, in));
+  std::sort(r.begin(), r.end());
+  if (std::adjacent_find(r.begin(), r.end()) != r.end()) throw_shape(op, "repeated axis", in);
+  return r;
+}
+
+}  // namespace th::detail

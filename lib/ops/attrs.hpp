@@ -1,0 +1,23 @@
+// Attributes of a recorded operation (axes, target shape, slice spec, ...): one plain
+// struct so that every op stores, compares and prints them the same way.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "theta/dtype.hpp"
+#include "theta/ops.hpp"
+
+namespace th::detail {
+
+struct Attrs {
+  std::vector<std::int64_t> axes;  // reductions, squeeze, transpose's permutation
+  Shape shape;                     // reshape's target
+  std::vector<Index> index;        // slice
+  std::int64_t axis = 0;           // take, concatenate, arg reductions, expand_dims
+  std::int64_t part = 0;           // which input of a concatenate a split_part takes
+  bool keepdims = false;
+  bool all = false;                // arg reductions over the flattened tensor
+  DType dtype = DType::float64;    // cast, count
+};
+
+}  // namespace th::detail

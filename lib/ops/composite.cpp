@@ -1,0 +1,58 @@
+// Composite operations: built from primitives, so they carry no VJP of their own and
+// differentiate (and later fuse) through their parts.
+#include <limits>
+
+#include "ops/op.hpp"
+
+namespace th {
+
+Tensor sqr(const Tensor& x) { return x * x; }  // y = x^2
+
+Tensor relu(const Tensor& x) { return where(x > 0.0, x, 0.0); }  // y = max(x, 0); y'(0) = 0
+
+Tensor clip(const Tensor& x, const Tensor& lo, const Tensor& hi) { return minimum(maximum(x, lo), hi); }
+Tensor clip(const Tensor& x, double lo, double hi) { return minimum(maximum(x, lo), hi); }
+
+// y = sum(x) / n, in floatX for integer input
+Tensor mean(const Tensor& x, Axes axis, bool keepdims) {
+  DType d = detail::node_of(x, "mean").dtype;
+  DType f = is_floating(d) ? d : floatX();
+  Tensor s = sum(x, axis, keepdims);
+  return (is_floating(d) ? s : cast(s, f)) / detail::count(x, axis, f);
+}
+
+namespace {
+Tensor as_float(const Tensor& x) {
+  DType d = detail::node_of(x, "float").dtype;
+  return is_floating(d) ? x : cast(x, floatX());
+}
+// max over axes, with infinities (all -inf rows) replaced by 0 so that x - m stays finite
+Tensor stable_shift(const Tensor& x, const Axes& axis) {
+  Tensor m = stop_gradient(max(x, axis, true));
+  return where(abs(m) < std::numeric_limits<double>::infinity(), m, 0.0);
+}
+}  // namespace
+
+// y = m + log(sum(exp(x - m))), m = max(x)
+Tensor logsumexp(const Tensor& x, Axes axis, bool keepdims) {
+  Tensor xf = as_float(x);
+  Tensor m = stable_shift(xf, axis);
+  Tensor r = log(sum(exp(xf - m), axis, true)) + m;
+  if (keepdims) return r;
+  return axis.all ? reshape(r, {}) : squeeze(r, axis);
+}
+
+// y = exp(x - m) / sum(exp(x - m))
+Tensor softmax(const Tensor& x, std::int64_t axis) {
+  Tensor xf = as_float(x);
+  Tensor e = exp(xf - stable_shift(xf, axis));
+  return e / sum(e, axis, true);
+}
+
+// y = x - logsumexp(x)
+Tensor log_softmax(const Tensor& x, std::int64_t axis) {
+  Tensor xf = as_float(x);
+  return xf - logsumexp(xf, axis, true);
+}
+
+}  // namespace th

@@ -1,0 +1,208 @@
+// Elementwise primitives: unary and binary ops from elementwise_list.hpp, plus where,
+// cast and stop_gradient. Shape rule: numpy broadcasting; dtype rules named in the list.
+#include "core/backend.hpp"
+#include "ops/op.hpp"
+
+namespace th::detail {
+
+namespace {
+
+enum class Rule { keep, to_float, arith, divide, compare };
+const Tensor none{};  // "no gradient" in the VJP columns of the lists
+
+DType result_dtype(Rule r, DType in) {
+  switch (r) {
+    case Rule::keep:
+    case Rule::arith: return in == DType::boolean ? DType::int64 : in;
+    case Rule::to_float:
+    case Rule::divide: return is_floating(in) ? in : floatX();
+    case Rule::compare: return DType::boolean;
+  }
+  return in;
+}
+// The dtype the kernel computes in (inputs are converted to it).
+DType compute_dtype(Rule r, DType promoted) {
+  if (r == Rule::compare) return promoted == DType::boolean ? DType::int32 : promoted;
+  return result_dtype(r, promoted);
+}
+
+#define THETA_RULE_ENTRY(name, rule, ...) Rule::rule,
+const Rule unary_rules[] = {THETA_UNARY_OPS(THETA_RULE_ENTRY)};
+const Rule binary_rules[] = {THETA_BINARY_OPS(THETA_RULE_ENTRY)};
+#undef THETA_RULE_ENTRY
+
+Meta infer_unary(const Op& op, const std::vector<Meta>& in, const Attrs&) {
+  return {result_dtype(unary_rules[op.code], in[0].dtype), in[0].shape};
+}
+
+Storage forward_unary(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+  Storage x = contiguous_as(*in[0], out.dtype);
+  Storage y = alloc_storage(out.dtype, out.shape, x.device());
+  backend_for(x.device()).unary(UnaryKind(op.code), x, y);
+  return y;
+}
+
+Meta infer_binary(const Op& op, const std::vector<Meta>& in, const Attrs&) {
+  Shape s = broadcast_shapes(op, in);
+  return {result_dtype(binary_rules[op.code], promote_types(in[0].dtype, in[1].dtype)), std::move(s)};
+}
+
+// An operand converted to `dtype` (copied only if its dtype differs) and broadcast to `shape`.
+Storage operand(const Storage& s, DType dtype, const Shape& shape) {
+  return broadcast_view(s.dtype == dtype ? s : contiguous_as(s, dtype), shape);
+}
+
+Storage forward_binary(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+  DType ct = compute_dtype(binary_rules[op.code], promote_types(in[0]->dtype, in[1]->dtype));
+  Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
+  backend_for(y.device()).binary(BinaryKind(op.code), operand(*in[0], ct, out.shape), operand(*in[1], ct, out.shape), y);
+  return y;
+}
+
+// ---- VJPs, generated from the lists -----------------------------------------------------------
+#define THETA_UNARY_VJP(name, rule, formula, vjp)                          \
+  std::vector<Tensor> vjp_##name(const Op&, const VjpCtx& c) {             \
+    [[maybe_unused]] const Tensor& x = c.x[0];                             \
+    [[maybe_unused]] const Tensor& y = c.y;                                \
+    [[maybe_unused]] const Tensor& g = c.g;                                \
+    return {vjp};                                                          \
+  }
+THETA_UNARY_OPS(THETA_UNARY_VJP)
+#undef THETA_UNARY_VJP
+
+#define THETA_BINARY_VJP(name, rule, formula, vjp_a, vjp_b)                \
+  std::vector<Tensor> vjp_##name(const Op&, const VjpCtx& c) {             \
+    [[maybe_unused]] const Tensor& a = c.x[0];                             \
+    [[maybe_unused]] const Tensor& b = c.x[1];                             \
+    [[maybe_unused]] const Tensor& y = c.y;                                \
+    [[maybe_unused]] const Tensor& g = c.g;                                \
+    return {c.needs[0] ? Tensor(vjp_a) : none, c.needs[1] ? Tensor(vjp_b) : none}; \
+  }
+THETA_BINARY_OPS(THETA_BINARY_VJP)
+#undef THETA_BINARY_VJP
+
+#define THETA_UNARY_DEF(name, ...) \
+  const Op op_##name{#name, int(UnaryKind::name), &infer_unary, &forward_unary, &vjp_##name};
+THETA_UNARY_OPS(THETA_UNARY_DEF)
+#undef THETA_UNARY_DEF
+#define THETA_BINARY_DEF(name, ...) \
+  const Op op_##name{#name, int(BinaryKind::name), &infer_binary, &forward_binary, &vjp_##name};
+THETA_BINARY_OPS(THETA_BINARY_DEF)
+#undef THETA_BINARY_DEF
+
+// where(c, a, b) = c ? a : b
+const Op op_where{
+    "where", 0,
+    [](const Op& op, const std::vector<Meta>& in, const Attrs&) {
+      return Meta{promote_types(in[1].dtype, in[2].dtype), broadcast_shapes(op, in)};
+    },
+    [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+      Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
+      backend_for(y.device()).where(operand(*in[0], DType::boolean, out.shape), operand(*in[1], out.dtype, out.shape),
+                                    operand(*in[2], out.dtype, out.shape), y);
+      return y;
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
+      return {none, c.needs[1] ? where(c.x[0], c.g, 0.0) : none, c.needs[2] ? where(c.x[0], 0.0, c.g) : none};
+    }};
+
+// y = x converted to attrs.dtype; gradients flow back between float types only.
+const Op op_cast{
+    "cast", 0, [](const Op&, const std::vector<Meta>& in, const Attrs& a) { return Meta{a.dtype, in[0].shape}; },
+    [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
+      return in[0]->dtype == a.dtype ? *in[0] : contiguous_as(*in[0], a.dtype);
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
+      DType d = c.x[0].dtype();
+      return {is_floating(d) && is_floating(c.g.dtype()) ? cast(c.g, d) : none};
+    }};
+
+// y = x, with no gradient
+const Op op_stop_gradient{
+    "stop_gradient", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return in[0]; },
+    [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta&) { return *in[0]; }, nullptr};
+
+}  // namespace
+
+Tensor unary(UnaryKind k, const Tensor& x) {
+  static const Op* const table[] = {
+#define THETA_PTR(name, ...) &op_##name,
+      THETA_UNARY_OPS(THETA_PTR)
+#undef THETA_PTR
+  };
+  return apply(*table[int(k)], {x});
+}
+
+Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b) {
+  static const Op* const table[] = {
+#define THETA_PTR(name, ...) &op_##name,
+      THETA_BINARY_OPS(THETA_PTR)
+#undef THETA_PTR
+  };
+  return apply(*table[int(k)], {a, b});
+}
+
+Tensor scalar_const(double v, DType dtype) {
+  Storage s = alloc_storage(dtype, {}, th::cpu());
+  cpu_backend().fill(s, v);
+  return make_constant(std::move(s));
+}
+
+Tensor weak_scalar(double v, const Tensor& t) {
+  DType d = node_of(t, "scalar").dtype;
+  if (!is_floating(d)) d = (v == double(std::int64_t(v))) ? (d == DType::boolean ? DType::int64 : d) : floatX();
+  return scalar_const(v, d);
+}
+
+}  // namespace th::detail
+
+namespace th {
+
+using detail::binary;
+using detail::BinaryKind;
+using detail::unary;
+using detail::UnaryKind;
+using detail::weak_scalar;
+
+#define THETA_UNARY_PUBLIC(name, ...) \
+  Tensor name(const Tensor& x) { return unary(UnaryKind::name, x); }
+THETA_UNARY_OPS(THETA_UNARY_PUBLIC)
+#undef THETA_UNARY_PUBLIC
+
+Tensor operator-(const Tensor& a) { return neg(a); }
+
+#define THETA_BINARY_PUBLIC(sym, kind)                                                           \
+  Tensor sym(const Tensor& a, const Tensor& b) { return binary(BinaryKind::kind, a, b); }        \
+  Tensor sym(const Tensor& a, double b) { return binary(BinaryKind::kind, a, weak_scalar(b, a)); } \
+  Tensor sym(double a, const Tensor& b) { return binary(BinaryKind::kind, weak_scalar(a, b), b); }
+THETA_BINARY_PUBLIC(operator+, add)
+THETA_BINARY_PUBLIC(operator-, sub)
+THETA_BINARY_PUBLIC(operator*, mul)
+THETA_BINARY_PUBLIC(operator/, div)
+THETA_BINARY_PUBLIC(pow, pow)
+THETA_BINARY_PUBLIC(maximum, maximum)
+THETA_BINARY_PUBLIC(minimum, minimum)
+THETA_BINARY_PUBLIC(operator<, lt)
+THETA_BINARY_PUBLIC(operator<=, le)
+THETA_BINARY_PUBLIC(operator>, gt)
+THETA_BINARY_PUBLIC(operator>=, ge)
+THETA_BINARY_PUBLIC(operator==, eq)
+THETA_BINARY_PUBLIC(operator!=, ne)
+#undef THETA_BINARY_PUBLIC
+
+Tensor where(const Tensor& c, const Tensor& a, const Tensor& b) { return detail::apply(detail::op_where, {c, a, b}); }
+Tensor where(const Tensor& c, const Tensor& a, double b) { return where(c, a, weak_scalar(b, a)); }
+Tensor where(const Tensor& c, double a, const Tensor& b) { return where(c, weak_scalar(a, b), b); }
+Tensor where(const Tensor& c, double a, double b) {
+  return where(c, detail::scalar_const(a, floatX()), detail::scalar_const(b, floatX()));
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  detail::Attrs a;
+  a.dtype = dtype;
+  return detail::apply(detail::op_cast, {x}, std::move(a));
+}
+
+Tensor stop_gradient(const Tensor& x) { return detail::apply(detail::op_stop_gradient, {x}); }
+
+}  // namespace th

@@ -1,0 +1,305 @@
+// Indexing primitives and their adjoints: slice (th::view) / slice_grad, take / take_grad,
+// concatenate / split_part. Each adjoint's own VJP is its partner, so grad-of-grad works.
+#include "core/backend.hpp"
+#include "ops/op.hpp"
+
+namespace th::detail {
+
+// Each adjoint pair refers to the other in its VJP.
+extern const Op op_slice, op_slice_grad, op_take, op_take_grad, op_concatenate, op_split_part;
+
+namespace {
+
+const Tensor none{};
+
+// One resolved index of a slice along a dimension of size n (n < 0: unknown).
+struct Resolved {
+  bool drop = false;  // an integer index removes the axis
+  std::int64_t start = 0, len = -1, step = 1;
+};
+
+Resolved resolve(const Op& op, const Index& ix, std::int64_t n, std::size_t axis, const std::vector<Meta>& in) {
+  Resolved r;
+  if (ix.kind == Index::Kind::integer) {
+    r.drop = true;
+    r.len = 1;
+    if (n >= 0 && (ix.i < -n || ix.i >= n))
+      throw ValueError(message(op, "index " + std::to_string(ix.i) + " is out of bounds for axis " +
+                                       std::to_string(axis) + " with size " + std::to_string(n),
+                               in));
+    r.start = ix.i < 0 && n >= 0 ? ix.i + n : ix.i;
+    return r;
+  }
+  if (ix.step == 0) throw ValueError(message(op, "slice step cannot be zero", in));
+  r.step = ix.step;
+  if (ix.kind == Index::Kind::all || n < 0) {
+    r.len = ix.kind == Index::Kind::all ? n : -1;
+    return r;
+  }
+  auto clampi = [](std::int64_t v, std::int64_t lo, std::int64_t hi) { return v < lo ? lo : v > hi ? hi : v; };
+  if (r.step > 0) {
+    std::int64_t s = ix.start ? (*ix.start < 0 ? *ix.start + n : *ix.start) : 0;
+    std::int64_t e = ix.stop ? (*ix.stop < 0 ? *ix.stop + n : *ix.stop) : n;
+    s = clampi(s, 0, n);
+    e = clampi(e, 0, n);
+    r.start = s;
+    r.len = e > s ? (e - s + r.step - 1) / r.step : 0;
+  } else {
+    std::int64_t s = ix.start ? (*ix.start < 0 ? *ix.start + n : *ix.start) : n - 1;
+    std::int64_t e = ix.stop ? (*ix.stop < 0 ? *ix.stop + n : *ix.stop) : -1;
+    s = clampi(s, -1, n - 1);
+    e = clampi(e, -1, n - 1);
+    r.start = s;
+    r.len = s > e ? (s - e - r.step - 1) / (-r.step) : 0;
+  }
+  return r;
+}
+
+Meta infer_slice(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+  const Shape& s = in[0].shape;
+  if (a.index.size() > s.size())
+    throw_shape(op, "too many indices (" + std::to_string(a.index.size()) + ") for a " + std::to_string(s.size()) +
+                        "-d tensor",
+                in);
+  Shape out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i >= a.index.size()) {
+      out.push_back(s[i]);
+      continue;
+    }
+    Resolved r = resolve(op, a.index[i], s[i], i, in);
+    if (!r.drop) out.push_back(r.len);
+  }
+  return {in[0].dtype, out};
+}
+
+// The view of `s` selected by the index list (s has concrete shape).
+Storage slice_view(const Op& op, const Storage& s, const std::vector<Index>& index) {
+  Storage v = s;
+  v.shape.clear();
+  v.strides.clear();
+  for (std::size_t i = 0; i < s.shape.size(); ++i) {
+    if (i >= index.size()) {
+      v.shape.push_back(s.shape[i]);
+      v.strides.push_back(s.strides[i]);
+      continue;
+    }
+    Resolved r = resolve(op, index[i], s.shape[i], i, {meta_of(s)});
+    v.offset += r.start * s.strides[i];
+    if (!r.drop) {
+      v.shape.push_back(r.len);
+      v.strides.push_back(r.step * s.strides[i]);
+    }
+  }
+  return v;
+}
+
+
+
+}  // namespace
+
+// ---- view(x, index...) and its adjoint --------------------------------------------------------
+const Op op_slice{
+    "view", 0, &infer_slice,
+    [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
+      return slice_view(op, *in[0], a.index);
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {apply(op_slice_grad, {c.g, c.x[0]}, c.attrs)}; }};
+
+// view_grad(g, x): zeros shaped like x with g written into the viewed region.
+const Op op_slice_grad{
+    "view_grad", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return Meta{in[0].dtype, in[1].shape}; },
+    [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+      Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
+      Backend& be = backend_for(y.device());
+      be.fill(y, 0.0);
+      Storage region = slice_view(op, y, a.index);
+      be.copy(broadcast_view(*in[0], region.shape), region);
+      return y;
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {apply(op_slice, {c.g}, c.attrs), none}; }};
+
+// ---- take(x, indices, axis) and its adjoint -----------------------------------------------------
+namespace {
+
+Shape take_shape(const Shape& x, const Shape& idx, std::int64_t axis) {
+  Shape s(x.begin(), x.begin() + axis);
+  s.insert(s.end(), idx.begin(), idx.end());
+  s.insert(s.end(), x.begin() + axis + 1, x.end());
+  return s;
+}
+
+// Indices as contiguous int64, negatives wrapped, each checked against n.
+Storage checked_indices(const Op& op, const Storage& idx, std::int64_t n, std::int64_t axis,
+                        const std::vector<Meta>& metas) {
+  Storage i64 = alloc_storage(DType::int64, idx.shape, th::cpu());
+  cpu_backend().copy(idx, i64);  // NOTE: host copy; the index list is small next to the data
+  std::int64_t* p = i64.data<std::int64_t>();
+  for (std::int64_t k = 0; k < i64.size(); ++k) {
+    if (p[k] < -n || p[k] >= n)
+      throw ValueError(message(op, "index " + std::to_string(p[k]) + " is out of bounds for axis " +
+                                       std::to_string(axis) + " with size " + std::to_string(n),
+                               metas));
+    if (p[k] < 0) p[k] += n;
+  }
+  return i64;
+}
+
+void check_index_dtype(const Op& op, const std::vector<Meta>& in, std::size_t which) {
+  if (in[which].dtype != DType::int32 && in[which].dtype != DType::int64)
+    throw_type(op, std::string("indices must be int32 or int64, not ") + dtype_name(in[which].dtype), in);
+}
+
+}  // namespace
+
+const Op op_take{
+    "take", 0,
+    [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+      check_index_dtype(op, in, 1);
+      return Meta{in[0].dtype, take_shape(in[0].shape, in[1].shape, a.axis)};
+    },
+    [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+      const Storage& x = *in[0];
+      Storage idx = checked_indices(op, *in[1], x.shape[std::size_t(a.axis)], a.axis, {meta_of(x), meta_of(*in[1])});
+      Storage y = alloc_storage(out.dtype, out.shape, x.device());
+      backend_for(x.device()).gather(x, idx, a.axis, y);
+      return y;
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
+      return {apply(op_take_grad, {c.g, c.x[1], c.x[0]}, c.attrs), none};
+    }};
+
+// take_grad(g, indices, x): zeros shaped like x, g scattered (added) at the indices.
+const Op op_take_grad{
+    "take_grad", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return Meta{in[0].dtype, in[2].shape}; },
+    [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+      Storage idx = checked_indices(op, *in[1], out.shape[std::size_t(a.axis)], a.axis, {meta_of(*in[2])});
+      Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
+      Backend& be = backend_for(y.device());
+      be.fill(y, 0.0);
+      be.scatter_add(*in[0], idx, a.axis, y);
+      return y;
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
+      return {apply(op_take, {c.g, c.x[1]}, c.attrs), none, none};
+    }};
+
+// ---- concatenate(xs, axis) and split_part(g, xs..., part) ---------------------------------------
+const Op op_concatenate{
+    "concatenate", 0,
+    [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+      Shape s = in[0].shape;
+      DType d = in[0].dtype;
+      std::size_t ax = std::size_t(a.axis);
+      for (std::size_t k = 1; k < in.size(); ++k) {
+        const Shape& t = in[k].shape;
+        d = promote_types(d, in[k].dtype);
+        if (t.size() != s.size()) throw_shape(op, "all inputs must have the same number of dimensions", in);
+        for (std::size_t i = 0; i < s.size(); ++i) {
+          if (i == ax) continue;
+          if (s[i] >= 0 && t[i] >= 0 && s[i] != t[i])
+            throw_shape(op, "sizes differ in dim " + std::to_string(i) + " (" + std::to_string(s[i]) + " vs " +
+                                std::to_string(t[i]) + ")",
+                        in);
+          if (s[i] < 0) s[i] = t[i];
+        }
+        s[ax] = (s[ax] < 0 || t[ax] < 0) ? -1 : s[ax] + t[ax];
+      }
+      return Meta{d, s};
+    },
+    [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+      Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
+      Backend& be = backend_for(y.device());
+      std::size_t ax = std::size_t(a.axis);
+      std::int64_t at = 0;
+      for (const Storage* s : in) {
+        Storage part = y;
+        part.shape = s->shape;
+        part.offset = at * y.strides[ax];
+        be.copy(*s, part);
+        at += s->shape[ax];
+      }
+      return y;
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
+      std::vector<Tensor> r;
+      for (std::size_t i = 0; i < c.x.size(); ++i) {
+        if (!c.needs[i]) {
+          r.push_back(none);
+          continue;
+        }
+        std::vector<Tensor> in{c.g};
+        in.insert(in.end(), c.x.begin(), c.x.end());
+        Attrs a = c.attrs;
+        a.part = std::int64_t(i);
+        r.push_back(apply(op_split_part, std::move(in), std::move(a)));
+      }
+      return r;
+    }};
+
+// split_part(g, x0..xn): the part of g along attrs.axis that concatenate took from x_part.
+const Op op_split_part{
+    "split_part", 0,
+    [](const Op&, const std::vector<Meta>& in, const Attrs& a) {
+      Shape s = in[std::size_t(a.part) + 1].shape;
+      Shape gs = in[0].shape;
+      for (std::size_t i = 0; i < s.size(); ++i)
+        if (i != std::size_t(a.axis) && s[i] < 0) s[i] = gs[i];
+      return Meta{in[0].dtype, s};
+    },
+    [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+      std::size_t ax = std::size_t(a.axis);
+      std::int64_t at = 0;
+      for (std::int64_t k = 0; k < a.part; ++k) at += in[std::size_t(k) + 1]->shape[ax];
+      Storage v = *in[0];
+      v.offset += at * v.strides[ax];
+      v.shape = out.shape;
+      return v;
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
+      std::vector<Tensor> parts;
+      for (std::size_t k = 1; k < c.x.size(); ++k)
+        parts.push_back(std::int64_t(k - 1) == c.attrs.part ? c.g : zeros_like(c.x[k], c.g.dtype()));
+      std::vector<Tensor> r{apply(op_concatenate, std::move(parts), c.attrs)};
+      r.resize(c.x.size());
+      return r;
+    }};
+
+}  // namespace th::detail
+
+namespace th {
+
+Tensor view(const Tensor& x, const std::vector<Index>& indices) {
+  detail::Attrs a;
+  a.index = indices;
+  return detail::apply(detail::op_slice, {x}, std::move(a));
+}
+
+Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis) {
+  detail::Attrs a;
+  a.axis = detail::norm_axis(detail::op_take, axis, std::int64_t(detail::node_of(x, "take").shape.size()),
+                             {detail::meta_of(x), detail::meta_of(indices)});
+  return detail::apply(detail::op_take, {x, indices}, std::move(a));
+}
+
+Tensor concatenate(const std::vector<Tensor>& xs, std::int64_t axis) {
+  if (xs.empty()) throw ValueError("concatenate: need at least one tensor");
+  std::vector<detail::Meta> metas;
+  for (const Tensor& t : xs) {
+    detail::node_of(t, "concatenate");
+    metas.push_back(detail::meta_of(t));
+  }
+  if (metas[0].shape.empty()) throw ShapeError("concatenate: zero-dimensional tensors cannot be concatenated: " + detail::describe(metas));
+  detail::Attrs a;
+  a.axis = detail::norm_axis(detail::op_concatenate, axis, std::int64_t(metas[0].shape.size()), metas);
+  return detail::apply(detail::op_concatenate, xs, std::move(a));
+}
+
+Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis) {
+  if (xs.empty()) throw ValueError("stack: need at least one tensor");
+  std::vector<Tensor> expanded;
+  for (const Tensor& t : xs) expanded.push_back(expand_dims(t, axis));
+  return concatenate(expanded, axis);
+}
+
+}  // namespace th

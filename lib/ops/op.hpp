@@ -1,0 +1,88 @@
+// What an operation is: its name, shape and dtype rule, forward kernel call and VJP, side
+// by side. Each op family lives in one file of lib/ops/ and defines its Op objects there;
+// apply() runs an op eagerly or records it symbolically.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/backend.hpp"
+#include "core/node.hpp"
+#include "ops/attrs.hpp"
+#include "theta/error.hpp"
+
+namespace th::detail {
+
+/// Static (or concrete) facts about an operand: -1 dims are unknown until run time.
+struct Meta {
+  DType dtype = DType::float64;
+  Shape shape;
+  std::string_view name;
+};
+
+struct VjpCtx {
+  const std::vector<Tensor>& x;   // inputs
+  const Tensor& y;                // output
+  const Tensor& g;                // gradient of the output
+  const Attrs& attrs;
+  const std::vector<bool>& needs;  // which inputs need a gradient
+};
+
+struct Op {
+  const char* name;
+  int code;  // selects the kernel within a family (UnaryKind, BinaryKind, ReduceKind, ...)
+  /// Shape and dtype rule; throws th::ShapeError/TypeError naming the op and operands.
+  Meta (*infer)(const Op& op, const std::vector<Meta>& in, const Attrs& a);
+  /// Computes the output (whose concrete meta is `out`) from concrete inputs.
+  Storage (*forward)(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out);
+  /// Gradients of the inputs (an empty Tensor where none); nullptr: not differentiable.
+  std::vector<Tensor> (*vjp)(const Op& op, const VjpCtx& c);
+};
+
+/// Runs `op` on `inputs`: computes it now when every input is concrete, and records it
+/// when an input is recorded or symbolic.
+Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs = {});
+/// Recomputes a recorded node's value from its inputs' values (used by executors).
+Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
+               const Attrs& a);
+
+Meta meta_of(const Tensor& t);
+Meta meta_of(const Storage& s, std::string_view name = {});
+
+// ---- error text: "<op>: <what>: <shapes/dtypes> [<names>]" ---------------------------------
+std::string describe(const std::vector<Meta>& in);
+std::string message(const Op& op, const std::string& what, const std::vector<Meta>& in);
+[[noreturn]] void throw_shape(const Op& op, const std::string& what, const std::vector<Meta>& in);
+[[noreturn]] void throw_type(const Op& op, const std::string& what, const std::vector<Meta>& in);
+
+// ---- shared shape helpers -------------------------------------------------------------------
+/// numpy broadcasting of two static shapes (-1 unknown), or ShapeError.
+Shape broadcast_shapes(const Op& op, const std::vector<Meta>& in);
+/// Normalises a possibly negative axis against `ndim`, or ShapeError.
+std::int64_t norm_axis(const Op& op, std::int64_t axis, std::int64_t ndim, const std::vector<Meta>& in);
+/// Sorted, normalised, unique axes (all axes when `all`).
+std::vector<std::int64_t> norm_axes(const Op& op, const Axes& axes, std::int64_t ndim,
+                                    const std::vector<Meta>& in);
+
+// ---- internal building blocks used by VJPs and composites ------------------------------------
+/// A 0-d constant of `dtype`.
+Tensor scalar_const(double v, DType dtype);
+/// A C++ number next to tensor `t`, with numpy's weak-scalar dtype rule.
+Tensor weak_scalar(double v, const Tensor& t);
+/// `g` summed down to `like`'s shape (undoes broadcasting; the engine's one place for it).
+Tensor sum_to_like(const Tensor& g, const Tensor& like);
+/// `x` broadcast to `like`'s shape (zero-copy).
+Tensor broadcast_like(const Tensor& x, const Tensor& like);
+/// `x` reshaped to `like`'s shape.
+Tensor reshape_like(const Tensor& x, const Tensor& like);
+Tensor zeros_like(const Tensor& x);
+Tensor ones_like(const Tensor& x);
+/// Number of elements over `axes` of x (all when `all`), as a 0-d tensor of `dtype`.
+Tensor count(const Tensor& x, const Axes& axes, DType dtype);
+/// Zeros of `like`'s shape in `dtype`.
+Tensor zeros_like(const Tensor& like, DType dtype);
+/// The elementwise primitives by kind (the public functions call these).
+Tensor unary(UnaryKind k, const Tensor& x);
+Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b);
+
+}  // namespace th::detail

@@ -1,0 +1,186 @@
+// Reductions over axes (sum, prod, max, min), arg reductions and count. attrs.axes are
+// normalised and sorted when recorded; the shape rule drops them (or keeps 1s).
+#include <algorithm>
+#include <limits>
+
+#include "ops/op.hpp"
+
+namespace th::detail {
+
+namespace {
+
+const Tensor none{};
+
+Shape reduced_shape(const Shape& s, const std::vector<std::int64_t>& axes, bool keepdims) {
+  Shape r;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    bool red = std::find(axes.begin(), axes.end(), std::int64_t(i)) != axes.end();
+    if (!red) r.push_back(s[i]);
+    else if (keepdims) r.push_back(1);
+  }
+  return r;
+}
+
+DType reduce_dtype(ReduceKind k, DType d) {
+  if (k == ReduceKind::sum || k == ReduceKind::prod)
+    return (d == DType::boolean || d == DType::int32) ? DType::int64 : d;  // as numpy
+  return d == DType::boolean ? DType::int64 : d;
+}
+
+Meta infer_reduce(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+  for (auto ax : a.axes)
+    if (ax >= std::int64_t(in[0].shape.size())) throw_shape(op, "axis " + std::to_string(ax) + " out of range", in);
+  return {reduce_dtype(ReduceKind(op.code), in[0].dtype), reduced_shape(in[0].shape, a.axes, a.keepdims)};
+}
+
+Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+  const ReduceKind k = ReduceKind(op.code);
+  Storage x = in[0]->dtype == out.dtype ? *in[0] : contiguous_as(*in[0], out.dtype);
+  if ((k == ReduceKind::max || k == ReduceKind::min) && x.size() == 0)
+    throw ValueError(message(op, "zero-size array to a reduction which has no identity", {meta_of(x)}));
+  Storage y = alloc_storage(out.dtype, reduced_shape(x.shape, a.axes, true), x.device());
+  double init = 0;
+  switch (k) {
+    case ReduceKind::sum: init = 0; break;
+    case ReduceKind::prod: init = 1; break;
+    case ReduceKind::max: init = -std::numeric_limits<double>::infinity(); break;
+    case ReduceKind::min: init = std::numeric_limits<double>::infinity(); break;
+  }
+  if (!is_floating(out.dtype) && (k == ReduceKind::max || k == ReduceKind::min)) {
+    init = k == ReduceKind::max ? double(std::numeric_limits<std::int64_t>::lowest())
+                                : double(std::numeric_limits<std::int64_t>::max());
+    if (out.dtype == DType::int32)
+      init = k == ReduceKind::max ? double(std::numeric_limits<std::int32_t>::lowest())
+                                  : double(std::numeric_limits<std::int32_t>::max());
+  }
+  Backend& be = backend_for(x.device());
+  be.fill(y, init);
+  Storage yv = y;  // y seen with x's shape: stride 0 on reduced axes
+  yv.shape = x.shape;
+  for (auto ax : a.axes) yv.strides[std::size_t(ax)] = 0;
+  be.reduce(k, x, yv);
+  y.shape = out.shape;
+  y.strides = contiguous_strides(out.shape);
+  return y;
+}
+
+// g with the reduced axes put back as size 1, ready to broadcast against x.
+Tensor keep_reduced(const Tensor& g, const Attrs& a) {
+  if (a.keepdims) return g;
+  Tensor r = g;
+  for (auto ax : a.axes) r = expand_dims(r, ax);  // ascending axes: each lands where it was
+  return r;
+}
+
+std::vector<Tensor> vjp_sum(const Op&, const VjpCtx& c) { return {broadcast_like(keep_reduced(c.g, c.attrs), c.x[0])}; }
+
+// d prod / dx_i = product of the others, exact with zeros: 0 zeros -> y/x, 1 zero -> the
+// product of the non-zeros at the zero, 2+ zeros -> 0.
+std::vector<Tensor> vjp_prod(const Op&, const VjpCtx& c) {
+  const Tensor& x = c.x[0];
+  Attrs k = c.attrs;
+  k.keepdims = true;
+  Axes axes(k.axes);
+  Tensor is_zero = x == 0.0;
+  Tensor safe = where(is_zero, 1.0, x);
+  Tensor zeros = sum(is_zero, axes, true);
+  Tensor p = prod(safe, axes, true);
+  Tensor g = keep_reduced(c.g, c.attrs);
+  Tensor others = where(is_zero, where(zeros == 1.0, p, 0.0), where(zeros == 0.0, p / safe, 0.0));
+  return {g * others};
+}
+
+// The gradient goes to the extreme elements, split evenly between ties.
+std::vector<Tensor> vjp_extreme(const Op&, const VjpCtx& c) {
+  const Tensor& x = c.x[0];
+  Axes axes(c.attrs.axes);
+  Tensor hit = x == broadcast_like(keep_reduced(c.y, c.attrs), x);
+  Tensor ties = cast(sum(hit, axes, true), c.g.dtype());
+  return {where(hit, keep_reduced(c.g, c.attrs) / ties, 0.0)};
+}
+
+const Op op_sum{"sum", int(ReduceKind::sum), &infer_reduce, &forward_reduce, &vjp_sum};
+const Op op_prod{"prod", int(ReduceKind::prod), &infer_reduce, &forward_reduce, &vjp_prod};
+const Op op_max{"max", int(ReduceKind::max), &infer_reduce, &forward_reduce, &vjp_extreme};
+const Op op_min{"min", int(ReduceKind::min), &infer_reduce, &forward_reduce, &vjp_extreme};
+
+Meta infer_arg(const Op&, const std::vector<Meta>& in, const Attrs& a) {
+  if (a.all) return {DType::int64, a.keepdims ? Shape(in[0].shape.size(), 1) : Shape{}};
+  return {DType::int64, reduced_shape(in[0].shape, {a.axis}, a.keepdims)};
+}
+
+Storage forward_arg(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+  const Storage& x = *in[0];
+  if (x.size() == 0) throw ValueError(message(op, "attempt to get the index of an empty sequence", {meta_of(x)}));
+  Storage rows;
+  if (a.all) {
+    rows = reshape_view(x, {1, x.size()});
+  } else {  // move the axis last, then view as (outer, n)
+    Storage t = x;
+    std::size_t ax = std::size_t(a.axis);
+    t.shape.erase(t.shape.begin() + std::ptrdiff_t(ax));
+    t.strides.erase(t.strides.begin() + std::ptrdiff_t(ax));
+    t.shape.push_back(x.shape[ax]);
+    t.strides.push_back(x.strides[ax]);
+    rows = reshape_view(t, {x.size() / x.shape[ax], x.shape[ax]});
+  }
+  Storage y = alloc_storage(DType::int64, out.shape, x.device());
+  backend_for(x.device()).arg_reduce(op.code == 1, rows, y);
+  return y;
+}
+
+const Op op_argmin{"argmin", 0, &infer_arg, &forward_arg, nullptr};
+const Op op_argmax{"argmax", 1, &infer_arg, &forward_arg, nullptr};
+
+// The number of elements over attrs.axes, as a 0-d tensor of attrs.dtype.
+const Op op_count{
+    "count", 0, [](const Op&, const std::vector<Meta>&, const Attrs& a) { return Meta{a.dtype, {}}; },
+    [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
+      double n = 1;
+      for (auto ax : a.axes) n *= double(in[0]->shape[std::size_t(ax)]);
+      Storage s = alloc_storage(a.dtype, {}, in[0]->device());
+      backend_for(s.device()).fill(s, n);
+      return s;
+    },
+    nullptr};
+
+Tensor reduce(const Op& op, const Tensor& x, const Axes& axis, bool keepdims) {
+  Attrs a;
+  a.axes = norm_axes(op, axis, node_of(x, op.name).shape.size(), {meta_of(x)});
+  a.keepdims = keepdims;
+  return apply(op, {x}, std::move(a));
+}
+
+Tensor arg_reduce(const Op& op, const Tensor& x, std::optional<std::int64_t> axis, bool keepdims) {
+  Attrs a;
+  a.all = !axis.has_value();
+  if (axis) a.axis = norm_axis(op, *axis, std::int64_t(node_of(x, op.name).shape.size()), {meta_of(x)});
+  a.keepdims = keepdims;
+  return apply(op, {x}, std::move(a));
+}
+
+}  // namespace
+
+Tensor count(const Tensor& x, const Axes& axes, DType dtype) {
+  Attrs a;
+  a.axes = norm_axes(op_count, axes, node_of(x, "count").shape.size(), {meta_of(x)});
+  a.dtype = dtype;
+  return apply(op_count, {x}, std::move(a));
+}
+
+}  // namespace th::detail
+
+namespace th {
+
+Tensor sum(const Tensor& x, Axes axis, bool keepdims) { return detail::reduce(detail::op_sum, x, axis, keepdims); }
+Tensor prod(const Tensor& x, Axes axis, bool keepdims) { return detail::reduce(detail::op_prod, x, axis, keepdims); }
+Tensor max(const Tensor& x, Axes axis, bool keepdims) { return detail::reduce(detail::op_max, x, axis, keepdims); }
+Tensor min(const Tensor& x, Axes axis, bool keepdims) { return detail::reduce(detail::op_min, x, axis, keepdims); }
+Tensor argmax(const Tensor& x, std::optional<std::int64_t> axis, bool keepdims) {
+  return detail::arg_reduce(detail::op_argmax, x, axis, keepdims);
+}
+Tensor argmin(const Tensor& x, std::optional<std::int64_t> axis, bool keepdims) {
+  return detail::arg_reduce(detail::op_argmin, x, axis, keepdims);
+}
+
+}  // namespace th
