@@ -100,8 +100,14 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 // ---- creation ------------------------------------------------------------------------------
 /// A 0-d tensor (floatX unless `dtype` is given).
 Tensor tensor(double value, std::optional<DType> dtype = std::nullopt);
+/// One number of a 1-d list literal. NOTE: a wrapper (not plain double) so that a column
+/// literal such as {{1}, {2}} reads as 2-d rather than as a 1-d list.
+struct ListValue {
+  double v;
+  ListValue(double x) : v(x) {}
+};
 /// A 1-d tensor from a list.
-Tensor tensor(std::initializer_list<double> values, std::optional<DType> dtype = std::nullopt);
+Tensor tensor(std::initializer_list<ListValue> values, std::optional<DType> dtype = std::nullopt);
 /// A 2-d tensor from nested lists (rows must have equal length).
 Tensor tensor(std::initializer_list<std::initializer_list<double>> values,
               std::optional<DType> dtype = std::nullopt);

@@ -38,8 +38,10 @@ Tensor tensor_from_data(const void* data, DType dtype, Shape shape) {
 
 Tensor tensor(double value, std::optional<DType> dtype) { return from_doubles({value}, {}, dtype); }
 
-Tensor tensor(std::initializer_list<double> values, std::optional<DType> dtype) {
-  return from_doubles(std::vector<double>(values), {std::int64_t(values.size())}, dtype);
+Tensor tensor(std::initializer_list<ListValue> values, std::optional<DType> dtype) {
+  std::vector<double> v;
+  for (const ListValue& x : values) v.push_back(x.v);
+  return from_doubles(v, {std::int64_t(values.size())}, dtype);
 }
 
 Tensor tensor(std::initializer_list<std::initializer_list<double>> values, std::optional<DType> dtype) {

@@ -1,0 +1,96 @@
+// The one checker every differentiable op's test goes through (Theano's verify_grad):
+//   check::op("name", fn, {shapes...}, expected_shape, opts)
+// builds seeded float64 inputs, checks the output shape, compares the VJP of a random
+// projection sum(fn(x) * r) against central differences, and optionally differentiates
+// the gradient again (grad of grad) the same way.
+#pragma once
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <theta/theta.hpp>
+
+namespace check {
+
+using Inputs = std::vector<th::Tensor>;
+using Fn = std::function<th::Tensor(const Inputs&)>;
+
+struct Options {
+  double lo = -2, hi = 2;       // input range (e.g. positive for log/sqrt)
+  double eps = 1e-6;            // finite-difference step
+  double tol = 1e-5;            // relative-or-absolute tolerance
+  bool grad2 = false;           // also check the gradient of the gradient
+  std::vector<bool> diff;       // which inputs to differentiate (default: all)
+  std::uint64_t seed = 7;
+};
+
+inline th::Tensor input(const th::Shape& s, std::uint64_t seed, double lo, double hi) {
+  return th::random::uniform(s, lo, hi, seed, th::DType::float64);
+}
+
+inline double l_of(const Fn& fn, const Inputs& xs, const th::Tensor& r) {
+  return th::sum(fn(xs) * r).item<double>();
+}
+
+// Compares grad(L, xs[i]) with central differences of L, for each differentiated input.
+inline void compare_with_fd(const std::string& what, const Fn& L, const Inputs& xs, const std::vector<bool>& diff,
+                            double eps, double tol) {
+  Inputs vars;
+  for (auto& x : xs) vars.push_back(th::variable(x));
+  th::Tensor cost = L(vars);
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    if (!diff[i]) continue;
+    th::Tensor g = th::grad(cost, vars[i]);
+    BOOST_TEST_REQUIRE(g.shape() == xs[i].shape(), what << ": gradient of input " << i << " has the wrong shape");
+    std::vector<double> gv = g.to_vector<double>();
+    std::vector<double> xv = xs[i].to_vector<double>();
+    for (std::size_t j = 0; j < xv.size(); ++j) {
+      auto at = [&](double delta) {
+        std::vector<double> p = xv;
+        p[j] += delta;
+        Inputs q = xs;
+        q[i] = th::tensor(p, xs[i].shape());
+        return L(q).item<double>();
+      };
+      double fd = (at(eps) - at(-eps)) / (2 * eps);
+      double err = std::fabs(fd - gv[j]) / std::max(1.0, std::fabs(fd));
+      BOOST_TEST(err < tol, what << ": d/dx" << i << "[" << j << "] analytic " << gv[j] << " vs numeric " << fd);
+    }
+  }
+}
+
+inline void op(const std::string& name, const Fn& fn, const std::vector<th::Shape>& shapes, const th::Shape& expect,
+               Options o = {}) {
+  BOOST_TEST_CONTEXT("op " << name) {
+    Inputs xs;
+    for (std::size_t i = 0; i < shapes.size(); ++i) xs.push_back(input(shapes[i], o.seed + i, o.lo, o.hi));
+    if (o.diff.empty()) o.diff.assign(xs.size(), true);
+    th::Tensor y = fn(xs);
+    BOOST_TEST_REQUIRE(y.shape() == expect, name << ": output shape " << th::shape_str(y.shape()) << " expected "
+                                                 << th::shape_str(expect));
+    BOOST_TEST(y.dtype() == th::DType::float64);
+    th::Tensor r = input(y.shape(), o.seed + 100, -1, 1);
+    Fn L = [&](const Inputs& v) { return th::sum(fn(v) * r); };
+    compare_with_fd(name, L, xs, o.diff, o.eps, o.tol);
+    if (o.grad2) {
+      // h(x) = sum(grad(L, x) * r2): its gradient is a Hessian-vector product.
+      std::vector<th::Tensor> r2;
+      for (std::size_t i = 0; i < xs.size(); ++i) r2.push_back(input(xs[i].shape(), o.seed + 200 + i, -1, 1));
+      Fn H = [&](const Inputs& v) {
+        Inputs vars;
+        for (auto& x : v) vars.push_back(x.is_recorded() ? x : th::variable(x));
+        th::Tensor c = L(vars);
+        th::Tensor h = th::tensor(0.0);
+        for (std::size_t i = 0; i < v.size(); ++i)
+          if (o.diff[i]) h = h + th::sum(th::grad(c, vars[i]) * r2[i]);
+        return h;
+      };
+      compare_with_fd(name + " (grad of grad)", H, xs, o.diff, 1e-4, 1e-4);
+    }
+  }
+}
+
+}  // namespace check

@@ -1,0 +1,154 @@
+// Tensors: creation, queries, values, numpy type promotion, printing, forward values.
+#define BOOST_TEST_MODULE tensor
+#include <sstream>
+
+#include "check.hpp"
+
+using th::DType;
+using th::Tensor;
+
+namespace {
+std::string str(const Tensor& t) {
+  std::ostringstream os;
+  os << t;
+  return os.str();
+}
+std::vector<double> vals(const Tensor& t) { return t.to_vector<double>(); }
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(creation_and_queries) {
+  Tensor a = th::tensor({{1, 2, 3}, {4, 5, 6}});
+  BOOST_TEST((a.shape() == th::Shape{2, 3}));
+  BOOST_TEST(a.ndim() == 2);
+  BOOST_TEST(a.size() == 6);
+  BOOST_TEST(a.dtype() == DType::float64);
+  BOOST_TEST(a.device() == th::cpu());
+  BOOST_TEST(!a.is_symbolic());
+  BOOST_TEST(!a.is_recorded());
+  BOOST_TEST(th::tensor({1, 2}, DType::int32).dtype() == DType::int32);
+  BOOST_TEST(th::tensor(std::vector<std::int64_t>{1, 2, 3, 4}, {2, 2}).dtype() == DType::int64);
+  BOOST_TEST(th::tensor(std::vector<float>{1, 2}, {2}).dtype() == DType::float32);
+  BOOST_TEST(th::tensor(std::vector<bool>{true, false}, {2}).to_vector<bool>() == (std::vector<bool>{true, false}));
+  BOOST_TEST(th::tensor({{{1, 2}, {3, 4}}, {{5, 6}, {7, 8}}}).shape() == (th::Shape{2, 2, 2}));
+  BOOST_TEST(vals(th::zeros({2, 2})) == std::vector<double>(4, 0.0));
+  BOOST_TEST(vals(th::ones({3})) == std::vector<double>(3, 1.0));
+  BOOST_TEST(vals(th::full({2}, 7.5)) == (std::vector<double>{7.5, 7.5}));
+  BOOST_TEST(th::arange(5).dtype() == DType::int64);
+  BOOST_TEST(vals(th::arange(5)) == (std::vector<double>{0, 1, 2, 3, 4}));
+  BOOST_TEST(vals(th::arange(1, 2, 0.25)) == (std::vector<double>{1, 1.25, 1.5, 1.75}));
+  BOOST_TEST(th::arange(1, 2, 0.25).dtype() == DType::float64);
+  BOOST_TEST(vals(th::linspace(0, 1, 5)) == (std::vector<double>{0, 0.25, 0.5, 0.75, 1}));
+  BOOST_TEST(vals(th::eye(2)) == (std::vector<double>{1, 0, 0, 1}));
+  BOOST_TEST(th::tensor(3.5).item() == 3.5);
+  BOOST_TEST(th::tensor(3.5).item<int>() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(random_is_seeded) {
+  BOOST_TEST(vals(th::random::normal({5}, 1)) == vals(th::random::normal({5}, 1)));
+  BOOST_TEST(vals(th::random::normal({5}, 1)) != vals(th::random::normal({5}, 2)));
+  auto u = vals(th::random::uniform({1000}, -3, 4, 9));
+  for (double v : u) BOOST_TEST((v >= -3 && v < 4));
+  double m = th::mean(th::random::normal({20000}, 3)).item();
+  BOOST_TEST(std::fabs(m) < 0.05);
+}
+
+BOOST_AUTO_TEST_CASE(xtensor_interop) {
+  xt::xarray<double> x = {{1., 2.}, {3., 4.}};
+  Tensor t = th::tensor(x);
+  BOOST_TEST((t.shape() == th::Shape{2, 2}));
+  xt::xarray<double> back = (t * 2.0).to_xarray();
+  BOOST_TEST(back(1, 0) == 6.0);
+  xt::xarray<int> xi = {1, 2, 3};
+  BOOST_TEST(th::tensor(xi).dtype() == DType::int32);
+}
+
+BOOST_AUTO_TEST_CASE(type_promotion_like_numpy) {
+  Tensor i32 = th::tensor({1, 2}, DType::int32), i64 = th::tensor({1, 2}, DType::int64);
+  Tensor f32 = th::tensor({1, 2}, DType::float32), f64 = th::tensor({1, 2});
+  Tensor b = th::tensor(std::vector<bool>{true, false}, {2});
+  BOOST_TEST((i32 + i64).dtype() == DType::int64);
+  BOOST_TEST((i32 + f32).dtype() == DType::float64);  // numpy: int32 + float32 -> float64
+  BOOST_TEST((f32 + f64).dtype() == DType::float64);
+  BOOST_TEST((b + i32).dtype() == DType::int32);
+  BOOST_TEST((i32 / i32).dtype() == DType::float64);  // true division
+  BOOST_TEST((f32 * 2.0).dtype() == DType::float32);  // weak scalars keep the tensor's type
+  BOOST_TEST((i32 * 2.0).dtype() == DType::int32);
+  BOOST_TEST((i32 * 2.5).dtype() == DType::float64);
+  BOOST_TEST((f32 < 1.5).dtype() == DType::boolean);
+  BOOST_TEST(th::exp(i64).dtype() == DType::float64);
+  BOOST_TEST(th::sum(i32).dtype() == DType::int64);
+  BOOST_TEST(th::sum(b).item() == 1.0);
+  BOOST_TEST(th::mean(i32).dtype() == DType::float64);
+  BOOST_TEST(th::argmax(f64).dtype() == DType::int64);
+  BOOST_TEST(th::cast(f64, DType::int32).dtype() == DType::int32);
+  BOOST_TEST(th::promote_types(DType::int64, DType::float32) == DType::float64);
+  BOOST_TEST(vals(i32 * i32 - 1.0) == (std::vector<double>{0, 3}));
+  BOOST_TEST(vals(th::pow(th::tensor({2, 3}, DType::int64), 3.0)) == (std::vector<double>{8, 27}));
+}
+
+BOOST_AUTO_TEST_CASE(forward_values) {
+  Tensor a = th::tensor({{1, 2, 3}, {4, 5, 6}});
+  BOOST_TEST(vals(th::sum(a, 0)) == (std::vector<double>{5, 7, 9}));
+  BOOST_TEST(vals(th::sum(a, 1, true)) == (std::vector<double>{6, 15}));
+  BOOST_TEST((th::sum(a, 1, true).shape() == th::Shape{2, 1}));
+  BOOST_TEST(vals(th::max(a, 1)) == (std::vector<double>{3, 6}));
+  BOOST_TEST(vals(th::min(a, 0)) == (std::vector<double>{1, 2, 3}));
+  BOOST_TEST(vals(th::prod(a, 1)) == (std::vector<double>{6, 120}));
+  BOOST_TEST(vals(th::argmax(a, 1)) == (std::vector<double>{2, 2}));
+  BOOST_TEST(th::argmax(a).item() == 5);
+  BOOST_TEST(vals(th::argmin(a, 0)) == (std::vector<double>{0, 0, 0}));
+  BOOST_TEST(vals(a.T()) == (std::vector<double>{1, 4, 2, 5, 3, 6}));
+  BOOST_TEST(vals(th::view(a, 1)) == (std::vector<double>{4, 5, 6}));
+  BOOST_TEST(vals(th::view(a, th::all(), th::range(-2, std::nullopt))) == (std::vector<double>{2, 3, 5, 6}));
+  BOOST_TEST(vals(th::view(a, th::all(), th::range(std::nullopt, std::nullopt, -1))) ==
+             (std::vector<double>{3, 2, 1, 6, 5, 4}));
+  BOOST_TEST(vals(th::take(a, th::tensor({1, 0}, DType::int64), 1)) == (std::vector<double>{2, 1, 5, 4}));
+  BOOST_TEST(vals(th::concatenate({a, a}, 0)).size() == 12u);
+  BOOST_TEST((th::stack({a, a}, 2).shape() == th::Shape{2, 3, 2}));
+  BOOST_TEST(vals(th::where(a > 3.0, a, -a)) == (std::vector<double>{-1, -2, -3, 4, 5, 6}));
+  BOOST_TEST(vals(th::clip(a, 2, 4)) == (std::vector<double>{2, 2, 3, 4, 4, 4}));
+  BOOST_TEST(vals(th::relu(a - 3.0)) == (std::vector<double>{0, 0, 0, 1, 2, 3}));
+  BOOST_TEST(vals(th::sign(a - 3.0)) == (std::vector<double>{-1, -1, 0, 1, 1, 1}));
+  BOOST_TEST(vals(th::outer(th::tensor({1, 2}), th::tensor({3, 4}))) == (std::vector<double>{3, 4, 6, 8}));
+  BOOST_TEST(th::dot(th::tensor({1, 2, 3}), th::tensor({4, 5, 6})).item() == 32.0);
+  BOOST_TEST(vals(th::dot(a, th::tensor({{7, 8}, {9, 10}, {11, 12}}))) == (std::vector<double>{58, 64, 139, 154}));
+  // float32 GEMM and GEMV go through BLAS too.
+  Tensor f = th::tensor({{1, 2}, {3, 4}}, DType::float32);
+  BOOST_TEST(vals(th::dot(f, f)) == (std::vector<double>{7, 10, 15, 22}));
+  BOOST_TEST(vals(th::dot(f, th::tensor({1, 1}, DType::float32))) == (std::vector<double>{3, 7}));
+  BOOST_TEST(vals(th::matmul(th::tensor({{1, 2}}, DType::int64), th::tensor({{3}, {4}}, DType::int64))) ==
+             (std::vector<double>{11}));
+  // softmax and logsumexp stay finite for huge inputs.
+  Tensor big = th::tensor({1000, 1000});
+  BOOST_TEST(vals(th::softmax(big)) == (std::vector<double>{0.5, 0.5}));
+  BOOST_TEST(std::fabs(th::logsumexp(big).item() - (1000 + std::log(2.0))) < 1e-9);
+  BOOST_TEST(vals(th::sigmoid(th::tensor({-1000, 1000}))) == (std::vector<double>{0, 1}));
+  // NaN propagates through maximum, as numpy.
+  BOOST_TEST(std::isnan(th::max(th::tensor({1, NAN, 3})).item()));
+}
+
+BOOST_AUTO_TEST_CASE(views_share_and_reshape_copies_when_needed) {
+  Tensor a = th::arange(0, 12, 1, DType::float64);
+  Tensor m = th::reshape(a, {3, 4});
+  BOOST_TEST(vals(th::reshape(m.T(), {-1})) == (std::vector<double>{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11}));
+  BOOST_TEST(vals(th::squeeze(th::expand_dims(m, 1), 1)) == vals(m));
+  BOOST_TEST(vals(th::broadcast_to(th::tensor({1, 2}), {2, 2})) == (std::vector<double>{1, 2, 1, 2}));
+}
+
+BOOST_AUTO_TEST_CASE(printing_like_numpy) {
+  BOOST_TEST(str(th::tensor({5, 7, 9})) == "[5. 7. 9.]");
+  BOOST_TEST(str(th::tensor({{58, 64}, {139, 154}})) == "[[ 58.  64.]\n [139. 154.]]");
+  BOOST_TEST(str(th::tensor(7.0)) == "7.0");
+  BOOST_TEST(str(th::tensor(58.05881643915938)) == "58.05881643915938");
+  BOOST_TEST(str(th::tensor({1.5, 2.25})) == "[1.5  2.25]");
+  BOOST_TEST(str(th::tensor({-0.62460173, -0.42046766})) == "[-0.62460173 -0.42046766]");
+  BOOST_TEST(str(th::arange(4)) == "[0 1 2 3]");
+  BOOST_TEST(str(th::tensor({1, 2}) > 1.5) == "[False  True]");
+  BOOST_TEST(str(th::tensor({1e-5, 1e3})) == "[1.e-05 1.e+03]");
+  BOOST_TEST(str(th::tensor({{{1, 2}}, {{3, 4}}})) == "[[[1. 2.]]\n\n [[3. 4.]]]");
+  BOOST_TEST(str(th::zeros({0})) == "[]");
+  std::string longline = str(th::arange(0, 30, 1, DType::float64));
+  BOOST_TEST(longline.find('\n') != std::string::npos);  // wraps at 75 columns
+  std::string summary = str(th::arange(2000));
+  BOOST_TEST(summary == "[   0    1    2 ... 1997 1998 1999]");
+}
