@@ -46,6 +46,18 @@ BOOST_AUTO_TEST_CASE(recording_rules) {
   BOOST_TEST(th::grad(th::sum(f * 2.0), f).dtype() == th::DType::float32);
 }
 
+BOOST_AUTO_TEST_CASE(cast_passes_gradients_between_float_types) {
+  // Not in the finite-difference checker: a float32 round trip is coarser than its step.
+  Tensor x = th::variable(th::tensor({1, 2}));
+  Tensor y = th::sum(th::cast(x, th::DType::float32) * 3.0);
+  BOOST_TEST(y.dtype() == th::DType::float32);
+  Tensor g = th::grad(y, x);
+  BOOST_TEST(g.dtype() == th::DType::float64);
+  BOOST_TEST(vals(g) == (std::vector<double>{3, 3}));
+  BOOST_TEST(vals(th::grad(th::sum(x.astype(th::DType::float32) * x), x)) == (std::vector<double>{2, 4}));
+  BOOST_TEST(x.to(th::cpu()).node() == x.node());
+}
+
 BOOST_AUTO_TEST_CASE(prod_gradient_with_zeros) {
   Tensor x = th::variable(th::tensor({{2, 0, 3}, {0, 0, 5}, {1, 2, 4}}));
   Tensor g = th::grad(th::sum(th::prod(x, 1)), x);

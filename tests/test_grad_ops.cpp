@@ -80,6 +80,11 @@ BOOST_AUTO_TEST_CASE(linear_algebra) {
   op("dot vector-vector", [](const X& x) { return th::dot(x[0], x[1]); }, {{4}, {4}}, {});
   op("dot matrix-matrix", [](const X& x) { return x[0].dot(x[1]); }, {{2, 3}, {3, 5}}, {2, 5}, g2());
   op("dot transposed operands", [](const X& x) { return th::dot(x[0].T(), x[1].T()); }, {{3, 2}, {5, 3}}, {2, 5});
+  op("dot of a column-strided view", [](const X& x) {
+       return th::dot(th::view(x[0], th::all(), th::range(std::nullopt, std::nullopt, 2)), x[1]);
+     }, {{3, 8}, {4, 2}}, {3, 2});
+  op("dot of a broadcast operand", [](const X& x) { return th::dot(th::broadcast_to(x[0], {3, 4}), x[1]); },
+     {{4}, {4, 2}}, {3, 2});
   op("dot scalar", [](const X& x) { return th::dot(x[0], x[1]); }, {{}, {3}}, {3});
   op("matmul batched", [](const X& x) { return th::matmul(x[0], x[1]); }, {{2, 3, 4}, {4, 5}}, {2, 3, 5});
   op("matmul broadcast batches", [](const X& x) { return th::matmul(x[0], x[1]); }, {{2, 1, 3, 4}, {5, 4, 2}},

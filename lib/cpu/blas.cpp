@@ -27,26 +27,25 @@ MatLayout layout(std::int64_t rows, std::int64_t cols, std::int64_t sr, std::int
   return {};
 }
 
+// A row-major copy of a rows x cols strided matrix, for layouts BLAS cannot take.
+template <class T>
+const T* pack(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t sr, std::int64_t sc,
+              std::vector<T>& buf, MatLayout& l) {
+  buf.resize(std::size_t(rows * cols));
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) buf[std::size_t(i * cols + j)] = src[i * sr + j * sc];
+  l = {true, CblasNoTrans, std::max<std::int64_t>(cols, 1)};
+  return buf.data();
+}
+
 template <class T>
 void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::int64_t sa0, std::int64_t sa1,
               const T* b, std::int64_t sb0, std::int64_t sb1, T* y) {
   if constexpr (std::is_floating_point_v<T>) {
     MatLayout la = layout(M, K, sa0, sa1), lb = layout(K, N, sb0, sb1);
     std::vector<T> ca, cb;  // contiguous copies for layouts BLAS cannot take (e.g. broadcast)
-    if (!la.ok) {
-      ca.resize(std::size_t(M * K));
-      for (std::int64_t i = 0; i < M; ++i)
-        for (std::int64_t k = 0; k < K; ++k) ca[std::size_t(i * K + k)] = a[i * sa0 + k * sa1];
-      a = ca.data();
-      la = {true, CblasNoTrans, std::max<std::int64_t>(K, 1)};
-    }
-    if (!lb.ok) {
-      cb.resize(std::size_t(K * N));
-      for (std::int64_t k = 0; k < K; ++k)
-        for (std::int64_t j = 0; j < N; ++j) cb[std::size_t(k * N + j)] = b[k * sb0 + j * sb1];
-      b = cb.data();
-      lb = {true, CblasNoTrans, std::max<std::int64_t>(N, 1)};
-    }
+    if (!la.ok) a = pack(M, K, a, sa0, sa1, ca, la);
+    if (!lb.ok) b = pack(K, N, b, sb0, sb1, cb, lb);
     const int m = int(M), n = int(N), k = int(K);
     if (N == 1) {  // y(M) = op(A) b, b a strided vector
       std::int64_t incb = lb.ok && !cb.empty() ? 1 : sb0;
