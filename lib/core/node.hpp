@@ -46,6 +46,8 @@ std::int64_t live_nodes();
 
 /// The node of `t`, or th::ValueError("<what>: empty tensor") when `t` is empty.
 Node& node_of(const Tensor& t, const char* what);
+/// The user's name, or for an unnamed op result "op(input names)" (for run-time errors).
+std::string display_name(const Node& n, int depth = 2);
 /// A constant tensor holding `s`.
 Tensor make_constant(Storage s);
 /// The concrete value of `t`; th::ValueError naming `what` when symbolic.
