@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "check.hpp"
+#include <theta/function.hpp>
 #include "core/node.hpp"
 #include "ops/op.hpp"
 
@@ -13,17 +14,6 @@ using th::Tensor;
 namespace d = th::detail;
 
 namespace {
-
-Tensor placeholder(th::DType dtype, th::Shape static_shape, std::string name) {
-  auto n = std::make_shared<d::Node>();
-  n->kind = d::NodeKind::placeholder;
-  n->dtype = dtype;
-  n->shape = std::move(static_shape);
-  n->recorded = true;
-  n->symbolic = true;
-  n->name = std::move(name);
-  return Tensor(std::move(n));
-}
 
 // A minimal interpreter: evaluates `out` with placeholders bound to concrete tensors.
 Tensor evaluate(const Tensor& out, const std::unordered_map<d::Node*, Tensor>& bind) {
@@ -49,8 +39,8 @@ Tensor evaluate(const Tensor& out, const std::unordered_map<d::Node*, Tensor>& b
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(seed_regression_graph_is_shape_polymorphic) {
-  Tensor X = placeholder(th::DType::float64, {-1, -1}, "x");
-  Tensor Y = placeholder(th::DType::float64, {-1}, "y");
+  Tensor X = th::placeholder(th::DType::float64, 2, "x");
+  Tensor Y = th::placeholder(th::DType::float64, 1, "y");
   Tensor w = th::variable(th::random::normal({4}, 1), "w");
   Tensor cost = th::mean(th::sqr(th::dot(X, w) - Y));
   BOOST_TEST(cost.is_symbolic());
@@ -83,7 +73,7 @@ BOOST_AUTO_TEST_CASE(seed_regression_graph_is_shape_polymorphic) {
 }
 
 BOOST_AUTO_TEST_CASE(symbolic_grad_of_grad_and_shape_ops) {
-  Tensor x = placeholder(th::DType::float64, {-1}, "x");
+  Tensor x = th::placeholder(th::DType::float64, 1, "x");
   auto f = [](const Tensor& v) {
     return th::sum(th::pow(v, 3)) + th::sum(th::softmax(th::reshape(v, {1, -1})) * v) +
            th::sum(th::sqr(th::concatenate({th::view(v, th::range(0, 2)), th::take(v, th::tensor({0}, th::DType::int64))})));

@@ -4,6 +4,7 @@
 #include "device.hpp"
 #include "dtype.hpp"
 #include "error.hpp"
+#include "function.hpp"
 #include "ops.hpp"
 #include "tensor.hpp"
 #include "xtensor.hpp"

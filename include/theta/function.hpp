@@ -1,0 +1,143 @@
+// Theano's half: symbolic placeholders, shared variables, and th::function, which freezes
+// recorded expressions into an immutable program with parameter updates.
+#pragma once
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tensor.hpp"
+#include "xtensor.hpp"
+
+namespace th {
+
+// ---- placeholders (symbolic inputs) ----------------------------------------------------------
+/// A symbolic input of `dtype` and rank `ndim`; its sizes are fixed only when a function runs.
+Tensor placeholder(DType dtype, std::int64_t ndim, std::string name = "");
+#define THETA_PLACEHOLDERS(prefix, dtype_expr)                                                     \
+  inline Tensor prefix##scalar(std::string name = "") { return placeholder(dtype_expr, 0, std::move(name)); } \
+  inline Tensor prefix##vector(std::string name = "") { return placeholder(dtype_expr, 1, std::move(name)); } \
+  inline Tensor prefix##matrix(std::string name = "") { return placeholder(dtype_expr, 2, std::move(name)); } \
+  inline Tensor prefix##tensor3(std::string name = "") { return placeholder(dtype_expr, 3, std::move(name)); } \
+  inline Tensor prefix##tensor4(std::string name = "") { return placeholder(dtype_expr, 4, std::move(name)); }
+THETA_PLACEHOLDERS(, floatX())
+THETA_PLACEHOLDERS(d, DType::float64)
+THETA_PLACEHOLDERS(f, DType::float32)
+THETA_PLACEHOLDERS(i, DType::int32)
+THETA_PLACEHOLDERS(l, DType::int64)
+#undef THETA_PLACEHOLDERS
+
+// ---- shared variables -------------------------------------------------------------------------
+/// A named, persistent value that expressions and functions read; always recorded.
+class Shared : public Tensor {
+ public:
+  Shared() = default;
+  explicit Shared(Tensor t) : Tensor(std::move(t)) {}
+  /// A copy of the current value.
+  Tensor get_value() const;
+  /// Replaces the value (same dtype and rank, else th::TypeError).
+  void set_value(const Tensor& value);
+};
+/// A shared variable holding `value` (copied from the caller's tensor).
+Shared shared(const Tensor& value, std::string name = "");
+
+// ---- functions --------------------------------------------------------------------------------
+enum class Mode { fast, nan_guard, debug };
+struct Options {
+  Mode mode = Mode::fast;
+  bool allow_input_downcast = false;
+};
+/// (shared variable, its new value): all computed from the values before the call, then applied.
+using Updates = std::vector<std::pair<Shared, Tensor>>;
+
+/// What a call returns: a sequence of tensors; converts to one Tensor when the function was
+/// made with a single output (not a list).
+class Result {
+ public:
+  Result(std::vector<Tensor> values, bool single) : values_(std::move(values)), single_(single) {}
+  std::size_t size() const { return values_.size(); }
+  const Tensor& operator[](std::size_t i) const { return values_.at(i); }
+  auto begin() const { return values_.begin(); }
+  auto end() const { return values_.end(); }
+  /// The single output (th::ValueError for a function made with a list of outputs).
+  operator Tensor() const;
+  template <class T = double>
+  T item() const {
+    return Tensor(*this).item<T>();
+  }
+  template <class T = double>
+  std::vector<T> to_vector() const {
+    return Tensor(*this).to_vector<T>();
+  }
+  bool single() const { return single_; }
+
+ private:
+  std::vector<Tensor> values_;
+  bool single_;
+};
+/// A single output prints as the tensor; a list as [a, b].
+std::ostream& operator<<(std::ostream& os, const Result& r);
+
+namespace detail {
+struct Program;
+template <class A>
+Tensor to_argument(const A& a) {
+  if constexpr (std::is_base_of_v<Tensor, A>) return a;
+  else if constexpr (std::is_same_v<A, bool>) return tensor(a ? 1.0 : 0.0, DType::boolean);
+  else if constexpr (std::is_arithmetic_v<A>) return tensor(static_cast<double>(a), dtype_of<A>());
+  else static_assert(std::is_arithmetic_v<A>, "theta: a function argument must be a Tensor, a number, "
+                                               "a std::vector<T> or an xt::xarray<T>");
+}
+template <class T>
+Tensor to_argument(const std::vector<T>& v) {
+  return tensor(v, Shape{std::int64_t(v.size())});
+}
+template <class T>
+Tensor to_argument(const xt::xarray<T>& a) {
+  return tensor(a);
+}
+}  // namespace detail
+
+/// A frozen, reusable, optimized function (cheap to copy; immutable).
+class Function {
+ public:
+  explicit Function(std::shared_ptr<detail::Program> p) : p_(std::move(p)) {}
+  /// Calls with one argument per input: Tensors, C++ numbers, std::vector<T>, xt::xarray<T>.
+  template <class... A>
+  Result operator()(const A&... args) const {
+    return call(std::vector<Tensor>{detail::to_argument(args)...});
+  }
+  /// Calls with arguments counted at run time.
+  Result call(const std::vector<Tensor>& args) const;
+  /// Time per operation over the calls so far, most expensive first.
+  std::string profile() const;
+  const std::shared_ptr<detail::Program>& program() const { return p_; }
+
+ private:
+  std::shared_ptr<detail::Program> p_;
+};
+
+Function function(const std::vector<Tensor>& inputs, const Tensor& output, const Updates& updates = {},
+                  const Options& options = {});
+Function function(const std::vector<Tensor>& inputs, std::initializer_list<Tensor> outputs,
+                  const Updates& updates = {}, const Options& options = {});
+Function function(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+                  const Updates& updates = {}, const Options& options = {});
+
+/// Freezes `f` by calling it once on the placeholders.
+template <class F, class... P>
+Function trace(F&& f, const P&... placeholders) {
+  return function(std::vector<Tensor>{placeholders...}, f(placeholders...));
+}
+
+/// Readable text of the graph of a tensor or of a function.
+std::string debugprint(const Tensor& t);
+std::string debugprint(const Function& f);
+/// Graphviz (dot) text of the graph.
+std::string to_dot(const Tensor& t);
+std::string to_dot(const Function& f);
+
+}  // namespace th

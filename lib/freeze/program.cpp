@@ -1,0 +1,327 @@
+// Freezing: th::function copies the part of the recorded graph that its outputs and
+// updates reach into an immutable Program (steps over numbered value slots), separate
+// from the tape; the executor runs it. Nodes that depend on no input and no shared
+// variable are folded to their (already computed) values.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cmath>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <unordered_map>
+
+#include "core/backend.hpp"
+#include "ops/op.hpp"
+#include "theta/function.hpp"
+
+namespace th::detail {
+
+struct Step {
+  const Op* op;
+  Attrs attrs;
+  std::vector<std::size_t> in;     // input slots
+  std::size_t out;                 // output slot
+  std::vector<std::string> names;  // operand display names, for run-time errors
+};
+
+struct Program {
+  std::size_t slots = 0;
+  std::vector<std::size_t> input_slots;
+  std::vector<Meta> input_meta;  // declared dtype and rank
+  std::vector<std::string> input_names;
+  std::vector<std::pair<std::size_t, Storage>> constants;
+  std::vector<std::pair<std::size_t, std::shared_ptr<Node>>> shared;  // read at each call
+  std::vector<Step> steps;
+  std::vector<std::size_t> outputs;
+  bool single = false;
+  std::vector<std::pair<std::shared_ptr<Node>, std::size_t>> updates;  // shared node <- slot
+  Options options;
+  mutable std::mutex prof_mu;
+  mutable std::vector<double> prof_seconds;
+  mutable std::int64_t calls = 0;
+};
+
+std::mutex& shared_values_mutex() {
+  static std::mutex m;  // a shared value is read and replaced whole under it: never torn
+  return m;
+}
+
+namespace {
+
+bool lossless(DType from, DType to) {
+  if (from == to || from == DType::boolean) return true;
+  if (is_floating(to)) return !is_floating(from) || to == DType::float64;  // int -> float, f32 -> f64
+  return from == DType::int32 && to == DType::int64;
+}
+
+std::string input_label(const Program& p, std::size_t i) {
+  return "input " + std::to_string(i) + (p.input_names[i].empty() ? "" : " '" + p.input_names[i] + "'");
+}
+
+Storage convert_argument(const Program& p, std::size_t i, const Tensor& arg) {
+  const Storage& v = value_of(arg, "function call");
+  const Meta& want = p.input_meta[i];
+  if (v.shape.size() != want.shape.size())
+    throw TypeError("function: " + input_label(p, i) + " expects a " + std::to_string(want.shape.size()) +
+                    "-d tensor, got shape " + shape_str(v.shape));
+  if (v.dtype == want.dtype) return v;
+  Storage c = contiguous_as(v, want.dtype);
+  bool ok = lossless(v.dtype, want.dtype) || p.options.allow_input_downcast;
+  if (!ok && v.shape.empty()) {  // a 0-d value that converts exactly is fine (a C++ literal 0.5)
+    Storage back = contiguous_as(c, v.dtype);
+    ok = std::memcmp(back.bytes(), contiguous_as(v, v.dtype).bytes(), dtype_size(v.dtype)) == 0;
+  }
+  if (!ok)
+    throw TypeError("function: " + input_label(p, i) + " is " + dtype_name(want.dtype) + " but got a " +
+                    dtype_name(v.dtype) + " argument, which would lose precision (convert it, or set "
+                    "options.allow_input_downcast)");
+  return c;
+}
+
+void nan_check(const Step& s, const Storage& out, const std::vector<Meta>& metas) {
+  if (!is_floating(out.dtype)) return;
+  Storage c = contiguous_as(out, DType::float64);
+  const double* d = c.data<double>();
+  for (std::int64_t i = 0; i < c.size(); ++i)
+    if (!std::isfinite(d[i]))
+      throw ValueError(message(*s.op, std::string("produced ") + (std::isnan(d[i]) ? "NaN" : "Inf") +
+                                          " (nan_guard mode)",
+                               metas));
+}
+
+}  // namespace
+
+std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
+                                const Updates& updates, const Options& options) {
+  auto p = std::make_shared<Program>();
+  p->options = options;
+  p->single = single;
+  std::unordered_map<const Node*, std::size_t> slot;
+  std::unordered_map<const Node*, bool> dynamic;  // depends on an input or a shared variable
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Node& n = node_of(inputs[i], "function");
+    if (n.kind != NodeKind::placeholder)
+      throw TypeError("function: input " + std::to_string(i) + (n.name.empty() ? "" : " '" + n.name + "'") +
+                      " is not a placeholder (make inputs with th::dvector, th::matrix, th::placeholder, ...)");
+    if (slot.count(&n)) throw ValueError("function: input '" + n.name + "' is listed twice");
+    slot[&n] = p->slots++;
+    dynamic[&n] = true;
+    p->input_slots.push_back(slot[&n]);
+    p->input_meta.push_back(Meta{n.dtype, n.shape, {}});
+    p->input_names.push_back(n.name);
+  }
+  // Post-order (inputs first), iterative: graphs can be deep.
+  auto visit = [&](const Tensor& root) {
+    std::vector<std::pair<Tensor, std::size_t>> stack{{root, 0}};
+    node_of(root, "function");
+    while (!stack.empty()) {
+      auto& [t, next] = stack.back();
+      const Node* n = t.node().get();
+      if (slot.count(n)) {
+        stack.pop_back();
+        continue;
+      }
+      if (next < n->inputs.size()) {
+        Tensor child = n->inputs[next++];
+        if (!slot.count(child.node().get())) stack.push_back({child, 0});
+        continue;
+      }
+      Tensor node = t;
+      stack.pop_back();
+      const std::size_t s = p->slots++;
+      slot[n] = s;
+      if (n->kind == NodeKind::placeholder)
+        throw ValueError("function: the outputs depend on placeholder '" + display_name(*n) +
+                         "', which is not among the inputs");
+      if (n->kind == NodeKind::shared) {
+        p->shared.push_back({s, node.node()});
+        dynamic[n] = true;
+        continue;
+      }
+      bool dyn = false;
+      for (const Tensor& in : n->inputs) dyn = dyn || dynamic[in.node().get()];
+      dynamic[n] = dyn;
+      if (!dyn) {  // a constant, or folded at freeze time
+        p->constants.push_back({s, *n->value});
+        continue;
+      }
+      Step st{n->op, n->attrs, {}, s, {}};
+      for (const Tensor& in : n->inputs) {
+        st.in.push_back(slot.at(in.node().get()));
+        st.names.push_back(display_name(*in.node()));
+      }
+      p->steps.push_back(std::move(st));
+    }
+  };
+  for (const Tensor& o : outputs) {
+    visit(o);
+    p->outputs.push_back(slot.at(o.node().get()));
+  }
+  for (const auto& [sv, value] : updates) {
+    const Node& target = node_of(sv, "function updates");
+    const Node& v = node_of(value, "function updates");
+    if (target.kind != NodeKind::shared)
+      throw TypeError("function: an update target must be a th::shared variable" +
+                      (target.name.empty() ? std::string() : " [" + target.name + "]"));
+    if (v.shape.size() != target.shape.size() || !lossless(v.dtype, target.dtype))
+      throw TypeError("function: the update of '" + target.name + "' (" + dtype_name(target.dtype) + ", " +
+                      std::to_string(target.shape.size()) + "-d) has a new value of type " + dtype_name(v.dtype) +
+                      " with " + std::to_string(v.shape.size()) + " dimensions");
+    for (const auto& [other, unused] : p->updates)
+      if (other.get() == &target) throw ValueError("function: '" + target.name + "' is updated twice");
+    visit(value);
+    p->updates.push_back({sv.node(), slot.at(value.node().get())});
+  }
+  p->prof_seconds.assign(p->steps.size(), 0.0);
+  return p;
+}
+
+Result execute(const Program& p, const std::vector<Tensor>& args) {
+  if (args.size() != p.input_slots.size())
+    throw TypeError("function: expected " + std::to_string(p.input_slots.size()) + " arguments, got " +
+                    std::to_string(args.size()));
+  std::vector<Storage> vals(p.slots);
+  for (std::size_t i = 0; i < args.size(); ++i) vals[p.input_slots[i]] = convert_argument(p, i, args[i]);
+  for (const auto& [s, v] : p.constants) vals[s] = v;
+  {
+    std::lock_guard<std::mutex> lock(shared_values_mutex());
+    for (const auto& [s, n] : p.shared) vals[s] = *n->value;
+  }
+  const bool guard = p.options.mode != Mode::fast;
+  std::vector<double> seconds(p.steps.size());
+  std::vector<const Storage*> in;
+  std::vector<Meta> metas;
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
+    const Step& s = p.steps[k];
+    in.clear();
+    metas.clear();
+    for (std::size_t j = 0; j < s.in.size(); ++j) {
+      in.push_back(&vals[s.in[j]]);
+      metas.push_back(meta_of(vals[s.in[j]], s.names[j]));
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    vals[s.out] = run_op(*s.op, in, metas, s.attrs);
+    seconds[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (guard) nan_check(s, vals[s.out], metas);
+  }
+  // Updates: every new value is computed and checked before any is applied.
+  std::vector<Storage> fresh;
+  for (const auto& [n, s] : p.updates) {
+    const Storage& v = vals[s];
+    if (v.shape.size() != n->shape.size())
+      throw TypeError("function: the new value of '" + n->name + "' has shape " + shape_str(v.shape));
+    fresh.push_back(v.dtype == n->dtype ? v : contiguous_as(v, n->dtype));
+  }
+  {
+    std::lock_guard<std::mutex> lock(shared_values_mutex());
+    for (std::size_t i = 0; i < fresh.size(); ++i) {
+      Node& n = *p.updates[i].first;
+      n.value = fresh[i];
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(p.prof_mu);
+    for (std::size_t k = 0; k < seconds.size(); ++k) p.prof_seconds[k] += seconds[k];
+    ++p.calls;
+  }
+  std::vector<Tensor> out;
+  for (std::size_t s : p.outputs) out.push_back(make_constant(vals[s]));
+  return Result(std::move(out), p.single);
+}
+
+}  // namespace th::detail
+
+namespace th {
+
+Tensor placeholder(DType dtype, std::int64_t ndim, std::string name) {
+  if (ndim < 0) throw ValueError("placeholder: ndim must be non-negative, got " + std::to_string(ndim));
+  auto n = std::make_shared<detail::Node>();
+  n->kind = detail::NodeKind::placeholder;
+  n->dtype = dtype;
+  n->shape.assign(std::size_t(ndim), -1);
+  n->recorded = true;
+  n->symbolic = true;
+  n->name = std::move(name);
+  return Tensor(std::move(n));
+}
+
+Shared shared(const Tensor& value, std::string name) {
+  const detail::Storage& v = detail::value_of(value, "shared");
+  auto n = std::make_shared<detail::Node>();
+  n->kind = detail::NodeKind::shared;
+  n->dtype = v.dtype;
+  n->shape.assign(v.shape.size(), -1);  // NOTE: sizes may change with set_value; only the rank is fixed
+  n->value = v;  // values are immutable: sharing the storage is a copy
+  n->recorded = true;
+  n->name = std::move(name);
+  return Shared(Tensor(std::move(n)));
+}
+
+Tensor Shared::get_value() const {
+  std::lock_guard<std::mutex> lock(detail::shared_values_mutex());
+  return detail::make_constant(*detail::node_of(*this, "get_value").value);
+}
+
+void Shared::set_value(const Tensor& value) {
+  detail::Node& n = detail::node_of(*this, "set_value");
+  const detail::Storage& v = detail::value_of(value, "set_value");
+  if (v.dtype != n.dtype || v.shape.size() != n.shape.size())
+    throw TypeError("set_value: '" + n.name + "' is " + dtype_name(n.dtype) + " with " +
+                    std::to_string(n.shape.size()) + " dimensions; got " + dtype_name(v.dtype) + " of shape " +
+                    shape_str(v.shape));
+  std::lock_guard<std::mutex> lock(detail::shared_values_mutex());
+  n.value = v;
+}
+
+Result::operator Tensor() const {
+  if (!single_)
+    throw ValueError("function result: the function was made with a list of " + std::to_string(values_.size()) +
+                     " outputs; index it (result[0])");
+  return values_.at(0);
+}
+
+std::ostream& operator<<(std::ostream& os, const Result& r) {
+  if (r.single()) return os << r[0];
+  os << "[";
+  for (std::size_t i = 0; i < r.size(); ++i) os << (i ? ", " : "") << r[i];
+  return os << "]";
+}
+
+Result Function::call(const std::vector<Tensor>& args) const { return detail::execute(*p_, args); }
+
+std::string Function::profile() const {
+  std::vector<std::pair<double, std::string>> rows;
+  std::int64_t calls;
+  {
+    std::lock_guard<std::mutex> lock(p_->prof_mu);
+    calls = p_->calls;
+    std::unordered_map<std::string, double> by_op;
+    for (std::size_t k = 0; k < p_->steps.size(); ++k) by_op[p_->steps[k].op->name] += p_->prof_seconds[k];
+    for (auto& [name, sec] : by_op) rows.push_back({sec, name});
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  double total = 0;
+  for (auto& r : rows) total += r.first;
+  std::ostringstream os;
+  os << "profile: " << calls << " calls, " << p_->steps.size() << " steps, " << total * 1e3 << " ms in ops\n";
+  for (auto& [sec, name] : rows)
+    os << "  " << name << ": " << sec * 1e3 << " ms (" << (total > 0 ? 100 * sec / total : 0) << "%), "
+       << (calls ? sec * 1e6 / double(calls) : 0) << " us/call\n";
+  return os.str();
+}
+
+Function function(const std::vector<Tensor>& inputs, const Tensor& output, const Updates& updates,
+                  const Options& options) {
+  return Function(detail::freeze(inputs, {output}, true, updates, options));
+}
+Function function(const std::vector<Tensor>& inputs, std::initializer_list<Tensor> outputs, const Updates& updates,
+                  const Options& options) {
+  return Function(detail::freeze(inputs, std::vector<Tensor>(outputs), false, updates, options));
+}
+Function function(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, const Updates& updates,
+                  const Options& options) {
+  return Function(detail::freeze(inputs, outputs, false, updates, options));
+}
+
+}  // namespace th
