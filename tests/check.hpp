@@ -2,7 +2,9 @@
 //   check::op("name", fn, {shapes...}, expected_shape, opts)
 // builds seeded float64 inputs, checks the output shape, compares the VJP of a random
 // projection sum(fn(x) * r) against central differences, and optionally differentiates
-// the gradient again (grad of grad) the same way.
+// the gradient again (grad of grad) the same way. Then it builds the same expression and
+// its projected gradients on placeholders, freezes them into one th::function and checks
+// it against eager on the test shapes and on grown shapes (every dimension > 1 plus one).
 #pragma once
 #include <boost/test/unit_test.hpp>
 #include <cmath>
@@ -25,6 +27,7 @@ struct Options {
   bool grad2 = false;           // also check the gradient of the gradient
   std::vector<bool> diff;       // which inputs to differentiate (default: all)
   std::uint64_t seed = 7;
+  bool frozen = true;           // also check the frozen function (off only where symbolic is impossible)
 };
 
 inline th::Tensor input(const th::Shape& s, std::uint64_t seed, double lo, double hi) {
@@ -62,6 +65,62 @@ inline void compare_with_fd(const std::string& what, const Fn& L, const Inputs& 
   }
 }
 
+inline void expect_close(const std::string& what, const th::Tensor& got, const th::Tensor& want) {
+  BOOST_TEST_REQUIRE(got.shape() == want.shape(), what << ": shape " << th::shape_str(got.shape()) << " vs eager "
+                                                      << th::shape_str(want.shape()));
+  auto a = got.to_vector<double>(), b = want.to_vector<double>();
+  for (std::size_t i = 0; i < a.size(); ++i)
+    BOOST_TEST(std::fabs(a[i] - b[i]) <= 1e-9 * std::max(1.0, std::fabs(b[i])),
+               what << "[" << i << "]: frozen " << a[i] << " vs eager " << b[i]);
+}
+
+// The frozen function of `fn` and its projected gradients must match eager at `xs`.
+inline void frozen_matches_eager(const std::string& name, const Fn& fn, const th::Function& f, const Inputs& xs,
+                                 const std::vector<bool>& diff, std::uint64_t seed) {
+  th::Tensor y = fn(xs);
+  th::Tensor r = input(y.shape(), seed, -1, 1);
+  Inputs vars;
+  for (auto& x : xs) vars.push_back(th::variable(x));
+  th::Tensor cost = th::sum(fn(vars) * r);
+  Inputs args = xs;
+  args.push_back(r);
+  th::Result got = f.call(args);
+  expect_close(name + " frozen value", got[0], y);
+  std::size_t k = 1;
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (diff[i]) expect_close(name + " frozen gradient " + std::to_string(i), got[k++], th::grad(cost, vars[i]));
+}
+
+inline void frozen(const std::string& name, const Fn& fn, const Inputs& xs, const std::vector<bool>& diff,
+                   std::uint64_t seed, std::size_t out_ndim, double lo, double hi) {
+  Inputs ph;
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    ph.push_back(th::placeholder(th::DType::float64, xs[i].ndim(), "x" + std::to_string(i)));
+  th::Tensor rph = th::placeholder(th::DType::float64, std::int64_t(out_ndim), "r");
+  th::Tensor y = fn(ph);
+  th::Tensor cost = th::sum(y * rph);
+  std::vector<th::Tensor> outs{y};
+  for (std::size_t i = 0; i < ph.size(); ++i)
+    if (diff[i]) outs.push_back(th::grad(cost, ph[i]));
+  Inputs ins = ph;
+  ins.push_back(rph);
+  th::Function f = th::function(ins, outs);
+  frozen_matches_eager(name, fn, f, xs, diff, seed);
+  Inputs grown;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    th::Shape s = xs[i].shape();
+    for (auto& d : s) d = d > 1 ? d + 1 : d;
+    grown.push_back(input(s, seed + 1 + i, lo, hi));
+  }
+  bool valid = true;
+  try {
+    fn(grown);
+  } catch (const th::Error&) {
+    valid = false;  // the op's fixed attributes (a target shape, say) do not fit grown inputs
+  }
+  if (valid) frozen_matches_eager(name + " (grown shapes)", fn, f, grown, diff, seed + 50);
+}
+
 inline void op(const std::string& name, const Fn& fn, const std::vector<th::Shape>& shapes, const th::Shape& expect,
                Options o = {}) {
   BOOST_TEST_CONTEXT("op " << name) {
@@ -75,6 +134,7 @@ inline void op(const std::string& name, const Fn& fn, const std::vector<th::Shap
     th::Tensor r = input(y.shape(), o.seed + 100, -1, 1);
     Fn L = [&](const Inputs& v) { return th::sum(fn(v) * r); };
     compare_with_fd(name, L, xs, o.diff, o.eps, o.tol);
+    if (o.frozen) frozen(name, fn, xs, o.diff, o.seed + 300, y.shape().size(), o.lo, o.hi);
     if (o.grad2) {
       // h(x) = sum(grad(L, x) * r2): its gradient is a Hessian-vector product.
       std::vector<th::Tensor> r2;

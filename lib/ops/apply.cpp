@@ -45,7 +45,10 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
   } else {
     std::vector<const Storage*> values;
     values.reserve(inputs.size());
-    for (const Tensor& t : inputs) values.push_back(&*t.node()->value);
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      values.push_back(&*inputs[i].node()->value);
+      metas[i].shape = values.back()->shape;  // NOTE: run on the value's shape (a shared's static one is open)
+    }
     node->value = run_op(op, values, metas, attrs);
     node->dtype = node->value->dtype;
     node->shape = node->value->shape;

@@ -1,0 +1,148 @@
+// th::function: inputs and conversions, shape polymorphism, updates applied together, a
+// failing call changes nothing, errors, trace, profile, nan_guard, shared variables.
+#define BOOST_TEST_MODULE function
+#include "check.hpp"
+
+using th::Tensor;
+
+namespace {
+std::vector<double> vals(const Tensor& t) { return t.to_vector<double>(); }
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+template <class E, class F>
+std::string message_of(F f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("wrong exception type: ") + e.what();
+  }
+  return "no exception";
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(seed_values) {
+  auto x = th::scalar(), y = th::scalar(), z = th::scalar();
+  BOOST_TEST(th::function({x, y, z}, x * y + z)(3, 2, 1).item() == 7.0);
+  auto u = th::dvector(), v = th::dvector();
+  auto add = th::function({u, v}, u + v);
+  BOOST_TEST(vals(add(th::tensor({1, 2, 3}), th::tensor({4, 5, 6}))) == (std::vector<double>{5, 7, 9}));
+  BOOST_TEST(vals(add(th::tensor({1, 2, 3, -1, -2, -3}), th::tensor({5, 6, 7, 8, 9, 10}))) ==
+             (std::vector<double>{6, 8, 10, 7, 7, 7}));
+  BOOST_TEST(th::function({u, v}, u.dot(v))(th::tensor({1, 2, 3}), th::tensor({4, 5, 6})).item() == 32.0);
+  auto p = th::dscalar(), q = th::dscalar();
+  auto zz = th::pow(p, 3) + th::pow(q, 2) + p * q;
+  th::Result r = th::function({p, q}, th::grad(zz, {p, q}))(2, 3);
+  BOOST_TEST(r.size() == 2u);
+  BOOST_TEST(!r.single());
+  BOOST_TEST(r[0].item() == 15.0);
+  BOOST_TEST(r[1].item() == 8.0);
+}
+
+BOOST_AUTO_TEST_CASE(argument_kinds_and_conversion) {
+  auto v = th::dvector("v");
+  auto f = th::function({v}, th::sum(v));
+  BOOST_TEST(f(std::vector<double>{1, 2, 3}).item() == 6.0);
+  BOOST_TEST(f(std::vector<int>{1, 2}).item() == 3.0);  // int -> float is lossless
+  xt::xarray<float> xa = {1.f, 2.f};
+  BOOST_TEST(f(xa).item() == 3.0);                       // float32 -> float64 too
+  BOOST_TEST(f.call({th::tensor({4, 4})}).item() == 8.0);
+  auto fv = th::fvector("fv");
+  auto g = th::function({fv}, fv * 2.0);
+  BOOST_TEST(g(th::tensor(std::vector<float>{1.5f}, {1})).to_vector()[0] == 3.0);
+  std::string m = message_of<th::TypeError>([&] { g(th::tensor({1.5})); });
+  BOOST_TEST(has(m, "input 0 'fv' is float32 but got a float64 argument"), m);
+  th::Options o;
+  o.allow_input_downcast = true;
+  auto g2 = th::function({fv}, fv * 2.0, {}, o);
+  BOOST_TEST(Tensor(g2(th::tensor({1.5}))).dtype() == th::DType::float32);
+  auto fs = th::fscalar();
+  BOOST_TEST(th::function({fs}, fs + 1.0)(0.5).item() == 1.5);  // an exactly representable 0-d value is fine
+}
+
+BOOST_AUTO_TEST_CASE(updates_are_computed_from_old_values_then_applied_together) {
+  auto a = th::shared(th::tensor({1, 2}), "a");
+  auto b = th::shared(th::tensor({3, 4}), "b");
+  auto swap = th::function({}, std::vector<Tensor>{}, {{a, b}, {b, a}});
+  swap();
+  BOOST_TEST(vals(a.get_value()) == (std::vector<double>{3, 4}));
+  BOOST_TEST(vals(b.get_value()) == (std::vector<double>{1, 2}));
+  // A counter and its output: the output sees the value before the update.
+  auto c = th::shared(th::tensor(0.0), "c");
+  auto step = th::function({}, c * 1.0, {{c, c + 1.0}});
+  BOOST_TEST(step().item() == 0.0);
+  BOOST_TEST(step().item() == 1.0);
+  BOOST_TEST(c.get_value().item() == 2.0);
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_call_changes_no_shared_value) {
+  auto x = th::matrix("x");
+  auto y = th::vector("y");
+  auto w = th::shared(th::zeros({4}), "w");
+  auto k = th::shared(th::tensor(0.0), "k");
+  auto cost = th::mean(th::sqr(th::dot(x, w) - y));
+  auto train = th::function({x, y}, {cost}, {{k, k + 1.0}, {w, w - 0.1 * th::grad(cost, w)}});
+  train(th::ones({5, 4}), th::ones({5}));
+  std::vector<double> w_before = vals(w.get_value());
+  std::string m = message_of<th::ShapeError>([&] { train(th::ones({5, 3}), th::ones({5})); });
+  BOOST_TEST(has(m, "shapes not aligned"), m);
+  BOOST_TEST(has(m, "[x, "), m);
+  BOOST_TEST(vals(w.get_value()) == w_before);
+  BOOST_TEST(k.get_value().item() == 1.0);
+  BOOST_CHECK_THROW(train(th::ones({5, 4}), th::ones({6})), th::ShapeError);
+  BOOST_TEST(k.get_value().item() == 1.0);
+}
+
+BOOST_AUTO_TEST_CASE(shared_variables) {
+  auto w = th::shared(th::tensor({1, 2}), "w");
+  BOOST_TEST(w.is_recorded());
+  BOOST_TEST(vals(th::grad(th::sum(w * w), w)) == (std::vector<double>{2, 4}));  // eager use
+  auto f = th::function({}, th::sum(w));
+  BOOST_TEST(f().item() == 3.0);
+  w.set_value(th::tensor({5, 5, 5}));  // sizes may change, rank and dtype may not
+  BOOST_TEST(f().item() == 15.0);
+  BOOST_TEST(has(message_of<th::TypeError>([&] { w.set_value(th::tensor({{1, 2}})); }), "set_value: 'w'"));
+  BOOST_TEST(has(message_of<th::TypeError>([&] { w.set_value(th::tensor({1, 2}, th::DType::int64)); }), "int64"));
+  // get_value is a copy: later updates do not change it.
+  Tensor before = w.get_value();
+  th::function({}, std::vector<Tensor>{}, {{w, w * 2.0}})();
+  BOOST_TEST(vals(before) == (std::vector<double>{5, 5, 5}));
+  BOOST_TEST(vals(w.get_value()) == (std::vector<double>{10, 10, 10}));
+}
+
+BOOST_AUTO_TEST_CASE(function_errors) {
+  auto x = th::dvector("x"), y = th::dvector("y");
+  auto f = th::function({x, y}, x + y);
+  BOOST_TEST(has(message_of<th::TypeError>([&] { f(th::tensor({1})); }), "expected 2 arguments, got 1"));
+  BOOST_TEST(has(message_of<th::TypeError>([&] { f(th::tensor({{1}}), th::tensor({1})); }),
+                 "input 0 'x' expects a 1-d tensor, got shape (1, 1)"));
+  BOOST_TEST(has(message_of<th::ShapeError>([&] { f(th::tensor({1, 2}), th::tensor({1, 2, 3})); }), "[x, y]"));
+  BOOST_TEST(has(message_of<th::ValueError>([&] { th::function({x}, x + y); }),
+                 "depend on placeholder 'y', which is not among the inputs"));
+  BOOST_TEST(has(message_of<th::TypeError>([&] { th::function({x, th::tensor({1})}, x); }), "is not a placeholder"));
+  BOOST_TEST(has(message_of<th::ValueError>([&] { Tensor t = th::function({x, y}, {x, y})(th::tensor({1}), th::tensor({1})); }),
+                 "list of 2 outputs"));
+  BOOST_TEST(has(message_of<th::ValueError>([&] { (x + y).item(); }), "symbolic"));
+  BOOST_TEST(has(message_of<th::ValueError>([&] { th::grad(x, x); }), "exactly one element"));
+  auto s = th::shared(th::tensor(1.0), "s");
+  BOOST_TEST(has(message_of<th::ValueError>([&] { th::function({}, s, {{s, s + 1.0}, {s, s + 2.0}}); }), "updated twice"));
+  BOOST_TEST(has(message_of<th::TypeError>([&] { th::function({}, s, {{s, th::ones({2})}}); }), "update of 's'"));
+}
+
+BOOST_AUTO_TEST_CASE(trace_profile_and_nan_guard) {
+  auto f = th::trace([](const Tensor& a, const Tensor& b) { return th::tanh(a) * b; }, th::dvector(), th::dscalar());
+  BOOST_TEST(std::fabs(f(std::vector<double>{0.5}, 2).to_vector()[0] - 2 * std::tanh(0.5)) < 1e-15);
+  std::string prof = f.profile();
+  BOOST_TEST(has(prof, "tanh"), prof);
+  BOOST_TEST(has(prof, "1 calls"), prof);
+  auto x = th::dvector("x");
+  th::Options o;
+  o.mode = th::Mode::nan_guard;
+  auto g = th::function({x}, th::exp(th::log(x) * 2.0), {}, o);
+  BOOST_TEST(vals(g(std::vector<double>{2})) == (std::vector<double>{4}), boost::test_tools::tolerance(1e-12));
+  std::string m = message_of<th::ValueError>([&] { g(std::vector<double>{-1}); });
+  BOOST_TEST(has(m, "log: produced NaN (nan_guard mode)"), m);
+  BOOST_TEST(has(m, "[x]"), m);
+  // Without the guard the NaN just flows through.
+  BOOST_TEST(std::isnan(th::function({x}, th::log(x))(std::vector<double>{-1}).to_vector()[0]));
+}
