@@ -146,3 +146,22 @@ BOOST_AUTO_TEST_CASE(trace_profile_and_nan_guard) {
   // Without the guard the NaN just flows through.
   BOOST_TEST(std::isnan(th::function({x}, th::log(x))(std::vector<double>{-1}).to_vector()[0]));
 }
+
+BOOST_AUTO_TEST_CASE(inspection) {
+  auto x = th::dmatrix("x");
+  auto w = th::shared(th::zeros({3}), "w");
+  auto e = th::tanh(th::dot(x, w));
+  std::string d = th::debugprint(e);
+  BOOST_TEST(has(d, "tanh float64"), d);
+  BOOST_TEST(has(d, " |placeholder 'x' float64 (?, ?)"), d);
+  BOOST_TEST(has(d, "shared 'w'"), d);
+  auto f = th::function({x}, e, {{w, w + 1.0}});
+  std::string fd = th::debugprint(f);
+  BOOST_TEST(has(fd, "input 0 'x'"), fd);
+  BOOST_TEST(has(fd, "= matmul("), fd);
+  BOOST_TEST(has(fd, "update 'w' <- "), fd);
+  std::string dot = th::to_dot(e);
+  BOOST_TEST(has(dot, "digraph theta {"), dot);
+  BOOST_TEST(has(dot, "-> A;"), dot);  // the root has incoming edges
+  BOOST_TEST(has(th::to_dot(f), "label=\"tanh\""));
+}

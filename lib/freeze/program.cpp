@@ -12,35 +12,9 @@
 #include <unordered_map>
 
 #include "core/backend.hpp"
-#include "ops/op.hpp"
-#include "theta/function.hpp"
+#include "freeze/program.hpp"
 
 namespace th::detail {
-
-struct Step {
-  const Op* op;
-  Attrs attrs;
-  std::vector<std::size_t> in;     // input slots
-  std::size_t out;                 // output slot
-  std::vector<std::string> names;  // operand display names, for run-time errors
-};
-
-struct Program {
-  std::size_t slots = 0;
-  std::vector<std::size_t> input_slots;
-  std::vector<Meta> input_meta;  // declared dtype and rank
-  std::vector<std::string> input_names;
-  std::vector<std::pair<std::size_t, Storage>> constants;
-  std::vector<std::pair<std::size_t, std::shared_ptr<Node>>> shared;  // read at each call
-  std::vector<Step> steps;
-  std::vector<std::size_t> outputs;
-  bool single = false;
-  std::vector<std::pair<std::shared_ptr<Node>, std::size_t>> updates;  // shared node <- slot
-  Options options;
-  mutable std::mutex prof_mu;
-  mutable std::vector<double> prof_seconds;
-  mutable std::int64_t calls = 0;
-};
 
 std::mutex& shared_values_mutex() {
   static std::mutex m;  // a shared value is read and replaced whole under it: never torn

@@ -1,0 +1,142 @@
+// Graph inspection: th::debugprint (indented text, Theano style, with the user's names)
+// and th::to_dot (Graphviz), for a recorded tensor or a frozen function.
+#include <sstream>
+#include <unordered_map>
+
+#include "freeze/program.hpp"
+
+namespace th {
+
+namespace {
+
+const char* kind_name(detail::NodeKind k) {
+  switch (k) {
+    case detail::NodeKind::constant: return "constant";
+    case detail::NodeKind::variable: return "variable";
+    case detail::NodeKind::placeholder: return "placeholder";
+    case detail::NodeKind::shared: return "shared";
+    case detail::NodeKind::op: return "op";
+  }
+  return "?";
+}
+
+std::string label(const detail::Node& n) {
+  std::string s = n.op ? n.op->name : kind_name(n.kind);
+  if (!n.name.empty()) s += " '" + n.name + "'";
+  return s + " " + dtype_name(n.dtype) + " " + shape_str(n.shape);
+}
+
+// Ids in first-visit order, so repeated subgraphs print once.
+struct Ids {
+  std::unordered_map<const detail::Node*, std::string> id;
+  std::string of(const detail::Node* n, bool& fresh) {
+    auto it = id.find(n);
+    fresh = it == id.end();
+    if (!fresh) return it->second;
+    std::size_t k = id.size();
+    std::string s;
+    do {
+      s.insert(s.begin(), char('A' + k % 26));
+      k = k / 26;
+    } while (k-- > 0);
+    return id[n] = s;
+  }
+};
+
+void print_tree(std::ostream& os, const Tensor& t, const std::string& prefix, Ids& ids, int depth) {
+  const detail::Node& n = *t.node();
+  bool fresh = false;
+  std::string id = ids.of(&n, fresh);
+  os << prefix << label(n) << " [id " << id << "]";
+  if (!fresh && !n.inputs.empty()) {
+    os << " (see above)\n";
+    return;
+  }
+  os << "\n";
+  if (depth > 200 && !n.inputs.empty()) {
+    os << prefix << " |... (deeper graph not shown)\n";
+    return;
+  }
+  for (const Tensor& in : n.inputs) print_tree(os, in, prefix + " |", ids, depth + 1);
+}
+
+}  // namespace
+
+std::string debugprint(const Tensor& t) {
+  detail::node_of(t, "debugprint");
+  std::ostringstream os;
+  Ids ids;
+  print_tree(os, t, "", ids, 0);
+  return os.str();
+}
+
+std::string debugprint(const Function& f) {
+  const detail::Program& p = *f.program();
+  std::ostringstream os;
+  auto slot_name = [&](std::size_t s) { return "%" + std::to_string(s); };
+  os << "function: " << p.input_slots.size() << " inputs, " << p.steps.size() << " steps, " << p.outputs.size()
+     << " outputs, " << p.updates.size() << " updates\n";
+  for (std::size_t i = 0; i < p.input_slots.size(); ++i)
+    os << "  " << slot_name(p.input_slots[i]) << " = input " << i
+       << (p.input_names[i].empty() ? "" : " '" + p.input_names[i] + "'") << " " << dtype_name(p.input_meta[i].dtype)
+       << " " << p.input_meta[i].shape.size() << "-d\n";
+  for (const auto& [s, n] : p.shared) os << "  " << slot_name(s) << " = shared '" << n->name << "'\n";
+  for (const auto& [s, v] : p.constants)
+    os << "  " << slot_name(s) << " = constant " << dtype_name(v.dtype) << " " << shape_str(v.shape) << "\n";
+  for (const detail::Step& st : p.steps) {
+    os << "  " << slot_name(st.out) << " = " << st.op->name << "(";
+    for (std::size_t j = 0; j < st.in.size(); ++j)
+      os << (j ? ", " : "") << slot_name(st.in[j]) << (st.names[j].empty() ? "" : " " + st.names[j]);
+    os << ")\n";
+  }
+  for (std::size_t o = 0; o < p.outputs.size(); ++o) os << "  output " << o << " = " << slot_name(p.outputs[o]) << "\n";
+  for (const auto& [n, s] : p.updates) os << "  update '" << n->name << "' <- " << slot_name(s) << "\n";
+  return os.str();
+}
+
+std::string to_dot(const Tensor& t) {
+  detail::node_of(t, "to_dot");
+  std::ostringstream os;
+  os << "digraph theta {\n  rankdir=BT;\n";
+  Ids ids;
+  auto emit = [&](const Tensor& x, const std::string& id) {
+    os << "  " << id << " [label=\"" << label(*x.node()) << "\"" << (x.node()->op ? "" : ", shape=box") << "];\n";
+  };
+  bool fresh = false;
+  emit(t, ids.of(t.node().get(), fresh));
+  std::vector<Tensor> stack{t};
+  while (!stack.empty()) {
+    Tensor cur = stack.back();
+    stack.pop_back();
+    const std::string cur_id = ids.id.at(cur.node().get());
+    for (const Tensor& in : cur.node()->inputs) {
+      std::string id = ids.of(in.node().get(), fresh);
+      if (fresh) {
+        emit(in, id);
+        stack.push_back(in);
+      }
+      os << "  " << id << " -> " << cur_id << ";\n";
+    }
+  }
+  os << "}\n";
+  return os.str();
+}
+
+std::string to_dot(const Function& f) {
+  const detail::Program& p = *f.program();
+  std::ostringstream os;
+  os << "digraph theta_function {\n  rankdir=BT;\n";
+  for (std::size_t i = 0; i < p.input_slots.size(); ++i)
+    os << "  s" << p.input_slots[i] << " [shape=box, label=\"input " << (p.input_names[i].empty() ? std::to_string(i) : p.input_names[i]) << "\"];\n";
+  for (const auto& [s, n] : p.shared) os << "  s" << s << " [shape=box, label=\"shared " << n->name << "\"];\n";
+  for (const auto& [s, v] : p.constants) os << "  s" << s << " [shape=box, label=\"constant " << shape_str(v.shape) << "\"];\n";
+  for (const detail::Step& st : p.steps) {
+    os << "  s" << st.out << " [label=\"" << st.op->name << "\"];\n";
+    for (std::size_t in : st.in) os << "  s" << in << " -> s" << st.out << ";\n";
+  }
+  for (std::size_t o = 0; o < p.outputs.size(); ++o) os << "  out" << o << " [shape=plaintext, label=\"output " << o << "\"];\n  s" << p.outputs[o] << " -> out" << o << ";\n";
+  os << "}\n";
+  return os.str();
+}
+
+}  // namespace th

@@ -1,0 +1,42 @@
+// The frozen form of a function: an immutable list of steps over numbered value slots,
+// built by freeze() from the recorded graph and run by execute() (lib/freeze/program.cpp).
+#pragma once
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ops/op.hpp"
+#include "theta/function.hpp"
+
+namespace th::detail {
+
+struct Step {
+  const Op* op;
+  Attrs attrs;
+  std::vector<std::size_t> in;     // input slots
+  std::size_t out;                 // output slot
+  std::vector<std::string> names;  // operand display names, for run-time errors
+};
+
+struct Program {
+  std::size_t slots = 0;
+  std::vector<std::size_t> input_slots;
+  std::vector<Meta> input_meta;  // declared dtype and rank
+  std::vector<std::string> input_names;
+  std::vector<std::pair<std::size_t, Storage>> constants;
+  std::vector<std::pair<std::size_t, std::shared_ptr<Node>>> shared;  // read at each call
+  std::vector<Step> steps;
+  std::vector<std::size_t> outputs;
+  bool single = false;
+  std::vector<std::pair<std::shared_ptr<Node>, std::size_t>> updates;  // shared node <- slot
+  Options options;
+  mutable std::mutex prof_mu;
+  mutable std::vector<double> prof_seconds;
+  mutable std::int64_t calls = 0;
+};
+
+std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
+                                const Updates& updates, const Options& options);
+Result execute(const Program& p, const std::vector<Tensor>& args);
+
+}  // namespace th::detail
