@@ -82,7 +82,7 @@ int main() {
   section("Linear regression");
   {
     const int n_variables = 3, x_numof = 5, training_steps = 10000;
-    th::Tensor x_gen = th::tensor({3, 3, 2, 2});  // the notebook's np.random.randint(1, 4, 4)
+    th::Tensor x_gen = th::tensor({3, 3, 2, 2});  // (floatX) the notebook's np.random.randint(1, 4, 4)
     std::cout << "x_gen = " << x_gen << "\n";
     // x_train: a column of ones, then the grid product(linspace(0, 1, 5), repeat=3).
     std::vector<double> rows;
@@ -91,8 +91,8 @@ int main() {
       for (double b : grid)
         for (double c : grid) rows.insert(rows.end(), {1.0, a, b, c});
     const std::int64_t n = std::int64_t(rows.size()) / (n_variables + 1);
-    th::Tensor x_train = th::tensor(rows, {n, n_variables + 1});
-    th::Tensor y_train = th::dot(x_train, x_gen) + th::random::normal({n}, /*seed=*/2) * 0.001;
+    th::Tensor x_train = th::tensor(rows, {n, n_variables + 1}, th::floatX());
+    th::Tensor y_train = th::dot(x_train, x_gen) + th::random::normal({n}, /*seed=*/2, th::floatX()) * 0.001;
     std::cout << "y_train.shape = " << th::shape_str(y_train.shape()) << ", first values "
               << th::view(y_train, th::range(0, 5)) << "\n";
 

@@ -165,3 +165,16 @@ BOOST_AUTO_TEST_CASE(inspection) {
   BOOST_TEST(has(dot, "-> A;"), dot);  // the root has incoming edges
   BOOST_TEST(has(th::to_dot(f), "label=\"tanh\""));
 }
+
+BOOST_AUTO_TEST_CASE(configuration) {
+  th::Config saved = th::config();
+  th::config().floatX = th::DType::float32;
+  BOOST_TEST(th::vector().dtype() == th::DType::float32);
+  BOOST_TEST(th::tensor({1, 2}).dtype() == th::DType::float32);
+  BOOST_TEST(th::dvector().dtype() == th::DType::float64);
+  th::config().mode = th::Mode::nan_guard;
+  auto x = th::dvector("x");
+  BOOST_CHECK_THROW(th::function({x}, th::log(x))(std::vector<double>{-1}), th::ValueError);
+  th::config() = saved;
+  BOOST_TEST(th::floatX() == th::DType::float64);
+}

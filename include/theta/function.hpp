@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "config.hpp"
 #include "tensor.hpp"
 #include "xtensor.hpp"
 
@@ -45,7 +46,6 @@ class Shared : public Tensor {
 Shared shared(const Tensor& value, std::string name = "");
 
 // ---- functions --------------------------------------------------------------------------------
-enum class Mode { fast, nan_guard, debug };
 struct Options {
   Mode mode = Mode::fast;
   bool allow_input_downcast = false;

@@ -1,6 +1,7 @@
 // theta: define, differentiate, freeze and run tensor expressions. The one public header.
 #pragma once
 #include "autodiff.hpp"
+#include "config.hpp"
 #include "device.hpp"
 #include "dtype.hpp"
 #include "error.hpp"

@@ -1,22 +1,18 @@
 // DType names, sizes, numpy promotion and the floatX setting.
-#include <atomic>
 #include <ostream>
 
+#include "theta/config.hpp"
 #include "theta/dtype.hpp"
 #include "theta/error.hpp"
 
 namespace th {
 
-namespace {
-std::atomic<DType> g_floatX{DType::float64};
-}
-
-DType floatX() { return g_floatX.load(std::memory_order_relaxed); }
+DType floatX() { return config().floatX; }
 
 void set_floatX(DType dtype) {
   if (!is_floating(dtype))
     throw TypeError(std::string("set_floatX: floatX must be float32 or float64, not ") + dtype_name(dtype));
-  g_floatX.store(dtype, std::memory_order_relaxed);
+  config().floatX = dtype;
 }
 
 const char* dtype_name(DType d) {

@@ -162,7 +162,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (const auto& [s, n] : p.shared) vals[s] = *n->value;
   }
-  const bool guard = p.options.mode != Mode::fast;
+  const bool guard = p.options.mode != Mode::fast || config().mode != Mode::fast;
   std::vector<double> seconds(p.steps.size());
   std::vector<const Storage*> in;
   std::vector<Meta> metas;

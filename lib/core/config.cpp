@@ -1,0 +1,47 @@
+// th::config(): defaults, overridden by THETA_FLAGS="key=value,..." on first use.
+#include <cstdlib>
+#include <sstream>
+
+#include "theta/config.hpp"
+#include "theta/error.hpp"
+
+namespace th {
+
+namespace {
+
+Config from_flags(const char* flags) {
+  Config c;
+  if (!flags) return c;
+  std::stringstream ss(flags);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    std::string key = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    if (key == "floatX" && (value == "float32" || value == "float64")) {
+      c.floatX = value == "float32" ? DType::float32 : DType::float64;
+    } else if (key == "device" && value == "cpu") {
+      c.device = cpu();
+    } else if (key == "device" && value.rfind("cuda", 0) == 0) {
+      int index = value.size() > 5 && value[4] == ':' ? std::atoi(value.c_str() + 5) : 0;
+      if (!cuda_available())
+        throw DeviceError("THETA_FLAGS: device=" + value + " asked for, but no CUDA device is available");
+      c.device = cuda(index);
+    } else if (key == "mode" && (value == "fast" || value == "nan_guard" || value == "debug")) {
+      c.mode = value == "fast" ? Mode::fast : value == "nan_guard" ? Mode::nan_guard : Mode::debug;
+    } else {
+      throw ValueError("THETA_FLAGS: unknown flag or value '" + item +
+                       "' (known: floatX=float32|float64, device=cpu|cuda[:N], mode=fast|nan_guard|debug)");
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+Config& config() {
+  static Config c = from_flags(std::getenv("THETA_FLAGS"));
+  return c;
+}
+
+}  // namespace th
