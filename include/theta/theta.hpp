@@ -6,6 +6,7 @@
 #include "dtype.hpp"
 #include "error.hpp"
 #include "function.hpp"
+#include "io.hpp"
 #include "ops.hpp"
 #include "tensor.hpp"
 #include "xtensor.hpp"

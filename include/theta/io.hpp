@@ -1,0 +1,20 @@
+// numpy-compatible files: .npy (one array) and .npz (a zip of named .npy arrays).
+#pragma once
+#include <map>
+#include <string>
+
+#include "tensor.hpp"
+
+namespace th {
+
+/// Writes `t` as a .npy file (format 1.0, little-endian, C order).
+void save_npy(const std::string& path, const Tensor& t);
+/// Reads a .npy file (bool, int32, int64, float32, float64; C or Fortran order).
+/// A truncated, corrupt or oversized file throws th::IOError.
+Tensor load_npy(const std::string& path);
+/// Writes named tensors as an uncompressed .npz (as numpy.savez).
+void save_npz(const std::string& path, const std::map<std::string, Tensor>& named);
+/// Reads an .npz written by numpy.savez or save_npz (compressed archives: th::IOError).
+std::map<std::string, Tensor> load_npz(const std::string& path);
+
+}  // namespace th

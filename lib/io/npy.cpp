@@ -1,0 +1,229 @@
+// .npy and .npz reading and writing. Every length read from a file is checked against
+// the bytes actually present before anything is allocated.
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/node.hpp"
+#include "ops/op.hpp"
+#include "theta/error.hpp"
+#include "theta/io.hpp"
+
+namespace th {
+
+namespace {
+
+using Bytes = std::string;
+
+const char* descr_of(DType d) {
+  switch (d) {
+    case DType::boolean: return "|b1";
+    case DType::int32: return "<i4";
+    case DType::int64: return "<i8";
+    case DType::float32: return "<f4";
+    case DType::float64: return "<f8";
+  }
+  return "";
+}
+
+Bytes npy_bytes(const Tensor& t) {
+  const detail::Storage& v = detail::value_of(t, "save_npy");
+  detail::Storage c = detail::contiguous_as(v, v.dtype);
+  std::string shape = "(";
+  for (std::size_t i = 0; i < v.shape.size(); ++i) shape += std::to_string(v.shape[i]) + (v.shape.size() == 1 ? "," : (i + 1 < v.shape.size() ? ", " : ""));
+  shape += ")";
+  std::string header = std::string("{'descr': '") + descr_of(v.dtype) + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  Bytes out("\x93NUMPY\x01\x00", 8);
+  out += char(header.size() & 0xff);
+  out += char((header.size() >> 8) & 0xff);
+  out += header;
+  out.append(c.bytes(), std::size_t(c.size()) * dtype_size(v.dtype));
+  return out;
+}
+
+[[noreturn]] void bad(const std::string& where, const std::string& what) {
+  throw IOError("load_npy: " + where + ": " + what);
+}
+
+std::string field(const std::string& h, const std::string& key, const std::string& where) {
+  auto k = h.find("'" + key + "'");
+  if (k == std::string::npos) bad(where, "header has no '" + key + "'");
+  auto colon = h.find(':', k);
+  if (colon == std::string::npos) bad(where, "corrupt header");
+  return h.substr(colon + 1);
+}
+
+Tensor parse_npy(const Bytes& b, const std::string& where) {
+  if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) bad(where, "not a .npy file (bad magic)");
+  const unsigned major = static_cast<unsigned char>(b[6]);
+  std::size_t hlen, start;
+  if (major == 1) {
+    hlen = std::size_t(static_cast<unsigned char>(b[8])) | std::size_t(static_cast<unsigned char>(b[9])) << 8;
+    start = 10;
+  } else if (major == 2 || major == 3) {
+    if (b.size() < 12) bad(where, "truncated header");
+    hlen = 0;
+    for (int i = 3; i >= 0; --i) hlen = hlen << 8 | static_cast<unsigned char>(b[8 + std::size_t(i)]);
+    start = 12;
+  } else {
+    bad(where, "unsupported format version " + std::to_string(major));
+  }
+  if (hlen > 1 << 20 || start + hlen > b.size()) bad(where, "truncated or oversized header");
+  const std::string h = b.substr(start, hlen);
+  std::string descr = field(h, "descr", where);
+  auto q1 = descr.find('\''), q2 = descr.find('\'', q1 + 1);
+  if (q1 == std::string::npos || q2 == std::string::npos) bad(where, "corrupt descr");
+  descr = descr.substr(q1 + 1, q2 - q1 - 1);
+  DType dtype;
+  if (descr == "<f8") dtype = DType::float64;
+  else if (descr == "<f4") dtype = DType::float32;
+  else if (descr == "<i8") dtype = DType::int64;
+  else if (descr == "<i4") dtype = DType::int32;
+  else if (descr == "|b1") dtype = DType::boolean;
+  else bad(where, "unsupported dtype '" + descr + "' (theta reads bool, int32, int64, float32, float64, little-endian)");
+  const bool fortran = field(h, "fortran_order", where).find("True") < field(h, "fortran_order", where).find(',');
+  std::string sh = field(h, "shape", where);
+  auto lp = sh.find('('), rp = sh.find(')');
+  if (lp == std::string::npos || rp == std::string::npos || rp < lp) bad(where, "corrupt shape");
+  Shape shape;
+  std::stringstream ss(sh.substr(lp + 1, rp - lp - 1));
+  std::string tok;
+  unsigned __int128 count = 1;
+  while (std::getline(ss, tok, ',')) {
+    tok.erase(std::remove(tok.begin(), tok.end(), ' '), tok.end());
+    if (tok.empty()) continue;
+    if (tok.size() > 18 || tok.find_first_not_of("0123456789") != std::string::npos) bad(where, "corrupt shape '" + tok + "'");
+    shape.push_back(std::stoll(tok));
+    count *= static_cast<unsigned __int128>(shape.back());
+    if (count > (unsigned __int128)(b.size())) break;  // checked below against the data present
+  }
+  const unsigned __int128 need = count * dtype_size(dtype);
+  const std::size_t have = b.size() - start - hlen;
+  if (need != have)
+    bad(where, "data has " + std::to_string(have) + " bytes but the header's shape " + shape_str(shape) + " and dtype " +
+                   dtype_name(dtype) + " need a different amount (truncated or corrupt file)");
+  if (fortran) {
+    Shape rev(shape.rbegin(), shape.rend());
+    Tensor t = tensor_from_data(b.data() + start + hlen, dtype, rev);
+    detail::Storage s = detail::contiguous_as(*transpose(t).node()->value, dtype);
+    return detail::make_constant(s);
+  }
+  return tensor_from_data(b.data() + start + hlen, dtype, shape);
+}
+
+Bytes read_file(const std::string& path, const char* what) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw IOError(std::string(what) + ": cannot open '" + path + "'");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& path, const Bytes& b, const char* what) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f || !f.write(b.data(), std::streamsize(b.size())))
+    throw IOError(std::string(what) + ": cannot write '" + path + "'");
+}
+
+// ---- zip (stored entries only), enough for numpy.savez -----------------------------------
+std::uint32_t crc32(const Bytes& b) {
+  static const auto table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  std::uint32_t c = 0xFFFFFFFFu;
+  for (unsigned char ch : b) c = table[(c ^ ch) & 0xff] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+void put16(Bytes& o, std::uint32_t v) { o += char(v & 0xff), o += char((v >> 8) & 0xff); }
+void put32(Bytes& o, std::uint32_t v) { put16(o, v & 0xffff), put16(o, v >> 16); }
+std::uint32_t get(const Bytes& b, std::size_t at, int n, const std::string& path) {
+  if (at + std::size_t(n) > b.size()) throw IOError("load_npz: '" + path + "': truncated archive");
+  std::uint32_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(b[at + std::size_t(i)]);
+  return v;
+}
+
+}  // namespace
+
+void save_npy(const std::string& path, const Tensor& t) { write_file(path, npy_bytes(t), "save_npy"); }
+
+Tensor load_npy(const std::string& path) { return parse_npy(read_file(path, "load_npy"), "'" + path + "'"); }
+
+void save_npz(const std::string& path, const std::map<std::string, Tensor>& named) {
+  Bytes out, central;
+  std::uint32_t n = 0;
+  for (const auto& [name, t] : named) {
+    const Bytes data = npy_bytes(t), fname = name + ".npy";
+    if (data.size() > 0xFFFFFFFEu) throw IOError("save_npz: '" + name + "' is too large for a zip32 entry");
+    const std::uint32_t crc = crc32(data), offset = std::uint32_t(out.size());
+    auto common = [&](Bytes& o) {
+      put16(o, 20), put16(o, 0), put16(o, 0), put16(o, 0), put16(o, 0x21);  // version, flags, stored, time, date
+      put32(o, crc), put32(o, std::uint32_t(data.size())), put32(o, std::uint32_t(data.size()));
+      put16(o, std::uint32_t(fname.size())), put16(o, 0);
+    };
+    put32(out, 0x04034b50);
+    common(out);
+    out += fname;
+    out += data;
+    put32(central, 0x02014b50);
+    put16(central, 20);
+    common(central);
+    put16(central, 0), put16(central, 0), put16(central, 0), put32(central, 0), put32(central, offset);
+    central += fname;
+    ++n;
+  }
+  const std::uint32_t cd_offset = std::uint32_t(out.size());
+  out += central;
+  put32(out, 0x06054b50), put16(out, 0), put16(out, 0), put16(out, n), put16(out, n);
+  put32(out, std::uint32_t(central.size())), put32(out, cd_offset), put16(out, 0);
+  write_file(path, out, "save_npz");
+}
+
+std::map<std::string, Tensor> load_npz(const std::string& path) {
+  const Bytes b = read_file(path, "load_npz");
+  if (b.size() < 22) throw IOError("load_npz: '" + path + "': not a zip archive");
+  std::size_t eocd = std::string::npos;
+  for (std::size_t i = b.size() - 22 + 1; i-- > (b.size() > 22 + 65535 ? b.size() - 22 - 65535 : 0);)
+    if (get(b, i, 4, path) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  if (eocd == std::string::npos) throw IOError("load_npz: '" + path + "': not a zip archive (no end record)");
+  const std::uint32_t count = get(b, eocd + 10, 2, path), cd = get(b, eocd + 16, 4, path);
+  std::map<std::string, Tensor> out;
+  std::size_t at = cd;
+  for (std::uint32_t e = 0; e < count; ++e) {
+    if (get(b, at, 4, path) != 0x02014b50) throw IOError("load_npz: '" + path + "': corrupt central directory");
+    const std::uint32_t method = get(b, at + 10, 2, path), crc = get(b, at + 16, 4, path);
+    const std::uint32_t csize = get(b, at + 20, 4, path), nlen = get(b, at + 28, 2, path);
+    const std::uint32_t xlen = get(b, at + 30, 2, path), clen = get(b, at + 32, 2, path);
+    const std::uint32_t local = get(b, at + 42, 4, path);
+    if (at + 46 + nlen > b.size()) throw IOError("load_npz: '" + path + "': truncated archive");
+    std::string name = b.substr(at + 46, nlen);
+    if (method != 0)
+      throw IOError("load_npz: '" + path + "': entry '" + name +
+                    "' is compressed; theta reads uncompressed archives (numpy.savez, not savez_compressed)");
+    const std::size_t data = std::size_t(local) + 30 + get(b, local + 26, 2, path) + get(b, local + 28, 2, path);
+    if (data + csize > b.size()) throw IOError("load_npz: '" + path + "': truncated entry '" + name + "'");
+    Bytes npy = b.substr(data, csize);
+    if (crc32(npy) != crc) throw IOError("load_npz: '" + path + "': checksum mismatch in '" + name + "'");
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
+    out[name] = parse_npy(npy, "'" + path + "' entry '" + name + "'");
+    at += 46 + nlen + xlen + clen;
+  }
+  return out;
+}
+
+}  // namespace th
