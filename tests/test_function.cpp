@@ -2,6 +2,7 @@
 // failing call changes nothing, errors, trace, profile, nan_guard, shared variables.
 #define BOOST_TEST_MODULE function
 #include "check.hpp"
+#include "core/node.hpp"
 
 using th::Tensor;
 
@@ -177,4 +178,17 @@ BOOST_AUTO_TEST_CASE(configuration) {
   BOOST_CHECK_THROW(th::function({x}, th::log(x))(std::vector<double>{-1}), th::ValueError);
   th::config() = saved;
   BOOST_TEST(th::floatX() == th::DType::float64);
+}
+
+BOOST_AUTO_TEST_CASE(frozen_training_runs_in_constant_memory) {
+  auto x = th::matrix("x");
+  auto y = th::vector("y");
+  auto w = th::shared(th::zeros({4}), "w");
+  auto cost = th::mean(th::sqr(th::dot(x, w) - y));
+  auto train = th::function({x, y}, {cost}, {{w, w - 0.1 * th::grad(cost, w)}});
+  Tensor xs = th::random::normal({32, 4}, 1), ys = th::random::normal({32}, 2);
+  train(xs, ys);
+  const std::int64_t live = th::detail::live_nodes();
+  for (int i = 0; i < 500; ++i) train(xs, ys);
+  BOOST_TEST(th::detail::live_nodes() == live);
 }
