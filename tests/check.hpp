@@ -30,6 +30,20 @@ struct Options {
   bool frozen = true;           // also check the frozen function (off only where symbolic is impossible)
 };
 
+/// The message of the E that f() throws, or a text saying what happened instead.
+template <class E, class F>
+std::string message_of(F f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("wrong exception type: ") + e.what();
+  }
+  return "no exception";
+}
+inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 inline th::Tensor input(const th::Shape& s, std::uint64_t seed, double lo, double hi) {
   return th::random::uniform(s, lo, hi, seed, th::DType::float64);
 }

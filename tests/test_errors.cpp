@@ -3,21 +3,9 @@
 #include "check.hpp"
 
 using th::Tensor;
+using check::has;
+using check::message_of;
 
-namespace {
-template <class E, class F>
-std::string message_of(F f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("wrong exception type: ") + e.what();
-  }
-  return "no exception";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(dot_alignment_names_operands) {
   Tensor x = th::variable(th::zeros({125, 4}), "x");

@@ -5,21 +5,11 @@
 #include "core/node.hpp"
 
 using th::Tensor;
+using check::has;
+using check::message_of;
 
 namespace {
 std::vector<double> vals(const Tensor& t) { return t.to_vector<double>(); }
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-template <class E, class F>
-std::string message_of(F f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("wrong exception type: ") + e.what();
-  }
-  return "no exception";
-}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(seed_values) {
