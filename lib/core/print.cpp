@@ -48,7 +48,7 @@ std::vector<std::string> format_floats(const std::vector<double>& v) {
   bool sci = any_finite && min_abs != INFINITY &&
              (max_abs >= 1e8 || min_abs < 1e-4 || max_abs / min_abs > 1e3);
   std::vector<std::string> out(v.size());
-  std::size_t frac = 0, intw = 0;
+  std::size_t frac = 0;
   char buf[64];
   for (std::size_t i = 0; i < v.size(); ++i) {
     double x = v[i];
@@ -80,13 +80,11 @@ std::vector<std::string> format_floats(const std::vector<double>& v) {
       s.append(frac - (s.size() - s.find('.') - 1), ' ');  // pad the fraction on the right
       out[i] = s;
     }
-    intw = std::max(intw, out[i].find_first_of(".ne") == std::string::npos ? out[i].size() : out[i].find_first_of(".ne"));
   }
   std::size_t width = 0;
   for (auto& s : out) width = std::max(width, s.size());
   for (auto& s : out)
     if (s.size() < width) s.insert(0, width - s.size(), ' ');
-  (void)intw;
   return out;
 }
 

@@ -78,9 +78,7 @@ std::vector<Tensor> vjp_sum(const Op&, const VjpCtx& c) { return {broadcast_like
 // product of the non-zeros at the zero, 2+ zeros -> 0.
 std::vector<Tensor> vjp_prod(const Op&, const VjpCtx& c) {
   const Tensor& x = c.x[0];
-  Attrs k = c.attrs;
-  k.keepdims = true;
-  Axes axes(k.axes);
+  Axes axes(c.attrs.axes);
   Tensor is_zero = x == 0.0;
   Tensor safe = where(is_zero, 1.0, x);
   Tensor zeros = sum(is_zero, axes, true);
