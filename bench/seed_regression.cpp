@@ -1,24 +1,11 @@
 // W1 (theta side only, for now): the seed's linear regression, 125 x 4 float64; one step
 // = cost, gradient, w -= 0.1 * grad. Frozen (th::function with updates) and eager.
 // Prints the median of 5 runs of 10000 steps, in us/step.
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <vector>
 
 #include <theta/theta.hpp>
 
-template <class F>
-double median_us(F f, int steps) {
-  std::vector<double> t;
-  for (int r = 0; r < 5; ++r) {
-    auto a = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a).count() / steps);
-  }
-  std::sort(t.begin(), t.end());
-  return t[2];
-}
+#include "harness.hpp"
 
 int main() {
   const int steps = 10000;
@@ -28,8 +15,8 @@ int main() {
   auto w = th::shared(th::random::normal({4}, 1), "w");
   auto cost = th::mean(th::sqr(th::dot(x, w) - y));
   auto train = th::function({x, y}, {cost}, {{w, w - 0.1 * th::grad(cost, w)}});
-  double frozen = median_us([&] { for (int i = 0; i < steps; ++i) train(X, Y); }, steps);
-  double eager = median_us([&] {
+  double frozen = bench::median_us([&] { for (int i = 0; i < steps; ++i) train(X, Y); }, steps);
+  double eager = bench::median_us([&] {
     th::Tensor we = th::variable(th::random::normal({4}, 1));
     for (int i = 0; i < steps; ++i) {
       th::Tensor c = th::mean(th::sqr(th::dot(X, we) - Y));
