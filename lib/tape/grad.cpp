@@ -1,6 +1,5 @@
 // The backward sweep: topological order of the recorded graph, VJPs in reverse, gradients
 // summed back to each input's shape here (the one place broadcasting is undone).
-#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -11,22 +10,21 @@ namespace th::detail {
 
 namespace {
 
-// Recorded nodes reachable from `roots`, inputs before users (iterative DFS).
-std::vector<Node*> topo_order(const std::vector<Tensor>& roots) {
-  std::vector<Node*> order;
-  std::unordered_set<Node*> seen;
-  std::vector<std::pair<Node*, std::size_t>> stack;
+// Recorded tensors reachable from `roots`, inputs before users (iterative DFS).
+std::vector<Tensor> topo_order(const std::vector<Tensor>& roots) {
+  std::vector<Tensor> order;
+  std::unordered_set<const Node*> seen;
+  std::vector<std::pair<Tensor, std::size_t>> stack;
   for (const Tensor& r : roots) {
-    Node* n = r.node().get();
-    if (!n->recorded || !seen.insert(n).second) continue;
-    stack.push_back({n, 0});
+    if (!r.node()->recorded || !seen.insert(r.node().get()).second) continue;
+    stack.push_back({r, 0});
     while (!stack.empty()) {
-      auto& [node, next] = stack.back();
-      if (next < node->inputs.size()) {
-        Node* in = node->inputs[next++].node().get();
-        if (in->recorded && seen.insert(in).second) stack.push_back({in, 0});
+      auto& [t, next] = stack.back();
+      if (next < t.node()->inputs.size()) {
+        const Tensor& in = t.node()->inputs[next++];
+        if (in.node()->recorded && seen.insert(in.node().get()).second) stack.push_back({in, 0});
       } else {
-        order.push_back(node);
+        order.push_back(std::move(t));
         stack.pop_back();
       }
     }
@@ -39,15 +37,15 @@ std::vector<Node*> topo_order(const std::vector<Tensor>& roots) {
 /// Gradients of sum(ys[i] * seeds[i]) with respect to each of `wrt`.
 std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& seeds,
                              const std::vector<Tensor>& wrt) {
-  std::vector<Node*> order = topo_order(ys);
+  std::vector<Tensor> order = topo_order(ys);
   // A node is relevant when a wrt is reachable from it through the tape.
   std::unordered_set<Node*> wanted;
   for (const Tensor& w : wrt) wanted.insert(w.node().get());
   std::unordered_set<Node*> relevant = wanted;
-  for (Node* n : order)
-    for (const Tensor& in : n->inputs)
+  for (const Tensor& t : order)
+    for (const Tensor& in : t.node()->inputs)
       if (relevant.count(in.node().get())) {
-        relevant.insert(n);
+        relevant.insert(t.node().get());
         break;
       }
 
@@ -60,14 +58,8 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
   for (std::size_t i = 0; i < ys.size(); ++i)
     if (relevant.count(ys[i].node().get())) accumulate(ys[i].node().get(), seeds[i]);
 
-  // Tensors for each node in order (the VJP needs the output as a Tensor).
-  std::unordered_map<Node*, Tensor> handle;
-  for (Node* n : order)
-    for (const Tensor& in : n->inputs) handle.emplace(in.node().get(), in);
-  for (const Tensor& y : ys) handle.emplace(y.node().get(), y);
-
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* n = *it;
+    Node* n = it->node().get();
     if (!n->op || !n->op->vjp || n->inputs.empty()) continue;
     auto git = grads.find(n);
     if (git == grads.end()) continue;
@@ -80,7 +72,7 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
     }
     if (!any) continue;
     Tensor g = git->second;
-    VjpCtx ctx{n->inputs, handle.at(n), g, n->attrs, needs};
+    VjpCtx ctx{n->inputs, *it, g, n->attrs, needs};
     std::vector<Tensor> gin = n->op->vjp(*n->op, ctx);
     for (std::size_t i = 0; i < needs.size(); ++i) {
       if (!needs[i] || i >= gin.size() || !gin[i]) continue;
