@@ -45,12 +45,22 @@ std::string display_name(const Node& n, int depth) {
   return r + ")";
 }
 
-Tensor make_constant(Storage s) {
+Tensor make_leaf(NodeKind kind, DType dtype, Shape shape, std::optional<Storage> value, std::string name) {
   auto n = std::make_shared<Node>();
-  n->dtype = s.dtype;
-  n->shape = s.shape;
-  n->value = std::move(s);
+  n->kind = kind;
+  n->dtype = dtype;
+  n->shape = std::move(shape);
+  n->value = std::move(value);
+  n->recorded = kind != NodeKind::constant;
+  n->symbolic = kind == NodeKind::placeholder;
+  n->name = std::move(name);
   return Tensor(std::move(n));
+}
+
+Tensor make_constant(Storage s) {
+  DType d = s.dtype;
+  Shape shape = s.shape;
+  return make_leaf(NodeKind::constant, d, std::move(shape), std::move(s));
 }
 
 const Storage& value_of(const Tensor& t, const char* what) {

@@ -48,6 +48,9 @@ std::int64_t live_nodes();
 Node& node_of(const Tensor& t, const char* what);
 /// The user's name, or for an unnamed op result "op(input names)" (for run-time errors).
 std::string display_name(const Node& n, int depth = 2);
+/// A new leaf (no op): recorded unless a constant, symbolic when a placeholder. The one
+/// place leaves are made; `shape` is the static shape (-1 for sizes open until run time).
+Tensor make_leaf(NodeKind kind, DType dtype, Shape shape, std::optional<Storage> value, std::string name = "");
 /// A constant tensor holding `s`.
 Tensor make_constant(Storage s);
 /// The concrete value of `t`; th::ValueError naming `what` when symbolic.

@@ -63,14 +63,7 @@ Tensor& Tensor::set_name(std::string name) {
 
 Tensor variable(const Tensor& t, std::string name) {
   const detail::Storage& v = value_of(t, "variable");
-  auto n = std::make_shared<detail::Node>();
-  n->kind = detail::NodeKind::variable;
-  n->dtype = v.dtype;
-  n->shape = v.shape;
-  n->value = v;
-  n->recorded = true;
-  n->name = name.empty() ? t.name() : std::move(name);
-  return Tensor(std::move(n));
+  return detail::make_leaf(detail::NodeKind::variable, v.dtype, v.shape, v, name.empty() ? t.name() : std::move(name));
 }
 
 }  // namespace th

@@ -210,26 +210,15 @@ namespace th {
 
 Tensor placeholder(DType dtype, std::int64_t ndim, std::string name) {
   if (ndim < 0) throw ValueError("placeholder: ndim must be non-negative, got " + std::to_string(ndim));
-  auto n = std::make_shared<detail::Node>();
-  n->kind = detail::NodeKind::placeholder;
-  n->dtype = dtype;
-  n->shape.assign(std::size_t(ndim), -1);
-  n->recorded = true;
-  n->symbolic = true;
-  n->name = std::move(name);
-  return Tensor(std::move(n));
+  return detail::make_leaf(detail::NodeKind::placeholder, dtype, Shape(std::size_t(ndim), -1), std::nullopt,
+                           std::move(name));
 }
 
 Shared shared(const Tensor& value, std::string name) {
   const detail::Storage& v = detail::value_of(value, "shared");
-  auto n = std::make_shared<detail::Node>();
-  n->kind = detail::NodeKind::shared;
-  n->dtype = v.dtype;
-  n->shape.assign(v.shape.size(), -1);  // NOTE: sizes may change with set_value; only the rank is fixed
-  n->value = v;  // values are immutable: sharing the storage is a copy
-  n->recorded = true;
-  n->name = std::move(name);
-  return Shared(Tensor(std::move(n)));
+  // NOTE: sizes may change with set_value, so only the rank is static. Values are immutable:
+  // sharing the caller's storage is a copy.
+  return Shared(detail::make_leaf(detail::NodeKind::shared, v.dtype, Shape(v.shape.size(), -1), v, std::move(name)));
 }
 
 Tensor Shared::get_value() const {
