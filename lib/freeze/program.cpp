@@ -179,14 +179,10 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     seconds[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (guard) nan_check(s, vals[s.out], metas);
   }
-  // Updates: every new value is computed and checked before any is applied.
+  // Updates: every new value is computed before any is applied (ranks and dtypes were
+  // checked when freezing; ranks cannot change at run time).
   std::vector<Storage> fresh;
-  for (const auto& [n, s] : p.updates) {
-    const Storage& v = vals[s];
-    if (v.shape.size() != n->shape.size())
-      throw TypeError("function: the new value of '" + n->name + "' has shape " + shape_str(v.shape));
-    fresh.push_back(v.dtype == n->dtype ? v : contiguous_as(v, n->dtype));
-  }
+  for (const auto& [n, s] : p.updates) fresh.push_back(vals[s].dtype == n->dtype ? vals[s] : contiguous_as(vals[s], n->dtype));
   {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (std::size_t i = 0; i < fresh.size(); ++i) {

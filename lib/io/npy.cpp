@@ -17,14 +17,16 @@ namespace {
 
 using Bytes = std::string;
 
+// numpy's type strings for theta's dtypes (little-endian), used for writing and reading.
+constexpr std::pair<DType, const char*> kDescr[] = {{DType::boolean, "|b1"},
+                                                    {DType::int32, "<i4"},
+                                                    {DType::int64, "<i8"},
+                                                    {DType::float32, "<f4"},
+                                                    {DType::float64, "<f8"}};
+
 const char* descr_of(DType d) {
-  switch (d) {
-    case DType::boolean: return "|b1";
-    case DType::int32: return "<i4";
-    case DType::int64: return "<i8";
-    case DType::float32: return "<f4";
-    case DType::float64: return "<f8";
-  }
+  for (const auto& [dt, descr] : kDescr)
+    if (dt == d) return descr;
   return "";
 }
 
@@ -79,14 +81,12 @@ Tensor parse_npy(const Bytes& b, const std::string& where) {
   auto q1 = descr.find('\''), q2 = descr.find('\'', q1 + 1);
   if (q1 == std::string::npos || q2 == std::string::npos) bad(where, "corrupt descr");
   descr = descr.substr(q1 + 1, q2 - q1 - 1);
-  DType dtype;
-  if (descr == "<f8") dtype = DType::float64;
-  else if (descr == "<f4") dtype = DType::float32;
-  else if (descr == "<i8") dtype = DType::int64;
-  else if (descr == "<i4") dtype = DType::int32;
-  else if (descr == "|b1") dtype = DType::boolean;
-  else bad(where, "unsupported dtype '" + descr + "' (theta reads bool, int32, int64, float32, float64, little-endian)");
-  const bool fortran = field(h, "fortran_order", where).find("True") < field(h, "fortran_order", where).find(',');
+  const auto known = std::find_if(std::begin(kDescr), std::end(kDescr), [&](const auto& e) { return descr == e.second; });
+  if (known == std::end(kDescr))
+    bad(where, "unsupported dtype '" + descr + "' (theta reads bool, int32, int64, float32, float64, little-endian)");
+  const DType dtype = known->first;
+  const std::string order = field(h, "fortran_order", where);
+  const bool fortran = order.find("True") < order.find(',');
   std::string sh = field(h, "shape", where);
   auto lp = sh.find('('), rp = sh.find(')');
   if (lp == std::string::npos || rp == std::string::npos || rp < lp) bad(where, "corrupt shape");
