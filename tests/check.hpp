@@ -42,6 +42,8 @@ std::string message_of(F f) {
   }
   return "no exception";
 }
+/// A tensor's values as doubles, row-major.
+inline std::vector<double> vals(const th::Tensor& t) { return t.to_vector<double>(); }
 inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 inline th::Tensor input(const th::Shape& s, std::uint64_t seed, double lo, double hi) {

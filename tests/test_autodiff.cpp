@@ -5,10 +5,8 @@
 #include "core/node.hpp"
 
 using th::Tensor;
+using check::vals;
 
-namespace {
-std::vector<double> vals(const Tensor& t) { return t.to_vector<double>(); }
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(seed_derivatives) {
   Tensor s = th::variable(th::tensor(2.0));

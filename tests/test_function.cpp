@@ -5,12 +5,10 @@
 #include "core/node.hpp"
 
 using th::Tensor;
+using check::vals;
 using check::has;
 using check::message_of;
 
-namespace {
-std::vector<double> vals(const Tensor& t) { return t.to_vector<double>(); }
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(seed_values) {
   auto x = th::scalar(), y = th::scalar(), z = th::scalar();

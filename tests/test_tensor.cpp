@@ -6,6 +6,7 @@
 
 using th::DType;
 using th::Tensor;
+using check::vals;
 
 namespace {
 std::string str(const Tensor& t) {
@@ -13,7 +14,6 @@ std::string str(const Tensor& t) {
   os << t;
   return os.str();
 }
-std::vector<double> vals(const Tensor& t) { return t.to_vector<double>(); }
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(creation_and_queries) {
