@@ -28,6 +28,11 @@ Node::~Node() {
   t_draining = false;
 }
 
+std::mutex& shared_values_mutex() {
+  static std::mutex m;  // a shared value is read and replaced whole under it: never torn
+  return m;
+}
+
 std::int64_t live_nodes() { return g_live.load(std::memory_order_relaxed); }
 
 Node& node_of(const Tensor& t, const char* what) {

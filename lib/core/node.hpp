@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ struct Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 };
+
+/// Guards every shared variable's value: a value is read and replaced whole under it.
+std::mutex& shared_values_mutex();
 
 /// Live nodes in this process (tests use it to show tape entries are released).
 std::int64_t live_nodes();

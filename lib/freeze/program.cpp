@@ -16,12 +16,15 @@
 
 namespace th::detail {
 
-std::mutex& shared_values_mutex() {
-  static std::mutex m;  // a shared value is read and replaced whole under it: never torn
-  return m;
-}
-
 namespace {
+
+// Calls of functions with updates hold the locks of every shared variable they read or
+// write for the whole call (read, compute, apply), taken in index order, so concurrent
+// training calls are serializable and never lose an update. Striped by node address.
+constexpr std::size_t kStripes = 64;
+std::mutex g_stripes[kStripes];
+
+std::size_t stripe_of(const Node* n) { return (reinterpret_cast<std::uintptr_t>(n) >> 4) % kStripes; }
 
 bool lossless(DType from, DType to) {
   if (from == to || from == DType::boolean) return true;
@@ -51,17 +54,6 @@ Storage convert_argument(const Program& p, std::size_t i, const Tensor& arg) {
                     dtype_name(v.dtype) + " argument, which would lose precision (convert it, or set "
                     "options.allow_input_downcast)");
   return c;
-}
-
-void nan_check(const Step& s, const Storage& out, const std::vector<Meta>& metas) {
-  if (!is_floating(out.dtype)) return;
-  Storage c = contiguous_as(out, DType::float64);
-  const double* d = c.data<double>();
-  for (std::int64_t i = 0; i < c.size(); ++i)
-    if (!std::isfinite(d[i]))
-      throw ValueError(message(*s.op, std::string("produced ") + (std::isnan(d[i]) ? "NaN" : "Inf") +
-                                          " (nan_guard mode)",
-                               metas));
 }
 
 }  // namespace
@@ -147,6 +139,12 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
     visit(value);
     p->updates.push_back({sv.node(), slot.at(value.node().get())});
   }
+  if (!p->updates.empty()) {
+    for (const auto& [s, n] : p->shared) p->stripes.push_back(stripe_of(n.get()));
+    for (const auto& [n, s] : p->updates) p->stripes.push_back(stripe_of(n.get()));
+    std::sort(p->stripes.begin(), p->stripes.end());
+    p->stripes.erase(std::unique(p->stripes.begin(), p->stripes.end()), p->stripes.end());
+  }
   p->prof_seconds.assign(p->steps.size(), 0.0);
   return p;
 }
@@ -157,6 +155,8 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
                     std::to_string(args.size()));
   std::vector<Storage> vals(p.slots);
   for (std::size_t i = 0; i < args.size(); ++i) vals[p.input_slots[i]] = convert_argument(p, i, args[i]);
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (std::size_t k : p.stripes) held.emplace_back(g_stripes[k]);
   for (const auto& [s, v] : p.constants) vals[s] = v;
   {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
@@ -177,7 +177,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     auto t0 = std::chrono::steady_clock::now();
     vals[s.out] = run_op(*s.op, in, metas, s.attrs);
     seconds[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (guard) nan_check(s, vals[s.out], metas);
+    if (guard) check_finite(*s.op, vals[s.out], metas);
   }
   // Updates: every new value is computed before any is applied (ranks and dtypes were
   // checked when freezing; ranks cannot change at run time).

@@ -29,6 +29,7 @@ struct Program {
   std::vector<std::size_t> outputs;
   bool single = false;
   std::vector<std::pair<std::shared_ptr<Node>, std::size_t>> updates;  // shared node <- slot
+  std::vector<std::size_t> stripes;  // lock stripes held for a whole call (functions with updates)
   Options options;
   mutable std::mutex prof_mu;
   mutable std::vector<double> prof_seconds;

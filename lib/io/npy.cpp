@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/node.hpp"
+#include "io/npy.hpp"
 #include "ops/op.hpp"
 #include "theta/error.hpp"
 #include "theta/io.hpp"
@@ -60,7 +61,9 @@ std::string field(const std::string& h, const std::string& key, const std::strin
   return h.substr(colon + 1);
 }
 
-Tensor parse_npy(const Bytes& b, const std::string& where) {
+}  // namespace
+
+Tensor detail::parse_npy(const std::string& b, const std::string& where) {
   if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) bad(where, "not a .npy file (bad magic)");
   const unsigned major = static_cast<unsigned char>(b[6]);
   std::size_t hlen, start;
@@ -116,6 +119,8 @@ Tensor parse_npy(const Bytes& b, const std::string& where) {
   return tensor_from_data(b.data() + start + hlen, dtype, shape);
 }
 
+namespace {
+
 Bytes read_file(const std::string& path, const char* what) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw IOError(std::string(what) + ": cannot open '" + path + "'");
@@ -130,8 +135,10 @@ void write_file(const std::string& path, const Bytes& b, const char* what) {
     throw IOError(std::string(what) + ": cannot write '" + path + "'");
 }
 
+}  // namespace
+
 // ---- zip (stored entries only), enough for numpy.savez -----------------------------------
-std::uint32_t crc32(const Bytes& b) {
+std::uint32_t detail::crc32(const std::string& b) {
   static const auto table = [] {
     std::array<std::uint32_t, 256> t{};
     for (std::uint32_t i = 0; i < 256; ++i) {
@@ -146,6 +153,8 @@ std::uint32_t crc32(const Bytes& b) {
   return c ^ 0xFFFFFFFFu;
 }
 
+namespace {
+
 void put16(Bytes& o, std::uint32_t v) { o += char(v & 0xff), o += char((v >> 8) & 0xff); }
 void put32(Bytes& o, std::uint32_t v) { put16(o, v & 0xffff), put16(o, v >> 16); }
 std::uint32_t get(const Bytes& b, std::size_t at, int n, const std::string& path) {
@@ -159,7 +168,7 @@ std::uint32_t get(const Bytes& b, std::size_t at, int n, const std::string& path
 
 void save_npy(const std::string& path, const Tensor& t) { write_file(path, npy_bytes(t), "save_npy"); }
 
-Tensor load_npy(const std::string& path) { return parse_npy(read_file(path, "load_npy"), "'" + path + "'"); }
+Tensor load_npy(const std::string& path) { return detail::parse_npy(read_file(path, "load_npy"), "'" + path + "'"); }
 
 void save_npz(const std::string& path, const std::map<std::string, Tensor>& named) {
   Bytes out, central;
@@ -167,7 +176,7 @@ void save_npz(const std::string& path, const std::map<std::string, Tensor>& name
   for (const auto& [name, t] : named) {
     const Bytes data = npy_bytes(t), fname = name + ".npy";
     if (data.size() > 0xFFFFFFFEu) throw IOError("save_npz: '" + name + "' is too large for a zip32 entry");
-    const std::uint32_t crc = crc32(data), offset = std::uint32_t(out.size());
+    const std::uint32_t crc = detail::crc32(data), offset = std::uint32_t(out.size());
     auto common = [&](Bytes& o) {
       put16(o, 20), put16(o, 0), put16(o, 0), put16(o, 0), put16(o, 0x21);  // version, flags, stored, time, date
       put32(o, crc), put32(o, std::uint32_t(data.size())), put32(o, std::uint32_t(data.size()));
@@ -192,7 +201,10 @@ void save_npz(const std::string& path, const std::map<std::string, Tensor>& name
 }
 
 std::map<std::string, Tensor> load_npz(const std::string& path) {
-  const Bytes b = read_file(path, "load_npz");
+  return detail::parse_npz(read_file(path, "load_npz"), path);
+}
+
+std::map<std::string, Tensor> detail::parse_npz(const std::string& b, const std::string& path) {
   if (b.size() < 22) throw IOError("load_npz: '" + path + "': not a zip archive");
   std::size_t eocd = std::string::npos;
   for (std::size_t i = b.size() - 22 + 1; i-- > (b.size() > 22 + 65535 ? b.size() - 22 - 65535 : 0);)
@@ -218,9 +230,9 @@ std::map<std::string, Tensor> load_npz(const std::string& path) {
     const std::size_t data = std::size_t(local) + 30 + get(b, local + 26, 2, path) + get(b, local + 28, 2, path);
     if (data + csize > b.size()) throw IOError("load_npz: '" + path + "': truncated entry '" + name + "'");
     Bytes npy = b.substr(data, csize);
-    if (crc32(npy) != crc) throw IOError("load_npz: '" + path + "': checksum mismatch in '" + name + "'");
+    if (detail::crc32(npy) != crc) throw IOError("load_npz: '" + path + "': checksum mismatch in '" + name + "'");
     if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
-    out[name] = parse_npy(npy, "'" + path + "' entry '" + name + "'");
+    out[name] = detail::parse_npy(npy, "'" + path + "' entry '" + name + "'");
     at += 46 + nlen + xlen + clen;
   }
   return out;

@@ -1,9 +1,12 @@
 // apply(): the one place an operation is run eagerly or recorded; error text and the
 // shape helpers every op's rule shares.
 #include <algorithm>
+#include <cmath>
+#include <mutex>
 
 #include "core/backend.hpp"
 #include "ops/op.hpp"
+#include "theta/config.hpp"
 
 namespace th::detail {
 
@@ -45,11 +48,21 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
   } else {
     std::vector<const Storage*> values;
     values.reserve(inputs.size());
+    std::vector<Storage> snapshots;  // shared values, read under their lock (a function may replace them)
+    snapshots.reserve(inputs.size());
     for (std::size_t i = 0; i < inputs.size(); ++i) {
-      values.push_back(&*inputs[i].node()->value);
+      const Node& n = *inputs[i].node();
+      if (n.kind == NodeKind::shared) {
+        std::lock_guard<std::mutex> lock(shared_values_mutex());
+        snapshots.push_back(*n.value);
+        values.push_back(&snapshots.back());
+      } else {
+        values.push_back(&*n.value);
+      }
       metas[i].shape = values.back()->shape;  // NOTE: run on the value's shape (a shared's static one is open)
     }
     node->value = run_op(op, values, metas, attrs);
+    if (config().mode != Mode::fast) check_finite(op, *node->value, metas);
     node->dtype = node->value->dtype;
     node->shape = node->value->shape;
   }
@@ -62,6 +75,18 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
     node->symbolic = symbolic;
   }
   return Tensor(std::move(node));
+}
+
+void check_finite(const Op& op, const Storage& out, const std::vector<Meta>& metas) {
+  if (!is_floating(out.dtype)) return;
+  const Storage c = contiguous_as(out, DType::float64);
+  const double* d = c.data<double>();
+  for (std::int64_t i = 0; i < c.size(); ++i)
+    if (!std::isfinite(d[i]))
+      throw ValueError(message(op,
+                               std::string("produced ") + (std::isnan(d[i]) ? "NaN" : "Inf") + " at flat index " +
+                                   std::to_string(i) + " of output shape " + shape_str(out.shape) + " (nan_guard mode)",
+                               metas));
 }
 
 // ---- error text --------------------------------------------------------------------------

@@ -46,6 +46,9 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs = {});
 Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
                const Attrs& a);
 
+/// nan_guard: th::ValueError naming `op`, its operands and the first NaN/Inf in `out`.
+void check_finite(const Op& op, const Storage& out, const std::vector<Meta>& metas);
+
 Meta meta_of(const Tensor& t);
 Meta meta_of(const Storage& s, std::string_view name = {});
 
