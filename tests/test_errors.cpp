@@ -28,6 +28,8 @@ BOOST_AUTO_TEST_CASE(broadcast_and_shape_errors) {
   BOOST_TEST(has(message_of<th::ShapeError>([&] { th::sum(a, {1, -1}); }), "repeated axis"));
   BOOST_TEST(has(message_of<th::ShapeError>([&] { th::transpose(a, {0, 0}); }), "transpose: invalid permutation"));
   BOOST_TEST(has(message_of<th::ShapeError>([&] { th::squeeze(a, 0); }), "cannot squeeze axis 0 of size 2"));
+  // an empty axis is not size 1 (found by test_property, seed 4892)
+  BOOST_TEST(has(message_of<th::ShapeError>([&] { th::squeeze(th::zeros({0, 1}), 0); }), "cannot squeeze axis 0 of size 0"));
   BOOST_TEST(has(message_of<th::ShapeError>([&] { th::concatenate({a, th::zeros({3, 3})}, 1); }),
                  "concatenate: sizes differ in dim 0"));
   BOOST_TEST(has(message_of<th::ShapeError>([&] { th::broadcast_to(a, {3, 3}); }), "broadcast_to: cannot broadcast"));

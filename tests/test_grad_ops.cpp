@@ -90,6 +90,8 @@ BOOST_AUTO_TEST_CASE(linear_algebra) {
   op("matmul broadcast batches", [](const X& x) { return th::matmul(x[0], x[1]); }, {{2, 1, 3, 4}, {5, 4, 2}},
      {2, 5, 3, 2});
   op("outer", [](const X& x) { return th::outer(x[0], x[1]); }, {{3}, {4}}, {3, 4});
+  // an empty operand: the other gradient is a sum over an empty axis (found by test_property, seed 3829)
+  op("outer with an empty operand", [](const X& x) { return th::outer(x[0], x[1]); }, {{0}, {4, 2}}, {0, 8});
   op("transpose", [](const X& x) { return th::transpose(x[0]); }, {{2, 3}}, {3, 2});
   op("transpose perm", [](const X& x) { return th::transpose(x[0], {1, -1, 0}); }, {{2, 3, 4}}, {3, 4, 2});
 }

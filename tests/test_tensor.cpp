@@ -1,5 +1,6 @@
 // Tensors: creation, queries, values, numpy type promotion, printing, forward values.
 #define BOOST_TEST_MODULE tensor
+#include <limits>
 #include <sstream>
 
 #include "check.hpp"
@@ -97,6 +98,20 @@ BOOST_AUTO_TEST_CASE(forward_values) {
   BOOST_TEST(vals(th::argmax(a, 1)) == (std::vector<double>{2, 2}));
   BOOST_TEST(th::argmax(a).item() == 5);
   BOOST_TEST(vals(th::argmin(a, 0)) == (std::vector<double>{0, 0, 0}));
+  // integer max/min, including the extremes (int64 min once returned -2^63: found by test_property)
+  for (DType d : {DType::int32, DType::int64}) {
+    Tensor ai = th::cast(a, d);
+    BOOST_TEST(vals(th::min(ai, 1)) == (std::vector<double>{1, 4}));
+    BOOST_TEST(vals(th::max(ai, 0)) == (std::vector<double>{4, 5, 6}));
+    BOOST_TEST(th::min(ai).dtype() == d);
+  }
+  const std::int64_t top = std::numeric_limits<std::int64_t>::max();
+  Tensor extremes = th::tensor(std::vector<std::int64_t>{top, top - 1, top}, {3});
+  BOOST_TEST(th::min(extremes).item<std::int64_t>() == top - 1);
+  BOOST_TEST(th::max(-extremes).item<std::int64_t>() == 1 - top);
+  // empty: fine when no reduced line is empty, an error when one is (numpy)
+  BOOST_TEST((th::max(th::zeros({0, 3}), 1).shape() == th::Shape{0}));
+  BOOST_TEST(check::has(check::message_of<th::ValueError>([] { th::max(th::zeros({0, 3}), 0); }), "zero-size"));
   BOOST_TEST(vals(a.T()) == (std::vector<double>{1, 4, 2, 5, 3, 6}));
   BOOST_TEST(vals(th::view(a, 1)) == (std::vector<double>{4, 5, 6}));
   BOOST_TEST(vals(th::view(a, th::all(), th::range(-2, std::nullopt))) == (std::vector<double>{2, 3, 5, 6}));

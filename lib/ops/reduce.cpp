@@ -36,25 +36,21 @@ Meta infer_reduce(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
 Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const ReduceKind k = ReduceKind(op.code);
   Storage x = in[0]->dtype == out.dtype ? *in[0] : contiguous_as(*in[0], out.dtype);
-  if ((k == ReduceKind::max || k == ReduceKind::min) && x.size() == 0)
+  bool empty_line = false;
+  for (auto ax : a.axes) empty_line = empty_line || x.shape[std::size_t(ax)] == 0;
+  if ((k == ReduceKind::max || k == ReduceKind::min) && empty_line)
     throw ValueError(message(op, "zero-size array to a reduction which has no identity", {meta_of(x)}));
   Storage y = alloc_storage(out.dtype, reduced_shape(x.shape, a.axes, true), x.device());
-  double init = 0;
-  switch (k) {
-    case ReduceKind::sum: init = 0; break;
-    case ReduceKind::prod: init = 1; break;
-    case ReduceKind::max: init = -std::numeric_limits<double>::infinity(); break;
-    case ReduceKind::min: init = std::numeric_limits<double>::infinity(); break;
-  }
-  if (!is_floating(out.dtype) && (k == ReduceKind::max || k == ReduceKind::min)) {
-    init = k == ReduceKind::max ? double(std::numeric_limits<std::int64_t>::lowest())
-                                : double(std::numeric_limits<std::int64_t>::max());
-    if (out.dtype == DType::int32)
-      init = k == ReduceKind::max ? double(std::numeric_limits<std::int32_t>::lowest())
-                                  : double(std::numeric_limits<std::int32_t>::max());
-  }
   Backend& be = backend_for(x.device());
-  be.fill(y, init);
+  if (k == ReduceKind::max || k == ReduceKind::min) {
+    // NOTE: start from the first element of each reduced line, not from a +-infinity
+    // identity: integer extremes do not survive a trip through double (int64 min gave -2^63).
+    Storage first = x;
+    for (auto ax : a.axes) first.shape[std::size_t(ax)] = 1;
+    be.copy(first, y);
+  } else {
+    be.fill(y, k == ReduceKind::prod ? 1.0 : 0.0);
+  }
   Storage yv = y;  // y seen with x's shape: stride 0 on reduced axes
   yv.shape = x.shape;
   for (auto ax : a.axes) yv.strides[std::size_t(ax)] = 0;

@@ -110,7 +110,7 @@ const Op op_squeeze{
         bool listed = std::find(a.axes.begin(), a.axes.end(), std::int64_t(i)) != a.axes.end();
         std::int64_t d = in[0].shape[i];
         if (a.all && d < 0) throw_shape(op, "cannot tell which axes of a symbolic tensor have size 1; name them", in);
-        if (listed && d > 1) throw_shape(op, "cannot squeeze axis " + std::to_string(i) + " of size " + std::to_string(d), in);
+        if (listed && d >= 0 && d != 1) throw_shape(op, "cannot squeeze axis " + std::to_string(i) + " of size " + std::to_string(d), in);
         if (!(listed || (a.all && d == 1))) s.push_back(d);
       }
       return Meta{in[0].dtype, s};
@@ -164,10 +164,10 @@ const Op op_sum_to_like{
       for (std::size_t i = 0; i < g.shape.size(); ++i)
         if (i < lead || (out.shape[i - lead] == 1 && g.shape[i] != 1)) axes.push_back(std::int64_t(i));
       if (axes.empty()) return reshape_view(g, out.shape);
-      Storage y = alloc_storage(g.dtype, g.shape, g.device());
-      Storage acc = y;  // accumulator shaped like g with the reduced axes collapsed
-      for (auto ax : axes) acc.shape[std::size_t(ax)] = 1;
-      acc.strides = contiguous_strides(acc.shape);
+      Shape collapsed = g.shape;  // the accumulator: g's shape with the reduced axes collapsed
+      for (auto ax : axes) collapsed[std::size_t(ax)] = 1;
+      // NOTE: sized by its own shape: with an empty axis elsewhere, g has fewer elements than it.
+      Storage acc = alloc_storage(g.dtype, collapsed, g.device());
       Backend& be = backend_for(g.device());
       be.fill(acc, 0.0);
       Storage view = acc;
