@@ -2,7 +2,8 @@
 # Installs theta's Debian build dependencies when they are missing (fresh machine, CI).
 # Extend: add a package name to PKGS.
 set -euo pipefail
-PKGS=(cmake g++ make libxtensor-dev libxtensor-blas-dev libopenblas-dev libboost-test-dev python3-numpy)
+PKGS=(cmake g++ make libxtensor-dev libxtensor-blas-dev libopenblas-dev libboost-test-dev python3-numpy
+      clang libclang-rt-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

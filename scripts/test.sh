@@ -1,8 +1,54 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds theta (Release) with its tests and runs them all through ctest.
+# The whole test suite (README's test command; .ci/run calls exactly this):
+#   1. Release build, every ctest program (unit tests, property-based graphs, thread tests,
+#      fuzz-corpus replays, samples);
+#   2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer
+#      included: the samples run under it);
+#   3. the thread tests under ThreadSanitizer;
+#   4. bounded libFuzzer runs (clang) of the .npy/.npz readers and of function-call argument
+#      checking, starting from tests/fuzz/corpus.
+# THETA_QUICK=1 stops after stage 1. THETA_FUZZ_SECONDS (default 45) bounds each fuzzer;
+# THETA_PROPERTY_GRAPHS / THETA_PROPERTY_SEED override the property-test budget and seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+jobs="$(nproc)"
+export OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE BOOST_TEST_COLOR_OUTPUT=no
+stage() { echo; echo "== $* ($(date +%T))"; }
+
+stage "1/4 Release build and suite"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j"$(nproc)"
-cd build && BOOST_TEST_COLOR_OUTPUT=no ctest --output-on-failure -j"$(nproc)"
+cmake --build build -j"$jobs"
+(cd build && THETA_PROPERTY_GRAPHS="${THETA_PROPERTY_GRAPHS:-100000}" ctest --output-on-failure -j"$jobs")
+[ "${THETA_QUICK:-0}" = 1 ] && exit 0
+
+stage "2/4 AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer) build and suite"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHETA_SANITIZE=address,undefined \
+  -DTHETA_CUDA=OFF -DTHETA_BUILD_BENCH=OFF
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  THETA_PROPERTY_GRAPHS="${THETA_PROPERTY_GRAPHS:-10000}" THETA_PROPERTY_SEED="${THETA_PROPERTY_SEED:-1000001}" \
+  ctest --output-on-failure -j"$jobs")
+
+stage "3/4 ThreadSanitizer: thread tests"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHETA_SANITIZE=thread -DTHETA_CUDA=OFF \
+  -DTHETA_BUILD_SAMPLES=OFF -DTHETA_BUILD_BENCH=OFF
+cmake --build build-tsan -j"$jobs" --target test_threads
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R '^test_threads$')
+
+stage "4/4 libFuzzer (clang): bounded runs from tests/fuzz/corpus"
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DTHETA_SANITIZE=address,undefined,fuzzer-no-link -DTHETA_FUZZ=ON -DTHETA_CUDA=OFF \
+  -DTHETA_BUILD_SAMPLES=OFF -DTHETA_BUILD_BENCH=OFF
+cmake --build build-fuzz -j"$jobs" --target fuzz_npy fuzz_npz fuzz_call
+for f in npy npz call; do
+  work="build-fuzz/corpus-$f"  # the run's own copy: the checked-in corpus stays as it is
+  rm -rf "$work" && mkdir -p "$work" && cp tests/fuzz/corpus/"$f"/* "$work"/
+  rc=0
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "build-fuzz/tests/fuzz/fuzz_$f" "$work" \
+    -max_total_time="${THETA_FUZZ_SECONDS:-45}" -max_len=4096 -rss_limit_mb=2048 -timeout=10 \
+    -artifact_prefix=build-fuzz/ -print_final_stats=1 > "build-fuzz/fuzz_$f.log" 2>&1 || rc=$?
+  grep -E "^stat::number_of_executed_runs|^Done" "build-fuzz/fuzz_$f.log" | sed "s/^/fuzz_$f: /"
+  if [ "$rc" -ne 0 ]; then tail -50 "build-fuzz/fuzz_$f.log"; echo "fuzz_$f failed; crashing input in build-fuzz/"; exit 1; fi
+done
+stage "all stages passed"

@@ -80,6 +80,13 @@ BOOST_AUTO_TEST_CASE(hostile_files_give_io_errors) {
   flipped[60] = char(flipped[60] ^ 0x5a);  // inside the entry's data: checksum mismatch
   write_bytes(tmp("bad.npz"), flipped);
   BOOST_CHECK_THROW(th::load_npz(tmp("bad.npz")), th::IOError);
+  // A bool array whose bytes are not 0/1 (found by fuzz_npy): read as numpy does, nonzero is True.
+  th::save_npy(tmp("b.npy"), th::tensor({1.0, 0.0, 1.0}) > 0.5);
+  std::string b = read_bytes(tmp("b.npy"));
+  b[b.size() - 1] = 39;
+  write_bytes(tmp("b.npy"), b);
+  th::Tensor t = th::load_npy(tmp("b.npy"));
+  BOOST_TEST(check::vals(th::cast(t, th::DType::int64)) == (std::vector<double>{1, 0, 1}));
 }
 
 BOOST_AUTO_TEST_CASE(numpy_interop, *boost::unit_test::precondition(has_numpy())) {

@@ -87,6 +87,22 @@ BOOST_AUTO_TEST_CASE(type_promotion_like_numpy) {
   BOOST_TEST(vals(th::pow(th::tensor({2, 3}, DType::int64), 3.0)) == (std::vector<double>{8, 27}));
 }
 
+BOOST_AUTO_TEST_CASE(float_to_integer_casts_are_defined) {
+  // Truncation toward zero; out of range saturates; NaN is 0 (found by fuzz_call: a plain
+  // C++ cast of -inf to int64 is undefined behaviour).
+  Tensor f = th::tensor({2.7, -2.7, INFINITY, -INFINITY, NAN, 1e30, -1e30});
+  BOOST_TEST(vals(th::cast(f, DType::int32)) ==
+             (std::vector<double>{2, -2, 2147483647, -2147483648.0, 0, 2147483647, -2147483648.0}));
+  auto i64 = th::cast(f, DType::int64).to_vector<std::int64_t>();
+  BOOST_TEST(i64[2] == std::numeric_limits<std::int64_t>::max());
+  BOOST_TEST(i64[3] == std::numeric_limits<std::int64_t>::min());
+  BOOST_TEST(i64[4] == 0);
+  BOOST_TEST(vals(th::cast(th::cast(f, DType::float32), DType::int32))[5] == 2147483647);
+  // integer overflow wraps, as numpy's
+  Tensor top = th::tensor(std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::max()}, {1});
+  BOOST_TEST((top + std::int64_t(1)).to_vector<std::int64_t>()[0] == std::numeric_limits<std::int64_t>::min());
+}
+
 BOOST_AUTO_TEST_CASE(forward_values) {
   Tensor a = th::tensor({{1, 2, 3}, {4, 5, 6}});
   BOOST_TEST(vals(th::sum(a, 0)) == (std::vector<double>{5, 7, 9}));

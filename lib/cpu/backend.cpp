@@ -1,6 +1,8 @@
 // CPU memory, copies with dtype conversion, fill and where; backend lookup by device.
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "cpu/cpu_backend.hpp"
 #include "cpu/strided.hpp"
@@ -21,6 +23,19 @@ std::shared_ptr<Buffer> CpuBackend::alloc(std::size_t bytes) {
   return b;
 }
 
+// One element converted: floats to integers truncate toward zero, saturate outside the
+// integer's range and turn NaN into 0 (a plain cast is undefined behaviour there).
+template <class D, class S>
+inline D convert(S v) {
+  if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D> && !std::is_same_v<D, bool>) {
+    if (v != v) return D(0);
+    constexpr S hi = -S(std::numeric_limits<D>::min());  // 2^(bits-1), exact in S
+    if (v >= hi) return std::numeric_limits<D>::max();
+    if (v < -hi) return std::numeric_limits<D>::min();
+  }
+  return static_cast<D>(v);
+}
+
 template <class S, class D>
 static void copy_typed(const Storage& src, const Storage& dst) {
   for_each_strided<2>(dst.shape, {&dst, &src}, [](char** p, const std::int64_t* s, std::int64_t n) {
@@ -33,7 +48,7 @@ static void copy_typed(const Storage& src, const Storage& dst) {
     char* d = p[0];
     const char* q = p[1];
     for (std::int64_t i = 0; i < n; ++i, d += s[0], q += s[1])
-      *reinterpret_cast<D*>(d) = static_cast<D>(*reinterpret_cast<const S*>(q));
+      *reinterpret_cast<D*>(d) = convert<D>(*reinterpret_cast<const S*>(q));
   });
 }
 

@@ -110,13 +110,20 @@ Tensor detail::parse_npy(const std::string& b, const std::string& where) {
   if (need != have)
     bad(where, "data has " + std::to_string(have) + " bytes but the header's shape " + shape_str(shape) + " and dtype " +
                    dtype_name(dtype) + " need a different amount (truncated or corrupt file)");
+  const char* data = b.data() + start + hlen;
+  std::string normalised;
+  if (dtype == DType::boolean) {  // any nonzero byte is True; a bool holding 39 is undefined behaviour
+    normalised = b.substr(start + hlen);
+    for (char& c : normalised) c = c != 0;
+    data = normalised.data();
+  }
   if (fortran) {
     Shape rev(shape.rbegin(), shape.rend());
-    Tensor t = tensor_from_data(b.data() + start + hlen, dtype, rev);
+    Tensor t = tensor_from_data(data, dtype, rev);
     detail::Storage s = detail::contiguous_as(*transpose(t).node()->value, dtype);
     return detail::make_constant(s);
   }
-  return tensor_from_data(b.data() + start + hlen, dtype, shape);
+  return tensor_from_data(data, dtype, shape);
 }
 
 namespace {
