@@ -91,6 +91,11 @@ std::string debugprint(const Function& f) {
   }
   for (std::size_t o = 0; o < p.outputs.size(); ++o) os << "  output " << o << " = " << slot_name(p.outputs[o]) << "\n";
   for (const auto& [n, s] : p.updates) os << "  update '" << n->name << "' <- " << slot_name(s) << "\n";
+  if (!p.rewrites.empty()) {
+    os << "  rewrites:";
+    for (const auto& [name, count] : p.rewrites) os << " " << name << " " << count;
+    os << "\n";
+  }
   return os.str();
 }
 

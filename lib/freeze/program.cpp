@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "core/backend.hpp"
+#include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
 
 namespace th::detail {
@@ -58,6 +59,12 @@ Storage convert_argument(const Program& p, std::size_t i, const Tensor& arg) {
 
 }  // namespace
 
+std::size_t new_slot(Program& p, DType dtype, Shape shape) {
+  p.slot_dtype.push_back(dtype);
+  p.slot_shape.push_back(std::move(shape));
+  return p.slots++;
+}
+
 std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
                                 const Updates& updates, const Options& options) {
   auto p = std::make_shared<Program>();
@@ -71,7 +78,7 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
       throw TypeError("function: input " + std::to_string(i) + (n.name.empty() ? "" : " '" + n.name + "'") +
                       " is not a placeholder (make inputs with th::dvector, th::matrix, th::placeholder, ...)");
     if (slot.count(&n)) throw ValueError("function: input '" + n.name + "' is listed twice");
-    slot[&n] = p->slots++;
+    slot[&n] = new_slot(*p, n.dtype, n.shape);
     dynamic[&n] = true;
     p->input_slots.push_back(slot[&n]);
     p->input_meta.push_back(Meta{n.dtype, n.shape, {}});
@@ -95,7 +102,7 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
       }
       Tensor node = t;
       stack.pop_back();
-      const std::size_t s = p->slots++;
+      const std::size_t s = new_slot(*p, n->dtype, n->shape);
       slot[n] = s;
       if (n->kind == NodeKind::placeholder)
         throw ValueError("function: the outputs depend on placeholder '" + display_name(*n) +
@@ -139,6 +146,7 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
     visit(value);
     p->updates.push_back({sv.node(), slot.at(value.node().get())});
   }
+  if (options.mode != Mode::debug) optimize(*p);  // debug runs the graph as recorded
   if (!p->updates.empty()) {
     for (const auto& [s, n] : p->shared) p->stripes.push_back(stripe_of(n.get()));
     for (const auto& [n, s] : p->updates) p->stripes.push_back(stripe_of(n.get()));

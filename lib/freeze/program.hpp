@@ -30,11 +30,17 @@ struct Program {
   bool single = false;
   std::vector<std::pair<std::shared_ptr<Node>, std::size_t>> updates;  // shared node <- slot
   std::vector<std::size_t> stripes;  // lock stripes held for a whole call (functions with updates)
+  std::vector<DType> slot_dtype;     // static dtype of every slot
+  std::vector<Shape> slot_shape;     // static shape of every slot (-1: known at run time)
+  std::vector<std::pair<std::string, int>> rewrites;  // freeze-time rewrites that fired, with counts
   Options options;
   mutable std::mutex prof_mu;
   mutable std::vector<double> prof_seconds;
   mutable std::int64_t calls = 0;
 };
+
+/// A new slot of the given static type (rewrites that add steps use it).
+std::size_t new_slot(Program& p, DType dtype, Shape shape);
 
 std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
                                 const Updates& updates, const Options& options);

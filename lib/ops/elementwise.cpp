@@ -124,23 +124,30 @@ const Op op_stop_gradient{
 
 }  // namespace
 
-Tensor unary(UnaryKind k, const Tensor& x) {
+const Op& unary_op(UnaryKind k) {
   static const Op* const table[] = {
 #define THETA_PTR(name, ...) &op_##name,
       THETA_UNARY_OPS(THETA_PTR)
 #undef THETA_PTR
   };
-  return apply(*table[int(k)], {x});
+  return *table[int(k)];
 }
 
-Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b) {
+const Op& binary_op(BinaryKind k) {
   static const Op* const table[] = {
 #define THETA_PTR(name, ...) &op_##name,
       THETA_BINARY_OPS(THETA_PTR)
 #undef THETA_PTR
   };
-  return apply(*table[int(k)], {a, b});
+  return *table[int(k)];
 }
+
+const Op& stop_gradient_op() { return op_stop_gradient; }
+const Op& cast_op() { return op_cast; }
+
+Tensor unary(UnaryKind k, const Tensor& x) { return apply(unary_op(k), {x}); }
+
+Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b) { return apply(binary_op(k), {a, b}); }
 
 Tensor scalar_const(double v, DType dtype) {
   Storage s = alloc_storage(dtype, {}, th::cpu());

@@ -84,6 +84,11 @@ Tensor ones_like(const Tensor& x);
 Tensor count(const Tensor& x, const Axes& axes, DType dtype);
 /// Zeros of `like`'s shape in `dtype`.
 Tensor zeros_like(const Tensor& like, DType dtype);
+/// The elementwise ops themselves (freeze-time rewrites build steps from them).
+const Op& unary_op(UnaryKind k);
+const Op& binary_op(BinaryKind k);
+const Op& stop_gradient_op();
+const Op& cast_op();
 /// The elementwise primitives by kind (the public functions call these).
 Tensor unary(UnaryKind k, const Tensor& x);
 Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b);

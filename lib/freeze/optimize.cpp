@@ -1,0 +1,45 @@
+// The rewrite driver and the helpers every pass shares.
+#include "freeze/optimize.hpp"
+
+namespace th::detail {
+
+void optimize(Program& p) {
+  auto note = [&](const char* name, int n) {
+    if (n > 0) p.rewrites.push_back({name, n});
+  };
+  note("cse", rewrite_cse(p));
+  note("algebra", rewrite_algebra(p));
+  note("stability", rewrite_stability(p));
+  note("cse", rewrite_cse(p));  // the rewrites above expose new duplicates
+  note("dead", eliminate_dead(p));
+}
+
+std::vector<long> producers(const Program& p) {
+  std::vector<long> r(p.slots, -1);
+  for (std::size_t k = 0; k < p.steps.size(); ++k) r[p.steps[k].out] = long(k);
+  return r;
+}
+
+const Storage* constant_of(const Program& p, std::size_t slot) {
+  for (const auto& [s, v] : p.constants)
+    if (s == slot) return &v;
+  return nullptr;
+}
+
+bool is_scalar_constant(const Program& p, std::size_t slot, double v, std::size_t ndim) {
+  const Storage* c = constant_of(p, slot);
+  if (!c || c->shape.size() > ndim || c->size() > 1) return false;
+  return contiguous_as(*c, DType::float64).data<double>()[0] == v;
+}
+
+void replace_uses(Program& p, std::size_t from, std::size_t to) {
+  for (Step& s : p.steps)
+    for (std::size_t& i : s.in)
+      if (i == from) i = to;
+  for (std::size_t& o : p.outputs)
+    if (o == from) o = to;
+  for (auto& [n, s] : p.updates)
+    if (s == from) s = to;
+}
+
+}  // namespace th::detail

@@ -1,0 +1,37 @@
+// Freeze-time rewrites of a Program (Theano's graph optimizations), each in its own file:
+//   rewrite_cse.cpp        identical constants and identical steps merged
+//   rewrite_algebra.cpp    x*1, 1*x, x+0, 0+x, x-0, x/1, -(-x), stop_gradient(x), cast to
+//                          the same dtype: the step is dropped and its uses read x
+//   rewrite_stability.cpp  log(1+x) -> log1p(x), log(sigmoid(x)) -> -softplus(-x),
+//                          log(1-sigmoid(x)) -> -softplus(x), log(exp(z)/s) -> z - log(s)
+//                          (so log(softmax(x)) becomes the stable log_softmax form)
+//   rewrite_dce.cpp        steps, constants and shared reads no output or update needs
+// A rewrite only fires where dtypes and static shapes prove the result is unchanged.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "freeze/program.hpp"
+
+namespace th::detail {
+
+/// Runs every pass in order and records in p.rewrites what fired.
+void optimize(Program& p);
+
+int rewrite_cse(Program& p);
+int rewrite_algebra(Program& p);
+int rewrite_stability(Program& p);
+int eliminate_dead(Program& p);
+
+// ---- helpers the passes share (optimize.cpp) ------------------------------------------------
+/// For each slot, the index of the step that writes it (-1 for inputs, shared, constants).
+std::vector<long> producers(const Program& p);
+/// The constant value held by `slot`, or nullptr.
+const Storage* constant_of(const Program& p, std::size_t slot);
+/// True when `slot` is a constant whose every element equals `v` and which can never
+/// broadcast anything it meets to a larger shape (0-d, or all dims 1 within `ndim`).
+bool is_scalar_constant(const Program& p, std::size_t slot, double v, std::size_t ndim);
+/// Every read of slot `from` (steps, outputs, updates) reads `to` instead.
+void replace_uses(Program& p, std::size_t from, std::size_t to);
+
+}  // namespace th::detail

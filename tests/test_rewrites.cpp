@@ -1,0 +1,124 @@
+// Freeze-time rewrites (lib/freeze/rewrite_*.cpp): each test shows the rewrite fired (the
+// frozen program's steps, through debugprint) and that values and gradients are kept, or
+// improved where the rewrite exists for stability.
+#define BOOST_TEST_MODULE rewrites
+#include "check.hpp"
+
+using check::has;
+using check::vals;
+using th::Tensor;
+
+namespace {
+
+// The op names of a frozen function's steps, in order ("mul sin add").
+std::string steps_of(const th::Function& f) {
+  std::istringstream is(th::debugprint(f));
+  std::string line, r;
+  while (std::getline(is, line)) {
+    auto eq = line.find(" = "), paren = line.find('(');
+    if (line.rfind("  %", 0) == 0 && eq != std::string::npos && paren != std::string::npos && paren > eq &&
+        line.find(" constant ") == std::string::npos)
+      r += (r.empty() ? "" : " ") + line.substr(eq + 3, paren - eq - 3);
+  }
+  return r;
+}
+
+const Tensor xs = th::tensor({-1.5, -0.2, 0.3, 2.0});
+
+// f(x) frozen equals eager at `at`, and so does the frozen gradient of sum(f(x) * r).
+void keeps_values_and_gradients(const std::function<Tensor(const Tensor&)>& fn, const Tensor& at) {
+  auto x = th::dvector("x");
+  Tensor r = check::input(fn(at).shape(), 5, -1, 1);
+  auto f = th::function({x}, {fn(x), th::grad(th::sum(fn(x) * r), x)});
+  Tensor v = th::variable(at);
+  Tensor y = fn(v);
+  check::expect_close("value", f(at)[0], y);
+  check::expect_close("gradient", f(at)[1], th::grad(th::sum(y * r), v));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(common_subexpressions_merge) {
+  auto x = th::dvector("x");
+  auto f = th::function({x}, th::sin(x * 2.0) + th::sin(x * 2.0));  // two constants 2.0, two muls, two sins
+  BOOST_TEST(steps_of(f) == "mul sin add");
+  BOOST_TEST(has(th::debugprint(f), "rewrites: cse 3"), th::debugprint(f));
+  BOOST_TEST(vals(f(xs)) == vals(2.0 * th::sin(xs * 2.0)), boost::test_tools::tolerance(1e-15));
+  // different attributes do not merge
+  auto m = th::dmatrix("m");
+  auto h = th::function({m}, th::sum(m, 0) + th::sum(m, 1));
+  BOOST_TEST(steps_of(h) == "sum sum add");
+  keeps_values_and_gradients([](const Tensor& t) { return th::exp(t * 3.0) * th::exp(t * 3.0); }, xs);
+}
+
+BOOST_AUTO_TEST_CASE(algebraic_identities_drop_steps) {
+  auto x = th::dvector("x");
+  auto f = th::function({x}, th::exp((x * 1.0 + 0.0 - 0.0) / 1.0) + th::stop_gradient(-(-x)));
+  BOOST_TEST(steps_of(f) == "exp add");
+  BOOST_TEST(has(th::debugprint(f), "algebra 6"), th::debugprint(f));
+  BOOST_TEST(vals(f(xs)) == vals(th::exp(xs) + xs), boost::test_tools::tolerance(1e-15));
+  keeps_values_and_gradients([](const Tensor& t) { return th::sin(1.0 * t) * (0.0 + t); }, xs);
+  // A constant that broadcasts or promotes is not an identity: the step stays.
+  auto s = th::dscalar("s");
+  auto b = th::function({s}, s * th::ones({3}));
+  BOOST_TEST(steps_of(b) == "mul");
+  BOOST_TEST(vals(b(2.0)) == (std::vector<double>{2, 2, 2}));
+  auto i = th::ivector("i");
+  auto d = th::function({i}, i / 1.0);
+  BOOST_TEST(steps_of(d) == "div");
+  BOOST_TEST(d(std::vector<int>{3})[0].dtype() == th::DType::float64);
+}
+
+BOOST_AUTO_TEST_CASE(log_of_one_plus_x_is_log1p) {
+  auto x = th::dvector("x");
+  auto f = th::function({x}, th::log(1.0 + x) + th::log(x + 1.0));
+  BOOST_TEST(steps_of(f) == "log1p add");  // both forms become log1p(x), which CSE then merges
+  const Tensor tiny = th::tensor({1e-17, 3.0});
+  BOOST_TEST(vals(f(tiny))[0] == 2e-17, boost::test_tools::tolerance(1e-12));  // eager: log(1 + 1e-17) = 0
+  BOOST_TEST(vals(th::log(1.0 + tiny))[0] == 0.0);
+  keeps_values_and_gradients([](const Tensor& t) { return th::log(1.0 + t * t); }, xs);
+}
+
+BOOST_AUTO_TEST_CASE(log_sigmoid_becomes_softplus) {
+  auto x = th::dvector("x");
+  auto f = th::function({x}, {th::log(th::sigmoid(x)), th::log(1.0 - th::sigmoid(x))});
+  BOOST_TEST(steps_of(f) == "neg softplus neg softplus neg");
+  const Tensor far = th::tensor({-800.0, 800.0, 0.5});
+  auto r = f(far);
+  check::expect_close("log sigmoid", r[0], th::tensor({-800, 0, std::log(1 / (1 + std::exp(-0.5)))}));
+  check::expect_close("log 1 - sigmoid", r[1], th::tensor({0, -800, std::log(1 - 1 / (1 + std::exp(-0.5)))}));
+  BOOST_TEST(std::isinf(vals(th::log(th::sigmoid(far)))[0]));  // eager, as written: log(0)
+  keeps_values_and_gradients([](const Tensor& t) { return th::log(th::sigmoid(t)) * th::log(1.0 - th::sigmoid(t)); }, xs);
+}
+
+BOOST_AUTO_TEST_CASE(log_softmax_is_stable) {
+  auto m = th::dmatrix("m");
+  auto f = th::function({m}, th::log(th::softmax(m, 1)));
+  BOOST_TEST(!has(steps_of(f), "div"), steps_of(f));
+  const Tensor wide = th::tensor({{0.0, 1000.0}, {1.0, 2.0}});
+  check::expect_close("log softmax", f(wide), th::log_softmax(wide, 1));
+  BOOST_TEST(vals(f(wide))[0] == -1000.0);
+  BOOST_TEST(std::isinf(vals(th::log(th::softmax(wide, 1)))[0]));  // eager, as written
+  keeps_values_and_gradients([](const Tensor& t) { return th::log(th::softmax(th::reshape(t, {2, 2}), 0)); }, xs);
+}
+
+BOOST_AUTO_TEST_CASE(debug_mode_runs_the_graph_as_recorded) {
+  auto x = th::dvector("x");
+  th::Options o;
+  o.mode = th::Mode::debug;
+  auto f = th::function({x}, th::log(1.0 + x * 1.0), {}, o);
+  BOOST_TEST(steps_of(f) == "mul add log");
+  BOOST_TEST(!has(th::debugprint(f), "rewrites"));
+}
+
+BOOST_AUTO_TEST_CASE(updates_and_outputs_survive_rewrites) {
+  // An output or update that a rewrite aliases to an input or shared slot still works.
+  auto x = th::dvector("x");
+  th::Shared w = th::shared(th::tensor({1.0, 2.0}), "w");
+  auto f = th::function({x}, {x * 1.0, -(-w)}, {{w, w * 1.0 + x}});
+  auto r = f(std::vector<double>{10, 20});
+  BOOST_TEST(vals(r[0]) == (std::vector<double>{10, 20}));
+  BOOST_TEST(vals(r[1]) == (std::vector<double>{1, 2}));
+  BOOST_TEST(vals(w.get_value()) == (std::vector<double>{11, 22}));
+  BOOST_TEST(steps_of(f) == "add");
+}
