@@ -1,8 +1,11 @@
-// The benchmark harness: run a workload several times, report the median. Every bench_*
-// program times with this, so peers added later are measured the same way.
+// The benchmark harness: run a workload several times, report the median, print one
+// machine-readable line per measurement:  RESULT <workload> <implementation> <median_us>
+// (bench/report.py turns the lines of every program, C++ and Python, into the ratio table).
 #pragma once
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <vector>
 
 namespace bench {
@@ -18,6 +21,28 @@ double median_us(F f, int units, int runs = 5) {
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+inline void result(const char* workload, const char* impl, double us) {
+  std::printf("RESULT %s %s %.4f\n", workload, impl, us);
+  std::fflush(stdout);
+}
+
+/// True when the program was given no workload filter, or `w` is among its arguments.
+inline bool wanted(int argc, char** argv, const char* w) {
+  if (argc < 2) return true;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], w) == 0) return true;
+  return false;
+}
+
+/// The seed regression data (W1): x 125 x 4 uniform in [0, 1), y = x . [3 3 2 2].
+inline void seed_data(std::vector<double>& x, std::vector<double>& y) {
+  unsigned s = 12345;
+  auto next = [&] { return (s = s * 1103515245u + 12345u) / 4294967296.0; };
+  x.resize(125 * 4), y.resize(125);
+  for (auto& v : x) v = next();
+  for (int i = 0; i < 125; ++i) y[i] = 3 * x[i * 4] + 3 * x[i * 4 + 1] + 2 * x[i * 4 + 2] + 2 * x[i * 4 + 3];
 }
 
 }  // namespace bench

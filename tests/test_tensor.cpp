@@ -103,6 +103,28 @@ BOOST_AUTO_TEST_CASE(float_to_integer_casts_are_defined) {
   BOOST_TEST((top + std::int64_t(1)).to_vector<std::int64_t>()[0] == std::numeric_limits<std::int64_t>::min());
 }
 
+BOOST_AUTO_TEST_CASE(large_kernels_split_over_threads_match_a_scalar_reference) {
+  // Big enough for the kernel threads (lib/cpu/parallel.hpp), in strided, broadcast and
+  // contiguous layouts, with every output element checked.
+  Tensor a = th::random::uniform({300, 701}, -2, 2, 1);
+  Tensor b = th::random::uniform({701}, -2, 2, 2);
+  Tensor y = th::tanh(th::transpose(a)) * th::expand_dims(b, 1) + th::where(th::transpose(a) > 0.0, 1.0, -1.0);
+  BOOST_TEST_REQUIRE((y.shape() == th::Shape{701, 300}));
+  auto av = vals(a), bv = vals(b), yv = vals(y);
+  int wrong = 0;
+  for (std::size_t i = 0; i < 701; ++i)
+    for (std::size_t j = 0; j < 300; ++j) {
+      const double x = av[j * 701 + i];
+      const double want = std::tanh(x) * bv[i] + (x > 0 ? 1.0 : -1.0);
+      wrong += std::fabs(yv[i * 300 + j] - want) > 1e-12;
+    }
+  BOOST_TEST(wrong == 0);
+  Tensor f = th::cast(th::view(a, th::all(), th::range(0, std::nullopt, 2)), DType::float32);
+  auto fv = f.to_vector<float>();
+  BOOST_TEST(fv.size() == 300u * 351u);
+  BOOST_TEST(fv[351 * 299 + 350] == float(av[299 * 701 + 700]));
+}
+
 BOOST_AUTO_TEST_CASE(forward_values) {
   Tensor a = th::tensor({{1, 2, 3}, {4, 5, 6}});
   BOOST_TEST(vals(th::sum(a, 0)) == (std::vector<double>{5, 7, 9}));

@@ -49,7 +49,7 @@ static void copy_typed(const Storage& src, const Storage& dst) {
     const char* q = p[1];
     for (std::int64_t i = 0; i < n; ++i, d += s[0], q += s[1])
       *reinterpret_cast<D*>(d) = convert<D>(*reinterpret_cast<const S*>(q));
-  });
+  }, 1);
 }
 
 void CpuBackend::copy(const Storage& src, const Storage& dst) {
@@ -61,7 +61,7 @@ void CpuBackend::fill(const Storage& dst, double value) {
     const T v = static_cast<T>(value);
     for_each_strided<1>(dst.shape, {&dst}, [v](char** p, const std::int64_t* s, std::int64_t n) {
       for (std::int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;
-    });
+    }, 1);
   })
 }
 
@@ -73,7 +73,7 @@ void CpuBackend::where(const Storage& c, const Storage& a, const Storage& b, con
         *reinterpret_cast<T*>(p[0] + i * s[0]) =
             ci ? *reinterpret_cast<const T*>(p[2] + i * s[2]) : *reinterpret_cast<const T*>(p[3] + i * s[3]);
       }
-    });
+    }, 1);
   })
 }
 

@@ -59,8 +59,14 @@ T min_scalar(T a, T b) {
   return (a <= b || a != a) ? a : b;
 }
 
+// Relative cost of one element, for the decision to use several threads.
+constexpr std::int64_t cost_of(UnaryKind k) {
+  return k == UnaryKind::neg || k == UnaryKind::abs || k == UnaryKind::sign ? 1 : 16;
+}
+constexpr std::int64_t cost_of(BinaryKind k) { return k == BinaryKind::pow ? 16 : 1; }
+
 template <class T, class F>
-void unary_loop(const Storage& x, const Storage& y, F f) {
+void unary_loop(const Storage& x, const Storage& y, F f, std::int64_t cost) {
   for_each_strided<2>(y.shape, {&y, &x}, [&f](char** p, const std::int64_t* s, std::int64_t n) {
     T* yp = reinterpret_cast<T*>(p[0]);
     const T* xp = reinterpret_cast<const T*>(p[1]);
@@ -70,11 +76,11 @@ void unary_loop(const Storage& x, const Storage& y, F f) {
       for (std::int64_t i = 0; i < n; ++i)
         *reinterpret_cast<T*>(p[0] + i * s[0]) = f(*reinterpret_cast<const T*>(p[1] + i * s[1]));
     }
-  });
+  }, cost);
 }
 
 template <class T, class O, class F>
-void binary_loop(const Storage& a, const Storage& b, const Storage& y, F f) {
+void binary_loop(const Storage& a, const Storage& b, const Storage& y, F f, std::int64_t cost) {
   for_each_strided<3>(y.shape, {&y, &a, &b}, [&f](char** p, const std::int64_t* s, std::int64_t n) {
     O* yp = reinterpret_cast<O*>(p[0]);
     const T* ap = reinterpret_cast<const T*>(p[1]);
@@ -92,7 +98,7 @@ void binary_loop(const Storage& a, const Storage& b, const Storage& y, F f) {
         *reinterpret_cast<O*>(p[0] + i * s[0]) = static_cast<O>(
             f(*reinterpret_cast<const T*>(p[1] + i * s[1]), *reinterpret_cast<const T*>(p[2] + i * s[2])));
     }
-  });
+  }, cost);
 }
 
 constexpr bool keep_is_compare = false, to_float_is_compare = false, arith_is_compare = false,
@@ -101,7 +107,9 @@ constexpr bool keep_is_compare = false, to_float_is_compare = false, arith_is_co
 }  // namespace
 
 #define THETA_UNARY_CASE(name, rule, formula, vjp) \
-  case UnaryKind::name: unary_loop<T>(x, y, [](T x) { return static_cast<T>(formula); }); break;
+  case UnaryKind::name:                                                                            \
+    unary_loop<T>(x, y, [](T x) { return static_cast<T>(formula); }, cost_of(UnaryKind::name));    \
+    break;
 template <class T>
 void unary_typed(UnaryKind k, const Storage& x, const Storage& y) {
   switch (k) { THETA_UNARY_OPS(THETA_UNARY_CASE) }
@@ -110,8 +118,10 @@ void unary_typed(UnaryKind k, const Storage& x, const Storage& y) {
 
 #define THETA_BINARY_CASE(name, rule, formula, vjp_a, vjp_b)                                          \
   case BinaryKind::name:                                                                              \
-    if constexpr (rule##_is_compare) binary_loop<T, bool>(a, b, y, [](T a, T b) { return formula; }); \
-    else binary_loop<T, T>(a, b, y, [](T a, T b) { return static_cast<T>(formula); });              \
+    if constexpr (rule##_is_compare)                                                                  \
+      binary_loop<T, bool>(a, b, y, [](T a, T b) { return formula; }, cost_of(BinaryKind::name));      \
+    else                                                                                              \
+      binary_loop<T, T>(a, b, y, [](T a, T b) { return static_cast<T>(formula); }, cost_of(BinaryKind::name)); \
     break;
 template <class T>
 void binary_typed(BinaryKind k, const Storage& a, const Storage& b, const Storage& y) {

@@ -7,12 +7,49 @@
 #include <vector>
 
 #include "core/storage.hpp"
+#include "cpu/parallel.hpp"
 
 namespace th::detail::cpu {
 
-/// inner(char* ptrs[N], const int64_t byte_strides[N], int64_t n) runs one innermost line.
+namespace strided {
+// Walks dims[0] in [lo, hi) and every inner dim, calling inner on each innermost line.
 template <std::size_t N, class F>
-void for_each_strided(const Shape& shape, const std::array<const Storage*, N>& ops, F&& inner) {
+void walk(const std::vector<std::int64_t>& dims, const std::vector<std::array<std::int64_t, N>>& st,
+          std::array<char*, N> p, std::int64_t lo, std::int64_t hi, F& inner) {
+  const std::size_t nd = dims.size();
+  for (std::size_t k = 0; k < N; ++k) p[k] += st[0][k] * lo;
+  if (nd == 1) {
+    inner(p.data(), st[0].data(), hi - lo);
+    return;
+  }
+  const std::int64_t n = dims[nd - 1];
+  std::vector<std::int64_t> idx(nd, 0);
+  idx[0] = lo;
+  for (;;) {
+    inner(p.data(), st[nd - 1].data(), n);
+    // odometer over the outer dims
+    std::size_t d = nd - 1;
+    for (;;) {
+      if (d == 0) return;
+      --d;
+      if (++idx[d] < (d == 0 ? hi : dims[d])) {
+        for (std::size_t k = 0; k < N; ++k) p[k] += st[d][k];
+        break;
+      }
+      if (d == 0) return;
+      for (std::size_t k = 0; k < N; ++k) p[k] -= st[d][k] * (dims[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+}  // namespace strided
+
+/// inner(char* ptrs[N], const int64_t byte_strides[N], int64_t n) runs one innermost line.
+/// With cost_per_item > 0 (elementwise kernels: operand 0 is an output written once per
+/// index) large walks are split over the kernel threads along the outermost dimension.
+template <std::size_t N, class F>
+void for_each_strided(const Shape& shape, const std::array<const Storage*, N>& ops, F&& inner,
+                      std::int64_t cost_per_item = 0) {
   for (auto d : shape)
     if (d == 0) return;
   // Collect non-trivial dims with byte strides, then merge contiguous neighbours.
@@ -41,25 +78,16 @@ void for_each_strided(const Shape& shape, const std::array<const Storage*, N>& o
     inner(base.data(), zero.data(), std::int64_t(1));
     return;
   }
-  const std::size_t nd = dims.size();
-  const std::int64_t n = dims[nd - 1];
-  std::vector<std::int64_t> idx(nd, 0);
-  std::array<char*, N> p = base;
-  for (;;) {
-    inner(p.data(), st[nd - 1].data(), n);
-    // odometer over the outer dims
-    std::size_t d = nd - 1;
-    for (;;) {
-      if (d == 0) return;
-      --d;
-      if (++idx[d] < dims[d]) {
-        for (std::size_t k = 0; k < N; ++k) p[k] += st[d][k];
-        break;
-      }
-      for (std::size_t k = 0; k < N; ++k) p[k] -= st[d][k] * (dims[d] - 1);
-      idx[d] = 0;
-    }
+  std::int64_t total = 1;
+  for (auto d : dims) total *= d;
+  if (cost_per_item > 0 && st[0][0] != 0 && total * cost_per_item >= kParallelGrain) {
+    const std::int64_t per_outer = total / dims[0];
+    parallel_for(dims[0], per_outer * cost_per_item, [&](std::int64_t lo, std::int64_t hi) {
+      if (lo < hi) strided::walk<N>(dims, st, base, lo, hi, inner);
+    });
+    return;
   }
+  strided::walk<N>(dims, st, base, 0, dims[0], inner);
 }
 
 }  // namespace th::detail::cpu

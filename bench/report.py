@@ -1,0 +1,51 @@
+#!/usr/bin/python3
+"""Reads RESULT lines (bench/run.sh's output) on stdin and prints every measurement and the
+ratio table of the speed targets (theta's median over the peer's, same run). A workload
+measured in several rounds uses the median of its rounds."""
+import collections
+import datetime
+import os
+import platform
+import statistics
+import sys
+
+TARGETS = [  # (label, workload, theta impl, peer impl, target ratio)
+    ("W1 frozen step vs numpy hand-written gradient", "W1", "theta_frozen", "numpy", 0.25),
+    ("W1 frozen step vs torch.jit.trace of the step", "W1", "theta_frozen", "torch_jit_trace", 0.10),
+    ("W1 frozen step vs a plain C++ loop", "W1", "theta_frozen", "cpp_loop", 4),
+    ("W1 eager step vs libtorch eager", "W1", "theta_eager", "libtorch_eager", 0.5),
+    ("W2 frozen MLP step vs libtorch eager", "W2", "theta_frozen", "libtorch_eager", 0.9),
+    ("W3 forward vs hand-fused C++ (all cores)", "W3", "theta_forward", "cpp_fused_forward", 1.3),
+    ("W3 forward+backward vs hand-fused C++", "W3", "theta_forward_backward", "cpp_fused_forward_backward", 1.5),
+] + [(f"W4 GEMM {dt} n={n} vs OpenBLAS direct", f"W4_{dt}_{n}", "theta", "openblas", 1.05)
+     for dt in ("float64", "float32") for n in (512, 1024, 2048)] + [
+    ("W5 recorded add + backward vs libtorch", "W5_recorded", "theta", "libtorch", 0.25),
+    ("W5 unrecorded add vs libtorch", "W5_unrecorded", "theta", "libtorch", 0.5),
+]
+
+
+def main():
+    runs = collections.defaultdict(list)
+    for line in sys.stdin:
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "RESULT":
+            runs[(parts[1], parts[2])].append(float(parts[3]))
+    us = {k: statistics.median(v) for k, v in runs.items()}
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"\n# theta benchmarks, {datetime.date.today()}, {platform.node()}: {cpu}, {os.cpu_count()} cores, "
+          f"threads {os.environ.get('THETA_BENCH_THREADS', '?')}")
+    print("\n| workload | implementation | median (us) |\n| --- | --- | --- |")
+    for (w, impl), v in sorted(us.items()):
+        print(f"| {w} | {impl} | {v:.3f} |")
+    print("\n| target | theta (us) | peer (us) | ratio | target | met |\n| --- | --- | --- | --- | --- | --- |")
+    for label, w, mine, peer, target in TARGETS:
+        a, b = us.get((w, mine)), us.get((w, peer))
+        if a is None or b is None:
+            print(f"| {label} | {a or '-'} | {b or '-'} | not measured | <= {target} | - |")
+            continue
+        r = a / b
+        print(f"| {label} | {a:.3f} | {b:.3f} | {r:.3f} | <= {target} | {'yes' if r <= target else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()

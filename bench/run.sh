@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every benchmark in one run, peers interleaved per workload, and prints the ratio table.
+#   bash bench/run.sh [W1 W2 W3 W4 W5] [-- rounds]     (build first: cmake --build build)
+# Threads, the same for everyone: THETA_BENCH_THREADS (default: all cores) for OpenBLAS,
+# OpenMP, torch.set_num_threads; OMP_WAIT_POLICY=PASSIVE; every process is pinned to
+# cores 0..N-1 with taskset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads="${THETA_BENCH_THREADS:-$(nproc)}"
+rounds="${THETA_BENCH_ROUNDS:-1}"
+export THETA_BENCH_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" \
+  MKL_NUM_THREADS="$threads" OMP_WAIT_POLICY=PASSIVE
+pin=(taskset -c "0-$((threads - 1))")
+workloads=("$@")
+[ ${#workloads[@]} -eq 0 ] && workloads=(W1 W2 W3 W4 W5)
+log="$(mktemp)"
+for ((r = 1; r <= rounds; ++r)); do
+  for w in "${workloads[@]}"; do
+    "${pin[@]}" build/bench/bench_theta "$w"
+    "${pin[@]}" build/bench/bench_baseline "$w"
+    if [ -x build/bench/bench_libtorch ]; then "${pin[@]}" build/bench/bench_libtorch "$w"; fi
+    "${pin[@]}" /usr/bin/python3 bench/peers.py "$w"
+  done
+done | tee "$log"
+/usr/bin/python3 bench/report.py < "$log"
