@@ -26,7 +26,8 @@ stage "2/4 AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer) build
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHETA_SANITIZE=address,undefined \
   -DTHETA_CUDA=OFF -DTHETA_BUILD_BENCH=OFF
 cmake --build build-asan -j"$jobs"
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+# THETA_CPU_CACHE_MB=0: no block reuse, so ASan sees every use after free.
+(cd build-asan && THETA_CPU_CACHE_MB=0 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   THETA_PROPERTY_GRAPHS="${THETA_PROPERTY_GRAPHS:-10000}" THETA_PROPERTY_SEED="${THETA_PROPERTY_SEED:-1000001}" \
   ctest --output-on-failure -j"$jobs")
 

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "check.hpp"
+#include "core/node.hpp"
 
 using th::DType;
 using th::Tensor;
@@ -123,6 +124,19 @@ BOOST_AUTO_TEST_CASE(large_kernels_split_over_threads_match_a_scalar_reference) 
   auto fv = f.to_vector<float>();
   BOOST_TEST(fv.size() == 300u * 351u);
   BOOST_TEST(fv[351 * 299 + 350] == float(av[299 * 701 + 700]));
+}
+
+BOOST_AUTO_TEST_CASE(large_buffers_are_reused) {
+  // The CPU caching allocator (lib/cpu/allocator.hpp): a released large block comes back for
+  // the next allocation of its size, with fresh contents.
+  const void* first;
+  {
+    Tensor a = th::ones({100000});
+    first = th::detail::value_of(a, "test").bytes();
+  }
+  Tensor b = th::zeros({100000});
+  BOOST_TEST(th::detail::value_of(b, "test").bytes() == first);
+  BOOST_TEST(th::sum(b).item<double>() == 0.0);
 }
 
 BOOST_AUTO_TEST_CASE(forward_values) {

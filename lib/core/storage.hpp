@@ -14,12 +14,12 @@ struct Buffer {
   void* data = nullptr;
   std::size_t bytes = 0;
   Device device;
-  void (*free_fn)(void*) = nullptr;
+  void (*free_fn)(void*, std::size_t) = nullptr;  // gets `data` and `bytes`
   Buffer() = default;
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   ~Buffer() {
-    if (free_fn) free_fn(data);
+    if (free_fn) free_fn(data, bytes);
   }
 };
 

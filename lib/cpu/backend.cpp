@@ -4,6 +4,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "cpu/allocator.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/strided.hpp"
 #include "theta/error.hpp"
@@ -14,12 +15,10 @@ namespace cpu {
 
 std::shared_ptr<Buffer> CpuBackend::alloc(std::size_t bytes) {
   auto b = std::make_shared<Buffer>();
-  std::size_t rounded = (bytes + 63) / 64 * 64;
-  b->data = std::aligned_alloc(64, rounded);
-  if (!b->data) throw Error("alloc: out of memory allocating " + std::to_string(bytes) + " bytes on cpu");
+  b->data = cached_alloc(bytes);
   b->bytes = bytes;
   b->device = th::cpu();
-  b->free_fn = &std::free;
+  b->free_fn = &cached_free;
   return b;
 }
 
