@@ -1,4 +1,5 @@
 // Elementwise kernels, generated from ops/elementwise_list.hpp: one typed loop per op.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -9,6 +10,31 @@
 namespace th::detail::cpu {
 
 namespace {
+
+// float32 tanh as a branch-free rational function (a clamp, then x P(x^2) / Q(x^2)), so the
+// compiler vectorises the loop: within 3.3e-7 relative of tanh (about 3 ulp; checked on a
+// 1e-4 grid over [-20, 20], tests/test_tensor.cpp checks it). float64 keeps libm's tanh.
+template <class T>
+T tanh_scalar(T x) {
+  if constexpr (std::is_same_v<T, float>) {
+    const float c = 7.90531110763549805f;  // tanh is 1 - 2.6e-7 here: the rational's end
+    const float xc = std::min(std::max(x, -c), c), x2 = xc * xc;  // NaN stays NaN
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 - 8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return xc * p / q;
+  } else {
+    return std::tanh(x);
+  }
+}
 
 template <class T>
 T sigmoid_scalar(T x) {

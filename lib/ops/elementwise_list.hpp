@@ -19,7 +19,7 @@
   X(sqrt,     to_float, std::sqrt(x),            g / (y * 2.0))                          \
   X(sin,      to_float, std::sin(x),             g * cos(x))                             \
   X(cos,      to_float, std::cos(x),             -(g * sin(x)))                          \
-  X(tanh,     to_float, std::tanh(x),            g * (1.0 - y * y))                      \
+  X(tanh,     to_float, tanh_scalar(x),          g * (1.0 - y * y))                      \
   /* NOTE: sigmoid and softplus are primitives, not compositions: composed from exp,  */ \
   /* their gradients overflow to inf/inf = NaN for |x| > ~710 (float64).               */ \
   X(sigmoid,  to_float, sigmoid_scalar(x),       g * y * (1.0 - y))                      \
