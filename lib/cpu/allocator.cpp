@@ -13,7 +13,8 @@ namespace th::detail::cpu {
 
 namespace {
 
-constexpr std::size_t kSmall = 64 << 10;  // below this, malloc's own bins are fast enough
+constexpr std::size_t kSmall = 64 << 10;    // small blocks: 64-byte size classes
+constexpr std::size_t kSmallPerClass = 256;  // at most this many cached small blocks per class
 
 std::size_t rounded(std::size_t bytes) {
   const std::size_t unit = bytes < kSmall ? 64 : 4096;
@@ -39,7 +40,7 @@ Cache& cache() {
 
 void* cached_alloc(std::size_t bytes) {
   const std::size_t size = rounded(bytes == 0 ? 1 : bytes);
-  if (size >= kSmall) {
+  {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.free.find(size);
@@ -57,11 +58,12 @@ void* cached_alloc(std::size_t bytes) {
 
 void cached_free(void* p, std::size_t bytes) {
   const std::size_t size = rounded(bytes == 0 ? 1 : bytes);
-  if (p && size >= kSmall) {
+  if (p) {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mu);
-    if (c.held + size <= c.limit) {
-      c.free[size].push_back(p);
+    std::vector<void*>& list = c.free[size];
+    if (c.held + size <= c.limit && (size >= kSmall || list.size() < kSmallPerClass)) {
+      list.push_back(p);
       c.held += size;
       return;
     }
