@@ -10,8 +10,9 @@ using th::Tensor;
 
 namespace {
 
-// The op names of a frozen function's steps, in order ("mul sin add").
-std::string steps_of(const th::Function& f) {
+// The op names of a frozen function's steps, in order ("mul sin add"), with the members of
+// fused steps ("fused[mul sin] add") listed in their place; fused_steps_of keeps the fusion.
+std::string fused_steps_of(const th::Function& f) {
   std::istringstream is(th::debugprint(f));
   std::string line, r;
   while (std::getline(is, line)) {
@@ -19,6 +20,15 @@ std::string steps_of(const th::Function& f) {
     if (line.rfind("  %", 0) == 0 && eq != std::string::npos && paren != std::string::npos && paren > eq &&
         line.find(" constant ") == std::string::npos)
       r += (r.empty() ? "" : " ") + line.substr(eq + 3, paren - eq - 3);
+  }
+  return r;
+}
+
+std::string steps_of(const th::Function& f) {
+  std::string r = fused_steps_of(f);
+  for (auto at = r.find("fused["); at != std::string::npos; at = r.find("fused[")) {
+    r.erase(at, 6);
+    r.erase(r.find(']', at), 1);
   }
   return r;
 }
@@ -121,4 +131,61 @@ BOOST_AUTO_TEST_CASE(updates_and_outputs_survive_rewrites) {
   BOOST_TEST(vals(r[1]) == (std::vector<double>{1, 2}));
   BOOST_TEST(vals(w.get_value()) == (std::vector<double>{11, 22}));
   BOOST_TEST(steps_of(f) == "add");
+}
+
+BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
+  auto a = th::fvector("a"), b = th::fvector("b"), c = th::fvector("c");
+  Tensor y = th::tanh(a * b + c) * 0.5 + th::sigmoid(a);
+  auto fwd = th::function({a, b, c}, y);
+  BOOST_TEST(fused_steps_of(fwd) == "fused[mul add tanh mul sigmoid add]");
+  // With the gradient, the backward reads tanh's and sigmoid's outputs: those stay steps,
+  // and the chains around them fuse (g * (1 - y*y)).
+  auto f = th::function({a, b, c}, {y, th::grad(th::sum(y), a)});
+  BOOST_TEST(has(fused_steps_of(f), "fused[mul sub mul]"), fused_steps_of(f));
+  // Sizes with several blocks, a partial last block and both kernel threads; then tiny.
+  for (std::int64_t n : {100003, 5}) {
+    Tensor A = th::random::uniform({n}, -2, 2, 1, th::DType::float32), B = th::random::uniform({n}, -2, 2, 2, th::DType::float32),
+           C = th::random::uniform({n}, -2, 2, 3, th::DType::float32);
+    Tensor av = th::variable(A);
+    Tensor ye = th::tanh(av * B + C) * 0.5 + th::sigmoid(av);
+    Tensor ge = th::grad(th::sum(ye), av);
+    auto r = f(A, B, C);
+    BOOST_TEST(vals(fwd(A, B, C)) == vals(ye), boost::test_tools::per_element());  // the same formulas: bit-identical
+    BOOST_TEST(vals(r[0]) == vals(ye), boost::test_tools::per_element());
+    BOOST_TEST(vals(r[1]) == vals(ge), boost::test_tools::per_element());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fused_steps_fall_back_where_the_kernel_cannot_go) {
+  auto m = th::dmatrix("m"), row = th::dmatrix("row");
+  auto f = th::function({m, row}, th::exp(m * 2.0) - th::sin(row));
+  BOOST_TEST(has(fused_steps_of(f), "fused["), fused_steps_of(f));
+  Tensor M = th::random::uniform({3, 4}, -1, 1, 1), R = th::random::uniform({1, 4}, -1, 1, 2);
+  // a (1, 4) row broadcast over rows, and a transposed (strided) argument
+  check::expect_close("broadcast row", f(M, R), th::exp(M * 2.0) - th::sin(R));
+  Tensor Mt = th::transpose(th::random::uniform({4, 3}, -1, 1, 3));
+  check::expect_close("strided argument", f(Mt, R), th::exp(Mt * 2.0) - th::sin(R));
+  check::expect_close("equal shapes", f(M, M), th::exp(M * 2.0) - th::sin(M));
+  // an error inside a fused step is the member op's own error
+  BOOST_TEST(has(check::message_of<th::ShapeError>([&] { f(M, th::zeros({2, 4})); }), "shapes cannot be broadcast"));
+}
+
+BOOST_AUTO_TEST_CASE(fusion_keeps_results_others_read) {
+  // exp(x) is read three times and also returned: it stays a step of its own.
+  auto x = th::dvector("x");
+  Tensor e = th::exp(x);
+  auto f = th::function({x}, {e * e + e, e});
+  BOOST_TEST(fused_steps_of(f) == "exp fused[mul add]");
+  auto r = f(xs);
+  check::expect_close("value", r[0], th::exp(xs) * th::exp(xs) + th::exp(xs));
+  check::expect_close("shared intermediate", r[1], th::exp(xs));
+}
+
+BOOST_AUTO_TEST_CASE(nan_guard_checks_each_op_of_a_fused_chain) {
+  auto x = th::dvector("x");
+  th::Options o;
+  o.mode = th::Mode::nan_guard;
+  auto f = th::function({x}, th::exp(th::sqrt(x * 2.0) + 1.0), {}, o);
+  BOOST_TEST(has(fused_steps_of(f), "fused["), fused_steps_of(f));
+  BOOST_TEST(has(check::message_of<th::ValueError>([&] { f(th::tensor({1.0, -1.0})); }), "sqrt: produced NaN"));
 }

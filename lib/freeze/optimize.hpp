@@ -6,6 +6,7 @@
 //                          log(1-sigmoid(x)) -> -softplus(x), log(exp(z)/s) -> z - log(s)
 //                          (so log(softmax(x)) becomes the stable log_softmax form)
 //   rewrite_dce.cpp        steps, constants and shared reads no output or update needs
+//   rewrite_fuse.cpp       chains of float elementwise steps become one fused step
 // A rewrite only fires where dtypes and static shapes prove the result is unchanged.
 #pragma once
 #include <cstddef>
@@ -22,6 +23,7 @@ int rewrite_cse(Program& p);
 int rewrite_algebra(Program& p);
 int rewrite_stability(Program& p);
 int eliminate_dead(Program& p);
+int fuse_elementwise(Program& p);
 
 // ---- helpers the passes share (optimize.cpp) ------------------------------------------------
 /// For each slot, the index of the step that writes it (-1 for inputs, shared, constants).

@@ -84,7 +84,7 @@ std::string debugprint(const Function& f) {
   for (const auto& [s, v] : p.constants)
     os << "  " << slot_name(s) << " = constant " << dtype_name(v.dtype) << " " << shape_str(v.shape) << "\n";
   for (const detail::Step& st : p.steps) {
-    os << "  " << slot_name(st.out) << " = " << st.op->name << "(";
+    os << "  " << slot_name(st.out) << " = " << detail::step_name(st) << "(";
     for (std::size_t j = 0; j < st.in.size(); ++j)
       os << (j ? ", " : "") << slot_name(st.in[j]) << (st.names[j].empty() ? "" : " " + st.names[j]);
     os << ")\n";
@@ -136,7 +136,7 @@ std::string to_dot(const Function& f) {
   for (const auto& [s, n] : p.shared) os << "  s" << s << " [shape=box, label=\"shared " << n->name << "\"];\n";
   for (const auto& [s, v] : p.constants) os << "  s" << s << " [shape=box, label=\"constant " << shape_str(v.shape) << "\"];\n";
   for (const detail::Step& st : p.steps) {
-    os << "  s" << st.out << " [label=\"" << st.op->name << "\"];\n";
+    os << "  s" << st.out << " [label=\"" << detail::step_name(st) << "\"];\n";
     for (std::size_t in : st.in) os << "  s" << in << " -> s" << st.out << ";\n";
   }
   for (std::size_t o = 0; o < p.outputs.size(); ++o) os << "  out" << o << " [shape=plaintext, label=\"output " << o << "\"];\n  s" << p.outputs[o] << " -> out" << o << ";\n";

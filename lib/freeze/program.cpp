@@ -57,6 +57,31 @@ Storage convert_argument(const Program& p, std::size_t i, const Tensor& arg) {
   return c;
 }
 
+// A fused step in one pass (cpu::run_fused); false when its inputs do not allow it (not all
+// on the CPU, broadcasting other than of single elements, strided views, or shapes that do
+// not broadcast: the members then run one by one and raise the usual error).
+bool run_fused(const Step& s, std::vector<Storage>& vals) {
+  std::vector<const Storage*> in;
+  Shape shape;
+  for (std::size_t slot : s.in) {
+    const Storage& v = vals[slot];
+    if (v.device() != th::cpu()) return false;
+    in.push_back(&v);
+    if (v.shape.size() > shape.size()) shape.insert(shape.begin(), v.shape.size() - shape.size(), 1);
+    const std::size_t lead = shape.size() - v.shape.size();
+    for (std::size_t d = 0; d < v.shape.size(); ++d) {
+      std::int64_t& o = shape[lead + d];
+      if (v.shape[d] == o || v.shape[d] == 1) continue;
+      if (o != 1) return false;
+      o = v.shape[d];
+    }
+  }
+  Storage y = alloc_storage(s.fused->dtype, shape, th::cpu());
+  if (!cpu::run_fused(s.fused->code, s.fused->dtype, in, y)) return false;
+  vals[s.out] = std::move(y);
+  return true;
+}
+
 }  // namespace
 
 std::size_t new_slot(Program& p, DType dtype, Shape shape) {
@@ -174,18 +199,25 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
   std::vector<double> seconds(p.steps.size());
   std::vector<const Storage*> in;
   std::vector<Meta> metas;
-  for (std::size_t k = 0; k < p.steps.size(); ++k) {
-    const Step& s = p.steps[k];
+  auto run_step = [&](const Step& s) {
     in.clear();
     metas.clear();
     for (std::size_t j = 0; j < s.in.size(); ++j) {
       in.push_back(&vals[s.in[j]]);
       metas.push_back(meta_of(vals[s.in[j]], s.names[j]));
     }
-    auto t0 = std::chrono::steady_clock::now();
     vals[s.out] = run_op(*s.op, in, metas, s.attrs);
-    seconds[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (guard) check_finite(*s.op, vals[s.out], metas);
+  };
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
+    const Step& s = p.steps[k];
+    auto t0 = std::chrono::steady_clock::now();
+    if (!s.fused) {
+      run_step(s);
+    } else if (guard || !run_fused(s, vals)) {
+      for (const Step& m : s.fused->members) run_step(m);  // one op at a time, each checked
+    }
+    seconds[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   // Updates: every new value is computed before any is applied (ranks and dtypes were
   // checked when freezing; ranks cannot change at run time).
@@ -264,7 +296,7 @@ std::string Function::profile() const {
     std::lock_guard<std::mutex> lock(p_->prof_mu);
     calls = p_->calls;
     std::unordered_map<std::string, double> by_op;
-    for (std::size_t k = 0; k < p_->steps.size(); ++k) by_op[p_->steps[k].op->name] += p_->prof_seconds[k];
+    for (std::size_t k = 0; k < p_->steps.size(); ++k) by_op[detail::step_name(p_->steps[k])] += p_->prof_seconds[k];
     for (auto& [name, sec] : by_op) rows.push_back({sec, name});
   }
   std::sort(rows.rbegin(), rows.rend());

@@ -5,10 +5,22 @@
 #include <string>
 #include <vector>
 
+#include "cpu/fused.hpp"
 #include "ops/op.hpp"
 #include "theta/function.hpp"
 
 namespace th::detail {
+
+struct Step;
+
+/// A fused elementwise chain (rewrite_fuse.cpp): the kernel program over the step's inputs,
+/// and the original steps, run one by one when the inputs do not fit the fused kernel
+/// (non-scalar broadcasting, strided views) or when the NaN guard must check every op.
+struct Fused {
+  std::vector<cpu::FusedInstr> code;
+  DType dtype;
+  std::vector<Step> members;
+};
 
 struct Step {
   const Op* op;
@@ -16,7 +28,13 @@ struct Step {
   std::vector<std::size_t> in;     // input slots
   std::size_t out;                 // output slot
   std::vector<std::string> names;  // operand display names, for run-time errors
+  std::shared_ptr<const Fused> fused = {};  // set on fused steps (op is then fused_op())
 };
+
+/// The Op of fused steps (it is never run itself).
+const Op& fused_op();
+/// A step's name in debugprint, to_dot and profiles: its op, or "fused[mul add tanh]".
+std::string step_name(const Step& s);
 
 struct Program {
   std::size_t slots = 0;

@@ -1,0 +1,26 @@
+// Fused elementwise execution (the kernel side of lib/freeze/rewrite_fuse.cpp): a chain of
+// unary/binary elementwise ops runs as one pass over memory, in cache-sized blocks, split
+// over the kernel threads, with no full-size temporaries.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/backend.hpp"
+
+namespace th::detail::cpu {
+
+/// One instruction of a fused chain; an operand < 0 is external input (-1 - operand),
+/// otherwise the result of instruction `operand`.
+struct FusedInstr {
+  bool unary;
+  int code;  // UnaryKind or BinaryKind
+  int a, b;  // b unused for unary
+};
+
+/// Runs `code` over the external inputs, each either of the output's size and contiguous
+/// (stride 1) or a single element (broadcast), all of `dtype` (float32 or float64). Returns
+/// false (and computes nothing) when an input does not fit that form.
+bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
+               const Storage& out);
+
+}  // namespace th::detail::cpu

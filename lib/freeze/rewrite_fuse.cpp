@@ -1,0 +1,111 @@
+// Elementwise fusion: a tree of float unary/binary steps whose intermediate results have no
+// other reader becomes one fused step at the position of its last step, run by
+// cpu::run_fused as one blocked pass over memory (no full-size temporaries). Every op in it
+// computes in one float dtype (no promotion) so the fused kernel needs no conversion; the
+// original steps are kept for the fallback (see Fused in program.hpp).
+#include <algorithm>
+#include <map>
+
+#include "freeze/optimize.hpp"
+
+namespace th::detail {
+
+namespace {
+
+constexpr std::size_t kMaxMembers = 32;
+
+bool fusable(const Program& p, const Step& s, int& code, bool& unary) {
+  const DType dt = p.slot_dtype[s.out];
+  if (s.fused || (dt != DType::float32 && dt != DType::float64)) return false;
+  for (std::size_t i : s.in)
+    if (p.slot_dtype[i] != dt) return false;
+#define THETA_MATCH_UNARY(name, ...) \
+  if (s.op == &unary_op(UnaryKind::name)) return code = int(UnaryKind::name), unary = true, true;
+  THETA_UNARY_OPS(THETA_MATCH_UNARY)
+#undef THETA_MATCH_UNARY
+  for (BinaryKind k : {BinaryKind::add, BinaryKind::sub, BinaryKind::mul, BinaryKind::div, BinaryKind::pow,
+                       BinaryKind::maximum, BinaryKind::minimum})
+    if (s.op == &binary_op(k)) return code = int(k), unary = false, true;
+  return false;
+}
+
+}  // namespace
+
+const Op& fused_op() {
+  static const Op op{"fused", 0, nullptr, nullptr, nullptr};
+  return op;
+}
+
+std::string step_name(const Step& s) {
+  if (!s.fused) return s.op->name;
+  std::string r = "fused[";
+  for (std::size_t i = 0; i < s.fused->members.size(); ++i) r += (i ? " " : "") + std::string(s.fused->members[i].op->name);
+  return r + "]";
+}
+
+int fuse_elementwise(Program& p) {
+  std::vector<int> uses(p.slots, 0);
+  for (const Step& s : p.steps)
+    for (std::size_t i : s.in) ++uses[i];
+  for (std::size_t o : p.outputs) ++uses[o];
+  for (const auto& [n, s] : p.updates) ++uses[s];
+  const std::vector<long> made_by = producers(p);
+  // group[k]: the steps fused into step k (k its last), in step order; empty when k joined another.
+  std::vector<std::vector<std::size_t>> group(p.steps.size());
+  std::vector<bool> candidate(p.steps.size()), absorbed(p.steps.size(), false);
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
+    int code;
+    bool unary;
+    candidate[k] = fusable(p, p.steps[k], code, unary);
+    if (!candidate[k]) continue;
+    std::vector<std::size_t> members;
+    for (std::size_t i : p.steps[k].in) {
+      const long t = made_by[i];
+      if (t < 0 || !candidate[std::size_t(t)] || uses[i] != 1 || absorbed[std::size_t(t)]) continue;
+      const auto& sub = group[std::size_t(t)];
+      if (members.size() + sub.size() + 1 > kMaxMembers) continue;
+      members.insert(members.end(), sub.begin(), sub.end());
+      absorbed[std::size_t(t)] = true;
+    }
+    members.push_back(k);
+    std::sort(members.begin(), members.end());
+    group[k] = std::move(members);
+  }
+  int fused = 0;
+  std::vector<Step> out;
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
+    if (absorbed[k]) continue;
+    if (!candidate[k] || group[k].size() < 2) {
+      out.push_back(p.steps[k]);
+      continue;
+    }
+    auto f = std::make_shared<Fused>();
+    f->dtype = p.slot_dtype[p.steps[k].out];
+    Step st{&fused_op(), {}, {}, p.steps[k].out, {}};
+    std::map<std::size_t, int> operand;  // slot -> operand code (external: -1 - index)
+    auto ref = [&](std::size_t slot, const std::string& name) {
+      auto it = operand.find(slot);
+      if (it != operand.end()) return it->second;
+      st.in.push_back(slot);
+      st.names.push_back(name);
+      return operand[slot] = -int(st.in.size());
+    };
+    for (std::size_t m : group[k]) {
+      const Step& s = p.steps[m];
+      int code;
+      bool unary;
+      fusable(p, s, code, unary);
+      cpu::FusedInstr in{unary, code, ref(s.in[0], s.names[0]), unary ? 0 : ref(s.in[1], s.names[1])};
+      operand[s.out] = int(f->code.size());
+      f->code.push_back(in);
+      f->members.push_back(s);
+    }
+    st.fused = std::move(f);
+    out.push_back(std::move(st));
+    fused += int(group[k].size());
+  }
+  p.steps = std::move(out);
+  return fused;
+}
+
+}  // namespace th::detail
