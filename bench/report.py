@@ -37,6 +37,9 @@ def main():
     print("\n| workload | implementation | median (us) |\n| --- | --- | --- |")
     for (w, impl), v in sorted(us.items()):
         print(f"| {w} | {impl} | {v:.3f} |")
+    freeze = us.get(("F1_freeze_1000_nodes", "theta"))
+    if freeze is not None:
+        print(f"\nFreezing a 1000-node graph: {freeze / 1000:.2f} ms (target < 50 ms: {'yes' if freeze < 50000 else 'NO'})")
     print("\n| target | theta (us) | peer (us) | ratio | target | met |\n| --- | --- | --- | --- | --- | --- |")
     for label, w, mine, peer, target in TARGETS:
         a, b = us.get((w, mine)), us.get((w, peer))
