@@ -83,15 +83,6 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
   });
 }
 
-bool contiguous(const Storage& s) {
-  std::int64_t expect = 1;
-  for (std::size_t d = s.shape.size(); d-- > 0;) {
-    if (s.shape[d] != 1 && s.strides[d] != expect) return false;
-    expect *= s.shape[d];
-  }
-  return true;
-}
-
 }  // namespace
 
 bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
@@ -99,7 +90,7 @@ bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vect
   if (dtype != DType::float32 && dtype != DType::float64) return false;
   const std::int64_t total = out.size();
   for (const Storage* s : inputs)
-    if (s->dtype != dtype || !(s->size() == 1 || (s->size() == total && s->shape == out.shape && contiguous(*s))))
+    if (s->dtype != dtype || !(s->size() == 1 || (s->size() == total && s->shape == out.shape && s->contiguous())))
       return false;
   if (total == 0) return true;
   if (dtype == DType::float32) run_typed<float>(code, inputs, out, total);
