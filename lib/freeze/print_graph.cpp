@@ -70,6 +70,17 @@ std::string debugprint(const Tensor& t) {
   return os.str();
 }
 
+namespace detail {
+
+std::string step_name(const Step& s) {
+  if (!s.fused) return s.op->name;
+  std::string r = "fused[";
+  for (std::size_t i = 0; i < s.fused->members.size(); ++i) r += (i ? " " : "") + std::string(s.fused->members[i].op->name);
+  return r + "]";
+}
+
+}  // namespace detail
+
 std::string debugprint(const Function& f) {
   const detail::Program& p = *f.program();
   std::ostringstream os;

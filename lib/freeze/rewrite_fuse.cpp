@@ -5,6 +5,7 @@
 // original steps are kept for the fallback (see Fused in program.hpp).
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "freeze/optimize.hpp"
 
@@ -14,19 +15,20 @@ namespace {
 
 constexpr std::size_t kMaxMembers = 32;
 
-bool fusable(const Program& p, const Step& s, int& code, bool& unary) {
+// The kernel instruction of a fusable step (operands filled in when its group is built).
+std::optional<cpu::FusedInstr> instr_of(const Program& p, const Step& s) {
   const DType dt = p.slot_dtype[s.out];
-  if (s.fused || (dt != DType::float32 && dt != DType::float64)) return false;
+  if (s.fused || (dt != DType::float32 && dt != DType::float64)) return std::nullopt;
   for (std::size_t i : s.in)
-    if (p.slot_dtype[i] != dt) return false;
+    if (p.slot_dtype[i] != dt) return std::nullopt;
 #define THETA_MATCH_UNARY(name, ...) \
-  if (s.op == &unary_op(UnaryKind::name)) return code = int(UnaryKind::name), unary = true, true;
+  if (s.op == &unary_op(UnaryKind::name)) return cpu::FusedInstr{true, int(UnaryKind::name), 0, 0};
   THETA_UNARY_OPS(THETA_MATCH_UNARY)
 #undef THETA_MATCH_UNARY
   for (BinaryKind k : {BinaryKind::add, BinaryKind::sub, BinaryKind::mul, BinaryKind::div, BinaryKind::pow,
                        BinaryKind::maximum, BinaryKind::minimum})
-    if (s.op == &binary_op(k)) return code = int(k), unary = false, true;
-  return false;
+    if (s.op == &binary_op(k)) return cpu::FusedInstr{false, int(k), 0, 0};
+  return std::nullopt;
 }
 
 }  // namespace
@@ -34,13 +36,6 @@ bool fusable(const Program& p, const Step& s, int& code, bool& unary) {
 const Op& fused_op() {
   static const Op op{"fused", 0, nullptr, nullptr, nullptr};
   return op;
-}
-
-std::string step_name(const Step& s) {
-  if (!s.fused) return s.op->name;
-  std::string r = "fused[";
-  for (std::size_t i = 0; i < s.fused->members.size(); ++i) r += (i ? " " : "") + std::string(s.fused->members[i].op->name);
-  return r + "]";
 }
 
 int fuse_elementwise(Program& p) {
@@ -52,16 +47,15 @@ int fuse_elementwise(Program& p) {
   const std::vector<long> made_by = producers(p);
   // group[k]: the steps fused into step k (k its last), in step order; empty when k joined another.
   std::vector<std::vector<std::size_t>> group(p.steps.size());
-  std::vector<bool> candidate(p.steps.size()), absorbed(p.steps.size(), false);
+  std::vector<std::optional<cpu::FusedInstr>> instr(p.steps.size());
+  std::vector<bool> absorbed(p.steps.size(), false);
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
-    int code;
-    bool unary;
-    candidate[k] = fusable(p, p.steps[k], code, unary);
-    if (!candidate[k]) continue;
+    instr[k] = instr_of(p, p.steps[k]);
+    if (!instr[k]) continue;
     std::vector<std::size_t> members;
     for (std::size_t i : p.steps[k].in) {
       const long t = made_by[i];
-      if (t < 0 || !candidate[std::size_t(t)] || uses[i] != 1 || absorbed[std::size_t(t)]) continue;
+      if (t < 0 || !instr[std::size_t(t)] || uses[i] != 1 || absorbed[std::size_t(t)]) continue;
       const auto& sub = group[std::size_t(t)];
       if (members.size() + sub.size() + 1 > kMaxMembers) continue;
       members.insert(members.end(), sub.begin(), sub.end());
@@ -75,7 +69,7 @@ int fuse_elementwise(Program& p) {
   std::vector<Step> out;
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
     if (absorbed[k]) continue;
-    if (!candidate[k] || group[k].size() < 2) {
+    if (!instr[k] || group[k].size() < 2) {
       out.push_back(p.steps[k]);
       continue;
     }
@@ -92,10 +86,9 @@ int fuse_elementwise(Program& p) {
     };
     for (std::size_t m : group[k]) {
       const Step& s = p.steps[m];
-      int code;
-      bool unary;
-      fusable(p, s, code, unary);
-      cpu::FusedInstr in{unary, code, ref(s.in[0], s.names[0]), unary ? 0 : ref(s.in[1], s.names[1])};
+      cpu::FusedInstr in = *instr[m];
+      in.a = ref(s.in[0], s.names[0]);
+      if (!in.unary) in.b = ref(s.in[1], s.names[1]);
       operand[s.out] = int(f->code.size());
       f->code.push_back(in);
       f->members.push_back(s);

@@ -48,8 +48,12 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
   } else {
     std::vector<const Storage*> values;
     values.reserve(inputs.size());
-    std::vector<Storage> snapshots;  // shared values, read under their lock (a function may replace them)
-    snapshots.reserve(inputs.size());
+    // Shared values are copied under their lock (a function call may replace them). Sized
+    // up front (pointers into it are kept); empty, and so free, for the usual operands.
+    std::vector<Storage> snapshots;
+    const auto shared = std::count_if(inputs.begin(), inputs.end(),
+                                      [](const Tensor& t) { return t.node()->kind == NodeKind::shared; });
+    if (shared) snapshots.reserve(std::size_t(shared));
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       const Node& n = *inputs[i].node();
       if (n.kind == NodeKind::shared) {
