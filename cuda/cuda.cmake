@@ -1,6 +1,6 @@
 # CUDA part of theta, included from the top-level CMakeLists (enable_language must run
-# there). For now: find the toolkit and build the device probe
-# (th::cuda_available). THETA_CUDA=AUTO builds it whenever nvcc is found.
+# there). THETA_CUDA=AUTO builds it whenever nvcc is found (CI compiles it without a GPU);
+# OFF leaves it out (th::cuda_available() is then false and GPU tensors are a DeviceError).
 set(THETA_HAS_CUDA OFF)
 if(NOT THETA_CUDA STREQUAL "OFF")
   find_program(THETA_NVCC nvcc HINTS /usr/local/cuda/bin ENV CUDA_PATH PATH_SUFFIXES bin)
@@ -20,9 +20,17 @@ endif()
 message(STATUS "theta: CUDA backend ${THETA_HAS_CUDA}")
 
 if(THETA_HAS_CUDA)
-  target_sources(theta PRIVATE ${PROJECT_SOURCE_DIR}/cuda/probe.cu)
+  # NVRTC compiles lib/core/scalar_math.hpp into every fused kernel: embed its text.
+  file(READ ${PROJECT_SOURCE_DIR}/lib/core/scalar_math.hpp THETA_SCALAR_MATH)
+  configure_file(${PROJECT_SOURCE_DIR}/cuda/scalar_math_source.cpp.in
+                 ${CMAKE_CURRENT_BINARY_DIR}/theta_generated/scalar_math_source.cpp @ONLY)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/lib/core/scalar_math.hpp)
+  file(GLOB THETA_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/cuda/*.cu ${PROJECT_SOURCE_DIR}/cuda/*.cpp)
+  target_sources(theta PRIVATE ${THETA_CUDA_SOURCES} ${CMAKE_CURRENT_BINARY_DIR}/theta_generated/scalar_math_source.cpp)
   set_target_properties(theta PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}"
                                          CUDA_RUNTIME_LIBRARY Shared)
+  target_compile_options(theta PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
+  target_include_directories(theta PRIVATE ${PROJECT_SOURCE_DIR})
   target_compile_definitions(theta PRIVATE THETA_HAS_CUDA=1)
-  target_link_libraries(theta PUBLIC CUDA::cudart)
+  target_link_libraries(theta PUBLIC CUDA::cudart PRIVATE CUDA::cublas CUDA::nvrtc)
 endif()

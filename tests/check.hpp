@@ -5,6 +5,7 @@
 // the gradient again (grad of grad) the same way. Then it builds the same expression and
 // its projected gradients on placeholders, freezes them into one th::function and checks
 // it against eager on the test shapes and on grown shapes (every dimension > 1 plus one).
+// Where a GPU is present, the op and its gradients also run there against the CPU.
 #pragma once
 #include <boost/test/unit_test.hpp>
 #include <cmath>
@@ -137,6 +138,29 @@ inline void frozen(const std::string& name, const Fn& fn, const Inputs& xs, cons
   if (valid) frozen_matches_eager(name + " (grown shapes)", fn, f, grown, diff, seed + 50);
 }
 
+// With a GPU present: the op and its projected gradients computed on the GPU match the CPU.
+inline void on_gpu(const std::string& name, const Fn& fn, const Inputs& xs, const std::vector<bool>& diff,
+                   const th::Tensor& r) {
+  Inputs cpu_vars, gpu_vars;
+  for (auto& x : xs) {
+    cpu_vars.push_back(th::variable(x));
+    gpu_vars.push_back(th::variable(x.to(th::cuda())));
+  }
+  th::Tensor yc = fn(cpu_vars), yg = fn(gpu_vars);
+  BOOST_TEST((yg.device() == th::cuda()), name << ": the GPU result lives on " << yg.device());
+  auto close = [&](const std::string& what, const th::Tensor& got, const th::Tensor& want) {
+    BOOST_TEST_REQUIRE(got.shape() == want.shape(), what << ": GPU shape " << th::shape_str(got.shape()));
+    auto a = got.to_vector<double>(), b = want.to_vector<double>();
+    for (std::size_t i = 0; i < a.size(); ++i)
+      BOOST_TEST(std::fabs(a[i] - b[i]) <= 1e-9 * std::max(1.0, std::fabs(b[i])),
+                 what << "[" << i << "]: GPU " << a[i] << " vs CPU " << b[i]);
+  };
+  close(name + " on the GPU", yg, yc);
+  th::Tensor cc = th::sum(yc * r), cg = th::sum(yg * r.to(th::cuda()));
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (diff[i]) close(name + " GPU gradient " + std::to_string(i), th::grad(cg, gpu_vars[i]), th::grad(cc, cpu_vars[i]));
+}
+
 inline void op(const std::string& name, const Fn& fn, const std::vector<th::Shape>& shapes, const th::Shape& expect,
                Options o = {}) {
   BOOST_TEST_CONTEXT("op " << name) {
@@ -151,6 +175,7 @@ inline void op(const std::string& name, const Fn& fn, const std::vector<th::Shap
     Fn L = [&](const Inputs& v) { return th::sum(fn(v) * r); };
     compare_with_fd(name, L, xs, o.diff, o.eps, o.tol);
     if (o.frozen) frozen(name, fn, xs, o.diff, o.seed + 300, y.shape().size(), o.lo, o.hi);
+    if (th::cuda_available()) on_gpu(name, fn, xs, o.diff, r);
     if (o.grad2) {
       // h(x) = sum(grad(L, x) * r2): its gradient is a Hessian-vector product.
       std::vector<th::Tensor> r2;

@@ -138,10 +138,16 @@ BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
   Tensor y = th::tanh(a * b + c) * 0.5 + th::sigmoid(a);
   auto fwd = th::function({a, b, c}, y);
   BOOST_TEST(fused_steps_of(fwd) == "fused[mul add tanh mul sigmoid add]");
-  // With the gradient, the backward reads tanh's and sigmoid's outputs: those stay steps,
-  // and the chains around them fuse (g * (1 - y*y)).
+  // With the gradient, the backward reads tanh's and sigmoid's outputs: those stay steps.
+  // The gradient's sum_to_like/broadcast_like either go (shapes provably equal) or read
+  // a zero-copy broadcast_shape of the inputs instead of forward values
+  // (rewrite_like_shapes.cpp), and the whole backward is one fused pass, its remaining
+  // sum_to_likes no-ops checked at run time.
   auto f = th::function({a, b, c}, {y, th::grad(th::sum(y), a)});
-  BOOST_TEST(has(fused_steps_of(f), "fused[mul sub mul]"), fused_steps_of(f));
+  const std::string fs = fused_steps_of(f);
+  BOOST_TEST(has(fs, "fused[sum_to_like mul sub mul"), fs);
+  BOOST_TEST(has(steps_of(f), "broadcast_shape"), steps_of(f));
+  BOOST_TEST(has(th::debugprint(f), "like_shapes"));
   // Sizes with several blocks, a partial last block and both kernel threads; then tiny.
   for (std::int64_t n : {100003, 5}) {
     Tensor A = th::random::uniform({n}, -2, 2, 1, th::DType::float32), B = th::random::uniform({n}, -2, 2, 2, th::DType::float32),
@@ -153,6 +159,23 @@ BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
     BOOST_TEST(vals(fwd(A, B, C)) == vals(ye), boost::test_tools::per_element());  // the same formulas: bit-identical
     BOOST_TEST(vals(r[0]) == vals(ye), boost::test_tools::per_element());
     BOOST_TEST(vals(r[1]) == vals(ge), boost::test_tools::per_element());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_reductions_inside_fused_chains_stay_reductions) {
+  // a broadcast against b: the gradient of a is a real sum_to_like. The fused backward
+  // sees that at run time (its like is not of the output's shape) and runs op by op.
+  auto a = th::dvector("a"), b = th::dvector("b");
+  Tensor y = th::tanh(a * b) + a;
+  auto f = th::function({a, b}, {y, th::grad(th::sum(y), a), th::grad(th::sum(y), b)});
+  for (auto [na, nb] : {std::pair<std::int64_t, std::int64_t>{1, 7}, {7, 1}, {7, 7}}) {
+    Tensor A = th::random::uniform({na}, -2, 2, 1), B = th::random::uniform({nb}, -2, 2, 2);
+    Tensor av = th::variable(A), bv = th::variable(B);
+    Tensor ye = th::tanh(av * bv) + av;
+    auto r = f(A, B);
+    BOOST_TEST(vals(r[0]) == vals(ye), boost::test_tools::per_element());
+    BOOST_TEST(vals(r[1]) == vals(th::grad(th::sum(ye), av)), boost::test_tools::per_element());
+    BOOST_TEST(vals(r[2]) == vals(th::grad(th::sum(ye), bv)), boost::test_tools::per_element());
   }
 }
 

@@ -1,6 +1,9 @@
 // A backend is a handful of entry points over Storage. Kernels are instantiated from the
 // op lists (ops/elementwise_list.hpp); adding an op never adds an entry point here.
 #pragma once
+#include <string>
+#include <vector>
+
 #include "core/storage.hpp"
 #include "ops/elementwise_list.hpp"
 
@@ -36,7 +39,55 @@ struct Backend {
   virtual void scatter_add(const Storage& g, const Storage& idx, std::int64_t axis, const Storage& y) = 0;
 };
 
+/// One instruction of a fused elementwise chain (lib/freeze/rewrite_fuse.cpp); an operand
+/// < 0 is external input (-1 - operand), otherwise the result of instruction `operand`.
+/// The CPU runs the list in cache-sized blocks (cpu/fused.cpp); CUDA turns it into source
+/// for one NVRTC kernel (cuda/fused.cpp).
+/// Two more kinds (unary false, code < 0) take value a as it is: the no-op that
+/// broadcast_like(a, b) and sum_to_like(a, b) are when b, read for its shape only, has the
+/// kernel's full output shape (checked at run time by fused_inputs_fit).
+struct FusedInstr {
+  bool unary;
+  int code;  // UnaryKind or BinaryKind, or one of the identities below
+  int a, b;  // b unused for unary
+  static constexpr int kBroadcastLike = -1, kSumToLike = -2;
+  bool identity() const { return !unary && code < 0; }
+};
+
+/// Whether a fused chain can run as one kernel on these inputs and output: each value input
+/// is either one element (broadcast) or of the output's shape and contiguous, all of
+/// `dtype`; each shape-only input has exactly the output's shape; and every sum_to_like's
+/// value depends on some full-size input (so it is a no-op). When false, the chain's steps
+/// run one by one. `scalar[k]` is then set for the one-element inputs.
+bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
+                      const Storage& out, std::vector<bool>& scalar);
+
+/// The backend of a device: the CPU's, or CUDA's (th::DeviceError when this build has no
+/// CUDA backend or the device does not exist).
 Backend& backend_for(Device d);
 Backend& cpu_backend();
+
+/// `s` on `device`: itself when it is there already, else a contiguous copy (same dtype).
+Storage transfer(const Storage& s, Device device);
+
+/// The CUDA caching allocator's counters (all zero without a CUDA backend).
+struct DeviceMemoryStats {
+  std::int64_t device_mallocs = 0;  // blocks obtained from cudaMalloc
+  std::int64_t cache_hits = 0;      // allocations served from freed blocks
+  std::size_t bytes_cached = 0;     // freed bytes held for reuse
+};
+DeviceMemoryStats cuda_memory_stats();
+/// Number of CUDA devices (0 without a driver, a GPU or a CUDA backend).
+int cuda_device_count() noexcept;
+
+/// Runs a fused chain on the GPU (one generated kernel, compiled once per chain and dtype);
+/// false when the inputs do not fit (the same rule as cpu::run_fused) or no CUDA backend.
+bool cuda_run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
+                    const Storage& out);
+/// The CUDA source of that kernel (`scalar[k]`: input k is one broadcast element), and its
+/// compilation by NVRTC to PTX for compute capability `arch` (75, 90, ...): both work
+/// without a GPU; th::DeviceError with NVRTC's log when the source does not compile.
+std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar);
+std::string cuda_compile_ptx(const std::string& source, int arch);
 
 }  // namespace th::detail

@@ -5,6 +5,7 @@
 
 #include "core/backend.hpp"
 #include "core/node.hpp"
+#include "theta/config.hpp"
 #include "theta/error.hpp"
 #include "theta/tensor.hpp"
 
@@ -33,7 +34,7 @@ Tensor tensor_from_data(const void* data, DType dtype, Shape shape) {
   Storage s = detail::alloc_storage(dtype, shape, cpu());
   std::size_t bytes = std::size_t(s.size()) * dtype_size(dtype);
   if (bytes) std::memcpy(s.bytes(), data, bytes);
-  return make_constant(std::move(s));
+  return make_constant(detail::transfer(s, config().device));  // THETA_FLAGS=device=cuda: on the GPU
 }
 
 Tensor tensor(double value, std::optional<DType> dtype) { return from_doubles({value}, {}, dtype); }
@@ -75,8 +76,8 @@ Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<
 
 Tensor full(const Shape& shape, double value, std::optional<DType> dtype) {
   check_shape(shape, "full");
-  Storage s = detail::alloc_storage(dtype.value_or(floatX()), shape, cpu());
-  detail::cpu_backend().fill(s, value);
+  Storage s = detail::alloc_storage(dtype.value_or(floatX()), shape, config().device);
+  detail::backend_for(s.device()).fill(s, value);
   return make_constant(std::move(s));
 }
 Tensor zeros(const Shape& shape, std::optional<DType> dtype) { return full(shape, 0, dtype); }

@@ -83,9 +83,19 @@ Backend& cpu_backend() {
   return b;
 }
 
+#ifdef THETA_HAS_CUDA
+namespace cuda {
+Backend& backend(int device);  // cuda/backend.cu
+}
+#endif
+
 Backend& backend_for(Device d) {
   if (d.type == Device::Type::cpu) return cpu_backend();
-  throw DeviceError("device " + d.str() + ": this build of theta has no backend for it yet");
+#ifdef THETA_HAS_CUDA
+  return cuda::backend(d.index);
+#else
+  throw DeviceError("device " + d.str() + ": this build of theta has no CUDA backend (THETA_CUDA=OFF or nvcc not found)");
+#endif
 }
 
 }  // namespace th::detail

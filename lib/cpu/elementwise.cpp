@@ -4,7 +4,7 @@
 #include <type_traits>
 
 #include "cpu/cpu_backend.hpp"
-#include "cpu/scalar_math.hpp"
+#include "core/scalar_math.hpp"
 #include "cpu/strided.hpp"
 #include "theta/error.hpp"
 

@@ -7,7 +7,7 @@
 #include <type_traits>
 
 #include "cpu/parallel.hpp"
-#include "cpu/scalar_math.hpp"
+#include "core/scalar_math.hpp"
 #include "ops/elementwise_list.hpp"
 
 namespace th::detail::cpu {
@@ -16,70 +16,125 @@ namespace {
 
 constexpr std::int64_t kBlock = 1024;
 
-// y[i] = f(x[i * sx]) for a block; sx is 0 (broadcast) or 1.
-#define THETA_FUSED_UNARY(name, rule, formula, vjp)                                \
-  case UnaryKind::name:                                                             \
-    for (std::int64_t i = 0; i < n; ++i) {                                          \
-      const T x = xp[i * sx];                                                       \
-      y[i] = static_cast<T>(formula);                                               \
-    }                                                                               \
-    break;
+// y[i] = f(x[i]) for a block, or f of one broadcast element (sx == 0): each case its own
+// plain loop, so that the compiler vectorises it.
+#define THETA_FUSED_UNARY(name, rule, formula, vjp)     \
+  case UnaryKind::name: {                                \
+    auto f = [](T x) { return static_cast<T>(formula); }; \
+    if (sx) {                                            \
+      for (std::int64_t i = 0; i < n; ++i) y[i] = f(xp[i]); \
+    } else {                                             \
+      const T v = f(xp[0]);                              \
+      for (std::int64_t i = 0; i < n; ++i) y[i] = v;     \
+    }                                                    \
+  } break;
 template <class T>
-void unary_block(UnaryKind k, const T* xp, std::int64_t sx, T* y, std::int64_t n) {
+__attribute__((always_inline)) inline void unary_block(UnaryKind k, const T* xp, std::int64_t sx, T* y, std::int64_t n) {
   switch (k) { THETA_UNARY_OPS(THETA_FUSED_UNARY) }
 }
 #undef THETA_FUSED_UNARY
 
-#define THETA_FUSED_BINARY(name, rule, formula, vjp_a, vjp_b)                      \
-  case BinaryKind::name:                                                            \
-    for (std::int64_t i = 0; i < n; ++i) {                                          \
-      const T a = ap[i * sa], b = bp[i * sb];                                       \
-      y[i] = static_cast<T>(formula);                                               \
-    }                                                                               \
-    break;
+#define THETA_FUSED_BINARY(name, rule, formula, vjp_a, vjp_b)             \
+  case BinaryKind::name: {                                                 \
+    auto f = [](T a, T b) { return static_cast<T>(formula); };             \
+    if (sa && sb) {                                                        \
+      for (std::int64_t i = 0; i < n; ++i) y[i] = f(ap[i], bp[i]);         \
+    } else if (sa) {                                                       \
+      const T bv = bp[0];                                                  \
+      for (std::int64_t i = 0; i < n; ++i) y[i] = f(ap[i], bv);            \
+    } else if (sb) {                                                       \
+      const T av = ap[0];                                                  \
+      for (std::int64_t i = 0; i < n; ++i) y[i] = f(av, bp[i]);            \
+    } else {                                                               \
+      const T v = f(ap[0], bp[0]);                                         \
+      for (std::int64_t i = 0; i < n; ++i) y[i] = v;                       \
+    }                                                                      \
+  } break;
 template <class T>
-void binary_block(BinaryKind k, const T* ap, std::int64_t sa, const T* bp, std::int64_t sb, T* y, std::int64_t n) {
+__attribute__((always_inline)) inline void binary_block(BinaryKind k, const T* ap, std::int64_t sa, const T* bp, std::int64_t sb, T* y,
+                         std::int64_t n) {
   switch (k) { THETA_BINARY_OPS(THETA_FUSED_BINARY) }
 }
 #undef THETA_FUSED_BINARY
 
-template <class T>
-void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs, const Storage& out,
-               std::int64_t total) {
-  std::vector<const T*> base;
+struct Chain {
+  const std::vector<FusedInstr>& code;
+  std::vector<const void*> base;
   std::vector<std::int64_t> step;  // 1: full size, 0: broadcast scalar
-  for (const Storage* s : inputs) {
-    base.push_back(s->data<T>());
-    step.push_back(s->size() == 1 ? 0 : 1);
+  void* y;
+  std::int64_t total;
+};
+
+// Blocks [lo, hi) of the chain, each instruction over a block at a time (temps: one block
+// per instruction).
+template <class T>
+__attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, std::int64_t lo, std::int64_t hi) {
+  for (std::int64_t blk = lo; blk < hi; ++blk) {
+    const std::int64_t off = blk * kBlock, n = std::min(kBlock, c.total - off);
+    auto operand = [&](int o, std::int64_t& stride) -> const T* {
+      if (o < 0) {
+        const std::size_t e = std::size_t(-1 - o);
+        stride = c.step[e];
+        return static_cast<const T*>(c.base[e]) + off * c.step[e];
+      }
+      stride = 1;
+      return temps + std::size_t(o) * kBlock;
+    };
+    for (std::size_t k = 0; k < c.code.size(); ++k) {
+      const FusedInstr& in = c.code[k];
+      T* dst = k + 1 == c.code.size() ? static_cast<T*>(c.y) + off : temps + k * kBlock;
+      std::int64_t sa = 0, sb = 0;
+      const T* a = operand(in.a, sa);
+      if (in.identity()) {
+        if (sa) std::copy(a, a + n, dst);
+        else std::fill(dst, dst + n, a[0]);
+      } else if (in.unary) {
+        unary_block<T>(UnaryKind(in.code), a, sa, dst, n);
+      } else {
+        const T* b = operand(in.b, sb);
+        binary_block<T>(BinaryKind(in.code), a, sa, b, sb, dst, n);
+      }
+    }
   }
-  T* y = out.data<T>();
+}
+
+// The block loops built twice, for AVX2 and for the baseline x86-64, and picked at load
+// time by the CPU (GCC/Clang function multi-versioning): the default build stays portable
+// (no -march=native) and still uses 256-bit vectors where the CPU has them. No FMA: a
+// contracted a*b+c would round differently from the unfused kernels.
+// Sanitizer builds keep one version (their runtimes start after ifunc resolvers run).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define THETA_ONE_VERSION
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define THETA_ONE_VERSION
+#endif
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(THETA_ONE_VERSION)
+#define THETA_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define THETA_MULTIVERSION
+#endif
+THETA_MULTIVERSION void blocks_f32(const Chain& c, float* temps, std::int64_t lo, std::int64_t hi) {
+  run_blocks<float>(c, temps, lo, hi);
+}
+THETA_MULTIVERSION void blocks_f64(const Chain& c, double* temps, std::int64_t lo, std::int64_t hi) {
+  run_blocks<double>(c, temps, lo, hi);
+}
+
+template <class T>
+void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs,
+               const std::vector<bool>& scalar, const Storage& out, std::int64_t total) {
+  Chain c{code, {}, {}, out.data<T>(), total};
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    c.base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
+    c.step.push_back(scalar[k] ? 0 : 1);
+  }
   const std::int64_t blocks = (total + kBlock - 1) / kBlock;
   parallel_for(blocks, kBlock * std::int64_t(code.size()), [&](std::int64_t lo, std::int64_t hi) {
     std::vector<T> temps(code.size() * std::size_t(kBlock));
-    for (std::int64_t blk = lo; blk < hi; ++blk) {
-      const std::int64_t off = blk * kBlock, n = std::min(kBlock, total - off);
-      auto operand = [&](int o, std::int64_t& stride) -> const T* {
-        if (o < 0) {
-          const std::size_t e = std::size_t(-1 - o);
-          stride = step[e];
-          return base[e] + off * step[e];
-        }
-        stride = 1;
-        return temps.data() + std::size_t(o) * kBlock;
-      };
-      for (std::size_t k = 0; k < code.size(); ++k) {
-        const FusedInstr& c = code[k];
-        T* dst = k + 1 == code.size() ? y + off : temps.data() + k * kBlock;
-        std::int64_t sa = 0, sb = 0;
-        const T* a = operand(c.a, sa);
-        if (c.unary) {
-          unary_block<T>(UnaryKind(c.code), a, sa, dst, n);
-        } else {
-          const T* b = operand(c.b, sb);
-          binary_block<T>(BinaryKind(c.code), a, sa, b, sb, dst, n);
-        }
-      }
-    }
+    if constexpr (std::is_same_v<T, float>) blocks_f32(c, temps.data(), lo, hi);
+    else blocks_f64(c, temps.data(), lo, hi);
   });
 }
 
@@ -89,12 +144,11 @@ bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vect
                const Storage& out) {
   if (dtype != DType::float32 && dtype != DType::float64) return false;
   const std::int64_t total = out.size();
-  for (const Storage* s : inputs)
-    if (s->dtype != dtype || !(s->size() == 1 || (s->size() == total && s->shape == out.shape && s->contiguous())))
-      return false;
+  std::vector<bool> scalar;
+  if (!fused_inputs_fit(code, dtype, inputs, out, scalar)) return false;
   if (total == 0) return true;
-  if (dtype == DType::float32) run_typed<float>(code, inputs, out, total);
-  else run_typed<double>(code, inputs, out, total);
+  if (dtype == DType::float32) run_typed<float>(code, inputs, scalar, out, total);
+  else run_typed<double>(code, inputs, scalar, out, total);
   return true;
 }
 

@@ -9,14 +9,6 @@
 
 namespace th::detail::cpu {
 
-/// One instruction of a fused chain; an operand < 0 is external input (-1 - operand),
-/// otherwise the result of instruction `operand`.
-struct FusedInstr {
-  bool unary;
-  int code;  // UnaryKind or BinaryKind
-  int a, b;  // b unused for unary
-};
-
 /// Runs `code` over the external inputs, each either of the output's size and contiguous
 /// (stride 1) or a single element (broadcast), all of `dtype` (float32 or float64). Returns
 /// false (and computes nothing) when an input does not fit that form.

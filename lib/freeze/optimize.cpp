@@ -11,6 +11,7 @@ void optimize(Program& p) {
   note("algebra", rewrite_algebra(p));
   note("stability", rewrite_stability(p));
   note("cse", rewrite_cse(p));  // the rewrites above expose new duplicates
+  note("like_shapes", rewrite_like_shapes(p));
   note("dead", eliminate_dead(p));
   note("fused", fuse_elementwise(p));  // last: the other passes match single ops
 }
@@ -30,7 +31,7 @@ const Storage* constant_of(const Program& p, std::size_t slot) {
 bool is_scalar_constant(const Program& p, std::size_t slot, double v, std::size_t ndim) {
   const Storage* c = constant_of(p, slot);
   if (!c || c->shape.size() > ndim || c->size() > 1) return false;
-  return contiguous_as(*c, DType::float64).data<double>()[0] == v;
+  return contiguous_as(transfer(*c, th::cpu()), DType::float64).data<double>()[0] == v;
 }
 
 void replace_uses(Program& p, std::size_t from, std::size_t to) {

@@ -5,6 +5,8 @@
 //   rewrite_stability.cpp  log(1+x) -> log1p(x), log(sigmoid(x)) -> -softplus(-x),
 //                          log(1-sigmoid(x)) -> -softplus(x), log(exp(z)/s) -> z - log(s)
 //                          (so log(softmax(x)) becomes the stable log_softmax form)
+//   rewrite_like_shapes.cpp  broadcast_like/sum_to_like of gradients: dropped where shapes
+//                          provably agree; their shape-only operand no longer a forward value
 //   rewrite_dce.cpp        steps, constants and shared reads no output or update needs
 //   rewrite_fuse.cpp       chains of float elementwise steps become one fused step
 // A rewrite only fires where dtypes and static shapes prove the result is unchanged.
@@ -22,6 +24,7 @@ void optimize(Program& p);
 int rewrite_cse(Program& p);
 int rewrite_algebra(Program& p);
 int rewrite_stability(Program& p);
+int rewrite_like_shapes(Program& p);
 int eliminate_dead(Program& p);
 int fuse_elementwise(Program& p);
 

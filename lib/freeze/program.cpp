@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "core/backend.hpp"
+#include "cpu/fused.hpp"
 #include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
 
@@ -47,8 +48,8 @@ Storage convert_argument(const Program& p, std::size_t i, const Tensor& arg) {
   Storage c = contiguous_as(v, want.dtype);
   bool ok = lossless(v.dtype, want.dtype) || p.options.allow_input_downcast;
   if (!ok && v.shape.empty()) {  // a 0-d value that converts exactly is fine (a C++ literal 0.5)
-    Storage back = contiguous_as(c, v.dtype);
-    ok = std::memcmp(back.bytes(), contiguous_as(v, v.dtype).bytes(), dtype_size(v.dtype)) == 0;
+    Storage back = transfer(contiguous_as(c, v.dtype), th::cpu()), orig = transfer(v, th::cpu());
+    ok = std::memcmp(back.bytes(), orig.bytes(), dtype_size(v.dtype)) == 0;
   }
   if (!ok)
     throw TypeError("function: " + input_label(p, i) + " is " + dtype_name(want.dtype) + " but got a " +
@@ -57,15 +58,17 @@ Storage convert_argument(const Program& p, std::size_t i, const Tensor& arg) {
   return c;
 }
 
-// A fused step in one pass (cpu::run_fused); false when its inputs do not allow it (not all
-// on the CPU, broadcasting other than of single elements, strided views, or shapes that do
-// not broadcast: the members then run one by one and raise the usual error).
+// A fused step in one pass (cpu::run_fused, or one generated kernel on a GPU); false when
+// its inputs do not allow it (on different devices, broadcasting other than of single
+// elements, strided views, or shapes that do not broadcast: the members then run one by one
+// and raise the usual error).
 bool run_fused(const Step& s, std::vector<Storage>& vals) {
   std::vector<const Storage*> in;
   Shape shape;
+  const Device device = s.in.empty() ? th::cpu() : vals[s.in[0]].device();
   for (std::size_t slot : s.in) {
     const Storage& v = vals[slot];
-    if (v.device() != th::cpu()) return false;
+    if (v.device() != device) return false;
     in.push_back(&v);
     if (v.shape.size() > shape.size()) shape.insert(shape.begin(), v.shape.size() - shape.size(), 1);
     const std::size_t lead = shape.size() - v.shape.size();
@@ -76,8 +79,10 @@ bool run_fused(const Step& s, std::vector<Storage>& vals) {
       o = v.shape[d];
     }
   }
-  Storage y = alloc_storage(s.fused->dtype, shape, th::cpu());
-  if (!cpu::run_fused(s.fused->code, s.fused->dtype, in, y)) return false;
+  Storage y = alloc_storage(s.fused->dtype, shape, device);
+  const bool done = device.type == Device::Type::cpu ? cpu::run_fused(s.fused->code, s.fused->dtype, in, y)
+                                                     : cuda_run_fused(s.fused->code, s.fused->dtype, in, y);
+  if (!done) return false;
   vals[s.out] = std::move(y);
   return true;
 }
@@ -190,10 +195,25 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
   for (std::size_t i = 0; i < args.size(); ++i) vals[p.input_slots[i]] = convert_argument(p, i, args[i]);
   std::vector<std::unique_lock<std::mutex>> held;
   for (std::size_t k : p.stripes) held.emplace_back(g_stripes[k]);
-  for (const auto& [s, v] : p.constants) vals[s] = v;
   {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (const auto& [s, n] : p.shared) vals[s] = *n->value;
+  }
+  // The call runs on the GPU its arguments or shared variables live on; the function's
+  // constants are copied there once and kept (no host traffic on later calls).
+  Device device = th::cpu();
+  for (std::size_t s : p.input_slots)
+    if (vals[s].device() != th::cpu()) device = vals[s].device();
+  for (const auto& sh : p.shared)
+    if (vals[sh.first].device() != th::cpu()) device = vals[sh.first].device();
+  if (device == th::cpu() || p.constants.empty()) {
+    for (const auto& [s, v] : p.constants) vals[s] = v;
+  } else {
+    std::lock_guard<std::mutex> lock(p.device_constants_mu);
+    std::vector<Storage>& on = p.device_constants[device.index];
+    if (on.empty())
+      for (const auto& c : p.constants) on.push_back(transfer(c.second, device));
+    for (std::size_t i = 0; i < on.size(); ++i) vals[p.constants[i].first] = on[i];
   }
   const bool guard = p.options.mode != Mode::fast || config().mode != Mode::fast;
   std::vector<double> seconds(p.steps.size());
@@ -251,7 +271,8 @@ Tensor placeholder(DType dtype, std::int64_t ndim, std::string name) {
 }
 
 Shared shared(const Tensor& value, std::string name) {
-  const detail::Storage& v = detail::value_of(value, "shared");
+  // THETA_FLAGS=device=cuda puts shared variables on the GPU, as Theano's device flag did.
+  const detail::Storage v = detail::transfer(detail::value_of(value, "shared"), config().device);
   // NOTE: sizes may change with set_value, so only the rank is static. Values are immutable:
   // sharing the caller's storage is a copy.
   return Shared(detail::make_leaf(detail::NodeKind::shared, v.dtype, Shape(v.shape.size(), -1), v, std::move(name)));

@@ -1,11 +1,12 @@
 // The frozen form of a function: an immutable list of steps over numbered value slots,
 // built by freeze() from the recorded graph and run by execute() (lib/freeze/program.cpp).
 #pragma once
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "cpu/fused.hpp"
+#include "core/backend.hpp"
 #include "ops/op.hpp"
 #include "theta/function.hpp"
 
@@ -17,7 +18,7 @@ struct Step;
 /// and the original steps, run one by one when the inputs do not fit the fused kernel
 /// (non-scalar broadcasting, strided views) or when the NaN guard must check every op.
 struct Fused {
-  std::vector<cpu::FusedInstr> code;
+  std::vector<FusedInstr> code;
   DType dtype;
   std::vector<Step> members;
 };
@@ -52,6 +53,8 @@ struct Program {
   std::vector<Shape> slot_shape;     // static shape of every slot (-1: known at run time)
   std::vector<std::pair<std::string, int>> rewrites;  // freeze-time rewrites that fired, with counts
   Options options;
+  mutable std::mutex device_constants_mu;
+  mutable std::map<int, std::vector<Storage>> device_constants;  // constants copied to each GPU used
   mutable std::mutex prof_mu;
   mutable std::vector<double> prof_seconds;
   mutable std::int64_t calls = 0;

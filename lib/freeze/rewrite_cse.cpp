@@ -18,7 +18,7 @@ bool same_index(const Index& a, const Index& b) {
 
 bool same_attrs(const Attrs& a, const Attrs& b) {
   if (a.axes != b.axes || a.shape != b.shape || a.axis != b.axis || a.part != b.part || a.keepdims != b.keepdims ||
-      a.all != b.all || a.dtype != b.dtype || a.index.size() != b.index.size())
+      a.all != b.all || a.dtype != b.dtype || a.device != b.device || a.index.size() != b.index.size())
     return false;
   for (std::size_t i = 0; i < a.index.size(); ++i)
     if (!same_index(a.index[i], b.index[i])) return false;
@@ -27,7 +27,7 @@ bool same_attrs(const Attrs& a, const Attrs& b) {
 
 // Small constants by value: dtype, shape and bytes.
 std::string constant_key(const Storage& v) {
-  Storage c = contiguous_as(v, v.dtype);
+  Storage c = contiguous_as(transfer(v, th::cpu()), v.dtype);
   std::string k(reinterpret_cast<const char*>(c.bytes()), std::size_t(c.size()) * dtype_size(c.dtype));
   k += char(v.dtype);
   for (auto d : v.shape) k += std::to_string(d) + ",";

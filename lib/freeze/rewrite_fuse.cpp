@@ -1,5 +1,6 @@
-// Elementwise fusion: a tree of float unary/binary steps whose intermediate results have no
-// other reader becomes one fused step at the position of its last step, run by
+// Elementwise fusion: a tree of float unary/binary steps (and the broadcast_like/sum_to_like
+// of gradients, which are no-ops when the shapes agree at run time; see fused_inputs_fit)
+// whose intermediate results have no other reader becomes one fused step at the position of its last step, run by
 // cpu::run_fused as one blocked pass over memory (no full-size temporaries). Every op in it
 // computes in one float dtype (no promotion) so the fused kernel needs no conversion; the
 // original steps are kept for the fallback (see Fused in program.hpp).
@@ -16,18 +17,23 @@ namespace {
 constexpr std::size_t kMaxMembers = 32;
 
 // The kernel instruction of a fusable step (operands filled in when its group is built).
-std::optional<cpu::FusedInstr> instr_of(const Program& p, const Step& s) {
+std::optional<FusedInstr> instr_of(const Program& p, const Step& s) {
   const DType dt = p.slot_dtype[s.out];
-  if (s.fused || (dt != DType::float32 && dt != DType::float64)) return std::nullopt;
+  if (s.fused || (dt != DType::float32 && dt != DType::float64) || s.in.empty()) return std::nullopt;
+  if (s.op == &broadcast_like_op() || s.op == &sum_to_like_op())  // the second operand: its shape only
+    return p.slot_dtype[s.in[0]] != dt ? std::nullopt
+                                       : std::optional<FusedInstr>(FusedInstr{
+                                             false, s.op == &sum_to_like_op() ? FusedInstr::kSumToLike
+                                                                              : FusedInstr::kBroadcastLike, 0, 0});
   for (std::size_t i : s.in)
     if (p.slot_dtype[i] != dt) return std::nullopt;
 #define THETA_MATCH_UNARY(name, ...) \
-  if (s.op == &unary_op(UnaryKind::name)) return cpu::FusedInstr{true, int(UnaryKind::name), 0, 0};
+  if (s.op == &unary_op(UnaryKind::name)) return FusedInstr{true, int(UnaryKind::name), 0, 0};
   THETA_UNARY_OPS(THETA_MATCH_UNARY)
 #undef THETA_MATCH_UNARY
   for (BinaryKind k : {BinaryKind::add, BinaryKind::sub, BinaryKind::mul, BinaryKind::div, BinaryKind::pow,
                        BinaryKind::maximum, BinaryKind::minimum})
-    if (s.op == &binary_op(k)) return cpu::FusedInstr{false, int(k), 0, 0};
+    if (s.op == &binary_op(k)) return FusedInstr{false, int(k), 0, 0};
   return std::nullopt;
 }
 
@@ -47,13 +53,15 @@ int fuse_elementwise(Program& p) {
   const std::vector<long> made_by = producers(p);
   // group[k]: the steps fused into step k (k its last), in step order; empty when k joined another.
   std::vector<std::vector<std::size_t>> group(p.steps.size());
-  std::vector<std::optional<cpu::FusedInstr>> instr(p.steps.size());
+  std::vector<std::optional<FusedInstr>> instr(p.steps.size());
   std::vector<bool> absorbed(p.steps.size(), false);
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
     instr[k] = instr_of(p, p.steps[k]);
     if (!instr[k]) continue;
     std::vector<std::size_t> members;
-    for (std::size_t i : p.steps[k].in) {
+    const std::size_t values = instr[k]->identity() ? 1 : p.steps[k].in.size();  // the like operand: shape only
+    for (std::size_t v = 0; v < values; ++v) {
+      const std::size_t i = p.steps[k].in[v];
       const long t = made_by[i];
       if (t < 0 || !instr[std::size_t(t)] || uses[i] != 1 || absorbed[std::size_t(t)]) continue;
       const auto& sub = group[std::size_t(t)];
@@ -86,7 +94,7 @@ int fuse_elementwise(Program& p) {
     };
     for (std::size_t m : group[k]) {
       const Step& s = p.steps[m];
-      cpu::FusedInstr in = *instr[m];
+      FusedInstr in = *instr[m];
       in.a = ref(s.in[0], s.names[0]);
       if (!in.unary) in.b = ref(s.in[1], s.names[1]);
       operand[s.out] = int(f->code.size());

@@ -33,7 +33,7 @@ const char* descr_of(DType d) {
 
 Bytes npy_bytes(const Tensor& t) {
   const detail::Storage& v = detail::value_of(t, "save_npy");
-  detail::Storage c = detail::contiguous_as(v, v.dtype);
+  detail::Storage c = detail::contiguous_as(detail::transfer(v, th::cpu()), v.dtype);
   std::string shape = "(";
   for (std::size_t i = 0; i < v.shape.size(); ++i) shape += std::to_string(v.shape[i]) + (v.shape.size() == 1 ? "," : (i + 1 < v.shape.size() ? ", " : ""));
   shape += ")";

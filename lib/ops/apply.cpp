@@ -19,15 +19,26 @@ Meta meta_of(const Storage& s, std::string_view name) { return {s.dtype, s.shape
 
 Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
                const Attrs& a) {
-  if (!in.empty()) {
-    Device d = in[0]->device();
-    for (std::size_t i = 1; i < in.size(); ++i)
-      if (in[i]->device() != d)
-        throw DeviceError(message(op, "operands live on different devices, " + d.str() + " and " +
-                                          in[i]->device().str(), metas));
+  // An op runs where its operands live. A 0-d operand on the CPU (a C++ number, a scalar
+  // constant) goes with the others, as in PyTorch; any other mix is an error.
+  std::size_t lead = in.size();
+  bool on_gpu = false;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const Device d = in[i]->device();
+    on_gpu = on_gpu || d.type != Device::Type::cpu;
+    if (d.type == Device::Type::cpu && in[i]->shape.empty()) continue;
+    if (lead == in.size()) lead = i;
+    else if (d != in[lead]->device())
+      throw DeviceError(message(op, "operands live on different devices, " + in[lead]->device().str() + " and " +
+                                        d.str(), metas));
   }
   Meta out = op.infer(op, metas, a);
-  return op.forward(op, in, a, out);
+  if (!on_gpu || lead == in.size()) return op.forward(op, in, a, out);
+  std::vector<Storage> moved(in.size());
+  std::vector<const Storage*> here(in);
+  for (std::size_t i = 0; i < in.size(); ++i)
+    if (in[i]->device() != in[lead]->device()) here[i] = &(moved[i] = transfer(*in[i], in[lead]->device()));
+  return op.forward(op, here, a, out);
 }
 
 Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
@@ -83,7 +94,7 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
 
 void check_finite(const Op& op, const Storage& out, const std::vector<Meta>& metas) {
   if (!is_floating(out.dtype)) return;
-  const Storage c = contiguous_as(out, DType::float64);
+  const Storage c = contiguous_as(transfer(out, th::cpu()), DType::float64);
   const double* d = c.data<double>();
   for (std::int64_t i = 0; i < c.size(); ++i)
     if (!std::isfinite(d[i]))

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "theta/device.hpp"
 #include "theta/dtype.hpp"
 #include "theta/ops.hpp"
 
@@ -18,6 +19,7 @@ struct Attrs {
   bool keepdims = false;
   bool all = false;                // arg reductions over the flattened tensor
   DType dtype = DType::float64;    // cast, count
+  Device device;                   // to
 };
 
 }  // namespace th::detail

@@ -122,7 +122,19 @@ const Op op_stop_gradient{
     "stop_gradient", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return in[0]; },
     [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta&) { return *in[0]; }, nullptr};
 
+// y = x on attrs.device. NOTE: the gradient goes back to the device x had when recorded
+// (the CPU for a placeholder).
+const Op op_to{
+    "to", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return in[0]; },
+    [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
+      return transfer(*in[0], a.device);
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {c.g.to(c.x[0].device())}; }};
+
 }  // namespace
+
+const Op& to_op() { return op_to; }
+const Op& where_op() { return op_where; }
 
 const Op& unary_op(UnaryKind k) {
   static const Op* const table[] = {

@@ -133,7 +133,9 @@ Shape take_shape(const Shape& x, const Shape& idx, std::int64_t axis) {
 Storage checked_indices(const Op& op, const Storage& idx, std::int64_t n, std::int64_t axis,
                         const std::vector<Meta>& metas) {
   Storage i64 = alloc_storage(DType::int64, idx.shape, th::cpu());
-  cpu_backend().copy(idx, i64);  // NOTE: host copy; the index list is small next to the data
+  // NOTE: checked on the host (the index list is small next to the data); a GPU's gather
+  // takes the checked list back.
+  cpu_backend().copy(transfer(idx, th::cpu()), i64);
   std::int64_t* p = i64.data<std::int64_t>();
   for (std::int64_t k = 0; k < i64.size(); ++k) {
     if (p[k] < -n || p[k] >= n)

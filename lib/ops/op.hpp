@@ -89,6 +89,11 @@ const Op& unary_op(UnaryKind k);
 const Op& binary_op(BinaryKind k);
 const Op& stop_gradient_op();
 const Op& cast_op();
+const Op& to_op();
+const Op& where_op();
+const Op& sum_to_like_op();
+const Op& broadcast_like_op();
+const Op& broadcast_shape_op();
 /// The elementwise primitives by kind (the public functions call these).
 Tensor unary(UnaryKind k, const Tensor& x);
 Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b);

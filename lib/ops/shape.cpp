@@ -182,7 +182,29 @@ const Op op_sum_to_like{
 
 Tensor reshape_to(const Op& op, const Tensor& x, Attrs a) { return apply(op, {x}, std::move(a)); }
 
+// A zero-copy tensor (one element, stride 0) of the broadcast shape of its operands, with
+// attrs.axis dimensions: what a gradient's broadcast_like/sum_to_like needs of its `like`
+// operand (rewrite_like_shapes.cpp), without keeping that operand's values alive.
+const Op op_broadcast_shape{
+    "broadcast_shape", 0,
+    [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+      Shape s = broadcast_shapes(op, in);
+      s.insert(s.begin(), std::size_t(a.axis) - std::min(s.size(), std::size_t(a.axis)), 1);
+      return Meta{a.dtype, s};
+    },
+    [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+      Storage one = alloc_storage(out.dtype, {}, in[0]->device());
+      backend_for(one.device()).fill(one, 0.0);
+      return broadcast_view(one, out.shape);
+    },
+    nullptr};
+
 }  // namespace
+
+const Op& broadcast_shape_op() { return op_broadcast_shape; }
+
+const Op& sum_to_like_op() { return op_sum_to_like; }
+const Op& broadcast_like_op() { return op_broadcast_like; }
 
 Tensor sum_to_like(const Tensor& g, const Tensor& like) {
   const Node& gn = *g.node();

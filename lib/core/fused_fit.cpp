@@ -1,0 +1,44 @@
+// The run-time condition under which a fused chain runs as one kernel (core/backend.hpp);
+// the CPU's and the GPU's fused kernels both ask it.
+#include "core/backend.hpp"
+
+namespace th::detail {
+
+bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
+                      const Storage& out, std::vector<bool>& scalar) {
+  const std::int64_t n = out.size();
+  std::vector<bool> value(inputs.size(), false), shape_only(inputs.size(), false);
+  for (const FusedInstr& in : code) {
+    if (in.a < 0) value[std::size_t(-1 - in.a)] = true;
+    if (!in.unary && in.b < 0) (in.identity() ? shape_only : value)[std::size_t(-1 - in.b)] = true;
+  }
+  scalar.assign(inputs.size(), false);
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    const Storage& s = *inputs[k];
+    if (s.device() != out.device()) return false;
+    if (shape_only[k] && s.shape != out.shape) return false;
+    if (!value[k]) continue;
+    if (s.dtype != dtype) return false;
+    bool one_value = s.size() == 1;  // one element, or one broadcast everywhere (all strides 0)
+    if (!one_value && s.size() > 0) {
+      one_value = true;
+      for (auto st : s.strides) one_value = one_value && st == 0;
+    }
+    if (one_value && n != 1) scalar[k] = true;
+    else if (!(s.size() == n && s.shape == out.shape && s.contiguous())) return false;
+  }
+  // An instruction is "full" when one of its values comes from an input of the output's
+  // shape (a stride-0 broadcast of one value included).
+  std::vector<bool> full(code.size(), false);
+  auto full_of = [&](int o) {
+    return o < 0 ? inputs[std::size_t(-1 - o)]->shape == out.shape : bool(full[std::size_t(o)]);
+  };
+  for (std::size_t j = 0; j < code.size(); ++j) {
+    const FusedInstr& in = code[j];
+    full[j] = full_of(in.a) || (!in.unary && !in.identity() && full_of(in.b));
+    if (in.code == FusedInstr::kSumToLike && !full[j]) return false;  // a real reduction
+  }
+  return true;
+}
+
+}  // namespace th::detail

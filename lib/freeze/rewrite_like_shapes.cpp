@@ -1,0 +1,103 @@
+// Gradients are full of broadcast_like(x, like) and sum_to_like(g, like) steps, whose `like`
+// is a forward value read for its shape only. Two rewrites, from a static shape class per
+// slot (the set of slots whose broadcast it is, and its rank; elementwise ops unite their
+// operands' sets, so equal classes mean equal shapes at run time):
+//  - a step whose operand already has its like's class is a no-op: dropped;
+//  - a `like` made by an elementwise step is replaced by what its class is made of (one
+//    slot of that rank, or a zero-copy broadcast_shape of the sources), so the forward
+//    value is no longer kept alive for its shape and elementwise fusion can absorb it.
+#include <set>
+
+#include "freeze/optimize.hpp"
+
+namespace th::detail {
+
+namespace {
+
+struct ShapeClass {
+  std::set<std::size_t> sources;
+  std::size_t rank = 0;
+  bool operator==(const ShapeClass& o) const { return rank == o.rank && sources == o.sources; }
+};
+
+bool is_unary(const Op* op) {
+#define THETA_IS(name, ...) \
+  if (op == &unary_op(UnaryKind::name)) return true;
+  THETA_UNARY_OPS(THETA_IS)
+#undef THETA_IS
+  return op == &cast_op() || op == &stop_gradient_op();
+}
+
+bool is_binary(const Op* op) {
+#define THETA_IS(name, ...) \
+  if (op == &binary_op(BinaryKind::name)) return true;
+  THETA_BINARY_OPS(THETA_IS)
+#undef THETA_IS
+  return false;
+}
+
+}  // namespace
+
+int rewrite_like_shapes(Program& p) {
+  std::vector<ShapeClass> cls(p.slots);
+  for (std::size_t s = 0; s < p.slots; ++s) {
+    cls[s].rank = p.slot_shape[s].size();
+    const Storage* c = constant_of(p, s);
+    if (!(c && c->size() == 1)) cls[s].sources = {s};  // a one-element constant broadcasts nothing up
+  }
+  const std::vector<long> made_by = producers(p);
+  int fired = 0;
+  std::vector<Step> out;
+  for (Step& st : p.steps) {
+    const Op* op = st.op;
+    ShapeClass& c = cls[st.out];
+    const bool like_op = op == &broadcast_like_op() || op == &sum_to_like_op();
+    if (is_unary(op) && st.in.size() == 1) {
+      c.sources = cls[st.in[0]].sources;
+    } else if (is_binary(op) || op == &where_op()) {
+      c.sources.clear();
+      for (std::size_t i : st.in) c.sources.insert(cls[i].sources.begin(), cls[i].sources.end());
+    } else if (like_op) {
+      c.sources = cls[st.in[1]].sources;
+      if (cls[st.in[0]] == cls[st.in[1]] && p.slot_dtype[st.in[0]] == p.slot_dtype[st.out]) {
+        replace_uses(p, st.out, st.in[0]);  // later steps only: earlier ones cannot read it
+        for (Step& o : out)
+          for (std::size_t& i : o.in)
+            if (i == st.out) i = st.in[0];
+        ++fired;
+        continue;
+      }
+      const std::size_t like = st.in[1];
+      const long maker = made_by[like];
+      const ShapeClass lc = cls[like];  // a copy: cls grows below
+      if (maker >= 0 && (is_unary(p.steps[std::size_t(maker)].op) || is_binary(p.steps[std::size_t(maker)].op)) &&
+          !lc.sources.empty()) {
+        const std::size_t first = *lc.sources.begin();
+        if (lc.sources.size() == 1 && cls[first].rank == lc.rank) {
+          st.in[1] = first;
+        } else {
+          const std::size_t slot = new_slot(p, p.slot_dtype[like], p.slot_shape[like]);
+          cls.push_back(lc);
+          Attrs a;
+          a.axis = std::int64_t(lc.rank);
+          a.dtype = p.slot_dtype[like];
+          Step b{&broadcast_shape_op(), a, {}, slot, {}};
+          for (std::size_t s : lc.sources) {
+            b.in.push_back(s);
+            b.names.push_back("");
+          }
+          out.push_back(std::move(b));
+          st.in[1] = slot;
+        }
+        ++fired;
+      }
+    } else {
+      c.sources = {st.out};
+    }
+    out.push_back(st);
+  }
+  p.steps = std::move(out);
+  return fired;
+}
+
+}  // namespace th::detail
