@@ -138,14 +138,15 @@ BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
   Tensor y = th::tanh(a * b + c) * 0.5 + th::sigmoid(a);
   auto fwd = th::function({a, b, c}, y);
   BOOST_TEST(fused_steps_of(fwd) == "fused[mul add tanh mul sigmoid add]");
-  // With the gradient, the backward reads tanh's and sigmoid's outputs: those stay steps.
-  // The gradient's sum_to_like/broadcast_like either go (shapes provably equal) or read
-  // a zero-copy broadcast_shape of the inputs instead of forward values
-  // (rewrite_like_shapes.cpp), and the whole backward is one fused pass, its remaining
-  // sum_to_likes no-ops checked at run time.
+  // With the gradient: the gradient's sum_to_like/broadcast_like either go (shapes provably
+  // equal) or read a zero-copy broadcast_shape of the inputs instead of forward values
+  // (rewrite_like_shapes.cpp); tanh's and sigmoid's outputs, read by both passes, are
+  // recomputed in each instead of stored; so the forward and the whole backward are one
+  // fused pass each, the remaining sum_to_likes no-ops checked at run time.
   auto f = th::function({a, b, c}, {y, th::grad(th::sum(y), a)});
   const std::string fs = fused_steps_of(f);
-  BOOST_TEST(has(fs, "fused[sum_to_like mul sub mul"), fs);
+  BOOST_TEST(fs.rfind("fused[mul add tanh mul sigmoid add] ", 0) == 0, fs);
+  BOOST_TEST(has(fs, "fused[mul add tanh sigmoid broadcast_like sum_to_like mul sub mul"), fs);
   BOOST_TEST(has(steps_of(f), "broadcast_shape"), steps_of(f));
   BOOST_TEST(has(th::debugprint(f), "like_shapes"));
   // Sizes with several blocks, a partial last block and both kernel threads; then tiny.
@@ -160,6 +161,27 @@ BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
     BOOST_TEST(vals(r[0]) == vals(ye), boost::test_tools::per_element());
     BOOST_TEST(vals(r[1]) == vals(ge), boost::test_tools::per_element());
   }
+}
+
+BOOST_AUTO_TEST_CASE(shared_values_are_recomputed_or_stored) {
+  // t is read by two chains: recomputed in both (no step writes it). With a reader whose
+  // chain is already full (32 ops), that reader reads t from memory, so t stays a step.
+  auto x = th::dvector("x"), z = th::dvector("z");
+  Tensor t = th::tanh(x * 2.0);
+  auto f = th::function({x}, {t + 1.0, t * 3.0});
+  BOOST_TEST(fused_steps_of(f) == "fused[mul tanh add] fused[mul tanh mul]");
+  Tensor longer = z;
+  for (int i = 0; i < 31; ++i) longer = longer * 1.5 - 0.25;  // 62 ops: one full chain and more
+  auto g = th::function({x, z}, {longer + t, t * 3.0});
+  BOOST_TEST(has(fused_steps_of(g), "fused[mul tanh]"), fused_steps_of(g));  // t is stored
+  Tensor X = th::random::uniform({1000}, -1, 1, 1), Z = th::random::uniform({1000}, -1, 1, 2);
+  Tensor te = th::tanh(X * 2.0), le = Z;
+  for (int i = 0; i < 31; ++i) le = le * 1.5 - 0.25;
+  auto r = f(X), q = g(X, Z);
+  BOOST_TEST(vals(r[0]) == vals(te + 1.0), boost::test_tools::per_element());
+  BOOST_TEST(vals(r[1]) == vals(te * 3.0), boost::test_tools::per_element());
+  BOOST_TEST(vals(q[0]) == vals(le + te), boost::test_tools::per_element());
+  BOOST_TEST(vals(q[1]) == vals(te * 3.0), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(gradient_reductions_inside_fused_chains_stay_reductions) {

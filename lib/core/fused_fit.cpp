@@ -35,8 +35,15 @@ bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const st
   };
   for (std::size_t j = 0; j < code.size(); ++j) {
     const FusedInstr& in = code[j];
-    full[j] = full_of(in.a) || (!in.unary && !in.identity() && full_of(in.b));
-    if (in.code == FusedInstr::kSumToLike && !full[j]) return false;  // a real reduction
+    if (in.identity()) {
+      // its result has the like's shape: the output's (checked above for an input; an
+      // intermediate like must be full itself)
+      if (in.b >= 0 && !full[std::size_t(in.b)]) return false;
+      if (in.code == FusedInstr::kSumToLike && !full_of(in.a)) return false;  // a real reduction
+      full[j] = true;
+    } else {
+      full[j] = full_of(in.a) || (!in.unary && full_of(in.b));
+    }
   }
   return true;
 }

@@ -66,28 +66,41 @@ struct Chain {
 };
 
 // Blocks [lo, hi) of the chain, each instruction over a block at a time (temps: one block
-// per instruction).
+// per instruction). An identity (a gradient's no-op broadcast_like/sum_to_like) computes
+// nothing: its result is its operand's block.
 template <class T>
 __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, std::int64_t lo, std::int64_t hi) {
+  const std::size_t m = c.code.size();
+  std::vector<const T*> at(m);           // each instruction's result in this block
+  std::vector<std::int64_t> stride(m);   // 1, or 0 for one broadcast value
   for (std::int64_t blk = lo; blk < hi; ++blk) {
     const std::int64_t off = blk * kBlock, n = std::min(kBlock, c.total - off);
-    auto operand = [&](int o, std::int64_t& stride) -> const T* {
+    auto operand = [&](int o, std::int64_t& st) -> const T* {
       if (o < 0) {
         const std::size_t e = std::size_t(-1 - o);
-        stride = c.step[e];
+        st = c.step[e];
         return static_cast<const T*>(c.base[e]) + off * c.step[e];
       }
-      stride = 1;
-      return temps + std::size_t(o) * kBlock;
+      st = stride[std::size_t(o)];
+      return at[std::size_t(o)];
     };
-    for (std::size_t k = 0; k < c.code.size(); ++k) {
+    for (std::size_t k = 0; k < m; ++k) {
       const FusedInstr& in = c.code[k];
-      T* dst = k + 1 == c.code.size() ? static_cast<T*>(c.y) + off : temps + k * kBlock;
+      const bool last = k + 1 == m;
+      T* dst = last ? static_cast<T*>(c.y) + off : temps + k * kBlock;
       std::int64_t sa = 0, sb = 0;
       const T* a = operand(in.a, sa);
+      at[k] = dst;
+      stride[k] = 1;
       if (in.identity()) {
-        if (sa) std::copy(a, a + n, dst);
-        else std::fill(dst, dst + n, a[0]);
+        if (!last) {
+          at[k] = a;
+          stride[k] = sa;
+        } else if (sa) {
+          std::copy(a, a + n, dst);
+        } else {
+          std::fill(dst, dst + n, a[0]);
+        }
       } else if (in.unary) {
         unary_block<T>(UnaryKind(in.code), a, sa, dst, n);
       } else {

@@ -15,6 +15,11 @@ namespace th::detail {
 namespace {
 
 constexpr std::size_t kMaxMembers = 32;
+// A value read by several fused chains (and nothing else) is recomputed in each instead of
+// written to memory and read back, when its chain is this short and its readers this few:
+// the backward of tanh/sigmoid then re-derives their outputs from the inputs in registers.
+constexpr std::size_t kMaxRecompute = 8;
+constexpr int kMaxReaders = 4;
 
 // The kernel instruction of a fusable step (operands filled in when its group is built).
 std::optional<FusedInstr> instr_of(const Program& p, const Step& s) {
@@ -54,29 +59,51 @@ int fuse_elementwise(Program& p) {
   // group[k]: the steps fused into step k (k its last), in step order; empty when k joined another.
   std::vector<std::vector<std::size_t>> group(p.steps.size());
   std::vector<std::optional<FusedInstr>> instr(p.steps.size());
-  std::vector<bool> absorbed(p.steps.size(), false);
+  std::vector<int> fused_reads(p.slots, 0);  // reads as a value by fusable steps
+  auto values_of = [&](std::size_t k) { return instr[k]->identity() ? 1 : p.steps[k].in.size(); };  // like: shape only
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
     instr[k] = instr_of(p, p.steps[k]);
+    if (instr[k])
+      for (std::size_t v = 0; v < values_of(k); ++v) ++fused_reads[p.steps[k].in[v]];
+  }
+  // recompute[t]: step t's chain is copied into each of its readers (all of them fused);
+  // a reader that has no room for it reads it from memory, and emit[t] keeps t a step.
+  std::vector<bool> absorbed(p.steps.size(), false), recompute(p.steps.size(), false),
+      emit(p.steps.size(), false);
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
     if (!instr[k]) continue;
     std::vector<std::size_t> members;
-    const std::size_t values = instr[k]->identity() ? 1 : p.steps[k].in.size();  // the like operand: shape only
-    for (std::size_t v = 0; v < values; ++v) {
+    for (std::size_t v = 0; v < values_of(k); ++v) {
       const std::size_t i = p.steps[k].in[v];
       const long t = made_by[i];
-      if (t < 0 || !instr[std::size_t(t)] || uses[i] != 1 || absorbed[std::size_t(t)]) continue;
-      const auto& sub = group[std::size_t(t)];
-      if (members.size() + sub.size() + 1 > kMaxMembers) continue;
+      if (t < 0 || !instr[std::size_t(t)]) continue;
+      const std::size_t ts = std::size_t(t);
+      const auto& sub = group[ts];
+      const bool shared = uses[i] > 1;
+      if (shared) {
+        const bool copyable = recompute[ts] || (uses[i] == fused_reads[i] && uses[i] <= kMaxReaders &&
+                                                sub.size() <= kMaxRecompute);
+        if (!copyable) continue;  // never copied: t stays a step
+        if (members.size() + sub.size() + 1 > kMaxMembers) {
+          emit[ts] = true;  // this reader reads it from memory
+          continue;
+        }
+        recompute[ts] = true;
+      } else if (absorbed[ts] || members.size() + sub.size() + 1 > kMaxMembers) {
+        continue;
+      }
       members.insert(members.end(), sub.begin(), sub.end());
-      absorbed[std::size_t(t)] = true;
+      absorbed[ts] = true;
     }
     members.push_back(k);
     std::sort(members.begin(), members.end());
+    members.erase(std::unique(members.begin(), members.end()), members.end());
     group[k] = std::move(members);
   }
   int fused = 0;
   std::vector<Step> out;
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
-    if (absorbed[k]) continue;
+    if (absorbed[k] && !emit[k]) continue;
     if (!instr[k] || group[k].size() < 2) {
       out.push_back(p.steps[k]);
       continue;
