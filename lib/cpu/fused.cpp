@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <type_traits>
 
 #include "cpu/parallel.hpp"
@@ -63,6 +64,7 @@ struct Chain {
   std::vector<std::int64_t> step;  // 1: full size, 0: broadcast scalar
   void* y;
   std::int64_t total;
+  std::int64_t width;  // temps per instruction: a block, or the whole (smaller) total
 };
 
 // Blocks [lo, hi) of the chain, each instruction over a block at a time (temps: one block
@@ -87,7 +89,7 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
     for (std::size_t k = 0; k < m; ++k) {
       const FusedInstr& in = c.code[k];
       const bool last = k + 1 == m;
-      T* dst = last ? static_cast<T*>(c.y) + off : temps + k * kBlock;
+      T* dst = last ? static_cast<T*>(c.y) + off : temps + k * std::size_t(c.width);
       std::int64_t sa = 0, sb = 0;
       const T* a = operand(in.a, sa);
       at[k] = dst;
@@ -138,16 +140,24 @@ THETA_MULTIVERSION void blocks_f64(const Chain& c, double* temps, std::int64_t l
 template <class T>
 void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs,
                const std::vector<bool>& scalar, const Storage& out, std::int64_t total) {
-  Chain c{code, {}, {}, out.data<T>(), total};
+  Chain c{code, {}, {}, out.data<T>(), total, std::min(kBlock, total)};
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     c.base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
     c.step.push_back(scalar[k] ? 0 : 1);
   }
   const std::int64_t blocks = (total + kBlock - 1) / kBlock;
+  const std::size_t temp_size = code.size() * std::size_t(c.width);
   parallel_for(blocks, kBlock * std::int64_t(code.size()), [&](std::int64_t lo, std::int64_t hi) {
-    std::vector<T> temps(code.size() * std::size_t(kBlock));
-    if constexpr (std::is_same_v<T, float>) blocks_f32(c, temps.data(), lo, hi);
-    else blocks_f64(c, temps.data(), lo, hi);
+    // Per-thread scratch, kept between calls (not zeroed: every element is written first).
+    thread_local std::unique_ptr<T[]> keep;
+    thread_local std::size_t kept = 0;
+    if (kept < temp_size) {
+      keep.reset(new T[temp_size]);
+      kept = temp_size;
+    }
+    T* temps = keep.get();
+    if constexpr (std::is_same_v<T, float>) blocks_f32(c, temps, lo, hi);
+    else blocks_f64(c, temps, lo, hi);
   });
 }
 

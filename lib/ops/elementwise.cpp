@@ -1,5 +1,7 @@
 // Elementwise primitives: unary and binary ops from elementwise_list.hpp, plus where,
 // cast and stop_gradient. Shape rule: numpy broadcasting; dtype rules named in the list.
+#include <cstring>
+
 #include "core/backend.hpp"
 #include "ops/op.hpp"
 
@@ -162,9 +164,23 @@ Tensor unary(UnaryKind k, const Tensor& x) { return apply(unary_op(k), {x}); }
 Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b) { return apply(binary_op(k), {a, b}); }
 
 Tensor scalar_const(double v, DType dtype) {
-  Storage s = alloc_storage(dtype, {}, th::cpu());
-  cpu_backend().fill(s, v);
-  return make_constant(std::move(s));
+  // The values of recent 0-d constants are kept per thread (values are immutable, so a
+  // new node may share one): `y = y + 1.0` in a loop allocates no buffer for its 1.0.
+  struct Entry {
+    std::uint64_t bits = 0;
+    DType dtype = DType::boolean;
+    Storage value;
+  };
+  thread_local Entry cache[32];
+  std::uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  Entry& e = cache[(bits ^ (bits >> 29) ^ std::uint64_t(dtype)) * 0x9E3779B97F4A7C15ull >> 59];
+  if (!e.value.buf || e.bits != bits || e.dtype != dtype) {
+    Storage s = alloc_storage(dtype, {}, th::cpu());
+    cpu_backend().fill(s, v);
+    e = {bits, dtype, std::move(s)};
+  }
+  return make_constant(e.value);
 }
 
 Tensor weak_scalar(double v, const Tensor& t) {

@@ -1,7 +1,7 @@
 // The backward sweep: topological order of the recorded graph, VJPs in reverse, gradients
 // summed back to each input's shape here (the one place broadcasting is undone).
-#include <unordered_map>
-#include <unordered_set>
+#include <cstdint>
+#include <vector>
 
 #include "ops/op.hpp"
 #include "theta/autodiff.hpp"
@@ -10,20 +10,69 @@ namespace th::detail {
 
 namespace {
 
-// Recorded tensors reachable from `roots`, inputs before users (iterative DFS).
-std::vector<Tensor> topo_order(const std::vector<Tensor>& roots) {
+// Node* -> index, open addressing (the sweep's only lookup structure: no allocation per
+// node, as std::unordered_* would make; a 10^5-node tape is swept in a few allocations).
+class NodeIndex {
+ public:
+  explicit NodeIndex(std::size_t expected = 64) { grow(expected); }
+  /// The index of `n`, or -1.
+  long find(const Node* n) const {
+    for (std::size_t i = slot(n);; i = (i + 1) & mask_) {
+      if (keys_[i] == n) return vals_[i];
+      if (!keys_[i]) return -1;
+    }
+  }
+  /// Inserts n -> v unless present; true when inserted.
+  bool insert(const Node* n, long v) {
+    if (2 * (count_ + 1) > keys_.size()) grow(keys_.size());
+    for (std::size_t i = slot(n);; i = (i + 1) & mask_) {
+      if (keys_[i] == n) return false;
+      if (!keys_[i]) {
+        keys_[i] = n;
+        vals_[i] = v;
+        ++count_;
+        return true;
+      }
+    }
+  }
+
+ private:
+  std::size_t slot(const Node* n) const {
+    return std::size_t((reinterpret_cast<std::uintptr_t>(n) >> 4) * 0x9E3779B97F4A7C15ull) & mask_;
+  }
+  void grow(std::size_t at_least) {
+    std::size_t cap = 16;
+    while (cap < 2 * at_least) cap *= 2;
+    std::vector<const Node*> keys(cap, nullptr);
+    std::vector<long> vals(cap, -1);
+    keys.swap(keys_);
+    vals.swap(vals_);
+    mask_ = cap - 1;
+    count_ = 0;
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      if (keys[i]) insert(keys[i], vals[i]);
+  }
+  std::vector<const Node*> keys_;
+  std::vector<long> vals_;
+  std::size_t mask_ = 0, count_ = 0;
+};
+
+// Recorded tensors reachable from `roots`, inputs before users (iterative DFS); `index`
+// receives each one's position.
+std::vector<Tensor> topo_order(const std::vector<Tensor>& roots, NodeIndex& index) {
   std::vector<Tensor> order;
-  std::unordered_set<const Node*> seen;
+  NodeIndex seen;
   std::vector<std::pair<Tensor, std::size_t>> stack;
   for (const Tensor& r : roots) {
-    if (!r.node()->recorded || !seen.insert(r.node().get()).second) continue;
+    if (!r.node()->recorded || !seen.insert(r.node().get(), 0)) continue;
     stack.push_back({r, 0});
     while (!stack.empty()) {
       auto& [t, next] = stack.back();
       if (next < t.node()->inputs.size()) {
         const Tensor& in = t.node()->inputs[next++];
-        if (in.node()->recorded && seen.insert(in.node().get()).second) stack.push_back({in, 0});
+        if (in.node()->recorded && seen.insert(in.node().get(), 0)) stack.push_back({in, 0});
       } else {
+        index.insert(t.node().get(), long(order.size()));
         order.push_back(std::move(t));
         stack.pop_back();
       }
@@ -37,42 +86,50 @@ std::vector<Tensor> topo_order(const std::vector<Tensor>& roots) {
 /// Gradients of sum(ys[i] * seeds[i]) with respect to each of `wrt`.
 std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& seeds,
                              const std::vector<Tensor>& wrt) {
-  std::vector<Tensor> order = topo_order(ys);
+  NodeIndex index;
+  std::vector<Tensor> order = topo_order(ys, index);
+  // Positions: the tape's nodes in order, then any wrt that is not on it.
+  std::size_t count = order.size();
+  for (const Tensor& w : wrt)
+    if (index.insert(w.node().get(), long(count))) ++count;
+  auto pos = [&](const Node* n) { return index.find(n); };
   // A node is relevant when a wrt is reachable from it through the tape.
-  std::unordered_set<Node*> wanted;
-  for (const Tensor& w : wrt) wanted.insert(w.node().get());
-  std::unordered_set<Node*> relevant = wanted;
-  for (const Tensor& t : order)
-    for (const Tensor& in : t.node()->inputs)
-      if (relevant.count(in.node().get())) {
-        relevant.insert(t.node().get());
+  std::vector<char> wanted(count, 0), relevant(count, 0);
+  for (const Tensor& w : wrt) wanted[std::size_t(pos(w.node().get()))] = relevant[std::size_t(pos(w.node().get()))] = 1;
+  auto is_relevant = [&](const Node* n) {
+    const long p = pos(n);
+    return p >= 0 && relevant[std::size_t(p)];
+  };
+  for (std::size_t k = 0; k < order.size(); ++k)
+    for (const Tensor& in : order[k].node()->inputs)
+      if (is_relevant(in.node().get())) {
+        relevant[k] = 1;
         break;
       }
 
-  std::unordered_map<Node*, Tensor> grads;
-  auto accumulate = [&](Node* n, Tensor g) {
-    auto it = grads.find(n);
-    if (it == grads.end()) grads.emplace(n, std::move(g));
-    else it->second = it->second + g;
+  std::vector<Tensor> grads(count);  // empty: no gradient (yet)
+  auto accumulate = [&](const Node* n, Tensor g) {
+    Tensor& slot = grads[std::size_t(pos(n))];
+    slot = slot ? slot + g : std::move(g);
   };
   for (std::size_t i = 0; i < ys.size(); ++i)
-    if (relevant.count(ys[i].node().get())) accumulate(ys[i].node().get(), seeds[i]);
+    if (is_relevant(ys[i].node().get())) accumulate(ys[i].node().get(), seeds[i]);
 
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* n = it->node().get();
-    if (!n->op || !n->op->vjp || n->inputs.empty()) continue;
-    auto git = grads.find(n);
-    if (git == grads.end()) continue;
-    std::vector<bool> needs(n->inputs.size());
+  std::vector<bool> needs;
+  for (std::size_t k = order.size(); k-- > 0;) {
+    const Tensor& t = order[k];
+    Node* n = t.node().get();
+    if (!n->op || !n->op->vjp || n->inputs.empty() || !grads[k]) continue;
+    needs.assign(n->inputs.size(), false);
     bool any = false;
     for (std::size_t i = 0; i < needs.size(); ++i) {
       const Node& in = *n->inputs[i].node();
-      needs[i] = relevant.count(n->inputs[i].node().get()) && is_floating(in.dtype);
+      needs[i] = is_relevant(&in) && is_floating(in.dtype);
       any = any || needs[i];
     }
     if (!any) continue;
-    Tensor g = git->second;
-    VjpCtx ctx{n->inputs, *it, g, n->attrs, needs};
+    Tensor g = grads[k];
+    VjpCtx ctx{n->inputs, t, g, n->attrs, needs};
     std::vector<Tensor> gin = n->op->vjp(*n->op, ctx);
     for (std::size_t i = 0; i < needs.size(); ++i) {
       if (!needs[i] || i >= gin.size() || !gin[i]) continue;
@@ -81,14 +138,14 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
       if (gi.dtype() != x.dtype()) gi = cast(gi, x.dtype());
       accumulate(x.node().get(), std::move(gi));
     }
-    if (!wanted.count(n)) grads.erase(n);  // release intermediate gradients early
+    if (!wanted[k]) grads[k] = Tensor();  // release intermediate gradients early
   }
 
   std::vector<Tensor> out;
   for (const Tensor& w : wrt) {
-    auto it = grads.find(w.node().get());
+    const Tensor& g = grads[std::size_t(pos(w.node().get()))];
     DType d = is_floating(w.dtype()) ? w.dtype() : floatX();
-    out.push_back(it != grads.end() ? it->second : zeros_like(w, d));
+    out.push_back(g ? g : zeros_like(w, d));
   }
   return out;
 }
