@@ -24,7 +24,40 @@ TARGETS = [  # (label, workload, theta impl, peer impl, target ratio)
 ]
 
 
+# GPU (bench/run_cuda.sh, --gpu): (label, workload, theta impl, peer impl, target ratio).
+GPU_TARGETS = [
+    ("W2 frozen MLP step, batch 256, vs PyTorch CUDA eager", "W2_gpu_256", "theta_frozen", "torch_eager", 0.9),
+    ("W2 frozen MLP step, batch 4096 hidden 4096, vs PyTorch CUDA eager", "W2_gpu_4096", "theta_frozen",
+     "torch_eager", 0.9),
+]
+N_W3_GPU = 100_000_000
+
+
+def gpu_table(us):
+    print("\n| target | theta | reference | value | target | met |\n| --- | --- | --- | --- | --- | --- |")
+    w1 = us.get(("W1_gpu", "theta_frozen"))
+    if w1 is not None:
+        print(f"| W1 frozen step on the GPU | {w1:.3f} us | torch eager {us.get(('W1_gpu', 'torch_eager'), '-')} us "
+              f"| {w1:.3f} us | <= 10 us | {'yes' if w1 <= 10 else 'NO'} |")
+    for label, w, mine, peer, target in GPU_TARGETS:
+        a, b = us.get((w, mine)), us.get((w, peer))
+        if a is None or b is None:
+            print(f"| {label} | {a or '-'} | {b or '-'} | not measured | <= {target} | - |")
+            continue
+        print(f"| {label} | {a:.1f} us | {b:.1f} us | {a / b:.3f} | <= {target} | {'yes' if a / b <= target else 'NO'} |")
+    copy = us.get(("W3_gpu", "cuda_memcpy_d2d"))
+    for impl, arrays in (("theta_forward", 4), ("theta_forward_backward", 5)):  # a, b, c read; y (and dy/da) written
+        t = us.get(("W3_gpu", impl))
+        if t is None or copy is None:
+            print(f"| W3 {impl} bandwidth | - | - | not measured | >= 0.8 of copy | - |")
+            continue
+        bw, copy_bw = arrays * 4 * N_W3_GPU / t / 1e3, 2 * 4 * N_W3_GPU / copy / 1e3  # GB/s
+        print(f"| W3 {impl.replace('theta_', '')} ({arrays} arrays of 10^8 float32) | {bw:.0f} GB/s | copy "
+              f"{copy_bw:.0f} GB/s | {bw / copy_bw:.3f} | >= 0.8 | {'yes' if bw / copy_bw >= 0.8 else 'NO'} |")
+
+
 def main():
+    gpu = "--gpu" in sys.argv[1:]
     runs = collections.defaultdict(list)
     for line in sys.stdin:
         parts = line.split()
@@ -37,6 +70,9 @@ def main():
     print("\n| workload | implementation | median (us) |\n| --- | --- | --- |")
     for (w, impl), v in sorted(us.items()):
         print(f"| {w} | {impl} | {v:.3f} |")
+    if gpu:
+        gpu_table(us)
+        return
     freeze = us.get(("F1_freeze_1000_nodes", "theta"))
     if freeze is not None:
         print(f"\nFreezing a 1000-node graph: {freeze / 1000:.2f} ms (target < 50 ms: {'yes' if freeze < 50000 else 'NO'})")

@@ -156,6 +156,11 @@ DeviceMemoryStats cuda_memory_stats() {
 
 int cuda_device_count() noexcept { return cuda::device_count(); }
 
+void cuda_synchronize(Device device) {
+  if (device.type != Device::Type::cuda) return;
+  THETA_CUDA_CHECK(cudaStreamSynchronize(cuda::stream(device.index)));
+}
+
 Storage transfer(const Storage& s, Device to) {
   if (s.device() == to) return s;
   const Storage c = contiguous_as(s, s.dtype);  // dense on its own device first

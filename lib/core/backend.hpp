@@ -79,6 +79,8 @@ struct DeviceMemoryStats {
 DeviceMemoryStats cuda_memory_stats();
 /// Number of CUDA devices (0 without a driver, a GPU or a CUDA backend).
 int cuda_device_count() noexcept;
+/// Waits until all work theta queued on `device` has finished (benchmarks time with it).
+void cuda_synchronize(Device device);
 
 /// Runs a fused chain on the GPU (one generated kernel, compiled once per chain and dtype);
 /// false when the inputs do not fit (the same rule as cpu::run_fused) or no CUDA backend.

@@ -15,6 +15,7 @@ bool cuda_available() { return detail::cuda_device_count() > 0; }
 namespace detail {
 int cuda_device_count() noexcept { return 0; }
 DeviceMemoryStats cuda_memory_stats() { return {}; }
+void cuda_synchronize(Device) {}
 Storage transfer(const Storage& s, Device device) {
   if (s.device() == device) return s;
   throw DeviceError("cannot move a tensor from " + s.device().str() + " to " + device.str() +
