@@ -123,15 +123,18 @@ cudaKernel_t kernel_for(const std::string& source, int device) {
 
 }  // namespace
 
-std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar) {
+std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar,
+                              std::vector<int> outs) {
   if (dtype != DType::float32 && dtype != DType::float64)
     throw TypeError("internal: fused CUDA kernels are float32 or float64");
+  if (outs.empty()) outs.push_back(int(code.size()) - 1);
   std::ostringstream os;
   os << kPrelude << kScalarMathSource << "\nnamespace th::detail {\n" << kOpFunctions << "\n";
   os << "using T = " << (dtype == DType::float32 ? "float" : "double") << ";\n";
   os << "extern \"C\" __global__ void theta_fused(";
   for (std::size_t k = 0; k < scalar.size(); ++k) os << "const T* __restrict__ p" << k << ", ";
-  os << "T* __restrict__ out, long long n) {\n";
+  for (std::size_t k = 0; k < outs.size(); ++k) os << "T* __restrict__ out" << k << ", ";
+  os << "long long n) {\n";
   os << "  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;"
         " i += (long long)gridDim.x * blockDim.x) {\n";
   std::vector<bool> read(scalar.size(), false);
@@ -148,28 +151,31 @@ std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, 
     else if (in.unary) os << "u_" << unary_name(in.code) << "(" << operand(in.a) << ");\n";
     else os << "b_" << binary_name(in.code) << "(" << operand(in.a) << ", " << operand(in.b) << ");\n";
   }
-  os << "    out[i] = t" << code.size() - 1 << ";\n  }\n}\n}  // namespace th::detail\n";
+  for (std::size_t k = 0; k < outs.size(); ++k) os << "    out" << k << "[i] = t" << outs[k] << ";\n";
+  os << "  }\n}\n}  // namespace th::detail\n";
   return os.str();
 }
 
 std::string cuda_compile_ptx(const std::string& source, int arch) { return nvrtc_compile(source, arch, false); }
 
 bool cuda_run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-                    const Storage& out) {
+                    const std::vector<int>& out_instr, const std::vector<const Storage*>& outs) {
+  const Storage& out = *outs[0];
   const std::int64_t n = out.size();
   std::vector<bool> scalar;
-  if (!fused_inputs_fit(code, dtype, inputs, out, scalar)) return false;
+  if (!fused_inputs_fit(code, dtype, inputs, out_instr, out, scalar)) return false;
   if (n == 0) return true;
   const int device = out.device().index;
-  cudaKernel_t k = kernel_for(cuda_fused_source(code, dtype, scalar), device);
+  cudaKernel_t k = kernel_for(cuda_fused_source(code, dtype, scalar, out_instr), device);
   cuda::DeviceGuard g(device);
   std::vector<const void*> ptrs;
   for (const Storage* s : inputs) ptrs.push_back(s->bytes());
-  void* y = out.bytes();
+  std::vector<void*> ys;
+  for (const Storage* s : outs) ys.push_back(s->bytes());
   long long count = n;
   std::vector<void*> args;
   for (auto& p : ptrs) args.push_back(&p);
-  args.push_back(&y);
+  for (auto& y : ys) args.push_back(&y);
   args.push_back(&count);
   const int threads = 256;
   const long long blocks = std::min<long long>((count + threads - 1) / threads, 65536);

@@ -97,6 +97,11 @@ BOOST_AUTO_TEST_CASE(fused_kernel_source_compiles_to_ptx, *bt::precondition(cuda
       BOOST_TEST(has(ptx, ".target sm_" + std::to_string(arch)), "arch " << arch);
     }
   }
+  // A merged chain writes several instructions' results.
+  const std::string two = td::cuda_fused_source(code, DType::float32, {false, false, false}, {3, int(code.size()) - 1});
+  BOOST_TEST(has(two, "out0[i] = t3;"));
+  BOOST_TEST(has(two, "out1[i] = t" + std::to_string(code.size() - 1) + ";"));
+  BOOST_TEST(has(td::cuda_compile_ptx(two, 90), ".entry theta_fused"));
   // The integer formulas are not fused: asking for them is an error, not bad code.
   BOOST_TEST(has(message_of<th::TypeError>([&] { td::cuda_fused_source(code, DType::int64, {false, false, false}); }),
                  "float32 or float64"));
@@ -160,7 +165,8 @@ BOOST_AUTO_TEST_CASE(ops_match_the_cpu, *bt::precondition(gpu_present())) {
   same("dot", th::dot(ga, th::transpose(ga)), th::dot(a, th::transpose(a)));
   same("matvec", th::dot(ga, gb), th::dot(a, b));
   same("where", th::where(ga > 1.0, ga, gb), th::where(a > 1.0, a, b));
-  same("take", th::take(ga, th::tensor({3, 0, 3}, DType::int64), 1), th::take(a, th::tensor({3, 0, 3}, DType::int64), 1));
+  const Tensor idx = th::tensor({3, 0, 3}, DType::int64);
+  same("take", th::take(ga, idx.to(th::cuda()), 1), th::take(a, idx, 1));
   same("softmax", th::softmax(ga), th::softmax(a));
   // a large dense reduction (CUB) and NaN propagation in max
   Tensor big = th::random::uniform({1000003}, -1, 1, 5);

@@ -54,13 +54,15 @@ struct FusedInstr {
   bool identity() const { return !unary && code < 0; }
 };
 
-/// Whether a fused chain can run as one kernel on these inputs and output: each value input
-/// is either one element (broadcast) or of the output's shape and contiguous, all of
-/// `dtype`; each shape-only input has exactly the output's shape; and every sum_to_like's
-/// value depends on some full-size input (so it is a no-op). When false, the chain's steps
-/// run one by one. `scalar[k]` is then set for the one-element inputs.
+/// Whether a fused chain can run as one kernel on these inputs, writing the results of
+/// instructions `outs` (several when chains that read the same inputs were merged) into
+/// buffers of `out`'s shape and device: each value input is either one element
+/// (broadcast) or of that shape and contiguous, all of `dtype`; each shape-only operand has
+/// exactly that shape; every sum_to_like's value, and every output, depends on some input of
+/// that shape (so the sum_to_like is a no-op and the output truly has that shape). When
+/// false, the chain's steps run one by one. `scalar[k]` is then set for one-element inputs.
 bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-                      const Storage& out, std::vector<bool>& scalar);
+                      const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar);
 
 /// The backend of a device: the CPU's, or CUDA's (th::DeviceError when this build has no
 /// CUDA backend or the device does not exist).
@@ -85,11 +87,13 @@ void cuda_synchronize(Device device);
 /// Runs a fused chain on the GPU (one generated kernel, compiled once per chain and dtype);
 /// false when the inputs do not fit (the same rule as cpu::run_fused) or no CUDA backend.
 bool cuda_run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-                    const Storage& out);
-/// The CUDA source of that kernel (`scalar[k]`: input k is one broadcast element), and its
+                    const std::vector<int>& out_instr, const std::vector<const Storage*>& outs);
+/// The CUDA source of that kernel (`scalar[k]`: input k is one broadcast element; `outs`:
+/// the instructions written out, by default the last), and its
 /// compilation by NVRTC to PTX for compute capability `arch` (75, 90, ...): both work
 /// without a GPU; th::DeviceError with NVRTC's log when the source does not compile.
-std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar);
+std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar,
+                              std::vector<int> outs = {});
 std::string cuda_compile_ptx(const std::string& source, int arch);
 
 }  // namespace th::detail

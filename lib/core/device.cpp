@@ -21,10 +21,11 @@ Storage transfer(const Storage& s, Device device) {
   throw DeviceError("cannot move a tensor from " + s.device().str() + " to " + device.str() +
                     ": this build of theta has no CUDA backend (THETA_CUDA=OFF or nvcc not found)");
 }
-bool cuda_run_fused(const std::vector<FusedInstr>&, DType, const std::vector<const Storage*>&, const Storage&) {
+bool cuda_run_fused(const std::vector<FusedInstr>&, DType, const std::vector<const Storage*>&, const std::vector<int>&,
+                    const std::vector<const Storage*>&) {
   return false;
 }
-std::string cuda_fused_source(const std::vector<FusedInstr>&, DType, const std::vector<bool>&) {
+std::string cuda_fused_source(const std::vector<FusedInstr>&, DType, const std::vector<bool>&, std::vector<int>) {
   throw DeviceError("cuda_fused_source: this build of theta has no CUDA backend");
 }
 std::string cuda_compile_ptx(const std::string&, int) {

@@ -5,7 +5,7 @@
 namespace th::detail {
 
 bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-                      const Storage& out, std::vector<bool>& scalar) {
+                      const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar) {
   const std::int64_t n = out.size();
   std::vector<bool> value(inputs.size(), false), shape_only(inputs.size(), false);
   for (const FusedInstr& in : code) {
@@ -45,6 +45,9 @@ bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const st
       full[j] = full_of(in.a) || (!in.unary && full_of(in.b));
     }
   }
+  if (outs.size() > 1 && n != 1)
+    for (int o : outs)
+      if (!full[std::size_t(o)]) return false;  // its own shape would be smaller
   return true;
 }
 

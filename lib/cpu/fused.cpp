@@ -62,7 +62,7 @@ struct Chain {
   const std::vector<FusedInstr>& code;
   std::vector<const void*> base;
   std::vector<std::int64_t> step;  // 1: full size, 0: broadcast scalar
-  void* y;
+  std::vector<void*> y;            // per instruction: its output buffer, or null (a temporary)
   std::int64_t total;
   std::int64_t width;  // temps per instruction: a block, or the whole (smaller) total
 };
@@ -88,8 +88,8 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
     };
     for (std::size_t k = 0; k < m; ++k) {
       const FusedInstr& in = c.code[k];
-      const bool last = k + 1 == m;
-      T* dst = last ? static_cast<T*>(c.y) + off : temps + k * std::size_t(c.width);
+      const bool last = c.y[k] != nullptr;  // written out
+      T* dst = last ? static_cast<T*>(c.y[k]) + off : temps + k * std::size_t(c.width);
       std::int64_t sa = 0, sb = 0;
       const T* a = operand(in.a, sa);
       at[k] = dst;
@@ -139,8 +139,10 @@ THETA_MULTIVERSION void blocks_f64(const Chain& c, double* temps, std::int64_t l
 
 template <class T>
 void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs,
-               const std::vector<bool>& scalar, const Storage& out, std::int64_t total) {
-  Chain c{code, {}, {}, out.data<T>(), total, std::min(kBlock, total)};
+               const std::vector<bool>& scalar, const std::vector<int>& out_instr,
+               const std::vector<const Storage*>& outs, std::int64_t total) {
+  Chain c{code, {}, {}, std::vector<void*>(code.size(), nullptr), total, std::min(kBlock, total)};
+  for (std::size_t k = 0; k < outs.size(); ++k) c.y[std::size_t(out_instr[k])] = outs[k]->data<T>();
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     c.base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
     c.step.push_back(scalar[k] ? 0 : 1);
@@ -164,14 +166,14 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
 }  // namespace
 
 bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-               const Storage& out) {
+               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs) {
   if (dtype != DType::float32 && dtype != DType::float64) return false;
-  const std::int64_t total = out.size();
+  const std::int64_t total = outs[0]->size();
   std::vector<bool> scalar;
-  if (!fused_inputs_fit(code, dtype, inputs, out, scalar)) return false;
+  if (!fused_inputs_fit(code, dtype, inputs, out_instr, *outs[0], scalar)) return false;
   if (total == 0) return true;
-  if (dtype == DType::float32) run_typed<float>(code, inputs, scalar, out, total);
-  else run_typed<double>(code, inputs, scalar, out, total);
+  if (dtype == DType::float32) run_typed<float>(code, inputs, scalar, out_instr, outs, total);
+  else run_typed<double>(code, inputs, scalar, out_instr, outs, total);
   return true;
 }
 

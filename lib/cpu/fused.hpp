@@ -9,10 +9,11 @@
 
 namespace th::detail::cpu {
 
-/// Runs `code` over the external inputs, each either of the output's size and contiguous
-/// (stride 1) or a single element (broadcast), all of `dtype` (float32 or float64). Returns
-/// false (and computes nothing) when an input does not fit that form.
+/// Runs `code` over the external inputs, each either of the outputs' size and contiguous
+/// (stride 1) or a single element (broadcast), all of `dtype` (float32 or float64), writing
+/// instruction out_instr[k]'s results to outs[k] (contiguous, all of one shape). Returns
+/// false (and computes nothing) when the inputs do not fit (fused_inputs_fit).
 bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-               const Storage& out);
+               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs);
 
 }  // namespace th::detail::cpu

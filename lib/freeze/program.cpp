@@ -79,11 +79,19 @@ bool run_fused(const Step& s, std::vector<Storage>& vals) {
       o = v.shape[d];
     }
   }
-  Storage y = alloc_storage(s.fused->dtype, shape, device);
-  const bool done = device.type == Device::Type::cpu ? cpu::run_fused(s.fused->code, s.fused->dtype, in, y)
-                                                     : cuda_run_fused(s.fused->code, s.fused->dtype, in, y);
+  const Fused& f = *s.fused;
+  std::vector<Storage> ys;
+  std::vector<const Storage*> outs;
+  std::vector<int> out_instr;
+  for (const auto& [slot, instr] : f.outs) {
+    ys.push_back(alloc_storage(f.dtype, shape, device));
+    out_instr.push_back(instr);
+  }
+  for (const Storage& y : ys) outs.push_back(&y);
+  const bool done = device.type == Device::Type::cpu ? cpu::run_fused(f.code, f.dtype, in, out_instr, outs)
+                                                     : cuda_run_fused(f.code, f.dtype, in, out_instr, outs);
   if (!done) return false;
-  vals[s.out] = std::move(y);
+  for (std::size_t k = 0; k < ys.size(); ++k) vals[f.outs[k].first] = std::move(ys[k]);
   return true;
 }
 
@@ -241,8 +249,18 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     const Step& s = p.steps[k];
     if (!s.fused) {
       run_step(s);
-    } else if (guard || !run_fused(s, vals)) {
+    } else if (guard) {
       for (const Step& m : s.fused->members) run_step(m);  // one op at a time, each checked
+    } else if (!run_fused(s, vals)) {
+      if (s.fused->parts.empty()) {
+        for (const Step& m : s.fused->members) run_step(m);
+      } else {  // a merged step: its chains one by one, each fused where it fits
+        for (const Step& part : s.fused->parts) {
+          if (!part.fused) run_step(part);
+          else if (!run_fused(part, vals))
+            for (const Step& m : part.fused->members) run_step(m);
+        }
+      }
     }
     const auto t1 = std::chrono::steady_clock::now();
     seconds[k] = std::chrono::duration<double>(t1 - t0).count();

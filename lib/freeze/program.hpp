@@ -15,12 +15,17 @@ namespace th::detail {
 struct Step;
 
 /// A fused elementwise chain (rewrite_fuse.cpp): the kernel program over the step's inputs,
-/// and the original steps, run one by one when the inputs do not fit the fused kernel
-/// (non-scalar broadcasting, strided views) or when the NaN guard must check every op.
+/// the slots it writes (outs: slot and instruction; the step's `out` among them; several
+/// when chains reading the same inputs were merged), and the original steps, run one by
+/// one when the inputs do not fit the fused kernel (non-scalar broadcasting, strided views)
+/// or when the NaN guard must check every op. A merged step keeps its chains as `parts`
+/// and falls back to them first.
 struct Fused {
   std::vector<FusedInstr> code;
   DType dtype;
   std::vector<Step> members;
+  std::vector<std::pair<std::size_t, int>> outs;
+  std::vector<Step> parts;
 };
 
 struct Step {

@@ -5,8 +5,10 @@
 // computes in one float dtype (no promotion) so the fused kernel needs no conversion; the
 // original steps are kept for the fallback (see Fused in program.hpp).
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "freeze/optimize.hpp"
 
@@ -100,17 +102,13 @@ int fuse_elementwise(Program& p) {
     members.erase(std::unique(members.begin(), members.end()), members.end());
     group[k] = std::move(members);
   }
-  int fused = 0;
-  std::vector<Step> out;
-  for (std::size_t k = 0; k < p.steps.size(); ++k) {
-    if (absorbed[k] && !emit[k]) continue;
-    if (!instr[k] || group[k].size() < 2) {
-      out.push_back(p.steps[k]);
-      continue;
-    }
+  // The fused step of a sorted member list writing the results of `heads` (the last one
+  // is the step's own output).
+  auto build = [&](const std::vector<std::size_t>& members, const std::vector<std::size_t>& heads,
+                   std::vector<Step> parts) {
     auto f = std::make_shared<Fused>();
-    f->dtype = p.slot_dtype[p.steps[k].out];
-    Step st{&fused_op(), {}, {}, p.steps[k].out, {}};
+    f->dtype = p.slot_dtype[p.steps[heads.back()].out];
+    Step st{&fused_op(), {}, {}, p.steps[heads.back()].out, {}};
     std::map<std::size_t, int> operand;  // slot -> operand code (external: -1 - index)
     auto ref = [&](std::size_t slot, const std::string& name) {
       auto it = operand.find(slot);
@@ -119,7 +117,7 @@ int fuse_elementwise(Program& p) {
       st.names.push_back(name);
       return operand[slot] = -int(st.in.size());
     };
-    for (std::size_t m : group[k]) {
+    for (std::size_t m : members) {
       const Step& s = p.steps[m];
       FusedInstr in = *instr[m];
       in.a = ref(s.in[0], s.names[0]);
@@ -128,9 +126,85 @@ int fuse_elementwise(Program& p) {
       f->code.push_back(in);
       f->members.push_back(s);
     }
+    for (std::size_t h : heads) f->outs.push_back({p.steps[h].out, operand.at(p.steps[h].out)});
+    f->parts = std::move(parts);
     st.fused = std::move(f);
-    out.push_back(std::move(st));
-    fused += int(group[k].size());
+    return st;
+  };
+  // Chains that read a common input are merged into one pass writing all their outputs
+  // (the forward and the backward of W3 read a, b, c once), as long as no step between them
+  // reads the earlier one's output (the merged step runs where the later one did).
+  struct Cluster {
+    std::vector<std::size_t> heads, members;
+    std::set<std::size_t> outs, reads;
+    bool open = true;
+  };
+  std::vector<Cluster> clusters;
+  std::vector<long> cluster_at(p.steps.size(), -1);  // the step that ends a cluster -> cluster
+  auto reads_of = [&](const std::vector<std::size_t>& members) {
+    std::set<std::size_t> r, made;
+    for (std::size_t m : members) made.insert(p.steps[m].out);
+    for (std::size_t m : members)
+      for (std::size_t i : p.steps[m].in)
+        if (!made.count(i)) r.insert(i);
+    return r;
+  };
+  long last = -1;  // the cluster that may still take a chain
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
+    if (absorbed[k] && !emit[k]) continue;
+    const Step& s = p.steps[k];
+    const bool head = instr[k].has_value();
+    Cluster* c = last >= 0 ? &clusters[std::size_t(last)] : nullptr;
+    if (c && c->open) {
+      bool touches = false;
+      for (std::size_t i : s.in) touches = touches || c->outs.count(i);
+      if (head) {
+        const std::set<std::size_t> r = reads_of(group[k]);
+        bool reads_c = false, shares = false;
+        for (std::size_t i : r) {
+          reads_c = reads_c || c->outs.count(i);
+          shares = shares || c->reads.count(i);
+        }
+        std::vector<std::size_t> u;
+        std::set_union(c->members.begin(), c->members.end(), group[k].begin(), group[k].end(), std::back_inserter(u));
+        if (!reads_c && shares && p.slot_dtype[s.out] == p.slot_dtype[p.steps[c->heads.back()].out] &&
+            u.size() <= 2 * kMaxMembers) {
+          cluster_at[c->heads.back()] = -1;
+          c->heads.push_back(k);
+          c->members = std::move(u);
+          c->outs.insert(s.out);
+          c->reads = reads_of(c->members);
+          cluster_at[k] = last;
+          continue;
+        }
+      }
+      if (touches) c->open = false;
+    }
+    if (head) {
+      clusters.push_back({{k}, group[k], {s.out}, reads_of(group[k]), true});
+      last = long(clusters.size()) - 1;
+      cluster_at[k] = last;
+    }
+  }
+  int fused = 0;
+  std::vector<Step> out;
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
+    if (absorbed[k] && !emit[k]) continue;
+    if (!instr[k]) {
+      out.push_back(p.steps[k]);
+      continue;
+    }
+    if (cluster_at[k] < 0) continue;  // merged into a later step
+    const Cluster& c = clusters[std::size_t(cluster_at[k])];
+    if (c.members.size() < 2) {
+      out.push_back(p.steps[k]);
+      continue;
+    }
+    std::vector<Step> parts;
+    if (c.heads.size() > 1)
+      for (std::size_t h : c.heads) parts.push_back(group[h].size() < 2 ? p.steps[h] : build(group[h], {h}, {}));
+    out.push_back(build(c.members, c.heads, std::move(parts)));
+    fused += int(c.members.size());
   }
   p.steps = std::move(out);
   return fused;
