@@ -60,10 +60,7 @@ int rewrite_like_shapes(Program& p) {
     } else if (like_op) {
       c.sources = cls[st.in[1]].sources;
       if (cls[st.in[0]] == cls[st.in[1]] && p.slot_dtype[st.in[0]] == p.slot_dtype[st.out]) {
-        replace_uses(p, st.out, st.in[0]);  // later steps only: earlier ones cannot read it
-        for (Step& o : out)
-          for (std::size_t& i : o.in)
-            if (i == st.out) i = st.in[0];
+        replace_uses(p, st.out, st.in[0]);  // only later steps read it
         ++fired;
         continue;
       }
