@@ -10,30 +10,37 @@ namespace th::detail {
 
 namespace {
 
-// Node* -> index, open addressing (the sweep's only lookup structure: no allocation per
-// node, as std::unordered_* would make; a 10^5-node tape is swept in a few allocations).
+// Node* -> index, open addressing in one array (the sweep's only lookup structure: no
+// allocation per node, as std::unordered_* would make).
 class NodeIndex {
  public:
-  explicit NodeIndex(std::size_t expected = 64) { grow(expected); }
-  /// The index of `n`, or -1.
+  NodeIndex() { grow(64); }
+  /// The index of `n`, or -1 (also for a node added with -1 and not yet set).
   long find(const Node* n) const {
     for (std::size_t i = slot(n);; i = (i + 1) & mask_) {
-      if (keys_[i] == n) return vals_[i];
-      if (!keys_[i]) return -1;
+      if (slots_[i].first == n) return slots_[i].second;
+      if (!slots_[i].first) return -1;
     }
   }
-  /// Inserts n -> v unless present; true when inserted.
-  bool insert(const Node* n, long v) {
-    if (2 * (count_ + 1) > keys_.size()) grow(keys_.size());
+  /// Adds n -> v unless present; true when added.
+  bool add(const Node* n, long v) {
+    if (2 * (count_ + 1) > slots_.size()) grow(slots_.size());
     for (std::size_t i = slot(n);; i = (i + 1) & mask_) {
-      if (keys_[i] == n) return false;
-      if (!keys_[i]) {
-        keys_[i] = n;
-        vals_[i] = v;
+      if (slots_[i].first == n) return false;
+      if (!slots_[i].first) {
+        slots_[i] = {n, v};
         ++count_;
         return true;
       }
     }
+  }
+  /// Sets the index of a node already added.
+  void set(const Node* n, long v) {
+    for (std::size_t i = slot(n);; i = (i + 1) & mask_)
+      if (slots_[i].first == n) {
+        slots_[i].second = v;
+        return;
+      }
   }
 
  private:
@@ -43,36 +50,32 @@ class NodeIndex {
   void grow(std::size_t at_least) {
     std::size_t cap = 16;
     while (cap < 2 * at_least) cap *= 2;
-    std::vector<const Node*> keys(cap, nullptr);
-    std::vector<long> vals(cap, -1);
-    keys.swap(keys_);
-    vals.swap(vals_);
+    std::vector<std::pair<const Node*, long>> old(cap, {nullptr, -1});
+    old.swap(slots_);
     mask_ = cap - 1;
     count_ = 0;
-    for (std::size_t i = 0; i < keys.size(); ++i)
-      if (keys[i]) insert(keys[i], vals[i]);
+    for (const auto& [n, v] : old)
+      if (n) add(n, v);
   }
-  std::vector<const Node*> keys_;
-  std::vector<long> vals_;
+  std::vector<std::pair<const Node*, long>> slots_;
   std::size_t mask_ = 0, count_ = 0;
 };
 
 // Recorded tensors reachable from `roots`, inputs before users (iterative DFS); `index`
-// receives each one's position.
+// maps each to its position.
 std::vector<Tensor> topo_order(const std::vector<Tensor>& roots, NodeIndex& index) {
   std::vector<Tensor> order;
-  NodeIndex seen;
   std::vector<std::pair<Tensor, std::size_t>> stack;
   for (const Tensor& r : roots) {
-    if (!r.node()->recorded || !seen.insert(r.node().get(), 0)) continue;
+    if (!r.node()->recorded || !index.add(r.node().get(), -1)) continue;
     stack.push_back({r, 0});
     while (!stack.empty()) {
       auto& [t, next] = stack.back();
       if (next < t.node()->inputs.size()) {
         const Tensor& in = t.node()->inputs[next++];
-        if (in.node()->recorded && seen.insert(in.node().get(), 0)) stack.push_back({in, 0});
+        if (in.node()->recorded && index.add(in.node().get(), -1)) stack.push_back({in, 0});
       } else {
-        index.insert(t.node().get(), long(order.size()));
+        index.set(t.node().get(), long(order.size()));
         order.push_back(std::move(t));
         stack.pop_back();
       }
@@ -91,29 +94,35 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
   // Positions: the tape's nodes in order, then any wrt that is not on it.
   std::size_t count = order.size();
   for (const Tensor& w : wrt)
-    if (index.insert(w.node().get(), long(count))) ++count;
-  auto pos = [&](const Node* n) { return index.find(n); };
-  // A node is relevant when a wrt is reachable from it through the tape.
+    if (index.add(w.node().get(), long(count))) ++count;
+  // Each node's inputs' positions (-1: not on the tape), looked up once; a node is relevant
+  // when a wrt is reachable from it through the tape.
   std::vector<char> wanted(count, 0), relevant(count, 0);
-  for (const Tensor& w : wrt) wanted[std::size_t(pos(w.node().get()))] = relevant[std::size_t(pos(w.node().get()))] = 1;
-  auto is_relevant = [&](const Node* n) {
-    const long p = pos(n);
-    return p >= 0 && relevant[std::size_t(p)];
-  };
-  for (std::size_t k = 0; k < order.size(); ++k)
-    for (const Tensor& in : order[k].node()->inputs)
-      if (is_relevant(in.node().get())) {
-        relevant[k] = 1;
-        break;
-      }
+  for (const Tensor& w : wrt) {
+    const std::size_t p = std::size_t(index.find(w.node().get()));
+    wanted[p] = relevant[p] = 1;
+  }
+  std::vector<std::size_t> first(order.size() + 1, 0);
+  std::vector<long> inpos;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    first[k] = inpos.size();
+    for (const Tensor& in : order[k].node()->inputs) {
+      const long p = index.find(in.node().get());
+      inpos.push_back(p);
+      if (p >= 0 && relevant[std::size_t(p)]) relevant[k] = 1;
+    }
+  }
+  first[order.size()] = inpos.size();
 
   std::vector<Tensor> grads(count);  // empty: no gradient (yet)
-  auto accumulate = [&](const Node* n, Tensor g) {
-    Tensor& slot = grads[std::size_t(pos(n))];
+  auto accumulate = [&](std::size_t p, Tensor g) {
+    Tensor& slot = grads[p];
     slot = slot ? slot + g : std::move(g);
   };
-  for (std::size_t i = 0; i < ys.size(); ++i)
-    if (is_relevant(ys[i].node().get())) accumulate(ys[i].node().get(), seeds[i]);
+  for (std::size_t i = 0; i < ys.size(); ++i) {
+    const long p = index.find(ys[i].node().get());
+    if (p >= 0 && relevant[std::size_t(p)]) accumulate(std::size_t(p), seeds[i]);
+  }
 
   std::vector<bool> needs;
   for (std::size_t k = order.size(); k-- > 0;) {
@@ -123,8 +132,8 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
     needs.assign(n->inputs.size(), false);
     bool any = false;
     for (std::size_t i = 0; i < needs.size(); ++i) {
-      const Node& in = *n->inputs[i].node();
-      needs[i] = is_relevant(&in) && is_floating(in.dtype);
+      const long p = inpos[first[k] + i];
+      needs[i] = p >= 0 && relevant[std::size_t(p)] && is_floating(n->inputs[i].node()->dtype);
       any = any || needs[i];
     }
     if (!any) continue;
@@ -136,14 +145,14 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
       const Tensor& x = n->inputs[i];
       Tensor gi = sum_to_like(gin[i], x);
       if (gi.dtype() != x.dtype()) gi = cast(gi, x.dtype());
-      accumulate(x.node().get(), std::move(gi));
+      accumulate(std::size_t(inpos[first[k] + i]), std::move(gi));
     }
     if (!wanted[k]) grads[k] = Tensor();  // release intermediate gradients early
   }
 
   std::vector<Tensor> out;
   for (const Tensor& w : wrt) {
-    const Tensor& g = grads[std::size_t(pos(w.node().get()))];
+    const Tensor& g = grads[std::size_t(index.find(w.node().get()))];
     DType d = is_floating(w.dtype()) ? w.dtype() : floatX();
     out.push_back(g ? g : zeros_like(w, d));
   }
