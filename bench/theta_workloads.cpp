@@ -3,6 +3,7 @@
 #include <theta/theta.hpp>
 
 #include "harness.hpp"
+#include "mlp.hpp"
 
 namespace {
 
@@ -29,32 +30,10 @@ void w1() {
 }
 
 void w2() {
-  const std::int64_t batch = 256;
-  using th::DType;
-  auto init = [](std::int64_t a, std::int64_t b, std::uint64_t seed) {
-    return th::shared(th::random::uniform({a, b}, -0.05, 0.05, seed, DType::float32));
-  };
-  th::Shared W1 = init(784, 512, 1), W2 = init(512, 512, 2), W3 = init(512, 10, 3);
-  th::Shared b1 = th::shared(th::zeros({512}, DType::float32)), b2 = th::shared(th::zeros({512}, DType::float32)),
-             b3 = th::shared(th::zeros({10}, DType::float32));
-  auto x = th::fmatrix("x");
-  auto onehot = th::fmatrix("onehot");
-  auto h1 = th::tanh(th::dot(x, W1) + b1);
-  auto h2 = th::tanh(th::dot(h1, W2) + b2);
-  auto logits = th::dot(h2, W3) + b3;
-  auto loss = -th::mean(th::sum(onehot * th::log_softmax(logits, 1), 1));
-  std::vector<th::Shared> params{W1, W2, W3, b1, b2, b3};
-  auto grads = th::grad(loss, std::vector<th::Tensor>(params.begin(), params.end()));
-  th::Updates up;
-  for (std::size_t i = 0; i < params.size(); ++i) up.push_back({params[i], params[i] - 0.01 * grads[i]});
-  auto step = th::function({x, onehot}, loss, up);
-  th::Tensor X = th::random::uniform({batch, 784}, 0, 1, 4, DType::float32);
-  std::vector<float> oh(std::size_t(batch) * 10, 0.0f);
-  for (std::size_t i = 0; i < std::size_t(batch); ++i) oh[i * 10 + (i * 7) % 10] = 1.0f;  // fixed labels
-  th::Tensor Y = th::tensor(oh, {batch, 10});
-  step(X, Y);  // warm up
+  bench::MlpStep m = bench::mlp_step(256, 512, th::cpu());
+  m.step(m.x, m.onehot);  // warm up
   bench::result("W2", "theta_frozen", bench::median_us([&] {
-    for (int i = 0; i < 20; ++i) step(X, Y);
+    for (int i = 0; i < 20; ++i) m.step(m.x, m.onehot);
   }, 20));
 }
 

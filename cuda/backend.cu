@@ -16,6 +16,7 @@
 #include <mutex>
 #include <type_traits>
 
+#include "core/dispatch.hpp"
 #include "core/scalar_math.hpp"
 #include "cuda/runtime.hpp"
 #include "theta/error.hpp"
@@ -85,23 +86,6 @@ void for_each_index(int device, std::int64_t n, const F& f, const char* what) {
   thrust::for_each_n(policy(device), thrust::counting_iterator<std::int64_t>(0), n, f);
   THETA_CUDA_LAUNCHED(what);
 }
-
-#define THETA_CUDA_DISPATCH_NUMERIC(dtype, T, ...)                             \
-  switch (dtype) {                                                             \
-    case ::th::DType::int32: { using T = std::int32_t; __VA_ARGS__; break; }   \
-    case ::th::DType::int64: { using T = std::int64_t; __VA_ARGS__; break; }   \
-    case ::th::DType::float32: { using T = float; __VA_ARGS__; break; }        \
-    case ::th::DType::float64: { using T = double; __VA_ARGS__; break; }       \
-    default: throw ::th::TypeError("internal: unsupported dtype in CUDA kernel"); \
-  }
-#define THETA_CUDA_DISPATCH_ALL(dtype, T, ...)                                 \
-  switch (dtype) {                                                             \
-    case ::th::DType::boolean: { using T = bool; __VA_ARGS__; break; }         \
-    case ::th::DType::int32: { using T = std::int32_t; __VA_ARGS__; break; }   \
-    case ::th::DType::int64: { using T = std::int64_t; __VA_ARGS__; break; }   \
-    case ::th::DType::float32: { using T = float; __VA_ARGS__; break; }        \
-    case ::th::DType::float64: { using T = double; __VA_ARGS__; break; }       \
-  }
 
 // One element converted as the CPU does (cpu/backend.cpp): floats to integers truncate,
 // saturate and send NaN to 0.
@@ -406,17 +390,6 @@ struct ScatterFn {
   }
 };
 
-struct Split {
-  std::int64_t outer = 1, n = 1, inner = 1;
-};
-Split split(const Shape& s, std::int64_t axis) {
-  Split r;
-  for (std::int64_t i = 0; i < axis; ++i) r.outer *= s[std::size_t(i)];
-  r.n = s[std::size_t(axis)];
-  for (std::size_t i = std::size_t(axis) + 1; i < s.size(); ++i) r.inner *= s[i];
-  return r;
-}
-
 // ---- GEMM ------------------------------------------------------------------------------------
 void cublas_check(cublasStatus_t s, const char* call) {
   if (s != CUBLAS_STATUS_SUCCESS)
@@ -489,7 +462,7 @@ struct CudaBackend final : Backend {
     }
     std::int64_t n;
     Walk<2> w = make_walk<2>(dst.shape, {&dst, &src}, n);
-    THETA_CUDA_DISPATCH_ALL(src.dtype, S, THETA_CUDA_DISPATCH_ALL(dst.dtype, D, {
+    THETA_DISPATCH_ALL(src.dtype, S, THETA_DISPATCH_ALL(dst.dtype, D, {
       for_each_index(dev(dst), n, CopyFn<D, S>{w, dst.data<D>(), src.data<S>()}, "copy kernel");
     }))
   }
@@ -497,33 +470,33 @@ struct CudaBackend final : Backend {
   void fill(const Storage& dst, double value) override {
     std::int64_t n;
     Walk<1> w = make_walk<1>(dst.shape, {&dst}, n);
-    THETA_CUDA_DISPATCH_ALL(dst.dtype, T, for_each_index(dev(dst), n, FillFn<T>{w, dst.data<T>(), static_cast<T>(value)}, "fill kernel"))
+    THETA_DISPATCH_ALL(dst.dtype, T, for_each_index(dev(dst), n, FillFn<T>{w, dst.data<T>(), static_cast<T>(value)}, "fill kernel"))
   }
 
   void unary(UnaryKind k, const Storage& x, const Storage& y) override {
 #define THETA_UNARY_CASE(name, ...) \
   case UnaryKind::name: run_unary<T, U_##name>(x, y); break;
-    THETA_CUDA_DISPATCH_NUMERIC(y.dtype, T, switch (k) { THETA_UNARY_OPS(THETA_UNARY_CASE) })
+    THETA_DISPATCH_NUMERIC(y.dtype, T, switch (k) { THETA_UNARY_OPS(THETA_UNARY_CASE) })
 #undef THETA_UNARY_CASE
   }
 
   void binary(BinaryKind k, const Storage& a, const Storage& b, const Storage& y) override {
 #define THETA_BINARY_CASE(name, ...) \
   case BinaryKind::name: run_binary<T, B_##name>(a, b, y); break;
-    THETA_CUDA_DISPATCH_NUMERIC(a.dtype, T, switch (k) { THETA_BINARY_OPS(THETA_BINARY_CASE) })
+    THETA_DISPATCH_NUMERIC(a.dtype, T, switch (k) { THETA_BINARY_OPS(THETA_BINARY_CASE) })
 #undef THETA_BINARY_CASE
   }
 
   void where(const Storage& c, const Storage& a, const Storage& b, const Storage& y) override {
     std::int64_t n;
     Walk<4> w = make_walk<4>(y.shape, {&y, &c, &a, &b}, n);
-    THETA_CUDA_DISPATCH_ALL(y.dtype, T, {
+    THETA_DISPATCH_ALL(y.dtype, T, {
       for_each_index(dev(y), n, WhereFn<T>{w, y.data<T>(), c.data<bool>(), a.data<T>(), b.data<T>()}, "where kernel");
     })
   }
 
   void reduce(ReduceKind k, const Storage& x, const Storage& y) override {
-    THETA_CUDA_DISPATCH_NUMERIC(x.dtype, T, reduce_typed<T>(k, x, y))
+    THETA_DISPATCH_NUMERIC(x.dtype, T, reduce_typed<T>(k, x, y))
   }
 
   void arg_reduce(bool is_max, const Storage& x, const Storage& y) override {
@@ -532,7 +505,7 @@ struct CudaBackend final : Backend {
     DeviceGuard g(device);
     int threads = 32;
     while (threads < kBlock && threads < n) threads *= 2;
-    THETA_CUDA_DISPATCH_NUMERIC(x.dtype, T, {
+    THETA_DISPATCH_NUMERIC(x.dtype, T, {
       arg_rows<T><<<unsigned(std::min<std::int64_t>(rows, 1 << 20)), threads, 0, stream(device)>>>(
           x.data<T>(), rows, n, x.strides[0], x.strides[1], is_max, y.data<std::int64_t>());
     })
@@ -568,7 +541,7 @@ struct CudaBackend final : Backend {
     }
     DeviceGuard g(device);
     if (!is_floating(y.dtype)) {
-      THETA_CUDA_DISPATCH_NUMERIC(y.dtype, T, {
+      THETA_DISPATCH_NUMERIC(y.dtype, T, {
         const std::int64_t total = batches * M * N;
         int_gemm<T><<<unsigned(std::min<std::int64_t>((total + 255) / 256, 1 << 20)), 256, 0, stream(device)>>>(
             a.data<T>(), b.data<T>(), y.data<T>(), batches, M, N, K, sab, a.strides[nd - 2], a.strides[nd - 1], sbb,
@@ -597,9 +570,9 @@ struct CudaBackend final : Backend {
 
   void gather(const Storage& x, const Storage& idx, std::int64_t axis, const Storage& y) override {
     Storage xc = contiguous_as(x, x.dtype), ic = transfer(idx, y.device());
-    const Split s = split(xc.shape, axis);
+    const AxisSplit s = split_at(xc.shape, axis);
     const std::int64_t m = ic.size();
-    THETA_CUDA_DISPATCH_ALL(x.dtype, T, {
+    THETA_DISPATCH_ALL(x.dtype, T, {
       for_each_index(device, y.size(), GatherFn<T>{xc.data<T>(), ic.data<std::int64_t>(), y.data<T>(), m, s.n, s.inner},
                      "gather kernel");
     })
@@ -607,9 +580,9 @@ struct CudaBackend final : Backend {
 
   void scatter_add(const Storage& g, const Storage& idx, std::int64_t axis, const Storage& y) override {
     Storage gc = contiguous_as(g, y.dtype), ic = transfer(idx, y.device());
-    const Split s = split(y.shape, axis);
+    const AxisSplit s = split_at(y.shape, axis);
     const std::int64_t m = ic.size();
-    THETA_CUDA_DISPATCH_NUMERIC(y.dtype, T, {
+    THETA_DISPATCH_NUMERIC(y.dtype, T, {
       for_each_index(device, gc.size(), ScatterFn<T>{gc.data<T>(), ic.data<std::int64_t>(), y.data<T>(), m, s.n, s.inner},
                      "scatter_add kernel");
     })

@@ -53,4 +53,16 @@ Storage reshape_view(const Storage& s, const Shape& shape);
 /// A contiguous copy of `s` converted to `dtype` (or `s` itself if nothing to do).
 Storage contiguous_as(const Storage& s, DType dtype);
 
+/// A shape seen as (outer, n, inner) around `axis` (take and its gradient walk it so).
+struct AxisSplit {
+  std::int64_t outer = 1, n = 1, inner = 1;
+};
+inline AxisSplit split_at(const Shape& s, std::int64_t axis) {
+  AxisSplit r;
+  for (std::int64_t i = 0; i < axis; ++i) r.outer *= s[std::size_t(i)];
+  r.n = s[std::size_t(axis)];
+  for (std::size_t i = std::size_t(axis) + 1; i < s.size(); ++i) r.inner *= s[i];
+  return r;
+}
+
 }  // namespace th::detail

@@ -7,22 +7,9 @@
 
 namespace th::detail::cpu {
 
-namespace {
-struct Split {
-  std::int64_t outer = 1, n = 1, inner = 1;
-};
-Split split(const Shape& s, std::int64_t axis) {
-  Split r;
-  for (std::int64_t i = 0; i < axis; ++i) r.outer *= s[std::size_t(i)];
-  r.n = s[std::size_t(axis)];
-  for (std::size_t i = std::size_t(axis) + 1; i < s.size(); ++i) r.inner *= s[i];
-  return r;
-}
-}  // namespace
-
 void CpuBackend::gather(const Storage& x, const Storage& idx, std::int64_t axis, const Storage& y) {
   Storage xc = contiguous_as(x, x.dtype);
-  Split sx = split(xc.shape, axis);
+  AxisSplit sx = split_at(xc.shape, axis);
   const std::int64_t m = idx.size();
   const std::int64_t* ip = idx.data<std::int64_t>();
   const std::size_t es = dtype_size(x.dtype), row = std::size_t(sx.inner) * es;
@@ -35,7 +22,7 @@ void CpuBackend::gather(const Storage& x, const Storage& idx, std::int64_t axis,
 
 void CpuBackend::scatter_add(const Storage& g, const Storage& idx, std::int64_t axis, const Storage& y) {
   Storage gc = contiguous_as(g, y.dtype);
-  Split sy = split(y.shape, axis);
+  AxisSplit sy = split_at(y.shape, axis);
   const std::int64_t m = idx.size();
   const std::int64_t* ip = idx.data<std::int64_t>();
   THETA_DISPATCH_NUMERIC(y.dtype, T, {

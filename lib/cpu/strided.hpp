@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dispatch.hpp"
 #include "core/storage.hpp"
 #include "cpu/parallel.hpp"
 
@@ -91,22 +92,3 @@ void for_each_strided(const Shape& shape, const std::array<const Storage*, N>& o
 }
 
 }  // namespace th::detail::cpu
-
-/// Runs `__VA_ARGS__` with `T` bound to the C++ type of `dtype`: NUMERIC covers the
-/// four number types, ALL adds bool.
-#define THETA_DISPATCH_NUMERIC(dtype, T, ...)                              \
-  switch (dtype) {                                                         \
-    case ::th::DType::int32: { using T = std::int32_t; __VA_ARGS__; break; } \
-    case ::th::DType::int64: { using T = std::int64_t; __VA_ARGS__; break; } \
-    case ::th::DType::float32: { using T = float; __VA_ARGS__; break; }      \
-    case ::th::DType::float64: { using T = double; __VA_ARGS__; break; }     \
-    default: throw ::th::TypeError("internal: unsupported dtype in kernel"); \
-  }
-#define THETA_DISPATCH_ALL(dtype, T, ...)                                  \
-  switch (dtype) {                                                         \
-    case ::th::DType::boolean: { using T = bool; __VA_ARGS__; break; }     \
-    case ::th::DType::int32: { using T = std::int32_t; __VA_ARGS__; break; } \
-    case ::th::DType::int64: { using T = std::int64_t; __VA_ARGS__; break; } \
-    case ::th::DType::float32: { using T = float; __VA_ARGS__; break; }      \
-    case ::th::DType::float64: { using T = double; __VA_ARGS__; break; }     \
-  }
