@@ -88,14 +88,14 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
     };
     for (std::size_t k = 0; k < m; ++k) {
       const FusedInstr& in = c.code[k];
-      const bool last = c.y[k] != nullptr;  // written out
-      T* dst = last ? static_cast<T*>(c.y[k]) + off : temps + k * std::size_t(c.width);
+      const bool written = c.y[k] != nullptr;  // an output of the step
+      T* dst = written ? static_cast<T*>(c.y[k]) + off : temps + k * std::size_t(c.width);
       std::int64_t sa = 0, sb = 0;
       const T* a = operand(in.a, sa);
       at[k] = dst;
       stride[k] = 1;
       if (in.identity()) {
-        if (!last) {
+        if (!written) {
           at[k] = a;
           stride[k] = sa;
         } else if (sa) {
@@ -113,10 +113,10 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
   }
 }
 
-// The block loops built twice, for AVX2 and for the baseline x86-64, and picked at load
-// time by the CPU (GCC/Clang function multi-versioning): the default build stays portable
-// (no -march=native) and still uses 256-bit vectors where the CPU has them. No FMA: a
-// contracted a*b+c would round differently from the unfused kernels.
+// The block loops built three times, for AVX-512, AVX2 and the baseline x86-64, and picked
+// at load time by the CPU (GCC/Clang function multi-versioning): the default build stays
+// portable (no -march=native) and still uses wide vectors where the CPU has them. No FMA
+// (-ffp-contract=off): a contracted a*b+c would round differently from the unfused kernels.
 // Sanitizer builds keep one version (their runtimes start after ifunc resolvers run).
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define THETA_ONE_VERSION
