@@ -20,13 +20,14 @@ Meta meta_of(const Storage& s, std::string_view name) { return {s.dtype, s.shape
 Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
                const Attrs& a) {
   // An op runs where its operands live. A 0-d operand on the CPU (a C++ number, a scalar
-  // constant) goes with the others, as in PyTorch; any other mix is an error.
+  // constant) goes with the others, as in PyTorch, and so may the op's any_device operands
+  // (indices, shape-only operands); any other mix is an error.
   std::size_t lead = in.size();
   bool on_gpu = false;
   for (std::size_t i = 0; i < in.size(); ++i) {
     const Device d = in[i]->device();
     on_gpu = on_gpu || d.type != Device::Type::cpu;
-    if (d.type == Device::Type::cpu && in[i]->shape.empty()) continue;
+    if ((op.any_device >> i & 1u) || (d.type == Device::Type::cpu && in[i]->shape.empty())) continue;
     if (lead == in.size()) lead = i;
     else if (d != in[lead]->device())
       throw DeviceError(message(op, "operands live on different devices, " + in[lead]->device().str() + " and " +
@@ -37,7 +38,8 @@ Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::v
   std::vector<Storage> moved(in.size());
   std::vector<const Storage*> here(in);
   for (std::size_t i = 0; i < in.size(); ++i)
-    if (in[i]->device() != in[lead]->device()) here[i] = &(moved[i] = transfer(*in[i], in[lead]->device()));
+    if (!(op.any_device >> i & 1u) && in[i]->device() != in[lead]->device())
+      here[i] = &(moved[i] = transfer(*in[i], in[lead]->device()));
   return op.forward(op, here, a, out);
 }
 

@@ -169,7 +169,8 @@ const Op op_take{
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
       return {apply(op_take_grad, {c.g, c.x[1], c.x[0]}, c.attrs), none};
-    }};
+    },
+    0b10};  // the indices may stay on the CPU
 
 // take_grad(g, indices, x): zeros shaped like x, g scattered (added) at the indices.
 const Op op_take_grad{
@@ -184,7 +185,8 @@ const Op op_take_grad{
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
       return {apply(op_take, {c.g, c.x[1]}, c.attrs), none, none};
-    }};
+    },
+    0b110};  // indices; x for its shape
 
 // ---- concatenate(xs, axis) and split_part(g, xs..., part) ---------------------------------------
 const Op op_concatenate{

@@ -37,6 +37,9 @@ struct Op {
   Storage (*forward)(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out);
   /// Gradients of the inputs (an empty Tensor where none); nullptr: not differentiable.
   std::vector<Tensor> (*vjp)(const Op& op, const VjpCtx& c);
+  /// Operands (bit i: operand i) that may live on any device: indices read on the host,
+  /// operands read for their shape only. The others must share one device.
+  unsigned any_device = 0;
 };
 
 /// Runs `op` on `inputs`: computes it now when every input is concrete, and records it

@@ -62,7 +62,8 @@ const Op op_reshape_like{
       return Meta{in[0].dtype, in[1].shape};
     },
     &forward_view_reshape,
-    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {reshape_like(c.g, c.x[0]), none}; }};
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {reshape_like(c.g, c.x[0]), none}; },
+    0b10};  // like: its shape only
 
 // transpose: attrs.axes is the permutation
 Meta infer_transpose(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
@@ -148,7 +149,8 @@ const Op op_broadcast_like{
       return Meta{in[0].dtype, in[1].shape};
     },
     &forward_broadcast,
-    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {sum_to_like(c.g, c.x[0]), none}; }};
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {sum_to_like(c.g, c.x[0]), none}; },
+    0b10};  // like: its shape only
 
 // g summed over the axes along which `like` was broadcast up to g's shape.
 const Op op_sum_to_like{
@@ -178,7 +180,8 @@ const Op op_sum_to_like{
       acc.strides = contiguous_strides(out.shape);
       return acc;
     },
-    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {broadcast_like(c.g, c.x[0]), none}; }};
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {broadcast_like(c.g, c.x[0]), none}; },
+    0b10};  // like: its shape only
 
 Tensor reshape_to(const Op& op, const Tensor& x, Attrs a) { return apply(op, {x}, std::move(a)); }
 
@@ -197,7 +200,7 @@ const Op op_broadcast_shape{
       backend_for(one.device()).fill(one, 0.0);
       return broadcast_view(one, out.shape);
     },
-    nullptr};
+    nullptr, ~0u};  // shapes only: the result lives with the first operand
 
 }  // namespace
 
