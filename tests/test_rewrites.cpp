@@ -205,6 +205,28 @@ BOOST_AUTO_TEST_CASE(merged_chains_fall_back_to_their_parts) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(bias_rows_ride_in_fused_chains) {
+  // tanh(h + b) with b a row repeated over the leading dimensions (a bias): the fused pass
+  // reads b block by block (cpu/fused.cpp), bit-identical to the unfused ops; so is a row
+  // with leading 1s, and a column (not a row: op by op).
+  auto h = th::dmatrix("h");
+  auto b = th::dvector("b");
+  auto f = th::function({h, b}, th::tanh(h + b) * 2.0);
+  BOOST_TEST(fused_steps_of(f) == "fused[add tanh mul]");
+  auto h3 = th::dtensor3("h3");
+  auto b2 = th::dmatrix("b2");
+  auto g = th::function({h3, b2}, th::sigmoid(h3 * b2 - 1.0));
+  for (auto [rows, cols] : {std::pair<std::int64_t, std::int64_t>{3, 5}, {1000, 7}, {2, 2000}}) {
+    Tensor H = th::random::uniform({rows, cols}, -2, 2, 1), B = th::random::uniform({cols}, -2, 2, 2);
+    BOOST_TEST(vals(f(H, B)) == vals(th::tanh(H + B) * 2.0), boost::test_tools::per_element());
+    Tensor H3 = th::random::uniform({2, rows, cols}, -2, 2, 3);
+    for (th::Shape bs : {th::Shape{rows, cols}, th::Shape{1, cols}, th::Shape{rows, 1}}) {
+      Tensor B2 = th::random::uniform(bs, -2, 2, 4);
+      BOOST_TEST(vals(g(H3, B2)) == vals(th::sigmoid(H3 * B2 - 1.0)), boost::test_tools::per_element());
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(gradient_reductions_inside_fused_chains_stay_reductions) {
   // a broadcast against b: the gradient of a is a real sum_to_like. The fused backward
   // sees that at run time (its like is not of the output's shape) and runs op by op.

@@ -61,8 +61,12 @@ struct FusedInstr {
 /// exactly that shape; every sum_to_like's value, and every output, depends on some input of
 /// that shape (so the sum_to_like is a no-op and the output truly has that shape). When
 /// false, the chain's steps run one by one. `scalar[k]` is then set for one-element inputs.
+/// With `period` (the CPU kernel), a value input may also be a contiguous row broadcast
+/// over the leading dimensions (a bias: its shape the output's trailing dimensions):
+/// period[k] is then its size (element i of the output reads element i % period), else 0.
 bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-                      const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar);
+                      const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar,
+                      std::vector<std::int64_t>* period = nullptr);
 
 /// The backend of a device: the CPU's, or CUDA's (th::DeviceError when this build has no
 /// CUDA backend or the device does not exist).

@@ -1,11 +1,14 @@
 // The run-time condition under which a fused chain runs as one kernel (core/backend.hpp);
 // the CPU's and the GPU's fused kernels both ask it.
+#include <algorithm>
+
 #include "core/backend.hpp"
 
 namespace th::detail {
 
 bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-                      const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar) {
+                      const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar,
+                      std::vector<std::int64_t>* period) {
   const std::int64_t n = out.size();
   std::vector<bool> value(inputs.size(), false), shape_only(inputs.size(), false);
   for (const FusedInstr& in : code) {
@@ -13,6 +16,7 @@ bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const st
     if (!in.unary && in.b < 0) (in.identity() ? shape_only : value)[std::size_t(-1 - in.b)] = true;
   }
   scalar.assign(inputs.size(), false);
+  if (period) period->assign(inputs.size(), 0);
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     const Storage& s = *inputs[k];
     if (s.device() != out.device()) return false;
@@ -24,8 +28,18 @@ bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const st
       one_value = true;
       for (auto st : s.strides) one_value = one_value && st == 0;
     }
-    if (one_value && n != 1) scalar[k] = true;
-    else if (!(s.size() == n && s.shape == out.shape && s.contiguous())) return false;
+    if (one_value && n != 1) {
+      scalar[k] = true;
+    } else if (!(s.size() == n && s.shape == out.shape && s.contiguous())) {
+      if (!period || !s.contiguous() || s.size() <= 1) return false;
+      std::size_t lead = 0;  // the input without its leading 1s must be the output's trailing dims
+      while (lead < s.shape.size() && s.shape[lead] == 1) ++lead;
+      const std::size_t r = s.shape.size() - lead;
+      if (r >= out.shape.size() || !std::equal(s.shape.begin() + std::ptrdiff_t(lead), s.shape.end(),
+                                               out.shape.end() - std::ptrdiff_t(r)))
+        return false;
+      (*period)[k] = s.size();
+    }
   }
   // An instruction is "full" when one of its values comes from an input of the output's
   // shape (a stride-0 broadcast of one value included).

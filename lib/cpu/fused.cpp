@@ -62,6 +62,8 @@ struct Chain {
   const std::vector<FusedInstr>& code;
   std::vector<const void*> base;
   std::vector<std::int64_t> step;  // 1: full size, 0: broadcast scalar
+  std::vector<std::int64_t> period;  // > 0: a row repeated over the output (a bias), its size
+  std::vector<std::size_t> row_slot; // per input with a period: its scratch block
   std::vector<void*> y;            // per instruction: its output buffer, or null (a temporary)
   std::int64_t total;
   std::int64_t width;  // temps per instruction: a block, or the whole (smaller) total
@@ -77,10 +79,22 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
   std::vector<std::int64_t> stride(m);   // 1, or 0 for one broadcast value
   for (std::int64_t blk = lo; blk < hi; ++blk) {
     const std::int64_t off = blk * kBlock, n = std::min(kBlock, c.total - off);
+    // Rows repeated over the output: this block's elements, copied out in runs.
+    for (std::size_t e = 0; e < c.period.size(); ++e) {
+      if (!c.period[e]) continue;
+      T* dst = temps + c.row_slot[e] * std::size_t(c.width);
+      const T* row = static_cast<const T*>(c.base[e]);
+      for (std::int64_t i = 0, at = off % c.period[e]; i < n; at = 0) {
+        const std::int64_t run = std::min(n - i, c.period[e] - at);
+        std::copy(row + at, row + at + run, dst + i);
+        i += run;
+      }
+    }
     auto operand = [&](int o, std::int64_t& st) -> const T* {
       if (o < 0) {
         const std::size_t e = std::size_t(-1 - o);
         st = c.step[e];
+        if (c.period[e]) return temps + c.row_slot[e] * std::size_t(c.width);
         return static_cast<const T*>(c.base[e]) + off * c.step[e];
       }
       st = stride[std::size_t(o)];
@@ -139,16 +153,18 @@ THETA_MULTIVERSION void blocks_f64(const Chain& c, double* temps, std::int64_t l
 
 template <class T>
 void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs,
-               const std::vector<bool>& scalar, const std::vector<int>& out_instr,
-               const std::vector<const Storage*>& outs, std::int64_t total) {
-  Chain c{code, {}, {}, std::vector<void*>(code.size(), nullptr), total, std::min(kBlock, total)};
+               const std::vector<bool>& scalar, const std::vector<std::int64_t>& period,
+               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, std::int64_t total) {
+  Chain c{code, {}, {}, period, {}, std::vector<void*>(code.size(), nullptr), total, std::min(kBlock, total)};
   for (std::size_t k = 0; k < outs.size(); ++k) c.y[std::size_t(out_instr[k])] = outs[k]->data<T>();
+  std::size_t slots = code.size();  // scratch blocks: one per instruction, one per row input
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     c.base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
     c.step.push_back(scalar[k] ? 0 : 1);
+    c.row_slot.push_back(period[k] ? slots++ : 0);
   }
   const std::int64_t blocks = (total + kBlock - 1) / kBlock;
-  const std::size_t temp_size = code.size() * std::size_t(c.width);
+  const std::size_t temp_size = slots * std::size_t(c.width);
   parallel_for(blocks, kBlock * std::int64_t(code.size()), [&](std::int64_t lo, std::int64_t hi) {
     // Per-thread scratch, kept between calls (not zeroed: every element is written first).
     thread_local std::unique_ptr<T[]> keep;
@@ -170,10 +186,11 @@ bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vect
   if (dtype != DType::float32 && dtype != DType::float64) return false;
   const std::int64_t total = outs[0]->size();
   std::vector<bool> scalar;
-  if (!fused_inputs_fit(code, dtype, inputs, out_instr, *outs[0], scalar)) return false;
+  std::vector<std::int64_t> period;
+  if (!fused_inputs_fit(code, dtype, inputs, out_instr, *outs[0], scalar, &period)) return false;
   if (total == 0) return true;
-  if (dtype == DType::float32) run_typed<float>(code, inputs, scalar, out_instr, outs, total);
-  else run_typed<double>(code, inputs, scalar, out_instr, outs, total);
+  if (dtype == DType::float32) run_typed<float>(code, inputs, scalar, period, out_instr, outs, total);
+  else run_typed<double>(code, inputs, scalar, period, out_instr, outs, total);
   return true;
 }
 

@@ -9,8 +9,9 @@
 
 namespace th::detail::cpu {
 
-/// Runs `code` over the external inputs, each either of the outputs' size and contiguous
-/// (stride 1) or a single element (broadcast), all of `dtype` (float32 or float64), writing
+/// Runs `code` over the external inputs, each of the outputs' size and contiguous (stride
+/// 1), a single element, or a contiguous row repeated over the leading dimensions (a bias),
+/// all of `dtype` (float32 or float64), writing
 /// instruction out_instr[k]'s results to outs[k] (contiguous, all of one shape). Returns
 /// false (and computes nothing) when the inputs do not fit (fused_inputs_fit).
 bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,

@@ -163,7 +163,8 @@ int fuse_elementwise(Program& p) {
         bool reads_c = false, shares = false;
         for (std::size_t i : r) {
           reads_c = reads_c || c->outs.count(i);
-          shares = shares || c->reads.count(i);
+          const Storage* k1 = constant_of(p, i);  // a C++ number in both is no reason to merge
+          shares = shares || (c->reads.count(i) && !(k1 && k1->size() <= 1));
         }
         std::vector<std::size_t> u;
         std::set_union(c->members.begin(), c->members.end(), group[k].begin(), group[k].end(), std::back_inserter(u));
