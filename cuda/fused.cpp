@@ -124,7 +124,7 @@ cudaKernel_t kernel_for(const std::string& source, int device) {
 }  // namespace
 
 std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar,
-                              std::vector<int> outs) {
+                              std::vector<int> outs, const std::vector<std::int64_t>& period) {
   if (dtype != DType::float32 && dtype != DType::float64)
     throw TypeError("internal: fused CUDA kernels are float32 or float64");
   if (outs.empty()) outs.push_back(int(code.size()) - 1);
@@ -143,7 +143,12 @@ std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, 
     if (!in.unary && !in.identity() && in.b < 0) read[std::size_t(-1 - in.b)] = true;
   }
   for (std::size_t k = 0; k < scalar.size(); ++k)  // shape-only inputs are not read
-    if (read[k]) os << "    const T x" << k << " = p" << k << (scalar[k] ? "[0]" : "[i]") << ";\n";
+    if (read[k]) {
+      os << "    const T x" << k << " = p" << k;
+      if (scalar[k]) os << "[0];\n";
+      else if (k < period.size() && period[k] > 0) os << "[i % " << period[k] << "LL];  // a row\n";
+      else os << "[i];\n";
+    }
   for (std::size_t j = 0; j < code.size(); ++j) {
     const FusedInstr& in = code[j];
     os << "    const T t" << j << " = ";
@@ -163,10 +168,11 @@ bool cuda_run_fused(const std::vector<FusedInstr>& code, DType dtype, const std:
   const Storage& out = *outs[0];
   const std::int64_t n = out.size();
   std::vector<bool> scalar;
-  if (!fused_inputs_fit(code, dtype, inputs, out_instr, out, scalar)) return false;
+  std::vector<std::int64_t> period;  // NOTE: baked into the source: one kernel per row size
+  if (!fused_inputs_fit(code, dtype, inputs, out_instr, out, scalar, &period)) return false;
   if (n == 0) return true;
   const int device = out.device().index;
-  cudaKernel_t k = kernel_for(cuda_fused_source(code, dtype, scalar, out_instr), device);
+  cudaKernel_t k = kernel_for(cuda_fused_source(code, dtype, scalar, out_instr, period), device);
   cuda::DeviceGuard g(device);
   std::vector<const void*> ptrs;
   for (const Storage* s : inputs) ptrs.push_back(s->bytes());

@@ -102,6 +102,10 @@ BOOST_AUTO_TEST_CASE(fused_kernel_source_compiles_to_ptx, *bt::precondition(cuda
   BOOST_TEST(has(two, "out0[i] = t3;"));
   BOOST_TEST(has(two, "out1[i] = t" + std::to_string(code.size() - 1) + ";"));
   BOOST_TEST(has(td::cuda_compile_ptx(two, 90), ".entry theta_fused"));
+  // A bias row repeated over the output reads element i % its size.
+  const std::string row = td::cuda_fused_source(code, DType::float64, {false, false, false}, {}, {0, 512, 0});
+  BOOST_TEST(has(row, "const T x1 = p1[i % 512LL];"));
+  BOOST_TEST(has(td::cuda_compile_ptx(row, 75), ".entry theta_fused"));
   // The integer formulas are not fused: asking for them is an error, not bad code.
   BOOST_TEST(has(message_of<th::TypeError>([&] { td::cuda_fused_source(code, DType::int64, {false, false, false}); }),
                  "float32 or float64"));

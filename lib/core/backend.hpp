@@ -61,7 +61,7 @@ struct FusedInstr {
 /// exactly that shape; every sum_to_like's value, and every output, depends on some input of
 /// that shape (so the sum_to_like is a no-op and the output truly has that shape). When
 /// false, the chain's steps run one by one. `scalar[k]` is then set for one-element inputs.
-/// With `period` (the CPU kernel), a value input may also be a contiguous row broadcast
+/// With `period`, a value input may also be a contiguous row broadcast
 /// over the leading dimensions (a bias: its shape the output's trailing dimensions):
 /// period[k] is then its size (element i of the output reads element i % period), else 0.
 bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
@@ -93,11 +93,12 @@ void cuda_synchronize(Device device);
 bool cuda_run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
                     const std::vector<int>& out_instr, const std::vector<const Storage*>& outs);
 /// The CUDA source of that kernel (`scalar[k]`: input k is one broadcast element; `outs`:
-/// the instructions written out, by default the last), and its
+/// the instructions written out, by default the last; `period[k]` > 0: input k is a row of
+/// that size repeated over the output), and its
 /// compilation by NVRTC to PTX for compute capability `arch` (75, 90, ...): both work
 /// without a GPU; th::DeviceError with NVRTC's log when the source does not compile.
 std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar,
-                              std::vector<int> outs = {});
+                              std::vector<int> outs = {}, const std::vector<std::int64_t>& period = {});
 std::string cuda_compile_ptx(const std::string& source, int arch);
 
 }  // namespace th::detail

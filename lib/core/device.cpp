@@ -25,7 +25,8 @@ bool cuda_run_fused(const std::vector<FusedInstr>&, DType, const std::vector<con
                     const std::vector<const Storage*>&) {
   return false;
 }
-std::string cuda_fused_source(const std::vector<FusedInstr>&, DType, const std::vector<bool>&, std::vector<int>) {
+std::string cuda_fused_source(const std::vector<FusedInstr>&, DType, const std::vector<bool>&, std::vector<int>,
+                              const std::vector<std::int64_t>&) {
   throw DeviceError("cuda_fused_source: this build of theta has no CUDA backend");
 }
 std::string cuda_compile_ptx(const std::string&, int) {
