@@ -75,8 +75,15 @@ struct Chain {
 template <class T>
 __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, std::int64_t lo, std::int64_t hi) {
   const std::size_t m = c.code.size();
-  std::vector<const T*> at(m);           // each instruction's result in this block
-  std::vector<std::int64_t> stride(m);   // 1, or 0 for one broadcast value
+  // Each instruction's result in this block, and its stride (1, or 0 for one broadcast
+  // value): on the stack for the chains fusion makes (at most 64 instructions).
+  constexpr std::size_t kOnStack = 64;
+  const T* at_stack[kOnStack];
+  std::int64_t stride_stack[kOnStack];
+  std::vector<const T*> at_heap(m > kOnStack ? m : 0);
+  std::vector<std::int64_t> stride_heap(m > kOnStack ? m : 0);
+  const T** at = m > kOnStack ? at_heap.data() : at_stack;
+  std::int64_t* stride = m > kOnStack ? stride_heap.data() : stride_stack;
   for (std::int64_t blk = lo; blk < hi; ++blk) {
     const std::int64_t off = blk * kBlock, n = std::min(kBlock, c.total - off);
     // Rows repeated over the output: this block's elements, copied out in runs.
