@@ -10,7 +10,10 @@ bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const st
                       const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar,
                       std::vector<std::int64_t>* period) {
   const std::int64_t n = out.size();
-  std::vector<bool> value(inputs.size(), false), shape_only(inputs.size(), false);
+  // Per-thread scratch (assign reuses capacity): this runs on every fused step of every call.
+  thread_local std::vector<char> value, shape_only, full;
+  value.assign(inputs.size(), 0);
+  shape_only.assign(inputs.size(), 0);
   for (const FusedInstr& in : code) {
     if (in.a < 0) value[std::size_t(-1 - in.a)] = true;
     if (!in.unary && in.b < 0) (in.identity() ? shape_only : value)[std::size_t(-1 - in.b)] = true;
@@ -43,7 +46,7 @@ bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const st
   }
   // An instruction is "full" when one of its values comes from an input of the output's
   // shape (a stride-0 broadcast of one value included).
-  std::vector<bool> full(code.size(), false);
+  full.assign(code.size(), 0);
   auto full_of = [&](int o) {
     return o < 0 ? inputs[std::size_t(-1 - o)]->shape == out.shape : bool(full[std::size_t(o)]);
   };

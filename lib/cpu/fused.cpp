@@ -60,11 +60,11 @@ __attribute__((always_inline)) inline void binary_block(BinaryKind k, const T* a
 
 struct Chain {
   const std::vector<FusedInstr>& code;
-  std::vector<const void*> base;
-  std::vector<std::int64_t> step;  // 1: full size, 0: broadcast scalar
-  std::vector<std::int64_t> period;  // > 0: a row repeated over the output (a bias), its size
-  std::vector<std::size_t> row_slot; // per input with a period: its scratch block
-  std::vector<void*> y;            // per instruction: its output buffer, or null (a temporary)
+  const std::vector<const void*>& base;
+  const std::vector<std::int64_t>& step;      // 1: full size, 0: broadcast scalar
+  const std::vector<std::int64_t>& period;    // > 0: a row repeated over the output (a bias), its size
+  const std::vector<std::size_t>& row_slot;   // per input with a period: its scratch block
+  const std::vector<void*>& y;                // per instruction: its output buffer, or null (a temporary)
   std::int64_t total;
   std::int64_t width;  // temps per instruction: a block, or the whole (smaller) total
 };
@@ -162,14 +162,24 @@ template <class T>
 void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs,
                const std::vector<bool>& scalar, const std::vector<std::int64_t>& period,
                const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, std::int64_t total) {
-  Chain c{code, {}, {}, period, {}, std::vector<void*>(code.size(), nullptr), total, std::min(kBlock, total)};
-  for (std::size_t k = 0; k < outs.size(); ++k) c.y[std::size_t(out_instr[k])] = outs[k]->data<T>();
+  // The chain's tables, in per-thread vectors reused from call to call (no allocation in
+  // steady state); the kernel threads read them while this thread waits in parallel_for.
+  thread_local std::vector<const void*> base;
+  thread_local std::vector<std::int64_t> step;
+  thread_local std::vector<std::size_t> row_slot;
+  thread_local std::vector<void*> y;
+  base.clear();
+  step.clear();
+  row_slot.clear();
+  y.assign(code.size(), nullptr);
+  for (std::size_t k = 0; k < outs.size(); ++k) y[std::size_t(out_instr[k])] = outs[k]->data<T>();
   std::size_t slots = code.size();  // scratch blocks: one per instruction, one per row input
   for (std::size_t k = 0; k < inputs.size(); ++k) {
-    c.base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
-    c.step.push_back(scalar[k] ? 0 : 1);
-    c.row_slot.push_back(period[k] ? slots++ : 0);
+    base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
+    step.push_back(scalar[k] ? 0 : 1);
+    row_slot.push_back(period[k] ? slots++ : 0);
   }
+  const Chain c{code, base, step, period, row_slot, y, total, std::min(kBlock, total)};
   const std::int64_t blocks = (total + kBlock - 1) / kBlock;
   const std::size_t temp_size = slots * std::size_t(c.width);
   parallel_for(blocks, kBlock * std::int64_t(code.size()), [&](std::int64_t lo, std::int64_t hi) {
@@ -192,8 +202,8 @@ bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vect
                const std::vector<int>& out_instr, const std::vector<const Storage*>& outs) {
   if (dtype != DType::float32 && dtype != DType::float64) return false;
   const std::int64_t total = outs[0]->size();
-  std::vector<bool> scalar;
-  std::vector<std::int64_t> period;
+  thread_local std::vector<bool> scalar;  // reused from call to call
+  thread_local std::vector<std::int64_t> period;
   if (!fused_inputs_fit(code, dtype, inputs, out_instr, *outs[0], scalar, &period)) return false;
   if (total == 0) return true;
   if (dtype == DType::float32) run_typed<float>(code, inputs, scalar, period, out_instr, outs, total);
