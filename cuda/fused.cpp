@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cuda/runtime.hpp"
+#include "ops/op.hpp"  // unary_op/binary_op: the ops' names
 #include "theta/error.hpp"
 
 namespace th::detail {
@@ -42,23 +43,6 @@ const char* const kOpFunctions =
         THETA_BINARY_OPS(THETA_BINARY_FN)
 #undef THETA_BINARY_FN
     ;
-
-const char* unary_name(int code) {
-  static const char* const names[] = {
-#define THETA_NAME(name, ...) #name,
-      THETA_UNARY_OPS(THETA_NAME)
-#undef THETA_NAME
-  };
-  return names[code];
-}
-const char* binary_name(int code) {
-  static const char* const names[] = {
-#define THETA_NAME(name, ...) #name,
-      THETA_BINARY_OPS(THETA_NAME)
-#undef THETA_NAME
-  };
-  return names[code];
-}
 
 std::string operand(int v) {
   return v < 0 ? "x" + std::to_string(-1 - v) : "t" + std::to_string(v);
@@ -153,8 +137,8 @@ std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, 
     const FusedInstr& in = code[j];
     os << "    const T t" << j << " = ";
     if (in.identity()) os << operand(in.a) << ";  // " << (in.code == FusedInstr::kSumToLike ? "sum_to_like" : "broadcast_like") << ", a no-op here\n";
-    else if (in.unary) os << "u_" << unary_name(in.code) << "(" << operand(in.a) << ");\n";
-    else os << "b_" << binary_name(in.code) << "(" << operand(in.a) << ", " << operand(in.b) << ");\n";
+    else if (in.unary) os << "u_" << unary_op(UnaryKind(in.code)).name << "(" << operand(in.a) << ");\n";
+    else os << "b_" << binary_op(BinaryKind(in.code)).name << "(" << operand(in.a) << ", " << operand(in.b) << ");\n";
   }
   for (std::size_t k = 0; k < outs.size(); ++k) os << "    out" << k << "[i] = t" << outs[k] << ";\n";
   os << "  }\n}\n}  // namespace th::detail\n";

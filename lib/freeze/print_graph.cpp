@@ -97,7 +97,7 @@ std::string debugprint(const Function& f) {
   for (const detail::Step& st : p.steps) {
     os << "  ";
     if (st.fused)  // a merged chain writes several slots
-      for (const auto& [slot, instr] : st.fused->outs)
+      for (std::size_t slot : st.fused->out_slots)
         if (slot != st.out) os << slot_name(slot) << ", ";
     os << slot_name(st.out) << " = " << detail::step_name(st) << "(";
     for (std::size_t j = 0; j < st.in.size(); ++j)
@@ -154,7 +154,7 @@ std::string to_dot(const Function& f) {
     os << "  s" << st.out << " [label=\"" << detail::step_name(st) << "\"];\n";
     for (std::size_t in : st.in) os << "  s" << in << " -> s" << st.out << ";\n";
     if (st.fused)  // the other slots a merged chain writes
-      for (const auto& [slot, instr] : st.fused->outs)
+      for (std::size_t slot : st.fused->out_slots)
         if (slot != st.out) os << "  s" << slot << " [shape=point];\n  s" << st.out << " -> s" << slot << " [style=dashed];\n";
   }
   for (std::size_t o = 0; o < p.outputs.size(); ++o) os << "  out" << o << " [shape=plaintext, label=\"output " << o << "\"];\n  s" << p.outputs[o] << " -> out" << o << ";\n";

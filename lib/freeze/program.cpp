@@ -63,8 +63,11 @@ Storage convert_argument(const Program& p, std::size_t i, const Tensor& arg) {
 // elements, strided views, or shapes that do not broadcast: the members then run one by one
 // and raise the usual error).
 bool run_fused(const Step& s, std::vector<Storage>& vals) {
-  std::vector<const Storage*> in;
-  Shape shape;
+  thread_local std::vector<const Storage*> in, outs;  // reused: this runs for every fused step
+  thread_local std::vector<Storage> ys;
+  thread_local Shape shape;
+  in.clear();
+  shape.clear();
   const Device device = s.in.empty() ? th::cpu() : vals[s.in[0]].device();
   for (std::size_t slot : s.in) {
     const Storage& v = vals[slot];
@@ -80,19 +83,16 @@ bool run_fused(const Step& s, std::vector<Storage>& vals) {
     }
   }
   const Fused& f = *s.fused;
-  std::vector<Storage> ys;
-  std::vector<const Storage*> outs;
-  std::vector<int> out_instr;
-  for (const auto& [slot, instr] : f.outs) {
-    ys.push_back(alloc_storage(f.dtype, shape, device));
-    out_instr.push_back(instr);
-  }
+  ys.clear();
+  outs.clear();
+  for (std::size_t k = 0; k < f.out_slots.size(); ++k) ys.push_back(alloc_storage(f.dtype, shape, device));
   for (const Storage& y : ys) outs.push_back(&y);
-  const bool done = device.type == Device::Type::cpu ? cpu::run_fused(f.code, f.dtype, in, out_instr, outs)
-                                                     : cuda_run_fused(f.code, f.dtype, in, out_instr, outs);
-  if (!done) return false;
-  for (std::size_t k = 0; k < ys.size(); ++k) vals[f.outs[k].first] = std::move(ys[k]);
-  return true;
+  const bool done = device.type == Device::Type::cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs)
+                                                     : cuda_run_fused(f.code, f.dtype, in, f.out_instr, outs);
+  if (done)
+    for (std::size_t k = 0; k < ys.size(); ++k) vals[f.out_slots[k]] = std::move(ys[k]);
+  ys.clear();  // the thread keeps no buffer alive between steps
+  return done;
 }
 
 }  // namespace

@@ -15,7 +15,8 @@ namespace th::detail {
 struct Step;
 
 /// A fused elementwise chain (rewrite_fuse.cpp): the kernel program over the step's inputs,
-/// the slots it writes (outs: slot and instruction; the step's `out` among them; several
+/// the slots it writes (out_slots, with the instructions whose results they get in
+/// out_instr; the step's `out` among them; several
 /// when chains reading the same inputs were merged), and the original steps, run one by
 /// one when the inputs do not fit the fused kernel (non-scalar broadcasting, strided views)
 /// or when the NaN guard must check every op. A merged step keeps its chains as `parts`
@@ -24,7 +25,8 @@ struct Fused {
   std::vector<FusedInstr> code;
   DType dtype;
   std::vector<Step> members;
-  std::vector<std::pair<std::size_t, int>> outs;
+  std::vector<std::size_t> out_slots;
+  std::vector<int> out_instr;
   std::vector<Step> parts;
 };
 

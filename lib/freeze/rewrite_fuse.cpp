@@ -126,7 +126,10 @@ int fuse_elementwise(Program& p) {
       f->code.push_back(in);
       f->members.push_back(s);
     }
-    for (std::size_t h : heads) f->outs.push_back({p.steps[h].out, operand.at(p.steps[h].out)});
+    for (std::size_t h : heads) {
+      f->out_slots.push_back(p.steps[h].out);
+      f->out_instr.push_back(operand.at(p.steps[h].out));
+    }
     f->parts = std::move(parts);
     st.fused = std::move(f);
     return st;
