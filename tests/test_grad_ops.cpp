@@ -89,6 +89,13 @@ BOOST_AUTO_TEST_CASE(linear_algebra) {
   op("matmul batched", [](const X& x) { return th::matmul(x[0], x[1]); }, {{2, 3, 4}, {4, 5}}, {2, 3, 5});
   op("matmul broadcast batches", [](const X& x) { return th::matmul(x[0], x[1]); }, {{2, 1, 3, 4}, {5, 4, 2}},
      {2, 5, 3, 2});
+  // 1-d operands ride in the matmul op itself (a row or a column), batches around them
+  op("matmul batch of matrices times a vector", [](const X& x) { return th::matmul(x[0], x[1]); },
+     {{2, 3, 4}, {4}}, {2, 3});
+  op("matmul vector times a batch of matrices", [](const X& x) { return th::matmul(x[0], x[1]); },
+     {{4}, {2, 4, 5}}, {2, 5});
+  op("matmul vector times a transposed matrix", [](const X& x) { return th::matmul(x[0], x[1].T()); },
+     {{4}, {3, 4}}, {3});
   op("outer", [](const X& x) { return th::outer(x[0], x[1]); }, {{3}, {4}}, {3, 4});
   // an empty operand: the other gradient is a sum over an empty axis (found by test_property, seed 3829)
   op("outer with an empty operand", [](const X& x) { return th::outer(x[0], x[1]); }, {{0}, {4, 2}}, {0, 8});

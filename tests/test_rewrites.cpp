@@ -133,6 +133,30 @@ BOOST_AUTO_TEST_CASE(updates_and_outputs_survive_rewrites) {
   BOOST_TEST(steps_of(f) == "add");
 }
 
+BOOST_AUTO_TEST_CASE(memory_plan_frees_values_after_their_last_reader) {
+  // h1 and h2 are read by one step each: the plan drops them right after it, so the call
+  // never holds all of them at once; outputs and update values are kept to the end.
+  auto x = th::dmatrix("x");
+  th::Shared w = th::shared(th::tensor({{1.0, 2.0}, {3.0, 4.0}}), "w");
+  Tensor h1 = th::dot(x, w), h2 = th::dot(h1, w), h3 = th::dot(h2, w);
+  auto f = th::function({x}, h3, {{w, w + th::sum(h3)}});
+  const std::string d = th::debugprint(f);
+  auto line_of = [&](const std::string& head) {
+    auto at = d.find(head);
+    return at == std::string::npos ? std::string() : d.substr(at, d.find('\n', at) - at);
+  };
+  // slots: x 0, w 1, h1 2, h2 3, h3 4
+  BOOST_TEST(has(line_of("%3 = matmul"), "[frees %2]"), d);
+  BOOST_TEST(has(line_of("%4 = matmul"), "[frees %3]"), d);
+  BOOST_TEST(!has(d, "frees %4"), d);  // the output
+  BOOST_TEST(!has(line_of("%2 = matmul"), "frees %1"), d);  // w: read again by h2
+  const Tensor xv = th::tensor({{1.0, 0.0}, {0.5, -1.0}});
+  Tensor wv = w.get_value();
+  Tensor want = th::dot(th::dot(th::dot(xv, wv), wv), wv);
+  BOOST_TEST(vals(f(xv)) == vals(want), boost::test_tools::tolerance(1e-15));
+  BOOST_TEST(vals(w.get_value()) == vals(wv + th::sum(want)), boost::test_tools::tolerance(1e-15));
+}
+
 BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
   auto a = th::fvector("a"), b = th::fvector("b"), c = th::fvector("c");
   Tensor y = th::tanh(a * b + c) * 0.5 + th::sigmoid(a);

@@ -94,7 +94,8 @@ std::string debugprint(const Function& f) {
   for (const auto& [s, n] : p.shared) os << "  " << slot_name(s) << " = shared '" << n->name << "'\n";
   for (const auto& [s, v] : p.constants)
     os << "  " << slot_name(s) << " = constant " << dtype_name(v.dtype) << " " << shape_str(v.shape) << "\n";
-  for (const detail::Step& st : p.steps) {
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
+    const detail::Step& st = p.steps[k];
     os << "  ";
     if (st.fused)  // a merged chain writes several slots
       for (std::size_t slot : st.fused->out_slots)
@@ -102,7 +103,13 @@ std::string debugprint(const Function& f) {
     os << slot_name(st.out) << " = " << detail::step_name(st) << "(";
     for (std::size_t j = 0; j < st.in.size(); ++j)
       os << (j ? ", " : "") << slot_name(st.in[j]) << (st.names[j].empty() ? "" : " " + st.names[j]);
-    os << ")\n";
+    os << ")";
+    if (k < p.release.size() && !p.release[k].empty()) {  // the memory plan: values no later step reads
+      os << "  [frees";
+      for (std::size_t slot : p.release[k]) os << " " << slot_name(slot);
+      os << "]";
+    }
+    os << "\n";
   }
   for (std::size_t o = 0; o < p.outputs.size(); ++o) os << "  output " << o << " = " << slot_name(p.outputs[o]) << "\n";
   for (const auto& [n, s] : p.updates) os << "  update '" << n->name << "' <- " << slot_name(s) << "\n";

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <cmath>
 #include <mutex>
 #include <ostream>
@@ -191,6 +192,7 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
     std::sort(p->stripes.begin(), p->stripes.end());
     p->stripes.erase(std::unique(p->stripes.begin(), p->stripes.end()), p->stripes.end());
   }
+  plan_memory(*p);
   p->prof_seconds.assign(p->steps.size(), 0.0);
   return p;
 }
@@ -199,7 +201,27 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
   if (args.size() != p.input_slots.size())
     throw TypeError("function: expected " + std::to_string(p.input_slots.size()) + " arguments, got " +
                     std::to_string(args.size()));
-  std::vector<Storage> vals(p.slots);
+  // The call's slot values and step times, in vectors kept per thread from call to call
+  // (a fresh vector of slots per call went through malloc's slow path); emptied on the way
+  // out, exception or not, so no value outlives its call.
+  struct Frame {
+    std::vector<Storage> vals;
+    std::vector<double> seconds;
+  };
+  thread_local std::vector<std::unique_ptr<Frame>> spare;
+  struct Lease {
+    std::unique_ptr<Frame> f;
+    Lease() {
+      if (spare.empty()) f = std::make_unique<Frame>();
+      else f = std::move(spare.back()), spare.pop_back();
+    }
+    ~Lease() {
+      f->vals.clear();
+      spare.push_back(std::move(f));
+    }
+  } lease;
+  std::vector<Storage>& vals = lease.f->vals;
+  vals.resize(p.slots);
   for (std::size_t i = 0; i < args.size(); ++i) vals[p.input_slots[i]] = convert_argument(p, i, args[i]);
   std::vector<std::unique_lock<std::mutex>> held;
   for (std::size_t k : p.stripes) held.emplace_back(g_stripes[k]);
@@ -224,7 +246,8 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     for (std::size_t i = 0; i < on.size(); ++i) vals[p.constants[i].first] = on[i];
   }
   const bool guard = p.options.mode != Mode::fast || config().mode != Mode::fast;
-  std::vector<double> seconds(p.steps.size());
+  std::vector<double>& seconds = lease.f->seconds;
+  seconds.assign(p.steps.size(), 0.0);
   std::vector<const Storage*> in;
   // Operand metas, one vector per arity kept per thread: assigning a shape into a Meta
   // reuses its capacity, so steady-state calls do not allocate for them.
@@ -262,6 +285,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
         }
       }
     }
+    for (std::size_t dead : p.release[k]) vals[dead] = Storage();
     const auto t1 = std::chrono::steady_clock::now();
     seconds[k] = std::chrono::duration<double>(t1 - t0).count();
     t0 = t1;

@@ -59,6 +59,7 @@ struct Program {
   std::vector<DType> slot_dtype;     // static dtype of every slot
   std::vector<Shape> slot_shape;     // static shape of every slot (-1: known at run time)
   std::vector<std::pair<std::string, int>> rewrites;  // freeze-time rewrites that fired, with counts
+  std::vector<std::vector<std::size_t>> release;     // per step: slots no later step reads (plan_memory)
   Options options;
   mutable std::mutex device_constants_mu;
   mutable std::map<int, std::vector<Storage>> device_constants;  // constants copied to each GPU used
@@ -69,6 +70,9 @@ struct Program {
 
 /// A new slot of the given static type (rewrites that add steps use it).
 std::size_t new_slot(Program& p, DType dtype, Shape shape);
+
+/// Fills p.release from the final steps (lib/freeze/memory_plan.cpp).
+void plan_memory(Program& p);
 
 std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
                                 const Updates& updates, const Options& options);

@@ -1,5 +1,5 @@
-// Linear algebra: matmul is the primitive (operands of rank >= 2, batch dims broadcast,
-// BLAS through the backend's gemm); dot, outer and the 1-d cases of matmul are built on it.
+// Linear algebra: matmul is the primitive (numpy's matmul: batch dims broadcast, 1-d
+// operands as a row or a column; BLAS through the backend's gemm); dot and outer use it.
 #include "ops/op.hpp"
 
 namespace th::detail {
@@ -8,34 +8,60 @@ namespace {
 
 const Tensor none{};
 
-// a (..., M, K) @ b (..., K, N) -> (..., M, N)
+// a (..., M, K) @ b (..., K, N) -> (..., M, N), numpy's matmul: a 1-d a is one row (its M
+// dimension is left out of the result), a 1-d b one column (N left out). One op for all
+// cases, so dot(matrix, vector) is one GEMV step, not a view, a GEMM and a squeeze.
 Meta infer_matmul(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   const Shape& a = in[0].shape;
   const Shape& b = in[1].shape;
-  std::int64_t ka = a[a.size() - 1], kb = b[b.size() - 2];
+  if (a.empty() || b.empty()) throw_shape(op, "operands must have at least one dimension", in);
+  const bool a1 = a.size() == 1, b1 = b.size() == 1;
+  const std::size_t kb_dim = b1 ? 0 : b.size() - 2;
+  const std::int64_t ka = a.back(), kb = b[kb_dim];
   if (ka >= 0 && kb >= 0 && ka != kb)
     throw_shape(op, "shapes not aligned: " + std::to_string(ka) + " (dim " + std::to_string(a.size() - 1) +
-                        ") != " + std::to_string(kb) + " (dim " + std::to_string(b.size() - 2) + ")",
+                        ") != " + std::to_string(kb) + " (dim " + std::to_string(kb_dim) + ")",
                 in);
-  std::vector<Meta> batch{{in[0].dtype, Shape(a.begin(), a.end() - 2), in[0].name},
-                          {in[1].dtype, Shape(b.begin(), b.end() - 2), in[1].name}};
-  Shape s = broadcast_shapes(op, batch);
-  s.push_back(a[a.size() - 2]);
-  s.push_back(b[b.size() - 1]);
+  Shape s;
+  if (!a1 && !b1) {
+    std::vector<Meta> batch{{in[0].dtype, Shape(a.begin(), a.end() - 2), in[0].name},
+                            {in[1].dtype, Shape(b.begin(), b.end() - 2), in[1].name}};
+    s = broadcast_shapes(op, batch);
+  } else if (!a1) {
+    s.assign(a.begin(), a.end() - 2);
+  } else if (!b1) {
+    s.assign(b.begin(), b.end() - 2);
+  }
+  if (!a1) s.push_back(a[a.size() - 2]);
+  if (!b1) s.push_back(b[b.size() - 1]);
   DType d = promote_types(in[0].dtype, in[1].dtype);
   return {d == DType::boolean ? DType::int64 : d, s};
 }
 
 Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
-  auto batch_view = [&](const Storage& s) {
+  const bool a1 = in[0]->shape.size() == 1, b1 = in[1]->shape.size() == 1;
+  // The result as the backend's GEMM sees it: (batch..., M, N) with M or N of 1 for a
+  // vector operand, over the same buffer (a unit dimension does not move the layout).
+  Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
+  Storage y2 = y;
+  if (a1) y2.shape.insert(y2.shape.end() - (b1 ? 0 : 1), 1);
+  if (b1) y2.shape.push_back(1);
+  y2.strides = contiguous_strides(y2.shape);
+  auto batch_view = [&](const Storage& s, bool row, bool col) {
     Storage c = s.dtype == out.dtype ? s : contiguous_as(s, out.dtype);
-    Shape target(out.shape.begin(), out.shape.end() - 2);
+    if (row) {  // (K) -> (1, K)
+      c.shape.insert(c.shape.begin(), 1);
+      c.strides.insert(c.strides.begin(), c.strides[0] * c.shape[1]);
+    } else if (col) {  // (K) -> (K, 1)
+      c.shape.push_back(1);
+      c.strides.push_back(1);
+    }
+    Shape target(y2.shape.begin(), y2.shape.end() - 2);
     target.push_back(c.shape[c.shape.size() - 2]);
     target.push_back(c.shape[c.shape.size() - 1]);
     return broadcast_view(c, target);
   };
-  Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
-  backend_for(y.device()).gemm(batch_view(*in[0]), batch_view(*in[1]), y);
+  backend_for(y.device()).gemm(batch_view(*in[0], a1, false), batch_view(*in[1], false, b1), y2);
   return y;
 }
 
@@ -46,31 +72,35 @@ Tensor swap_last(const Tensor& t) {
   return transpose(t, perm);
 }
 
-// y = a @ b: da = g @ b^T, db = a^T @ g (batch broadcasting undone by the engine)
-const Op op_matmul{"matmul", 0, &infer_matmul, &forward_matmul, [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
-                     return {c.needs[0] ? matmul(c.g, swap_last(c.x[1])) : none,
-                             c.needs[1] ? matmul(swap_last(c.x[0]), c.g) : none};
-                   }};
+// a matrix (or batch of them) times g as columns: m @ g for a 1-d g, else each batch's
+// m @ g[..., :, None] (batch broadcasting is undone by the engine).
+Tensor times_columns(const Tensor& m, const Tensor& g) {
+  if (g.node()->shape.size() == 1) return matmul(m, g);
+  return squeeze(matmul(m, expand_dims(g, -1)), -1);
+}
 
-// numpy matmul on top of the primitive: 1-d operands gain then lose a unit axis. `name`
-// is the user's function, so errors speak of dot when the user called dot.
+// y = a @ b: da = g @ b^T, db = a^T @ g (batch broadcasting undone by the engine). With a
+// vector operand the product with it is an outer product, written as a broadcast multiply.
+std::vector<Tensor> vjp_matmul(const Op&, const VjpCtx& c) {
+  const Tensor &a = c.x[0], &b = c.x[1], &g = c.g;
+  const bool a1 = a.node()->shape.size() == 1, b1 = b.node()->shape.size() == 1;
+  if (a1 && b1) return {c.needs[0] ? g * b : none, c.needs[1] ? g * a : none};
+  if (b1)  // y (..., M) = a (..., M, K) @ b (K)
+    return {c.needs[0] ? expand_dims(g, -1) * b : none, c.needs[1] ? times_columns(swap_last(a), g) : none};
+  if (a1)  // y (..., N) = a (K) @ b (..., K, N)
+    return {c.needs[0] ? times_columns(b, g) : none, c.needs[1] ? expand_dims(a, -1) * expand_dims(g, -2) : none};
+  return {c.needs[0] ? matmul(g, swap_last(b)) : none, c.needs[1] ? matmul(swap_last(a), g) : none};
+}
+
+const Op op_matmul{"matmul", 0, &infer_matmul, &forward_matmul, &vjp_matmul};
+
+// The public matmul/dot: `name` is the user's function, so errors speak of dot when the
+// user called dot (the shapes are checked here, before anything is recorded).
 Tensor matmul_as(const char* name, const Tensor& a, const Tensor& b) {
-  const Node& an = node_of(a, name);
-  const Node& bn = node_of(b, name);
-  std::vector<Meta> metas{meta_of(a), meta_of(b)};
+  node_of(a, name), node_of(b, name);
   const Op named{name, 0, &infer_matmul, &forward_matmul, nullptr};
-  if (an.shape.empty() || bn.shape.empty()) throw_shape(named, "operands must have at least one dimension", metas);
-  std::int64_t ka = an.shape.back(), kb = bn.shape.size() == 1 ? bn.shape[0] : bn.shape[bn.shape.size() - 2];
-  if (ka >= 0 && kb >= 0 && ka != kb)
-    throw_shape(named, "shapes not aligned: " + std::to_string(ka) + " (dim " + std::to_string(an.shape.size() - 1) +
-                           ") != " + std::to_string(kb) + " (dim " +
-                           std::to_string(bn.shape.size() == 1 ? 0 : bn.shape.size() - 2) + ")",
-                metas);
-  const bool a1 = an.shape.size() == 1, b1 = bn.shape.size() == 1;
-  Tensor r = apply(op_matmul, {a1 ? expand_dims(a, 0) : a, b1 ? expand_dims(b, -1) : b});
-  if (b1) r = squeeze(r, -1);
-  if (a1) r = squeeze(r, -1 - (b1 ? 0 : 1));
-  return r;
+  infer_matmul(named, {meta_of(a), meta_of(b)}, {});
+  return apply(op_matmul, {a, b});
 }
 
 }  // namespace

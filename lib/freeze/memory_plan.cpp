@@ -1,0 +1,22 @@
+// The memory plan of a frozen function: each step's operands are released as soon as the
+// last step reading them has run, so a call holds only the values still needed (its peak
+// memory is the largest live set, not the sum of all steps) and each freed buffer goes
+// straight back to the allocator's cache for the next step to reuse.
+#include "freeze/program.hpp"
+
+namespace th::detail {
+
+void plan_memory(Program& p) {
+  constexpr std::size_t kNever = std::size_t(-1);
+  std::vector<std::size_t> last(p.slots, kNever);  // the last step reading each slot
+  for (std::size_t k = 0; k < p.steps.size(); ++k)
+    for (std::size_t s : p.steps[k].in) last[s] = k;
+  std::vector<bool> kept(p.slots, false);  // read after the steps: outputs, updates
+  for (std::size_t o : p.outputs) kept[o] = true;
+  for (const auto& [n, s] : p.updates) kept[s] = true;
+  p.release.assign(p.steps.size(), {});
+  for (std::size_t s = 0; s < p.slots; ++s)
+    if (last[s] != kNever && !kept[s]) p.release[last[s]].push_back(s);
+}
+
+}  // namespace th::detail
