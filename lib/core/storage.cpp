@@ -34,18 +34,60 @@ bool Storage::contiguous() const {
   return true;
 }
 
+namespace {
+thread_local Storage* t_offer = nullptr;
+}  // namespace
+
+void offer_for_reuse(Storage* s) { t_offer = s; }
+
 Storage alloc_storage(DType dtype, const Shape& shape, Device device) {
+  const std::size_t bytes = std::max<std::size_t>(static_cast<std::size_t>(shape_size(shape)), 1) * dtype_size(dtype);
   Storage s;
+  if (Storage* offered = t_offer) {
+    t_offer = nullptr;
+    s = std::move(*offered);
+    const bool fits = s.buf && s.buf.use_count() == 1 && s.buf->device == device && s.buf->bytes >= bytes &&
+                      s.buf->bytes <= 2 * bytes;
+    if (!fits) s.buf.reset();
+  }
   s.dtype = dtype;
-  s.shape = shape;
-  s.strides = contiguous_strides(shape);
-  std::size_t n = static_cast<std::size_t>(shape_size(shape));
-  s.buf = backend_for(device).alloc(std::max<std::size_t>(n, 1) * dtype_size(dtype));
+  s.offset = 0;
+  s.shape = shape;  // assignments: the vectors' capacity is reused
+  s.strides.resize(shape.size());
+  std::int64_t acc = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    s.strides[i] = acc;
+    acc *= shape[i];
+  }
+  if (!s.buf) s.buf = backend_for(device).alloc(bytes);
   return s;
 }
 
+namespace {
+// `s`'s buffer, dtype and offset, with shape and strides left to the caller (a plain copy
+// would copy both vectors only to have them replaced; an offered storage gives its vectors).
+Storage same_buffer(const Storage& s) {
+  Storage v;
+  if (Storage* offered = t_offer) {
+    t_offer = nullptr;
+    v = std::move(*offered);
+  }
+  v.buf = s.buf;
+  v.dtype = s.dtype;
+  v.offset = s.offset;
+  return v;
+}
+}  // namespace
+
+Storage view_of(const Storage& s) {
+  Storage v = same_buffer(s);
+  v.shape = s.shape;
+  v.strides = s.strides;
+  return v;
+}
+
 Storage broadcast_view(const Storage& s, const Shape& shape) {
-  Storage v = s;
+  Storage v = same_buffer(s);
   std::size_t lead = shape.size() - s.shape.size();
   v.shape = shape;
   v.strides.assign(shape.size(), 0);
@@ -55,7 +97,13 @@ Storage broadcast_view(const Storage& s, const Shape& shape) {
 }
 
 Storage reshape_view(const Storage& s, const Shape& shape) {
-  Storage c = s.contiguous() ? s : contiguous_as(s, s.dtype);
+  if (!s.contiguous()) {
+    Storage c = contiguous_as(s, s.dtype);
+    c.shape = shape;
+    c.strides = contiguous_strides(shape);
+    return c;
+  }
+  Storage c = same_buffer(s);
   c.shape = shape;
   c.strides = contiguous_strides(shape);
   return c;

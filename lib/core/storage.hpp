@@ -44,8 +44,17 @@ struct Storage {
 std::int64_t shape_size(const Shape& s);
 Shape contiguous_strides(const Shape& s);
 
-/// A new contiguous storage on `device`.
+/// A new contiguous storage on `device`. When a storage was offered for reuse on this
+/// thread, it takes that over instead: its shape and stride vectors always, its buffer when
+/// nothing else holds it, it is on `device` and its size fits (from `bytes` to twice that).
 Storage alloc_storage(DType dtype, const Shape& shape, Device device);
+/// Offers `*s` to the next alloc_storage on this thread (nullptr withdraws the offer). The
+/// frozen-function executor offers each step the value its output slot held on the last
+/// call, so a repeated call with the same shapes allocates nothing for it.
+void offer_for_reuse(Storage* s);
+/// A view of all of `s` (its buffer, offset, shape and strides), for view ops to reshape:
+/// like a copy, but in an offered storage's vectors when there is one.
+Storage view_of(const Storage& s);
 /// `s` seen with `shape` (numpy broadcasting rules; caller has checked compatibility).
 Storage broadcast_view(const Storage& s, const Shape& shape);
 /// `s` reshaped without copy when its strides allow; otherwise a contiguous copy.

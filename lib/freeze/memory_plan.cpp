@@ -1,7 +1,9 @@
 // The memory plan of a frozen function: each step's operands are released as soon as the
 // last step reading them has run, so a call holds only the values still needed (its peak
 // memory is the largest live set, not the sum of all steps) and each freed buffer goes
-// straight back to the allocator's cache for the next step to reuse.
+// straight back to the allocator's cache for the next step to reuse. Small buffers that
+// steps wrote (up to kKeepBytes) stay with the call's frame instead, for the same step of
+// the next call to write into: at those sizes the cost of a step is its allocations.
 #include "freeze/program.hpp"
 
 namespace th::detail {
@@ -14,9 +16,29 @@ void plan_memory(Program& p) {
   std::vector<bool> kept(p.slots, false);  // read after the steps: outputs, updates
   for (std::size_t o : p.outputs) kept[o] = true;
   for (const auto& [n, s] : p.updates) kept[s] = true;
+  p.made.assign(p.slots, false);
+  for (const Step& st : p.steps) {
+    p.made[st.out] = true;
+    if (!st.fused) continue;
+    for (std::size_t s : st.fused->out_slots) p.made[s] = true;
+    for (const Step& m : st.fused->members) p.made[m.out] = true;  // written when it falls back
+    for (const Step& part : st.fused->parts) {
+      p.made[part.out] = true;
+      if (part.fused)
+        for (const Step& m : part.fused->members) p.made[m.out] = true;
+    }
+  }
   p.release.assign(p.steps.size(), {});
   for (std::size_t s = 0; s < p.slots; ++s)
     if (last[s] != kNever && !kept[s]) p.release[last[s]].push_back(s);
+}
+
+bool keep_in_frame(const Program& p, std::size_t slot, const Storage& v) {
+  return p.made[slot] && v.buf && v.buf.use_count() == 1 && v.buf->bytes <= kKeepBytes;
+}
+
+void end_of_life(const Program& p, std::size_t slot, Storage& v) {
+  if (!keep_in_frame(p, slot, v)) v.buf.reset();  // the vectors stay: assigning into them reuses them
 }
 
 }  // namespace th::detail

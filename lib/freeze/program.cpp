@@ -39,13 +39,17 @@ std::string input_label(const Program& p, std::size_t i) {
   return "input " + std::to_string(i) + (p.input_names[i].empty() ? "" : " '" + p.input_names[i] + "'");
 }
 
-Storage convert_argument(const Program& p, std::size_t i, const Tensor& arg) {
+// The argument as the input's declared dtype, into `into` (assigned: its vectors reused).
+void convert_argument(const Program& p, std::size_t i, const Tensor& arg, Storage& into) {
   const Storage& v = value_of(arg, "function call");
   const Meta& want = p.input_meta[i];
   if (v.shape.size() != want.shape.size())
     throw TypeError("function: " + input_label(p, i) + " expects a " + std::to_string(want.shape.size()) +
                     "-d tensor, got shape " + shape_str(v.shape));
-  if (v.dtype == want.dtype) return v;
+  if (v.dtype == want.dtype) {
+    into = v;
+    return;
+  }
   Storage c = contiguous_as(v, want.dtype);
   bool ok = lossless(v.dtype, want.dtype) || p.options.allow_input_downcast;
   if (!ok && v.shape.empty()) {  // a 0-d value that converts exactly is fine (a C++ literal 0.5)
@@ -56,8 +60,21 @@ Storage convert_argument(const Program& p, std::size_t i, const Tensor& arg) {
     throw TypeError("function: " + input_label(p, i) + " is " + dtype_name(want.dtype) + " but got a " +
                     dtype_name(v.dtype) + " argument, which would lose precision (convert it, or set "
                     "options.allow_input_downcast)");
-  return c;
+  into = std::move(c);
 }
+
+// The stripes of a call's shared variables, locked in index order for the whole call.
+struct StripeLocks {
+  const std::vector<std::size_t>& stripes;
+  explicit StripeLocks(const std::vector<std::size_t>& s) : stripes(s) {
+    for (std::size_t k : stripes) g_stripes[k].lock();
+  }
+  ~StripeLocks() {
+    for (std::size_t k = stripes.size(); k-- > 0;) g_stripes[stripes[k]].unlock();
+  }
+  StripeLocks(const StripeLocks&) = delete;
+  StripeLocks& operator=(const StripeLocks&) = delete;
+};
 
 // A fused step in one pass (cpu::run_fused, or one generated kernel on a GPU); false when
 // its inputs do not allow it (on different devices, broadcasting other than of single
@@ -86,7 +103,10 @@ bool run_fused(const Step& s, std::vector<Storage>& vals) {
   const Fused& f = *s.fused;
   ys.clear();
   outs.clear();
-  for (std::size_t k = 0; k < f.out_slots.size(); ++k) ys.push_back(alloc_storage(f.dtype, shape, device));
+  for (std::size_t k = 0; k < f.out_slots.size(); ++k) {
+    offer_for_reuse(&vals[f.out_slots[k]]);  // the slot's value from the last call
+    ys.push_back(alloc_storage(f.dtype, shape, device));
+  }
   for (const Storage& y : ys) outs.push_back(&y);
   const bool done = device.type == Device::Type::cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs)
                                                      : cuda_run_fused(f.code, f.dtype, in, f.out_instr, outs);
@@ -97,6 +117,16 @@ bool run_fused(const Step& s, std::vector<Storage>& vals) {
 }
 
 }  // namespace
+
+std::uint64_t profile_clock() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  return __builtin_ia32_rdtsc();
+#else
+  return std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now().time_since_epoch())
+                           .count());
+#endif
+}
 
 std::size_t new_slot(Program& p, DType dtype, Shape shape) {
   p.slot_dtype.push_back(dtype);
@@ -193,7 +223,9 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
     p->stripes.erase(std::unique(p->stripes.begin(), p->stripes.end()), p->stripes.end());
   }
   plan_memory(*p);
-  p->prof_seconds.assign(p->steps.size(), 0.0);
+  p->prof_ticks.assign(p->steps.size(), 0.0);
+  p->ticks0 = profile_clock();
+  p->time0 = std::chrono::steady_clock::now();
   return p;
 }
 
@@ -201,30 +233,32 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
   if (args.size() != p.input_slots.size())
     throw TypeError("function: expected " + std::to_string(p.input_slots.size()) + " arguments, got " +
                     std::to_string(args.size()));
-  // The call's slot values and step times, in vectors kept per thread from call to call
-  // (a fresh vector of slots per call went through malloc's slow path); emptied on the way
-  // out, exception or not, so no value outlives its call.
-  struct Frame {
-    std::vector<Storage> vals;
-    std::vector<double> seconds;
-  };
-  thread_local std::vector<std::unique_ptr<Frame>> spare;
+  // The call's frame, from the program's pool (a new one when every frame is in use by
+  // another call). On the way out, exception or not, each value is let go of unless the
+  // frame keeps it for the next call (end_of_life), and the frame goes back to the pool.
   struct Lease {
+    const Program& p;
     std::unique_ptr<Frame> f;
-    Lease() {
-      if (spare.empty()) f = std::make_unique<Frame>();
-      else f = std::move(spare.back()), spare.pop_back();
+    explicit Lease(const Program& prog) : p(prog) {
+      {
+        std::lock_guard<std::mutex> lock(p.frames_mu);
+        if (!p.frames.empty()) f = std::move(p.frames.back()), p.frames.pop_back();
+      }
+      if (!f) f = std::make_unique<Frame>();
     }
     ~Lease() {
-      f->vals.clear();
-      spare.push_back(std::move(f));
+      offer_for_reuse(nullptr);
+      for (std::size_t s = 0; s < f->vals.size(); ++s) end_of_life(p, s, f->vals[s]);
+      for (Storage& v : f->fresh) v.buf.reset();
+      std::lock_guard<std::mutex> lock(p.frames_mu);
+      p.frames.push_back(std::move(f));
     }
-  } lease;
-  std::vector<Storage>& vals = lease.f->vals;
+  } lease(p);
+  Frame& fr = *lease.f;
+  std::vector<Storage>& vals = fr.vals;
   vals.resize(p.slots);
-  for (std::size_t i = 0; i < args.size(); ++i) vals[p.input_slots[i]] = convert_argument(p, i, args[i]);
-  std::vector<std::unique_lock<std::mutex>> held;
-  for (std::size_t k : p.stripes) held.emplace_back(g_stripes[k]);
+  for (std::size_t i = 0; i < args.size(); ++i) convert_argument(p, i, args[i], vals[p.input_slots[i]]);
+  const StripeLocks held(p.stripes);
   {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (const auto& [s, n] : p.shared) vals[s] = *n->value;
@@ -246,13 +280,41 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     for (std::size_t i = 0; i < on.size(); ++i) vals[p.constants[i].first] = on[i];
   }
   const bool guard = p.options.mode != Mode::fast || config().mode != Mode::fast;
-  std::vector<double>& seconds = lease.f->seconds;
-  seconds.assign(p.steps.size(), 0.0);
-  std::vector<const Storage*> in;
+  // Same argument and shared-value shapes as this frame's last complete CPU call: every
+  // step's output meta is the one recorded then, and its kernel runs without the op's
+  // shape rule (which already accepted these shapes). Otherwise the rules run and the
+  // metas are recorded (for a call that completes).
+  bool same = fr.known && !guard && device == th::cpu();
+  {
+    std::size_t q = 0;
+    auto key = [&](const Storage& v) {
+      if (q == fr.shapes.size()) fr.shapes.emplace_back();
+      if (fr.shapes[q] != v.shape) {
+        same = false;
+        fr.shapes[q] = v.shape;
+      }
+      ++q;
+    };
+    for (std::size_t s : p.input_slots) key(vals[s]);
+    for (const auto& sh : p.shared) key(vals[sh.first]);
+  }
+  fr.known = false;  // until this call completes
+  fr.out_meta.resize(p.steps.size());
+  std::vector<double>& ticks = fr.ticks;
+  ticks.assign(p.steps.size(), 0.0);
+  std::vector<const Storage*>& in = fr.in;
   // Operand metas, one vector per arity kept per thread: assigning a shape into a Meta
   // reuses its capacity, so steady-state calls do not allocate for them.
   thread_local std::vector<std::vector<Meta>> metas_of_arity;
-  auto run_step = [&](const Step& s) {
+  // A step whose output meta is known: its kernel, straight.
+  auto run_known = [&](const Step& s, const Meta& out) {
+    in.clear();
+    for (std::size_t slot : s.in) in.push_back(&vals[slot]);
+    offer_for_reuse(&vals[s.out]);  // the slot's value from the last call
+    vals[s.out] = s.op->forward(*s.op, in, s.attrs, out);
+    offer_for_reuse(nullptr);
+  };
+  auto run_step = [&](const Step& s, Meta* inferred) {
     in.clear();
     if (metas_of_arity.size() <= s.in.size()) metas_of_arity.resize(s.in.size() + 1);
     std::vector<Meta>& metas = metas_of_arity[s.in.size()];
@@ -264,36 +326,44 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       metas[j].shape = v.shape;
       metas[j].name = s.names[j];
     }
-    vals[s.out] = run_op(*s.op, in, metas, s.attrs);
+    offer_for_reuse(&vals[s.out]);  // the slot's value from the last call
+    vals[s.out] = run_op(*s.op, in, metas, s.attrs, inferred);
+    offer_for_reuse(nullptr);
     if (guard) check_finite(*s.op, vals[s.out], metas);
   };
-  auto t0 = std::chrono::steady_clock::now();  // one clock read per step: the profile's
+  std::uint64_t t0 = profile_clock();  // one clock read per step: the profile's
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
     const Step& s = p.steps[k];
     if (!s.fused) {
-      run_step(s);
+      if (same) run_known(s, fr.out_meta[k]);
+      else run_step(s, &fr.out_meta[k]);
     } else if (guard) {
-      for (const Step& m : s.fused->members) run_step(m);  // one op at a time, each checked
+      for (const Step& m : s.fused->members) run_step(m, nullptr);  // one op at a time, each checked
     } else if (!run_fused(s, vals)) {
       if (s.fused->parts.empty()) {
-        for (const Step& m : s.fused->members) run_step(m);
+        for (const Step& m : s.fused->members) run_step(m, nullptr);
       } else {  // a merged step: its chains one by one, each fused where it fits
         for (const Step& part : s.fused->parts) {
-          if (!part.fused) run_step(part);
+          if (!part.fused) run_step(part, nullptr);
           else if (!run_fused(part, vals))
-            for (const Step& m : part.fused->members) run_step(m);
+            for (const Step& m : part.fused->members) run_step(m, nullptr);
         }
       }
     }
-    for (std::size_t dead : p.release[k]) vals[dead] = Storage();
-    const auto t1 = std::chrono::steady_clock::now();
-    seconds[k] = std::chrono::duration<double>(t1 - t0).count();
+    for (std::size_t dead : p.release[k]) end_of_life(p, dead, vals[dead]);
+    const std::uint64_t t1 = profile_clock();
+    ticks[k] = double(t1 - t0);
     t0 = t1;
   }
   // Updates: every new value is computed before any is applied (ranks and dtypes were
   // checked when freezing; ranks cannot change at run time).
-  std::vector<Storage> fresh;
-  for (const auto& [n, s] : p.updates) fresh.push_back(vals[s].dtype == n->dtype ? vals[s] : contiguous_as(vals[s], n->dtype));
+  std::vector<Storage>& fresh = fr.fresh;
+  fresh.resize(p.updates.size());
+  for (std::size_t i = 0; i < p.updates.size(); ++i) {
+    const auto& [n, s] = p.updates[i];
+    if (vals[s].dtype == n->dtype) fresh[i] = vals[s];
+    else fresh[i] = contiguous_as(vals[s], n->dtype);
+  }
   {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (std::size_t i = 0; i < fresh.size(); ++i) {
@@ -303,10 +373,12 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
   }
   {
     std::lock_guard<std::mutex> lock(p.prof_mu);
-    for (std::size_t k = 0; k < seconds.size(); ++k) p.prof_seconds[k] += seconds[k];
+    for (std::size_t k = 0; k < ticks.size(); ++k) p.prof_ticks[k] += ticks[k];
     ++p.calls;
   }
+  fr.known = device == th::cpu() && !guard;
   std::vector<Tensor> out;
+  out.reserve(p.outputs.size());
   for (std::size_t s : p.outputs) out.push_back(make_constant(vals[s]));
   return Result(std::move(out), p.single);
 }
@@ -368,7 +440,12 @@ std::string Function::profile() const {
     std::lock_guard<std::mutex> lock(p_->prof_mu);
     calls = p_->calls;
     std::unordered_map<std::string, double> by_op;
-    for (std::size_t k = 0; k < p_->steps.size(); ++k) by_op[detail::step_name(p_->steps[k])] += p_->prof_seconds[k];
+    // The ticks' length: elapsed steady time over elapsed ticks since freezing.
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - p_->time0).count();
+    const std::uint64_t ticks = detail::profile_clock() - p_->ticks0;
+    const double second_per_tick = ticks > 0 ? elapsed / double(ticks) : 0.0;
+    for (std::size_t k = 0; k < p_->steps.size(); ++k)
+      by_op[detail::step_name(p_->steps[k])] += p_->prof_ticks[k] * second_per_tick;
     for (auto& [name, sec] : by_op) rows.push_back({sec, name});
   }
   std::sort(rows.rbegin(), rows.rend());

@@ -1,7 +1,10 @@
 // The frozen form of a function: an immutable list of steps over numbered value slots,
 // built by freeze() from the recorded graph and run by execute() (lib/freeze/program.cpp).
 #pragma once
+#include <chrono>
+#include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -44,6 +47,21 @@ const Op& fused_op();
 /// A step's name in debugprint, to_dot and profiles: its op, or "fused[mul add tanh]".
 std::string step_name(const Step& s);
 
+/// A call's working state: the slots' values and the executor's scratch. Programs keep a
+/// pool of them between calls (one per concurrent call), so a repeated call reuses the
+/// vectors and the small buffers its steps wrote last time (plan_memory's `keep`).
+struct Frame {
+  std::vector<Storage> vals;
+  std::vector<double> ticks;  // each step's time in this call (profile_clock ticks)
+  std::vector<const Storage*> in;
+  std::vector<Storage> fresh;
+  // The last complete CPU call's argument and shared-value shapes, and each step's output
+  // meta in it: a call with the same shapes runs the steps' kernels without shape rules.
+  bool known = false;
+  std::vector<Shape> shapes;
+  std::vector<Meta> out_meta;
+};
+
 struct Program {
   std::size_t slots = 0;
   std::vector<std::size_t> input_slots;
@@ -60,19 +78,36 @@ struct Program {
   std::vector<Shape> slot_shape;     // static shape of every slot (-1: known at run time)
   std::vector<std::pair<std::string, int>> rewrites;  // freeze-time rewrites that fired, with counts
   std::vector<std::vector<std::size_t>> release;     // per step: slots no later step reads (plan_memory)
+  std::vector<bool> made;                            // slots steps write (their buffers may stay with a frame)
+  mutable std::mutex frames_mu;
+  mutable std::vector<std::unique_ptr<Frame>> frames;  // idle frames, for the next calls
   Options options;
   mutable std::mutex device_constants_mu;
   mutable std::map<int, std::vector<Storage>> device_constants;  // constants copied to each GPU used
   mutable std::mutex prof_mu;
-  mutable std::vector<double> prof_seconds;
+  mutable std::vector<double> prof_ticks;  // per step, in profile_clock() ticks
+  std::uint64_t ticks0 = 0;                // profile_clock() and steady time at freeze: their
+  std::chrono::steady_clock::time_point time0;  // rates give the ticks' length
   mutable std::int64_t calls = 0;
 };
 
 /// A new slot of the given static type (rewrites that add steps use it).
 std::size_t new_slot(Program& p, DType dtype, Shape shape);
 
-/// Fills p.release from the final steps (lib/freeze/memory_plan.cpp).
+/// The profile's clock: the CPU's time-stamp counter where there is one (a few ns to read,
+/// where steady_clock takes ~20), else steady_clock's nanoseconds.
+std::uint64_t profile_clock();
+
+/// Fills p.release and p.made from the final steps (lib/freeze/memory_plan.cpp).
 void plan_memory(Program& p);
+/// Largest buffer a frame keeps between calls.
+constexpr std::size_t kKeepBytes = 64 * 1024;
+/// Whether slot `slot`'s value `v` stays with the frame: written by a step, small, and
+/// held by nothing else.
+bool keep_in_frame(const Program& p, std::size_t slot, const Storage& v);
+/// A value's call is over (its last reader ran, or the call ended): its buffer is dropped
+/// unless the frame keeps it.
+void end_of_life(const Program& p, std::size_t slot, Storage& v);
 
 std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
                                 const Updates& updates, const Options& options);

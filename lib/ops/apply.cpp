@@ -18,7 +18,7 @@ Meta meta_of(const Tensor& t) {
 Meta meta_of(const Storage& s, std::string_view name) { return {s.dtype, s.shape, name}; }
 
 Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
-               const Attrs& a) {
+               const Attrs& a, Meta* inferred) {
   // An op runs where its operands live. A 0-d operand on the CPU (a C++ number, a scalar
   // constant) goes with the others, as in PyTorch, and so may the op's any_device operands
   // (indices, shape-only operands); any other mix is an error.
@@ -34,6 +34,7 @@ Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::v
                                         d.str(), metas));
   }
   Meta out = op.infer(op, metas, a);
+  if (inferred) *inferred = out;
   if (!on_gpu || lead == in.size()) return op.forward(op, in, a, out);
   std::vector<Storage> moved(in.size());
   std::vector<const Storage*> here(in);

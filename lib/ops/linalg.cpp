@@ -38,30 +38,58 @@ Meta infer_matmul(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   return {d == DType::boolean ? DType::int64 : d, s};
 }
 
+// An operand as the backend's GEMM takes it: (batch..., rows, cols) over the result's batch
+// dims (stride 0 where it broadcasts), a vector as one row (`row`) or one column.
+Storage gemm_operand(const Storage& s, bool row, bool col, const Shape& y2) {
+  const std::size_t nd = y2.size(), nb = nd - 2;
+  Storage v;
+  v.buf = s.buf;
+  v.dtype = s.dtype;
+  v.offset = s.offset;
+  v.shape.resize(nd);
+  v.strides.resize(nd);
+  const std::size_t r = s.shape.size();
+  if (row || col) {  // (K): its own stride along K, the unit dimension's stride is never used
+    const std::size_t k = row ? nd - 1 : nd - 2;
+    v.shape[k] = s.shape[0];
+    v.strides[k] = s.strides[0];
+    v.shape[2 * nd - 3 - k] = 1;
+    v.strides[2 * nd - 3 - k] = 0;
+  } else {
+    for (std::size_t d = 0; d < 2; ++d) {
+      v.shape[nd - 1 - d] = s.shape[r - 1 - d];
+      v.strides[nd - 1 - d] = s.strides[r - 1 - d];
+    }
+  }
+  const std::size_t sb = row || col ? 0 : r - 2;  // the operand's own batch dims, right-aligned
+  for (std::size_t d = 0; d < nb; ++d) {
+    v.shape[d] = y2[d];
+    const bool has = d + sb >= nb;
+    v.strides[d] = has && s.shape[d + sb - nb] != 1 ? s.strides[d + sb - nb] : 0;
+  }
+  return v;
+}
+
 Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
   const bool a1 = in[0]->shape.size() == 1, b1 = in[1]->shape.size() == 1;
+  Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
   // The result as the backend's GEMM sees it: (batch..., M, N) with M or N of 1 for a
   // vector operand, over the same buffer (a unit dimension does not move the layout).
-  Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
-  Storage y2 = y;
-  if (a1) y2.shape.insert(y2.shape.end() - (b1 ? 0 : 1), 1);
-  if (b1) y2.shape.push_back(1);
-  y2.strides = contiguous_strides(y2.shape);
-  auto batch_view = [&](const Storage& s, bool row, bool col) {
-    Storage c = s.dtype == out.dtype ? s : contiguous_as(s, out.dtype);
-    if (row) {  // (K) -> (1, K)
-      c.shape.insert(c.shape.begin(), 1);
-      c.strides.insert(c.strides.begin(), c.strides[0] * c.shape[1]);
-    } else if (col) {  // (K) -> (K, 1)
-      c.shape.push_back(1);
-      c.strides.push_back(1);
-    }
-    Shape target(y2.shape.begin(), y2.shape.end() - 2);
-    target.push_back(c.shape[c.shape.size() - 2]);
-    target.push_back(c.shape[c.shape.size() - 1]);
-    return broadcast_view(c, target);
-  };
-  backend_for(y.device()).gemm(batch_view(*in[0], a1, false), batch_view(*in[1], false, b1), y2);
+  Storage y2;
+  if (a1 || b1) {
+    y2.buf = y.buf;
+    y2.dtype = y.dtype;
+    y2.shape.reserve(y.shape.size() + 2);
+    y2.shape = y.shape;
+    if (a1) y2.shape.insert(y2.shape.end() - (b1 ? 0 : 1), 1);
+    if (b1) y2.shape.push_back(1);
+    y2.strides = contiguous_strides(y2.shape);
+  }
+  const Storage& yg = a1 || b1 ? y2 : y;
+  Storage ca, cb;  // operands converted to the result's dtype, when they differ
+  const Storage& a = in[0]->dtype == out.dtype ? *in[0] : (ca = contiguous_as(*in[0], out.dtype));
+  const Storage& b = in[1]->dtype == out.dtype ? *in[1] : (cb = contiguous_as(*in[1], out.dtype));
+  backend_for(y.device()).gemm(gemm_operand(a, a1, false, yg.shape), gemm_operand(b, false, b1, yg.shape), yg);
   return y;
 }
 

@@ -45,9 +45,10 @@ struct Op {
 /// Runs `op` on `inputs`: computes it now when every input is concrete, and records it
 /// when an input is recorded or symbolic.
 Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs = {});
-/// Recomputes a recorded node's value from its inputs' values (used by executors).
+/// Recomputes a recorded node's value from its inputs' values (used by executors); the
+/// output's meta that the op's rule gave is stored in `*inferred` when asked for.
 Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
-               const Attrs& a);
+               const Attrs& a, Meta* inferred = nullptr);
 
 /// nan_guard: th::ValueError naming `op`, its operands and the first NaN/Inf in `out`.
 void check_finite(const Op& op, const Storage& out, const std::vector<Meta>& metas);

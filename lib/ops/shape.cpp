@@ -83,7 +83,7 @@ Meta infer_transpose(const Op& op, const std::vector<Meta>& in, const Attrs& a) 
 const Op op_transpose{
     "transpose", 0, &infer_transpose,
     [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
-      Storage v = *in[0];
+      Storage v = view_of(*in[0]);
       v.shape = out.shape;
       for (std::size_t i = 0; i < a.axes.size(); ++i) v.strides[i] = in[0]->strides[std::size_t(a.axes[i])];
       return v;
