@@ -50,7 +50,7 @@ void keeps_values_and_gradients(const std::function<Tensor(const Tensor&)>& fn, 
 
 BOOST_AUTO_TEST_CASE(common_subexpressions_merge) {
   auto x = th::dvector("x");
-  auto f = th::function({x}, th::sin(x * 2.0) + th::sin(x * 2.0));  // two constants 2.0, two muls, two sins
+  auto f = th::function({x}, th::sin(x * th::tensor(2.0)) + th::sin(x * th::tensor(2.0)));  // two constants 2.0, two muls, two sins
   BOOST_TEST(steps_of(f) == "mul sin add");
   BOOST_TEST(has(th::debugprint(f), "rewrites: cse 3"), th::debugprint(f));
   BOOST_TEST(vals(f(xs)) == vals(2.0 * th::sin(xs * 2.0)), boost::test_tools::tolerance(1e-15));

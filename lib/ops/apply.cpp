@@ -2,6 +2,7 @@
 // shape helpers every op's rule shares.
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <mutex>
 
 #include "core/backend.hpp"
@@ -44,13 +45,48 @@ Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::v
   return op.forward(op, here, a, out);
 }
 
+namespace {
+// apply()'s operand metas and values, in per-thread vectors reused from op to op (one pair
+// per nesting level: an op's kernel may itself run ops).
+struct Scratch {
+  std::vector<std::vector<Meta>> metas_of_arity;  // sized once per arity: shapes assigned in place
+  std::vector<const Storage*> values;
+  std::vector<Meta>& metas(std::size_t n) {
+    if (metas_of_arity.size() <= n) metas_of_arity.resize(n + 1);
+    metas_of_arity[n].resize(n);
+    return metas_of_arity[n];
+  }
+};
+class ScratchLease {
+ public:
+  ScratchLease() {
+    if (depth_ == pool_.size()) pool_.emplace_back();
+    s_ = &pool_[depth_++];
+    s_->values.clear();
+  }
+  ~ScratchLease() { --depth_; }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  Scratch& operator*() { return *s_; }
+
+ private:
+  Scratch* s_;
+  static thread_local std::deque<Scratch> pool_;  // a deque: leased entries never move
+  static thread_local std::size_t depth_;
+};
+thread_local std::deque<Scratch> ScratchLease::pool_;
+thread_local std::size_t ScratchLease::depth_ = 0;
+}  // namespace
+
 Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
-  std::vector<Meta> metas;
-  metas.reserve(inputs.size());
+  ScratchLease lease;
+  std::vector<Meta>& metas = (*lease).metas(inputs.size());
   bool symbolic = false, record = false;
-  for (const Tensor& t : inputs) {
-    const Node& n = node_of(t, op.name);
-    metas.push_back({n.dtype, n.shape, n.name});
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Node& n = node_of(inputs[i], op.name);
+    metas[i].dtype = n.dtype;
+    metas[i].shape = n.shape;
+    metas[i].name = n.name;
     symbolic = symbolic || n.symbolic;
     record = record || n.recorded;
   }
@@ -60,8 +96,7 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
     node->dtype = m.dtype;
     node->shape = std::move(m.shape);
   } else {
-    std::vector<const Storage*> values;
-    values.reserve(inputs.size());
+    std::vector<const Storage*>& values = (*lease).values;
     // Shared values are copied under their lock (a function call may replace them). Sized
     // up front (pointers into it are kept); empty, and so free, for the usual operands.
     std::vector<Storage> snapshots;

@@ -186,7 +186,20 @@ Tensor scalar_const(double v, DType dtype) {
 Tensor weak_scalar(double v, const Tensor& t) {
   DType d = node_of(t, "scalar").dtype;
   if (!is_floating(d)) d = (v == double(std::int64_t(v))) ? (d == DType::boolean ? DType::int64 : d) : floatX();
-  return scalar_const(v, d);
+  // The constant nodes of recent C++ numbers are kept per thread too: a weak scalar is only
+  // ever an operand (never handed to the user, so never renamed or marked for recording),
+  // and one node may serve any number of graphs.
+  struct Entry {
+    std::uint64_t bits = 0;
+    DType dtype = DType::boolean;
+    Tensor node;
+  };
+  thread_local Entry cache[16];
+  std::uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  Entry& e = cache[(bits ^ (bits >> 29) ^ std::uint64_t(d)) * 0x9E3779B97F4A7C15ull >> 60];
+  if (!e.node || e.bits != bits || e.dtype != d) e = {bits, d, scalar_const(v, d)};
+  return e.node;
 }
 
 }  // namespace th::detail
