@@ -199,12 +199,18 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
 }  // namespace
 
 bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs) {
+               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, FusedFit* fit) {
   if (dtype != DType::float32 && dtype != DType::float64) return false;
   const std::int64_t total = outs[0]->size();
-  thread_local std::vector<bool> scalar;  // reused from call to call
-  thread_local std::vector<std::int64_t> period;
-  if (!fused_inputs_fit(code, dtype, inputs, out_instr, *outs[0], scalar, &period)) return false;
+  thread_local FusedFit scratch;  // reused from call to call
+  FusedFit& f = fit ? *fit : scratch;
+  if (!fit || !f.known) {
+    f.fits = fused_inputs_fit(code, dtype, inputs, out_instr, *outs[0], f.scalar, &f.period);
+    f.known = fit != nullptr;
+  }
+  if (!f.fits) return false;
+  const std::vector<bool>& scalar = f.scalar;
+  const std::vector<std::int64_t>& period = f.period;
   if (total == 0) return true;
   if (dtype == DType::float32) run_typed<float>(code, inputs, scalar, period, out_instr, outs, total);
   else run_typed<double>(code, inputs, scalar, period, out_instr, outs, total);

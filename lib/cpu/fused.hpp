@@ -9,12 +9,24 @@
 
 namespace th::detail::cpu {
 
+/// What fused_inputs_fit found for a step's inputs, kept by a frozen function's frame for
+/// its next call with the same argument layouts (which gives every step the same layouts).
+struct FusedFit {
+  bool known = false;  // the fields below are this layout's
+  bool fits = false;
+  Shape shape;  // the outputs' shape
+  std::vector<bool> scalar;
+  std::vector<std::int64_t> period;
+};
+
 /// Runs `code` over the external inputs, each of the outputs' size and contiguous (stride
 /// 1), a single element, or a contiguous row repeated over the leading dimensions (a bias),
 /// all of `dtype` (float32 or float64), writing
 /// instruction out_instr[k]'s results to outs[k] (contiguous, all of one shape). Returns
-/// false (and computes nothing) when the inputs do not fit (fused_inputs_fit).
+/// false (and computes nothing) when the inputs do not fit (fused_inputs_fit). With `fit`:
+/// a known fit is taken as is, else the one found is stored there.
 bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs);
+               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs,
+               FusedFit* fit = nullptr);
 
 }  // namespace th::detail::cpu

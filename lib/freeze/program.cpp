@@ -80,26 +80,37 @@ struct StripeLocks {
 // its inputs do not allow it (on different devices, broadcasting other than of single
 // elements, strided views, or shapes that do not broadcast: the members then run one by one
 // and raise the usual error).
-bool run_fused(const Step& s, std::vector<Storage>& vals) {
+// With `fit` (CPU calls whose layouts equal the frame's last call): a known fit is
+// taken as is (its shape included), else the one found is stored there.
+bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit = nullptr) {
   thread_local std::vector<const Storage*> in, outs;  // reused: this runs for every fused step
   thread_local std::vector<Storage> ys;
-  thread_local Shape shape;
+  thread_local Shape computed;
   in.clear();
-  shape.clear();
   const Device device = s.in.empty() ? th::cpu() : vals[s.in[0]].device();
-  for (std::size_t slot : s.in) {
-    const Storage& v = vals[slot];
-    if (v.device() != device) return false;
-    in.push_back(&v);
-    if (v.shape.size() > shape.size()) shape.insert(shape.begin(), v.shape.size() - shape.size(), 1);
-    const std::size_t lead = shape.size() - v.shape.size();
-    for (std::size_t d = 0; d < v.shape.size(); ++d) {
-      std::int64_t& o = shape[lead + d];
-      if (v.shape[d] == o || v.shape[d] == 1) continue;
-      if (o != 1) return false;
-      o = v.shape[d];
+  for (std::size_t slot : s.in) in.push_back(&vals[slot]);
+  if (fit && fit->known && !fit->fits) return false;
+  if (!(fit && fit->known)) {
+    Shape& shape = fit ? fit->shape : computed;
+    shape.clear();
+    bool ok = true;
+    for (const Storage* v : in) {
+      if (v->device() != device) ok = false;
+      if (v->shape.size() > shape.size()) shape.insert(shape.begin(), v->shape.size() - shape.size(), 1);
+      const std::size_t lead = shape.size() - v->shape.size();
+      for (std::size_t d = 0; d < v->shape.size(); ++d) {
+        std::int64_t& o = shape[lead + d];
+        if (v->shape[d] == o || v->shape[d] == 1) continue;
+        if (o != 1) ok = false;
+        o = v->shape[d];
+      }
+    }
+    if (!ok) {
+      if (fit) fit->known = true, fit->fits = false;
+      return false;
     }
   }
+  const Shape& shape = fit ? fit->shape : computed;
   const Fused& f = *s.fused;
   ys.clear();
   outs.clear();
@@ -108,7 +119,7 @@ bool run_fused(const Step& s, std::vector<Storage>& vals) {
     ys.push_back(alloc_storage(f.dtype, shape, device));
   }
   for (const Storage& y : ys) outs.push_back(&y);
-  const bool done = device.type == Device::Type::cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs)
+  const bool done = device.type == Device::Type::cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, fit)
                                                      : cuda_run_fused(f.code, f.dtype, in, f.out_instr, outs);
   if (done)
     for (std::size_t k = 0; k < ys.size(); ++k) vals[f.out_slots[k]] = std::move(ys[k]);
@@ -280,26 +291,32 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     for (std::size_t i = 0; i < on.size(); ++i) vals[p.constants[i].first] = on[i];
   }
   const bool guard = p.options.mode != Mode::fast || config().mode != Mode::fast;
-  // Same argument and shared-value shapes as this frame's last complete CPU call: every
-  // step's output meta is the one recorded then, and its kernel runs without the op's
-  // shape rule (which already accepted these shapes). Otherwise the rules run and the
-  // metas are recorded (for a call that completes).
+  // Same argument and shared-value shapes and strides as this frame's last complete CPU
+  // call: every step sees the layouts it saw then, so its output meta is the one recorded
+  // then and its kernel runs without the op's shape rule (which accepted these shapes), and
+  // a fused step's fit is the one found then. Otherwise the rules run and the metas and
+  // fits are recorded (used once the call completes).
   bool same = fr.known && !guard && device == th::cpu();
   {
     std::size_t q = 0;
     auto key = [&](const Storage& v) {
-      if (q == fr.shapes.size()) fr.shapes.emplace_back();
-      if (fr.shapes[q] != v.shape) {
-        same = false;
-        fr.shapes[q] = v.shape;
+      for (const Shape* part : {&v.shape, &v.strides}) {
+        if (q == fr.shapes.size()) fr.shapes.emplace_back();
+        if (fr.shapes[q] != *part) {
+          same = false;
+          fr.shapes[q] = *part;
+        }
+        ++q;
       }
-      ++q;
     };
     for (std::size_t s : p.input_slots) key(vals[s]);
     for (const auto& sh : p.shared) key(vals[sh.first]);
   }
   fr.known = false;  // until this call completes
   fr.out_meta.resize(p.steps.size());
+  fr.fits.resize(p.steps.size());
+  if (!same)
+    for (cpu::FusedFit& f : fr.fits) f.known = false;
   std::vector<double>& ticks = fr.ticks;
   ticks.assign(p.steps.size(), 0.0);
   std::vector<const Storage*>& in = fr.in;
@@ -339,7 +356,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       else run_step(s, &fr.out_meta[k]);
     } else if (guard) {
       for (const Step& m : s.fused->members) run_step(m, nullptr);  // one op at a time, each checked
-    } else if (!run_fused(s, vals)) {
+    } else if (!run_fused(s, vals, device == th::cpu() ? &fr.fits[k] : nullptr)) {
       if (s.fused->parts.empty()) {
         for (const Step& m : s.fused->members) run_step(m, nullptr);
       } else {  // a merged step: its chains one by one, each fused where it fits

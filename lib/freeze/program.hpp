@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/backend.hpp"
+#include "cpu/fused.hpp"
 #include "ops/op.hpp"
 #include "theta/function.hpp"
 
@@ -56,10 +57,12 @@ struct Frame {
   std::vector<const Storage*> in;
   std::vector<Storage> fresh;
   // The last complete CPU call's argument and shared-value shapes, and each step's output
-  // meta in it: a call with the same shapes runs the steps' kernels without shape rules.
+  // meta in it: a call with the same layouts runs the steps' kernels without shape rules
+// and its fused steps without checking their inputs' fit again.
   bool known = false;
-  std::vector<Shape> shapes;
+  std::vector<Shape> shapes;  // each argument's and shared value's shape and strides
   std::vector<Meta> out_meta;
+  std::vector<cpu::FusedFit> fits;  // per fused step: its inputs' fit in that call
 };
 
 struct Program {

@@ -38,11 +38,11 @@ Meta infer_matmul(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   return {d == DType::boolean ? DType::int64 : d, s};
 }
 
-// An operand as the backend's GEMM takes it: (batch..., rows, cols) over the result's batch
-// dims (stride 0 where it broadcasts), a vector as one row (`row`) or one column.
-Storage gemm_operand(const Storage& s, bool row, bool col, const Shape& y2) {
+// `v` := operand `s` as the backend's GEMM takes it: (batch..., rows, cols) over the
+// result's batch dims (stride 0 where it broadcasts), a vector as one row (`row`) or one
+// column (`col`). Assigned in place, so a reused `v` allocates nothing.
+void gemm_operand(const Storage& s, bool row, bool col, const Shape& y2, Storage& v) {
   const std::size_t nd = y2.size(), nb = nd - 2;
-  Storage v;
   v.buf = s.buf;
   v.dtype = s.dtype;
   v.offset = s.offset;
@@ -67,29 +67,36 @@ Storage gemm_operand(const Storage& s, bool row, bool col, const Shape& y2) {
     const bool has = d + sb >= nb;
     v.strides[d] = has && s.shape[d + sb - nb] != 1 ? s.strides[d + sb - nb] : 0;
   }
-  return v;
 }
 
 Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
   const bool a1 = in[0]->shape.size() == 1, b1 = in[1]->shape.size() == 1;
   Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
-  // The result as the backend's GEMM sees it: (batch..., M, N) with M or N of 1 for a
-  // vector operand, over the same buffer (a unit dimension does not move the layout).
-  Storage y2;
+  // The views the backend's GEMM takes, in per-thread storages whose vectors are reused
+  // (their buffer references are dropped on the way out). y2 is the result as the GEMM
+  // sees it: (batch..., M, N) with M or N of 1 for a vector operand, over the same buffer.
+  thread_local Storage av, bv, y2;
+  struct Drop {
+    ~Drop() { av.buf.reset(), bv.buf.reset(), y2.buf.reset(); }
+  } drop;
   if (a1 || b1) {
     y2.buf = y.buf;
     y2.dtype = y.dtype;
-    y2.shape.reserve(y.shape.size() + 2);
+    y2.offset = 0;
     y2.shape = y.shape;
     if (a1) y2.shape.insert(y2.shape.end() - (b1 ? 0 : 1), 1);
     if (b1) y2.shape.push_back(1);
-    y2.strides = contiguous_strides(y2.shape);
+    y2.strides.resize(y2.shape.size());
+    std::int64_t acc = 1;
+    for (std::size_t i = y2.shape.size(); i-- > 0;) y2.strides[i] = acc, acc *= y2.shape[i];
   }
   const Storage& yg = a1 || b1 ? y2 : y;
   Storage ca, cb;  // operands converted to the result's dtype, when they differ
   const Storage& a = in[0]->dtype == out.dtype ? *in[0] : (ca = contiguous_as(*in[0], out.dtype));
   const Storage& b = in[1]->dtype == out.dtype ? *in[1] : (cb = contiguous_as(*in[1], out.dtype));
-  backend_for(y.device()).gemm(gemm_operand(a, a1, false, yg.shape), gemm_operand(b, false, b1, yg.shape), yg);
+  gemm_operand(a, a1, false, yg.shape, av);
+  gemm_operand(b, false, b1, yg.shape, bv);
+  backend_for(y.device()).gemm(av, bv, yg);
   return y;
 }
 

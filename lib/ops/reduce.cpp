@@ -35,28 +35,44 @@ Meta infer_reduce(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
 
 Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const ReduceKind k = ReduceKind(op.code);
-  Storage x = in[0]->dtype == out.dtype ? *in[0] : contiguous_as(*in[0], out.dtype);
+  Storage converted;
+  const Storage& x = in[0]->dtype == out.dtype ? *in[0] : (converted = contiguous_as(*in[0], out.dtype));
   bool empty_line = false;
   for (auto ax : a.axes) empty_line = empty_line || x.shape[std::size_t(ax)] == 0;
   if ((k == ReduceKind::max || k == ReduceKind::min) && empty_line)
     throw ValueError(message(op, "zero-size array to a reduction which has no identity", {meta_of(x)}));
-  Storage y = alloc_storage(out.dtype, reduced_shape(x.shape, a.axes, true), x.device());
+  // The result is allocated with its final shape and seen, through `yv`, with x's shape
+  // (stride 0 on the reduced axes) while it accumulates. yv and `first` are per-thread
+  // storages whose vectors are reused; their buffer references are dropped on the way out.
+  Storage y = alloc_storage(out.dtype, out.shape, x.device());
+  thread_local Storage yv, first;
+  struct Drop {
+    ~Drop() { yv.buf.reset(), first.buf.reset(); }
+  } drop;
+  yv.buf = y.buf;
+  yv.dtype = y.dtype;
+  yv.offset = 0;
+  yv.shape = x.shape;
+  yv.strides.resize(x.shape.size());
+  std::int64_t acc = 1;
+  for (std::size_t i = x.shape.size(); i-- > 0;) {
+    const bool reduced = std::find(a.axes.begin(), a.axes.end(), std::int64_t(i)) != a.axes.end();
+    yv.strides[i] = reduced ? 0 : acc;
+    if (!reduced) acc *= x.shape[i];
+  }
   Backend& be = backend_for(x.device());
   if (k == ReduceKind::max || k == ReduceKind::min) {
     // NOTE: start from the first element of each reduced line, not from a +-infinity
     // identity: integer extremes do not survive a trip through double (int64 min gave -2^63).
-    Storage first = x;
+    first = x;
     for (auto ax : a.axes) first.shape[std::size_t(ax)] = 1;
-    be.copy(first, y);
+    Storage yk = yv;  // y with the reduced axes kept as 1s
+    for (auto ax : a.axes) yk.shape[std::size_t(ax)] = 1;
+    be.copy(first, yk);
   } else {
     be.fill(y, k == ReduceKind::prod ? 1.0 : 0.0);
   }
-  Storage yv = y;  // y seen with x's shape: stride 0 on reduced axes
-  yv.shape = x.shape;
-  for (auto ax : a.axes) yv.strides[std::size_t(ax)] = 0;
   be.reduce(k, x, yv);
-  y.shape = out.shape;
-  y.strides = contiguous_strides(out.shape);
   return y;
 }
 
