@@ -33,12 +33,4 @@ void plan_memory(Program& p) {
     if (last[s] != kNever && !kept[s]) p.release[last[s]].push_back(s);
 }
 
-bool keep_in_frame(const Program& p, std::size_t slot, const Storage& v) {
-  return p.made[slot] && v.buf && v.buf.use_count() == 1 && v.buf->bytes <= kKeepBytes;
-}
-
-void end_of_life(const Program& p, std::size_t slot, Storage& v) {
-  if (!keep_in_frame(p, slot, v)) v.buf.reset();  // the vectors stay: assigning into them reuses them
-}
-
 }  // namespace th::detail

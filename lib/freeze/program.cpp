@@ -348,7 +348,10 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     offer_for_reuse(nullptr);
     if (guard) check_finite(*s.op, vals[s.out], metas);
   };
-  std::uint64_t t0 = profile_clock();  // one clock read per step: the profile's
+  // The profile times every step of one call in kProfileEvery of each frame (its first
+  // included): one clock read per step.
+  const bool timed = fr.calls++ % kProfileEvery == 0;
+  std::uint64_t t0 = timed ? profile_clock() : 0;
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
     const Step& s = p.steps[k];
     if (!s.fused) {
@@ -368,9 +371,11 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       }
     }
     for (std::size_t dead : p.release[k]) end_of_life(p, dead, vals[dead]);
-    const std::uint64_t t1 = profile_clock();
-    ticks[k] = double(t1 - t0);
-    t0 = t1;
+    if (timed) {
+      const std::uint64_t t1 = profile_clock();
+      ticks[k] = double(t1 - t0);
+      t0 = t1;
+    }
   }
   // Updates: every new value is computed before any is applied (ranks and dtypes were
   // checked when freezing; ranks cannot change at run time).
@@ -388,10 +393,11 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       n.value = fresh[i];
     }
   }
-  {
+  p.calls.fetch_add(1, std::memory_order_relaxed);
+  if (timed) {
     std::lock_guard<std::mutex> lock(p.prof_mu);
     for (std::size_t k = 0; k < ticks.size(); ++k) p.prof_ticks[k] += ticks[k];
-    ++p.calls;
+    ++p.timed_calls;
   }
   fr.known = device == th::cpu() && !guard;
   std::vector<Tensor> out;
@@ -452,24 +458,28 @@ Result Function::call(const std::vector<Tensor>& args) const { return detail::ex
 
 std::string Function::profile() const {
   std::vector<std::pair<double, std::string>> rows;
-  std::int64_t calls;
+  std::int64_t calls, timed;
   {
     std::lock_guard<std::mutex> lock(p_->prof_mu);
-    calls = p_->calls;
+    calls = p_->calls.load();
+    timed = p_->timed_calls;
     std::unordered_map<std::string, double> by_op;
-    // The ticks' length: elapsed steady time over elapsed ticks since freezing.
+    // The ticks' length: elapsed steady time over elapsed ticks since freezing; the timed
+    // calls stand for all of them.
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - p_->time0).count();
     const std::uint64_t ticks = detail::profile_clock() - p_->ticks0;
     const double second_per_tick = ticks > 0 ? elapsed / double(ticks) : 0.0;
+    const double scale = timed > 0 ? double(calls) / double(timed) : 0.0;
     for (std::size_t k = 0; k < p_->steps.size(); ++k)
-      by_op[detail::step_name(p_->steps[k])] += p_->prof_ticks[k] * second_per_tick;
+      by_op[detail::step_name(p_->steps[k])] += p_->prof_ticks[k] * second_per_tick * scale;
     for (auto& [name, sec] : by_op) rows.push_back({sec, name});
   }
   std::sort(rows.rbegin(), rows.rend());
   double total = 0;
   for (auto& r : rows) total += r.first;
   std::ostringstream os;
-  os << "profile: " << calls << " calls, " << p_->steps.size() << " steps, " << total * 1e3 << " ms in ops\n";
+  os << "profile: " << calls << " calls (" << timed << " timed), " << p_->steps.size() << " steps, " << total * 1e3
+     << " ms in ops\n";
   for (auto& [sec, name] : rows)
     os << "  " << name << ": " << sec * 1e3 << " ms (" << (total > 0 ? 100 * sec / total : 0) << "%), "
        << (calls ? sec * 1e6 / double(calls) : 0) << " us/call\n";

@@ -1,6 +1,7 @@
 // The frozen form of a function: an immutable list of steps over numbered value slots,
 // built by freeze() from the recorded graph and run by execute() (lib/freeze/program.cpp).
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -63,7 +64,11 @@ struct Frame {
   std::vector<Shape> shapes;  // each argument's and shared value's shape and strides
   std::vector<Meta> out_meta;
   std::vector<cpu::FusedFit> fits;  // per fused step: its inputs' fit in that call
+  std::uint64_t calls = 0;          // calls made with this frame (the profile samples them)
 };
+
+/// The profile times the steps of one call in this many of each frame's calls.
+constexpr std::uint64_t kProfileEvery = 16;
 
 struct Program {
   std::size_t slots = 0;
@@ -91,7 +96,8 @@ struct Program {
   mutable std::vector<double> prof_ticks;  // per step, in profile_clock() ticks
   std::uint64_t ticks0 = 0;                // profile_clock() and steady time at freeze: their
   std::chrono::steady_clock::time_point time0;  // rates give the ticks' length
-  mutable std::int64_t calls = 0;
+  mutable std::atomic<std::int64_t> calls = 0;
+  mutable std::int64_t timed_calls = 0;  // the calls whose steps were timed (prof_mu)
 };
 
 /// A new slot of the given static type (rewrites that add steps use it).
@@ -107,10 +113,14 @@ void plan_memory(Program& p);
 constexpr std::size_t kKeepBytes = 64 * 1024;
 /// Whether slot `slot`'s value `v` stays with the frame: written by a step, small, and
 /// held by nothing else.
-bool keep_in_frame(const Program& p, std::size_t slot, const Storage& v);
+inline bool keep_in_frame(const Program& p, std::size_t slot, const Storage& v) {
+  return p.made[slot] && v.buf && v.buf.use_count() == 1 && v.buf->bytes <= kKeepBytes;
+}
 /// A value's call is over (its last reader ran, or the call ended): its buffer is dropped
 /// unless the frame keeps it.
-void end_of_life(const Program& p, std::size_t slot, Storage& v);
+inline void end_of_life(const Program& p, std::size_t slot, Storage& v) {
+  if (!keep_in_frame(p, slot, v)) v.buf.reset();  // the vectors stay: assigning into them reuses them
+}
 
 std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
                                 const Updates& updates, const Options& options);
