@@ -65,6 +65,7 @@ struct Chain {
   const std::vector<std::int64_t>& period;    // > 0: a row repeated over the output (a bias), its size
   const std::vector<std::size_t>& row_slot;   // per input with a period: its scratch block
   const std::vector<void*>& y;                // per instruction: its output buffer, or null (a temporary)
+  const std::vector<std::size_t>& temp_slot;  // per instruction: its scratch block, when a temporary
   std::int64_t total;
   std::int64_t width;  // temps per instruction: a block, or the whole (smaller) total
 };
@@ -110,7 +111,7 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
     for (std::size_t k = 0; k < m; ++k) {
       const FusedInstr& in = c.code[k];
       const bool written = c.y[k] != nullptr;  // an output of the step
-      T* dst = written ? static_cast<T*>(c.y[k]) + off : temps + k * std::size_t(c.width);
+      T* dst = written ? static_cast<T*>(c.y[k]) + off : temps + c.temp_slot[k] * std::size_t(c.width);
       std::int64_t sa = 0, sb = 0;
       const T* a = operand(in.a, sa);
       at[k] = dst;
@@ -158,6 +159,50 @@ THETA_MULTIVERSION void blocks_f64(const Chain& c, double* temps, std::int64_t l
   run_blocks<double>(c, temps, lo, hi);
 }
 
+// Scratch blocks for the chain's temporaries (instructions whose result is not a step
+// output), each reused once every instruction reading it has run: the block's working set
+// is the largest number of values live at once, not the chain's length, and stays in L1.
+// An unwritten identity computes nothing and reads its operand's block, so it extends that
+// block's life. Returns the number of blocks; temp_slot[k] is instruction k's.
+std::size_t assign_temps(const std::vector<FusedInstr>& code, const std::vector<void*>& y,
+                         std::vector<std::size_t>& temp_slot) {
+  const std::size_t m = code.size();
+  thread_local std::vector<long> owner, last;  // owner: the instruction whose block a value is in
+  owner.resize(m);
+  last.assign(m, -1);
+  for (std::size_t k = 0; k < m; ++k) {
+    const FusedInstr& in = code[k];
+    owner[k] = in.identity() && !y[k] && in.a >= 0 ? owner[std::size_t(in.a)] : long(k);
+    if (in.a >= 0) last[std::size_t(owner[std::size_t(in.a)])] = long(k);
+    if (!in.unary && in.b >= 0 && !in.identity()) last[std::size_t(owner[std::size_t(in.b)])] = long(k);
+  }
+  temp_slot.assign(m, 0);
+  thread_local std::vector<std::size_t> free_blocks;
+  thread_local std::vector<std::pair<long, std::size_t>> busy;  // (last reader, block)
+  free_blocks.clear();
+  busy.clear();
+  std::size_t blocks = 0;
+  for (std::size_t k = 0; k < m; ++k) {
+    // blocks whose last reader ran before k are free again (not k's own operands: no
+    // instruction writes the block it reads)
+    for (std::size_t i = 0; i < busy.size();)
+      if (busy[i].first < long(k)) {
+        free_blocks.push_back(busy[i].second);
+        busy[i] = busy.back();
+        busy.pop_back();
+      } else {
+        ++i;
+      }
+    if (y[k] || code[k].identity()) continue;  // an output, or its operand's block (or input) itself
+    std::size_t b;
+    if (free_blocks.empty()) b = blocks++;
+    else b = free_blocks.back(), free_blocks.pop_back();
+    temp_slot[k] = b;
+    busy.push_back({last[k], b});
+  }
+  return blocks;
+}
+
 template <class T>
 void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs,
                const std::vector<bool>& scalar, const std::vector<std::int64_t>& period,
@@ -168,18 +213,19 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
   thread_local std::vector<std::int64_t> step;
   thread_local std::vector<std::size_t> row_slot;
   thread_local std::vector<void*> y;
+  thread_local std::vector<std::size_t> temp_slot;
   base.clear();
   step.clear();
   row_slot.clear();
   y.assign(code.size(), nullptr);
   for (std::size_t k = 0; k < outs.size(); ++k) y[std::size_t(out_instr[k])] = outs[k]->data<T>();
-  std::size_t slots = code.size();  // scratch blocks: one per instruction, one per row input
+  std::size_t slots = assign_temps(code, y, temp_slot);  // scratch blocks: the temporaries', then rows'
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
     step.push_back(scalar[k] ? 0 : 1);
     row_slot.push_back(period[k] ? slots++ : 0);
   }
-  const Chain c{code, base, step, period, row_slot, y, total, std::min(kBlock, total)};
+  const Chain c{code, base, step, period, row_slot, y, temp_slot, total, std::min(kBlock, total)};
   const std::int64_t blocks = (total + kBlock - 1) / kBlock;
   const std::size_t temp_size = slots * std::size_t(c.width);
   parallel_for(blocks, kBlock * std::int64_t(code.size()), [&](std::int64_t lo, std::int64_t hi) {
