@@ -70,6 +70,27 @@ struct Chain {
   std::int64_t width;  // temps per instruction: a block, or the whole (smaller) total
 };
 
+// Part k of m of the next block (from element `next`): its lines of every streamed input
+// (for reading) and of every output (for writing), into L2. Spread over the instructions of
+// the current block, so that memory works while the chain computes: otherwise the first
+// instructions wait on the loads, the arithmetic after them leaves memory idle, and the
+// stores wait for their lines (the hardware prefetcher stops at each 4 KiB page).
+inline void prefetch_part(const Chain& c, std::int64_t next, std::size_t elem, std::size_t k, std::size_t m) {
+  if (next >= c.total) return;
+  const std::size_t lines = std::size_t(std::min(kBlock, c.total - next)) * elem / 64;
+  const std::size_t from = lines * k / m, to = lines * (k + 1) / m;
+  for (std::size_t e = 0; e < c.base.size(); ++e) {
+    if (!c.step[e] || c.period[e]) continue;
+    const char* p = static_cast<const char*>(c.base[e]) + std::size_t(next) * elem;
+    for (std::size_t l = from; l < to; ++l) __builtin_prefetch(p + l * 64, 0, 1);
+  }
+  for (void* y : c.y) {
+    if (!y) continue;
+    const char* p = static_cast<const char*>(y) + std::size_t(next) * elem;
+    for (std::size_t l = from; l < to; ++l) __builtin_prefetch(p + l * 64, 1, 1);
+  }
+}
+
 // Blocks [lo, hi) of the chain, each instruction over a block at a time (temps: one block
 // per instruction). An identity (a gradient's no-op broadcast_like/sum_to_like) computes
 // nothing: its result is its operand's block.
@@ -109,6 +130,7 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
       return at[std::size_t(o)];
     };
     for (std::size_t k = 0; k < m; ++k) {
+      prefetch_part(c, off + kBlock, sizeof(T), k, m);
       const FusedInstr& in = c.code[k];
       const bool written = c.y[k] != nullptr;  // an output of the step
       T* dst = written ? static_cast<T*>(c.y[k]) + off : temps + c.temp_slot[k] * std::size_t(c.width);
