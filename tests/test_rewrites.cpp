@@ -157,6 +157,38 @@ BOOST_AUTO_TEST_CASE(memory_plan_frees_values_after_their_last_reader) {
   BOOST_TEST(vals(w.get_value()) == vals(wv + th::sum(want)), boost::test_tools::tolerance(1e-15));
 }
 
+BOOST_AUTO_TEST_CASE(transposes_fold_into_the_gemm) {
+  auto a = th::dmatrix("a"), b = th::dmatrix("b");
+  const Tensor av = th::random::uniform({3, 4}, -1, 1, 1), bv = th::random::uniform({3, 5}, -1, 1, 2),
+               cv = th::random::uniform({5, 3}, -1, 1, 3);
+  auto f = th::function({a, b}, th::dot(a.T(), b));
+  BOOST_TEST(steps_of(f) == "matmul_t");
+  BOOST_TEST(has(th::debugprint(f), "gemm_transpose 1"), th::debugprint(f));
+  BOOST_TEST(vals(f(av, bv)) == vals(th::dot(av.T(), bv)), boost::test_tools::per_element());
+  auto g = th::function({a, b}, th::dot(a.T(), b.T()));  // both operands, and a transposed twice
+  BOOST_TEST(steps_of(g) == "matmul_t");
+  BOOST_TEST(vals(g(av, cv)) == vals(th::dot(av.T(), cv.T())), boost::test_tools::per_element());
+  auto h = th::function({a}, th::dot(a.T().T(), a.T()));
+  BOOST_TEST(vals(h(av)) == vals(th::dot(av, av.T())), boost::test_tools::per_element());
+  // a batch: only a swap of the last two axes folds
+  auto x = th::placeholder(th::DType::float64, 3, "x");
+  const Tensor xv = th::random::uniform({2, 3, 4}, -1, 1, 4);
+  auto k = th::function({x}, th::matmul(th::transpose(x, {0, 2, 1}), x));
+  BOOST_TEST(steps_of(k) == "matmul_t");
+  BOOST_TEST(vals(k(xv)) == vals(th::matmul(th::transpose(xv, {0, 2, 1}), xv)), boost::test_tools::per_element());
+  auto m = th::function({x}, th::matmul(th::transpose(x, {1, 0, 2}), th::transpose(x, {1, 2, 0})));
+  BOOST_TEST(steps_of(m) == "transpose transpose matmul");
+  // the gradient of a product reads x^T: folded, same values as eager
+  auto w = th::dvector("w");
+  const Tensor wv = th::random::uniform({4}, -1, 1, 5);
+  auto gw = th::function({a, w}, th::grad(th::sum(th::tanh(th::dot(a, w))), w));
+  BOOST_TEST(has(steps_of(gw), "matmul_t"), steps_of(gw));
+  BOOST_TEST(!has(steps_of(gw), "transpose"), steps_of(gw));
+  Tensor wr = th::variable(wv);
+  BOOST_TEST(vals(gw(av, wv)) == vals(th::grad(th::sum(th::tanh(th::dot(av, wr))), wr)),
+             boost::test_tools::tolerance(1e-14));
+}
+
 BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
   auto a = th::fvector("a"), b = th::fvector("b"), c = th::fvector("c");
   Tensor y = th::tanh(a * b + c) * 0.5 + th::sigmoid(a);

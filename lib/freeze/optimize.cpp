@@ -12,6 +12,7 @@ void optimize(Program& p) {
   note("stability", rewrite_stability(p));
   note("cse", rewrite_cse(p));  // the rewrites above expose new duplicates
   note("like_shapes", rewrite_like_shapes(p));
+  note("gemm_transpose", rewrite_gemm_transpose(p));
   note("dead", eliminate_dead(p));
   note("fused", fuse_elementwise(p));  // last: the other passes match single ops
 }

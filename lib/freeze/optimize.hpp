@@ -7,6 +7,7 @@
 //                          (so log(softmax(x)) becomes the stable log_softmax form)
 //   rewrite_like_shapes.cpp  broadcast_like/sum_to_like of gradients: dropped where shapes
 //                          provably agree; their shape-only operand no longer a forward value
+//   rewrite_gemm.cpp       matmul(transpose(x), y) -> matmul_t reading x with a flag
 //   rewrite_dce.cpp        steps, constants and shared reads no output or update needs
 //   rewrite_fuse.cpp       chains of float elementwise steps become one fused step
 // A rewrite only fires where dtypes and static shapes prove the result is unchanged.
@@ -25,6 +26,7 @@ int rewrite_cse(Program& p);
 int rewrite_algebra(Program& p);
 int rewrite_stability(Program& p);
 int rewrite_like_shapes(Program& p);
+int rewrite_gemm_transpose(Program& p);
 int eliminate_dead(Program& p);
 int fuse_elementwise(Program& p);
 

@@ -20,6 +20,7 @@ struct Attrs {
   bool all = false;                // arg reductions over the flattened tensor
   DType dtype = DType::float64;    // cast, count
   Device device;                   // to
+  unsigned transpose = 0;          // matmul_t: bit 0 operand a, bit 1 operand b read with its last two axes swapped
 };
 
 }  // namespace th::detail

@@ -11,7 +11,15 @@ const Tensor none{};
 // a (..., M, K) @ b (..., K, N) -> (..., M, N), numpy's matmul: a 1-d a is one row (its M
 // dimension is left out of the result), a 1-d b one column (N left out). One op for all
 // cases, so dot(matrix, vector) is one GEMV step, not a view, a GEMM and a squeeze.
-Meta infer_matmul(const Op& op, const std::vector<Meta>& in, const Attrs&) {
+Meta infer_matmul(const Op& op, const std::vector<Meta>& in, const Attrs& attrs) {
+  if (attrs.transpose) {  // matmul_t: the rule on the operands as read
+    std::vector<Meta> t = in;
+    for (std::size_t i = 0; i < 2; ++i)
+      if (attrs.transpose >> i & 1u) std::swap(t[i].shape[t[i].shape.size() - 1], t[i].shape[t[i].shape.size() - 2]);
+    Attrs plain = attrs;
+    plain.transpose = 0;
+    return infer_matmul(op, t, plain);
+  }
   const Shape& a = in[0].shape;
   const Shape& b = in[1].shape;
   if (a.empty() || b.empty()) throw_shape(op, "operands must have at least one dimension", in);
@@ -41,7 +49,7 @@ Meta infer_matmul(const Op& op, const std::vector<Meta>& in, const Attrs&) {
 // `v` := operand `s` as the backend's GEMM takes it: (batch..., rows, cols) over the
 // result's batch dims (stride 0 where it broadcasts), a vector as one row (`row`) or one
 // column (`col`). Assigned in place, so a reused `v` allocates nothing.
-void gemm_operand(const Storage& s, bool row, bool col, const Shape& y2, Storage& v) {
+void gemm_operand(const Storage& s, bool row, bool col, bool swap, const Shape& y2, Storage& v) {
   const std::size_t nd = y2.size(), nb = nd - 2;
   v.buf = s.buf;
   v.dtype = s.dtype;
@@ -56,9 +64,10 @@ void gemm_operand(const Storage& s, bool row, bool col, const Shape& y2, Storage
     v.shape[2 * nd - 3 - k] = 1;
     v.strides[2 * nd - 3 - k] = 0;
   } else {
-    for (std::size_t d = 0; d < 2; ++d) {
-      v.shape[nd - 1 - d] = s.shape[r - 1 - d];
-      v.strides[nd - 1 - d] = s.strides[r - 1 - d];
+    for (std::size_t d = 0; d < 2; ++d) {  // the last two axes, swapped when read transposed
+      const std::size_t from = r - 1 - (swap ? 1 - d : d);
+      v.shape[nd - 1 - d] = s.shape[from];
+      v.strides[nd - 1 - d] = s.strides[from];
     }
   }
   const std::size_t sb = row || col ? 0 : r - 2;  // the operand's own batch dims, right-aligned
@@ -69,7 +78,7 @@ void gemm_operand(const Storage& s, bool row, bool col, const Shape& y2, Storage
   }
 }
 
-Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
   const bool a1 = in[0]->shape.size() == 1, b1 = in[1]->shape.size() == 1;
   Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
   // The views the backend's GEMM takes, in per-thread storages whose vectors are reused
@@ -94,8 +103,8 @@ Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const A
   Storage ca, cb;  // operands converted to the result's dtype, when they differ
   const Storage& a = in[0]->dtype == out.dtype ? *in[0] : (ca = contiguous_as(*in[0], out.dtype));
   const Storage& b = in[1]->dtype == out.dtype ? *in[1] : (cb = contiguous_as(*in[1], out.dtype));
-  gemm_operand(a, a1, false, yg.shape, av);
-  gemm_operand(b, false, b1, yg.shape, bv);
+  gemm_operand(a, a1, false, attrs.transpose & 1u, yg.shape, av);
+  gemm_operand(b, false, b1, attrs.transpose & 2u, yg.shape, bv);
   backend_for(y.device()).gemm(av, bv, yg);
   return y;
 }
@@ -128,6 +137,7 @@ std::vector<Tensor> vjp_matmul(const Op&, const VjpCtx& c) {
 }
 
 const Op op_matmul{"matmul", 0, &infer_matmul, &forward_matmul, &vjp_matmul};
+const Op op_matmul_t{"matmul_t", 0, &infer_matmul, &forward_matmul, nullptr};
 
 // The public matmul/dot: `name` is the user's function, so errors speak of dot when the
 // user called dot (the shapes are checked here, before anything is recorded).
@@ -139,6 +149,9 @@ Tensor matmul_as(const char* name, const Tensor& a, const Tensor& b) {
 }
 
 }  // namespace
+
+const Op& matmul_op() { return op_matmul; }
+const Op& matmul_t_op() { return op_matmul_t; }
 
 }  // namespace th::detail
 

@@ -98,6 +98,11 @@ const Op& where_op();
 const Op& sum_to_like_op();
 const Op& broadcast_like_op();
 const Op& broadcast_shape_op();
+const Op& transpose_op();
+const Op& matmul_op();
+/// matmul with operands read transposed (attrs.transpose), made by freeze-time rewrites
+/// only (no gradient).
+const Op& matmul_t_op();
 /// The elementwise primitives by kind (the public functions call these).
 Tensor unary(UnaryKind k, const Tensor& x);
 Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b);

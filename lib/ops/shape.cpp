@@ -205,6 +205,7 @@ const Op op_broadcast_shape{
 }  // namespace
 
 const Op& broadcast_shape_op() { return op_broadcast_shape; }
+const Op& transpose_op() { return op_transpose; }
 
 const Op& sum_to_like_op() { return op_sum_to_like; }
 const Op& broadcast_like_op() { return op_broadcast_like; }
