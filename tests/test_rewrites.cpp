@@ -157,6 +157,30 @@ BOOST_AUTO_TEST_CASE(memory_plan_frees_values_after_their_last_reader) {
   BOOST_TEST(vals(w.get_value()) == vals(wv + th::sum(want)), boost::test_tools::tolerance(1e-15));
 }
 
+BOOST_AUTO_TEST_CASE(a_reductions_gradient_broadcasts_without_a_reshape) {
+  // The gradient of sum/mean to a scalar is broadcast_like(expand_dims(g), x), g 0-d: the
+  // expand_dims goes (broadcasting one element needs no unit axis), and the broadcast
+  // rides in the fused chain of the rest of the gradient.
+  auto x = th::dvector("x");
+  auto f = th::function({x}, th::grad(th::mean(th::sqr(x - 1.0)), x));
+  const std::string st = steps_of(f);
+  BOOST_TEST(!has(st, "expand_dims"), st);
+  BOOST_TEST(has(st, "broadcast_like"), st);
+  BOOST_TEST(has(th::debugprint(f), "like_shapes"), th::debugprint(f));
+  for (std::int64_t n : {7, 1}) {
+    const Tensor xv = th::random::uniform({n}, -2, 2, 9);
+    Tensor v = th::variable(xv);
+    BOOST_TEST(vals(f(xv)) == vals(th::grad(th::mean(th::sqr(v - 1.0)), v)), boost::test_tools::per_element());
+  }
+  // a one-element x of rank 1 reshaped to 2-d and broadcast to a matrix: the same rule
+  auto m = th::dmatrix("m");
+  auto h = th::function({m, x}, th::grad(th::sum(m * th::reshape(th::sum(x), {1, 1})), x));
+  const Tensor mv = th::random::uniform({2, 3}, -1, 1, 4), xv = th::random::uniform({5}, -1, 1, 5);
+  Tensor v = th::variable(xv);
+  BOOST_TEST(vals(h(mv, xv)) == vals(th::grad(th::sum(mv * th::reshape(th::sum(v), {1, 1})), v)),
+             boost::test_tools::tolerance(1e-14));
+}
+
 BOOST_AUTO_TEST_CASE(transposes_fold_into_the_gemm) {
   auto a = th::dmatrix("a"), b = th::dmatrix("b");
   const Tensor av = th::random::uniform({3, 4}, -1, 1, 1), bv = th::random::uniform({3, 5}, -1, 1, 2),
@@ -262,21 +286,26 @@ BOOST_AUTO_TEST_CASE(shared_values_are_recomputed_or_stored) {
 }
 
 BOOST_AUTO_TEST_CASE(merged_chains_fall_back_to_their_parts) {
-  // tanh(x) * 2 and x * y share x; merged into one pass. When y is larger than x at run time
-  // the outputs differ in shape: the merged kernel does not fit and each chain runs on its
-  // own (the first still fused).
+  // tanh(x) * 2 and x * y share x; merged into one pass. When x is one element and y is
+  // larger at run time the outputs differ in shape: the merged kernel does not fit and each
+  // chain runs on its own (the first still fused).
   auto x = th::dvector("x");
-  auto y = th::dmatrix("y");
+  auto y = th::dvector("y");
   auto f = th::function({x, y}, {th::tanh(x) * 2.0, th::exp(x * y)});
   BOOST_TEST(fused_steps_of(f) == "fused[tanh mul mul exp]");
-  for (std::int64_t rows : {1, 3}) {
-    Tensor X = th::random::uniform({1000}, -1, 1, 1), Y = th::random::uniform({rows, 1000}, -1, 1, 2);
+  for (std::int64_t nx : {1000, 1}) {
+    Tensor X = th::random::uniform({nx}, -1, 1, 1), Y = th::random::uniform({1000}, -1, 1, 2);
     auto r = f(X, Y);
-    BOOST_TEST((r[0].shape() == th::Shape{1000}));
-    BOOST_TEST((r[1].shape() == th::Shape{rows, 1000}));
+    BOOST_TEST((r[0].shape() == th::Shape{nx}));
+    BOOST_TEST((r[1].shape() == th::Shape{1000}));
     BOOST_TEST(vals(r[0]) == vals(th::tanh(X) * 2.0), boost::test_tools::per_element());
     BOOST_TEST(vals(r[1]) == vals(th::exp(X * Y)), boost::test_tools::per_element());
   }
+  // Outputs whose static shapes cannot agree (a 1-d and a 2-d one) are not merged: the
+  // merged pass could never run.
+  auto m = th::dmatrix("m");
+  auto g = th::function({x, m}, {th::tanh(x) * 2.0, th::exp(x * m)});
+  BOOST_TEST(fused_steps_of(g) == "fused[tanh mul] fused[mul exp]");
 }
 
 BOOST_AUTO_TEST_CASE(bias_rows_ride_in_fused_chains) {

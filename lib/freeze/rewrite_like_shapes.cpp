@@ -3,9 +3,11 @@
 // slot (the set of slots whose broadcast it is, and its rank; elementwise ops unite their
 // operands' sets, so equal classes mean equal shapes at run time):
 //  - a step whose operand already has its like's class is a no-op: dropped;
+//  - broadcast_like(reshape(x), like) reads x itself when x is one element;
 //  - a `like` made by an elementwise step is replaced by what its class is made of (one
 //    slot of that rank, or a zero-copy broadcast_shape of the sources), so the forward
 //    value is no longer kept alive for its shape and elementwise fusion can absorb it.
+#include <algorithm>
 #include <set>
 
 #include "freeze/optimize.hpp"
@@ -59,6 +61,21 @@ int rewrite_like_shapes(Program& p) {
       for (std::size_t i : st.in) c.sources.insert(cls[i].sources.begin(), cls[i].sources.end());
     } else if (like_op) {
       c.sources = cls[st.in[1]].sources;
+      // broadcast_like(reshape(x), like) with x one element (a reduction's gradient, made
+      // 1-d by keep_reduced): broadcasting x itself gives the same, without the reshape.
+      if (op == &broadcast_like_op()) {
+        const long r = made_by[st.in[0]];
+        if (r >= 0 && is_reshape(*p.steps[std::size_t(r)].op)) {
+          const std::size_t x = p.steps[std::size_t(r)].in[0];
+          const Shape& xs = p.slot_shape[x];
+          if (std::all_of(xs.begin(), xs.end(), [](std::int64_t d) { return d == 1; }) &&
+              xs.size() <= p.slot_shape[st.in[0]].size()) {
+            st.in[0] = x;
+            st.names[0] = p.steps[std::size_t(r)].names[0];
+            ++fired;
+          }
+        }
+      }
       if (cls[st.in[0]] == cls[st.in[1]] && p.slot_dtype[st.in[0]] == p.slot_dtype[st.out]) {
         replace_uses(p, st.out, st.in[0]);  // only later steps read it
         ++fired;

@@ -99,6 +99,8 @@ const Op& sum_to_like_op();
 const Op& broadcast_like_op();
 const Op& broadcast_shape_op();
 const Op& transpose_op();
+/// reshape, reshape_like, expand_dims or squeeze: a view of the same elements in another shape.
+bool is_reshape(const Op& op);
 const Op& matmul_op();
 /// matmul with operands read transposed (attrs.transpose), made by freeze-time rewrites
 /// only (no gradient).

@@ -206,6 +206,9 @@ const Op op_broadcast_shape{
 
 const Op& broadcast_shape_op() { return op_broadcast_shape; }
 const Op& transpose_op() { return op_transpose; }
+bool is_reshape(const Op& op) {
+  return &op == &op_reshape || &op == &op_reshape_like || &op == &op_expand_dims || &op == &op_squeeze;
+}
 
 const Op& sum_to_like_op() { return op_sum_to_like; }
 const Op& broadcast_like_op() { return op_broadcast_like; }
