@@ -226,22 +226,27 @@ std::size_t assign_temps(const std::vector<FusedInstr>& code, const std::vector<
 }
 
 template <class T>
-void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs,
-               const std::vector<bool>& scalar, const std::vector<std::int64_t>& period,
+void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs, FusedFit& fit,
                const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, std::int64_t total) {
+  const std::vector<bool>& scalar = fit.scalar;
+  const std::vector<std::int64_t>& period = fit.period;
   // The chain's tables, in per-thread vectors reused from call to call (no allocation in
   // steady state); the kernel threads read them while this thread waits in parallel_for.
   thread_local std::vector<const void*> base;
   thread_local std::vector<std::int64_t> step;
   thread_local std::vector<std::size_t> row_slot;
   thread_local std::vector<void*> y;
-  thread_local std::vector<std::size_t> temp_slot;
   base.clear();
   step.clear();
   row_slot.clear();
   y.assign(code.size(), nullptr);
   for (std::size_t k = 0; k < outs.size(); ++k) y[std::size_t(out_instr[k])] = outs[k]->data<T>();
-  std::size_t slots = assign_temps(code, y, temp_slot);  // scratch blocks: the temporaries', then rows'
+  if (!fit.temps_known) {
+    fit.temp_blocks = assign_temps(code, y, fit.temp_slot);
+    fit.temps_known = true;
+  }
+  const std::vector<std::size_t>& temp_slot = fit.temp_slot;
+  std::size_t slots = fit.temp_blocks;  // scratch blocks: the temporaries', then rows'
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
     step.push_back(scalar[k] ? 0 : 1);
@@ -275,13 +280,12 @@ bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vect
   if (!fit || !f.known) {
     f.fits = fused_inputs_fit(code, dtype, inputs, out_instr, *outs[0], f.scalar, &f.period);
     f.known = fit != nullptr;
+    f.temps_known = false;
   }
   if (!f.fits) return false;
-  const std::vector<bool>& scalar = f.scalar;
-  const std::vector<std::int64_t>& period = f.period;
   if (total == 0) return true;
-  if (dtype == DType::float32) run_typed<float>(code, inputs, scalar, period, out_instr, outs, total);
-  else run_typed<double>(code, inputs, scalar, period, out_instr, outs, total);
+  if (dtype == DType::float32) run_typed<float>(code, inputs, f, out_instr, outs, total);
+  else run_typed<double>(code, inputs, f, out_instr, outs, total);
   return true;
 }
 

@@ -17,6 +17,9 @@ struct FusedFit {
   Shape shape;  // the outputs' shape
   std::vector<bool> scalar;
   std::vector<std::int64_t> period;
+  bool temps_known = false;  // the chain's scratch blocks (they depend on the code only)
+  std::vector<std::size_t> temp_slot;
+  std::size_t temp_blocks = 0;
 };
 
 /// Runs `code` over the external inputs, each of the outputs' size and contiguous (stride

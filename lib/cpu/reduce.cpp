@@ -1,5 +1,6 @@
 // Reductions: the output is a stride-0 view of the input's shape, so one strided walk in
 // the input's memory order accumulates every reduction (sum, prod, max, min).
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/cpu_backend.hpp"
@@ -11,6 +12,15 @@ namespace th::detail::cpu {
 namespace {
 template <class T, class F>
 void reduce_loop(const Storage& x, const Storage& y, F f) {
+  // The whole of a contiguous x into one element (a loss): one loop, in the same order as
+  // the walk below would go.
+  if (x.contiguous() && std::all_of(y.strides.begin(), y.strides.end(), [](std::int64_t s) { return s == 0; })) {
+    const T* xp = x.data<T>();
+    T acc = *y.data<T>();
+    for (std::int64_t i = 0, n = x.size(); i < n; ++i) acc = f(acc, xp[i]);
+    *y.data<T>() = acc;
+    return;
+  }
   for_each_strided<2>(x.shape, {&y, &x}, [&f](char** p, const std::int64_t* s, std::int64_t n) {
     if (s[0] == 0) {  // the line reduces into one output element
       T acc = *reinterpret_cast<T*>(p[0]);
