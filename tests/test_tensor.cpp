@@ -127,6 +127,29 @@ BOOST_AUTO_TEST_CASE(large_kernels_split_over_threads_match_a_scalar_reference) 
   BOOST_TEST(fv[351 * 299 + 350] == float(av[299 * 701 + 700]));
 }
 
+BOOST_AUTO_TEST_CASE(whole_sums_are_pairwise_like_numpy) {
+  // 10^6 float32 0.1s: one running sum drifts by ~1% (each add rounds at the sum's
+  // magnitude); numpy's pairwise order stays within a few ulp of the sum of the float32
+  // values. Sums, products and extremes of any size agree with a float64 reference.
+  const std::int64_t n = 1'000'000;
+  Tensor t = th::full({n}, 0.1, th::DType::float32);
+  const double exact = double(n) * double(0.1f);
+  BOOST_TEST(std::fabs(th::sum(t).item() - exact) < 1e-6 * exact);
+  for (std::int64_t m : {1, 7, 8, 9, 127, 128, 129, 1000, 4097}) {
+    Tensor x = th::random::uniform({m}, 0.5, 1.5, std::uint64_t(m));
+    const auto v = x.to_vector();
+    double s = 0, p = 1, mx = v[0], mn = v[0];
+    for (double e : v) s += e, p *= e, mx = std::max(mx, e), mn = std::min(mn, e);
+    BOOST_TEST(th::sum(x).item() == s, boost::test_tools::tolerance(1e-13));
+    BOOST_TEST(th::prod(x).item() == p, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(th::max(x).item() == mx);
+    BOOST_TEST(th::min(x).item() == mn);
+  }
+  Tensor with_nan = th::tensor({1.0, 2.0, std::nan(""), 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0});
+  BOOST_TEST(std::isnan(th::max(with_nan).item()));
+  BOOST_TEST(std::isnan(th::sum(with_nan).item()));
+}
+
 BOOST_AUTO_TEST_CASE(float32_tanh_is_accurate) {
   // float32 tanh is a vectorisable rational function (lib/cpu/elementwise.cpp): within
   // 4e-7 relative of the double-precision tanh everywhere, NaN stays NaN, +-inf -> +-1.
