@@ -127,6 +127,25 @@ BOOST_AUTO_TEST_CASE(large_kernels_split_over_threads_match_a_scalar_reference) 
   BOOST_TEST(fv[351 * 299 + 350] == float(av[299 * 701 + 700]));
 }
 
+BOOST_AUTO_TEST_CASE(kernels_walk_tensors_of_many_dimensions) {
+  // 17 dims of size 2 in reversed order: none merge, more than the walker keeps on the
+  // stack (16); big enough for the kernel threads. Element i of the transposed view is
+  // element rev(i) of x, whose value is its flat index.
+  const std::int64_t nd = 17, n = std::int64_t(1) << nd;
+  Tensor x = th::reshape(th::arange(double(n)), th::Shape(static_cast<std::size_t>(nd), 2));
+  std::vector<std::int64_t> perm(static_cast<std::size_t>(nd));
+  for (std::int64_t i = 0; i < nd; ++i) perm[std::size_t(i)] = nd - 1 - i;
+  const auto yv = vals(th::transpose(x, perm) * 2.0 + 1.0);
+  BOOST_TEST_REQUIRE(yv.size() == std::size_t(n));
+  int wrong = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::int64_t rev = 0;
+    for (std::int64_t b = 0; b < nd; ++b) rev |= ((i >> b) & 1) << (nd - 1 - b);
+    wrong += yv[std::size_t(i)] != 2.0 * double(rev) + 1.0;
+  }
+  BOOST_TEST(wrong == 0);
+}
+
 BOOST_AUTO_TEST_CASE(whole_sums_are_pairwise_like_numpy) {
   // 10^6 float32 0.1s: one running sum drifts by ~1% (each add rounds at the sum's
   // magnitude); numpy's pairwise order stays within a few ulp of the sum of the float32

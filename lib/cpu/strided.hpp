@@ -13,18 +13,24 @@
 namespace th::detail::cpu {
 
 namespace strided {
-// Walks dims[0] in [lo, hi) and every inner dim, calling inner on each innermost line.
+// Up to this many (merged) dimensions the walk keeps its tables on the stack: an eager op
+// on small tensors would otherwise spend more on allocating them than on its arithmetic.
+constexpr std::size_t kInline = 16;
+
+// Walks dims[0] in [lo, hi) and every inner dim of the nd dims, calling inner on each
+// innermost line.
 template <std::size_t N, class F>
-void walk(const std::vector<std::int64_t>& dims, const std::vector<std::array<std::int64_t, N>>& st,
-          std::array<char*, N> p, std::int64_t lo, std::int64_t hi, F& inner) {
-  const std::size_t nd = dims.size();
+void walk(const std::int64_t* dims, const std::array<std::int64_t, N>* st, std::size_t nd, std::array<char*, N> p,
+          std::int64_t lo, std::int64_t hi, F& inner) {
   for (std::size_t k = 0; k < N; ++k) p[k] += st[0][k] * lo;
   if (nd == 1) {
     inner(p.data(), st[0].data(), hi - lo);
     return;
   }
   const std::int64_t n = dims[nd - 1];
-  std::vector<std::int64_t> idx(nd, 0);
+  std::array<std::int64_t, kInline> idx_stack{};
+  std::vector<std::int64_t> idx_heap(nd > kInline ? nd : 0, 0);
+  std::int64_t* idx = nd > kInline ? idx_heap.data() : idx_stack.data();
   idx[0] = lo;
   for (;;) {
     inner(p.data(), st[nd - 1].data(), n);
@@ -53,42 +59,50 @@ void for_each_strided(const Shape& shape, const std::array<const Storage*, N>& o
                       std::int64_t cost_per_item = 0) {
   for (auto d : shape)
     if (d == 0) return;
-  // Collect non-trivial dims with byte strides, then merge contiguous neighbours.
-  std::vector<std::int64_t> dims;
-  std::vector<std::array<std::int64_t, N>> st;
+  // Collect non-trivial dims with byte strides, then merge contiguous neighbours (on the
+  // stack up to kInline dims).
+  using Strides = std::array<std::int64_t, N>;
+  std::array<std::int64_t, strided::kInline> dims_stack;
+  std::array<Strides, strided::kInline> st_stack;
+  std::vector<std::int64_t> dims_heap(shape.size() > strided::kInline ? shape.size() : 0);
+  std::vector<Strides> st_heap(dims_heap.size());
+  std::int64_t* dims = dims_heap.empty() ? dims_stack.data() : dims_heap.data();
+  Strides* st = dims_heap.empty() ? st_stack.data() : st_heap.data();
+  std::size_t nd = 0;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 1) continue;
-    std::array<std::int64_t, N> s{};
+    Strides s{};
     for (std::size_t k = 0; k < N; ++k) s[k] = ops[k]->strides[i] * std::int64_t(dtype_size(ops[k]->dtype));
-    if (!dims.empty()) {
+    if (nd > 0) {
       bool merge = true;
-      for (std::size_t k = 0; k < N; ++k) merge = merge && st.back()[k] == s[k] * shape[i];
+      for (std::size_t k = 0; k < N; ++k) merge = merge && st[nd - 1][k] == s[k] * shape[i];
       if (merge) {
-        dims.back() *= shape[i];
-        st.back() = s;
+        dims[nd - 1] *= shape[i];
+        st[nd - 1] = s;
         continue;
       }
     }
-    dims.push_back(shape[i]);
-    st.push_back(s);
+    dims[nd] = shape[i];
+    st[nd] = s;
+    ++nd;
   }
   std::array<char*, N> base{};
   for (std::size_t k = 0; k < N; ++k) base[k] = ops[k]->bytes();
-  if (dims.empty()) {
+  if (nd == 0) {
     std::array<std::int64_t, N> zero{};
     inner(base.data(), zero.data(), std::int64_t(1));
     return;
   }
   std::int64_t total = 1;
-  for (auto d : dims) total *= d;
+  for (std::size_t i = 0; i < nd; ++i) total *= dims[i];
   if (cost_per_item > 0 && st[0][0] != 0 && total * cost_per_item >= kParallelGrain) {
     const std::int64_t per_outer = total / dims[0];
     parallel_for(dims[0], per_outer * cost_per_item, [&](std::int64_t lo, std::int64_t hi) {
-      if (lo < hi) strided::walk<N>(dims, st, base, lo, hi, inner);
+      if (lo < hi) strided::walk<N>(dims, st, nd, base, lo, hi, inner);
     });
     return;
   }
-  strided::walk<N>(dims, st, base, 0, dims[0], inner);
+  strided::walk<N>(dims, st, nd, base, 0, dims[0], inner);
 }
 
 }  // namespace th::detail::cpu
