@@ -270,7 +270,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
   vals.resize(p.slots);
   for (std::size_t i = 0; i < args.size(); ++i) convert_argument(p, i, args[i], vals[p.input_slots[i]]);
   const StripeLocks held(p.stripes);
-  {
+  if (!p.shared.empty()) {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (const auto& [s, n] : p.shared) vals[s] = *n->value;
   }
@@ -386,7 +386,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     if (vals[s].dtype == n->dtype) fresh[i] = vals[s];
     else fresh[i] = contiguous_as(vals[s], n->dtype);
   }
-  {
+  if (!fresh.empty()) {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (std::size_t i = 0; i < fresh.size(); ++i) {
       Node& n = *p.updates[i].first;
