@@ -163,43 +163,50 @@ Tensor unary(UnaryKind k, const Tensor& x) { return apply(unary_op(k), {x}); }
 
 Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b) { return apply(binary_op(k), {a, b}); }
 
-Tensor scalar_const(double v, DType dtype) {
-  // The values of recent 0-d constants are kept per thread (values are immutable, so a
-  // new node may share one): `y = y + 1.0` in a loop allocates no buffer for its 1.0.
+namespace {
+// A small direct-mapped cache of values made from a C++ number and a dtype, kept per thread
+// (`y = y + 1.0` in a loop makes its 1.0 once).
+template <class V, std::size_t Size>
+class NumberCache {
+ public:
+  template <class Make>
+  const V& get(double v, DType dtype, Make make) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    Entry& e = entries_[((bits ^ (bits >> 29) ^ std::uint64_t(dtype)) * 0x9E3779B97F4A7C15ull >> 32) % Size];
+    if (!e.set || e.bits != bits || e.dtype != dtype) e = {bits, dtype, make(), true};
+    return e.value;
+  }
+
+ private:
   struct Entry {
     std::uint64_t bits = 0;
     DType dtype = DType::boolean;
-    Storage value;
+    V value{};
+    bool set = false;
   };
-  thread_local Entry cache[32];
-  std::uint64_t bits;
-  std::memcpy(&bits, &v, sizeof bits);
-  Entry& e = cache[(bits ^ (bits >> 29) ^ std::uint64_t(dtype)) * 0x9E3779B97F4A7C15ull >> 59];
-  if (!e.value.buf || e.bits != bits || e.dtype != dtype) {
+  Entry entries_[Size];
+};
+}  // namespace
+
+Tensor scalar_const(double v, DType dtype) {
+  // The values of 0-d constants (immutable, so new nodes may share one).
+  thread_local NumberCache<Storage, 32> values;
+  return make_constant(values.get(v, dtype, [&] {
     Storage s = alloc_storage(dtype, {}, th::cpu());
     cpu_backend().fill(s, v);
-    e = {bits, dtype, std::move(s)};
-  }
-  return make_constant(e.value);
+    return s;
+  }));
 }
 
 Tensor weak_scalar(double v, const Tensor& t) {
   DType d = node_of(t, "scalar").dtype;
   if (!is_floating(d)) d = (v == double(std::int64_t(v))) ? (d == DType::boolean ? DType::int64 : d) : floatX();
-  // The constant nodes of recent C++ numbers are kept per thread too: a weak scalar is only
-  // ever an operand (never handed to the user, so never renamed or marked for recording),
-  // and one node may serve any number of graphs.
-  struct Entry {
-    std::uint64_t bits = 0;
-    DType dtype = DType::boolean;
-    Tensor node;
-  };
-  thread_local Entry cache[16];
-  std::uint64_t bits;
-  std::memcpy(&bits, &v, sizeof bits);
-  Entry& e = cache[(bits ^ (bits >> 29) ^ std::uint64_t(d)) * 0x9E3779B97F4A7C15ull >> 60];
-  if (!e.node || e.bits != bits || e.dtype != d) e = {bits, d, scalar_const(v, d)};
-  return e.node;
+  // The constant nodes themselves: a weak scalar is only ever an operand (never handed to
+  // the user, so never renamed or marked for recording), and one node may serve any number
+  // of graphs.
+  thread_local NumberCache<Tensor, 16> nodes;
+  return nodes.get(v, d, [&] { return scalar_const(v, d); });
 }
 
 }  // namespace th::detail
