@@ -57,12 +57,12 @@ void gemm_operand(const Storage& s, bool row, bool col, bool swap, const Shape& 
   v.shape.resize(nd);
   v.strides.resize(nd);
   const std::size_t r = s.shape.size();
-  if (row || col) {  // (K): its own stride along K, the unit dimension's stride is never used
-    const std::size_t k = row ? nd - 1 : nd - 2;
+  if (row || col) {  // (K) as (1, K) or (K, 1), strided as a dense matrix of that shape would be
+    const std::size_t k = row ? nd - 1 : nd - 2, unit = 2 * nd - 3 - k;
     v.shape[k] = s.shape[0];
     v.strides[k] = s.strides[0];
-    v.shape[2 * nd - 3 - k] = 1;
-    v.strides[2 * nd - 3 - k] = 0;
+    v.shape[unit] = 1;
+    v.strides[unit] = row ? s.strides[0] * s.shape[0] : 1;  // (BLAS leading dimensions read it)
   } else {
     for (std::size_t d = 0; d < 2; ++d) {  // the last two axes, swapped when read transposed
       const std::size_t from = r - 1 - (swap ? 1 - d : d);
