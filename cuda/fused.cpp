@@ -87,18 +87,45 @@ std::string nvrtc_compile(const std::string& source, int arch, bool cubin) {
   return image;
 }
 
-// The kernel of `source` for `device`, compiled and loaded on first use.
-cudaKernel_t kernel_for(const std::string& source, int device) {
+// The compute capability of `device` (75, 90, ...), asked of the driver once per device.
+int arch_of(int device) {
   static std::mutex mu;
-  static std::map<std::pair<std::string, int>, Compiled> cache;  // NOTE: libraries live until exit
+  static std::map<int, int> archs;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = archs.find(device);
+  if (it != archs.end()) return it->second;
   int major = 0, minor = 0;
   THETA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   THETA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  const int arch = major * 10 + minor;
+  return archs[device] = major * 10 + minor;
+}
+
+// What a chain's source is made of (the instructions, dtype, scalar and row inputs, the
+// instructions written out), as a short key: cheap to build on every call, where the
+// source itself (with the embedded scalar math) is long.
+std::string chain_key(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar,
+                      const std::vector<int>& outs, const std::vector<std::int64_t>& period) {
+  std::string key(1, char(dtype));
+  auto put = [&](std::int64_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  for (const FusedInstr& in : code) put(in.unary), put(in.code), put(in.a), put(in.b);
+  put(-1);
+  for (std::size_t k = 0; k < scalar.size(); ++k) put(scalar[k] ? -1 : k < period.size() ? period[k] : 0);
+  put(-1);
+  for (int o : outs) put(o);
+  return key;
+}
+
+// The kernel of a chain (see chain_key) for `device`: its source generated, compiled and
+// loaded on first use.
+cudaKernel_t kernel_for(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar,
+                        const std::vector<int>& outs, const std::vector<std::int64_t>& period, int device) {
+  static std::mutex mu;
+  static std::map<std::pair<std::string, int>, Compiled> cache;  // NOTE: libraries live until exit
+  const int arch = arch_of(device);
   std::lock_guard<std::mutex> lock(mu);
-  Compiled& c = cache[{source, arch}];
+  Compiled& c = cache[{chain_key(code, dtype, scalar, outs, period), arch}];
   if (!c.kernel) {
-    c.image = nvrtc_compile(source, arch, true);
+    c.image = nvrtc_compile(cuda_fused_source(code, dtype, scalar, outs, period), arch, true);
     THETA_CUDA_CHECK(cudaLibraryLoadData(&c.library, c.image.data(), nullptr, nullptr, 0, nullptr, nullptr, 0));
     THETA_CUDA_CHECK(cudaLibraryGetKernel(&c.kernel, c.library, "theta_fused"));
   }
@@ -156,7 +183,7 @@ bool cuda_run_fused(const std::vector<FusedInstr>& code, DType dtype, const std:
   if (!fused_inputs_fit(code, dtype, inputs, out_instr, out, scalar, &period)) return false;
   if (n == 0) return true;
   const int device = out.device().index;
-  cudaKernel_t k = kernel_for(cuda_fused_source(code, dtype, scalar, out_instr, period), device);
+  cudaKernel_t k = kernel_for(code, dtype, scalar, out_instr, period, device);
   cuda::DeviceGuard g(device);
   std::vector<const void*> ptrs;
   for (const Storage* s : inputs) ptrs.push_back(s->bytes());

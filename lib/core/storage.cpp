@@ -12,13 +12,18 @@ std::int64_t shape_size(const Shape& s) {
   return n;
 }
 
-Shape contiguous_strides(const Shape& s) {
-  Shape st(s.size());
+void set_contiguous_strides(const Shape& shape, Shape& strides) {
+  strides.resize(shape.size());
   std::int64_t acc = 1;
-  for (std::size_t i = s.size(); i-- > 0;) {
-    st[i] = acc;
-    acc *= s[i];
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    strides[i] = acc;
+    acc *= shape[i];
   }
+}
+
+Shape contiguous_strides(const Shape& s) {
+  Shape st;
+  set_contiguous_strides(s, st);
   return st;
 }
 
@@ -53,24 +58,21 @@ Storage alloc_storage(DType dtype, const Shape& shape, Device device) {
   s.dtype = dtype;
   s.offset = 0;
   s.shape = shape;  // assignments: the vectors' capacity is reused
-  s.strides.resize(shape.size());
-  std::int64_t acc = 1;
-  for (std::size_t i = shape.size(); i-- > 0;) {
-    s.strides[i] = acc;
-    acc *= shape[i];
-  }
+  set_contiguous_strides(shape, s.strides);
   if (!s.buf) s.buf = backend_for(device).alloc(bytes);
   return s;
 }
 
 namespace {
 // `s`'s buffer, dtype and offset, with shape and strides left to the caller (a plain copy
-// would copy both vectors only to have them replaced; an offered storage gives its vectors).
+// would copy both vectors only to have them replaced). An offered storage gives its vectors
+// and stays on offer with its buffer: a view made before an op's output is allocated does
+// not take the buffer the output could have reused.
 Storage same_buffer(const Storage& s) {
   Storage v;
   if (Storage* offered = t_offer) {
-    t_offer = nullptr;
-    v = std::move(*offered);
+    v.shape.swap(offered->shape);
+    v.strides.swap(offered->strides);
   }
   v.buf = s.buf;
   v.dtype = s.dtype;
@@ -97,15 +99,9 @@ Storage broadcast_view(const Storage& s, const Shape& shape) {
 }
 
 Storage reshape_view(const Storage& s, const Shape& shape) {
-  if (!s.contiguous()) {
-    Storage c = contiguous_as(s, s.dtype);
-    c.shape = shape;
-    c.strides = contiguous_strides(shape);
-    return c;
-  }
-  Storage c = same_buffer(s);
+  Storage c = s.contiguous() ? same_buffer(s) : contiguous_as(s, s.dtype);
   c.shape = shape;
-  c.strides = contiguous_strides(shape);
+  set_contiguous_strides(shape, c.strides);
   return c;
 }
 

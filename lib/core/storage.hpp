@@ -43,6 +43,8 @@ struct Storage {
 
 std::int64_t shape_size(const Shape& s);
 Shape contiguous_strides(const Shape& s);
+/// `strides` := the row-major strides of `shape` (assigned in place: its capacity reused).
+void set_contiguous_strides(const Shape& shape, Shape& strides);
 
 /// A new contiguous storage on `device`. When a storage was offered for reuse on this
 /// thread, it takes that over instead: its shape and stride vectors always, its buffer when

@@ -7,8 +7,9 @@
 #include <memory>
 #include <type_traits>
 
-#include "cpu/parallel.hpp"
 #include "core/scalar_math.hpp"
+#include "core/stack_or_heap.hpp"
+#include "cpu/parallel.hpp"
 #include "ops/elementwise_list.hpp"
 
 namespace th::detail::cpu {
@@ -67,7 +68,7 @@ struct Chain {
   const std::vector<void*>& y;                // per instruction: its output buffer, or null (a temporary)
   const std::vector<std::size_t>& temp_slot;  // per instruction: its scratch block, when a temporary
   std::int64_t total;
-  std::int64_t width;  // temps per instruction: a block, or the whole (smaller) total
+  std::int64_t width;  // elements per scratch block: kBlock, or the whole (smaller) total
 };
 
 // Part k of m of the next block (from element `next`): its lines of every streamed input
@@ -91,21 +92,18 @@ inline void prefetch_part(const Chain& c, std::int64_t next, std::size_t elem, s
   }
 }
 
-// Blocks [lo, hi) of the chain, each instruction over a block at a time (temps: one block
-// per instruction). An identity (a gradient's no-op broadcast_like/sum_to_like) computes
-// nothing: its result is its operand's block.
+// Blocks [lo, hi) of the chain, each instruction over a block at a time (a temporary's
+// result in its scratch block, temp_slot). An identity (a gradient's no-op
+// broadcast_like/sum_to_like) computes nothing: its result is its operand's block.
 template <class T>
 __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, std::int64_t lo, std::int64_t hi) {
   const std::size_t m = c.code.size();
   // Each instruction's result in this block, and its stride (1, or 0 for one broadcast
   // value): on the stack for the chains fusion makes (at most 64 instructions).
-  constexpr std::size_t kOnStack = 64;
-  const T* at_stack[kOnStack];
-  std::int64_t stride_stack[kOnStack];
-  std::vector<const T*> at_heap(m > kOnStack ? m : 0);
-  std::vector<std::int64_t> stride_heap(m > kOnStack ? m : 0);
-  const T** at = m > kOnStack ? at_heap.data() : at_stack;
-  std::int64_t* stride = m > kOnStack ? stride_heap.data() : stride_stack;
+  StackOrHeap<const T*, 64> results(m);
+  StackOrHeap<std::int64_t, 64> strides(m);
+  const T** at = results.data();
+  std::int64_t* stride = strides.data();
   for (std::int64_t blk = lo; blk < hi; ++blk) {
     const std::int64_t off = blk * kBlock, n = std::min(kBlock, c.total - off);
     // Rows repeated over the output: this block's elements, copied out in runs.
@@ -275,11 +273,11 @@ bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vect
                const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, FusedFit* fit) {
   if (dtype != DType::float32 && dtype != DType::float64) return false;
   const std::int64_t total = outs[0]->size();
-  thread_local FusedFit scratch;  // reused from call to call
+  thread_local FusedFit scratch;  // without a caller's fit: found anew on every call
   FusedFit& f = fit ? *fit : scratch;
   if (!fit || !f.known) {
     f.fits = fused_inputs_fit(code, dtype, inputs, out_instr, *outs[0], f.scalar, &f.period);
-    f.known = fit != nullptr;
+    f.known = true;
     f.temps_known = false;
   }
   if (!f.fits) return false;

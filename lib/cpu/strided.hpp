@@ -2,11 +2,13 @@
 // merging dimensions that are contiguous in all of them, and hands the innermost run to a
 // typed loop. Broadcasting is stride 0; reductions are an output with stride 0.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
 
 #include "core/dispatch.hpp"
+#include "core/stack_or_heap.hpp"
 #include "core/storage.hpp"
 #include "cpu/parallel.hpp"
 
@@ -28,9 +30,9 @@ void walk(const std::int64_t* dims, const std::array<std::int64_t, N>* st, std::
     return;
   }
   const std::int64_t n = dims[nd - 1];
-  std::array<std::int64_t, kInline> idx_stack{};
-  std::vector<std::int64_t> idx_heap(nd > kInline ? nd : 0, 0);
-  std::int64_t* idx = nd > kInline ? idx_heap.data() : idx_stack.data();
+  StackOrHeap<std::int64_t, kInline> odometer(nd);
+  std::int64_t* idx = odometer.data();
+  std::fill(idx, idx + nd, 0);
   idx[0] = lo;
   for (;;) {
     inner(p.data(), st[nd - 1].data(), n);
@@ -62,12 +64,10 @@ void for_each_strided(const Shape& shape, const std::array<const Storage*, N>& o
   // Collect non-trivial dims with byte strides, then merge contiguous neighbours (on the
   // stack up to kInline dims).
   using Strides = std::array<std::int64_t, N>;
-  std::array<std::int64_t, strided::kInline> dims_stack;
-  std::array<Strides, strided::kInline> st_stack;
-  std::vector<std::int64_t> dims_heap(shape.size() > strided::kInline ? shape.size() : 0);
-  std::vector<Strides> st_heap(dims_heap.size());
-  std::int64_t* dims = dims_heap.empty() ? dims_stack.data() : dims_heap.data();
-  Strides* st = dims_heap.empty() ? st_stack.data() : st_heap.data();
+  StackOrHeap<std::int64_t, strided::kInline> dims_of(shape.size());
+  StackOrHeap<Strides, strided::kInline> strides_of(shape.size());
+  std::int64_t* dims = dims_of.data();
+  Strides* st = strides_of.data();
   std::size_t nd = 0;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 1) continue;

@@ -89,22 +89,13 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit = n
   in.clear();
   const Device device = s.in.empty() ? th::cpu() : vals[s.in[0]].device();
   for (std::size_t slot : s.in) in.push_back(&vals[slot]);
-  if (fit && fit->known && !fit->fits) return false;
-  if (!(fit && fit->known)) {
+  if (fit && fit->known) {
+    if (!fit->fits) return false;
+  } else {
     Shape& shape = fit ? fit->shape : computed;
     shape.clear();
     bool ok = true;
-    for (const Storage* v : in) {
-      if (v->device() != device) ok = false;
-      if (v->shape.size() > shape.size()) shape.insert(shape.begin(), v->shape.size() - shape.size(), 1);
-      const std::size_t lead = shape.size() - v->shape.size();
-      for (std::size_t d = 0; d < v->shape.size(); ++d) {
-        std::int64_t& o = shape[lead + d];
-        if (v->shape[d] == o || v->shape[d] == 1) continue;
-        if (o != 1) ok = false;
-        o = v->shape[d];
-      }
-    }
+    for (const Storage* v : in) ok = ok && v->device() == device && broadcast_into(shape, v->shape) < 0;
     if (!ok) {
       if (fit) fit->known = true, fit->fits = false;
       return false;
@@ -301,10 +292,10 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     std::size_t q = 0;
     auto key = [&](const Storage& v) {
       for (const Shape* part : {&v.shape, &v.strides}) {
-        if (q == fr.shapes.size()) fr.shapes.emplace_back();
-        if (fr.shapes[q] != *part) {
+        if (q == fr.layouts.size()) fr.layouts.emplace_back();
+        if (fr.layouts[q] != *part) {
           same = false;
-          fr.shapes[q] = *part;
+          fr.layouts[q] = *part;
         }
         ++q;
       }
@@ -319,23 +310,19 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     for (cpu::FusedFit& f : fr.fits) f.known = false;
   std::vector<double>& ticks = fr.ticks;
   ticks.assign(p.steps.size(), 0.0);
-  std::vector<const Storage*>& in = fr.in;
-  // Operand metas, one vector per arity kept per thread: assigning a shape into a Meta
-  // reuses its capacity, so steady-state calls do not allocate for them.
-  thread_local std::vector<std::vector<Meta>> metas_of_arity;
   // A step whose output meta is known: its kernel, straight.
   auto run_known = [&](const Step& s, const Meta& out) {
-    in.clear();
+    OperandScratch scratch;
+    std::vector<const Storage*>& in = scratch.values();
     for (std::size_t slot : s.in) in.push_back(&vals[slot]);
     offer_for_reuse(&vals[s.out]);  // the slot's value from the last call
     vals[s.out] = s.op->forward(*s.op, in, s.attrs, out);
     offer_for_reuse(nullptr);
   };
   auto run_step = [&](const Step& s, Meta* inferred) {
-    in.clear();
-    if (metas_of_arity.size() <= s.in.size()) metas_of_arity.resize(s.in.size() + 1);
-    std::vector<Meta>& metas = metas_of_arity[s.in.size()];
-    metas.resize(s.in.size());
+    OperandScratch scratch;
+    std::vector<const Storage*>& in = scratch.values();
+    std::vector<Meta>& metas = scratch.metas(s.in.size());
     for (std::size_t j = 0; j < s.in.size(); ++j) {
       const Storage& v = vals[s.in[j]];
       in.push_back(&v);
@@ -348,6 +335,16 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     offer_for_reuse(nullptr);
     if (guard) check_finite(*s.op, vals[s.out], metas);
   };
+  // A fused step in one pass where its inputs fit; else a merged step's chains one by one
+  // (each fused where it fits), else its ops one by one.
+  auto run_chain = [&](const Step& s, cpu::FusedFit* fit, auto& self) -> void {
+    if (!s.fused) return run_step(s, nullptr);
+    if (run_fused(s, vals, fit)) return;
+    if (s.fused->parts.empty())
+      for (const Step& m : s.fused->members) run_step(m, nullptr);
+    else
+      for (const Step& part : s.fused->parts) self(part, nullptr, self);
+  };
   // The profile times every step of one call in kProfileEvery of each frame (its first
   // included): one clock read per step.
   const bool timed = fr.calls++ % kProfileEvery == 0;
@@ -359,16 +356,8 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       else run_step(s, &fr.out_meta[k]);
     } else if (guard) {
       for (const Step& m : s.fused->members) run_step(m, nullptr);  // one op at a time, each checked
-    } else if (!run_fused(s, vals, device == th::cpu() ? &fr.fits[k] : nullptr)) {
-      if (s.fused->parts.empty()) {
-        for (const Step& m : s.fused->members) run_step(m, nullptr);
-      } else {  // a merged step: its chains one by one, each fused where it fits
-        for (const Step& part : s.fused->parts) {
-          if (!part.fused) run_step(part, nullptr);
-          else if (!run_fused(part, vals))
-            for (const Step& m : part.fused->members) run_step(m, nullptr);
-        }
-      }
+    } else {
+      run_chain(s, device == th::cpu() ? &fr.fits[k] : nullptr, run_chain);
     }
     for (std::size_t dead : p.release[k]) end_of_life(p, dead, vals[dead]);
     if (timed) {

@@ -55,13 +55,12 @@ std::string step_name(const Step& s);
 struct Frame {
   std::vector<Storage> vals;
   std::vector<double> ticks;  // each step's time in this call (profile_clock ticks)
-  std::vector<const Storage*> in;
   std::vector<Storage> fresh;
-  // The last complete CPU call's argument and shared-value shapes, and each step's output
+  // The last complete CPU call's argument and shared-value layouts, and each step's output
   // meta in it: a call with the same layouts runs the steps' kernels without shape rules
-// and its fused steps without checking their inputs' fit again.
+  // and its fused steps without checking their inputs' fit again.
   bool known = false;
-  std::vector<Shape> shapes;  // each argument's and shared value's shape and strides
+  std::vector<Shape> layouts;  // each argument's and shared value's shape, then strides
   std::vector<Meta> out_meta;
   std::vector<cpu::FusedFit> fits;  // per fused step: its inputs' fit in that call
   std::uint64_t calls = 0;          // calls made with this frame (the profile samples them)

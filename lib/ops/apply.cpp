@@ -45,42 +45,35 @@ Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::v
   return op.forward(op, here, a, out);
 }
 
-namespace {
-// apply()'s operand metas and values, in per-thread vectors reused from op to op (one pair
-// per nesting level: an op's kernel may itself run ops).
-struct Scratch {
+struct OperandScratch::Impl {
   std::vector<std::vector<Meta>> metas_of_arity;  // sized once per arity: shapes assigned in place
   std::vector<const Storage*> values;
-  std::vector<Meta>& metas(std::size_t n) {
-    if (metas_of_arity.size() <= n) metas_of_arity.resize(n + 1);
-    metas_of_arity[n].resize(n);
-    return metas_of_arity[n];
-  }
 };
-class ScratchLease {
- public:
-  ScratchLease() {
-    if (depth_ == pool_.size()) pool_.emplace_back();
-    s_ = &pool_[depth_++];
-    s_->values.clear();
-  }
-  ~ScratchLease() { --depth_; }
-  ScratchLease(const ScratchLease&) = delete;
-  ScratchLease& operator=(const ScratchLease&) = delete;
-  Scratch& operator*() { return *s_; }
 
- private:
-  Scratch* s_;
-  static thread_local std::deque<Scratch> pool_;  // a deque: leased entries never move
-  static thread_local std::size_t depth_;
-};
-thread_local std::deque<Scratch> ScratchLease::pool_;
-thread_local std::size_t ScratchLease::depth_ = 0;
+namespace {
+thread_local std::deque<OperandScratch::Impl> t_scratch;  // a deque: leased entries never move
+thread_local std::size_t t_depth = 0;
 }  // namespace
 
+OperandScratch::OperandScratch() {
+  if (t_depth == t_scratch.size()) t_scratch.emplace_back();
+  s_ = &t_scratch[t_depth++];
+  s_->values.clear();
+}
+
+OperandScratch::~OperandScratch() { --t_depth; }
+
+std::vector<Meta>& OperandScratch::metas(std::size_t n) {
+  if (s_->metas_of_arity.size() <= n) s_->metas_of_arity.resize(n + 1);
+  s_->metas_of_arity[n].resize(n);
+  return s_->metas_of_arity[n];
+}
+
+std::vector<const Storage*>& OperandScratch::values() { return s_->values; }
+
 Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
-  ScratchLease lease;
-  std::vector<Meta>& metas = (*lease).metas(inputs.size());
+  OperandScratch scratch;
+  std::vector<Meta>& metas = scratch.metas(inputs.size());
   bool symbolic = false, record = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Node& n = node_of(inputs[i], op.name);
@@ -96,7 +89,7 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
     node->dtype = m.dtype;
     node->shape = std::move(m.shape);
   } else {
-    std::vector<const Storage*>& values = (*lease).values;
+    std::vector<const Storage*>& values = scratch.values();
     // Shared values are copied under their lock (a function call may replace them). Sized
     // up front (pointers into it are kept); empty, and so free, for the usual operands.
     std::vector<Storage> snapshots;
@@ -175,26 +168,30 @@ void throw_type(const Op& op, const std::string& what, const std::vector<Meta>& 
 }
 
 // ---- shape helpers -----------------------------------------------------------------------
+long broadcast_into(Shape& acc, const Shape& s) {
+  if (s.size() > acc.size()) acc.insert(acc.begin(), s.size() - acc.size(), 1);
+  const std::size_t lead = acc.size() - s.size();
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    std::int64_t& o = acc[lead + i];
+    const std::int64_t d = s[i];
+    if (d == 1 || d == o) continue;
+    if (o == 1) o = d;
+    else if (d == -1 || o == -1) o = (d == -1) ? o : d;  // a known size wins; the run checks the unknown one
+    else return long(i);
+  }
+  return -1;
+}
+
 Shape broadcast_shapes(const Op& op, const std::vector<Meta>& in) {
-  std::size_t nd = 0;
-  for (const Meta& m : in) nd = std::max(nd, m.shape.size());
-  Shape out(nd, 1);
+  Shape out;
   for (const Meta& m : in) {
-    std::size_t lead = nd - m.shape.size();
-    for (std::size_t i = 0; i < m.shape.size(); ++i) {
-      std::int64_t& o = out[lead + i];
-      std::int64_t d = m.shape[i];
-      if (d == 1 || d == o) continue;
-      if (o == 1) {
-        o = d;
-      } else if (d == -1 || o == -1) {
-        o = (d == -1) ? o : d;  // a known size wins; the run checks the unknown one
-      } else {
-        throw_shape(op, "shapes cannot be broadcast together: " + std::to_string(o) + " vs " + std::to_string(d) +
-                            " (dim " + std::to_string(i) + " of operand " + std::to_string(&m - in.data()) + ")",
-                    in);
-      }
-    }
+    const long bad = broadcast_into(out, m.shape);
+    if (bad >= 0)
+      throw_shape(op, "shapes cannot be broadcast together: " +
+                          std::to_string(out[out.size() - m.shape.size() + std::size_t(bad)]) + " vs " +
+                          std::to_string(m.shape[std::size_t(bad)]) + " (dim " + std::to_string(bad) + " of operand " +
+                          std::to_string(&m - in.data()) + ")",
+                  in);
   }
   return out;
 }

@@ -95,9 +95,7 @@ Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const A
     y2.shape = y.shape;
     if (a1) y2.shape.insert(y2.shape.end() - (b1 ? 0 : 1), 1);
     if (b1) y2.shape.push_back(1);
-    y2.strides.resize(y2.shape.size());
-    std::int64_t acc = 1;
-    for (std::size_t i = y2.shape.size(); i-- > 0;) y2.strides[i] = acc, acc *= y2.shape[i];
+    set_contiguous_strides(y2.shape, y2.strides);
   }
   const Storage& yg = a1 || b1 ? y2 : y;
   Storage ca, cb;  // operands converted to the result's dtype, when they differ

@@ -50,6 +50,25 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs = {});
 Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
                const Attrs& a, Meta* inferred = nullptr);
 
+/// One op call's operand metas and values, in per-thread vectors reused from call to call
+/// (one set per nesting level: an op's kernel may itself run ops), for apply() and the
+/// frozen executor: a repeated call assigns shapes into existing capacity.
+class OperandScratch {
+ public:
+  OperandScratch();
+  ~OperandScratch();
+  OperandScratch(const OperandScratch&) = delete;
+  OperandScratch& operator=(const OperandScratch&) = delete;
+  /// n metas (their contents are the last call's: assign every field).
+  std::vector<Meta>& metas(std::size_t n);
+  /// Empty at the start of the lease.
+  std::vector<const Storage*>& values();
+  struct Impl;  // the per-thread vectors (ops/apply.cpp)
+
+ private:
+  Impl* s_;
+};
+
 /// nan_guard: th::ValueError naming `op`, its operands and the first NaN/Inf in `out`.
 void check_finite(const Op& op, const Storage& out, const std::vector<Meta>& metas);
 
@@ -63,8 +82,11 @@ std::string message(const Op& op, const std::string& what, const std::vector<Met
 [[noreturn]] void throw_type(const Op& op, const std::string& what, const std::vector<Meta>& in);
 
 // ---- shared shape helpers -------------------------------------------------------------------
-/// numpy broadcasting of two static shapes (-1 unknown), or ShapeError.
+/// numpy broadcasting of static shapes (-1 unknown), or ShapeError.
 Shape broadcast_shapes(const Op& op, const std::vector<Meta>& in);
+/// acc := the numpy broadcast of acc and s (a -1 dim takes the other's size); returns the
+/// dim of s that does not broadcast (acc then partly updated), or -1.
+long broadcast_into(Shape& acc, const Shape& s);
 /// Normalises a possibly negative axis against `ndim`, or ShapeError.
 std::int64_t norm_axis(const Op& op, std::int64_t axis, std::int64_t ndim, const std::vector<Meta>& in);
 /// Sorted, normalised, unique axes (all axes when `all`).

@@ -177,7 +177,7 @@ const Op op_sum_to_like{
       for (auto ax : axes) view.strides[std::size_t(ax)] = 0;
       be.reduce(ReduceKind::sum, g, view);
       acc.shape = out.shape;
-      acc.strides = contiguous_strides(out.shape);
+      set_contiguous_strides(out.shape, acc.strides);
       return acc;
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {broadcast_like(c.g, c.x[0]), none}; },

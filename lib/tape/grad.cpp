@@ -17,35 +17,27 @@ class NodeIndex {
   NodeIndex() { grow(64); }
   /// The index of `n`, or -1 (also for a node added with -1 and not yet set).
   long find(const Node* n) const {
-    for (std::size_t i = slot(n);; i = (i + 1) & mask_) {
-      if (slots_[i].first == n) return slots_[i].second;
-      if (!slots_[i].first) return -1;
-    }
+    const auto& e = slots_[probe(n)];
+    return e.first ? e.second : -1;
   }
   /// Adds n -> v unless present; true when added.
   bool add(const Node* n, long v) {
     if (2 * (count_ + 1) > slots_.size()) grow(slots_.size());
-    for (std::size_t i = slot(n);; i = (i + 1) & mask_) {
-      if (slots_[i].first == n) return false;
-      if (!slots_[i].first) {
-        slots_[i] = {n, v};
-        ++count_;
-        return true;
-      }
-    }
+    auto& e = slots_[probe(n)];
+    if (e.first) return false;
+    e = {n, v};
+    ++count_;
+    return true;
   }
   /// Sets the index of a node already added.
-  void set(const Node* n, long v) {
-    for (std::size_t i = slot(n);; i = (i + 1) & mask_)
-      if (slots_[i].first == n) {
-        slots_[i].second = v;
-        return;
-      }
-  }
+  void set(const Node* n, long v) { slots_[probe(n)].second = v; }
 
  private:
-  std::size_t slot(const Node* n) const {
-    return std::size_t((reinterpret_cast<std::uintptr_t>(n) >> 4) * 0x9E3779B97F4A7C15ull) & mask_;
+  // n's entry, or the empty one where it would go.
+  std::size_t probe(const Node* n) const {
+    std::size_t i = std::size_t((reinterpret_cast<std::uintptr_t>(n) >> 4) * 0x9E3779B97F4A7C15ull) & mask_;
+    while (slots_[i].first && slots_[i].first != n) i = (i + 1) & mask_;
+    return i;
   }
   void grow(std::size_t at_least) {
     std::size_t cap = 16;
