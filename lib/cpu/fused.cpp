@@ -9,6 +9,7 @@
 
 #include "core/scalar_math.hpp"
 #include "core/stack_or_heap.hpp"
+#include "cpu/multiversion.hpp"
 #include "cpu/parallel.hpp"
 #include "ops/elementwise_list.hpp"
 
@@ -155,23 +156,7 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
   }
 }
 
-// The block loops built three times, for AVX-512, AVX2 and the baseline x86-64, and picked
-// at load time by the CPU (GCC/Clang function multi-versioning): the default build stays
-// portable (no -march=native) and still uses wide vectors where the CPU has them. No FMA
-// (-ffp-contract=off): a contracted a*b+c would round differently from the unfused kernels.
-// Sanitizer builds keep one version (their runtimes start after ifunc resolvers run).
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define THETA_ONE_VERSION
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define THETA_ONE_VERSION
-#endif
-#endif
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(THETA_ONE_VERSION)
-#define THETA_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define THETA_MULTIVERSION
-#endif
+// The block loops, built per CPU level (cpu/multiversion.hpp).
 THETA_MULTIVERSION void blocks_f32(const Chain& c, float* temps, std::int64_t lo, std::int64_t hi) {
   run_blocks<float>(c, temps, lo, hi);
 }
