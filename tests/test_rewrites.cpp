@@ -340,6 +340,62 @@ BOOST_AUTO_TEST_CASE(merged_chains_fall_back_to_their_parts) {
   BOOST_TEST(fused_steps_of(g) == "fused[tanh mul] fused[mul exp]");
 }
 
+BOOST_AUTO_TEST_CASE(whole_sums_and_counts_fold_into_the_chain_feeding_them) {
+  // sum(chain) and count(chain) are computed by the fused pass itself (rewrite_fuse_reduce.cpp),
+  // each block reduced while in cache in theta's order for whole reductions
+  // (cpu/pairwise.hpp): the bits of the eager sum, for sizes inside one block, at its edges,
+  // over many blocks and both kernel threads, in float32 and float64; the chain's values are
+  // not written when nothing else reads them.
+  for (th::DType dt : {th::DType::float64, th::DType::float32}) {
+    auto x = th::placeholder(dt, 1, "x"), y = th::placeholder(dt, 1, "y");
+    Tensor loss = th::mean(th::sqr(th::tanh(x * 1.5 + y) - y));
+    auto f = th::function({x, y}, {loss, th::sum(th::sigmoid(x) * y)});
+    const std::string fs = fused_steps_of(f);
+    BOOST_TEST(has(fs, "fused[mul add tanh sub mul sum count]"), fs);
+    BOOST_TEST(has(fs, "fused[sigmoid mul sum]"), fs);
+    BOOST_TEST(has(th::debugprint(f), "fused_reduce 3"), th::debugprint(f));
+    auto g = th::function({x, y}, th::grad(loss, x));  // and the gradient of such a loss
+    for (std::int64_t n : {1, 7, 125, 1024, 1025, 4096, 100003, 1 << 20}) {
+      Tensor X = th::random::uniform({n}, -2, 2, 1, dt), Y = th::random::uniform({n}, -2, 2, 2, dt);
+      auto r = f(X, Y);
+      BOOST_TEST(r[0].dtype() == dt);
+      BOOST_TEST(r[0].item() == th::mean(th::sqr(th::tanh(X * 1.5 + Y) - Y)).item(), n);  // bit for bit
+      BOOST_TEST(r[1].item() == th::sum(th::sigmoid(X) * Y).item(), n);
+      BOOST_TEST(std::fabs(r[1].item() - th::sum(th::cast(th::sigmoid(X) * Y, th::DType::float64)).item()) <=
+                     (dt == th::DType::float32 ? 1e-5 : 1e-12) * double(n),
+                 n);
+      Tensor xv = th::variable(X);
+      BOOST_TEST(vals(g(X, Y)) == vals(th::grad(th::mean(th::sqr(th::tanh(xv * 1.5 + Y) - Y)), xv)),
+                 boost::test_tools::per_element());
+    }
+  }
+  // The chain's value read elsewhere too: written, and summed.
+  auto x = th::dvector("x");
+  Tensor t = th::exp(x) * 0.5;
+  auto both = th::function({x}, {t, th::sum(t), th::mean(t)});
+  BOOST_TEST(fused_steps_of(both) == "fused[exp mul sum count] div", fused_steps_of(both));
+  const Tensor X = th::random::uniform({3000}, -1, 1, 3);
+  auto r = both(X);
+  BOOST_TEST(vals(r[0]) == vals(th::exp(X) * 0.5), boost::test_tools::per_element());
+  BOOST_TEST(r[1].item() == th::sum(th::exp(X) * 0.5).item());
+  BOOST_TEST(r[2].item() == th::mean(th::exp(X) * 0.5).item());
+  auto empty = both(th::zeros({0}));  // empty: 0, as the eager sum; 0/0 for the mean
+  BOOST_TEST(empty[1].item() == 0.0);
+  BOOST_TEST(std::isnan(empty[2].item()));
+  // Where the pass cannot run (a strided argument) or every op is checked (nan_guard), the
+  // chain runs op by op and the sum and count after it: the same values.
+  auto m = th::dmatrix("m");
+  auto h = th::function({m}, th::sum(th::tanh(m) * 2.0));
+  const Tensor M = th::random::uniform({40, 30}, -2, 2, 4);
+  BOOST_TEST(h(th::transpose(M)).item() == th::sum(th::tanh(th::transpose(M)) * 2.0).item());
+  th::Options o;
+  o.mode = th::Mode::nan_guard;
+  auto hg = th::function({m}, th::sum(th::tanh(m) * 2.0), {}, o);
+  BOOST_TEST(hg(M).item() == h(M).item());
+  // A sum over some axes is not whole: it stays a step.
+  BOOST_TEST(fused_steps_of(th::function({m}, th::sum(th::tanh(m) * 2.0, 0))) == "fused[tanh mul] sum");
+}
+
 BOOST_AUTO_TEST_CASE(bias_rows_ride_in_fused_chains) {
   // tanh(h + b) with b a row repeated over the leading dimensions (a bias): the fused pass
   // reads b block by block (cpu/fused.cpp), bit-identical to the unfused ops; so is a row

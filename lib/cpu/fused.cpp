@@ -10,6 +10,7 @@
 #include "core/scalar_math.hpp"
 #include "core/stack_or_heap.hpp"
 #include "cpu/multiversion.hpp"
+#include "cpu/pairwise.hpp"
 #include "cpu/parallel.hpp"
 #include "ops/elementwise_list.hpp"
 
@@ -17,7 +18,8 @@ namespace th::detail::cpu {
 
 namespace {
 
-constexpr std::int64_t kBlock = 1024;
+// Blocks of the whole-reduction order's size: a folded sum reduces each block as it is made.
+constexpr std::int64_t kBlock = kPairwiseBlock;
 
 // y[i] = f(x[i]) for a block, or f of one broadcast element (sx == 0): each case its own
 // plain loop, so that the compiler vectorises it.
@@ -68,6 +70,8 @@ struct Chain {
   const std::vector<std::size_t>& row_slot;   // per input with a period: its scratch block
   const std::vector<void*>& y;                // per instruction: its output buffer, or null (a temporary)
   const std::vector<std::size_t>& temp_slot;  // per instruction: its scratch block, when a temporary
+  const std::vector<int>& sum_instr;         // instructions whose results are summed
+  const std::vector<void*>& partial;         // per sum: each block's sum (an array of T)
   std::int64_t total;
   std::int64_t width;  // elements per scratch block: kBlock, or the whole (smaller) total
 };
@@ -153,6 +157,17 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
         binary_block<T>(BinaryKind(in.code), a, sa, b, sb, dst, n);
       }
     }
+    // Folded sums: this block's values, still in cache, reduced in the whole-reduction order.
+    for (std::size_t j = 0; j < c.sum_instr.size(); ++j) {
+      const std::size_t k = std::size_t(c.sum_instr[j]);
+      const T* v = at[k];
+      StackOrHeap<T, 1> spread(stride[k] ? 0 : std::size_t(n));  // one value standing for the block
+      if (!stride[k]) {
+        std::fill(spread.data(), spread.data() + n, v[0]);
+        v = spread.data();
+      }
+      static_cast<T*>(c.partial[j])[blk] = pairwise(v, n, [](T x, T y) { return T(x + y); });
+    }
   }
 }
 
@@ -170,7 +185,7 @@ THETA_MULTIVERSION void blocks_f64(const Chain& c, double* temps, std::int64_t l
 // An unwritten identity computes nothing and reads its operand's block, so it extends that
 // block's life. Returns the number of blocks; temp_slot[k] is instruction k's.
 std::size_t assign_temps(const std::vector<FusedInstr>& code, const std::vector<void*>& y,
-                         std::vector<std::size_t>& temp_slot) {
+                         const std::vector<int>& sum_instr, std::vector<std::size_t>& temp_slot) {
   const std::size_t m = code.size();
   thread_local std::vector<long> owner, last;  // owner: the instruction whose block a value is in
   owner.resize(m);
@@ -181,6 +196,7 @@ std::size_t assign_temps(const std::vector<FusedInstr>& code, const std::vector<
     if (in.a >= 0) last[std::size_t(owner[std::size_t(in.a)])] = long(k);
     if (!in.unary && in.b >= 0 && !in.identity()) last[std::size_t(owner[std::size_t(in.b)])] = long(k);
   }
+  for (int k : sum_instr) last[std::size_t(owner[std::size_t(k)])] = long(m);  // read after the block's last instruction
   temp_slot.assign(m, 0);
   thread_local std::vector<std::size_t> free_blocks;
   thread_local std::vector<std::pair<long, std::size_t>> busy;  // (last reader, block)
@@ -210,7 +226,8 @@ std::size_t assign_temps(const std::vector<FusedInstr>& code, const std::vector<
 
 template <class T>
 void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs, FusedFit& fit,
-               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, std::int64_t total) {
+               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, std::int64_t total,
+               const std::vector<int>& sum_instr, const std::vector<const Storage*>& sums) {
   const std::vector<bool>& scalar = fit.scalar;
   const std::vector<std::int64_t>& period = fit.period;
   // The chain's tables, in per-thread vectors reused from call to call (no allocation in
@@ -223,9 +240,10 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
   step.clear();
   row_slot.clear();
   y.assign(code.size(), nullptr);
-  for (std::size_t k = 0; k < outs.size(); ++k) y[std::size_t(out_instr[k])] = outs[k]->data<T>();
+  for (std::size_t k = 0; k < outs.size(); ++k)
+    if (outs[k]) y[std::size_t(out_instr[k])] = outs[k]->data<T>();
   if (!fit.temps_known) {
-    fit.temp_blocks = assign_temps(code, y, fit.temp_slot);
+    fit.temp_blocks = assign_temps(code, y, sum_instr, fit.temp_slot);
     fit.temps_known = true;
   }
   const std::vector<std::size_t>& temp_slot = fit.temp_slot;
@@ -235,8 +253,16 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     step.push_back(scalar[k] ? 0 : 1);
     row_slot.push_back(period[k] ? slots++ : 0);
   }
-  const Chain c{code, base, step, period, row_slot, y, temp_slot, total, std::min(kBlock, total)};
   const std::int64_t blocks = (total + kBlock - 1) / kBlock;
+  thread_local std::vector<std::vector<T>> partials;  // per sum, per block
+  thread_local std::vector<void*> partial;
+  if (partials.size() < sum_instr.size()) partials.resize(sum_instr.size());
+  partial.clear();
+  for (std::size_t j = 0; j < sum_instr.size(); ++j) {
+    partials[j].resize(std::size_t(blocks));
+    partial.push_back(partials[j].data());
+  }
+  const Chain c{code, base, step, period, row_slot, y, temp_slot, sum_instr, partial, total, std::min(kBlock, total)};
   const std::size_t temp_size = slots * std::size_t(c.width);
   parallel_for(blocks, kBlock * std::int64_t(code.size()), [&](std::int64_t lo, std::int64_t hi) {
     // Per-thread scratch, kept between calls (not zeroed: every element is written first).
@@ -250,25 +276,31 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     if constexpr (std::is_same_v<T, float>) blocks_f32(c, temps, lo, hi);
     else blocks_f64(c, temps, lo, hi);
   });
+  for (std::size_t j = 0; j < sum_instr.size(); ++j)  // into 0, as the eager sum does
+    *sums[j]->data<T>() = T(T(0) + combine_blocks(partials[j], [](T x, T y) { return T(x + y); }));
 }
 
 }  // namespace
 
 bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
-               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, FusedFit* fit) {
+               const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, const Storage& like,
+               FusedFit* fit, const std::vector<int>& sum_instr, const std::vector<const Storage*>& sums) {
   if (dtype != DType::float32 && dtype != DType::float64) return false;
-  const std::int64_t total = outs[0]->size();
+  const std::int64_t total = like.size();
   thread_local FusedFit scratch;  // without a caller's fit: found anew on every call
   FusedFit& f = fit ? *fit : scratch;
   if (!fit || !f.known) {
-    f.fits = fused_inputs_fit(code, dtype, inputs, out_instr, *outs[0], f.scalar, &f.period);
+    f.fits = fused_inputs_fit(code, dtype, inputs, out_instr, like, f.scalar, &f.period);
     f.known = true;
     f.temps_known = false;
   }
   if (!f.fits) return false;
-  if (total == 0) return true;
-  if (dtype == DType::float32) run_typed<float>(code, inputs, f, out_instr, outs, total);
-  else run_typed<double>(code, inputs, f, out_instr, outs, total);
+  if (total == 0) {
+    for (const Storage* s : sums) cpu_backend().fill(*s, 0.0);
+    return true;
+  }
+  if (dtype == DType::float32) run_typed<float>(code, inputs, f, out_instr, outs, total, sum_instr, sums);
+  else run_typed<double>(code, inputs, f, out_instr, outs, total, sum_instr, sums);
   return true;
 }
 

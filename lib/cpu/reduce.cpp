@@ -2,45 +2,38 @@
 // the input's memory order accumulates every reduction (sum, prod, max, min).
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "cpu/cpu_backend.hpp"
+#include "cpu/pairwise.hpp"
+#include "cpu/parallel.hpp"
 #include "cpu/strided.hpp"
 #include "theta/error.hpp"
 
 namespace th::detail::cpu {
 
 namespace {
-// f over n >= 1 contiguous values in numpy's pairwise order: eight running results side
-// by side over blocks of up to 128, combined in a tree, halves above that. Independent
-// chains instead of one: faster (no wait on each add) and, for sums, rounding error that
-// grows with log n instead of n.
+
+// x's n >= 1 contiguous values reduced in theta's order (cpu/pairwise.hpp): large arrays
+// block by block on the kernel threads, each block's result at its index.
 template <class T, class F>
-T pairwise(const T* x, std::int64_t n, F f) {
-  if (n < 8) {
-    T r = x[0];
-    for (std::int64_t i = 1; i < n; ++i) r = f(r, x[i]);
-    return r;
-  }
-  if (n <= 128) {
-    T r[8];
-    for (int j = 0; j < 8; ++j) r[j] = x[j];
-    std::int64_t i = 8;
-    for (; i + 8 <= n; i += 8)
-      for (int j = 0; j < 8; ++j) r[j] = f(r[j], x[i + j]);
-    T res = f(f(f(r[0], r[1]), f(r[2], r[3])), f(f(r[4], r[5]), f(r[6], r[7])));
-    for (; i < n; ++i) res = f(res, x[i]);
-    return res;
-  }
-  const std::int64_t half = n / 2 / 8 * 8;
-  return f(pairwise(x, half, f), pairwise(x + half, n - half, f));
+T whole(const T* x, std::int64_t n, F f) {
+  if (n <= kPairwiseBlock) return pairwise(x, n, f);
+  const std::int64_t blocks = (n + kPairwiseBlock - 1) / kPairwiseBlock;
+  std::vector<T> partials(static_cast<std::size_t>(blocks));
+  parallel_for(blocks, kPairwiseBlock, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t b = lo; b < hi; ++b)
+      partials[std::size_t(b)] = pairwise(x + b * kPairwiseBlock, std::min(kPairwiseBlock, n - b * kPairwiseBlock), f);
+  });
+  return combine_blocks(partials, f);
 }
 
 template <class T, class F>
 void reduce_loop(const Storage& x, const Storage& y, F f) {
-  // The whole of a contiguous x into one element (a loss): pairwise, then into y's start
-  // value (0 or 1, or the first element for max/min).
+  // The whole of a contiguous x into one element (a loss): in theta's order, then into y's
+  // start value (0 or 1, or the first element for max/min).
   if (x.contiguous() && std::all_of(y.strides.begin(), y.strides.end(), [](std::int64_t s) { return s == 0; })) {
-    if (x.size() > 0) *y.data<T>() = f(*y.data<T>(), pairwise(x.data<T>(), x.size(), f));
+    if (x.size() > 0) *y.data<T>() = f(*y.data<T>(), whole(x.data<T>(), x.size(), f));
     return;
   }
   for_each_strided<2>(x.shape, {&y, &x}, [&f](char** p, const std::int64_t* s, std::int64_t n) {

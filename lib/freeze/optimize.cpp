@@ -14,7 +14,8 @@ void optimize(Program& p) {
   note("like_shapes", rewrite_like_shapes(p));
   note("gemm_transpose", rewrite_gemm_transpose(p));
   note("dead", eliminate_dead(p));
-  note("fused", fuse_elementwise(p));  // last: the other passes match single ops
+  note("fused", fuse_elementwise(p));  // late: the other passes match single ops
+  note("fused_reduce", fuse_reductions(p));
 }
 
 std::vector<long> producers(const Program& p) {

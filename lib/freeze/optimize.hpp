@@ -10,6 +10,7 @@
 //   rewrite_gemm.cpp       matmul(transpose(x), y) -> matmul_t reading x with a flag
 //   rewrite_dce.cpp        steps, constants and shared reads no output or update needs
 //   rewrite_fuse.cpp       chains of float elementwise steps become one fused step
+//   rewrite_fuse_reduce.cpp  a whole sum or count of a fused chain's result folded into it
 // A rewrite only fires where dtypes and static shapes prove the result is unchanged.
 #pragma once
 #include <cstddef>
@@ -29,6 +30,7 @@ int rewrite_like_shapes(Program& p);
 int rewrite_gemm_transpose(Program& p);
 int eliminate_dead(Program& p);
 int fuse_elementwise(Program& p);
+int fuse_reductions(Program& p);
 
 // ---- helpers the passes share (optimize.cpp) ------------------------------------------------
 /// For each slot, the index of the step that writes it (-1 for inputs, shared, constants).

@@ -76,6 +76,7 @@ std::string step_name(const Step& s) {
   if (!s.fused) return s.op->name;
   std::string r = "fused[";
   for (std::size_t i = 0; i < s.fused->members.size(); ++i) r += (i ? " " : "") + std::string(s.fused->members[i].op->name);
+  for (const auto& red : s.fused->reductions) r += " " + std::string(red.step.op->name);
   return r + "]";
 }
 
@@ -97,9 +98,11 @@ std::string debugprint(const Function& f) {
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
     const detail::Step& st = p.steps[k];
     os << "  ";
-    if (st.fused)  // a merged chain writes several slots
+    if (st.fused) {  // a merged chain writes several slots, folded reductions theirs
       for (std::size_t slot : st.fused->out_slots)
         if (slot != st.out) os << slot_name(slot) << ", ";
+      for (const auto& red : st.fused->reductions) os << slot_name(red.step.out) << ", ";
+    }
     os << slot_name(st.out) << " = " << detail::step_name(st) << "(";
     for (std::size_t j = 0; j < st.in.size(); ++j)
       os << (j ? ", " : "") << slot_name(st.in[j]) << (st.names[j].empty() ? "" : " " + st.names[j]);
@@ -160,9 +163,14 @@ std::string to_dot(const Function& f) {
   for (const detail::Step& st : p.steps) {
     os << "  s" << st.out << " [label=\"" << detail::step_name(st) << "\"];\n";
     for (std::size_t in : st.in) os << "  s" << in << " -> s" << st.out << ";\n";
-    if (st.fused)  // the other slots a merged chain writes
+    if (st.fused) {  // the other slots a merged chain writes, and folded reductions'
+      std::vector<std::size_t> also;
       for (std::size_t slot : st.fused->out_slots)
-        if (slot != st.out) os << "  s" << slot << " [shape=point];\n  s" << st.out << " -> s" << slot << " [style=dashed];\n";
+        if (slot != st.out) also.push_back(slot);
+      for (const auto& red : st.fused->reductions) also.push_back(red.step.out);
+      for (std::size_t slot : also)
+        os << "  s" << slot << " [shape=point];\n  s" << st.out << " -> s" << slot << " [style=dashed];\n";
+    }
   }
   for (std::size_t o = 0; o < p.outputs.size(); ++o) os << "  out" << o << " [shape=plaintext, label=\"output " << o << "\"];\n  s" << p.outputs[o] << " -> out" << o << ";\n";
   os << "}\n";

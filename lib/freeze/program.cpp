@@ -79,20 +79,25 @@ struct StripeLocks {
 // A fused step in one pass (cpu::run_fused, or one generated kernel on a GPU); false when
 // its inputs do not allow it (on different devices, broadcasting other than of single
 // elements, strided views, or shapes that do not broadcast: the members then run one by one
-// and raise the usual error).
+// and raise the usual error). `reduced`: its folded reductions were computed too (on the
+// CPU; otherwise the caller runs them).
 // With `fit` (CPU calls whose layouts equal the frame's last call): a known fit is
-// taken as is (its shape included), else the one found is stored there.
-bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit = nullptr) {
-  thread_local std::vector<const Storage*> in, outs;  // reused: this runs for every fused step
-  thread_local std::vector<Storage> ys;
-  thread_local Shape computed;
+// taken as is, else the one found is stored there.
+bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bool& reduced) {
+  // reused: this runs for every fused step
+  thread_local std::vector<const Storage*> in, outs, sum_outs;
+  thread_local std::vector<Storage> ys, rs;
+  thread_local std::vector<int> sum_instr;
+  thread_local Storage like;  // the pass's shape (no buffer)
   in.clear();
+  reduced = false;
   const Device device = s.in.empty() ? th::cpu() : vals[s.in[0]].device();
+  const bool on_cpu = device.type == Device::Type::cpu;
   for (std::size_t slot : s.in) in.push_back(&vals[slot]);
   if (fit && fit->known) {
     if (!fit->fits) return false;
   } else {
-    Shape& shape = fit ? fit->shape : computed;
+    Shape& shape = fit ? fit->shape : like.shape;
     shape.clear();
     bool ok = true;
     for (const Storage* v : in) ok = ok && v->device() == device && broadcast_into(shape, v->shape) < 0;
@@ -101,20 +106,48 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit = n
       return false;
     }
   }
-  const Shape& shape = fit ? fit->shape : computed;
+  if (fit) like.shape = fit->shape;
+  const Shape& shape = like.shape;
   const Fused& f = *s.fused;
   ys.clear();
   outs.clear();
   for (std::size_t k = 0; k < f.out_slots.size(); ++k) {
+    if (on_cpu && !f.unread.empty() && f.unread[k]) {  // only reduced: never written
+      ys.emplace_back();
+      continue;
+    }
     offer_for_reuse(&vals[f.out_slots[k]]);  // the slot's value from the last call
     ys.push_back(alloc_storage(f.dtype, shape, device));
   }
-  for (const Storage& y : ys) outs.push_back(&y);
-  const bool done = device.type == Device::Type::cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, fit)
-                                                     : cuda_run_fused(f.code, f.dtype, in, f.out_instr, outs);
-  if (done)
-    for (std::size_t k = 0; k < ys.size(); ++k) vals[f.out_slots[k]] = std::move(ys[k]);
+  for (const Storage& y : ys) outs.push_back(y.buf ? &y : nullptr);
+  rs.clear();
+  sum_instr.clear();
+  sum_outs.clear();
+  if (on_cpu)
+    for (const Fused::Reduction& r : f.reductions) {
+      offer_for_reuse(&vals[r.step.out]);
+      const bool count = r.step.op == &count_op();
+      rs.push_back(alloc_storage(count ? r.step.attrs.dtype : f.dtype, {}, device));
+      if (!count) sum_instr.push_back(f.out_instr[r.head]);
+    }
+  for (std::size_t j = 0; j < rs.size(); ++j)
+    if (f.reductions[j].step.op != &count_op()) sum_outs.push_back(&rs[j]);
+  const bool done = on_cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, like, fit, sum_instr, sum_outs)
+                           : cuda_run_fused(f.code, f.dtype, in, f.out_instr, outs);
+  if (done) {
+    for (std::size_t k = 0; k < ys.size(); ++k)
+      if (ys[k].buf) vals[f.out_slots[k]] = std::move(ys[k]);
+    if (on_cpu) {
+      for (std::size_t j = 0; j < f.reductions.size(); ++j) {
+        const Step& r = f.reductions[j].step;
+        if (r.op == &count_op()) cpu_backend().fill(rs[j], double(shape_size(shape)));
+        vals[r.out] = std::move(rs[j]);
+      }
+      reduced = true;
+    }
+  }
   ys.clear();  // the thread keeps no buffer alive between steps
+  rs.clear();
   return done;
 }
 
@@ -339,11 +372,15 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
   // (each fused where it fits), else its ops one by one.
   auto run_chain = [&](const Step& s, cpu::FusedFit* fit, auto& self) -> void {
     if (!s.fused) return run_step(s, nullptr);
-    if (run_fused(s, vals, fit)) return;
-    if (s.fused->parts.empty())
-      for (const Step& m : s.fused->members) run_step(m, nullptr);
-    else
-      for (const Step& part : s.fused->parts) self(part, nullptr, self);
+    bool reduced = false;
+    if (!run_fused(s, vals, fit, reduced)) {
+      if (s.fused->parts.empty())
+        for (const Step& m : s.fused->members) run_step(m, nullptr);
+      else
+        for (const Step& part : s.fused->parts) self(part, nullptr, self);
+    }
+    if (!reduced)
+      for (const Fused::Reduction& r : s.fused->reductions) run_step(r.step, nullptr);
   };
   // The profile times every step of one call in kProfileEvery of each frame (its first
   // included): one clock read per step.
@@ -356,6 +393,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       else run_step(s, &fr.out_meta[k]);
     } else if (guard) {
       for (const Step& m : s.fused->members) run_step(m, nullptr);  // one op at a time, each checked
+      for (const Fused::Reduction& r : s.fused->reductions) run_step(r.step, nullptr);
     } else {
       run_chain(s, device == th::cpu() ? &fr.fits[k] : nullptr, run_chain);
     }

@@ -17,7 +17,16 @@
 
 namespace th::detail {
 
-struct Step;
+struct Fused;
+
+struct Step {
+  const Op* op;
+  Attrs attrs;
+  std::vector<std::size_t> in;     // input slots
+  std::size_t out;                 // output slot
+  std::vector<std::string> names;  // operand display names, for run-time errors
+  std::shared_ptr<const Fused> fused = {};  // set on fused steps (op is then fused_op())
+};
 
 /// A fused elementwise chain (rewrite_fuse.cpp): the kernel program over the step's inputs,
 /// the slots it writes (out_slots, with the instructions whose results they get in
@@ -33,15 +42,17 @@ struct Fused {
   std::vector<std::size_t> out_slots;
   std::vector<int> out_instr;
   std::vector<Step> parts;
-};
-
-struct Step {
-  const Op* op;
-  Attrs attrs;
-  std::vector<std::size_t> in;     // input slots
-  std::size_t out;                 // output slot
-  std::vector<std::string> names;  // operand display names, for run-time errors
-  std::shared_ptr<const Fused> fused = {};  // set on fused steps (op is then fused_op())
+  /// Whole reductions of the chain's results folded into the step (rewrite_fuse_reduce.cpp):
+  /// slot step.out gets the sum, or the element count, of out_slots[head]'s values; `step`
+  /// is the original sum or count, run after the chain when the step does not run as one
+  /// CPU pass (a fallback, the NaN guard, a GPU).
+  struct Reduction {
+    std::size_t head;
+    Step step;
+  };
+  std::vector<Reduction> reductions;
+  /// Per head: read by nothing but folded reductions, so the CPU pass leaves it unwritten.
+  std::vector<bool> unread;
 };
 
 /// The Op of fused steps (it is never run itself).

@@ -38,9 +38,13 @@ Meta infer_unary(const Op& op, const std::vector<Meta>& in, const Attrs&) {
 }
 
 Storage forward_unary(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
-  Storage x = contiguous_as(*in[0], out.dtype);
-  Storage y = alloc_storage(out.dtype, out.shape, x.device());
-  backend_for(x.device()).unary(UnaryKind(op.code), x, y);
+  const Storage& x0 = *in[0];
+  Storage y = alloc_storage(out.dtype, out.shape, x0.device());
+  if (x0.dtype == out.dtype && (x0.device() == th::cpu() || x0.contiguous())) {  // the CPU walks any strides
+    backend_for(y.device()).unary(UnaryKind(op.code), x0, y);
+  } else {
+    backend_for(y.device()).unary(UnaryKind(op.code), contiguous_as(x0, out.dtype), y);
+  }
   return y;
 }
 
@@ -55,9 +59,15 @@ Storage operand(const Storage& s, DType dtype, const Shape& shape) {
 }
 
 Storage forward_binary(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
-  DType ct = compute_dtype(binary_rules[op.code], promote_types(in[0]->dtype, in[1]->dtype));
-  Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
-  backend_for(y.device()).binary(BinaryKind(op.code), operand(*in[0], ct, out.shape), operand(*in[1], ct, out.shape), y);
+  const Storage &a = *in[0], &b = *in[1];
+  DType ct = compute_dtype(binary_rules[op.code], promote_types(a.dtype, b.dtype));
+  Storage y = alloc_storage(out.dtype, out.shape, a.device());
+  // Operands already of the computing dtype and the result's shape go to the kernel as
+  // they are (the common case, and all of a tiny op's cost otherwise: two views).
+  if (a.dtype == ct && b.dtype == ct && a.shape == out.shape && b.shape == out.shape)
+    backend_for(y.device()).binary(BinaryKind(op.code), a, b, y);
+  else
+    backend_for(y.device()).binary(BinaryKind(op.code), operand(a, ct, out.shape), operand(b, ct, out.shape), y);
   return y;
 }
 

@@ -120,6 +120,9 @@ const Op& where_op();
 const Op& sum_to_like_op();
 const Op& broadcast_like_op();
 const Op& broadcast_shape_op();
+/// The reductions sum/prod/max/min, and count (freeze-time rewrites match them).
+const Op& reduce_op(ReduceKind k);
+const Op& count_op();
 const Op& transpose_op();
 /// reshape, reshape_like, expand_dims or squeeze: a view of the same elements in another shape.
 bool is_reshape(const Op& op);

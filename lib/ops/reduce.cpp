@@ -171,6 +171,17 @@ Tensor arg_reduce(const Op& op, const Tensor& x, std::optional<std::int64_t> axi
 
 }  // namespace
 
+const Op& reduce_op(ReduceKind k) {
+  switch (k) {
+    case ReduceKind::sum: return op_sum;
+    case ReduceKind::prod: return op_prod;
+    case ReduceKind::max: return op_max;
+    case ReduceKind::min: return op_min;
+  }
+  return op_sum;
+}
+const Op& count_op() { return op_count; }
+
 Tensor count(const Tensor& x, const Axes& axes, DType dtype) {
   Attrs a;
   a.axes = norm_axes(op_count, axes, node_of(x, "count").shape.size(), {meta_of(x)});
