@@ -10,6 +10,7 @@
 //   rewrite_gemm.cpp       matmul(transpose(x), y) -> matmul_t reading x with a flag
 //   rewrite_dce.cpp        steps, constants and shared reads no output or update needs
 //   rewrite_fuse.cpp       chains of float elementwise steps become one fused step
+//   rewrite_fuse_merge.cpp  fused passes reading the same inputs merged at the earlier one
 //   rewrite_fuse_reduce.cpp  a whole sum or count of a fused chain's result folded into it
 // A rewrite only fires where dtypes and static shapes prove the result is unchanged.
 #pragma once
@@ -30,6 +31,7 @@ int rewrite_like_shapes(Program& p);
 int rewrite_gemm_transpose(Program& p);
 int eliminate_dead(Program& p);
 int fuse_elementwise(Program& p);
+int merge_fused_passes(Program& p);
 int fuse_reductions(Program& p);
 
 // ---- helpers the passes share (optimize.cpp) ------------------------------------------------

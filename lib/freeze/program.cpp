@@ -126,23 +126,17 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
   if (on_cpu)
     for (const Fused::Reduction& r : f.reductions) {
       offer_for_reuse(&vals[r.step.out]);
-      const bool count = r.step.op == &count_op();
-      rs.push_back(alloc_storage(count ? r.step.attrs.dtype : f.dtype, {}, device));
-      if (!count) sum_instr.push_back(f.out_instr[r.head]);
+      rs.push_back(alloc_storage(f.dtype, {}, device));
+      sum_instr.push_back(f.out_instr[r.head]);
     }
-  for (std::size_t j = 0; j < rs.size(); ++j)
-    if (f.reductions[j].step.op != &count_op()) sum_outs.push_back(&rs[j]);
+  for (const Storage& r : rs) sum_outs.push_back(&r);
   const bool done = on_cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, like, fit, sum_instr, sum_outs)
                            : cuda_run_fused(f.code, f.dtype, in, f.out_instr, outs);
   if (done) {
     for (std::size_t k = 0; k < ys.size(); ++k)
       if (ys[k].buf) vals[f.out_slots[k]] = std::move(ys[k]);
     if (on_cpu) {
-      for (std::size_t j = 0; j < f.reductions.size(); ++j) {
-        const Step& r = f.reductions[j].step;
-        if (r.op == &count_op()) cpu_backend().fill(rs[j], double(shape_size(shape)));
-        vals[r.out] = std::move(rs[j]);
-      }
+      for (std::size_t j = 0; j < f.reductions.size(); ++j) vals[f.reductions[j].step.out] = std::move(rs[j]);
       reduced = true;
     }
   }

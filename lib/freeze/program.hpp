@@ -42,10 +42,10 @@ struct Fused {
   std::vector<std::size_t> out_slots;
   std::vector<int> out_instr;
   std::vector<Step> parts;
-  /// Whole reductions of the chain's results folded into the step (rewrite_fuse_reduce.cpp):
-  /// slot step.out gets the sum, or the element count, of out_slots[head]'s values; `step`
-  /// is the original sum or count, run after the chain when the step does not run as one
-  /// CPU pass (a fallback, the NaN guard, a GPU).
+  /// Whole sums of the chain's results folded into the step (rewrite_fuse_reduce.cpp): slot
+  /// step.out gets the sum of out_slots[head]'s values; `step` is the original sum, run
+  /// after the chain when the step does not run as one CPU pass (a fallback, the NaN guard,
+  /// a GPU).
   struct Reduction {
     std::size_t head;
     Step step;

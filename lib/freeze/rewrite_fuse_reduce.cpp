@@ -1,5 +1,6 @@
 // Reductions fused with the elementwise work feeding them: a sum over every axis (a loss)
-// or a count of a fused step's result is folded into that step. On the CPU the pass then
+// of a fused step's result is folded into that step (a count reads its operand's shape
+// only: rewrite_like_shapes.cpp points it at the chain's inputs instead). On the CPU the pass then
 // reduces each block while it is in cache, in theta's order for whole reductions
 // (cpu/pairwise.hpp), so the result has the bits of the separate sum; a result nothing
 // else reads is then never written to memory. The fused step keeps the original steps and
@@ -12,27 +13,26 @@ namespace th::detail {
 
 namespace {
 
-// Whether step s reduces all of its operand to one element: a sum in the operand's dtype,
-// or a count.
-bool whole_reduction(const Program& p, const Step& s) {
-  const bool sum = s.op == &reduce_op(ReduceKind::sum), count = s.op == &count_op();
-  if (!sum && !count) return false;
-  const std::size_t rank = p.slot_shape[s.in[0]].size();
-  if (s.attrs.axes.size() != rank) return false;  // axes are normalised and distinct
-  if (count) return true;
-  return !s.attrs.keepdims && p.slot_dtype[s.out] == p.slot_dtype[s.in[0]];
+// Whether step s sums all of its operand into one 0-d element of the operand's dtype.
+bool whole_sum(const Program& p, const Step& s) {
+  return s.op == &reduce_op(ReduceKind::sum) && !s.attrs.keepdims &&
+         s.attrs.axes.size() == p.slot_shape[s.in[0]].size() &&  // axes are normalised and distinct
+         p.slot_dtype[s.out] == p.slot_dtype[s.in[0]];
 }
 
 }  // namespace
 
 int fuse_reductions(Program& p) {
   std::vector<long> made_by = producers(p);
+  for (std::size_t k = 0; k < p.steps.size(); ++k)  // a merged pass's other results too
+    if (p.steps[k].fused)
+      for (std::size_t slot : p.steps[k].fused->out_slots) made_by[slot] = long(k);
   std::vector<std::shared_ptr<Fused>> copy(p.steps.size());  // fused steps being extended
   std::vector<bool> drop(p.steps.size(), false);
   int folded = 0;
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
     const Step& s = p.steps[k];
-    if (s.fused || !whole_reduction(p, s)) continue;
+    if (s.fused || !whole_sum(p, s)) continue;
     const long t = made_by[s.in[0]];
     if (t < 0 || !p.steps[std::size_t(t)].fused) continue;
     const std::size_t ts = std::size_t(t);

@@ -4,10 +4,13 @@
 // operands' sets, so equal classes mean equal shapes at run time):
 //  - a step whose operand already has its like's class is a no-op: dropped;
 //  - broadcast_like(reshape(x), like) reads x itself when x is one element;
-//  - a `like` made by an elementwise step is replaced by what its class is made of (one
-//    slot of that rank, or a zero-copy broadcast_shape of the sources), so the forward
-//    value is no longer kept alive for its shape and elementwise fusion can absorb it.
+//  - a `like` (or a count's operand, also read for its shape only) made by an elementwise
+//    step is replaced by what its class is made of (one slot of that rank, or a zero-copy
+//    broadcast_shape of the sources), so the forward value is no longer kept alive for its
+//    shape, elementwise fusion can absorb it, and chains that needed only its shape no
+//    longer wait for it (a mean's gradient and its forward then merge into one pass).
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "freeze/optimize.hpp"
@@ -50,6 +53,42 @@ int rewrite_like_shapes(Program& p) {
   const std::vector<long> made_by = producers(p);
   int fired = 0;
   std::vector<Step> out;
+  // An operand read for its shape only and made by an elementwise step: replaced by what its
+  // class is made of (one slot of that rank, or a zero-copy broadcast_shape of the sources,
+  // one step per class).
+  std::map<std::pair<std::set<std::size_t>, std::size_t>, std::size_t> made_shapes;
+  auto shape_source = [&](std::size_t& like) {
+    const long maker = made_by[like];
+    const ShapeClass lc = cls[like];  // a copy: cls grows below
+    if (maker < 0 || !(is_unary(p.steps[std::size_t(maker)].op) || is_binary(p.steps[std::size_t(maker)].op)) ||
+        lc.sources.empty())
+      return false;
+    const std::size_t first = *lc.sources.begin();
+    if (lc.sources.size() == 1 && cls[first].rank == lc.rank) {
+      like = first;
+      return true;
+    }
+    const auto key = std::make_pair(lc.sources, lc.rank);
+    const auto known = made_shapes.find(key);
+    if (known != made_shapes.end() && p.slot_dtype[known->second] == p.slot_dtype[like]) {
+      like = known->second;
+      return true;
+    }
+    const std::size_t slot = new_slot(p, p.slot_dtype[like], p.slot_shape[like]);
+    cls.push_back(lc);
+    Attrs a;
+    a.axis = std::int64_t(lc.rank);
+    a.dtype = p.slot_dtype[like];
+    Step b{&broadcast_shape_op(), a, {}, slot, {}};
+    for (std::size_t s : lc.sources) {
+      b.in.push_back(s);
+      b.names.push_back("");
+    }
+    out.push_back(std::move(b));
+    made_shapes[key] = slot;
+    like = slot;
+    return true;
+  };
   for (Step& st : p.steps) {
     const Op* op = st.op;
     ShapeClass& c = cls[st.out];
@@ -81,30 +120,10 @@ int rewrite_like_shapes(Program& p) {
         ++fired;
         continue;
       }
-      const std::size_t like = st.in[1];
-      const long maker = made_by[like];
-      const ShapeClass lc = cls[like];  // a copy: cls grows below
-      if (maker >= 0 && (is_unary(p.steps[std::size_t(maker)].op) || is_binary(p.steps[std::size_t(maker)].op)) &&
-          !lc.sources.empty()) {
-        const std::size_t first = *lc.sources.begin();
-        if (lc.sources.size() == 1 && cls[first].rank == lc.rank) {
-          st.in[1] = first;
-        } else {
-          const std::size_t slot = new_slot(p, p.slot_dtype[like], p.slot_shape[like]);
-          cls.push_back(lc);
-          Attrs a;
-          a.axis = std::int64_t(lc.rank);
-          a.dtype = p.slot_dtype[like];
-          Step b{&broadcast_shape_op(), a, {}, slot, {}};
-          for (std::size_t s : lc.sources) {
-            b.in.push_back(s);
-            b.names.push_back("");
-          }
-          out.push_back(std::move(b));
-          st.in[1] = slot;
-        }
-        ++fired;
-      }
+      if (shape_source(st.in[1])) ++fired;
+    } else if (op == &count_op()) {  // reads its operand's shape only, too
+      c.sources = {st.out};
+      if (shape_source(st.in[0])) ++fired;
     } else {
       c.sources = {st.out};
     }

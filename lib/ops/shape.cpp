@@ -198,7 +198,9 @@ const Op op_broadcast_shape{
     [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
       Storage one = alloc_storage(out.dtype, {}, in[0]->device());
       backend_for(one.device()).fill(one, 0.0);
-      return broadcast_view(one, out.shape);
+      one.shape = out.shape;  // broadcast in place: the vectors (reused between calls) stay
+      one.strides.assign(out.shape.size(), 0);
+      return one;
     },
     nullptr, ~0u};  // shapes only: the result lives with the first operand
 
