@@ -410,7 +410,9 @@ BOOST_AUTO_TEST_CASE(passes_reading_the_same_inputs_merge_past_the_steps_between
   BOOST_TEST(fs.find("fused[sub mul") != std::string::npos, fs);
   BOOST_TEST(fs.find("sub", fs.find("fused[sub") + 7) == std::string::npos, fs);  // x - y once
   BOOST_TEST(has(th::debugprint(f), "fused_merge 1"), th::debugprint(f));
-  for (std::int64_t n : {5, 3000}) {
+  // Sizes repeated and changed: a repeated call reuses the count and broadcast_shape of
+  // the last call (the frame keeps them), a new size computes them again.
+  for (std::int64_t n : {5, 5, 3000, 3000, 5, 7}) {
     Tensor X = th::random::uniform({n}, -2, 2, 1), Y = th::random::uniform({n}, -2, 2, 2);
     Tensor xv = th::variable(X);
     Tensor le = th::mean(th::sqr(xv - Y));

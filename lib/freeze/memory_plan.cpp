@@ -29,6 +29,11 @@ void plan_memory(Program& p) {
         for (const Step& m : part.fused->members) p.made[m.out] = true;
     }
   }
+  // count and broadcast_shape: a call with the last call's layouts finds their values, kept
+  // by the frame, unchanged
+  p.shape_only.assign(p.steps.size(), false);
+  for (std::size_t k = 0; k < p.steps.size(); ++k)
+    p.shape_only[k] = p.steps[k].op == &count_op() || p.steps[k].op == &broadcast_shape_op();
   p.release.assign(p.steps.size(), {});
   for (std::size_t s = 0; s < p.slots; ++s)
     if (last[s] != kNever && !kept[s]) p.release[last[s]].push_back(s);
