@@ -224,10 +224,33 @@ std::size_t assign_temps(const std::vector<FusedInstr>& code, const std::vector<
   return blocks;
 }
 
+// The epilogue's scalar instructions (FusedEpilogue::tail) over the sums `v` (v has room for
+// the tail's results after them) and the pass's one-element inputs, with the formulas the
+// eager kernels use, built per CPU level as they are (the same contraction, the same bits).
+template <class T>
+__attribute__((always_inline)) inline void run_tail(const std::vector<FusedInstr>& tail, const std::vector<const void*>& base,
+                                                    std::size_t sums, T* v) {
+  for (std::size_t k = 0; k < tail.size(); ++k) {
+    const FusedInstr& in = tail[k];
+    auto operand = [&](int o) { return o < 0 ? static_cast<const T*>(base[std::size_t(-1 - o)]) : v + o; };
+    if (in.unary) unary_block<T>(UnaryKind(in.code), operand(in.a), 0, v + sums + k, 1);
+    else binary_block<T>(BinaryKind(in.code), operand(in.a), 0, operand(in.b), 0, v + sums + k, 1);
+  }
+}
+THETA_MULTIVERSION void tail_f32(const std::vector<FusedInstr>& tail, const std::vector<const void*>& base,
+                                 std::size_t sums, float* v) {
+  run_tail<float>(tail, base, sums, v);
+}
+THETA_MULTIVERSION void tail_f64(const std::vector<FusedInstr>& tail, const std::vector<const void*>& base,
+                                 std::size_t sums, double* v) {
+  run_tail<double>(tail, base, sums, v);
+}
+
 template <class T>
 void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Storage*>& inputs, FusedFit& fit,
                const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, std::int64_t total,
-               const std::vector<int>& sum_instr, const std::vector<const Storage*>& sums) {
+               const FusedEpilogue& epi) {
+  const std::vector<int>& sum_instr = epi.sum_instr;
   const std::vector<bool>& scalar = fit.scalar;
   const std::vector<std::int64_t>& period = fit.period;
   // The chain's tables, in per-thread vectors reused from call to call (no allocation in
@@ -276,15 +299,24 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     if constexpr (std::is_same_v<T, float>) blocks_f32(c, temps, lo, hi);
     else blocks_f64(c, temps, lo, hi);
   });
-  for (std::size_t j = 0; j < sum_instr.size(); ++j)  // into 0, as the eager sum does
-    *sums[j]->data<T>() = T(T(0) + combine_blocks(partials[j], [](T x, T y) { return T(x + y); }));
+  const std::size_t tail = epi.tail ? epi.tail->size() : 0;
+  StackOrHeap<T, 16> scalars(sum_instr.size() + tail);
+  T* v = scalars.data();
+  for (std::size_t j = 0; j < sum_instr.size(); ++j) {  // into 0, as the eager sum does
+    v[j] = blocks ? T(T(0) + combine_blocks(partials[j], [](T x, T y) { return T(x + y); })) : T(0);
+    *epi.sums[j]->data<T>() = v[j];
+  }
+  if (!tail) return;
+  if constexpr (std::is_same_v<T, float>) tail_f32(*epi.tail, base, sum_instr.size(), v);
+  else tail_f64(*epi.tail, base, sum_instr.size(), v);
+  for (std::size_t k = 0; k < tail; ++k) *epi.tail_outs[k]->data<T>() = v[sum_instr.size() + k];
 }
 
 }  // namespace
 
 bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
                const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, const Storage& like,
-               FusedFit* fit, const std::vector<int>& sum_instr, const std::vector<const Storage*>& sums) {
+               FusedFit* fit, const FusedEpilogue* epilogue) {
   if (dtype != DType::float32 && dtype != DType::float64) return false;
   const std::int64_t total = like.size();
   thread_local FusedFit scratch;  // without a caller's fit: found anew on every call
@@ -295,12 +327,10 @@ bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vect
     f.temps_known = false;
   }
   if (!f.fits) return false;
-  if (total == 0) {
-    for (const Storage* s : sums) cpu_backend().fill(*s, 0.0);
-    return true;
-  }
-  if (dtype == DType::float32) run_typed<float>(code, inputs, f, out_instr, outs, total, sum_instr, sums);
-  else run_typed<double>(code, inputs, f, out_instr, outs, total, sum_instr, sums);
+  static const FusedEpilogue none;
+  const FusedEpilogue& epi = epilogue ? *epilogue : none;
+  if (dtype == DType::float32) run_typed<float>(code, inputs, f, out_instr, outs, total, epi);
+  else run_typed<double>(code, inputs, f, out_instr, outs, total, epi);
   return true;
 }
 

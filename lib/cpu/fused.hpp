@@ -22,17 +22,27 @@ struct FusedFit {
   std::size_t temp_blocks = 0;
 };
 
+/// What a fused pass computes after its elementwise work: sums[k] (0-d) gets the sum of
+/// instruction sum_instr[k]'s results, in theta's order for whole reductions
+/// (cpu/pairwise.hpp: the bits of a separate sum); then each `tail` instruction is computed
+/// once, on one-element values (operands >= 0: the sums, then earlier tail results; < 0:
+/// the pass's inputs, one element each), into tail_outs[k] (0-d).
+struct FusedEpilogue {
+  std::vector<int> sum_instr;
+  std::vector<const Storage*> sums;
+  const std::vector<FusedInstr>* tail = nullptr;
+  std::vector<const Storage*> tail_outs;
+};
+
 /// Runs `code` over the external inputs, each of `like`'s shape (the outputs' shape) and
 /// contiguous (stride 1), a single element, or a contiguous row repeated over the leading
 /// dimensions (a bias), all of `dtype` (float32 or float64), writing instruction
 /// out_instr[k]'s results to outs[k] (contiguous, of that shape), or only computing them
-/// where outs[k] is null. sums[k] (0-d) gets the sum of instruction sum_instr[k]'s results
-/// in theta's order for whole reductions (cpu/pairwise.hpp): the bits of a separate sum.
-/// Returns false (and computes nothing) when the inputs do not fit (fused_inputs_fit).
-/// With `fit`: a known fit is taken as is, else the one found is stored there.
+/// where outs[k] is null, then `epilogue`. Returns false (and computes nothing) when the
+/// inputs do not fit (fused_inputs_fit). With `fit`: a known fit is taken as is, else the
+/// one found is stored there.
 bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
                const std::vector<int>& out_instr, const std::vector<const Storage*>& outs, const Storage& like,
-               FusedFit* fit = nullptr, const std::vector<int>& sum_instr = {},
-               const std::vector<const Storage*>& sums = {});
+               FusedFit* fit = nullptr, const FusedEpilogue* epilogue = nullptr);
 
 }  // namespace th::detail::cpu

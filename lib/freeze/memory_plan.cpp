@@ -23,6 +23,7 @@ void plan_memory(Program& p) {
     for (std::size_t s : st.fused->out_slots) p.made[s] = true;
     for (const Step& m : st.fused->members) p.made[m.out] = true;  // written when it falls back
     for (const auto& r : st.fused->reductions) p.made[r.step.out] = true;
+    for (const Step& t : st.fused->tail_steps) p.made[t.out] = true;
     for (const Step& part : st.fused->parts) {
       p.made[part.out] = true;
       if (part.fused)

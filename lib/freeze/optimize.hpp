@@ -15,6 +15,7 @@
 // A rewrite only fires where dtypes and static shapes prove the result is unchanged.
 #pragma once
 #include <cstddef>
+#include <optional>
 #include <vector>
 
 #include "freeze/program.hpp"
@@ -42,6 +43,9 @@ const Storage* constant_of(const Program& p, std::size_t slot);
 /// True when `slot` is a constant whose every element equals `v` and which can never
 /// broadcast anything it meets to a larger shape (0-d, or all dims 1 within `ndim`).
 bool is_scalar_constant(const Program& p, std::size_t slot, double v, std::size_t ndim);
+/// The fused-kernel instruction of a float elementwise step (operands left to the caller),
+/// or none (rewrite_fuse.cpp).
+std::optional<FusedInstr> fused_instr_of(const Program& p, const Step& s);
 /// Every read of slot `from` (steps, outputs, updates) reads `to` instead.
 void replace_uses(Program& p, std::size_t from, std::size_t to);
 

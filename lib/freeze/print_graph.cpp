@@ -77,6 +77,7 @@ std::string step_name(const Step& s) {
   std::string r = "fused[";
   for (std::size_t i = 0; i < s.fused->members.size(); ++i) r += (i ? " " : "") + std::string(s.fused->members[i].op->name);
   for (const auto& red : s.fused->reductions) r += " " + std::string(red.step.op->name);
+  for (const Step& t : s.fused->tail_steps) r += " " + std::string(t.op->name);
   return r + "]";
 }
 
@@ -102,6 +103,7 @@ std::string debugprint(const Function& f) {
       for (std::size_t slot : st.fused->out_slots)
         if (slot != st.out) os << slot_name(slot) << ", ";
       for (const auto& red : st.fused->reductions) os << slot_name(red.step.out) << ", ";
+      for (const detail::Step& t : st.fused->tail_steps) os << slot_name(t.out) << ", ";
     }
     os << slot_name(st.out) << " = " << detail::step_name(st) << "(";
     for (std::size_t j = 0; j < st.in.size(); ++j)
@@ -168,6 +170,7 @@ std::string to_dot(const Function& f) {
       for (std::size_t slot : st.fused->out_slots)
         if (slot != st.out) also.push_back(slot);
       for (const auto& red : st.fused->reductions) also.push_back(red.step.out);
+      for (const detail::Step& t : st.fused->tail_steps) also.push_back(t.out);
       for (std::size_t slot : also)
         os << "  s" << slot << " [shape=point];\n  s" << st.out << " -> s" << slot << " [style=dashed];\n";
     }

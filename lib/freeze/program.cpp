@@ -79,15 +79,15 @@ struct StripeLocks {
 // A fused step in one pass (cpu::run_fused, or one generated kernel on a GPU); false when
 // its inputs do not allow it (on different devices, broadcasting other than of single
 // elements, strided views, or shapes that do not broadcast: the members then run one by one
-// and raise the usual error). `reduced`: its folded reductions were computed too (on the
-// CPU; otherwise the caller runs them).
+// and raise the usual error). `reduced`: its folded sums and their tail were computed too
+// (on the CPU; otherwise the caller runs them).
 // With `fit` (CPU calls whose layouts equal the frame's last call): a known fit is
 // taken as is, else the one found is stored there.
 bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bool& reduced) {
   // reused: this runs for every fused step
-  thread_local std::vector<const Storage*> in, outs, sum_outs;
-  thread_local std::vector<Storage> ys, rs;
-  thread_local std::vector<int> sum_instr;
+  thread_local std::vector<const Storage*> in, outs;
+  thread_local std::vector<Storage> ys, rs;  // the pass's results; its sums' and tail's
+  thread_local cpu::FusedEpilogue epi;
   thread_local Storage like;  // the pass's shape (no buffer)
   in.clear();
   reduced = false;
@@ -121,22 +121,31 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
   }
   for (const Storage& y : ys) outs.push_back(y.buf ? &y : nullptr);
   rs.clear();
-  sum_instr.clear();
-  sum_outs.clear();
-  if (on_cpu)
+  epi.sum_instr.clear();
+  epi.sums.clear();
+  epi.tail_outs.clear();
+  epi.tail = &f.tail;
+  if (on_cpu) {
     for (const Fused::Reduction& r : f.reductions) {
       offer_for_reuse(&vals[r.step.out]);
       rs.push_back(alloc_storage(f.dtype, {}, device));
-      sum_instr.push_back(f.out_instr[r.head]);
+      epi.sum_instr.push_back(f.out_instr[r.head]);
     }
-  for (const Storage& r : rs) sum_outs.push_back(&r);
-  const bool done = on_cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, like, fit, sum_instr, sum_outs)
+    for (const Step& t : f.tail_steps) {
+      offer_for_reuse(&vals[t.out]);
+      rs.push_back(alloc_storage(f.dtype, {}, device));
+    }
+    for (std::size_t j = 0; j < rs.size(); ++j) (j < f.reductions.size() ? epi.sums : epi.tail_outs).push_back(&rs[j]);
+  }
+  const bool done = on_cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, like, fit, &epi)
                            : cuda_run_fused(f.code, f.dtype, in, f.out_instr, outs);
   if (done) {
     for (std::size_t k = 0; k < ys.size(); ++k)
       if (ys[k].buf) vals[f.out_slots[k]] = std::move(ys[k]);
     if (on_cpu) {
-      for (std::size_t j = 0; j < f.reductions.size(); ++j) vals[f.reductions[j].step.out] = std::move(rs[j]);
+      std::size_t j = 0;
+      for (const Fused::Reduction& r : f.reductions) vals[r.step.out] = std::move(rs[j++]);
+      for (const Step& t : f.tail_steps) vals[t.out] = std::move(rs[j++]);
       reduced = true;
     }
   }
@@ -362,6 +371,11 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
     offer_for_reuse(nullptr);
     if (guard) check_finite(*s.op, vals[s.out], metas);
   };
+  // A fused step's sums and the steps on them, one by one (after its chains ran so).
+  auto run_epilogue = [&](const Fused& f) {
+    for (const Fused::Reduction& r : f.reductions) run_step(r.step, nullptr);
+    for (const Step& t : f.tail_steps) run_step(t, nullptr);
+  };
   // A fused step in one pass where its inputs fit; else a merged step's chains one by one
   // (each fused where it fits), else its ops one by one.
   auto run_chain = [&](const Step& s, cpu::FusedFit* fit, auto& self) -> void {
@@ -373,8 +387,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       else
         for (const Step& part : s.fused->parts) self(part, nullptr, self);
     }
-    if (!reduced)
-      for (const Fused::Reduction& r : s.fused->reductions) run_step(r.step, nullptr);
+    if (!reduced) run_epilogue(*s.fused);
   };
   // The profile times every step of one call in kProfileEvery of each frame (its first
   // included): one clock read per step.
@@ -389,7 +402,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       else run_step(s, &fr.out_meta[k]);
     } else if (guard) {
       for (const Step& m : s.fused->members) run_step(m, nullptr);  // one op at a time, each checked
-      for (const Fused::Reduction& r : s.fused->reductions) run_step(r.step, nullptr);
+      run_epilogue(*s.fused);
     } else {
       run_chain(s, device == th::cpu() ? &fr.fits[k] : nullptr, run_chain);
     }

@@ -51,6 +51,12 @@ struct Fused {
     Step step;
   };
   std::vector<Reduction> reductions;
+  /// Elementwise steps on one-element values after the sums (a mean's division), moved in
+  /// by rewrite_fuse_reduce.cpp: `tail` computes them on the CPU (operands >= 0: the sums,
+  /// then earlier tail results; < 0: the step's inputs, one element each); `tail_steps` are
+  /// the original steps, run after the sums when the step does not run as one CPU pass.
+  std::vector<FusedInstr> tail;
+  std::vector<Step> tail_steps;
   /// Per head: read by nothing but folded reductions, so the CPU pass leaves it unwritten.
   std::vector<bool> unread;
 };

@@ -23,8 +23,9 @@ constexpr std::size_t kMaxMembers = 32;
 constexpr std::size_t kMaxRecompute = 8;
 constexpr int kMaxReaders = 4;
 
-// The kernel instruction of a fusable step (operands filled in when its group is built).
-std::optional<FusedInstr> instr_of(const Program& p, const Step& s) {
+}  // namespace
+
+std::optional<FusedInstr> fused_instr_of(const Program& p, const Step& s) {
   const DType dt = p.slot_dtype[s.out];
   if (s.fused || (dt != DType::float32 && dt != DType::float64) || s.in.empty()) return std::nullopt;
   if (s.op == &broadcast_like_op() || s.op == &sum_to_like_op())  // the second operand: its shape only
@@ -44,8 +45,6 @@ std::optional<FusedInstr> instr_of(const Program& p, const Step& s) {
   return std::nullopt;
 }
 
-}  // namespace
-
 const Op& fused_op() {
   static const Op op{"fused", 0, nullptr, nullptr, nullptr};
   return op;
@@ -64,7 +63,7 @@ int fuse_elementwise(Program& p) {
   std::vector<int> fused_reads(p.slots, 0);  // reads as a value by fusable steps
   auto values_of = [&](std::size_t k) { return instr[k]->identity() ? 1 : p.steps[k].in.size(); };  // like: shape only
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
-    instr[k] = instr_of(p, p.steps[k]);
+    instr[k] = fused_instr_of(p, p.steps[k]);
     if (instr[k])
       for (std::size_t v = 0; v < values_of(k); ++v) ++fused_reads[p.steps[k].in[v]];
   }
