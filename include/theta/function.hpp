@@ -1,6 +1,7 @@
 // Theano's half: symbolic placeholders, shared variables, and th::function, which freezes
 // recorded expressions into an immutable program with parameter updates.
 #pragma once
+#include <array>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -108,10 +109,13 @@ class Function {
   /// Calls with one argument per input: Tensors, C++ numbers, std::vector<T>, xt::xarray<T>.
   template <class... A>
   Result operator()(const A&... args) const {
-    return call(std::vector<Tensor>{detail::to_argument(args)...});
+    const std::array<Tensor, sizeof...(A)> a{detail::to_argument(args)...};  // no heap vector per call
+    return call(a.data(), a.size());
   }
   /// Calls with arguments counted at run time.
   Result call(const std::vector<Tensor>& args) const;
+  /// Calls with the n arguments at args.
+  Result call(const Tensor* args, std::size_t n) const;
   /// Time per operation over the calls so far, most expensive first.
   std::string profile() const;
   const std::shared_ptr<detail::Program>& program() const { return p_; }

@@ -35,6 +35,8 @@ void plan_memory(Program& p) {
   p.shape_only.assign(p.steps.size(), false);
   for (std::size_t k = 0; k < p.steps.size(); ++k)
     p.shape_only[k] = p.steps[k].op == &count_op() || p.steps[k].op == &broadcast_shape_op();
+  p.constant_slot.assign(p.slots, false);
+  for (const auto& c : p.constants) p.constant_slot[c.first] = true;
   p.release.assign(p.steps.size(), {});
   for (std::size_t s = 0; s < p.slots; ++s)
     if (last[s] != kNever && !kept[s]) p.release[last[s]].push_back(s);

@@ -267,16 +267,17 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
   return p;
 }
 
-Result execute(const Program& p, const std::vector<Tensor>& args) {
-  if (args.size() != p.input_slots.size())
+Result execute(const Program& p, const Tensor* args, std::size_t n) {
+  if (n != p.input_slots.size())
     throw TypeError("function: expected " + std::to_string(p.input_slots.size()) + " arguments, got " +
-                    std::to_string(args.size()));
+                    std::to_string(n));
   // The call's frame, from the program's pool (a new one when every frame is in use by
   // another call). On the way out, exception or not, each value is let go of unless the
   // frame keeps it for the next call (end_of_life), and the frame goes back to the pool.
   struct Lease {
     const Program& p;
     std::unique_ptr<Frame> f;
+    bool completed = false;  // counted in p.calls
     explicit Lease(const Program& prog) : p(prog) {
       {
         std::lock_guard<std::mutex> lock(p.frames_mu);
@@ -290,12 +291,14 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       for (Storage& v : f->fresh) v.buf.reset();
       std::lock_guard<std::mutex> lock(p.frames_mu);
       p.frames.push_back(std::move(f));
+      // under the lock every call takes anyway: no atomic read-modify-write per call
+      if (completed) p.calls.store(p.calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
   } lease(p);
   Frame& fr = *lease.f;
   std::vector<Storage>& vals = fr.vals;
   vals.resize(p.slots);
-  for (std::size_t i = 0; i < args.size(); ++i) convert_argument(p, i, args[i], vals[p.input_slots[i]]);
+  for (std::size_t i = 0; i < n; ++i) convert_argument(p, i, args[i], vals[p.input_slots[i]]);
   const StripeLocks held(p.stripes);
   if (!p.shared.empty()) {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
@@ -309,7 +312,8 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
   for (const auto& sh : p.shared)
     if (vals[sh.first].device() != th::cpu()) device = vals[sh.first].device();
   if (device == th::cpu() || p.constants.empty()) {
-    for (const auto& [s, v] : p.constants) vals[s] = v;
+    for (const auto& [s, v] : p.constants)
+      if (vals[s].buf != v.buf) vals[s] = v;  // a frame keeps the constants (end_of_life)
   } else {
     std::lock_guard<std::mutex> lock(p.device_constants_mu);
     std::vector<Storage>& on = p.device_constants[device.index];
@@ -429,7 +433,7 @@ Result execute(const Program& p, const std::vector<Tensor>& args) {
       n.value = fresh[i];
     }
   }
-  p.calls.fetch_add(1, std::memory_order_relaxed);
+  lease.completed = true;
   if (timed) {
     std::lock_guard<std::mutex> lock(p.prof_mu);
     for (std::size_t k = 0; k < ticks.size(); ++k) p.prof_ticks[k] += ticks[k];
@@ -490,7 +494,8 @@ std::ostream& operator<<(std::ostream& os, const Result& r) {
   return os << "]";
 }
 
-Result Function::call(const std::vector<Tensor>& args) const { return detail::execute(*p_, args); }
+Result Function::call(const std::vector<Tensor>& args) const { return detail::execute(*p_, args.data(), args.size()); }
+Result Function::call(const Tensor* args, std::size_t n) const { return detail::execute(*p_, args, n); }
 
 std::string Function::profile() const {
   std::vector<std::pair<double, std::string>> rows;

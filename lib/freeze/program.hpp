@@ -104,6 +104,7 @@ struct Program {
   std::vector<std::vector<std::size_t>> release;     // per step: slots no later step reads (plan_memory)
   std::vector<bool> made;                            // slots steps write (their buffers may stay with a frame)
   std::vector<bool> shape_only;                      // per step: its value depends on its operands' shapes alone
+  std::vector<bool> constant_slot;                   // slots holding constants (the program's own buffers)
   mutable std::mutex frames_mu;
   mutable std::vector<std::unique_ptr<Frame>> frames;  // idle frames, for the next calls
   Options options;
@@ -134,13 +135,14 @@ inline bool keep_in_frame(const Program& p, std::size_t slot, const Storage& v) 
   return p.made[slot] && v.buf && v.buf.use_count() == 1 && v.buf->bytes <= kKeepBytes;
 }
 /// A value's call is over (its last reader ran, or the call ended): its buffer is dropped
-/// unless the frame keeps it.
+/// unless the frame keeps it (a constant's always: the program holds it anyway).
 inline void end_of_life(const Program& p, std::size_t slot, Storage& v) {
-  if (!keep_in_frame(p, slot, v)) v.buf.reset();  // the vectors stay: assigning into them reuses them
+  if (p.constant_slot[slot] || keep_in_frame(p, slot, v)) return;  // a constant costs no memory to keep
+  v.buf.reset();  // the vectors stay: assigning into them reuses them
 }
 
 std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
                                 const Updates& updates, const Options& options);
-Result execute(const Program& p, const std::vector<Tensor>& args);
+Result execute(const Program& p, const Tensor* args, std::size_t n);
 
 }  // namespace th::detail
