@@ -41,6 +41,13 @@ struct Storage {
   char* bytes() const { return static_cast<char*>(buf->data) + offset * std::int64_t(dtype_size(dtype)); }
 };
 
+/// `b` without a share in it: for a view that lives only while its kernel runs on the CPU
+/// (its storage outlives it), no reference count touched on the way in or out. Not for
+/// views that are kept, or handed to a GPU backend (which may hold them past the call).
+inline std::shared_ptr<Buffer> borrowed(const std::shared_ptr<Buffer>& b) {
+  return std::shared_ptr<Buffer>(std::shared_ptr<Buffer>(), b.get());
+}
+
 std::int64_t shape_size(const Shape& s);
 Shape contiguous_strides(const Shape& s);
 /// `strides` := the row-major strides of `shape` (assigned in place: its capacity reused).

@@ -49,7 +49,7 @@ Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, cons
   struct Drop {
     ~Drop() { yv.buf.reset(), first.buf.reset(); }
   } drop;
-  yv.buf = y.buf;
+  yv.buf = y.device() == th::cpu() ? borrowed(y.buf) : y.buf;
   yv.dtype = y.dtype;
   yv.offset = 0;
   yv.shape = x.shape;
