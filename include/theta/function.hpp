@@ -100,6 +100,12 @@ template <class T>
 Tensor to_argument(const xt::xarray<T>& a) {
   return tensor(a);
 }
+/// A call's argument as a Tensor: a Tensor itself (by reference), anything else converted.
+inline const Tensor& as_argument(const Tensor& t) { return t; }
+template <class A>
+Tensor as_argument(const A& a) {
+  return to_argument(a);
+}
 }  // namespace detail
 
 /// A frozen, reusable, optimized function (cheap to copy; immutable).
@@ -109,18 +115,22 @@ class Function {
   /// Calls with one argument per input: Tensors, C++ numbers, std::vector<T>, xt::xarray<T>.
   template <class... A>
   Result operator()(const A&... args) const {
-    const std::array<Tensor, sizeof...(A)> a{detail::to_argument(args)...};  // no heap vector per call
-    return call(a.data(), a.size());
+    return call_with(detail::as_argument(args)...);
   }
   /// Calls with arguments counted at run time.
   Result call(const std::vector<Tensor>& args) const;
-  /// Calls with the n arguments at args.
-  Result call(const Tensor* args, std::size_t n) const;
   /// Time per operation over the calls so far, most expensive first.
   std::string profile() const;
   const std::shared_ptr<detail::Program>& program() const { return p_; }
 
  private:
+  /// Calls with the n arguments *args[0], ..., *args[n - 1].
+  Result call(const Tensor* const* args, std::size_t n) const;
+  template <class... T>
+  Result call_with(const T&... args) const {  // the Tensors by address: no copy, no heap vector
+    const std::array<const Tensor*, sizeof...(T)> a{&args...};
+    return call(a.data(), a.size());
+  }
   std::shared_ptr<detail::Program> p_;
 };
 

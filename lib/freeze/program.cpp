@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "core/backend.hpp"
+#include "core/stack_or_heap.hpp"
 #include "cpu/fused.hpp"
 #include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
@@ -267,7 +268,7 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
   return p;
 }
 
-Result execute(const Program& p, const Tensor* args, std::size_t n) {
+Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   if (n != p.input_slots.size())
     throw TypeError("function: expected " + std::to_string(p.input_slots.size()) + " arguments, got " +
                     std::to_string(n));
@@ -298,7 +299,7 @@ Result execute(const Program& p, const Tensor* args, std::size_t n) {
   Frame& fr = *lease.f;
   std::vector<Storage>& vals = fr.vals;
   vals.resize(p.slots);
-  for (std::size_t i = 0; i < n; ++i) convert_argument(p, i, args[i], vals[p.input_slots[i]]);
+  for (std::size_t i = 0; i < n; ++i) convert_argument(p, i, *args[i], vals[p.input_slots[i]]);
   const StripeLocks held(p.stripes);
   if (!p.shared.empty()) {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
@@ -430,7 +431,18 @@ Result execute(const Program& p, const Tensor* args, std::size_t n) {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (std::size_t i = 0; i < fresh.size(); ++i) {
       Node& n = *p.updates[i].first;
-      n.value = fresh[i];
+      if (!n.value) {
+        n.value = fresh[i];
+        continue;
+      }
+      // the new buffer swapped in (the old one leaves with `fresh` when the call ends), the
+      // layout assigned into the vectors already there
+      Storage& cur = *n.value;
+      cur.buf.swap(fresh[i].buf);
+      cur.dtype = fresh[i].dtype;
+      cur.shape = fresh[i].shape;
+      cur.strides = fresh[i].strides;
+      cur.offset = fresh[i].offset;
     }
   }
   lease.completed = true;
@@ -494,8 +506,12 @@ std::ostream& operator<<(std::ostream& os, const Result& r) {
   return os << "]";
 }
 
-Result Function::call(const std::vector<Tensor>& args) const { return detail::execute(*p_, args.data(), args.size()); }
-Result Function::call(const Tensor* args, std::size_t n) const { return detail::execute(*p_, args, n); }
+Result Function::call(const std::vector<Tensor>& args) const {
+  detail::StackOrHeap<const Tensor*, 8> at(args.size());
+  for (std::size_t i = 0; i < args.size(); ++i) at.data()[i] = &args[i];
+  return detail::execute(*p_, at.data(), args.size());
+}
+Result Function::call(const Tensor* const* args, std::size_t n) const { return detail::execute(*p_, args, n); }
 
 std::string Function::profile() const {
   std::vector<std::pair<double, std::string>> rows;

@@ -143,6 +143,6 @@ inline void end_of_life(const Program& p, std::size_t slot, Storage& v) {
 
 std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
                                 const Updates& updates, const Options& options);
-Result execute(const Program& p, const Tensor* args, std::size_t n);
+Result execute(const Program& p, const Tensor* const* args, std::size_t n);
 
 }  // namespace th::detail
