@@ -213,6 +213,46 @@ BOOST_AUTO_TEST_CASE(transposes_fold_into_the_gemm) {
              boost::test_tools::tolerance(1e-14));
 }
 
+BOOST_AUTO_TEST_CASE(gradient_steps_fold_into_the_gemm) {
+  // w - 0.1 * grad with grad = x^T (...) (a linear model's SGD step): one matmul_acc step,
+  // which writes the product and subtracts it from w in the same step
+  // (rewrite_gemm_acc.cpp), with the formulas of the mul and sub it replaces: the updates
+  // are the eager ones bit for bit, float64 and float32, over several calls.
+  for (th::DType dt : {th::DType::float64, th::DType::float32}) {
+    auto x = th::placeholder(dt, 2, "x"), y = th::placeholder(dt, 1, "y");
+    auto w = th::shared(th::zeros({4}, dt), "w");
+    Tensor cost = th::mean(th::sqr(th::dot(x, w) - y));
+    auto train = th::function({x, y}, cost, {{w, w - 0.1 * th::grad(cost, w)}});
+    BOOST_TEST(has(steps_of(train), "matmul_acc"), steps_of(train));
+    BOOST_TEST(!has(steps_of(train), "matmul_t"), steps_of(train));
+    BOOST_TEST(has(th::debugprint(train), "gemm_acc 1"), th::debugprint(train));
+    const Tensor X = th::random::uniform({125, 4}, -1, 1, 1, dt), Y = th::random::uniform({125}, -1, 1, 2, dt);
+    Tensor we = th::zeros({4}, dt);
+    for (int i = 0; i < 5; ++i) {
+      train(X, Y);
+      Tensor wv = th::variable(we);
+      we = wv - 0.1 * th::grad(th::mean(th::sqr(th::dot(X, wv) - Y)), wv);
+      BOOST_TEST(vals(w.get_value()) == vals(we), boost::test_tools::per_element());
+    }
+  }
+  // c + k * (a @ b) and (a @ b) * k + c fold too; where c's shape is not the product's
+  // (it broadcasts), the step runs as the ops it stands for.
+  auto a = th::dmatrix("a"), b = th::dmatrix("b"), c = th::dmatrix("c"), d = th::dmatrix("d");
+  auto f = th::function({a, b, c, d}, {c + th::matmul(a, b) * 2.0, th::matmul(a, d) * 0.5 + c});
+  BOOST_TEST(steps_of(f) == "matmul_acc matmul_acc", steps_of(f));
+  const Tensor A = th::random::uniform({3, 5}, -1, 1, 3), B = th::random::uniform({5, 2}, -1, 1, 4),
+               D = th::random::uniform({5, 2}, -1, 1, 6);
+  for (th::Shape cs : {th::Shape{3, 2}, th::Shape{1, 2}, th::Shape{3, 1}}) {
+    const Tensor C = th::random::uniform(cs, -1, 1, 5);
+    auto r = f(A, B, C, D);
+    BOOST_TEST(vals(r[0]) == vals(C + th::matmul(A, B) * 2.0), boost::test_tools::per_element());
+    BOOST_TEST(vals(r[1]) == vals(th::matmul(A, D) * 0.5 + C), boost::test_tools::per_element());
+  }
+  // A product read elsewhere too stays a matmul.
+  auto g = th::function({a, b, c}, {c - th::matmul(a, b) * 2.0, th::matmul(a, b)});
+  BOOST_TEST(!has(steps_of(g), "matmul_acc"), steps_of(g));
+}
+
 BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
   auto a = th::fvector("a"), b = th::fvector("b"), c = th::fvector("c");
   Tensor y = th::tanh(a * b + c) * 0.5 + th::sigmoid(a);

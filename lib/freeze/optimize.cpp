@@ -13,6 +13,7 @@ void optimize(Program& p) {
   note("cse", rewrite_cse(p));  // the rewrites above expose new duplicates
   note("like_shapes", rewrite_like_shapes(p));
   note("gemm_transpose", rewrite_gemm_transpose(p));
+  note("gemm_acc", rewrite_gemm_acc(p));
   note("dead", eliminate_dead(p));
   note("fused", fuse_elementwise(p));  // late: the other passes match single ops
   note("fused_merge", merge_fused_passes(p));

@@ -8,6 +8,7 @@
 //   rewrite_like_shapes.cpp  broadcast_like/sum_to_like of gradients: dropped where shapes
 //                          provably agree; their shape-only operand no longer a forward value
 //   rewrite_gemm.cpp       matmul(transpose(x), y) -> matmul_t reading x with a flag
+//   rewrite_gemm_acc.cpp   c - k * (a @ b) -> matmul_acc: the update in the GEMM's step
 //   rewrite_dce.cpp        steps, constants and shared reads no output or update needs
 //   rewrite_fuse.cpp       chains of float elementwise steps become one fused step
 //   rewrite_fuse_merge.cpp  fused passes reading the same inputs merged at the earlier one
@@ -30,6 +31,7 @@ int rewrite_algebra(Program& p);
 int rewrite_stability(Program& p);
 int rewrite_like_shapes(Program& p);
 int rewrite_gemm_transpose(Program& p);
+int rewrite_gemm_acc(Program& p);
 int eliminate_dead(Program& p);
 int fuse_elementwise(Program& p);
 int merge_fused_passes(Program& p);

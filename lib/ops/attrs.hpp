@@ -21,6 +21,7 @@ struct Attrs {
   DType dtype = DType::float64;    // cast, count
   Device device;                   // to
   unsigned transpose = 0;          // matmul_t: bit 0 operand a, bit 1 operand b read with its last two axes swapped
+  double scale = 0;                // matmul_acc: the constant factor of the product
 };
 
 }  // namespace th::detail

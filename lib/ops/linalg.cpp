@@ -1,5 +1,6 @@
 // Linear algebra: matmul is the primitive (numpy's matmul: batch dims broadcast, 1-d
 // operands as a row or a column; BLAS through the backend's gemm); dot and outer use it.
+#include "core/scalar_math.hpp"
 #include "ops/op.hpp"
 
 namespace th::detail {
@@ -137,6 +138,75 @@ std::vector<Tensor> vjp_matmul(const Op&, const VjpCtx& c) {
 const Op op_matmul{"matmul", 0, &infer_matmul, &forward_matmul, &vjp_matmul};
 const Op op_matmul_t{"matmul_t", 0, &infer_matmul, &forward_matmul, nullptr};
 
+// matmul_acc(a, b, c) = c - m * k (attrs.axis 0), c + m * k (1) or m * k + c (2), with m =
+// a @ b read as matmul_t reads them (attrs.transpose), summed down to c's shape first when
+// attrs.all (a gradient's sum_to_like), and k = attrs.scale: a gradient step w - lr * x^T g
+// (rewrite_gemm_acc.cpp). When m has c's shape and dtype, c is contiguous and on the CPU,
+// the product is written to the result and c combined into it in the same step, with the
+// formulas of the ops it replaces (mul, then sub or add: the same bits); otherwise it runs
+// as those ops.
+Meta infer_matmul_acc(const Op&, const std::vector<Meta>& in, const Attrs& a) {
+  const Meta m = infer_matmul(op_matmul_t, {in[0], in[1]}, a);
+  std::vector<Meta> sides{in[2], a.all ? in[2] : m};
+  if (a.axis == 2) std::swap(sides[0], sides[1]);
+  return {promote_types(sides[0].dtype, sides[1].dtype), broadcast_shapes(op_matmul_t, sides)};
+}
+
+template <class T>
+void combine_acc(const Storage& c, const Storage& y, double k, std::int64_t how) {
+  const T* cp = c.data<T>();
+  T* yp = y.data<T>();
+  const T kk = static_cast<T>(k);
+  const std::int64_t n = y.size();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T t = wrap_mul(yp[i], kk);
+    yp[i] = how == 0 ? wrap_sub(cp[i], t) : how == 1 ? wrap_add(cp[i], t) : wrap_add(t, cp[i]);
+  }
+}
+
+// The shape of a @ b as matmul_t reads them (the shape rule has accepted them), into `s`.
+void product_shape(const Storage& a, const Storage& b, unsigned transpose, Shape& s) {
+  const std::size_t na = a.shape.size(), nb = b.shape.size();
+  s.clear();
+  if (na > 2 || nb > 2) {  // batch dims, broadcast
+    if (na > 2) s.assign(a.shape.begin(), a.shape.end() - 2);
+    if (nb > 2) {
+      Shape bb(b.shape.begin(), b.shape.end() - 2);
+      broadcast_into(s, bb);
+    }
+  }
+  if (na >= 2) s.push_back(a.shape[na - 2 + (transpose & 1u ? 1 : 0)]);
+  if (nb >= 2) s.push_back(b.shape[nb - 1 - (transpose & 2u ? 1 : 0)]);
+}
+
+Storage forward_matmul_acc(const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+  const Storage &c = *in[2];
+  thread_local Meta m;  // reused: no allocation per call
+  m.dtype = promote_types(in[0]->dtype, in[1]->dtype);
+  product_shape(*in[0], *in[1], a.transpose, m.shape);
+  if (c.device() == th::cpu() && m.dtype == out.dtype && c.dtype == out.dtype && m.shape == c.shape &&
+      out.shape == c.shape && c.contiguous() && (out.dtype == DType::float32 || out.dtype == DType::float64)) {
+    thread_local std::vector<const Storage*> ab(2);
+    ab[0] = in[0], ab[1] = in[1];
+    Storage y = forward_matmul(op_matmul_t, ab, a, m);
+    if (out.dtype == DType::float32) combine_acc<float>(c, y, a.scale, a.axis);
+    else combine_acc<double>(c, y, a.scale, a.axis);
+    return y;
+  }
+  // the ops it stands for
+  Storage prod = forward_matmul(op_matmul_t, {in[0], in[1]}, a, Meta{m.dtype, m.shape});
+  if (a.all) prod = sum_to_like_op().forward(sum_to_like_op(), {&prod, &c}, {}, Meta{m.dtype, c.shape});
+  Storage k = alloc_storage(prod.dtype, {}, prod.device());
+  backend_for(k.device()).fill(k, a.scale);
+  const Op& mul = binary_op(BinaryKind::mul);
+  Storage t = run_op(mul, {&prod, &k}, {meta_of(prod), meta_of(k)}, {});
+  const Op& comb = binary_op(a.axis == 0 ? BinaryKind::sub : BinaryKind::add);
+  if (a.axis == 2) return run_op(comb, {&t, &c}, {meta_of(t), meta_of(c)}, {});
+  return run_op(comb, {&c, &t}, {meta_of(c), meta_of(t)}, {});
+}
+
+const Op op_matmul_acc{"matmul_acc", 0, &infer_matmul_acc, &forward_matmul_acc, nullptr};
+
 // The public matmul/dot: `name` is the user's function, so errors speak of dot when the
 // user called dot (the shapes are checked here, before anything is recorded).
 Tensor matmul_as(const char* name, const Tensor& a, const Tensor& b) {
@@ -150,6 +220,7 @@ Tensor matmul_as(const char* name, const Tensor& a, const Tensor& b) {
 
 const Op& matmul_op() { return op_matmul; }
 const Op& matmul_t_op() { return op_matmul_t; }
+const Op& matmul_acc_op() { return op_matmul_acc; }
 
 }  // namespace th::detail
 

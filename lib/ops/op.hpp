@@ -130,6 +130,9 @@ const Op& matmul_op();
 /// matmul with operands read transposed (attrs.transpose), made by freeze-time rewrites
 /// only (no gradient).
 const Op& matmul_t_op();
+/// c -/+ k * (a @ b) in one step (attrs: see lib/ops/linalg.cpp), made by freeze-time
+/// rewrites only (no gradient).
+const Op& matmul_acc_op();
 /// The elementwise primitives by kind (the public functions call these).
 Tensor unary(UnaryKind k, const Tensor& x);
 Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b);
