@@ -271,8 +271,10 @@ BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
   BOOST_TEST(has(th::debugprint(f), ", %"), th::debugprint(f));  // it writes two slots
   BOOST_TEST(has(steps_of(f), "broadcast_shape"), steps_of(f));
   BOOST_TEST(has(th::debugprint(f), "like_shapes"));
-  // Sizes with several blocks, a partial last block and both kernel threads; then tiny.
-  for (std::int64_t n : {100003, 5}) {
+  // Sizes with several blocks, a partial last block and both kernel threads; then tiny;
+  // then an output too large for the cache (over 8 MiB: the forward pass streams it out of
+  // its scratch blocks with non-temporal stores, cpu/fused.cpp).
+  for (std::int64_t n : {100003, 5, (1 << 21) + 5}) {
     Tensor A = th::random::uniform({n}, -2, 2, 1, th::DType::float32), B = th::random::uniform({n}, -2, 2, 2, th::DType::float32),
            C = th::random::uniform({n}, -2, 2, 3, th::DType::float32);
     Tensor av = th::variable(A);

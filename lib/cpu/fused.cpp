@@ -6,6 +6,9 @@
 #include <cmath>
 #include <memory>
 #include <type_traits>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "core/scalar_math.hpp"
 #include "core/stack_or_heap.hpp"
@@ -20,6 +23,10 @@ namespace {
 
 // Blocks of the whole-reduction order's size: a folded sum reduces each block as it is made.
 constexpr std::int64_t kBlock = kPairwiseBlock;
+// Outputs from this size on are written with non-temporal stores (stream_block), when the
+// chain's scratch blocks then take at most kStreamScratchBytes.
+constexpr std::int64_t kStreamBytes = 8 << 20;
+constexpr std::size_t kStreamScratchBytes = 16 << 10;
 
 // y[i] = f(x[i]) for a block, or f of one broadcast element (sx == 0): each case its own
 // plain loop, so that the compiler vectorises it.
@@ -70,6 +77,7 @@ struct Chain {
   const std::vector<std::size_t>& row_slot;   // per input with a period: its scratch block
   const std::vector<void*>& y;                // per instruction: its output buffer, or null (a temporary)
   const std::vector<std::size_t>& temp_slot;  // per instruction: its scratch block, when a temporary
+  const std::vector<void*>& out_to;          // per instruction: an output its block is streamed to, or null
   const std::vector<int>& sum_instr;         // instructions whose results are summed
   const std::vector<void*>& partial;         // per sum: each block's sum (an array of T)
   std::int64_t total;
@@ -96,6 +104,52 @@ inline void prefetch_part(const Chain& c, std::int64_t next, std::size_t elem, s
     for (std::size_t l = from; l < to; ++l) __builtin_prefetch(p + l * 64, 1, 1);
   }
 }
+
+// A block's results copied to a large output with non-temporal stores: the output's lines
+// are written whole without being read first (no read-for-ownership), halving the traffic
+// of an output that is not read again soon. One build per vector width, picked once.
+template <class T>
+void stream_plain(const T* src, T* dst, std::int64_t n) {
+  std::copy(src, src + n, dst);
+}
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(THETA_ONE_VERSION)
+__attribute__((target("avx512f"))) void stream_avx512(const float* src, float* dst, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+__attribute__((target("avx512f"))) void stream_avx512(const double* src, double* dst, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm512_stream_pd(dst + i, _mm512_loadu_pd(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+void stream_sse(const float* src, float* dst, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+void stream_sse(const double* src, double* dst, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 2 <= n; i += 2) _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+template <class T>
+void stream_block(const T* src, T* dst, std::int64_t n) {
+  static const bool wide = __builtin_cpu_supports("avx512f");
+  if ((reinterpret_cast<std::uintptr_t>(dst) & 63) != 0) return stream_plain(src, dst, n);
+  if (wide) stream_avx512(src, dst, n);
+  else stream_sse(src, dst, n);
+}
+constexpr bool kCanStream = true;
+inline void store_fence() { _mm_sfence(); }
+#else
+template <class T>
+void stream_block(const T* src, T* dst, std::int64_t n) {
+  stream_plain(src, dst, n);
+}
+constexpr bool kCanStream = false;
+inline void store_fence() {}
+#endif
 
 // Blocks [lo, hi) of the chain, each instruction over a block at a time (a temporary's
 // result in its scratch block, temp_slot). An identity (a gradient's no-op
@@ -157,6 +211,13 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
         binary_block<T>(BinaryKind(in.code), a, sa, b, sb, dst, n);
       }
     }
+    // Streamed outputs: this block's results, from their scratch blocks.
+    for (std::size_t k = 0; k < m && !c.out_to.empty(); ++k) {
+      if (!c.out_to[k]) continue;
+      T* dst = static_cast<T*>(c.out_to[k]) + off;
+      if (stride[k]) stream_block(at[k], dst, n);
+      else std::fill(dst, dst + n, at[k][0]);
+    }
     // Folded sums: this block's values, still in cache, reduced in the whole-reduction order.
     for (std::size_t j = 0; j < c.sum_instr.size(); ++j) {
       const std::size_t k = std::size_t(c.sum_instr[j]);
@@ -185,7 +246,8 @@ THETA_MULTIVERSION void blocks_f64(const Chain& c, double* temps, std::int64_t l
 // An unwritten identity computes nothing and reads its operand's block, so it extends that
 // block's life. Returns the number of blocks; temp_slot[k] is instruction k's.
 std::size_t assign_temps(const std::vector<FusedInstr>& code, const std::vector<void*>& y,
-                         const std::vector<int>& sum_instr, std::vector<std::size_t>& temp_slot) {
+                         const std::vector<int>& sum_instr, const std::vector<void*>& out_to,
+                         std::vector<std::size_t>& temp_slot) {
   const std::size_t m = code.size();
   thread_local std::vector<long> owner, last;  // owner: the instruction whose block a value is in
   owner.resize(m);
@@ -197,6 +259,8 @@ std::size_t assign_temps(const std::vector<FusedInstr>& code, const std::vector<
     if (!in.unary && in.b >= 0 && !in.identity()) last[std::size_t(owner[std::size_t(in.b)])] = long(k);
   }
   for (int k : sum_instr) last[std::size_t(owner[std::size_t(k)])] = long(m);  // read after the block's last instruction
+  for (std::size_t k = 0; k < out_to.size(); ++k)
+    if (out_to[k]) last[std::size_t(owner[k])] = long(m);  // streamed out after it
   temp_slot.assign(m, 0);
   thread_local std::vector<std::size_t> free_blocks;
   thread_local std::vector<std::pair<long, std::size_t>> busy;  // (last reader, block)
@@ -258,17 +322,35 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
   thread_local std::vector<const void*> base;
   thread_local std::vector<std::int64_t> step;
   thread_local std::vector<std::size_t> row_slot;
-  thread_local std::vector<void*> y;
+  thread_local std::vector<void*> y, out_to;
   base.clear();
   step.clear();
   row_slot.clear();
   y.assign(code.size(), nullptr);
-  for (std::size_t k = 0; k < outs.size(); ++k)
-    if (outs[k]) y[std::size_t(out_instr[k])] = outs[k]->data<T>();
+  out_to.clear();
+  auto place_outputs = [&](bool stream) {
+    std::fill(y.begin(), y.end(), nullptr);
+    out_to.assign(stream ? code.size() : 0, nullptr);
+    for (std::size_t k = 0; k < outs.size(); ++k)
+      if (outs[k]) (stream ? out_to : y)[std::size_t(out_instr[k])] = outs[k]->data<T>();
+  };
   if (!fit.temps_known) {
-    fit.temp_blocks = assign_temps(code, y, sum_instr, fit.temp_slot);
+    // Outputs too large to stay in cache are computed in scratch and streamed out, when the
+    // scratch that takes stays well inside L1 (else the writes are left to the cache).
+    fit.stream = false;
+    if (kCanStream && total * std::int64_t(sizeof(T)) >= kStreamBytes) {
+      place_outputs(true);
+      fit.temp_blocks = assign_temps(code, y, sum_instr, out_to, fit.temp_slot);
+      fit.stream = fit.temp_blocks * std::size_t(kBlock) * sizeof(T) <= kStreamScratchBytes;
+    }
+    if (!fit.stream) {
+      place_outputs(false);
+      fit.temp_blocks = assign_temps(code, y, sum_instr, out_to, fit.temp_slot);
+    }
     fit.temps_known = true;
   }
+  place_outputs(fit.stream);
+  const bool stream = fit.stream;
   const std::vector<std::size_t>& temp_slot = fit.temp_slot;
   std::size_t slots = fit.temp_blocks;  // scratch blocks: the temporaries', then rows'
   for (std::size_t k = 0; k < inputs.size(); ++k) {
@@ -285,7 +367,7 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     partials[j].resize(std::size_t(blocks));
     partial.push_back(partials[j].data());
   }
-  const Chain c{code, base, step, period, row_slot, y, temp_slot, sum_instr, partial, total, std::min(kBlock, total)};
+  const Chain c{code, base, step, period, row_slot, y, temp_slot, out_to, sum_instr, partial, total, std::min(kBlock, total)};
   const std::size_t temp_size = slots * std::size_t(c.width);
   parallel_for(blocks, kBlock * std::int64_t(code.size()), [&](std::int64_t lo, std::int64_t hi) {
     // Per-thread scratch, kept between calls (not zeroed: every element is written first).
@@ -298,6 +380,7 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     T* temps = keep.get();
     if constexpr (std::is_same_v<T, float>) blocks_f32(c, temps, lo, hi);
     else blocks_f64(c, temps, lo, hi);
+    if (stream) store_fence();  // the streamed stores visible before the pass is over
   });
   const std::size_t tail = epi.tail ? epi.tail->size() : 0;
   StackOrHeap<T, 16> scalars(sum_instr.size() + tail);

@@ -17,7 +17,8 @@ struct FusedFit {
   Shape shape;  // the outputs' shape
   std::vector<bool> scalar;
   std::vector<std::int64_t> period;
-  bool temps_known = false;  // the chain's scratch blocks (they depend on the code only)
+  bool temps_known = false;  // the chain's scratch blocks (they depend on the code and the size)
+  bool stream = false;       // outputs streamed out of scratch (large outputs, little scratch)
   std::vector<std::size_t> temp_slot;
   std::size_t temp_blocks = 0;
 };
