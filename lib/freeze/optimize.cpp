@@ -22,7 +22,11 @@ void optimize(Program& p) {
 
 std::vector<long> producers(const Program& p) {
   std::vector<long> r(p.slots, -1);
-  for (std::size_t k = 0; k < p.steps.size(); ++k) r[p.steps[k].out] = long(k);
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
+    r[p.steps[k].out] = long(k);
+    if (p.steps[k].fused)  // a merged pass's other results
+      for (std::size_t s : p.steps[k].fused->out_slots) r[s] = long(k);
+  }
   return r;
 }
 
@@ -36,6 +40,13 @@ bool is_scalar_constant(const Program& p, std::size_t slot, double v, std::size_
   const Storage* c = constant_of(p, slot);
   if (!c || c->shape.size() > ndim || c->size() > 1) return false;
   return contiguous_as(transfer(*c, th::cpu()), DType::float64).data<double>()[0] == v;
+}
+
+bool static_shapes_may_agree(const Shape& a, const Shape& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t d = 0; d < a.size(); ++d)
+    if (a[d] >= 0 && b[d] >= 0 && a[d] != b[d]) return false;
+  return true;
 }
 
 void replace_uses(Program& p, std::size_t from, std::size_t to) {

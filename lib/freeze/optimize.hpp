@@ -38,7 +38,8 @@ int merge_fused_passes(Program& p);
 int fuse_reductions(Program& p);
 
 // ---- helpers the passes share (optimize.cpp) ------------------------------------------------
-/// For each slot, the index of the step that writes it (-1 for inputs, shared, constants).
+/// For each slot, the index of the step that writes it (-1 for inputs, shared, constants;
+/// a fused step for each of its results).
 std::vector<long> producers(const Program& p);
 /// The constant value held by `slot`, or nullptr.
 const Storage* constant_of(const Program& p, std::size_t slot);
@@ -48,6 +49,9 @@ bool is_scalar_constant(const Program& p, std::size_t slot, double v, std::size_
 /// The fused-kernel instruction of a float elementwise step (operands left to the caller),
 /// or none (rewrite_fuse.cpp).
 std::optional<FusedInstr> fused_instr_of(const Program& p, const Step& s);
+/// Whether two static shapes (-1: known at run time) may be equal at run time: one fused
+/// pass writes results of one shape, so passes whose shapes never agree do not merge.
+bool static_shapes_may_agree(const Shape& a, const Shape& b);
 /// Every read of slot `from` (steps, outputs, updates) reads `to` instead.
 void replace_uses(Program& p, std::size_t from, std::size_t to);
 

@@ -170,12 +170,9 @@ int fuse_elementwise(Program& p) {
         }
         std::vector<std::size_t> u;
         std::set_union(c->members.begin(), c->members.end(), group[k].begin(), group[k].end(), std::back_inserter(u));
-        // one pass writes outputs of one shape: static shapes that cannot agree (a 0-d
-        // cost and a gradient) would always fall back to the chains one by one
-        const Shape &sa = p.slot_shape[s.out], &sb = p.slot_shape[p.steps[c->heads.back()].out];
-        bool may_agree = sa.size() == sb.size();
-        for (std::size_t d = 0; may_agree && d < sa.size(); ++d)
-          may_agree = sa[d] < 0 || sb[d] < 0 || sa[d] == sb[d];
+        // static shapes that cannot agree (a 0-d cost and a gradient) would always fall back
+        // to the chains one by one
+        const bool may_agree = static_shapes_may_agree(p.slot_shape[s.out], p.slot_shape[p.steps[c->heads.back()].out]);
         if (!reads_c && shares && may_agree && p.slot_dtype[s.out] == p.slot_dtype[p.steps[c->heads.back()].out] &&
             u.size() <= 2 * kMaxMembers) {
           cluster_at[c->heads.back()] = -1;

@@ -16,17 +16,6 @@ namespace {
 
 constexpr std::size_t kMaxCode = 64;  // instructions of a merged pass (fused kernels keep them on the stack)
 
-// Every slot's producing step, fused steps' other results included.
-std::vector<long> writers(const Program& p) {
-  std::vector<long> r(p.slots, -1);
-  for (std::size_t k = 0; k < p.steps.size(); ++k) {
-    r[p.steps[k].out] = long(k);
-    if (p.steps[k].fused)
-      for (std::size_t s : p.steps[k].fused->out_slots) r[s] = long(k);
-  }
-  return r;
-}
-
 // Shape-only steps moved to right after the last step they read (their results are cheap
 // views or numbers; running them early lets later chains move up).
 void hoist_shape_steps(Program& p) {
@@ -103,7 +92,7 @@ int merge_fused_passes(Program& p) {
   int merges = 0;
   for (std::size_t i = 0; i < p.steps.size(); ++i) {
     if (!p.steps[i].fused) continue;
-    std::vector<long> by = writers(p);
+    std::vector<long> by = producers(p);
     for (std::size_t j = i + 1; j < p.steps.size(); ++j) {
       const Step &a = p.steps[i], &b = p.steps[j];
       if (!b.fused || b.fused->dtype != a.fused->dtype) continue;
@@ -114,14 +103,10 @@ int merge_fused_passes(Program& p) {
         const Storage* c = constant_of(p, slot);
         shares = shares || (!(c && c->size() <= 1) && std::count(a.in.begin(), a.in.end(), slot));
       }
-      // one pass writes results of one shape: static shapes that cannot agree never merge
-      const Shape &sa = p.slot_shape[a.out], &sb = p.slot_shape[b.out];
-      bool may_agree = sa.size() == sb.size();
-      for (std::size_t d = 0; may_agree && d < sa.size(); ++d) may_agree = sa[d] < 0 || sb[d] < 0 || sa[d] == sb[d];
-      if (!shares || !ready || !may_agree) continue;
+      if (!shares || !ready || !static_shapes_may_agree(p.slot_shape[a.out], p.slot_shape[b.out])) continue;
       p.steps[i] = merged(a, b);
       p.steps.erase(p.steps.begin() + std::ptrdiff_t(j));
-      by = writers(p);
+      by = producers(p);
       --j;
       ++merges;
     }

@@ -24,10 +24,7 @@ bool whole_sum(const Program& p, const Step& s) {
 }  // namespace
 
 int fuse_reductions(Program& p) {
-  std::vector<long> made_by = producers(p);
-  for (std::size_t k = 0; k < p.steps.size(); ++k)  // a merged pass's other results too
-    if (p.steps[k].fused)
-      for (std::size_t slot : p.steps[k].fused->out_slots) made_by[slot] = long(k);
+  const std::vector<long> made_by = producers(p);
   std::vector<std::shared_ptr<Fused>> copy(p.steps.size());  // fused steps being extended
   std::vector<bool> drop(p.steps.size(), false);
   std::vector<long> scalar_of(p.slots, -1);  // a folded sum's or tail step's slot -> its fused step
