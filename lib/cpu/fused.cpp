@@ -135,7 +135,7 @@ void stream_sse(const double* src, double* dst, std::int64_t n) {
 }
 template <class T>
 void stream_block(const T* src, T* dst, std::int64_t n) {
-  static const bool wide = __builtin_cpu_supports("avx512f");
+  static const bool wide = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
   if ((reinterpret_cast<std::uintptr_t>(dst) & 63) != 0) return stream_plain(src, dst, n);
   if (wide) stream_avx512(src, dst, n);
   else stream_sse(src, dst, n);
