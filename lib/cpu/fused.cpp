@@ -369,18 +369,24 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
   }
   const Chain c{code, base, step, period, row_slot, y, temp_slot, out_to, sum_instr, partial, total, std::min(kBlock, total)};
   const std::size_t temp_size = slots * std::size_t(c.width);
-  parallel_for(blocks, kBlock * std::int64_t(code.size()), [&](std::int64_t lo, std::int64_t hi) {
+  // One reference captured: the closure fits std::function's inline buffer (no allocation).
+  const struct {
+    const Chain& c;
+    std::size_t temp_size;
+    bool stream;
+  } job{c, temp_size, stream};
+  parallel_for(blocks, kBlock * std::int64_t(code.size()), [&job](std::int64_t lo, std::int64_t hi) {
     // Per-thread scratch, kept between calls (not zeroed: every element is written first).
     thread_local std::unique_ptr<T[]> keep;
     thread_local std::size_t kept = 0;
-    if (kept < temp_size) {
-      keep.reset(new T[temp_size]);
-      kept = temp_size;
+    if (kept < job.temp_size) {
+      keep.reset(new T[job.temp_size]);
+      kept = job.temp_size;
     }
     T* temps = keep.get();
-    if constexpr (std::is_same_v<T, float>) blocks_f32(c, temps, lo, hi);
-    else blocks_f64(c, temps, lo, hi);
-    if (stream) store_fence();  // the streamed stores visible before the pass is over
+    if constexpr (std::is_same_v<T, float>) blocks_f32(job.c, temps, lo, hi);
+    else blocks_f64(job.c, temps, lo, hi);
+    if (job.stream) store_fence();  // the streamed stores visible before the pass is over
   });
   const std::size_t tail = epi.tail ? epi.tail->size() : 0;
   StackOrHeap<T, 16> scalars(sum_instr.size() + tail);
