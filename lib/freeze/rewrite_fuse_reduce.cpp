@@ -38,26 +38,23 @@ int fuse_reductions(Program& p) {
                 : p.slot_shape[s.out].empty()) {
       const std::vector<Step> one{s};
       const std::vector<Step>& steps = s.fused ? s.fused->members : one;
-      long from = -1;
+      long from = -1;  // the fused step whose sums (or tail) they read
       bool ok = true;
-      std::vector<std::size_t> joined;  // slots of the steps taken so far
-      auto from_tail = [&](std::size_t i) {
-        return scalar_of[i] >= 0 || std::find(joined.begin(), joined.end(), i) != joined.end();
-      };
+      std::vector<std::size_t> joined, outside;  // the steps' own results; what else they read
       for (const Step& m : steps) {
         const std::optional<FusedInstr> in = fused_instr_of(p, m);
         ok = ok && in && !in->identity() && p.slot_shape[m.out].empty();
-        for (std::size_t i : m.in)
-          if (scalar_of[i] >= 0) ok = ok && (from < 0 || from == scalar_of[i]), from = scalar_of[i];
-        if (!ok) break;
+        for (std::size_t i : m.in) {
+          if (scalar_of[i] >= 0) {
+            ok = ok && (from < 0 || from == scalar_of[i]);
+            from = scalar_of[i];
+          } else if (std::find(joined.begin(), joined.end(), i) == joined.end()) {
+            outside.push_back(i);
+          }
+        }
         joined.push_back(m.out);
       }
-      joined.clear();
-      for (const Step& m : steps) {
-        if (!ok || from < 0) break;
-        for (std::size_t i : m.in) ok = ok && (from_tail(i) || (made_by[i] < from && p.slot_shape[i].empty()));
-        joined.push_back(m.out);
-      }
+      for (std::size_t i : outside) ok = ok && made_by[i] < from && p.slot_shape[i].empty();  // ready, one element
       if (ok && from >= 0) {
         for (const Step& m : steps) {
           copy[std::size_t(from)]->tail_steps.push_back(m);
