@@ -36,10 +36,17 @@ const Storage* constant_of(const Program& p, std::size_t slot) {
   return nullptr;
 }
 
+bool one_value_constant(const Program& p, std::size_t slot, double& v) {
+  const Storage* c = constant_of(p, slot);
+  if (!c || c->size() != 1) return false;
+  v = contiguous_as(transfer(*c, th::cpu()), DType::float64).data<double>()[0];
+  return true;
+}
+
 bool is_scalar_constant(const Program& p, std::size_t slot, double v, std::size_t ndim) {
   const Storage* c = constant_of(p, slot);
-  if (!c || c->shape.size() > ndim || c->size() > 1) return false;
-  return contiguous_as(transfer(*c, th::cpu()), DType::float64).data<double>()[0] == v;
+  double x = 0;
+  return c && c->shape.size() <= ndim && one_value_constant(p, slot, x) && x == v;
 }
 
 bool static_shapes_may_agree(const Shape& a, const Shape& b) {

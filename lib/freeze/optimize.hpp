@@ -43,6 +43,8 @@ int fuse_reductions(Program& p);
 std::vector<long> producers(const Program& p);
 /// The constant value held by `slot`, or nullptr.
 const Storage* constant_of(const Program& p, std::size_t slot);
+/// True when `slot` is a constant of one element, whose value (as a double) goes to `v`.
+bool one_value_constant(const Program& p, std::size_t slot, double& v);
 /// True when `slot` is a constant whose every element equals `v` and which can never
 /// broadcast anything it meets to a larger shape (0-d, or all dims 1 within `ndim`).
 bool is_scalar_constant(const Program& p, std::size_t slot, double v, std::size_t ndim);

@@ -9,18 +9,6 @@
 
 namespace th::detail {
 
-namespace {
-
-// The value of a one-element float constant in `slot`, if it is one.
-bool constant_value(const Program& p, std::size_t slot, double& v) {
-  const Storage* c = constant_of(p, slot);
-  if (!c || c->size() != 1 || !is_floating(c->dtype)) return false;
-  v = contiguous_as(transfer(*c, th::cpu()), DType::float64).data<double>()[0];
-  return true;
-}
-
-}  // namespace
-
 int rewrite_gemm_acc(Program& p) {
   const std::vector<long> made_by = producers(p);
   std::vector<int> uses(p.slots, 0);
@@ -40,10 +28,10 @@ int rewrite_gemm_acc(Program& p) {
     for (std::size_t side = sub ? 1 : 0; side < 2; ++side) {  // the product's side: sub(c, t); add(c, t) or add(t, c)
       const Step* t = made(s.in[side]);
       if (!t || t->op != &binary_op(BinaryKind::mul)) continue;
-      double k = 0;
+      double k = 0;  // converted to the float dtype of the step when used, as the mul converts it
       std::size_t mi = 0;
-      if (constant_value(p, t->in[1], k)) mi = 0;
-      else if (constant_value(p, t->in[0], k)) mi = 1;
+      if (one_value_constant(p, t->in[1], k)) mi = 0;
+      else if (one_value_constant(p, t->in[0], k)) mi = 1;
       else continue;
       const Step* u = made(t->in[mi]);
       const bool summed = u && u->op == &sum_to_like_op() && u->in[1] == s.in[1 - side];

@@ -9,6 +9,24 @@ namespace {
 
 const Tensor none{};
 
+// The shape of a @ b with the operands read as `transpose` says (bit 0: a's last two axes
+// swapped, bit 1: b's), into `s`: the batch dims broadcast, then M and N (left out for a
+// 1-d operand). Returns broadcast_into's verdict on the batch dims (< 0: they broadcast).
+long matmul_shape(const Shape& a, const Shape& b, unsigned transpose, Shape& s) {
+  const std::size_t na = a.size(), nb = b.size();
+  s.clear();
+  long bad = -1;
+  if (na > 2) s.assign(a.begin(), a.end() - 2);
+  if (nb > 2) {
+    thread_local Shape batch;  // reused: the frozen matmul_acc asks on every call
+    batch.assign(b.begin(), b.end() - 2);
+    bad = broadcast_into(s, batch);
+  }
+  if (na >= 2) s.push_back(a[na - 2 + (transpose & 1u ? 1 : 0)]);
+  if (nb >= 2) s.push_back(b[nb - 1 - (transpose & 2u ? 1 : 0)]);
+  return bad;
+}
+
 // a (..., M, K) @ b (..., K, N) -> (..., M, N), numpy's matmul: a 1-d a is one row (its M
 // dimension is left out of the result), a 1-d b one column (N left out). One op for all
 // cases, so dot(matrix, vector) is one GEMV step, not a view, a GEMM and a squeeze.
@@ -24,25 +42,16 @@ Meta infer_matmul(const Op& op, const std::vector<Meta>& in, const Attrs& attrs)
   const Shape& a = in[0].shape;
   const Shape& b = in[1].shape;
   if (a.empty() || b.empty()) throw_shape(op, "operands must have at least one dimension", in);
-  const bool a1 = a.size() == 1, b1 = b.size() == 1;
-  const std::size_t kb_dim = b1 ? 0 : b.size() - 2;
+  const std::size_t kb_dim = b.size() == 1 ? 0 : b.size() - 2;
   const std::int64_t ka = a.back(), kb = b[kb_dim];
   if (ka >= 0 && kb >= 0 && ka != kb)
     throw_shape(op, "shapes not aligned: " + std::to_string(ka) + " (dim " + std::to_string(a.size() - 1) +
                         ") != " + std::to_string(kb) + " (dim " + std::to_string(kb_dim) + ")",
                 in);
   Shape s;
-  if (!a1 && !b1) {
-    std::vector<Meta> batch{{in[0].dtype, Shape(a.begin(), a.end() - 2), in[0].name},
-                            {in[1].dtype, Shape(b.begin(), b.end() - 2), in[1].name}};
-    s = broadcast_shapes(op, batch);
-  } else if (!a1) {
-    s.assign(a.begin(), a.end() - 2);
-  } else if (!b1) {
-    s.assign(b.begin(), b.end() - 2);
-  }
-  if (!a1) s.push_back(a[a.size() - 2]);
-  if (!b1) s.push_back(b[b.size() - 1]);
+  if (matmul_shape(a, b, 0, s) >= 0)  // the batch dims do not broadcast: the usual message
+    broadcast_shapes(op, {{in[0].dtype, Shape(a.begin(), a.end() - 2), in[0].name},
+                          {in[1].dtype, Shape(b.begin(), b.end() - 2), in[1].name}});
   DType d = promote_types(in[0].dtype, in[1].dtype);
   return {d == DType::boolean ? DType::int64 : d, s};
 }
@@ -164,26 +173,11 @@ void combine_acc(const Storage& c, const Storage& y, double k, std::int64_t how)
   }
 }
 
-// The shape of a @ b as matmul_t reads them (the shape rule has accepted them), into `s`.
-void product_shape(const Storage& a, const Storage& b, unsigned transpose, Shape& s) {
-  const std::size_t na = a.shape.size(), nb = b.shape.size();
-  s.clear();
-  if (na > 2 || nb > 2) {  // batch dims, broadcast
-    if (na > 2) s.assign(a.shape.begin(), a.shape.end() - 2);
-    if (nb > 2) {
-      Shape bb(b.shape.begin(), b.shape.end() - 2);
-      broadcast_into(s, bb);
-    }
-  }
-  if (na >= 2) s.push_back(a.shape[na - 2 + (transpose & 1u ? 1 : 0)]);
-  if (nb >= 2) s.push_back(b.shape[nb - 1 - (transpose & 2u ? 1 : 0)]);
-}
-
 Storage forward_matmul_acc(const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const Storage &c = *in[2];
   thread_local Meta m;  // reused: no allocation per call
   m.dtype = promote_types(in[0]->dtype, in[1]->dtype);
-  product_shape(*in[0], *in[1], a.transpose, m.shape);
+  matmul_shape(in[0]->shape, in[1]->shape, a.transpose, m.shape);  // the shape rule accepted them
   if (c.device() == th::cpu() && m.dtype == out.dtype && c.dtype == out.dtype && m.shape == c.shape &&
       out.shape == c.shape && c.contiguous() && (out.dtype == DType::float32 || out.dtype == DType::float64)) {
     thread_local std::vector<const Storage*> ab(2);
