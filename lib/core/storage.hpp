@@ -41,10 +41,11 @@ struct Storage {
   char* bytes() const { return static_cast<char*>(buf->data) + offset * std::int64_t(dtype_size(dtype)); }
 };
 
-/// `b` without a share in it: for a view that lives only while its kernel runs on the CPU
-/// (its storage outlives it), no reference count touched on the way in or out. Not for
-/// views that are kept, or handed to a GPU backend (which may hold them past the call).
+/// For a view that lives only while its kernel runs (its storage outlives it): on the CPU,
+/// `b` without a share in it (no reference count touched on the way in or out); elsewhere
+/// `b` itself (a GPU backend may hold a view past the call). Not for views that are kept.
 inline std::shared_ptr<Buffer> borrowed(const std::shared_ptr<Buffer>& b) {
+  if (b && b->device.type != Device::Type::cpu) return b;
   return std::shared_ptr<Buffer>(std::shared_ptr<Buffer>(), b.get());
 }
 

@@ -30,11 +30,9 @@ void plan_memory(Program& p) {
         for (const Step& m : part.fused->members) p.made[m.out] = true;
     }
   }
-  // count and broadcast_shape: a call with the last call's layouts finds their values, kept
-  // by the frame, unchanged
+  // a call with the last call's layouts finds these steps' values, kept by the frame, unchanged
   p.shape_only.assign(p.steps.size(), false);
-  for (std::size_t k = 0; k < p.steps.size(); ++k)
-    p.shape_only[k] = p.steps[k].op == &count_op() || p.steps[k].op == &broadcast_shape_op();
+  for (std::size_t k = 0; k < p.steps.size(); ++k) p.shape_only[k] = p.steps[k].op->shape_only;
   p.constant_slot.assign(p.slots, false);
   for (const auto& c : p.constants) p.constant_slot[c.first] = true;
   p.release.assign(p.steps.size(), {});

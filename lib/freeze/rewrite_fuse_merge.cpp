@@ -23,7 +23,7 @@ void hoist_shape_steps(Program& p) {
   std::vector<long> at(p.slots, -1);  // position in `out` of each slot's producer
   for (const Step& s : p.steps) {
     std::size_t pos = out.size();
-    if (s.op == &broadcast_shape_op() || s.op == &count_op()) {
+    if (s.op->shape_only) {
       long after = -1;
       for (std::size_t i : s.in) after = std::max(after, at[i]);
       pos = std::size_t(after + 1);

@@ -61,7 +61,7 @@ Meta infer_matmul(const Op& op, const std::vector<Meta>& in, const Attrs& attrs)
 // column (`col`). Assigned in place, so a reused `v` allocates nothing.
 void gemm_operand(const Storage& s, bool row, bool col, bool swap, const Shape& y2, Storage& v) {
   const std::size_t nd = y2.size(), nb = nd - 2;
-  v.buf = s.device() == th::cpu() ? borrowed(s.buf) : s.buf;
+  v.buf = borrowed(s.buf);
   v.dtype = s.dtype;
   v.offset = s.offset;
   v.shape.resize(nd);
@@ -99,7 +99,7 @@ Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const A
     ~Drop() { av.buf.reset(), bv.buf.reset(), y2.buf.reset(); }
   } drop;
   if (a1 || b1) {
-    y2.buf = y.device() == th::cpu() ? borrowed(y.buf) : y.buf;
+    y2.buf = borrowed(y.buf);
     y2.dtype = y.dtype;
     y2.offset = 0;
     y2.shape = y.shape;

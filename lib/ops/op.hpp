@@ -40,6 +40,9 @@ struct Op {
   /// Operands (bit i: operand i) that may live on any device: indices read on the host,
   /// operands read for their shape only. The others must share one device.
   unsigned any_device = 0;
+  /// The output depends on the operands' shapes alone (count, broadcast_shape): a frozen
+  /// call with the last call's layouts keeps the last value.
+  bool shape_only = false;
 };
 
 /// Runs `op` on `inputs`: computes it now when every input is concrete, and records it

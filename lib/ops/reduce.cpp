@@ -49,7 +49,7 @@ Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, cons
   struct Drop {
     ~Drop() { yv.buf.reset(), first.buf.reset(); }
   } drop;
-  yv.buf = y.device() == th::cpu() ? borrowed(y.buf) : y.buf;
+  yv.buf = borrowed(y.buf);
   yv.dtype = y.dtype;
   yv.offset = 0;
   yv.shape = x.shape;
@@ -152,7 +152,7 @@ const Op op_count{
       backend_for(s.device()).fill(s, n);
       return s;
     },
-    nullptr};
+    nullptr, 0u, true};
 
 Tensor reduce(const Op& op, const Tensor& x, const Axes& axis, bool keepdims) {
   Attrs a;

@@ -202,7 +202,7 @@ const Op op_broadcast_shape{
       one.strides.assign(out.shape.size(), 0);
       return one;
     },
-    nullptr, ~0u};  // shapes only: the result lives with the first operand
+    nullptr, ~0u, true};  // shapes only: the result lives with the first operand
 
 }  // namespace
 
