@@ -506,7 +506,8 @@ BOOST_AUTO_TEST_CASE(passes_reading_the_same_inputs_merge_past_the_steps_between
 BOOST_AUTO_TEST_CASE(bias_rows_ride_in_fused_chains) {
   // tanh(h + b) with b a row repeated over the leading dimensions (a bias): the fused pass
   // reads b block by block (cpu/fused.cpp), bit-identical to the unfused ops; so is a row
-  // with leading 1s, and a column (not a row: op by op).
+  // with leading 1s, a column of the output's rank (each value repeated along its row: a
+  // softmax's row maximum) and a column of lower rank (neither: op by op).
   auto h = th::dmatrix("h");
   auto b = th::dvector("b");
   auto f = th::function({h, b}, th::tanh(h + b) * 2.0);
@@ -514,6 +515,10 @@ BOOST_AUTO_TEST_CASE(bias_rows_ride_in_fused_chains) {
   auto h3 = th::dtensor3("h3");
   auto b2 = th::dmatrix("b2");
   auto g = th::function({h3, b2}, th::sigmoid(h3 * b2 - 1.0));
+  auto softmax_top = th::function({h}, th::exp(h - th::max(h, 1, true)) / 2.0);
+  auto c3 = th::dtensor3("c3");
+  auto g3 = th::function({h3, c3}, th::sigmoid(h3 * c3 - 1.0));
+  BOOST_TEST(fused_steps_of(softmax_top) == "max fused[sub exp div]");
   for (auto [rows, cols] : {std::pair<std::int64_t, std::int64_t>{3, 5}, {1000, 7}, {2, 2000}}) {
     Tensor H = th::random::uniform({rows, cols}, -2, 2, 1), B = th::random::uniform({cols}, -2, 2, 2);
     BOOST_TEST(vals(f(H, B)) == vals(th::tanh(H + B) * 2.0), boost::test_tools::per_element());
@@ -522,6 +527,9 @@ BOOST_AUTO_TEST_CASE(bias_rows_ride_in_fused_chains) {
       Tensor B2 = th::random::uniform(bs, -2, 2, 4);
       BOOST_TEST(vals(g(H3, B2)) == vals(th::sigmoid(H3 * B2 - 1.0)), boost::test_tools::per_element());
     }
+    Tensor C = th::max(H, 1, true), C3 = th::random::uniform({2, rows, 1}, -2, 2, 5);
+    BOOST_TEST(vals(softmax_top(H)) == vals(th::exp(H - C) / 2.0), boost::test_tools::per_element());
+    BOOST_TEST(vals(g3(H3, C3)) == vals(th::sigmoid(H3 * C3 - 1.0)), boost::test_tools::per_element());
   }
 }
 

@@ -58,11 +58,14 @@ using Updates = std::vector<std::pair<Shared, Tensor>>;
 /// made with a single output (not a list).
 class Result {
  public:
-  Result(std::vector<Tensor> values, bool single) : values_(std::move(values)), single_(single) {}
-  std::size_t size() const { return values_.size(); }
-  const Tensor& operator[](std::size_t i) const { return values_.at(i); }
-  auto begin() const { return values_.begin(); }
-  auto end() const { return values_.end(); }
+  Result(std::vector<Tensor> values, bool single);
+  /// The n tensors first[0], ..., first[n - 1] (up to four kept inline: no heap allocation).
+  Result(const Tensor* first, std::size_t n, bool single);
+  std::size_t size() const { return n_; }
+  /// The i-th output (std::out_of_range past the end).
+  const Tensor& operator[](std::size_t i) const;
+  const Tensor* begin() const { return n_ <= kInline ? few_.data() : many_.data(); }
+  const Tensor* end() const { return begin() + n_; }
   /// The single output (th::ValueError for a function made with a list of outputs).
   operator Tensor() const;
   template <class T = double>
@@ -76,10 +79,12 @@ class Result {
   bool single() const { return single_; }
 
  private:
-  std::vector<Tensor> values_;
+  static constexpr std::size_t kInline = 4;
+  std::array<Tensor, kInline> few_;  // the outputs when there are at most kInline
+  std::vector<Tensor> many_;         // else here
+  std::size_t n_ = 0;
   bool single_;
 };
-/// A single output prints as the tensor; a list as [a, b].
 std::ostream& operator<<(std::ostream& os, const Result& r);
 
 namespace detail {

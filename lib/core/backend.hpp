@@ -18,6 +18,12 @@ enum class ReduceKind : unsigned char { sum, prod, max, min };
 struct Backend {
   virtual ~Backend() = default;
   virtual std::shared_ptr<Buffer> alloc(std::size_t bytes) = 0;
+  /// Gives the hollow buffer `b` (see hollow()) new memory of `bytes`, as alloc would.
+  virtual void refill(Buffer& b, std::size_t bytes) {
+    std::shared_ptr<Buffer> n = alloc(bytes);
+    b.data = n->data, b.bytes = n->bytes, b.free_fn = n->free_fn;
+    n->free_fn = nullptr;  // the memory is b's now
+  }
   /// dst = src converted to dst.dtype; same shape, any strides (dst may be a view).
   virtual void copy(const Storage& src, const Storage& dst) = 0;
   virtual void fill(const Storage& dst, double value) = 0;
@@ -64,9 +70,13 @@ struct FusedInstr {
 /// With `period`, a value input may also be a contiguous row broadcast
 /// over the leading dimensions (a bias: its shape the output's trailing dimensions):
 /// period[k] is then its size (element i of the output reads element i % period), else 0.
+/// With `columns` too, a contiguous column broadcast over the trailing dimensions (a row
+/// maximum or sum kept with keepdims: its shape the output's leading dimensions, then 1s):
+/// period[k] is then minus the number of times each value repeats (element i reads
+/// element i / -period).
 bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
                       const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar,
-                      std::vector<std::int64_t>* period = nullptr);
+                      std::vector<std::int64_t>* period = nullptr, bool columns = false);
 
 /// The backend of a device: the CPU's, or CUDA's (th::DeviceError when this build has no
 /// CUDA backend or the device does not exist).

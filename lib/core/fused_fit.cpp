@@ -8,7 +8,7 @@ namespace th::detail {
 
 bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
                       const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar,
-                      std::vector<std::int64_t>* period) {
+                      std::vector<std::int64_t>* period, bool columns) {
   const std::int64_t n = out.size();
   // Per-thread scratch (assign reuses capacity): this runs on every fused step of every call.
   thread_local std::vector<char> value, shape_only, full;
@@ -35,13 +35,23 @@ bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const st
       scalar[k] = true;
     } else if (!(s.size() == n && s.shape == out.shape && s.contiguous())) {
       if (!period || !s.contiguous() || s.size() <= 1) return false;
-      std::size_t lead = 0;  // the input without its leading 1s must be the output's trailing dims
-      while (lead < s.shape.size() && s.shape[lead] == 1) ++lead;
-      const std::size_t r = s.shape.size() - lead;
-      if (r >= out.shape.size() || !std::equal(s.shape.begin() + std::ptrdiff_t(lead), s.shape.end(),
-                                               out.shape.end() - std::ptrdiff_t(r)))
+      // a row: the input without its leading 1s is the output's trailing dims
+      const std::size_t rank = s.shape.size(), lead = std::size_t(
+          std::find_if(s.shape.begin(), s.shape.end(), [](std::int64_t d) { return d != 1; }) - s.shape.begin());
+      const std::size_t r = rank - lead;
+      const std::ptrdiff_t out_lead = std::ptrdiff_t(out.shape.size()) - std::ptrdiff_t(rank);
+      if (r < out.shape.size() && std::equal(s.shape.begin() + std::ptrdiff_t(lead), s.shape.end(),
+                                             out.shape.end() - std::ptrdiff_t(r))) {
+        (*period)[k] = s.size();
+        continue;
+      }
+      // a column: of the output's rank, its dims the output's up to its trailing 1s
+      std::size_t c = rank;
+      while (c > 0 && s.shape[c - 1] == 1) --c;
+      if (!columns || out_lead != 0 || c == rank ||
+          !std::equal(s.shape.begin(), s.shape.begin() + std::ptrdiff_t(c), out.shape.begin()))
         return false;
-      (*period)[k] = s.size();
+      (*period)[k] = -(n / s.size());
     }
   }
   // An instruction is "full" when one of its values comes from an input of the output's

@@ -45,15 +45,24 @@ thread_local Storage* t_offer = nullptr;
 
 void offer_for_reuse(Storage* s) { t_offer = s; }
 
+void hollow(Buffer& b) {
+  if (b.free_fn) b.free_fn(b.data, b.bytes);
+  b.data = nullptr;
+  b.bytes = 0;
+}
+
 Storage alloc_storage(DType dtype, const Shape& shape, Device device) {
   const std::size_t bytes = std::max<std::size_t>(static_cast<std::size_t>(shape_size(shape)), 1) * dtype_size(dtype);
   Storage s;
   if (Storage* offered = t_offer) {
     t_offer = nullptr;
     s = std::move(*offered);
-    const bool fits = s.buf && s.buf.use_count() == 1 && s.buf->device == device && s.buf->bytes >= bytes &&
-                      s.buf->bytes <= 2 * bytes;
-    if (!fits) s.buf.reset();
+    if (s.buf && s.buf.use_count() == 1 && s.buf->device == device) {
+      if (!s.buf->data) backend_for(device).refill(*s.buf, bytes);
+      else if (s.buf->bytes < bytes || s.buf->bytes > 2 * bytes) s.buf.reset();
+    } else {
+      s.buf.reset();
+    }
   }
   s.dtype = dtype;
   s.offset = 0;
@@ -88,14 +97,27 @@ Storage view_of(const Storage& s) {
   return v;
 }
 
-Storage broadcast_view(const Storage& s, const Shape& shape) {
-  Storage v = same_buffer(s);
+namespace {
+void broadcast_layout(const Storage& s, const Shape& shape, Storage& v) {
   std::size_t lead = shape.size() - s.shape.size();
   v.shape = shape;
   v.strides.assign(shape.size(), 0);
   for (std::size_t i = 0; i < s.shape.size(); ++i)
     v.strides[lead + i] = (s.shape[i] == 1 && shape[lead + i] != 1) ? 0 : s.strides[i];
+}
+}  // namespace
+
+Storage broadcast_view(const Storage& s, const Shape& shape) {
+  Storage v = same_buffer(s);
+  broadcast_layout(s, shape, v);
   return v;
+}
+
+void broadcast_view_into(const Storage& s, const Shape& shape, Storage& v) {
+  v.buf = borrowed(s.buf);
+  v.dtype = s.dtype;
+  v.offset = s.offset;
+  broadcast_layout(s, shape, v);
 }
 
 Storage reshape_view(const Storage& s, const Shape& shape) {

@@ -54,9 +54,14 @@ Shape contiguous_strides(const Shape& s);
 /// `strides` := the row-major strides of `shape` (assigned in place: its capacity reused).
 void set_contiguous_strides(const Shape& shape, Shape& strides);
 
+/// Gives `b`'s memory back (to its device's cache) and keeps the object: a hollow buffer
+/// (data null) that alloc_storage can fill again without allocating a new buffer object.
+void hollow(Buffer& b);
+
 /// A new contiguous storage on `device`. When a storage was offered for reuse on this
 /// thread, it takes that over instead: its shape and stride vectors always, its buffer when
-/// nothing else holds it, it is on `device` and its size fits (from `bytes` to twice that).
+/// nothing else holds it, it is on `device` and its size fits (from `bytes` to twice that)
+/// or it is hollow (then filled with new memory).
 Storage alloc_storage(DType dtype, const Shape& shape, Device device);
 /// Offers `*s` to the next alloc_storage on this thread (nullptr withdraws the offer). The
 /// frozen-function executor offers each step the value its output slot held on the last
@@ -67,6 +72,9 @@ void offer_for_reuse(Storage* s);
 Storage view_of(const Storage& s);
 /// `s` seen with `shape` (numpy broadcasting rules; caller has checked compatibility).
 Storage broadcast_view(const Storage& s, const Shape& shape);
+/// The same view written into `v` (its vectors reused; its buffer `borrowed`: for a view
+/// that lives only while a kernel runs).
+void broadcast_view_into(const Storage& s, const Shape& shape, Storage& v);
 /// `s` reshaped without copy when its strides allow; otherwise a contiguous copy.
 Storage reshape_view(const Storage& s, const Shape& shape);
 /// A contiguous copy of `s` converted to `dtype` (or `s` itself if nothing to do).

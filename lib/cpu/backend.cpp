@@ -22,6 +22,12 @@ std::shared_ptr<Buffer> CpuBackend::alloc(std::size_t bytes) {
   return b;
 }
 
+void CpuBackend::refill(Buffer& b, std::size_t bytes) {
+  b.data = cached_alloc(bytes);
+  b.bytes = bytes;
+  b.free_fn = &cached_free;
+}
+
 // One element converted: floats to integers truncate toward zero, saturate outside the
 // integer's range and turn NaN into 0 (a plain cast is undefined behaviour there).
 template <class D, class S>

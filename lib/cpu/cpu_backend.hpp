@@ -7,6 +7,7 @@ namespace th::detail::cpu {
 
 struct CpuBackend final : Backend {
   std::shared_ptr<Buffer> alloc(std::size_t bytes) override;
+  void refill(Buffer& b, std::size_t bytes) override;
   void copy(const Storage& src, const Storage& dst) override;
   void fill(const Storage& dst, double value) override;
   void unary(UnaryKind k, const Storage& x, const Storage& y) override;

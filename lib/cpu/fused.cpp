@@ -73,7 +73,8 @@ struct Chain {
   const std::vector<FusedInstr>& code;
   const std::vector<const void*>& base;
   const std::vector<std::int64_t>& step;      // 1: full size, 0: broadcast scalar
-  const std::vector<std::int64_t>& period;    // > 0: a row repeated over the output (a bias), its size
+  const std::vector<std::int64_t>& period;    // > 0: a row repeated over the output (a bias), its size;
+                                              // < 0: a column, minus each value's repeat count
   const std::vector<std::size_t>& row_slot;   // per input with a period: its scratch block
   const std::vector<void*>& y;                // per instruction: its output buffer, or null (a temporary)
   const std::vector<std::size_t>& temp_slot;  // per instruction: its scratch block, when a temporary
@@ -165,15 +166,25 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
   std::int64_t* stride = strides.data();
   for (std::int64_t blk = lo; blk < hi; ++blk) {
     const std::int64_t off = blk * kBlock, n = std::min(kBlock, c.total - off);
-    // Rows repeated over the output: this block's elements, copied out in runs.
+    // Rows repeated over the output, and columns' values each repeated along a row: this
+    // block's elements, copied out in runs.
     for (std::size_t e = 0; e < c.period.size(); ++e) {
-      if (!c.period[e]) continue;
+      const std::int64_t p = c.period[e];
+      if (!p) continue;
       T* dst = temps + c.row_slot[e] * std::size_t(c.width);
-      const T* row = static_cast<const T*>(c.base[e]);
-      for (std::int64_t i = 0, at = off % c.period[e]; i < n; at = 0) {
-        const std::int64_t run = std::min(n - i, c.period[e] - at);
-        std::copy(row + at, row + at + run, dst + i);
-        i += run;
+      const T* src = static_cast<const T*>(c.base[e]);
+      if (p > 0) {
+        for (std::int64_t i = 0, at = off % p; i < n; at = 0) {
+          const std::int64_t run = std::min(n - i, p - at);
+          std::copy(src + at, src + at + run, dst + i);
+          i += run;
+        }
+      } else {
+        for (std::int64_t i = 0, j = off / -p, at = off % -p; i < n; ++j, at = 0) {
+          const std::int64_t run = std::min(n - i, -p - at);
+          std::fill(dst + i, dst + i + run, src[j]);
+          i += run;
+        }
       }
     }
     auto operand = [&](int o, std::int64_t& st) -> const T* {
@@ -392,7 +403,7 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
   StackOrHeap<T, 16> scalars(sum_instr.size() + tail);
   T* v = scalars.data();
   for (std::size_t j = 0; j < sum_instr.size(); ++j) {  // into 0, as the eager sum does
-    v[j] = blocks ? T(T(0) + combine_blocks(partials[j], [](T x, T y) { return T(x + y); })) : T(0);
+    v[j] = blocks ? T(T(0) + combine_blocks(partials[j].data(), partials[j].size(), [](T x, T y) { return T(x + y); })) : T(0);
     *epi.sums[j]->data<T>() = v[j];
   }
   if (!tail) return;
@@ -411,7 +422,7 @@ bool run_fused(const std::vector<FusedInstr>& code, DType dtype, const std::vect
   thread_local FusedFit scratch;  // without a caller's fit: found anew on every call
   FusedFit& f = fit ? *fit : scratch;
   if (!fit || !f.known) {
-    f.fits = fused_inputs_fit(code, dtype, inputs, out_instr, like, f.scalar, &f.period);
+    f.fits = fused_inputs_fit(code, dtype, inputs, out_instr, like, f.scalar, &f.period, true);
     f.known = true;
     f.temps_known = false;
   }

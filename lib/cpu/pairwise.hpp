@@ -5,8 +5,9 @@
 // which produces the values block by block) give the same bits, with any number of
 // threads.
 #pragma once
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <vector>
 
 namespace th::detail::cpu {
 
@@ -72,16 +73,16 @@ __attribute__((always_inline)) inline T pairwise(const T* x, std::int64_t n, F f
 }
 
 /// The blocks' results of n > kPairwiseBlock values combined: the last step of theta's order
-/// (`partials` holds one result per block, in order).
+/// (`partials` holds one result per block, in order; it is overwritten).
 template <class T, class F>
-T combine_blocks(std::vector<T>& partials, F f) {
-  while (partials.size() > 1) {
-    const std::size_t n = partials.size(), m = (n + kPairwiseBlock - 1) / kPairwiseBlock;
+T combine_blocks(T* partials, std::size_t n, F f) {
+  while (n > 1) {
+    const std::size_t m = (n + kPairwiseBlock - 1) / kPairwiseBlock;
     for (std::size_t b = 0; b < m; ++b) {
       const std::size_t lo = b * kPairwiseBlock;
-      partials[b] = pairwise(partials.data() + lo, std::int64_t(std::min<std::size_t>(kPairwiseBlock, n - lo)), f);
+      partials[b] = pairwise(partials + lo, std::int64_t(std::min<std::size_t>(kPairwiseBlock, n - lo)), f);
     }
-    partials.resize(m);
+    n = m;
   }
   return partials[0];
 }

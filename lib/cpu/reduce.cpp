@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/stack_or_heap.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/pairwise.hpp"
 #include "cpu/parallel.hpp"
@@ -20,12 +21,18 @@ template <class T, class F>
 T whole(const T* x, std::int64_t n, F f) {
   if (n <= kPairwiseBlock) return pairwise(x, n, f);
   const std::int64_t blocks = (n + kPairwiseBlock - 1) / kPairwiseBlock;
-  std::vector<T> partials(static_cast<std::size_t>(blocks));
-  parallel_for(blocks, kPairwiseBlock, [&](std::int64_t lo, std::int64_t hi) {
+  StackOrHeap<T, 64> partials(static_cast<std::size_t>(blocks));
+  struct Job {
+    const T* x;
+    std::int64_t n;
+    T* partials;
+    F f;
+  } job{x, n, partials.data(), f};
+  parallel_for(blocks, kPairwiseBlock, [&job](std::int64_t lo, std::int64_t hi) {  // one capture: no heap
     for (std::int64_t b = lo; b < hi; ++b)
-      partials[std::size_t(b)] = pairwise(x + b * kPairwiseBlock, std::min(kPairwiseBlock, n - b * kPairwiseBlock), f);
+      job.partials[b] = pairwise(job.x + b * kPairwiseBlock, std::min(kPairwiseBlock, job.n - b * kPairwiseBlock), job.f);
   });
-  return combine_blocks(partials, f);
+  return combine_blocks(partials.data(), std::size_t(blocks), f);
 }
 
 template <class T, class F>

@@ -1,9 +1,9 @@
 // The memory plan of a frozen function: each step's operands are released as soon as the
 // last step reading them has run, so a call holds only the values still needed (its peak
 // memory is the largest live set, not the sum of all steps) and each freed buffer goes
-// straight back to the allocator's cache for the next step to reuse. Small buffers that
-// steps wrote (up to kKeepBytes) stay with the call's frame instead, for the same step of
-// the next call to write into: at those sizes the cost of a step is its allocations.
+// straight back to the allocator's cache for the next step to reuse. The buffers' objects
+// (and small buffers whole, up to kKeepBytes) stay with the call's frame, for the same step
+// of the next call to write into: a warm call with unchanged shapes allocates nothing.
 #include "freeze/program.hpp"
 
 namespace th::detail {
@@ -38,6 +38,55 @@ void plan_memory(Program& p) {
   p.release.assign(p.steps.size(), {});
   for (std::size_t s = 0; s < p.slots; ++s)
     if (last[s] != kNever && !kept[s]) p.release[last[s]].push_back(s);
+}
+
+namespace {
+// Keeps slot `slot`'s buffer with the frame for the same step of the next call (which takes
+// it over if nothing else holds it then), or lets it go: a small buffer a step wrote stays
+// whole, even while a view of it is in use; a large one the frame alone holds stays hollow
+// (its memory back in the allocator's cache for the steps after, its buffer object kept:
+// alloc_storage refills it); a large one still held elsewhere waits for the views of it to
+// be retired, and at the end of the call (`last`) is let go of.
+void keep_or_let_go(const Program& p, Frame& f, std::size_t slot, bool last) {
+  Storage& v = f.vals[slot];
+  if (p.constant_slot[slot]) return;  // the program holds it anyway
+  if (!p.made[slot] || !v.buf) return v.buf.reset();
+  if (v.buf->bytes <= kKeepBytes) return;
+  if (v.buf.use_count() == 1) {
+    if (v.buf->device.type == Device::Type::cpu) hollow(*v.buf);
+    else v.buf.reset();
+  } else if (last) {
+    v.buf.reset();
+  }
+}
+}  // namespace
+
+void note_output(Frame& f, const Step& s) {
+  std::size_t owner = kNoSlot;
+  const std::shared_ptr<Buffer>& b = f.vals[s.out].buf;
+  for (std::size_t in : s.in)
+    if (b && f.vals[in].buf == b) {
+      owner = f.alias[in] == kNoSlot ? in : f.alias[in];
+      break;
+    }
+  f.alias[s.out] = owner;
+}
+
+void retire(const Program& p, Frame& f, std::size_t slot) {
+  const std::size_t owner = f.alias[slot];
+  if (owner == kNoSlot) {
+    f.retired[slot] = 1;
+    return keep_or_let_go(p, f, slot, false);
+  }
+  f.vals[slot].buf.reset();  // a view: the buffer is its owner's
+  if (f.retired[owner]) keep_or_let_go(p, f, owner, false);  // perhaps the frame's alone now
+}
+
+void retire_all(const Program& p, Frame& f) {
+  for (std::size_t s = 0; s < f.vals.size(); ++s)  // the views first: then the owners see who else holds theirs
+    if (f.alias[s] != kNoSlot) f.vals[s].buf.reset();
+  for (std::size_t s = 0; s < f.vals.size(); ++s)
+    if (f.alias[s] == kNoSlot) keep_or_let_go(p, f, s, true);
 }
 
 }  // namespace th::detail

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <ostream>
 #include <sstream>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "core/backend.hpp"
@@ -268,13 +269,37 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
   return p;
 }
 
+namespace {
+// `r` := a constant tensor holding `v`: in r's node when nothing else holds it (the caller
+// let go of the last call's result), its fields assigned in place; else in a new node.
+void set_result(Tensor& r, const Storage& v) {
+  const std::shared_ptr<Node>& node = r.node();
+  if (!node || node.use_count() != 1 || !node->value) {
+    r = make_constant(v);
+    return;
+  }
+  Node& n = *node;  // as make_constant leaves it: the caller may have named or recorded it
+  n.kind = NodeKind::constant;
+  n.recorded = false;
+  n.name.clear();
+  n.dtype = v.dtype;
+  n.shape = v.shape;
+  Storage& value = *n.value;
+  value.buf = v.buf;
+  value.dtype = v.dtype;
+  value.shape = v.shape;
+  value.strides = v.strides;
+  value.offset = v.offset;
+}
+}  // namespace
+
 Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   if (n != p.input_slots.size())
     throw TypeError("function: expected " + std::to_string(p.input_slots.size()) + " arguments, got " +
                     std::to_string(n));
   // The call's frame, from the program's pool (a new one when every frame is in use by
   // another call). On the way out, exception or not, each value is let go of unless the
-  // frame keeps it for the next call (end_of_life), and the frame goes back to the pool.
+  // frame keeps it for the next call (retire_all), and the frame goes back to the pool.
   struct Lease {
     const Program& p;
     std::unique_ptr<Frame> f;
@@ -288,7 +313,7 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     }
     ~Lease() {
       offer_for_reuse(nullptr);
-      for (std::size_t s = 0; s < f->vals.size(); ++s) end_of_life(p, s, f->vals[s]);
+      retire_all(p, *f);
       for (Storage& v : f->fresh) v.buf.reset();
       std::lock_guard<std::mutex> lock(p.frames_mu);
       p.frames.push_back(std::move(f));
@@ -299,6 +324,8 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   Frame& fr = *lease.f;
   std::vector<Storage>& vals = fr.vals;
   vals.resize(p.slots);
+  fr.alias.resize(p.slots, kNoSlot);
+  fr.retired.assign(p.slots, 0);
   for (std::size_t i = 0; i < n; ++i) convert_argument(p, i, *args[i], vals[p.input_slots[i]]);
   const StripeLocks held(p.stripes);
   if (!p.shared.empty()) {
@@ -314,13 +341,24 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     if (vals[sh.first].device() != th::cpu()) device = vals[sh.first].device();
   if (device == th::cpu() || p.constants.empty()) {
     for (const auto& [s, v] : p.constants)
-      if (vals[s].buf != v.buf) vals[s] = v;  // a frame keeps the constants (end_of_life)
+      if (vals[s].buf != v.buf) vals[s] = v;  // a frame keeps the constants (retire)
   } else {
     std::lock_guard<std::mutex> lock(p.device_constants_mu);
     std::vector<Storage>& on = p.device_constants[device.index];
     if (on.empty())
       for (const auto& c : p.constants) on.push_back(transfer(c.second, device));
     for (std::size_t i = 0; i < on.size(); ++i) vals[p.constants[i].first] = on[i];
+  }
+  // A result of this frame's last call that the caller has let go of gives its buffer back
+  // to the slot it came from, for the step writing it (an output that is an argument, a
+  // shared value or a constant is not written by a step: its buffer is not the frame's).
+  fr.results.resize(p.outputs.size());
+  for (std::size_t i = 0; i < p.outputs.size(); ++i) {
+    const std::size_t s = p.outputs[i];
+    const std::shared_ptr<Node>& node = fr.results[i].node();
+    if (!node || node.use_count() != 1 || !p.made[s] || !node->value) continue;
+    if (!vals[s].buf && fr.alias[s] == kNoSlot) vals[s].buf = std::move(node->value->buf);
+    else node->value->buf.reset();  // the frame kept it too, or it is a view of another slot's
   }
   const bool guard = p.options.mode != Mode::fast || config().mode != Mode::fast;
   // Same argument and shared-value shapes and strides as this frame's last complete CPU
@@ -345,7 +383,7 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     for (const auto& sh : p.shared) key(vals[sh.first]);
   }
   fr.known = false;  // until this call completes
-  fr.out_meta.resize(p.steps.size());
+  fr.out_meta.resize(p.slots);
   fr.fits.resize(p.steps.size());
   if (!same)
     for (cpu::FusedFit& f : fr.fits) f.known = false;
@@ -359,6 +397,7 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     offer_for_reuse(&vals[s.out]);  // the slot's value from the last call
     vals[s.out] = s.op->forward(*s.op, in, s.attrs, out);
     offer_for_reuse(nullptr);
+    note_output(fr, s);
   };
   auto run_step = [&](const Step& s, Meta* inferred) {
     OperandScratch scratch;
@@ -374,23 +413,35 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     offer_for_reuse(&vals[s.out]);  // the slot's value from the last call
     vals[s.out] = run_op(*s.op, in, metas, s.attrs, inferred);
     offer_for_reuse(nullptr);
+    note_output(fr, s);
     if (guard) check_finite(*s.op, vals[s.out], metas);
+  };
+  // A step run op by op (also a fused step's member when the pass falls back): with the
+  // layouts of the last call, its output meta from then; else the shape rule's, recorded.
+  auto run_one = [&](const Step& s) {
+    if (same) run_known(s, fr.out_meta[s.out]);
+    else run_step(s, &fr.out_meta[s.out]);
   };
   // A fused step's sums and the steps on them, one by one (after its chains ran so).
   auto run_epilogue = [&](const Fused& f) {
-    for (const Fused::Reduction& r : f.reductions) run_step(r.step, nullptr);
-    for (const Step& t : f.tail_steps) run_step(t, nullptr);
+    for (const Fused::Reduction& r : f.reductions) run_one(r.step);
+    for (const Step& t : f.tail_steps) run_one(t);
   };
   // A fused step in one pass where its inputs fit; else a merged step's chains one by one
   // (each fused where it fits), else its ops one by one.
   auto run_chain = [&](const Step& s, cpu::FusedFit* fit, auto& self) -> void {
-    if (!s.fused) return run_step(s, nullptr);
+    if (!s.fused) return run_one(s);
     bool reduced = false;
-    if (!run_fused(s, vals, fit, reduced)) {
-      if (s.fused->parts.empty())
-        for (const Step& m : s.fused->members) run_step(m, nullptr);
-      else
-        for (const Step& part : s.fused->parts) self(part, nullptr, self);
+    if (run_fused(s, vals, fit, reduced)) {  // its results in buffers of their own
+      for (std::size_t o : s.fused->out_slots) fr.alias[o] = kNoSlot;
+      if (reduced) {
+        for (const Fused::Reduction& r : s.fused->reductions) fr.alias[r.step.out] = kNoSlot;
+        for (const Step& t : s.fused->tail_steps) fr.alias[t.out] = kNoSlot;
+      }
+    } else if (s.fused->parts.empty()) {
+      for (const Step& m : s.fused->members) run_one(m);
+    } else {
+      for (const Step& part : s.fused->parts) self(part, nullptr, self);
     }
     if (!reduced) run_epilogue(*s.fused);
   };
@@ -400,18 +451,17 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   std::uint64_t t0 = timed ? profile_clock() : 0;
   for (std::size_t k = 0; k < p.steps.size(); ++k) {
     const Step& s = p.steps[k];
-    if (same && p.shape_only[k] && vals[s.out].buf) {
+    if (same && p.shape_only[k] && has_value(vals[s.out])) {
       // its value from the last call, which had these shapes: the frame kept it
     } else if (!s.fused) {
-      if (same) run_known(s, fr.out_meta[k]);
-      else run_step(s, &fr.out_meta[k]);
+      run_one(s);
     } else if (guard) {
-      for (const Step& m : s.fused->members) run_step(m, nullptr);  // one op at a time, each checked
+      for (const Step& m : s.fused->members) run_one(m);  // one op at a time, each checked
       run_epilogue(*s.fused);
     } else {
       run_chain(s, device == th::cpu() ? &fr.fits[k] : nullptr, run_chain);
     }
-    for (std::size_t dead : p.release[k]) end_of_life(p, dead, vals[dead]);
+    for (std::size_t dead : p.release[k]) retire(p, fr, dead);
     if (timed) {
       const std::uint64_t t1 = profile_clock();
       ticks[k] = double(t1 - t0);
@@ -427,6 +477,13 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     if (vals[s].dtype == n->dtype) fresh[i] = vals[s];
     else fresh[i] = contiguous_as(vals[s], n->dtype);
   }
+  // The results, before any update is applied (nothing after that may throw). The frame
+  // keeps the small ones (a loss, a metric) to reuse; a large one is the caller's alone, so
+  // that its memory goes when the caller lets go of it.
+  for (std::size_t i = 0; i < p.outputs.size(); ++i) set_result(fr.results[i], vals[p.outputs[i]]);
+  Result result(fr.results.data(), fr.results.size(), p.single);
+  for (Tensor& r : fr.results)
+    if (r.node()->value->buf && r.node()->value->buf->bytes > kKeepBytes) r = Tensor();
   if (!fresh.empty()) {
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (std::size_t i = 0; i < fresh.size(); ++i) {
@@ -435,14 +492,22 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
         n.value = fresh[i];
         continue;
       }
-      // the new buffer swapped in (the old one leaves with `fresh` when the call ends), the
-      // layout assigned into the vectors already there
+      // the new buffer swapped in, the layout assigned into the vectors already there
       Storage& cur = *n.value;
       cur.buf.swap(fresh[i].buf);
       cur.dtype = fresh[i].dtype;
       cur.shape = fresh[i].shape;
       cur.strides = fresh[i].strides;
       cur.offset = fresh[i].offset;
+    }
+    // The replaced buffers go to the slots that computed the new values: the next call
+    // writes its update into the buffer this call retired (retire_all keeps it when nothing
+    // else holds it), so updates alternate between two buffers without allocating. The
+    // others leave with `fresh` when the call ends.
+    for (std::size_t i = 0; i < fresh.size(); ++i) {
+      Storage& v = vals[p.updates[i].second];
+      if (p.made[p.updates[i].second] && fresh[i].buf && v.buf == p.updates[i].first->value->buf)
+        v.buf = std::move(fresh[i].buf);
     }
   }
   lease.completed = true;
@@ -452,10 +517,7 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     ++p.timed_calls;
   }
   fr.known = device == th::cpu() && !guard;
-  std::vector<Tensor> out;
-  out.reserve(p.outputs.size());
-  for (std::size_t s : p.outputs) out.push_back(make_constant(vals[s]));
-  return Result(std::move(out), p.single);
+  return result;
 }
 
 }  // namespace th::detail
@@ -492,11 +554,27 @@ void Shared::set_value(const Tensor& value) {
   n.value = v;
 }
 
+Result::Result(std::vector<Tensor> values, bool single) : n_(values.size()), single_(single) {
+  if (n_ <= kInline) std::move(values.begin(), values.end(), few_.begin());
+  else many_ = std::move(values);
+}
+
+Result::Result(const Tensor* first, std::size_t n, bool single) : n_(n), single_(single) {
+  if (n_ <= kInline) std::copy(first, first + n, few_.begin());
+  else many_.assign(first, first + n);
+}
+
+const Tensor& Result::operator[](std::size_t i) const {
+  if (i >= n_)
+    throw std::out_of_range("function result: output " + std::to_string(i) + " of " + std::to_string(n_));
+  return begin()[i];
+}
+
 Result::operator Tensor() const {
   if (!single_)
-    throw ValueError("function result: the function was made with a list of " + std::to_string(values_.size()) +
+    throw ValueError("function result: the function was made with a list of " + std::to_string(n_) +
                      " outputs; index it (result[0])");
-  return values_.at(0);
+  return (*this)[0];
 }
 
 std::ostream& operator<<(std::ostream& os, const Result& r) {

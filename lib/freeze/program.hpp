@@ -73,14 +73,23 @@ struct Frame {
   std::vector<Storage> vals;
   std::vector<double> ticks;  // each step's time in this call (profile_clock ticks)
   std::vector<Storage> fresh;
-  // The last complete CPU call's argument and shared-value layouts, and each step's output
-  // meta in it: a call with the same layouts runs the steps' kernels without shape rules
-  // and its fused steps without checking their inputs' fit again.
+  // The last complete CPU call's argument and shared-value layouts, and the meta of each
+  // slot a step wrote in it: a call with the same layouts runs the steps' kernels (fused
+  // steps' members too, when a pass falls back) without shape rules and its fused steps
+  // without checking their inputs' fit again.
   bool known = false;
   std::vector<Shape> layouts;  // each argument's and shared value's shape, then strides
-  std::vector<Meta> out_meta;
+  std::vector<Meta> out_meta;  // per slot
+  // Per slot: the slot owning the buffer its value is a view of (kNoSlot: its own), and
+  // whether its last reader ran in this call (memory_plan.cpp: retire).
+  std::vector<std::size_t> alias;
+  std::vector<char> retired;
   std::vector<cpu::FusedFit> fits;  // per fused step: its inputs' fit in that call
   std::uint64_t calls = 0;          // calls made with this frame (the profile samples them)
+  // The tensors this frame's last call returned: one the caller has let go of (held by the
+  // frame alone) is the next call's result again, its buffer back in its slot for the step
+  // that writes it (a warm call allocates no tensor, list or buffer for its results).
+  std::vector<Tensor> results;
 };
 
 /// The profile times the steps of one call in this many of each frame's calls.
@@ -127,19 +136,18 @@ std::uint64_t profile_clock();
 
 /// Fills p.release, p.made and p.shape_only from the final steps (lib/freeze/memory_plan.cpp).
 void plan_memory(Program& p);
-/// Largest buffer a frame keeps between calls.
+/// Largest buffer a frame keeps whole between calls.
 constexpr std::size_t kKeepBytes = 64 * 1024;
-/// Whether slot `slot`'s value `v` stays with the frame: written by a step, small, and
-/// held by nothing else.
-inline bool keep_in_frame(const Program& p, std::size_t slot, const Storage& v) {
-  return p.made[slot] && v.buf && v.buf.use_count() == 1 && v.buf->bytes <= kKeepBytes;
-}
-/// A value's call is over (its last reader ran, or the call ended): its buffer is dropped
-/// unless the frame keeps it (a constant's always: the program holds it anyway).
-inline void end_of_life(const Program& p, std::size_t slot, Storage& v) {
-  if (p.constant_slot[slot] || keep_in_frame(p, slot, v)) return;  // a constant costs no memory to keep
-  v.buf.reset();  // the vectors stay: assigning into them reuses them
-}
+constexpr std::size_t kNoSlot = std::size_t(-1);
+/// Notes how `s`'s output came out in frame `f`: a view sharing the buffer of one of its
+/// operands (then that buffer's owner slot is recorded), or a buffer of its own.
+void note_output(Frame& f, const Step& s);
+/// Slot `slot`'s value's call is over in frame `f` (its last reader ran; lib/freeze/memory_plan.cpp).
+void retire(const Program& p, Frame& f, std::size_t slot);
+/// The call is over: every value not kept for the next call is let go of.
+void retire_all(const Program& p, Frame& f);
+/// Whether `v` holds a value (not nothing, not a hollow buffer).
+inline bool has_value(const Storage& v) { return v.buf && v.buf->data; }
 
 std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
                                 const Updates& updates, const Options& options);

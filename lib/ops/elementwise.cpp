@@ -53,10 +53,26 @@ Meta infer_binary(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   return {result_dtype(binary_rules[op.code], promote_types(in[0].dtype, in[1].dtype)), std::move(s)};
 }
 
-// An operand converted to `dtype` (copied only if its dtype differs) and broadcast to `shape`.
-Storage operand(const Storage& s, DType dtype, const Shape& shape) {
-  return broadcast_view(s.dtype == dtype ? s : contiguous_as(s, dtype), shape);
-}
+// Operand k of an elementwise op converted to `dtype` (copied only if its dtype differs) and
+// broadcast to `shape`, in this thread's view k (its vectors reused: no allocation when no
+// conversion is needed). The views hold no buffer once the op is done (Operands' destructor).
+struct Operands {
+  static constexpr std::size_t kMax = 3;
+  std::size_t used = 0;
+  const Storage& operator()(const Storage& s, DType dtype, const Shape& shape) {
+    Storage& v = views()[used++];
+    if (s.dtype == dtype) broadcast_view_into(s, shape, v);
+    else v = broadcast_view(contiguous_as(s, dtype), shape);  // owns its converted copy
+    return v;
+  }
+  ~Operands() {
+    for (std::size_t k = 0; k < used; ++k) views()[k].buf.reset();
+  }
+  static Storage* views() {
+    thread_local Storage v[kMax];
+    return v;
+  }
+};
 
 Storage forward_binary(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
   const Storage &a = *in[0], &b = *in[1];
@@ -66,8 +82,10 @@ Storage forward_binary(const Op& op, const std::vector<const Storage*>& in, cons
   // they are (the common case, and all of a tiny op's cost otherwise: two views).
   if (a.dtype == ct && b.dtype == ct && a.shape == out.shape && b.shape == out.shape)
     backend_for(y.device()).binary(BinaryKind(op.code), a, b, y);
-  else
+  else {
+    Operands operand;
     backend_for(y.device()).binary(BinaryKind(op.code), operand(a, ct, out.shape), operand(b, ct, out.shape), y);
+  }
   return y;
 }
 
@@ -110,6 +128,7 @@ const Op op_where{
     },
     [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
       Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
+      Operands operand;
       backend_for(y.device()).where(operand(*in[0], DType::boolean, out.shape), operand(*in[1], out.dtype, out.shape),
                                     operand(*in[2], out.dtype, out.shape), y);
       return y;

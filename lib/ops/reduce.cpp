@@ -45,9 +45,9 @@ Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, cons
   // (stride 0 on the reduced axes) while it accumulates. yv and `first` are per-thread
   // storages whose vectors are reused; their buffer references are dropped on the way out.
   Storage y = alloc_storage(out.dtype, out.shape, x.device());
-  thread_local Storage yv, first;
+  thread_local Storage yv, first, yk;
   struct Drop {
-    ~Drop() { yv.buf.reset(), first.buf.reset(); }
+    ~Drop() { yv.buf.reset(), first.buf.reset(), yk.buf.reset(); }
   } drop;
   yv.buf = borrowed(y.buf);
   yv.dtype = y.dtype;
@@ -66,7 +66,7 @@ Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, cons
     // identity: integer extremes do not survive a trip through double (int64 min gave -2^63).
     first = x;
     for (auto ax : a.axes) first.shape[std::size_t(ax)] = 1;
-    Storage yk = yv;  // y with the reduced axes kept as 1s
+    yk = yv;  // y with the reduced axes kept as 1s
     for (auto ax : a.axes) yk.shape[std::size_t(ax)] = 1;
     be.copy(first, yk);
   } else {
