@@ -37,7 +37,8 @@ struct FusedEpilogue {
 
 /// Runs `code` over the external inputs, each of `like`'s shape (the outputs' shape) and
 /// contiguous (stride 1), a single element, a contiguous row repeated over the leading
-/// dimensions (a bias) or a contiguous column repeated along the trailing ones, all of `dtype` (float32 or float64), writing instruction
+/// dimensions (a bias) or a contiguous column repeated along the trailing ones (a row's
+/// maximum), all of `dtype` (float32 or float64), writing instruction
 /// out_instr[k]'s results to outs[k] (contiguous, of that shape), or only computing them
 /// where outs[k] is null, then `epilogue`. Returns false (and computes nothing) when the
 /// inputs do not fit (fused_inputs_fit). With `fit`: a known fit is taken as is, else the
