@@ -124,11 +124,13 @@ BOOST_AUTO_TEST_CASE(a_warm_mlp_step_allocates_nothing) {
   const Tensor OH = th::tensor(oh, {128, 10});
   BOOST_TEST(allocations_per_call([&] { step(X, OH); }, 100) == 0.0);  // 85 before this was tested
   // a value the caller took still holds it after the steps (the buffer it shares, once
-  // retired, is not written again)
-  const Tensor snap = W1.get_value(), copy = snap * 1.0f;
+  // retired, is not written again): W1's large buffer and W2's small one (kept whole)
+  const Tensor snap = W1.get_value(), copy = snap * 1.0f, snap2 = W2.get_value(), copy2 = snap2 * 1.0f;
   for (int i = 0; i < 3; ++i) step(X, OH);
   BOOST_TEST(same(snap, copy));
+  BOOST_TEST(same(snap2, copy2));
   BOOST_TEST(!same(W1.get_value(), copy));
+  BOOST_TEST(!same(W2.get_value(), copy2));
   // and the steps are the eager SGD steps
   Tensor w1 = W1.get_value(), w2 = W2.get_value(), bb = b1.get_value();
   for (int i = 0; i < 3; ++i) {

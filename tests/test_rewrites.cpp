@@ -531,6 +531,11 @@ BOOST_AUTO_TEST_CASE(bias_rows_ride_in_fused_chains) {
     BOOST_TEST(vals(softmax_top(H)) == vals(th::exp(H - C) / 2.0), boost::test_tools::per_element());
     BOOST_TEST(vals(g3(H3, C3)) == vals(th::sigmoid(H3 * C3 - 1.0)), boost::test_tools::per_element());
   }
+  // the profile says which passes fell back: only g's, on its lower-rank columns
+  BOOST_TEST(!has(f.profile(), "op by op"), f.profile());
+  BOOST_TEST(!has(softmax_top.profile(), "op by op"), softmax_top.profile());
+  BOOST_TEST(!has(g3.profile(), "op by op"), g3.profile());
+  BOOST_TEST(has(g.profile(), "op by op in 3 calls"), g.profile());
 }
 
 BOOST_AUTO_TEST_CASE(gradient_reductions_inside_fused_chains_stay_reductions) {

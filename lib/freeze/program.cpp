@@ -264,6 +264,7 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
   }
   plan_memory(*p);
   p->prof_ticks.assign(p->steps.size(), 0.0);
+  p->fallbacks = std::make_unique<std::atomic<std::uint64_t>[]>(p->steps.size());  // zeroed
   p->ticks0 = profile_clock();
   p->time0 = std::chrono::steady_clock::now();
   return p;
@@ -428,7 +429,8 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     for (const Step& t : f.tail_steps) run_one(t);
   };
   // A fused step in one pass where its inputs fit; else a merged step's chains one by one
-  // (each fused where it fits), else its ops one by one.
+  // (each fused where it fits), else its ops one by one (counted for the profile).
+  std::size_t k = 0;  // the step running
   auto run_chain = [&](const Step& s, cpu::FusedFit* fit, auto& self) -> void {
     if (!s.fused) return run_one(s);
     bool reduced = false;
@@ -439,8 +441,10 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
         for (const Step& t : s.fused->tail_steps) fr.alias[t.out] = kNoSlot;
       }
     } else if (s.fused->parts.empty()) {
+      if (&s == &p.steps[k]) p.fallbacks[k].fetch_add(1, std::memory_order_relaxed);
       for (const Step& m : s.fused->members) run_one(m);
     } else {
+      if (&s == &p.steps[k]) p.fallbacks[k].fetch_add(1, std::memory_order_relaxed);
       for (const Step& part : s.fused->parts) self(part, nullptr, self);
     }
     if (!reduced) run_epilogue(*s.fused);
@@ -449,7 +453,7 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   // included): one clock read per step.
   const bool timed = fr.calls++ % kProfileEvery == 0;
   std::uint64_t t0 = timed ? profile_clock() : 0;
-  for (std::size_t k = 0; k < p.steps.size(); ++k) {
+  for (k = 0; k < p.steps.size(); ++k) {
     const Step& s = p.steps[k];
     if (same && p.shape_only[k] && has_value(vals[s.out])) {
       // its value from the last call, which had these shapes: the frame kept it
@@ -592,32 +596,42 @@ Result Function::call(const std::vector<Tensor>& args) const {
 Result Function::call(const Tensor* const* args, std::size_t n) const { return detail::execute(*p_, args, n); }
 
 std::string Function::profile() const {
-  std::vector<std::pair<double, std::string>> rows;
+  struct Row {
+    double sec = 0;
+    std::uint64_t fell_back = 0;  // calls in which the op's fused pass ran op by op
+  };
+  std::vector<std::pair<std::string, Row>> rows;
   std::int64_t calls, timed;
   {
     std::lock_guard<std::mutex> lock(p_->prof_mu);
     calls = p_->calls.load();
     timed = p_->timed_calls;
-    std::unordered_map<std::string, double> by_op;
+    std::unordered_map<std::string, Row> by_op;
     // The ticks' length: elapsed steady time over elapsed ticks since freezing; the timed
     // calls stand for all of them.
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - p_->time0).count();
     const std::uint64_t ticks = detail::profile_clock() - p_->ticks0;
     const double second_per_tick = ticks > 0 ? elapsed / double(ticks) : 0.0;
     const double scale = timed > 0 ? double(calls) / double(timed) : 0.0;
-    for (std::size_t k = 0; k < p_->steps.size(); ++k)
-      by_op[detail::step_name(p_->steps[k])] += p_->prof_ticks[k] * second_per_tick * scale;
-    for (auto& [name, sec] : by_op) rows.push_back({sec, name});
+    for (std::size_t k = 0; k < p_->steps.size(); ++k) {
+      Row& r = by_op[detail::step_name(p_->steps[k])];
+      r.sec += p_->prof_ticks[k] * second_per_tick * scale;
+      r.fell_back += p_->fallbacks[k].load(std::memory_order_relaxed);
+    }
+    rows.assign(by_op.begin(), by_op.end());
   }
-  std::sort(rows.rbegin(), rows.rend());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.sec > b.second.sec; });
   double total = 0;
-  for (auto& r : rows) total += r.first;
+  for (auto& r : rows) total += r.second.sec;
   std::ostringstream os;
   os << "profile: " << calls << " calls (" << timed << " timed), " << p_->steps.size() << " steps, " << total * 1e3
      << " ms in ops\n";
-  for (auto& [sec, name] : rows)
-    os << "  " << name << ": " << sec * 1e3 << " ms (" << (total > 0 ? 100 * sec / total : 0) << "%), "
-       << (calls ? sec * 1e6 / double(calls) : 0) << " us/call\n";
+  for (auto& [name, r] : rows) {
+    os << "  " << name << ": " << r.sec * 1e3 << " ms (" << (total > 0 ? 100 * r.sec / total : 0) << "%), "
+       << (calls ? r.sec * 1e6 / double(calls) : 0) << " us/call";
+    if (r.fell_back) os << ", op by op in " << r.fell_back << " calls (its inputs did not fit one pass)";
+    os << "\n";
+  }
   return os.str();
 }
 

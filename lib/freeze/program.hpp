@@ -121,6 +121,8 @@ struct Program {
   mutable std::map<int, std::vector<Storage>> device_constants;  // constants copied to each GPU used
   mutable std::mutex prof_mu;
   mutable std::vector<double> prof_ticks;  // per step, in profile_clock() ticks
+  // per step: the calls in which its fused pass did not fit its inputs and ran op by op
+  std::unique_ptr<std::atomic<std::uint64_t>[]> fallbacks;
   std::uint64_t ticks0 = 0;                // profile_clock() and steady time at freeze: their
   std::chrono::steady_clock::time_point time0;  // rates give the ticks' length
   mutable std::atomic<std::int64_t> calls = 0;
