@@ -555,6 +555,29 @@ BOOST_AUTO_TEST_CASE(gradient_reductions_inside_fused_chains_stay_reductions) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(chains_end_at_sums_over_an_axis) {
+  // A bias's update: its gradient sums over the batch (sum_to_like to b's shape, which has
+  // fewer dims). Such a sum is never a no-op, so a chain through it would always run op by
+  // op: the chain ends there instead, the parts before and after it fuse and the sum runs
+  // as its op, bit for bit the eager update.
+  auto x = th::dmatrix("x");
+  auto b = th::shared(th::zeros({5}), "b");
+  Tensor h = th::tanh(x + b);
+  Tensor cost = th::sum(h * h);
+  auto f = th::function({x}, cost, {{b, b - 0.1 * th::grad(cost, b)}});
+  const std::string steps = fused_steps_of(f);
+  BOOST_TEST(has(steps, "sum_to_like fused["), steps);  // the sum as a step of its own, a pass after it
+  Tensor bv = th::zeros({5});
+  for (int i = 0; i < 3; ++i) {
+    const Tensor X = th::random::uniform({7, 5}, -1, 1, std::uint64_t(i + 1));
+    Tensor v = th::variable(bv), he = th::tanh(X + v), ce = th::sum(he * he);
+    BOOST_TEST(f(X).item() == ce.item());
+    bv = bv - 0.1 * th::grad(ce, v);
+    BOOST_TEST(vals(b.get_value()) == vals(bv), boost::test_tools::per_element());
+  }
+  BOOST_TEST(!has(f.profile(), "op by op"), f.profile());
+}
+
 BOOST_AUTO_TEST_CASE(fused_steps_fall_back_where_the_kernel_cannot_go) {
   auto m = th::dmatrix("m"), row = th::dmatrix("row");
   auto f = th::function({m, row}, th::exp(m * 2.0) - th::sin(row));

@@ -53,6 +53,10 @@ void reduce_loop(const Storage& x, const Storage& y, F f) {
         for (std::int64_t i = 0; i < n; ++i) acc = f(acc, *reinterpret_cast<const T*>(p[1] + i * s[1]));
       }
       *reinterpret_cast<T*>(p[0]) = acc;
+    } else if (s[0] == sizeof(T) && s[1] == sizeof(T)) {  // a row into a row (a sum over the batch): vectorised
+      T* y = reinterpret_cast<T*>(p[0]);
+      const T* x = reinterpret_cast<const T*>(p[1]);
+      for (std::int64_t i = 0; i < n; ++i) y[i] = f(y[i], x[i]);
     } else {
       for (std::int64_t i = 0; i < n; ++i) {
         T* yp = reinterpret_cast<T*>(p[0] + i * s[0]);

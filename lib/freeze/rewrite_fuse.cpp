@@ -23,11 +23,26 @@ constexpr std::size_t kMaxMembers = 32;
 constexpr std::size_t kMaxRecompute = 8;
 constexpr int kMaxReaders = 4;
 
+// Whether sum_to_like(x, like) sums over some axis by the static shapes (-1: known at run
+// time): `like` has fewer dims than x (a bias's gradient summed over the batch), or a dim of
+// 1 where x's is not known to be 1 (a row's sum kept as a column). A fused pass takes a
+// sum_to_like only where it is a no-op, so a chain with such a step would always run op by
+// op: the chain ends there instead (the parts before and after it fuse, the sum runs as
+// its op). Only a batch of one makes it a no-op after all, and then costs a pass.
+bool sums_over_an_axis(const Shape& x, const Shape& like) {
+  if (like.size() < x.size()) return true;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (like[like.size() - x.size() + i] == 1 && x[i] != 1) return true;
+  return false;
+}
+
 }  // namespace
 
 std::optional<FusedInstr> fused_instr_of(const Program& p, const Step& s) {
   const DType dt = p.slot_dtype[s.out];
   if (s.fused || (dt != DType::float32 && dt != DType::float64) || s.in.empty()) return std::nullopt;
+  if (s.op == &sum_to_like_op() && sums_over_an_axis(p.slot_shape[s.in[0]], p.slot_shape[s.in[1]]))
+    return std::nullopt;
   if (s.op == &broadcast_like_op() || s.op == &sum_to_like_op())  // the second operand: its shape only
     return p.slot_dtype[s.in[0]] != dt ? std::nullopt
                                        : std::optional<FusedInstr>(FusedInstr{
