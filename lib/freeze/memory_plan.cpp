@@ -30,6 +30,10 @@ void plan_memory(Program& p) {
         for (const Step& m : part.fused->members) p.made[m.out] = true;
     }
   }
+  p.held = p.input_slots;
+  for (const auto& sh : p.shared) p.held.push_back(sh.first);
+  for (std::size_t s = 0; s < p.slots; ++s)
+    if (p.made[s]) p.held.push_back(s);
   // a call with the last call's layouts finds these steps' values, kept by the frame, unchanged
   p.shape_only.assign(p.steps.size(), false);
   for (std::size_t k = 0; k < p.steps.size(); ++k) p.shape_only[k] = p.steps[k].op->shape_only;
@@ -83,9 +87,10 @@ void retire(const Program& p, Frame& f, std::size_t slot) {
 }
 
 void retire_all(const Program& p, Frame& f) {
-  for (std::size_t s = 0; s < f.vals.size(); ++s)  // the views first: then the owners see who else holds theirs
+  if (f.alias.size() < p.slots) return;  // (a first call that failed before its steps: nothing held)
+  for (std::size_t s : p.held)  // the views first: then the owners see who else holds theirs
     if (f.alias[s] != kNoSlot) f.vals[s].buf.reset();
-  for (std::size_t s = 0; s < f.vals.size(); ++s)
+  for (std::size_t s : p.held)
     if (f.alias[s] == kNoSlot) keep_or_let_go(p, f, s, true);
 }
 

@@ -112,6 +112,7 @@ struct Program {
   std::vector<std::pair<std::string, int>> rewrites;  // freeze-time rewrites that fired, with counts
   std::vector<std::vector<std::size_t>> release;     // per step: slots no later step reads (plan_memory)
   std::vector<bool> made;                            // slots steps write (their buffers may stay with a frame)
+  std::vector<std::size_t> held;                     // slots a call may leave holding a value, constants aside
   std::vector<bool> shape_only;                      // per step: its value depends on its operands' shapes alone
   std::vector<bool> constant_slot;                   // slots holding constants (the program's own buffers)
   mutable std::mutex frames_mu;
@@ -136,7 +137,7 @@ std::size_t new_slot(Program& p, DType dtype, Shape shape);
 /// where steady_clock takes ~20), else steady_clock's nanoseconds.
 std::uint64_t profile_clock();
 
-/// Fills p.release, p.made and p.shape_only from the final steps (lib/freeze/memory_plan.cpp).
+/// Fills p.release, p.made, p.held and p.shape_only from the final steps (lib/freeze/memory_plan.cpp).
 void plan_memory(Program& p);
 /// Largest buffer a frame keeps whole between calls.
 constexpr std::size_t kKeepBytes = 64 * 1024;
