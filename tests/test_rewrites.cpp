@@ -240,6 +240,10 @@ BOOST_AUTO_TEST_CASE(gradient_steps_fold_into_the_gemm) {
   auto a = th::dmatrix("a"), b = th::dmatrix("b"), c = th::dmatrix("c"), d = th::dmatrix("d");
   auto f = th::function({a, b, c, d}, {c + th::matmul(a, b) * 2.0, th::matmul(a, d) * 0.5 + c});
   BOOST_TEST(steps_of(f) == "matmul_acc matmul_acc", steps_of(f));
+  // debugprint shows what each stands for, in its operands' slots
+  const std::string printed = th::debugprint(f);
+  BOOST_TEST(has(printed, "= %2 + 2 * %0 @ %1"), printed);
+  BOOST_TEST(has(printed, "= 0.5 * %0 @ %3 + %2"), printed);
   const Tensor A = th::random::uniform({3, 5}, -1, 1, 3), B = th::random::uniform({5, 2}, -1, 1, 4),
                D = th::random::uniform({5, 2}, -1, 1, 6);
   for (th::Shape cs : {th::Shape{3, 2}, th::Shape{1, 2}, th::Shape{3, 1}}) {

@@ -60,6 +60,21 @@ void print_tree(std::ostream& os, const Tensor& t, const std::string& prefix, Id
   for (const Tensor& in : n.inputs) print_tree(os, in, prefix + " |", ids, depth + 1);
 }
 
+// What a step standing for several ops computes, in its operands' slot names: a GEMM with
+// transposes folded in (matmul_t), a gradient step folded into its GEMM (matmul_acc);
+// empty for the others.
+std::string formula_of(const detail::Step& s) {
+  if (s.op != &detail::matmul_t_op() && s.op != &detail::matmul_acc_op()) return "";
+  auto slot = [&](std::size_t j) { return "%" + std::to_string(s.in[j]); };
+  std::string m = slot(0) + (s.attrs.transpose & 1u ? "^T" : "") + " @ " + slot(1) + (s.attrs.transpose & 2u ? "^T" : "");
+  if (s.op == &detail::matmul_t_op()) return m;
+  if (s.attrs.all) m = "sum_to_like(" + m + ", " + slot(2) + ")";
+  std::ostringstream os;
+  os << s.attrs.scale << " * " << m;
+  const std::string t = os.str(), c = slot(2);
+  return s.attrs.axis == 0 ? c + " - " + t : s.attrs.axis == 1 ? c + " + " + t : t + " + " + c;
+}
+
 }  // namespace
 
 std::string debugprint(const Tensor& t) {
@@ -109,6 +124,7 @@ std::string debugprint(const Function& f) {
     for (std::size_t j = 0; j < st.in.size(); ++j)
       os << (j ? ", " : "") << slot_name(st.in[j]) << (st.names[j].empty() ? "" : " " + st.names[j]);
     os << ")";
+    if (const std::string f = formula_of(st); !f.empty()) os << " = " << f;
     if (k < p.release.size() && !p.release[k].empty()) {  // the memory plan: values no later step reads
       os << "  [frees";
       for (std::size_t slot : p.release[k]) os << " " << slot_name(slot);
