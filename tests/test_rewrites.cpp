@@ -542,6 +542,27 @@ BOOST_AUTO_TEST_CASE(bias_rows_ride_in_fused_chains) {
   BOOST_TEST(has(g.profile(), "op by op in 3 calls"), g.profile());
 }
 
+BOOST_AUTO_TEST_CASE(gradient_seeds_of_ones_sink_into_their_readers) {
+  // grad(sum(y), ...) starts from ones broadcast like y; ones * 0.5 is 0.5 broadcast the
+  // same way, and a filled 0.5 times a value of the result's shape is just 0.5 times it:
+  // 0.5 * (1 - tanh(a)^2) is the whole gradient pass, bit for bit the eager values.
+  auto a = th::dvector("a");
+  Tensor y = th::tanh(a) * 0.5;
+  auto f = th::function({a}, th::grad(th::sum(y), a));
+  BOOST_TEST(fused_steps_of(f) == "fused[tanh mul sub mul]", th::debugprint(f));
+  for (std::int64_t n : {1, 7, 3000}) {
+    const Tensor A = th::random::uniform({n}, -2, 2, 3);
+    Tensor av = th::variable(A);
+    BOOST_TEST(vals(f(A)) == vals(th::grad(th::sum(th::tanh(av) * 0.5), av)), boost::test_tools::per_element());
+  }
+  // a fill whose other operand may be smaller than the result keeps the broadcast
+  auto b = th::dmatrix("b");
+  auto g = th::function({a, b}, th::grad(th::sum(th::tanh(a) * b), a));
+  const Tensor A = th::random::uniform({4}, -2, 2, 4), B = th::random::uniform({3, 4}, -2, 2, 5);
+  Tensor av = th::variable(A);
+  BOOST_TEST(vals(g(A, B)) == vals(th::grad(th::sum(th::tanh(av) * B), av)), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(gradient_reductions_inside_fused_chains_stay_reductions) {
   // a broadcast against b: the gradient of a is a real sum_to_like. The fused backward
   // sees that at run time (its like is not of the output's shape) and runs op by op.

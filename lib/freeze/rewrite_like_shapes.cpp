@@ -89,6 +89,16 @@ int rewrite_like_shapes(Program& p) {
     like = slot;
     return true;
   };
+  // The one-element constant k when `slot` is broadcast_like(k, like) (a gradient's seed
+  // of ones, or a scaled one), else none; `like` gets the like.
+  auto broadcast_constant = [&](std::size_t slot, std::size_t& like) -> long {
+    const long m = made_by[slot];
+    if (m < 0 || p.steps[std::size_t(m)].op != &broadcast_like_op()) return -1;
+    const std::size_t k = p.steps[std::size_t(m)].in[0];
+    const Storage* c = constant_of(p, k);
+    like = p.steps[std::size_t(m)].in[1];
+    return c && c->size() == 1 ? long(k) : -1;
+  };
   for (Step& st : p.steps) {
     const Op* op = st.op;
     ShapeClass& c = cls[st.out];
@@ -98,6 +108,30 @@ int rewrite_like_shapes(Program& p) {
     } else if (is_binary(op) || op == &where_op()) {
       c.sources.clear();
       for (std::size_t i : st.in) c.sources.insert(cls[i].sources.begin(), cls[i].sources.end());
+      // A filled operand broadcast_like(k, like), k one element (a gradient's seed of ones,
+      // and what it becomes): where the other operand v already has the result's shape, k
+      // itself (it broadcasts as it is); else, for 1 * v, v broadcast like the fill (the
+      // same values: a multiplication by 1 gives v's bits). Either way one op less for the
+      // fused kernel, and no filled tensor made op by op.
+      for (std::size_t j = 0; j < 2 && is_binary(op); ++j) {
+        std::size_t like = 0;
+        const long k = broadcast_constant(st.in[j], like);
+        const std::size_t v = st.in[1 - j];
+        double one = 0;
+        if (k < 0 || p.slot_shape[std::size_t(k)].size() > c.rank) continue;
+        if (cls[v].sources == c.sources && cls[v].rank == c.rank) {
+          st.in[j] = std::size_t(k);
+          st.names[j].clear();
+          ++fired;
+        } else if (op == &binary_op(BinaryKind::mul) && one_value_constant(p, std::size_t(k), one) && one == 1 &&
+                   cls[like] == c && p.slot_dtype[v] == p.slot_dtype[st.out]) {
+          st.op = &broadcast_like_op();
+          st.in = {v, like};
+          st.names = {std::string(st.names[1 - j]), std::string()};
+          ++fired;
+          break;
+        }
+      }
     } else if (like_op) {
       c.sources = cls[st.in[1]].sources;
       // broadcast_like(reshape(x), like) with x one element (a reduction's gradient, made
