@@ -54,6 +54,18 @@ Shape contiguous_strides(const Shape& s);
 /// `strides` := the row-major strides of `shape` (assigned in place: its capacity reused).
 void set_contiguous_strides(const Shape& shape, Shape& strides);
 
+/// Whether `p` is held by its holder alone, ready to be written or freed by this thread.
+/// use_count() is a relaxed read: when copies were let go of on other threads, their last
+/// reads are ordered before ours only through an acquiring read-modify-write of the count,
+/// which the copy made here is (a drop releases). Call it, not use_count() == 1, on an
+/// object other threads may have seen (a function's results, shared values).
+template <class T>
+bool held_alone(const std::shared_ptr<T>& p) {
+  if (!p || p.use_count() != 1) return false;
+  const std::shared_ptr<T> order = p;  // NOTE: the point is the acq_rel increment, not the copy
+  return true;
+}
+
 /// Gives `b`'s memory back (to its device's cache) and keeps the object: a hollow buffer
 /// (data null) that alloc_storage can fill again without allocating a new buffer object.
 void hollow(Buffer& b);

@@ -30,6 +30,7 @@ void plan_memory(Program& p) {
         for (const Step& m : part.fused->members) p.made[m.out] = true;
     }
   }
+  p.exposable = kept;
   p.held = p.input_slots;
   for (const auto& sh : p.shared) p.held.push_back(sh.first);
   for (std::size_t s = 0; s < p.slots; ++s)
@@ -55,8 +56,13 @@ void keep_or_let_go(const Program& p, Frame& f, std::size_t slot, bool last) {
   Storage& v = f.vals[slot];
   if (p.constant_slot[slot]) return;  // the program holds it anyway
   if (!p.made[slot] || !v.buf) return v.buf.reset();
-  if (v.buf->bytes <= kKeepBytes) return;
-  if (v.buf.use_count() == 1) {
+  if (v.buf->bytes <= kKeepBytes) {
+    // a result or an update's value, or held elsewhere too when the call ends: other
+    // threads may read it, so the next call checks with held_alone before writing it
+    if (last && (p.exposable[slot] || v.buf.use_count() != 1)) f.exposed[slot] = 1;
+    return;
+  }
+  if (held_alone(v.buf)) {  // (it may have been a result or a shared value: freeing writes)
     if (v.buf->device.type == Device::Type::cpu) hollow(*v.buf);
     else v.buf.reset();
   } else if (last) {
@@ -87,9 +93,12 @@ void retire(const Program& p, Frame& f, std::size_t slot) {
 }
 
 void retire_all(const Program& p, Frame& f) {
-  if (f.alias.size() < p.slots) return;  // (a first call that failed before its steps: nothing held)
+  if (f.exposed.size() < p.slots) return;  // (a first call that failed before its steps: nothing held)
   for (std::size_t s : p.held)  // the views first: then the owners see who else holds theirs
-    if (f.alias[s] != kNoSlot) f.vals[s].buf.reset();
+    if (f.alias[s] != kNoSlot) {
+      if (p.exposable[s] && p.made[f.alias[s]]) f.exposed[f.alias[s]] = 1;  // a result or an update views it
+      f.vals[s].buf.reset();
+    }
   for (std::size_t s : p.held)
     if (f.alias[s] == kNoSlot) keep_or_let_go(p, f, s, true);
 }

@@ -272,10 +272,11 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
 
 namespace {
 // `r` := a constant tensor holding `v`: in r's node when nothing else holds it (the caller
-// let go of the last call's result), its fields assigned in place; else in a new node.
-void set_result(Tensor& r, const Storage& v) {
+// let go of the last call's result; `alone`: known so since the call started), its fields
+// assigned in place; else in a new node.
+void set_result(Tensor& r, bool alone, const Storage& v) {
   const std::shared_ptr<Node>& node = r.node();
-  if (!node || node.use_count() != 1 || !node->value) {
+  if (!node || !node->value || !(alone || held_alone(node))) {
     r = make_constant(v);
     return;
   }
@@ -326,6 +327,7 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   std::vector<Storage>& vals = fr.vals;
   vals.resize(p.slots);
   fr.alias.resize(p.slots, kNoSlot);
+  fr.exposed.resize(p.slots, 0);
   fr.retired.assign(p.slots, 0);
   for (std::size_t i = 0; i < n; ++i) convert_argument(p, i, *args[i], vals[p.input_slots[i]]);
   const StripeLocks held(p.stripes);
@@ -354,13 +356,27 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   // to the slot it came from, for the step writing it (an output that is an argument, a
   // shared value or a constant is not written by a step: its buffer is not the frame's).
   fr.results.resize(p.outputs.size());
+  fr.result_alone.assign(p.outputs.size(), 0);
   for (std::size_t i = 0; i < p.outputs.size(); ++i) {
     const std::size_t s = p.outputs[i];
     const std::shared_ptr<Node>& node = fr.results[i].node();
-    if (!node || node.use_count() != 1 || !p.made[s] || !node->value) continue;
-    if (!vals[s].buf && fr.alias[s] == kNoSlot) vals[s].buf = std::move(node->value->buf);
-    else node->value->buf.reset();  // the frame kept it too, or it is a view of another slot's
+    if (!node || !node->value || !held_alone(node)) continue;
+    fr.result_alone[i] = 1;
+    if (!p.made[s]) continue;
+    if (!vals[s].buf && fr.alias[s] == kNoSlot) {
+      vals[s].buf = std::move(node->value->buf);
+      fr.exposed[s] = 1;  // views of it may have gone elsewhere
+    } else {
+      node->value->buf.reset();  // the frame kept it too, or it is a view of another slot's
+    }
   }
+  // Kept buffers others may have seen: taken once this thread is ordered after their last
+  // use, else let go of (a step must not write a buffer another thread is still reading).
+  for (std::size_t s : p.held)
+    if (fr.exposed[s] && p.made[s]) {  // (the arguments and shared values are in place already)
+      if (!held_alone(vals[s].buf)) vals[s].buf.reset();
+      fr.exposed[s] = 0;
+    }
   const bool guard = p.options.mode != Mode::fast || config().mode != Mode::fast;
   // Same argument and shared-value shapes and strides as this frame's last complete CPU
   // call: every step sees the layouts it saw then, so its output meta is the one recorded
@@ -484,7 +500,7 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   // The results, before any update is applied (nothing after that may throw). The frame
   // keeps the small ones (a loss, a metric) to reuse; a large one is the caller's alone, so
   // that its memory goes when the caller lets go of it.
-  for (std::size_t i = 0; i < p.outputs.size(); ++i) set_result(fr.results[i], vals[p.outputs[i]]);
+  for (std::size_t i = 0; i < p.outputs.size(); ++i) set_result(fr.results[i], fr.result_alone[i], vals[p.outputs[i]]);
   Result result(fr.results.data(), fr.results.size(), p.single);
   for (Tensor& r : fr.results)
     if (r.node()->value->buf && r.node()->value->buf->bytes > kKeepBytes) r = Tensor();
@@ -509,9 +525,11 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     // else holds it), so updates alternate between two buffers without allocating. The
     // others leave with `fresh` when the call ends.
     for (std::size_t i = 0; i < fresh.size(); ++i) {
-      Storage& v = vals[p.updates[i].second];
-      if (p.made[p.updates[i].second] && fresh[i].buf && v.buf == p.updates[i].first->value->buf)
-        v.buf = std::move(fresh[i].buf);
+      const std::size_t s = p.updates[i].second;
+      if (p.made[s] && fresh[i].buf && vals[s].buf == p.updates[i].first->value->buf) {
+        vals[s].buf = std::move(fresh[i].buf);
+        fr.exposed[s] = 1;  // it was a shared value: any thread may have read it
+      }
     }
   }
   lease.completed = true;

@@ -84,12 +84,17 @@ struct Frame {
   // whether its last reader ran in this call (memory_plan.cpp: retire).
   std::vector<std::size_t> alias;
   std::vector<char> retired;
+  // Per slot: its kept buffer may have been seen by other threads (it was a result, an
+  // update's value or shared with one when the call ended): the next call takes it only
+  // after held_alone() (storage.hpp) orders their reads before its writes.
+  std::vector<char> exposed;
   std::vector<cpu::FusedFit> fits;  // per fused step: its inputs' fit in that call
   std::uint64_t calls = 0;          // calls made with this frame (the profile samples them)
   // The tensors this frame's last call returned: one the caller has let go of (held by the
   // frame alone) is the next call's result again, its buffer back in its slot for the step
   // that writes it (a warm call allocates no tensor, list or buffer for its results).
   std::vector<Tensor> results;
+  std::vector<char> result_alone;  // per result: found held by the frame alone in this call
 };
 
 /// The profile times the steps of one call in this many of each frame's calls.
@@ -113,6 +118,7 @@ struct Program {
   std::vector<std::vector<std::size_t>> release;     // per step: slots no later step reads (plan_memory)
   std::vector<bool> made;                            // slots steps write (their buffers may stay with a frame)
   std::vector<std::size_t> held;                     // slots a call may leave holding a value, constants aside
+  std::vector<bool> exposable;                       // outputs and updates' slots: their values leave the call
   std::vector<bool> shape_only;                      // per step: its value depends on its operands' shapes alone
   std::vector<bool> constant_slot;                   // slots holding constants (the program's own buffers)
   mutable std::mutex frames_mu;
@@ -137,7 +143,8 @@ std::size_t new_slot(Program& p, DType dtype, Shape shape);
 /// where steady_clock takes ~20), else steady_clock's nanoseconds.
 std::uint64_t profile_clock();
 
-/// Fills p.release, p.made, p.held and p.shape_only from the final steps (lib/freeze/memory_plan.cpp).
+/// Fills p.release, p.made, p.held, p.exposable and p.shape_only from the final steps
+/// (lib/freeze/memory_plan.cpp).
 void plan_memory(Program& p);
 /// Largest buffer a frame keeps whole between calls.
 constexpr std::size_t kKeepBytes = 64 * 1024;
