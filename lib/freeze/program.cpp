@@ -276,7 +276,7 @@ namespace {
 // assigned in place; else in a new node.
 void set_result(Tensor& r, bool alone, const Storage& v) {
   const std::shared_ptr<Node>& node = r.node();
-  if (!node || !node->value || !(alone || held_alone(node))) {
+  if (!node || !(alone || held_alone(node)) || !node->value) {
     r = make_constant(v);
     return;
   }
@@ -360,7 +360,7 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   for (std::size_t i = 0; i < p.outputs.size(); ++i) {
     const std::size_t s = p.outputs[i];
     const std::shared_ptr<Node>& node = fr.results[i].node();
-    if (!node || !node->value || !held_alone(node)) continue;
+    if (!node || !held_alone(node) || !node->value) continue;
     fr.result_alone[i] = 1;
     if (!p.made[s]) continue;
     if (!vals[s].buf && fr.alias[s] == kNoSlot) {
@@ -445,31 +445,36 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     for (const Step& t : f.tail_steps) run_one(t);
   };
   // A fused step in one pass where its inputs fit; else a merged step's chains one by one
-  // (each fused where it fits), else its ops one by one (counted for the profile).
-  std::size_t k = 0;  // the step running
-  auto run_chain = [&](const Step& s, cpu::FusedFit* fit, auto& self) -> void {
-    if (!s.fused) return run_one(s);
+  // (each fused where it fits), else its ops one by one. False when it did not run as one
+  // pass (the profile counts those calls).
+  auto run_chain = [&](const Step& s, cpu::FusedFit* fit, auto& self) -> bool {
+    if (!s.fused) {
+      run_one(s);
+      return true;
+    }
     bool reduced = false;
+    bool one_pass = true;
     if (run_fused(s, vals, fit, reduced)) {  // its results in buffers of their own
       for (std::size_t o : s.fused->out_slots) fr.alias[o] = kNoSlot;
       if (reduced) {
         for (const Fused::Reduction& r : s.fused->reductions) fr.alias[r.step.out] = kNoSlot;
         for (const Step& t : s.fused->tail_steps) fr.alias[t.out] = kNoSlot;
       }
-    } else if (s.fused->parts.empty()) {
-      if (&s == &p.steps[k]) p.fallbacks[k].fetch_add(1, std::memory_order_relaxed);
-      for (const Step& m : s.fused->members) run_one(m);
     } else {
-      if (&s == &p.steps[k]) p.fallbacks[k].fetch_add(1, std::memory_order_relaxed);
-      for (const Step& part : s.fused->parts) self(part, nullptr, self);
+      one_pass = false;
+      if (s.fused->parts.empty())
+        for (const Step& m : s.fused->members) run_one(m);
+      else
+        for (const Step& part : s.fused->parts) self(part, nullptr, self);
     }
     if (!reduced) run_epilogue(*s.fused);
+    return one_pass;
   };
   // The profile times every step of one call in kProfileEvery of each frame (its first
   // included): one clock read per step.
   const bool timed = fr.calls++ % kProfileEvery == 0;
   std::uint64_t t0 = timed ? profile_clock() : 0;
-  for (k = 0; k < p.steps.size(); ++k) {
+  for (std::size_t k = 0; k < p.steps.size(); ++k) {
     const Step& s = p.steps[k];
     if (same && p.shape_only[k] && has_value(vals[s.out])) {
       // its value from the last call, which had these shapes: the frame kept it
@@ -479,7 +484,8 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
       for (const Step& m : s.fused->members) run_one(m);  // one op at a time, each checked
       run_epilogue(*s.fused);
     } else {
-      run_chain(s, device == th::cpu() ? &fr.fits[k] : nullptr, run_chain);
+      if (!run_chain(s, device == th::cpu() ? &fr.fits[k] : nullptr, run_chain))
+        p.fallbacks[k].fetch_add(1, std::memory_order_relaxed);
     }
     for (std::size_t dead : p.release[k]) retire(p, fr, dead);
     if (timed) {

@@ -92,6 +92,10 @@ Shape broadcast_shapes(const Op& op, const std::vector<Meta>& in);
 long broadcast_into(Shape& acc, const Shape& s);
 /// Normalises a possibly negative axis against `ndim`, or ShapeError.
 std::int64_t norm_axis(const Op& op, std::int64_t axis, std::int64_t ndim, const std::vector<Meta>& in);
+/// x reduced by `k` over the sorted `axes` into a new storage of `shape`, dtype x's: the
+/// kept dims in order, with or without the reduced ones as 1s (any shape of that many
+/// elements). max and min start from each line's first element (x has none empty there).
+Storage reduce_over(ReduceKind k, const Storage& x, const std::vector<std::int64_t>& axes, const Shape& shape);
 /// Sorted, normalised, unique axes (all axes when `all`).
 std::vector<std::int64_t> norm_axes(const Op& op, const Axes& axes, std::int64_t ndim,
                                     const std::vector<Meta>& in);

@@ -41,39 +41,7 @@ Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, cons
   for (auto ax : a.axes) empty_line = empty_line || x.shape[std::size_t(ax)] == 0;
   if ((k == ReduceKind::max || k == ReduceKind::min) && empty_line)
     throw ValueError(message(op, "zero-size array to a reduction which has no identity", {meta_of(x)}));
-  // The result is allocated with its final shape and seen, through `yv`, with x's shape
-  // (stride 0 on the reduced axes) while it accumulates. yv and `first` are per-thread
-  // storages whose vectors are reused; their buffer references are dropped on the way out.
-  Storage y = alloc_storage(out.dtype, out.shape, x.device());
-  thread_local Storage yv, first, yk;
-  struct Drop {
-    ~Drop() { yv.buf.reset(), first.buf.reset(), yk.buf.reset(); }
-  } drop;
-  yv.buf = borrowed(y.buf);
-  yv.dtype = y.dtype;
-  yv.offset = 0;
-  yv.shape = x.shape;
-  yv.strides.resize(x.shape.size());
-  std::int64_t acc = 1;
-  for (std::size_t i = x.shape.size(); i-- > 0;) {
-    const bool reduced = std::find(a.axes.begin(), a.axes.end(), std::int64_t(i)) != a.axes.end();
-    yv.strides[i] = reduced ? 0 : acc;
-    if (!reduced) acc *= x.shape[i];
-  }
-  Backend& be = backend_for(x.device());
-  if (k == ReduceKind::max || k == ReduceKind::min) {
-    // NOTE: start from the first element of each reduced line, not from a +-infinity
-    // identity: integer extremes do not survive a trip through double (int64 min gave -2^63).
-    first = x;
-    for (auto ax : a.axes) first.shape[std::size_t(ax)] = 1;
-    yk = yv;  // y with the reduced axes kept as 1s
-    for (auto ax : a.axes) yk.shape[std::size_t(ax)] = 1;
-    be.copy(first, yk);
-  } else {
-    be.fill(y, k == ReduceKind::prod ? 1.0 : 0.0);
-  }
-  be.reduce(k, x, yv);
-  return y;
+  return reduce_over(k, x, a.axes, out.shape);
 }
 
 // g with the reduced axes put back as size 1, ready to broadcast against x.
@@ -181,6 +149,43 @@ const Op& reduce_op(ReduceKind k) {
   return op_sum;
 }
 const Op& count_op() { return op_count; }
+
+Storage reduce_over(ReduceKind k, const Storage& x, const std::vector<std::int64_t>& axes, const Shape& shape) {
+  // The result is allocated with its final shape and seen, through `yv`, with x's shape
+  // (stride 0 on the reduced axes) while it accumulates. yv, `first` and `yk` are
+  // per-thread storages whose vectors are reused; their buffer references are dropped on
+  // the way out.
+  Storage y = alloc_storage(x.dtype, shape, x.device());
+  thread_local Storage yv, first, yk;
+  struct Drop {
+    ~Drop() { yv.buf.reset(), first.buf.reset(), yk.buf.reset(); }
+  } drop;
+  yv.buf = borrowed(y.buf);
+  yv.dtype = y.dtype;
+  yv.offset = 0;
+  yv.shape = x.shape;
+  yv.strides.resize(x.shape.size());
+  std::int64_t acc = 1;
+  for (std::size_t i = x.shape.size(); i-- > 0;) {
+    const bool reduced = std::find(axes.begin(), axes.end(), std::int64_t(i)) != axes.end();
+    yv.strides[i] = reduced ? 0 : acc;
+    if (!reduced) acc *= x.shape[i];
+  }
+  Backend& be = backend_for(x.device());
+  if (k == ReduceKind::max || k == ReduceKind::min) {
+    // NOTE: start from the first element of each reduced line, not from a +-infinity
+    // identity: integer extremes do not survive a trip through double (int64 min gave -2^63).
+    first = x;
+    for (auto ax : axes) first.shape[std::size_t(ax)] = 1;
+    yk = yv;  // y with the reduced axes kept as 1s
+    for (auto ax : axes) yk.shape[std::size_t(ax)] = 1;
+    be.copy(first, yk);
+  } else {
+    be.fill(y, k == ReduceKind::prod ? 1.0 : 0.0);
+  }
+  be.reduce(k, x, yv);
+  return y;
+}
 
 Tensor count(const Tensor& x, const Axes& axes, DType dtype) {
   Attrs a;

@@ -161,33 +161,13 @@ const Op op_sum_to_like{
     },
     [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
       const Storage& g = *in[0];
-      std::size_t lead = g.shape.size() - out.shape.size();
-      // per-thread scratch (assignments reuse their vectors): no allocation in a warm call
-      thread_local Shape collapsed;  // the accumulator: g's shape with the reduced axes collapsed
-      thread_local Storage view;     // the accumulator seen with g's shape (stride 0 where reduced)
-      collapsed = g.shape;
-      bool reduces = false;
+      const std::size_t lead = g.shape.size() - out.shape.size();
+      thread_local std::vector<std::int64_t> axes;  // reused: no allocation in a warm call
+      axes.clear();
       for (std::size_t i = 0; i < g.shape.size(); ++i)
-        if (i < lead || (out.shape[i - lead] == 1 && g.shape[i] != 1)) collapsed[i] = 1, reduces = true;
-      if (!reduces) return reshape_view(g, out.shape);
-      // NOTE: sized by its own shape: with an empty axis elsewhere, g has fewer elements than it.
-      Storage acc = alloc_storage(g.dtype, collapsed, g.device());
-      Backend& be = backend_for(g.device());
-      be.fill(acc, 0.0);
-      struct Drop {
-        ~Drop() { view.buf.reset(); }
-      } drop;
-      view.buf = borrowed(acc.buf);
-      view.dtype = acc.dtype;
-      view.offset = 0;
-      view.shape = g.shape;
-      view.strides = acc.strides;
-      for (std::size_t i = 0; i < g.shape.size(); ++i)
-        if (collapsed[i] == 1 && g.shape[i] != 1) view.strides[i] = 0;
-      be.reduce(ReduceKind::sum, g, view);
-      acc.shape = out.shape;
-      set_contiguous_strides(out.shape, acc.strides);
-      return acc;
+        if (i < lead || (out.shape[i - lead] == 1 && g.shape[i] != 1)) axes.push_back(std::int64_t(i));
+      if (axes.empty()) return reshape_view(g, out.shape);
+      return reduce_over(ReduceKind::sum, g, axes, out.shape);
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {broadcast_like(c.g, c.x[0]), none}; },
     0b10};  // like: its shape only
