@@ -127,6 +127,45 @@ BOOST_AUTO_TEST_CASE(large_kernels_split_over_threads_match_a_scalar_reference) 
   BOOST_TEST(fv[351 * 299 + 350] == float(av[299 * 701 + 700]));
 }
 
+BOOST_AUTO_TEST_CASE(matrix_vector_products_of_every_small_shape_match_a_reference) {
+  // Small products skip BLAS (lib/cpu/gemv_small.cpp: four rows or columns at a time, the
+  // last k % 4 one by one): every remainder, both sides of the matrix, rows with a gap
+  // between them (a view of a wider matrix), and sizes past the small limit (BLAS again).
+  int wrong = 0, checked = 0;
+  for (DType d : {DType::float64, DType::float32}) {
+    const double tol = d == DType::float64 ? 1e-13 : 2e-6;
+    for (std::int64_t m : {1, 2, 3, 4, 5, 7, 8, 13, 125, 300})
+      for (std::int64_t k : {1, 2, 3, 4, 5, 9, 17, 40}) {
+        Tensor wide = th::cast(th::random::uniform({m, k + 3}, -1, 1, std::uint64_t(m * 100 + k)), d);
+        Tensor a = th::view(wide, th::all(), th::range(1, k + 1));  // row stride k + 3
+        Tensor u = th::cast(th::random::uniform({k}, -1, 1, 7), d), v = th::cast(th::random::uniform({m}, -1, 1, 8), d);
+        const auto av = vals(a), uv = vals(u), vv = vals(v);
+        auto expect = [&](const Tensor& got, bool trans) {
+          const auto g = vals(got);
+          const std::int64_t n = trans ? k : m, len = trans ? m : k;
+          BOOST_TEST_REQUIRE(std::int64_t(g.size()) == n);
+          for (std::int64_t i = 0; i < n; ++i) {
+            double want = 0, scale = 0;
+            for (std::int64_t j = 0; j < len; ++j) {
+              const double p = trans ? av[std::size_t(j * k + i)] * vv[std::size_t(j)] : av[std::size_t(i * k + j)] * uv[std::size_t(j)];
+              want += p;
+              scale += std::fabs(p);
+            }
+            wrong += std::fabs(g[std::size_t(i)] - want) > tol * (scale + 1);
+            ++checked;
+          }
+        };
+        expect(th::dot(a, u), false);              // y = A u
+        expect(th::dot(a.T(), v), true);           // y = A^T v (A's rows read as columns)
+        expect(th::dot(v, a), true);               // a row times A
+        expect(th::dot(u, a.T()), false);          // a row times A^T
+        expect(th::dot(th::reshape(a, {m, k}), u), false);  // (a copy: reshape of a strided view)
+      }
+  }
+  BOOST_TEST(checked > 20000);
+  BOOST_TEST(wrong == 0);
+}
+
 BOOST_AUTO_TEST_CASE(kernels_walk_tensors_of_many_dimensions) {
   // 17 dims of size 2 in reversed order: none merge, more than the walker keeps on the
   // stack (16); big enough for the kernel threads. Element i of the transposed view is

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "cpu/cpu_backend.hpp"
+#include "cpu/gemv_small.hpp"
 #include "cpu/strided.hpp"
 #include "theta/error.hpp"
 
@@ -50,6 +51,9 @@ void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::i
     if (N == 1) {  // y(M) = op(A) b, b a strided vector
       std::int64_t incb = lb.ok && !cb.empty() ? 1 : sb0;
       if (incb == 0 || K == 1) incb = 1;
+      if (incb == 1 && (la.trans == CblasNoTrans ? gemv_small<T>(false, M, K, a, la.ld, b, y)
+                                                 : gemv_small<T>(true, K, M, a, la.ld, b, y)))
+        return;
       if (la.trans == CblasNoTrans) {
         if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0, a, int(la.ld), b, int(incb), 0.0, y, 1);
         else cblas_sgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0f, a, int(la.ld), b, int(incb), 0.0f, y, 1);
@@ -59,6 +63,9 @@ void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::i
       }
       return;
     }
+    if (M == 1 && (!ca.empty() || sa1 == 1 || K == 1) &&  // y(N) = op(B)^T a, a a contiguous row
+        (lb.trans == CblasNoTrans ? gemv_small<T>(true, K, N, b, lb.ld, a, y) : gemv_small<T>(false, N, K, b, lb.ld, a, y)))
+      return;
     if constexpr (std::is_same_v<T, double>)
       cblas_dgemm(CblasRowMajor, la.trans, lb.trans, m, n, k, 1.0, a, int(la.ld), b, int(lb.ld), 0.0, y, n);
     else
