@@ -293,227 +293,198 @@ void set_result(Tensor& r, bool alone, const Storage& v) {
   value.strides = v.strides;
   value.offset = v.offset;
 }
-}  // namespace
 
-Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
-  if (n != p.input_slots.size())
-    throw TypeError("function: expected " + std::to_string(p.input_slots.size()) + " arguments, got " +
-                    std::to_string(n));
-  // The call's frame, from the program's pool (a new one when every frame is in use by
-  // another call). On the way out, exception or not, each value is let go of unless the
-  // frame keeps it for the next call (retire_all), and the frame goes back to the pool.
-  struct Lease {
-    const Program& p;
-    std::unique_ptr<Frame> f;
-    bool completed = false;  // counted in p.calls
-    explicit Lease(const Program& prog) : p(prog) {
-      {
-        std::lock_guard<std::mutex> lock(p.frames_mu);
-        if (!p.frames.empty()) f = std::move(p.frames.back()), p.frames.pop_back();
-      }
-      if (!f) f = std::make_unique<Frame>();
-    }
-    ~Lease() {
-      offer_for_reuse(nullptr);
-      retire_all(p, *f);
-      for (Storage& v : f->fresh) v.buf.reset();
+// The frame a call runs on, from the program's pool (a new one when every frame is in use
+// by another call). On the way out, exception or not, each value is let go of unless the
+// frame keeps it for the next call (retire_all), and the frame goes back to the pool.
+struct Lease {
+  const Program& p;
+  std::unique_ptr<Frame> f;
+  bool completed = false;  // counted in p.calls
+  explicit Lease(const Program& prog) : p(prog) {
+    {
       std::lock_guard<std::mutex> lock(p.frames_mu);
-      p.frames.push_back(std::move(f));
-      // under the lock every call takes anyway: no atomic read-modify-write per call
-      if (completed) p.calls.store(p.calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      if (!p.frames.empty()) f = std::move(p.frames.back()), p.frames.pop_back();
     }
-  } lease(p);
-  Frame& fr = *lease.f;
-  std::vector<Storage>& vals = fr.vals;
-  vals.resize(p.slots);
-  fr.alias.resize(p.slots, kNoSlot);
-  fr.exposed.resize(p.slots, 0);
-  fr.retired.assign(p.slots, 0);
-  for (std::size_t i = 0; i < n; ++i) convert_argument(p, i, *args[i], vals[p.input_slots[i]]);
-  const StripeLocks held(p.stripes);
-  if (!p.shared.empty()) {
-    std::lock_guard<std::mutex> lock(shared_values_mutex());
-    for (const auto& [s, n] : p.shared) vals[s] = *n->value;
+    if (!f) f = std::make_unique<Frame>();
   }
-  // The call runs on the GPU its arguments or shared variables live on; the function's
-  // constants are copied there once and kept (no host traffic on later calls).
-  Device device = th::cpu();
-  for (std::size_t s : p.input_slots)
-    if (vals[s].device() != th::cpu()) device = vals[s].device();
-  for (const auto& sh : p.shared)
-    if (vals[sh.first].device() != th::cpu()) device = vals[sh.first].device();
-  if (device == th::cpu() || p.constants.empty()) {
-    for (const auto& [s, v] : p.constants)
-      if (vals[s].buf != v.buf) vals[s] = v;  // a frame keeps the constants (retire)
-  } else {
-    std::lock_guard<std::mutex> lock(p.device_constants_mu);
-    std::vector<Storage>& on = p.device_constants[device.index];
+  ~Lease() {
+    offer_for_reuse(nullptr);
+    retire_all(p, *f);
+    for (Storage& v : f->fresh) v.buf.reset();
+    std::lock_guard<std::mutex> lock(p.frames_mu);
+    p.frames.push_back(std::move(f));
+    // under the lock every call takes anyway: no atomic read-modify-write per call
+    if (completed) p.calls.store(p.calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+};
+
+// One call of a program on a frame, in the order execute() takes its parts: the values
+// in (arguments, shared values, constants), the buffers of the last call taken back, the
+// steps, then the results and updates out.
+class Call {
+ public:
+  Call(const Program& p, Frame& fr) : p_(p), fr_(fr), vals_(fr.vals) {}
+
+  // The arguments, converted to the inputs' dtypes (before any lock is taken).
+  void arguments(const Tensor* const* args, std::size_t n) {
+    vals_.resize(p_.slots);
+    fr_.alias.resize(p_.slots, kNoSlot);
+    fr_.exposed.resize(p_.slots, 0);
+    fr_.retired.assign(p_.slots, 0);
+    for (std::size_t i = 0; i < n; ++i) convert_argument(p_, i, *args[i], vals_[p_.input_slots[i]]);
+  }
+
+  // The shared values; the device the call runs on (the GPU its arguments or shared
+  // variables live on), with the function's constants there (copied to a GPU once and kept:
+  // no host traffic on later calls).
+  void shared_and_constants() {
+    if (!p_.shared.empty()) {
+      std::lock_guard<std::mutex> lock(shared_values_mutex());
+      for (const auto& [s, n] : p_.shared) vals_[s] = *n->value;
+    }
+    for (std::size_t s : p_.input_slots)
+      if (vals_[s].device() != th::cpu()) device_ = vals_[s].device();
+    for (const auto& sh : p_.shared)
+      if (vals_[sh.first].device() != th::cpu()) device_ = vals_[sh.first].device();
+    if (device_ == th::cpu() || p_.constants.empty()) {
+      for (const auto& [s, v] : p_.constants)
+        if (vals_[s].buf != v.buf) vals_[s] = v;  // a frame keeps the constants (retire)
+      return;
+    }
+    std::lock_guard<std::mutex> lock(p_.device_constants_mu);
+    std::vector<Storage>& on = p_.device_constants[device_.index];
     if (on.empty())
-      for (const auto& c : p.constants) on.push_back(transfer(c.second, device));
-    for (std::size_t i = 0; i < on.size(); ++i) vals[p.constants[i].first] = on[i];
+      for (const auto& c : p_.constants) on.push_back(transfer(c.second, device_));
+    for (std::size_t i = 0; i < on.size(); ++i) vals_[p_.constants[i].first] = on[i];
   }
+
   // A result of this frame's last call that the caller has let go of gives its buffer back
   // to the slot it came from, for the step writing it (an output that is an argument, a
   // shared value or a constant is not written by a step: its buffer is not the frame's).
-  fr.results.resize(p.outputs.size());
-  fr.result_alone.assign(p.outputs.size(), 0);
-  for (std::size_t i = 0; i < p.outputs.size(); ++i) {
-    const std::size_t s = p.outputs[i];
-    const std::shared_ptr<Node>& node = fr.results[i].node();
-    if (!node || !held_alone(node) || !node->value) continue;
-    fr.result_alone[i] = 1;
-    if (!p.made[s]) continue;
-    if (!vals[s].buf && fr.alias[s] == kNoSlot) {
-      vals[s].buf = std::move(node->value->buf);
-      fr.exposed[s] = 1;  // views of it may have gone elsewhere
-    } else {
-      node->value->buf.reset();  // the frame kept it too, or it is a view of another slot's
+  // Then kept buffers others may have seen are taken once this thread is ordered after
+  // their last use, else let go of (a step must not write a buffer another thread reads).
+  void take_back() {
+    fr_.results.resize(p_.outputs.size());
+    fr_.result_alone.assign(p_.outputs.size(), 0);
+    for (std::size_t i = 0; i < p_.outputs.size(); ++i) {
+      const std::size_t s = p_.outputs[i];
+      const std::shared_ptr<Node>& node = fr_.results[i].node();
+      if (!node || !held_alone(node) || !node->value) continue;
+      fr_.result_alone[i] = 1;
+      if (!p_.made[s]) continue;
+      if (!vals_[s].buf && fr_.alias[s] == kNoSlot) {
+        vals_[s].buf = std::move(node->value->buf);
+        fr_.exposed[s] = 1;  // views of it may have gone elsewhere
+      } else {
+        node->value->buf.reset();  // the frame kept it too, or it is a view of another slot's
+      }
     }
+    for (std::size_t s : p_.held)
+      if (fr_.exposed[s] && p_.made[s]) {  // (the arguments and shared values are in place already)
+        if (!held_alone(vals_[s].buf)) vals_[s].buf.reset();
+        fr_.exposed[s] = 0;
+      }
   }
-  // Kept buffers others may have seen: taken once this thread is ordered after their last
-  // use, else let go of (a step must not write a buffer another thread is still reading).
-  for (std::size_t s : p.held)
-    if (fr.exposed[s] && p.made[s]) {  // (the arguments and shared values are in place already)
-      if (!held_alone(vals[s].buf)) vals[s].buf.reset();
-      fr.exposed[s] = 0;
-    }
-  const bool guard = p.options.mode != Mode::fast || config().mode != Mode::fast;
+
   // Same argument and shared-value shapes and strides as this frame's last complete CPU
   // call: every step sees the layouts it saw then, so its output meta is the one recorded
   // then and its kernel runs without the op's shape rule (which accepted these shapes), and
   // a fused step's fit is the one found then. Otherwise the rules run and the metas and
   // fits are recorded (used once the call completes).
-  bool same = fr.known && !guard && device == th::cpu();
-  {
+  void compare_layouts() {
+    guard_ = p_.options.mode != Mode::fast || config().mode != Mode::fast;
+    same_ = fr_.known && !guard_ && device_ == th::cpu();
     std::size_t q = 0;
     auto key = [&](const Storage& v) {
       for (const Shape* part : {&v.shape, &v.strides}) {
-        if (q == fr.layouts.size()) fr.layouts.emplace_back();
-        if (fr.layouts[q] != *part) {
-          same = false;
-          fr.layouts[q] = *part;
+        if (q == fr_.layouts.size()) fr_.layouts.emplace_back();
+        if (fr_.layouts[q] != *part) {
+          same_ = false;
+          fr_.layouts[q] = *part;
         }
         ++q;
       }
     };
-    for (std::size_t s : p.input_slots) key(vals[s]);
-    for (const auto& sh : p.shared) key(vals[sh.first]);
+    for (std::size_t s : p_.input_slots) key(vals_[s]);
+    for (const auto& sh : p_.shared) key(vals_[sh.first]);
+    fr_.known = false;  // until this call completes
+    fr_.out_meta.resize(p_.slots);
+    fr_.fits.resize(p_.steps.size());
+    if (!same_)
+      for (cpu::FusedFit& f : fr_.fits) f.known = false;
   }
-  fr.known = false;  // until this call completes
-  fr.out_meta.resize(p.slots);
-  fr.fits.resize(p.steps.size());
-  if (!same)
-    for (cpu::FusedFit& f : fr.fits) f.known = false;
-  std::vector<double>& ticks = fr.ticks;
-  ticks.assign(p.steps.size(), 0.0);
-  // A step whose output meta is known: its kernel, straight.
-  auto run_known = [&](const Step& s, const Meta& out) {
-    OperandScratch scratch;
-    std::vector<const Storage*>& in = scratch.values();
-    for (std::size_t slot : s.in) in.push_back(&vals[slot]);
-    offer_for_reuse(&vals[s.out]);  // the slot's value from the last call
-    vals[s.out] = s.op->forward(*s.op, in, s.attrs, out);
-    offer_for_reuse(nullptr);
-    note_output(fr, s);
-  };
-  auto run_step = [&](const Step& s, Meta* inferred) {
-    OperandScratch scratch;
-    std::vector<const Storage*>& in = scratch.values();
-    std::vector<Meta>& metas = scratch.metas(s.in.size());
-    for (std::size_t j = 0; j < s.in.size(); ++j) {
-      const Storage& v = vals[s.in[j]];
-      in.push_back(&v);
-      metas[j].dtype = v.dtype;
-      metas[j].shape = v.shape;
-      metas[j].name = s.names[j];
-    }
-    offer_for_reuse(&vals[s.out]);  // the slot's value from the last call
-    vals[s.out] = run_op(*s.op, in, metas, s.attrs, inferred);
-    offer_for_reuse(nullptr);
-    note_output(fr, s);
-    if (guard) check_finite(*s.op, vals[s.out], metas);
-  };
-  // A step run op by op (also a fused step's member when the pass falls back): with the
-  // layouts of the last call, its output meta from then; else the shape rule's, recorded.
-  auto run_one = [&](const Step& s) {
-    if (same) run_known(s, fr.out_meta[s.out]);
-    else run_step(s, &fr.out_meta[s.out]);
-  };
-  // A fused step's sums and the steps on them, one by one (after its chains ran so).
-  auto run_epilogue = [&](const Fused& f) {
-    for (const Fused::Reduction& r : f.reductions) run_one(r.step);
-    for (const Step& t : f.tail_steps) run_one(t);
-  };
-  // A fused step in one pass where its inputs fit; else a merged step's chains one by one
-  // (each fused where it fits), else its ops one by one. False when it did not run as one
-  // pass (the profile counts those calls).
-  auto run_chain = [&](const Step& s, cpu::FusedFit* fit, auto& self) -> bool {
-    if (!s.fused) {
-      run_one(s);
-      return true;
-    }
-    bool reduced = false;
-    bool one_pass = true;
-    if (run_fused(s, vals, fit, reduced)) {  // its results in buffers of their own
-      for (std::size_t o : s.fused->out_slots) fr.alias[o] = kNoSlot;
-      if (reduced) {
-        for (const Fused::Reduction& r : s.fused->reductions) fr.alias[r.step.out] = kNoSlot;
-        for (const Step& t : s.fused->tail_steps) fr.alias[t.out] = kNoSlot;
+
+  // The steps, each one's dead values retired after it. The profile times every step of
+  // one call in kProfileEvery of each frame (its first included): one clock read per step.
+  void steps() {
+    std::vector<double>& ticks = fr_.ticks;
+    ticks.assign(p_.steps.size(), 0.0);
+    timed_ = fr_.calls++ % kProfileEvery == 0;
+    std::uint64_t t0 = timed_ ? profile_clock() : 0;
+    for (std::size_t k = 0; k < p_.steps.size(); ++k) {
+      const Step& s = p_.steps[k];
+      if (same_ && p_.shape_only[k] && has_value(vals_[s.out])) {
+        // its value from the last call, which had these shapes: the frame kept it
+      } else if (!s.fused) {
+        run_one(s);
+      } else if (guard_) {
+        for (const Step& m : s.fused->members) run_one(m);  // one op at a time, each checked
+        run_epilogue(*s.fused);
+      } else if (!run_chain(s, device_ == th::cpu() ? &fr_.fits[k] : nullptr)) {
+        p_.fallbacks[k].fetch_add(1, std::memory_order_relaxed);
       }
-    } else {
-      one_pass = false;
-      if (s.fused->parts.empty())
-        for (const Step& m : s.fused->members) run_one(m);
-      else
-        for (const Step& part : s.fused->parts) self(part, nullptr, self);
-    }
-    if (!reduced) run_epilogue(*s.fused);
-    return one_pass;
-  };
-  // The profile times every step of one call in kProfileEvery of each frame (its first
-  // included): one clock read per step.
-  const bool timed = fr.calls++ % kProfileEvery == 0;
-  std::uint64_t t0 = timed ? profile_clock() : 0;
-  for (std::size_t k = 0; k < p.steps.size(); ++k) {
-    const Step& s = p.steps[k];
-    if (same && p.shape_only[k] && has_value(vals[s.out])) {
-      // its value from the last call, which had these shapes: the frame kept it
-    } else if (!s.fused) {
-      run_one(s);
-    } else if (guard) {
-      for (const Step& m : s.fused->members) run_one(m);  // one op at a time, each checked
-      run_epilogue(*s.fused);
-    } else {
-      if (!run_chain(s, device == th::cpu() ? &fr.fits[k] : nullptr, run_chain))
-        p.fallbacks[k].fetch_add(1, std::memory_order_relaxed);
-    }
-    for (std::size_t dead : p.release[k]) retire(p, fr, dead);
-    if (timed) {
-      const std::uint64_t t1 = profile_clock();
-      ticks[k] = double(t1 - t0);
-      t0 = t1;
+      for (std::size_t dead : p_.release[k]) retire(p_, fr_, dead);
+      if (timed_) {
+        const std::uint64_t t1 = profile_clock();
+        ticks[k] = double(t1 - t0);
+        t0 = t1;
+      }
     }
   }
-  // Updates: every new value is computed before any is applied (ranks and dtypes were
-  // checked when freezing; ranks cannot change at run time).
-  std::vector<Storage>& fresh = fr.fresh;
-  fresh.resize(p.updates.size());
-  for (std::size_t i = 0; i < p.updates.size(); ++i) {
-    const auto& [n, s] = p.updates[i];
-    if (vals[s].dtype == n->dtype) fresh[i] = vals[s];
-    else fresh[i] = contiguous_as(vals[s], n->dtype);
+
+  // The updates' new values, then the results, then the updates applied: nothing after
+  // the first update is applied may throw, so a call that throws changes no shared value.
+  Result finish() {
+    // every new value is computed before any is applied (ranks and dtypes were checked
+    // when freezing; ranks cannot change at run time)
+    std::vector<Storage>& fresh = fr_.fresh;
+    fresh.resize(p_.updates.size());
+    for (std::size_t i = 0; i < p_.updates.size(); ++i) {
+      const auto& [n, s] = p_.updates[i];
+      if (vals_[s].dtype == n->dtype) fresh[i] = vals_[s];
+      else fresh[i] = contiguous_as(vals_[s], n->dtype);
+    }
+    // The frame keeps the small results (a loss, a metric) to reuse; a large one is the
+    // caller's alone, so that its memory goes when the caller lets go of it.
+    for (std::size_t i = 0; i < p_.outputs.size(); ++i)
+      set_result(fr_.results[i], fr_.result_alone[i], vals_[p_.outputs[i]]);
+    Result result(fr_.results.data(), fr_.results.size(), p_.single);
+    for (Tensor& r : fr_.results)
+      if (r.node()->value->buf && r.node()->value->buf->bytes > kKeepBytes) r = Tensor();
+    if (!fresh.empty()) apply_updates();
+    return result;
   }
-  // The results, before any update is applied (nothing after that may throw). The frame
-  // keeps the small ones (a loss, a metric) to reuse; a large one is the caller's alone, so
-  // that its memory goes when the caller lets go of it.
-  for (std::size_t i = 0; i < p.outputs.size(); ++i) set_result(fr.results[i], fr.result_alone[i], vals[p.outputs[i]]);
-  Result result(fr.results.data(), fr.results.size(), p.single);
-  for (Tensor& r : fr.results)
-    if (r.node()->value->buf && r.node()->value->buf->bytes > kKeepBytes) r = Tensor();
-  if (!fresh.empty()) {
+
+  // After a completed call: the profile's share, and whether the next call may take the
+  // recorded metas and fits.
+  void completed() {
+    if (timed_) {
+      std::lock_guard<std::mutex> lock(p_.prof_mu);
+      for (std::size_t k = 0; k < fr_.ticks.size(); ++k) p_.prof_ticks[k] += fr_.ticks[k];
+      ++p_.timed_calls;
+    }
+    fr_.known = device_ == th::cpu() && !guard_;
+  }
+
+ private:
+  void apply_updates() {
+    std::vector<Storage>& fresh = fr_.fresh;
     std::lock_guard<std::mutex> lock(shared_values_mutex());
     for (std::size_t i = 0; i < fresh.size(); ++i) {
-      Node& n = *p.updates[i].first;
+      Node& n = *p_.updates[i].first;
       if (!n.value) {
         n.value = fresh[i];
         continue;
@@ -531,20 +502,110 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
     // else holds it), so updates alternate between two buffers without allocating. The
     // others leave with `fresh` when the call ends.
     for (std::size_t i = 0; i < fresh.size(); ++i) {
-      const std::size_t s = p.updates[i].second;
-      if (p.made[s] && fresh[i].buf && vals[s].buf == p.updates[i].first->value->buf) {
-        vals[s].buf = std::move(fresh[i].buf);
-        fr.exposed[s] = 1;  // it was a shared value: any thread may have read it
+      const std::size_t s = p_.updates[i].second;
+      if (p_.made[s] && fresh[i].buf && vals_[s].buf == p_.updates[i].first->value->buf) {
+        vals_[s].buf = std::move(fresh[i].buf);
+        fr_.exposed[s] = 1;  // it was a shared value: any thread may have read it
       }
     }
   }
-  lease.completed = true;
-  if (timed) {
-    std::lock_guard<std::mutex> lock(p.prof_mu);
-    for (std::size_t k = 0; k < ticks.size(); ++k) p.prof_ticks[k] += ticks[k];
-    ++p.timed_calls;
+
+  // A step whose output meta is known: its kernel, straight (inlined, as run_one, into the
+  // step loop: a warm call of a small function is mostly this path).
+  __attribute__((always_inline)) void run_known(const Step& s, const Meta& out) {
+    OperandScratch scratch;
+    std::vector<const Storage*>& in = scratch.values();
+    for (std::size_t slot : s.in) in.push_back(&vals_[slot]);
+    offer_for_reuse(&vals_[s.out]);  // the slot's value from the last call
+    vals_[s.out] = s.op->forward(*s.op, in, s.attrs, out);
+    offer_for_reuse(nullptr);
+    note_output(fr_, s);
   }
-  fr.known = device == th::cpu() && !guard;
+
+  // A step through its op's shape rule (its output meta recorded in `inferred`).
+  void run_step(const Step& s, Meta* inferred) {
+    OperandScratch scratch;
+    std::vector<const Storage*>& in = scratch.values();
+    std::vector<Meta>& metas = scratch.metas(s.in.size());
+    for (std::size_t j = 0; j < s.in.size(); ++j) {
+      const Storage& v = vals_[s.in[j]];
+      in.push_back(&v);
+      metas[j].dtype = v.dtype;
+      metas[j].shape = v.shape;
+      metas[j].name = s.names[j];
+    }
+    offer_for_reuse(&vals_[s.out]);  // the slot's value from the last call
+    vals_[s.out] = run_op(*s.op, in, metas, s.attrs, inferred);
+    offer_for_reuse(nullptr);
+    note_output(fr_, s);
+    if (guard_) check_finite(*s.op, vals_[s.out], metas);
+  }
+
+  // A step run op by op (also a fused step's member when the pass falls back): with the
+  // layouts of the last call, its output meta from then; else the shape rule's, recorded.
+  __attribute__((always_inline)) void run_one(const Step& s) {
+    if (same_) run_known(s, fr_.out_meta[s.out]);
+    else run_step(s, &fr_.out_meta[s.out]);
+  }
+
+  // A fused step's sums and the steps on them, one by one (after its chains ran so).
+  void run_epilogue(const Fused& f) {
+    for (const Fused::Reduction& r : f.reductions) run_one(r.step);
+    for (const Step& t : f.tail_steps) run_one(t);
+  }
+
+  // A fused step in one pass where its inputs fit; else a merged step's chains one by one
+  // (each fused where it fits), else its ops one by one. False when it did not run as one
+  // pass (the profile counts those calls).
+  bool run_chain(const Step& s, cpu::FusedFit* fit) {
+    if (!s.fused) {
+      run_one(s);
+      return true;
+    }
+    bool reduced = false;
+    bool one_pass = true;
+    if (run_fused(s, vals_, fit, reduced)) {  // its results in buffers of their own
+      for (std::size_t o : s.fused->out_slots) fr_.alias[o] = kNoSlot;
+      if (reduced) {
+        for (const Fused::Reduction& r : s.fused->reductions) fr_.alias[r.step.out] = kNoSlot;
+        for (const Step& t : s.fused->tail_steps) fr_.alias[t.out] = kNoSlot;
+      }
+    } else {
+      one_pass = false;
+      if (s.fused->parts.empty())
+        for (const Step& m : s.fused->members) run_one(m);
+      else
+        for (const Step& part : s.fused->parts) run_chain(part, nullptr);
+    }
+    if (!reduced) run_epilogue(*s.fused);
+    return one_pass;
+  }
+
+  const Program& p_;
+  Frame& fr_;
+  std::vector<Storage>& vals_;
+  Device device_ = th::cpu();
+  bool guard_ = false;  // NaN guard or debug mode: every op checked, nothing fused
+  bool same_ = false;   // the layouts of this frame's last complete call (compare_layouts)
+  bool timed_ = false;  // the profile times this call's steps
+};
+}  // namespace
+
+Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
+  if (n != p.input_slots.size())
+    throw TypeError("function: expected " + std::to_string(p.input_slots.size()) + " arguments, got " +
+                    std::to_string(n));
+  Lease lease(p);
+  Call call(p, *lease.f);
+  call.arguments(args, n);
+  const StripeLocks held(p.stripes);  // until the updates are applied
+  call.shared_and_constants();
+  call.take_back();
+  call.compare_layouts();
+  call.steps();
+  Result result = call.finish();
+  lease.completed = true;
+  call.completed();
   return result;
 }
 
