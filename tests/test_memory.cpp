@@ -146,3 +146,55 @@ BOOST_AUTO_TEST_CASE(a_warm_mlp_step_allocates_nothing) {
   BOOST_TEST(close(W2.get_value(), w2));
   BOOST_TEST(close(b1.get_value(), bb));
 }
+
+BOOST_AUTO_TEST_CASE(indexing_and_its_gradients_allocate_nothing_when_warm) {
+  // take and its scatter-add gradient (indices checked on every call: copied into per-thread
+  // scratch when they are int32 or negative, read in place otherwise), view and its
+  // gradient, concatenate/stack and the split of their gradient, argmax over views that
+  // need a copy or not, a max's gradient (its tie count sums booleans), and a function that
+  // returns the shared value it updates. Each warm call allocates nothing and gives the
+  // eager values.
+  using th::DType;
+  const Tensor X = th::random::uniform({6, 5}, -1, 1, 7);
+  auto x = th::dmatrix("x");
+  auto i64 = th::placeholder(DType::int64, 1, "i64");
+  const Tensor I64 = th::tensor(std::vector<std::int64_t>{4, 0, -1, 2}, {4});
+  const Tensor I32 = th::cast(th::tensor(std::vector<std::int64_t>{1, 3, 3}, {3}), DType::int32);
+  const Tensor Ipos = th::tensor(std::vector<std::int64_t>{3, 1}, {2});
+  auto cases = [](const Tensor& a, const Tensor& ia, const Tensor& ib) {
+    std::vector<Tensor> out;
+    out.push_back(th::take(a, ia, 1) * 2.0);
+    out.push_back(th::take(a, ib, 0));
+    out.push_back(th::grad(th::sum(th::sqr(th::take(a, ia, 1))) + th::sum(th::take(a, ib, 0)), a));
+    out.push_back(th::view(a, th::range(1, 5, 2), 3) + 1.0);
+    out.push_back(th::grad(th::sum(th::sqr(th::view(a, th::all(), th::range(1, 4)))), a));
+    out.push_back(th::concatenate({a, th::tanh(a)}, 1));
+    out.push_back(th::stack({a, a * 3.0}, 0));
+    out.push_back(th::grad(th::sum(th::sqr(th::concatenate({a, a * 2.0}, 0))), a));
+    out.push_back(th::argmax(a, 0));
+    out.push_back(th::argmin(th::transpose(a * 1.0), 1));
+    out.push_back(th::argmax(th::view(a, th::all(), th::range(0, 5, 2))));
+    out.push_back(th::grad(th::sum(th::max(a, 1)), a));
+    return out;
+  };
+  for (const Tensor& ib : {I32, Ipos}) {
+    auto ibp = th::placeholder(ib.dtype(), 1, "ib");
+    const std::vector<Tensor> outs = cases(x, i64, ibp);
+    Tensor v = th::variable(X);
+    const std::vector<Tensor> eager = cases(v, I64, ib);
+    for (std::size_t k0 = 0; k0 < outs.size(); k0 += 4) {  // (a Result keeps up to 4 tensors inline)
+      auto f = th::function({x, i64, ibp}, std::vector<Tensor>(outs.begin() + k0, outs.begin() + k0 + 4));
+      const double per_call = allocations_per_call([&] { f(X, I64, ib); });
+      BOOST_TEST(per_call == 0.0, "indices " << th::dtype_name(ib.dtype()) << ", outputs from " << k0 << ": " << per_call);
+      const th::Result r = f(X, I64, ib);
+      for (std::size_t k = 0; k < 4; ++k) BOOST_TEST(same(r[k], eager[k0 + k]), "output " << k0 + k);
+    }
+  }
+  // the updated shared value as an output: the update writes into the buffer it returned
+  auto w = th::shared(th::zeros({4}), "w");
+  auto g = th::function({x}, w, {{w, w + th::sum(x)}});
+  BOOST_TEST(allocations_per_call([&] { g(X); }) == 0.0);
+  const double before = w.get_value().to_vector<double>()[0];
+  BOOST_TEST(g(X).to_vector<double>()[0] == before);
+  BOOST_TEST(w.get_value().to_vector<double>()[0] == before + th::sum(X).item());
+}

@@ -127,6 +127,24 @@ Storage reshape_view(const Storage& s, const Shape& shape) {
   return c;
 }
 
+Storage& copy_to_scratch(const Storage& s, DType dtype, Storage& scratch) {
+  struct Restore {  // the offer the op's output is to take, back on offer afterwards
+    Storage* outer = t_offer;
+    ~Restore() { t_offer = outer; }
+  } restore;
+  t_offer = &scratch;
+  Storage d = alloc_storage(dtype, s.shape, s.device());
+  backend_for(s.device()).copy(s, d);
+  scratch = std::move(d);
+  return scratch;
+}
+
+void release_scratch(Storage& scratch) {
+  if (!scratch.buf) return;
+  if (scratch.buf->device.type != Device::Type::cpu) scratch.buf.reset();
+  else if (scratch.buf->data && scratch.buf->bytes > (64u << 10) && scratch.buf.use_count() == 1) hollow(*scratch.buf);
+}
+
 Storage contiguous_as(const Storage& s, DType dtype) {
   if (s.dtype == dtype && s.contiguous()) return s;
   Storage d = alloc_storage(dtype, s.shape, s.device());

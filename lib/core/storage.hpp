@@ -79,6 +79,14 @@ Storage alloc_storage(DType dtype, const Shape& shape, Device device);
 /// frozen-function executor offers each step the value its output slot held on the last
 /// call, so a repeated call with the same shapes allocates nothing for it.
 void offer_for_reuse(Storage* s);
+/// A contiguous copy of `s` (on s's device) as `dtype`, made in `scratch`: an op's
+/// per-thread temporary (converted operands, checked indices), whose vectors and buffer are
+/// reused call after call, so a warm frozen call allocates nothing for it. The storage on
+/// offer for the op's output stays on offer. End with release_scratch after the last read.
+Storage& copy_to_scratch(const Storage& s, DType dtype, Storage& scratch);
+/// After an op's last read of `scratch`: a buffer over 64 KiB gives its memory back to the
+/// allocator's cache (the buffer object stays, refilled next time); a GPU's is let go of.
+void release_scratch(Storage& scratch);
 /// A view of all of `s` (its buffer, offset, shape and strides), for view ops to reshape:
 /// like a copy, but in an offered storage's vectors when there is one.
 Storage view_of(const Storage& s);

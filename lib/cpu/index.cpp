@@ -7,8 +7,10 @@
 
 namespace th::detail::cpu {
 
+// Operands that are not contiguous (or not y's dtype) are copied into per-thread scratch.
 void CpuBackend::gather(const Storage& x, const Storage& idx, std::int64_t axis, const Storage& y) {
-  Storage xc = contiguous_as(x, x.dtype);
+  thread_local Storage scratch;
+  const Storage& xc = x.contiguous() ? x : copy_to_scratch(x, x.dtype, scratch);
   AxisSplit sx = split_at(xc.shape, axis);
   const std::int64_t m = idx.size();
   const std::int64_t* ip = idx.data<std::int64_t>();
@@ -18,10 +20,12 @@ void CpuBackend::gather(const Storage& x, const Storage& idx, std::int64_t axis,
   for (std::int64_t o = 0; o < sx.outer; ++o)
     for (std::int64_t j = 0; j < m; ++j)
       std::memcpy(dst + std::size_t(o * m + j) * row, src + std::size_t(o * sx.n + ip[j]) * row, row);
+  release_scratch(scratch);
 }
 
 void CpuBackend::scatter_add(const Storage& g, const Storage& idx, std::int64_t axis, const Storage& y) {
-  Storage gc = contiguous_as(g, y.dtype);
+  thread_local Storage scratch;
+  const Storage& gc = g.contiguous() && g.dtype == y.dtype ? g : copy_to_scratch(g, y.dtype, scratch);
   AxisSplit sy = split_at(y.shape, axis);
   const std::int64_t m = idx.size();
   const std::int64_t* ip = idx.data<std::int64_t>();
@@ -35,6 +39,7 @@ void CpuBackend::scatter_add(const Storage& g, const Storage& idx, std::int64_t 
         for (std::int64_t i = 0; i < sy.inner; ++i) d[i] = T(d[i] + s[i]);
       }
   })
+  release_scratch(scratch);
 }
 
 }  // namespace th::detail::cpu

@@ -363,7 +363,8 @@ class Call {
 
   // A result of this frame's last call that the caller has let go of gives its buffer back
   // to the slot it came from, for the step writing it (an output that is an argument, a
-  // shared value or a constant is not written by a step: its buffer is not the frame's).
+  // shared value or a constant is not written by a step: its buffer is not the frame's,
+  // and the result lets go of it).
   // Then kept buffers others may have seen are taken once this thread is ordered after
   // their last use, else let go of (a step must not write a buffer another thread reads).
   void take_back() {
@@ -374,7 +375,12 @@ class Call {
       const std::shared_ptr<Node>& node = fr_.results[i].node();
       if (!node || !held_alone(node) || !node->value) continue;
       fr_.result_alone[i] = 1;
-      if (!p_.made[s]) continue;
+      if (!p_.made[s]) {
+        // an argument, shared value or constant: not the frame's to reuse, but let go of
+        // (the update that replaced a returned shared value writes into its buffer next)
+        node->value->buf.reset();
+        continue;
+      }
       if (!vals_[s].buf && fr_.alias[s] == kNoSlot) {
         vals_[s].buf = std::move(node->value->buf);
         fr_.exposed[s] = 1;  // views of it may have gone elsewhere

@@ -18,7 +18,10 @@ struct Resolved {
   std::int64_t start = 0, len = -1, step = 1;
 };
 
-Resolved resolve(const Op& op, const Index& ix, std::int64_t n, std::size_t axis, const std::vector<Meta>& in) {
+// `metas()`: the operands' metas, made only for an error message (a frozen call's slice
+// resolves its index on every call, without allocating).
+template <class Metas>
+Resolved resolve(const Op& op, const Index& ix, std::int64_t n, std::size_t axis, const Metas& metas) {
   Resolved r;
   if (ix.kind == Index::Kind::integer) {
     r.drop = true;
@@ -26,11 +29,11 @@ Resolved resolve(const Op& op, const Index& ix, std::int64_t n, std::size_t axis
     if (n >= 0 && (ix.i < -n || ix.i >= n))
       throw ValueError(message(op, "index " + std::to_string(ix.i) + " is out of bounds for axis " +
                                        std::to_string(axis) + " with size " + std::to_string(n),
-                               in));
+                               metas()));
     r.start = ix.i < 0 && n >= 0 ? ix.i + n : ix.i;
     return r;
   }
-  if (ix.step == 0) throw ValueError(message(op, "slice step cannot be zero", in));
+  if (ix.step == 0) throw ValueError(message(op, "slice step cannot be zero", metas()));
   r.step = ix.step;
   if (ix.kind == Index::Kind::all || n < 0) {
     r.len = ix.kind == Index::Kind::all ? n : -1;
@@ -67,15 +70,18 @@ Meta infer_slice(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
       out.push_back(s[i]);
       continue;
     }
-    Resolved r = resolve(op, a.index[i], s[i], i, in);
+    Resolved r = resolve(op, a.index[i], s[i], i, [&] { return in; });
     if (!r.drop) out.push_back(r.len);
   }
   return {in[0].dtype, out};
 }
 
-// The view of `s` selected by the index list (s has concrete shape).
-Storage slice_view(const Op& op, const Storage& s, const std::vector<Index>& index) {
-  Storage v = s;
+// `v` := the view of `s` selected by the index list (s has concrete shape), written into
+// v's vectors (their capacity reused: a repeated frozen call allocates nothing for it).
+void slice_into(const Op& op, const Storage& s, const std::vector<Index>& index, Storage& v) {
+  v.buf = s.buf;
+  v.dtype = s.dtype;
+  v.offset = s.offset;
   v.shape.clear();
   v.strides.clear();
   for (std::size_t i = 0; i < s.shape.size(); ++i) {
@@ -84,17 +90,14 @@ Storage slice_view(const Op& op, const Storage& s, const std::vector<Index>& ind
       v.strides.push_back(s.strides[i]);
       continue;
     }
-    Resolved r = resolve(op, index[i], s.shape[i], i, {meta_of(s)});
+    Resolved r = resolve(op, index[i], s.shape[i], i, [&] { return std::vector<Meta>{meta_of(s)}; });
     v.offset += r.start * s.strides[i];
     if (!r.drop) {
       v.shape.push_back(r.len);
       v.strides.push_back(r.step * s.strides[i]);
     }
   }
-  return v;
 }
-
-
 
 }  // namespace
 
@@ -102,7 +105,9 @@ Storage slice_view(const Op& op, const Storage& s, const std::vector<Index>& ind
 const Op op_slice{
     "view", 0, &infer_slice,
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
-      return slice_view(op, *in[0], a.index);
+      Storage v = view_of(*in[0]);  // an offered storage's vectors, when there is one
+      slice_into(op, *in[0], a.index, v);
+      return v;
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {apply(op_slice_grad, {c.g, c.x[0]}, c.attrs)}; }};
 
@@ -113,8 +118,14 @@ const Op op_slice_grad{
       Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
       Backend& be = backend_for(y.device());
       be.fill(y, 0.0);
-      Storage region = slice_view(op, y, a.index);
-      be.copy(broadcast_view(*in[0], region.shape), region);
+      thread_local Storage region, g;  // g's values seen as the viewed region of y
+      struct Drop {
+        ~Drop() { region.buf.reset(), g.buf.reset(); }
+      } drop;
+      slice_into(op, y, a.index, region);
+      region.buf = borrowed(y.buf);
+      broadcast_view_into(*in[0], region.shape, g);
+      be.copy(g, region);
       return y;
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {apply(op_slice, {c.g}, c.attrs), none}; }};
@@ -129,21 +140,35 @@ Shape take_shape(const Shape& x, const Shape& idx, std::int64_t axis) {
   return s;
 }
 
-// Indices as contiguous int64, negatives wrapped, each checked against n.
-Storage checked_indices(const Op& op, const Storage& idx, std::int64_t n, std::int64_t axis,
-                        const std::vector<Meta>& metas) {
-  Storage i64 = alloc_storage(DType::int64, idx.shape, th::cpu());
-  // NOTE: checked on the host (the index list is small next to the data); a GPU's gather
-  // takes the checked list back.
-  cpu_backend().copy(transfer(idx, th::cpu()), i64);
+// Indices as contiguous int64, negatives wrapped, each checked against n (`metas()`: the
+// operands, for the error message): `idx` itself when it already is such a list on the
+// CPU, else a copy in a per-thread scratch (release_scratch after the last read).
+// NOTE: checked on the host (the index list is small next to the data); a GPU's gather
+// takes the checked list back.
+template <class Metas>
+const Storage& checked_indices(const Op& op, const Storage& idx, std::int64_t n, std::int64_t axis, const Metas& metas,
+                               Storage& scratch) {
+  auto check = [&](const std::int64_t* p, std::int64_t len) {
+    bool negative = false;
+    for (std::int64_t k = 0; k < len; ++k) {
+      if (p[k] < -n || p[k] >= n)
+        throw ValueError(message(op, "index " + std::to_string(p[k]) + " is out of bounds for axis " +
+                                         std::to_string(axis) + " with size " + std::to_string(n),
+                                 metas()));
+      negative = negative || p[k] < 0;
+    }
+    return negative;
+  };
+  if (idx.device() == th::cpu() && idx.dtype == DType::int64 && idx.contiguous() &&
+      !check(idx.data<std::int64_t>(), idx.size()))
+    return idx;
+  Storage moved;  // a GPU's list, on the host
+  const Storage& host = idx.device() == th::cpu() ? idx : (moved = transfer(idx, th::cpu()));
+  Storage& i64 = copy_to_scratch(host, DType::int64, scratch);
   std::int64_t* p = i64.data<std::int64_t>();
-  for (std::int64_t k = 0; k < i64.size(); ++k) {
-    if (p[k] < -n || p[k] >= n)
-      throw ValueError(message(op, "index " + std::to_string(p[k]) + " is out of bounds for axis " +
-                                       std::to_string(axis) + " with size " + std::to_string(n),
-                               metas));
+  check(p, i64.size());
+  for (std::int64_t k = 0; k < i64.size(); ++k)
     if (p[k] < 0) p[k] += n;
-  }
   return i64;
 }
 
@@ -162,9 +187,13 @@ const Op op_take{
     },
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
       const Storage& x = *in[0];
-      Storage idx = checked_indices(op, *in[1], x.shape[std::size_t(a.axis)], a.axis, {meta_of(x), meta_of(*in[1])});
+      thread_local Storage scratch;
+      const Storage& idx = checked_indices(
+          op, *in[1], x.shape[std::size_t(a.axis)], a.axis,
+          [&] { return std::vector<Meta>{meta_of(x), meta_of(*in[1])}; }, scratch);
       Storage y = alloc_storage(out.dtype, out.shape, x.device());
       backend_for(x.device()).gather(x, idx, a.axis, y);
+      release_scratch(scratch);
       return y;
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
@@ -176,11 +205,14 @@ const Op op_take{
 const Op op_take_grad{
     "take_grad", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return Meta{in[0].dtype, in[2].shape}; },
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
-      Storage idx = checked_indices(op, *in[1], out.shape[std::size_t(a.axis)], a.axis, {meta_of(*in[2])});
+      thread_local Storage scratch;
+      const Storage& idx = checked_indices(op, *in[1], out.shape[std::size_t(a.axis)], a.axis,
+                                           [&] { return std::vector<Meta>{meta_of(*in[2])}; }, scratch);
       Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
       Backend& be = backend_for(y.device());
       be.fill(y, 0.0);
       be.scatter_add(*in[0], idx, a.axis, y);
+      release_scratch(scratch);
       return y;
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
@@ -216,8 +248,14 @@ const Op op_concatenate{
       Backend& be = backend_for(y.device());
       std::size_t ax = std::size_t(a.axis);
       std::int64_t at = 0;
+      thread_local Storage part;  // each input's region of y (its vectors reused)
+      struct Drop {
+        ~Drop() { part.buf.reset(); }
+      } drop;
+      part.buf = borrowed(y.buf);
+      part.dtype = y.dtype;
+      part.strides = y.strides;
       for (const Storage* s : in) {
-        Storage part = y;
         part.shape = s->shape;
         part.offset = at * y.strides[ax];
         be.copy(*s, part);
@@ -255,7 +293,7 @@ const Op op_split_part{
       std::size_t ax = std::size_t(a.axis);
       std::int64_t at = 0;
       for (std::int64_t k = 0; k < a.part; ++k) at += in[std::size_t(k) + 1]->shape[ax];
-      Storage v = *in[0];
+      Storage v = view_of(*in[0]);
       v.offset += at * v.strides[ax];
       v.shape = out.shape;
       return v;

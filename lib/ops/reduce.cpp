@@ -35,8 +35,14 @@ Meta infer_reduce(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
 
 Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const ReduceKind k = ReduceKind(op.code);
-  Storage converted;
-  const Storage& x = in[0]->dtype == out.dtype ? *in[0] : (converted = contiguous_as(*in[0], out.dtype));
+  thread_local Storage converted;  // a boolean or int32 x as the result's dtype (per-thread scratch)
+  const Storage& x = in[0]->dtype == out.dtype ? *in[0] : copy_to_scratch(*in[0], out.dtype, converted);
+  struct Release {
+    bool used;
+    ~Release() {
+      if (used) release_scratch(converted);
+    }
+  } release{&x == &converted};
   bool empty_line = false;
   for (auto ax : a.axes) empty_line = empty_line || x.shape[std::size_t(ax)] == 0;
   if ((k == ReduceKind::max || k == ReduceKind::min) && empty_line)
@@ -90,20 +96,40 @@ Meta infer_arg(const Op&, const std::vector<Meta>& in, const Attrs& a) {
 Storage forward_arg(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const Storage& x = *in[0];
   if (x.size() == 0) throw ValueError(message(op, "attempt to get the index of an empty sequence", {meta_of(x)}));
-  Storage rows;
-  if (a.all) {
-    rows = reshape_view(x, {1, x.size()});
-  } else {  // move the axis last, then view as (outer, n)
-    Storage t = x;
-    std::size_t ax = std::size_t(a.axis);
-    t.shape.erase(t.shape.begin() + std::ptrdiff_t(ax));
-    t.strides.erase(t.strides.begin() + std::ptrdiff_t(ax));
-    t.shape.push_back(x.shape[ax]);
-    t.strides.push_back(x.strides[ax]);
-    rows = reshape_view(t, {x.size() / x.shape[ax], x.shape[ax]});
-  }
+  // x seen as (outer, n) rows with the axis last: a view when the other axes merge into
+  // one evenly strided axis (and, for the whole tensor, when it is contiguous), else a
+  // contiguous copy in per-thread scratch. Per-thread storages: no allocation per call.
+  thread_local Storage rows, copy;
+  struct Drop {
+    ~Drop() { rows.buf.reset(); }
+  } drop;
+  auto as_rows = [&](const Storage& v) {
+    std::int64_t outer = 1, so = 0, n = v.size(), sn = 1;  // the whole tensor: one row
+    if (a.all) {
+      if (!v.contiguous()) return false;
+    } else {
+      const std::size_t ax = std::size_t(a.axis);
+      n = v.shape[ax];
+      sn = v.strides[ax];
+      for (std::size_t d = v.shape.size(); d-- > 0;) {
+        if (d == ax || v.shape[d] == 1) continue;
+        if (outer == 1) so = v.strides[d];
+        else if (v.strides[d] != so * outer) return false;
+        outer *= v.shape[d];
+      }
+    }
+    rows.buf = borrowed(v.buf);
+    rows.dtype = v.dtype;
+    rows.offset = v.offset;
+    rows.shape.assign({outer, n});
+    rows.strides.assign({outer == 1 ? 0 : so, sn});
+    return true;
+  };
+  const bool copied = !as_rows(x);
+  if (copied) as_rows(copy_to_scratch(x, x.dtype, copy));
   Storage y = alloc_storage(DType::int64, out.shape, x.device());
   backend_for(x.device()).arg_reduce(op.code == 1, rows, y);
+  if (copied) release_scratch(copy);
   return y;
 }
 
