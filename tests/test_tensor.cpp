@@ -166,6 +166,50 @@ BOOST_AUTO_TEST_CASE(matrix_vector_products_of_every_small_shape_match_a_referen
   BOOST_TEST(wrong == 0);
 }
 
+BOOST_AUTO_TEST_CASE(arg_reductions_over_every_axis_and_layout_match_a_reference) {
+  // argmax/argmin view x as rows when its other axes merge into one evenly strided axis,
+  // else copy it with the axis last: every axis of a 3-d tensor, contiguous, transposed and
+  // strided, with ties (the first wins) and a NaN (it wins, as in numpy).
+  std::vector<double> v(2 * 3 * 4);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = double((i * 7) % 5);
+  v[17] = NAN;
+  const Tensor base = th::tensor(v, {2, 3, 4});
+  const std::vector<Tensor> layouts{base, th::transpose(base, {2, 0, 1}),
+                                    th::view(th::tensor(std::vector<double>(2 * 3 * 8, 0.0), {2, 3, 8}), th::all(),
+                                             th::all(), th::range(0, 8, 2)) + base};
+  int wrong = 0;
+  for (const Tensor& x : layouts) {
+    const th::Shape s = x.shape();
+    const auto xv = vals(x);  // row-major values of x
+    for (bool is_max : {true, false}) {
+      for (std::int64_t ax = 0; ax < 3; ++ax) {
+        const auto got = vals(is_max ? th::argmax(x, ax) : th::argmin(x, ax));
+        std::size_t k = 0;
+        for (std::int64_t i = 0; i < s[0]; ++i)
+          for (std::int64_t j = 0; j < s[1]; ++j)
+            for (std::int64_t l = 0; l < s[2]; ++l) {
+              std::int64_t at[3] = {i, j, l};
+              if (at[ax] != 0) continue;
+              std::int64_t best = 0;
+              double bv = NAN;
+              for (std::int64_t t = 0; t < s[std::size_t(ax)]; ++t) {
+                at[ax] = t;
+                const double e = xv[std::size_t((at[0] * s[1] + at[1]) * s[2] + at[2])];
+                if (t == 0 || (bv == bv && (e != e || (is_max ? e > bv : e < bv)))) bv = e, best = t;
+              }
+              wrong += got[k++] != double(best);
+            }
+      }
+      const auto whole = (is_max ? th::argmax(x) : th::argmin(x)).item<std::int64_t>();
+      std::int64_t best = 0;
+      for (std::size_t t = 1; t < xv.size() && xv[std::size_t(best)] == xv[std::size_t(best)]; ++t)
+        if (xv[t] != xv[t] || (is_max ? xv[t] > xv[std::size_t(best)] : xv[t] < xv[std::size_t(best)])) best = std::int64_t(t);
+      wrong += whole != best;
+    }
+  }
+  BOOST_TEST(wrong == 0);
+}
+
 BOOST_AUTO_TEST_CASE(kernels_walk_tensors_of_many_dimensions) {
   // 17 dims of size 2 in reversed order: none merge, more than the walker keeps on the
   // stack (16); big enough for the kernel threads. Element i of the transposed view is

@@ -99,16 +99,15 @@ Storage forward_arg(const Op& op, const std::vector<const Storage*>& in, const A
   // x seen as (outer, n) rows with the axis last: a view when the other axes merge into
   // one evenly strided axis (and, for the whole tensor, when it is contiguous), else a
   // contiguous copy in per-thread scratch. Per-thread storages: no allocation per call.
-  thread_local Storage rows, copy;
+  thread_local Storage rows, moved, copy;
   struct Drop {
-    ~Drop() { rows.buf.reset(); }
+    ~Drop() { rows.buf.reset(), moved.buf.reset(); }
   } drop;
-  auto as_rows = [&](const Storage& v) {
+  auto as_rows = [&](const Storage& v, std::size_t ax) {
     std::int64_t outer = 1, so = 0, n = v.size(), sn = 1;  // the whole tensor: one row
     if (a.all) {
       if (!v.contiguous()) return false;
     } else {
-      const std::size_t ax = std::size_t(a.axis);
       n = v.shape[ax];
       sn = v.strides[ax];
       for (std::size_t d = v.shape.size(); d-- > 0;) {
@@ -125,8 +124,19 @@ Storage forward_arg(const Op& op, const std::vector<const Storage*>& in, const A
     rows.strides.assign({outer == 1 ? 0 : so, sn});
     return true;
   };
-  const bool copied = !as_rows(x);
-  if (copied) as_rows(copy_to_scratch(x, x.dtype, copy));
+  const bool copied = !as_rows(x, std::size_t(a.axis));
+  if (copied) {  // x with the axis moved last, copied contiguous: its rows are even
+    moved.buf = borrowed(x.buf);
+    moved.dtype = x.dtype;
+    moved.offset = x.offset;
+    moved.shape.clear();
+    moved.strides.clear();
+    const std::size_t ax = std::size_t(a.axis);
+    for (std::size_t d = 0; d < x.shape.size(); ++d)
+      if (a.all || d != ax) moved.shape.push_back(x.shape[d]), moved.strides.push_back(x.strides[d]);
+    if (!a.all) moved.shape.push_back(x.shape[ax]), moved.strides.push_back(x.strides[ax]);
+    as_rows(copy_to_scratch(moved, x.dtype, copy), moved.shape.size() - 1);
+  }
   Storage y = alloc_storage(DType::int64, out.shape, x.device());
   backend_for(x.device()).arg_reduce(op.code == 1, rows, y);
   if (copied) release_scratch(copy);
