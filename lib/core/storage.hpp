@@ -82,11 +82,35 @@ void offer_for_reuse(Storage* s);
 /// A contiguous copy of `s` (on s's device) as `dtype`, made in `scratch`: an op's
 /// per-thread temporary (converted operands, checked indices), whose vectors and buffer are
 /// reused call after call, so a warm frozen call allocates nothing for it. The storage on
-/// offer for the op's output stays on offer. End with release_scratch after the last read.
+/// offer for the op's output stays on offer. Held through a ScratchGuard.
 Storage& copy_to_scratch(const Storage& s, DType dtype, Storage& scratch);
 /// After an op's last read of `scratch`: a buffer over 64 KiB gives its memory back to the
 /// allocator's cache (the buffer object stays, refilled next time); a GPU's is let go of.
 void release_scratch(Storage& scratch);
+
+/// An op's per-thread storages, for the scope of one call of the op: views (ViewGuard:
+/// their buffer references dropped on the way out, their vectors kept for the next call)
+/// and scratch copies (ScratchGuard: release_scratch on the way out, thrown or not).
+template <void (*Leave)(Storage&)>
+class StorageGuard {
+ public:
+  template <class... S>
+  explicit StorageGuard(S&... s) : s_{&s...}, n_(sizeof...(S)) {
+    static_assert(sizeof...(S) <= 4, "up to four storages");
+  }
+  ~StorageGuard() {
+    for (std::size_t i = 0; i < n_; ++i) Leave(*s_[i]);
+  }
+  StorageGuard(const StorageGuard&) = delete;
+  StorageGuard& operator=(const StorageGuard&) = delete;
+
+ private:
+  Storage* s_[4];  // (no allocation: the guard runs on every call of the op)
+  std::size_t n_;
+};
+inline void drop_buffer(Storage& s) { s.buf.reset(); }
+using ViewGuard = StorageGuard<&drop_buffer>;
+using ScratchGuard = StorageGuard<&release_scratch>;
 /// A view of all of `s` (its buffer, offset, shape and strides), for view ops to reshape:
 /// like a copy, but in an offered storage's vectors when there is one.
 Storage view_of(const Storage& s);

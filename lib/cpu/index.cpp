@@ -10,6 +10,7 @@ namespace th::detail::cpu {
 // Operands that are not contiguous (or not y's dtype) are copied into per-thread scratch.
 void CpuBackend::gather(const Storage& x, const Storage& idx, std::int64_t axis, const Storage& y) {
   thread_local Storage scratch;
+  const ScratchGuard held(scratch);
   const Storage& xc = x.contiguous() ? x : copy_to_scratch(x, x.dtype, scratch);
   AxisSplit sx = split_at(xc.shape, axis);
   const std::int64_t m = idx.size();
@@ -20,11 +21,11 @@ void CpuBackend::gather(const Storage& x, const Storage& idx, std::int64_t axis,
   for (std::int64_t o = 0; o < sx.outer; ++o)
     for (std::int64_t j = 0; j < m; ++j)
       std::memcpy(dst + std::size_t(o * m + j) * row, src + std::size_t(o * sx.n + ip[j]) * row, row);
-  release_scratch(scratch);
 }
 
 void CpuBackend::scatter_add(const Storage& g, const Storage& idx, std::int64_t axis, const Storage& y) {
   thread_local Storage scratch;
+  const ScratchGuard held(scratch);
   const Storage& gc = g.contiguous() && g.dtype == y.dtype ? g : copy_to_scratch(g, y.dtype, scratch);
   AxisSplit sy = split_at(y.shape, axis);
   const std::int64_t m = idx.size();
@@ -39,7 +40,6 @@ void CpuBackend::scatter_add(const Storage& g, const Storage& idx, std::int64_t 
         for (std::int64_t i = 0; i < sy.inner; ++i) d[i] = T(d[i] + s[i]);
       }
   })
-  release_scratch(scratch);
 }
 
 }  // namespace th::detail::cpu

@@ -375,17 +375,14 @@ class Call {
       const std::shared_ptr<Node>& node = fr_.results[i].node();
       if (!node || !held_alone(node) || !node->value) continue;
       fr_.result_alone[i] = 1;
-      if (!p_.made[s]) {
-        // an argument, shared value or constant: not the frame's to reuse, but let go of
-        // (the update that replaced a returned shared value writes into its buffer next)
-        node->value->buf.reset();
-        continue;
-      }
-      if (!vals_[s].buf && fr_.alias[s] == kNoSlot) {
+      if (p_.made[s] && !vals_[s].buf && fr_.alias[s] == kNoSlot) {
         vals_[s].buf = std::move(node->value->buf);
         fr_.exposed[s] = 1;  // views of it may have gone elsewhere
       } else {
-        node->value->buf.reset();  // the frame kept it too, or it is a view of another slot's
+        // the frame kept it too, it is a view of another slot's, or it is an argument's,
+        // shared value's or constant's (let go of: the update that replaced a returned
+        // shared value writes into its buffer next)
+        node->value->buf.reset();
       }
     }
     for (std::size_t s : p_.held)

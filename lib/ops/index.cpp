@@ -119,9 +119,7 @@ const Op op_slice_grad{
       Backend& be = backend_for(y.device());
       be.fill(y, 0.0);
       thread_local Storage region, g;  // g's values seen as the viewed region of y
-      struct Drop {
-        ~Drop() { region.buf.reset(), g.buf.reset(); }
-      } drop;
+      const ViewGuard views(region, g);
       slice_into(op, y, a.index, region);
       region.buf = borrowed(y.buf);
       broadcast_view_into(*in[0], region.shape, g);
@@ -142,7 +140,7 @@ Shape take_shape(const Shape& x, const Shape& idx, std::int64_t axis) {
 
 // Indices as contiguous int64, negatives wrapped, each checked against n (`metas()`: the
 // operands, for the error message): `idx` itself when it already is such a list on the
-// CPU, else a copy in a per-thread scratch (release_scratch after the last read).
+// CPU, else a copy in a per-thread scratch (the caller's ScratchGuard holds it).
 // NOTE: checked on the host (the index list is small next to the data); a GPU's gather
 // takes the checked list back.
 template <class Metas>
@@ -188,12 +186,12 @@ const Op op_take{
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
       const Storage& x = *in[0];
       thread_local Storage scratch;
+      const ScratchGuard held(scratch);
       const Storage& idx = checked_indices(
           op, *in[1], x.shape[std::size_t(a.axis)], a.axis,
           [&] { return std::vector<Meta>{meta_of(x), meta_of(*in[1])}; }, scratch);
       Storage y = alloc_storage(out.dtype, out.shape, x.device());
       backend_for(x.device()).gather(x, idx, a.axis, y);
-      release_scratch(scratch);
       return y;
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
@@ -206,13 +204,13 @@ const Op op_take_grad{
     "take_grad", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return Meta{in[0].dtype, in[2].shape}; },
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
       thread_local Storage scratch;
+      const ScratchGuard held(scratch);
       const Storage& idx = checked_indices(op, *in[1], out.shape[std::size_t(a.axis)], a.axis,
                                            [&] { return std::vector<Meta>{meta_of(*in[2])}; }, scratch);
       Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
       Backend& be = backend_for(y.device());
       be.fill(y, 0.0);
       be.scatter_add(*in[0], idx, a.axis, y);
-      release_scratch(scratch);
       return y;
     },
     [](const Op&, const VjpCtx& c) -> std::vector<Tensor> {
@@ -249,9 +247,7 @@ const Op op_concatenate{
       std::size_t ax = std::size_t(a.axis);
       std::int64_t at = 0;
       thread_local Storage part;  // each input's region of y (its vectors reused)
-      struct Drop {
-        ~Drop() { part.buf.reset(); }
-      } drop;
+      const ViewGuard view(part);
       part.buf = borrowed(y.buf);
       part.dtype = y.dtype;
       part.strides = y.strides;

@@ -95,9 +95,7 @@ Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const A
   // (their buffer references are dropped on the way out). y2 is the result as the GEMM
   // sees it: (batch..., M, N) with M or N of 1 for a vector operand, over the same buffer.
   thread_local Storage av, bv, y2;
-  struct Drop {
-    ~Drop() { av.buf.reset(), bv.buf.reset(), y2.buf.reset(); }
-  } drop;
+  const ViewGuard views(av, bv, y2);
   if (a1 || b1) {
     y2.buf = borrowed(y.buf);
     y2.dtype = y.dtype;

@@ -36,13 +36,8 @@ Meta infer_reduce(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
 Storage forward_reduce(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const ReduceKind k = ReduceKind(op.code);
   thread_local Storage converted;  // a boolean or int32 x as the result's dtype (per-thread scratch)
+  const ScratchGuard held(converted);
   const Storage& x = in[0]->dtype == out.dtype ? *in[0] : copy_to_scratch(*in[0], out.dtype, converted);
-  struct Release {
-    bool used;
-    ~Release() {
-      if (used) release_scratch(converted);
-    }
-  } release{&x == &converted};
   bool empty_line = false;
   for (auto ax : a.axes) empty_line = empty_line || x.shape[std::size_t(ax)] == 0;
   if ((k == ReduceKind::max || k == ReduceKind::min) && empty_line)
@@ -100,9 +95,8 @@ Storage forward_arg(const Op& op, const std::vector<const Storage*>& in, const A
   // one evenly strided axis (and, for the whole tensor, when it is contiguous), else a
   // contiguous copy in per-thread scratch. Per-thread storages: no allocation per call.
   thread_local Storage rows, moved, copy;
-  struct Drop {
-    ~Drop() { rows.buf.reset(), moved.buf.reset(); }
-  } drop;
+  const ViewGuard views(rows, moved);
+  const ScratchGuard held(copy);
   auto as_rows = [&](const Storage& v, std::size_t ax) {
     std::int64_t outer = 1, so = 0, n = v.size(), sn = 1;  // the whole tensor: one row
     if (a.all) {
@@ -124,8 +118,7 @@ Storage forward_arg(const Op& op, const std::vector<const Storage*>& in, const A
     rows.strides.assign({outer == 1 ? 0 : so, sn});
     return true;
   };
-  const bool copied = !as_rows(x, std::size_t(a.axis));
-  if (copied) {  // x with the axis moved last, copied contiguous: its rows are even
+  if (!as_rows(x, std::size_t(a.axis))) {  // x with the axis moved last, copied contiguous: its rows are even
     moved.buf = borrowed(x.buf);
     moved.dtype = x.dtype;
     moved.offset = x.offset;
@@ -139,7 +132,6 @@ Storage forward_arg(const Op& op, const std::vector<const Storage*>& in, const A
   }
   Storage y = alloc_storage(DType::int64, out.shape, x.device());
   backend_for(x.device()).arg_reduce(op.code == 1, rows, y);
-  if (copied) release_scratch(copy);
   return y;
 }
 
@@ -193,9 +185,7 @@ Storage reduce_over(ReduceKind k, const Storage& x, const std::vector<std::int64
   // the way out.
   Storage y = alloc_storage(x.dtype, shape, x.device());
   thread_local Storage yv, first, yk;
-  struct Drop {
-    ~Drop() { yv.buf.reset(), first.buf.reset(), yk.buf.reset(); }
-  } drop;
+  const ViewGuard views(yv, first, yk);
   yv.buf = borrowed(y.buf);
   yv.dtype = y.dtype;
   yv.offset = 0;
