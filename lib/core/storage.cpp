@@ -29,6 +29,15 @@ Shape contiguous_strides(const Shape& s) {
 
 std::int64_t Storage::size() const { return shape_size(shape); }
 
+bool Storage::row_major() const {
+  std::int64_t acc = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    if (strides[i] != acc) return false;
+    acc *= shape[i];
+  }
+  return true;
+}
+
 bool Storage::contiguous() const {
   std::int64_t acc = 1;
   for (std::size_t i = shape.size(); i-- > 0;) {
@@ -51,24 +60,32 @@ void hollow(Buffer& b) {
   b.bytes = 0;
 }
 
-Storage alloc_storage(DType dtype, const Shape& shape, Device device) {
+void renew_storage(Storage& s, DType dtype, const Shape& shape, Device device) {
   const std::size_t bytes = std::max<std::size_t>(static_cast<std::size_t>(shape_size(shape)), 1) * dtype_size(dtype);
+  if (s.buf && s.buf.use_count() == 1 && s.buf->device == device) {
+    if (!s.buf->data) backend_for(device).refill(*s.buf, bytes);
+    else if (s.buf->bytes < bytes || s.buf->bytes > 2 * bytes) s.buf.reset();
+  } else {
+    s.buf.reset();
+  }
+  s.dtype = dtype;
+  s.offset = 0;
+  // Its own layout when it is this one (a warm frozen step's output is its last call's):
+  // nothing to write. Else assignments, the vectors' capacity reused.
+  if (!(s.shape == shape && s.strides.size() == shape.size() && s.row_major())) {
+    s.shape = shape;
+    set_contiguous_strides(shape, s.strides);
+  }
+  if (!s.buf) s.buf = backend_for(device).alloc(bytes);
+}
+
+Storage alloc_storage(DType dtype, const Shape& shape, Device device) {
   Storage s;
   if (Storage* offered = t_offer) {
     t_offer = nullptr;
     s = std::move(*offered);
-    if (s.buf && s.buf.use_count() == 1 && s.buf->device == device) {
-      if (!s.buf->data) backend_for(device).refill(*s.buf, bytes);
-      else if (s.buf->bytes < bytes || s.buf->bytes > 2 * bytes) s.buf.reset();
-    } else {
-      s.buf.reset();
-    }
   }
-  s.dtype = dtype;
-  s.offset = 0;
-  s.shape = shape;  // assignments: the vectors' capacity is reused
-  set_contiguous_strides(shape, s.strides);
-  if (!s.buf) s.buf = backend_for(device).alloc(bytes);
+  renew_storage(s, dtype, shape, device);
   return s;
 }
 

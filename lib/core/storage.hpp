@@ -33,6 +33,7 @@ struct Storage {
 
   std::int64_t size() const;
   bool contiguous() const;  // row-major dense from offset
+  bool row_major() const;   // strides exactly the row-major ones of shape (no size-1 leeway)
   Device device() const { return buf ? buf->device : Device{}; }
   template <class T>
   T* data() const {
@@ -75,6 +76,9 @@ void hollow(Buffer& b);
 /// nothing else holds it, it is on `device` and its size fits (from `bytes` to twice that)
 /// or it is hollow (then filled with new memory).
 Storage alloc_storage(DType dtype, const Shape& shape, Device device);
+/// `s` := a new contiguous storage on `device`, in place, as alloc_storage makes of an
+/// offered storage: its buffer kept when it may be, its vectors reused.
+void renew_storage(Storage& s, DType dtype, const Shape& shape, Device device);
 /// Offers `*s` to the next alloc_storage on this thread (nullptr withdraws the offer). The
 /// frozen-function executor offers each step the value its output slot held on the last
 /// call, so a repeated call with the same shapes allocates nothing for it.

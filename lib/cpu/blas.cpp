@@ -39,6 +39,22 @@ const T* pack(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t s
   return buf.data();
 }
 
+// y(M) = op(A) b: A of M x K as `la` lays it out, b of K at stride incb (non-zero).
+template <class T>
+void gemv(std::int64_t M, std::int64_t K, const T* a, const MatLayout& la, const T* b, std::int64_t incb, T* y) {
+  if (incb == 1 && (la.trans == CblasNoTrans ? gemv_small<T>(false, M, K, a, la.ld, b, y)
+                                             : gemv_small<T>(true, K, M, a, la.ld, b, y)))
+    return;
+  const int m = int(M), k = int(K);
+  if (la.trans == CblasNoTrans) {
+    if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0, a, int(la.ld), b, int(incb), 0.0, y, 1);
+    else cblas_sgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0f, a, int(la.ld), b, int(incb), 0.0f, y, 1);
+  } else {
+    if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, CblasTrans, k, m, 1.0, a, int(la.ld), b, int(incb), 0.0, y, 1);
+    else cblas_sgemv(CblasRowMajor, CblasTrans, k, m, 1.0f, a, int(la.ld), b, int(incb), 0.0f, y, 1);
+  }
+}
+
 template <class T>
 void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::int64_t sa0, std::int64_t sa1,
               const T* b, std::int64_t sb0, std::int64_t sb1, T* y) {
@@ -51,17 +67,7 @@ void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::i
     if (N == 1) {  // y(M) = op(A) b, b a strided vector
       std::int64_t incb = lb.ok && !cb.empty() ? 1 : sb0;
       if (incb == 0 || K == 1) incb = 1;
-      if (incb == 1 && (la.trans == CblasNoTrans ? gemv_small<T>(false, M, K, a, la.ld, b, y)
-                                                 : gemv_small<T>(true, K, M, a, la.ld, b, y)))
-        return;
-      if (la.trans == CblasNoTrans) {
-        if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0, a, int(la.ld), b, int(incb), 0.0, y, 1);
-        else cblas_sgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0f, a, int(la.ld), b, int(incb), 0.0f, y, 1);
-      } else {
-        if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, CblasTrans, k, m, 1.0, a, int(la.ld), b, int(incb), 0.0, y, 1);
-        else cblas_sgemv(CblasRowMajor, CblasTrans, k, m, 1.0f, a, int(la.ld), b, int(incb), 0.0f, y, 1);
-      }
-      return;
+      return gemv(M, K, a, la, b, incb, y);
     }
     if (M == 1 && (!ca.empty() || sa1 == 1 || K == 1) &&  // y(N) = op(B)^T a, a a contiguous row
         (lb.trans == CblasNoTrans ? gemv_small<T>(true, K, N, b, lb.ld, a, y) : gemv_small<T>(false, N, K, b, lb.ld, a, y)))
@@ -81,6 +87,17 @@ void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::i
 }
 
 }  // namespace
+
+bool matvec(DType dtype, std::int64_t M, std::int64_t K, const void* a, std::int64_t sa0, std::int64_t sa1,
+            const void* x, std::int64_t sx, void* y) {
+  if ((dtype != DType::float64 && dtype != DType::float32) || M == 0 || K == 0) return false;
+  const MatLayout la = layout(M, K, sa0, sa1);
+  if (!la.ok || (sx == 0 && K != 1)) return false;
+  const std::int64_t inc = K == 1 ? 1 : sx;
+  if (dtype == DType::float64) gemv(M, K, static_cast<const double*>(a), la, static_cast<const double*>(x), inc, static_cast<double*>(y));
+  else gemv(M, K, static_cast<const float*>(a), la, static_cast<const float*>(x), inc, static_cast<float*>(y));
+  return true;
+}
 
 void CpuBackend::gemm(const Storage& a, const Storage& b, const Storage& y) {
   const std::size_t nd = y.shape.size();

@@ -20,4 +20,12 @@ struct CpuBackend final : Backend {
   void scatter_add(const Storage& g, const Storage& idx, std::int64_t axis, const Storage& y) override;
 };
 
+/// y(M) = A x on the CPU without building GEMM views (a frozen matrix-vector step runs it
+/// on every call): A read as M x K with element strides (sa0, sa1), x of K elements at
+/// stride sx, y contiguous, all of `dtype`. False, computing nothing, when it is not
+/// float32/float64, is empty, or BLAS cannot take A's layout or x's stride (the caller
+/// then takes the general path).
+bool matvec(DType dtype, std::int64_t M, std::int64_t K, const void* a, std::int64_t sa0, std::int64_t sa1,
+            const void* x, std::int64_t sx, void* y);
+
 }  // namespace th::detail::cpu

@@ -13,10 +13,10 @@ void plan_memory(Program& p) {
   std::vector<std::size_t> last(p.slots, kNever);  // the last step reading each slot
   for (std::size_t k = 0; k < p.steps.size(); ++k)
     for (std::size_t s : p.steps[k].in) last[s] = k;
-  std::vector<bool> kept(p.slots, false);  // read after the steps: outputs, updates
+  std::vector<char> kept(p.slots, 0);  // read after the steps: outputs, updates
   for (std::size_t o : p.outputs) kept[o] = true;
   for (const auto& [n, s] : p.updates) kept[s] = true;
-  p.made.assign(p.slots, false);
+  p.made.assign(p.slots, 0);
   for (const Step& st : p.steps) {
     p.made[st.out] = true;
     if (!st.fused) continue;
@@ -36,9 +36,9 @@ void plan_memory(Program& p) {
   for (std::size_t s = 0; s < p.slots; ++s)
     if (p.made[s]) p.held.push_back(s);
   // a call with the last call's layouts finds these steps' values, kept by the frame, unchanged
-  p.shape_only.assign(p.steps.size(), false);
+  p.shape_only.assign(p.steps.size(), 0);
   for (std::size_t k = 0; k < p.steps.size(); ++k) p.shape_only[k] = p.steps[k].op->shape_only;
-  p.constant_slot.assign(p.slots, false);
+  p.constant_slot.assign(p.slots, 0);
   for (const auto& c : p.constants) p.constant_slot[c.first] = true;
   p.release.assign(p.steps.size(), {});
   for (std::size_t s = 0; s < p.slots; ++s)
@@ -100,7 +100,7 @@ void retire_all(const Program& p, Frame& f) {
       f.vals[s].buf.reset();
     }
   for (std::size_t s : p.held)
-    if (f.alias[s] == kNoSlot) keep_or_let_go(p, f, s, true);
+    if (f.alias[s] == kNoSlot && f.vals[s].buf) keep_or_let_go(p, f, s, true);  // (most hold nothing)
 }
 
 }  // namespace th::detail

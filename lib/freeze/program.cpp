@@ -111,6 +111,34 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
   if (fit) like.shape = fit->shape;
   const Shape& shape = like.shape;
   const Fused& f = *s.fused;
+  epi.sum_instr.clear();
+  epi.sums.clear();
+  epi.tail_outs.clear();
+  epi.tail = &f.tail;
+  outs.clear();
+  if (on_cpu && fit && fit->known) {
+    // A fit known to hold: the pass cannot refuse, so its results are written into their
+    // slots in place (each slot's buffer from the last call taken over when it may be).
+    static const Shape scalar;
+    for (std::size_t k = 0; k < f.out_slots.size(); ++k) {
+      Storage& y = vals[f.out_slots[k]];
+      const bool unread = !f.unread.empty() && f.unread[k];  // only reduced: never written
+      if (!unread) renew_storage(y, f.dtype, shape, device);
+      outs.push_back(unread ? nullptr : &y);
+    }
+    for (const Fused::Reduction& r : f.reductions) {
+      renew_storage(vals[r.step.out], f.dtype, scalar, device);
+      epi.sums.push_back(&vals[r.step.out]);
+      epi.sum_instr.push_back(f.out_instr[r.head]);
+    }
+    for (const Step& t : f.tail_steps) {
+      renew_storage(vals[t.out], f.dtype, scalar, device);
+      epi.tail_outs.push_back(&vals[t.out]);
+    }
+    cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, like, fit, &epi);
+    reduced = true;
+    return true;
+  }
   ys.clear();
   outs.clear();
   for (std::size_t k = 0; k < f.out_slots.size(); ++k) {
@@ -123,10 +151,6 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
   }
   for (const Storage& y : ys) outs.push_back(y.buf ? &y : nullptr);
   rs.clear();
-  epi.sum_instr.clear();
-  epi.sums.clear();
-  epi.tail_outs.clear();
-  epi.tail = &f.tail;
   if (on_cpu) {
     for (const Fused::Reduction& r : f.reductions) {
       offer_for_reuse(&vals[r.step.out]);

@@ -116,11 +116,11 @@ struct Program {
   std::vector<Shape> slot_shape;     // static shape of every slot (-1: known at run time)
   std::vector<std::pair<std::string, int>> rewrites;  // freeze-time rewrites that fired, with counts
   std::vector<std::vector<std::size_t>> release;     // per step: slots no later step reads (plan_memory)
-  std::vector<bool> made;                            // slots steps write (their buffers may stay with a frame)
+  std::vector<char> made;                            // slots steps write (their buffers may stay with a frame)
   std::vector<std::size_t> held;                     // slots a call may leave holding a value, constants aside
-  std::vector<bool> exposable;                       // outputs and updates' slots: their values leave the call
-  std::vector<bool> shape_only;                      // per step: its value depends on its operands' shapes alone
-  std::vector<bool> constant_slot;                   // slots holding constants (the program's own buffers)
+  std::vector<char> exposable;                       // outputs and updates' slots: their values leave the call
+  std::vector<char> shape_only;                      // per step: its value depends on its operands' shapes alone
+  std::vector<char> constant_slot;                   // slots holding constants (the program's own buffers)
   mutable std::mutex frames_mu;
   mutable std::vector<std::unique_ptr<Frame>> frames;  // idle frames, for the next calls
   Options options;

@@ -1,6 +1,7 @@
 // Linear algebra: matmul is the primitive (numpy's matmul: batch dims broadcast, 1-d
 // operands as a row or a column; BLAS through the backend's gemm); dot and outer use it.
 #include "core/scalar_math.hpp"
+#include "cpu/cpu_backend.hpp"
 #include "ops/op.hpp"
 
 namespace th::detail {
@@ -88,9 +89,25 @@ void gemm_operand(const Storage& s, bool row, bool col, bool swap, const Shape& 
   }
 }
 
+// A matrix times a vector on the CPU, straight to the GEMV kernels (no GEMM views: a
+// frozen matrix-vector step runs this on every call); false when the general path must run.
+bool matvec_step(const Storage& a, const Storage& b, unsigned transpose, const Storage& y) {
+  const bool a1 = a.shape.size() == 1, b1 = b.shape.size() == 1;
+  if (a1 == b1 || a.shape.size() + b.shape.size() != 3 || a.dtype != y.dtype || b.dtype != y.dtype ||
+      y.device() != th::cpu())
+    return false;
+  const Storage& m = b1 ? a : b;  // the matrix, as stored
+  const bool swap = transpose & (b1 ? 1u : 2u);
+  std::int64_t s0 = m.strides[swap ? 1 : 0], s1 = m.strides[swap ? 0 : 1];  // read as (rows, cols)
+  if (a1) std::swap(s0, s1);  // y = x^T B: the rows of B^T
+  const Storage& x = b1 ? b : a;
+  return cpu::matvec(y.dtype, y.shape[0], x.shape[0], m.bytes(), s0, s1, x.bytes(), x.strides[0], y.bytes());
+}
+
 Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
   const bool a1 = in[0]->shape.size() == 1, b1 = in[1]->shape.size() == 1;
   Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
+  if (matvec_step(*in[0], *in[1], attrs.transpose, y)) return y;
   // The views the backend's GEMM takes, in per-thread storages whose vectors are reused
   // (their buffer references are dropped on the way out). y2 is the result as the GEMM
   // sees it: (batch..., M, N) with M or N of 1 for a vector operand, over the same buffer.
