@@ -390,3 +390,45 @@ BOOST_AUTO_TEST_CASE(printing_like_numpy) {
   std::string summary = str(th::arange(2000));
   BOOST_TEST(summary == "[   0    1    2 ... 1997 1998 1999]");
 }
+
+// Matrix-vector products go straight to the GEMV kernels (theta's small ones, or BLAS)
+// with the operands' strides: every layout a view can give, each side, both float dtypes,
+// small and BLAS-sized, against a plain loop over the logical elements.
+BOOST_AUTO_TEST_CASE(matrix_vector_products_over_layouts) {
+  using th::all;
+  using th::range;
+  auto naive = [](const Tensor& m, const Tensor& x, bool vector_first) {
+    const std::vector<double> mv = vals(m), xv = vals(x);
+    const std::int64_t r = m.shape()[0], c = m.shape()[1];
+    std::vector<double> y(std::size_t(vector_first ? c : r), 0.0);
+    for (std::int64_t i = 0; i < r; ++i)
+      for (std::int64_t j = 0; j < c; ++j)
+        y[std::size_t(vector_first ? j : i)] += mv[std::size_t(i * c + j)] * xv[std::size_t(vector_first ? i : j)];
+    return y;
+  };
+  int cases = 0;
+  for (DType dt : {DType::float64, DType::float32})
+    for (auto [r, c] : {std::pair<std::int64_t, std::int64_t>{125, 4}, {5, 3}, {1, 7}, {7, 1}, {100, 90}}) {
+      const double tol = dt == DType::float64 ? 1e-12 : 1e-4;
+      auto u = [&](th::Shape s, std::uint64_t seed) { return th::random::uniform(s, -1, 1, seed, dt); };
+      // matrices of r x c: contiguous, a transposed copy's view, a column-strided view, rows broadcast
+      std::vector<Tensor> ms{u({r, c}, 1), u({c, r}, 2).T(), th::view(u({r, 2 * c}, 3), all(), range(std::nullopt, std::nullopt, 2)),
+                             th::broadcast_to(u({1, c}, 4), {r, c})};
+      for (bool vector_first : {false, true}) {
+        const std::int64_t k = vector_first ? r : c;
+        // vectors of k: contiguous, strided, one value broadcast
+        std::vector<Tensor> xs{u({k}, 5), th::view(u({2 * k}, 6), range(std::nullopt, std::nullopt, 2)),
+                               th::broadcast_to(u({1}, 7), {k})};
+        for (const Tensor& m : ms)
+          for (const Tensor& x : xs) {
+            const Tensor y = vector_first ? th::dot(x, m) : th::dot(m, x);
+            BOOST_TEST(y.dtype() == dt);
+            const std::vector<double> got = vals(y), want = naive(m, x, vector_first);
+            BOOST_REQUIRE(got.size() == want.size());
+            for (std::size_t i = 0; i < got.size(); ++i) BOOST_TEST(std::abs(got[i] - want[i]) <= tol * (1 + std::abs(want[i])));
+            ++cases;
+          }
+      }
+    }
+  BOOST_TEST(cases == 2 * 5 * 2 * 4 * 3);
+}

@@ -50,6 +50,17 @@ inline std::shared_ptr<Buffer> borrowed(const std::shared_ptr<Buffer>& b) {
   return std::shared_ptr<Buffer>(std::shared_ptr<Buffer>(), b.get());
 }
 
+/// `to` := `from` (the same buffer and layout), the shape and stride vectors written only
+/// where they differ: a frozen call's arguments, shared values and results mostly have the
+/// last call's layout.
+inline void assign_view(Storage& to, const Storage& from) {
+  to.buf = from.buf;
+  to.dtype = from.dtype;
+  to.offset = from.offset;
+  if (to.shape != from.shape) to.shape = from.shape;
+  if (to.strides != from.strides) to.strides = from.strides;
+}
+
 std::int64_t shape_size(const Shape& s);
 Shape contiguous_strides(const Shape& s);
 /// `strides` := the row-major strides of `shape` (assigned in place: its capacity reused).

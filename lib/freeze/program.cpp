@@ -49,7 +49,7 @@ void convert_argument(const Program& p, std::size_t i, const Tensor& arg, Storag
     throw TypeError("function: " + input_label(p, i) + " expects a " + std::to_string(want.shape.size()) +
                     "-d tensor, got shape " + shape_str(v.shape));
   if (v.dtype == want.dtype) {
-    into = v;
+    assign_view(into, v);
     return;
   }
   Storage c = contiguous_as(v, want.dtype);
@@ -108,7 +108,7 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
       return false;
     }
   }
-  if (fit) like.shape = fit->shape;
+  if (fit && like.shape != fit->shape) like.shape = fit->shape;
   const Shape& shape = like.shape;
   const Fused& f = *s.fused;
   epi.sum_instr.clear();
@@ -309,13 +309,8 @@ void set_result(Tensor& r, bool alone, const Storage& v) {
   n.recorded = false;
   n.name.clear();
   n.dtype = v.dtype;
-  n.shape = v.shape;
-  Storage& value = *n.value;
-  value.buf = v.buf;
-  value.dtype = v.dtype;
-  value.shape = v.shape;
-  value.strides = v.strides;
-  value.offset = v.offset;
+  if (n.shape != v.shape) n.shape = v.shape;
+  assign_view(*n.value, v);
 }
 
 // The frame a call runs on, from the program's pool (a new one when every frame is in use
@@ -367,7 +362,7 @@ class Call {
   void shared_and_constants() {
     if (!p_.shared.empty()) {
       std::lock_guard<std::mutex> lock(shared_values_mutex());
-      for (const auto& [s, n] : p_.shared) vals_[s] = *n->value;
+      for (const auto& [s, n] : p_.shared) assign_view(vals_[s], *n->value);
     }
     for (std::size_t s : p_.input_slots)
       if (vals_[s].device() != th::cpu()) device_ = vals_[s].device();
@@ -481,7 +476,7 @@ class Call {
     fresh.resize(p_.updates.size());
     for (std::size_t i = 0; i < p_.updates.size(); ++i) {
       const auto& [n, s] = p_.updates[i];
-      if (vals_[s].dtype == n->dtype) fresh[i] = vals_[s];
+      if (vals_[s].dtype == n->dtype) assign_view(fresh[i], vals_[s]);
       else fresh[i] = contiguous_as(vals_[s], n->dtype);
     }
     // The frame keeps the small results (a loss, a metric) to reuse; a large one is the
@@ -520,8 +515,8 @@ class Call {
       Storage& cur = *n.value;
       cur.buf.swap(fresh[i].buf);
       cur.dtype = fresh[i].dtype;
-      cur.shape = fresh[i].shape;
-      cur.strides = fresh[i].strides;
+      if (cur.shape != fresh[i].shape) cur.shape = fresh[i].shape;
+      if (cur.strides != fresh[i].strides) cur.strides = fresh[i].strides;
       cur.offset = fresh[i].offset;
     }
     // The replaced buffers go to the slots that computed the new values: the next call
