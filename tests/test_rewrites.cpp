@@ -291,6 +291,26 @@ BOOST_AUTO_TEST_CASE(elementwise_chains_fuse_into_one_pass) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(one_value_instructions_in_fused_chains) {
+  // s * t, exp of it and s - t are of one element inside chains over x: each is computed
+  // once per block (not spread over it), its readers take it as a broadcast value. The
+  // same bits as eager, at one element, within a block and over several blocks.
+  auto x = th::dvector("x");
+  auto s = th::dscalar("s"), t = th::dscalar("t");
+  auto fn = [](const Tensor& xv, const Tensor& sv, const Tensor& tv) { return xv * th::exp(sv * tv) + (sv - tv); };
+  Tensor y = fn(x, s, t);
+  auto f = th::function({x, s, t}, {y, th::grad(th::sum(y * y), x)});
+  BOOST_TEST(has(fused_steps_of(f), "fused[mul exp mul sub add]"), fused_steps_of(f));
+  for (std::int64_t n : {1, 5, 2500}) {
+    const Tensor X = th::random::uniform({n}, -2, 2, 4), S = th::tensor(0.3), T = th::tensor(-0.7);
+    Tensor xv = th::variable(X);
+    Tensor ye = fn(xv, S, T);
+    auto r = f(X, S, T);
+    BOOST_TEST(vals(r[0]) == vals(ye), boost::test_tools::per_element());
+    BOOST_TEST(vals(r[1]) == vals(th::grad(th::sum(ye * ye), xv)), boost::test_tools::per_element());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(every_formula_rounds_alike_fused_eager_and_strided) {
   // The kernels contract a*b+c into FMAs where the CPU has them (cpu/multiversion.hpp): the
   // fused blocks and the eager loops, contiguous or strided, must still round alike. Each

@@ -216,10 +216,15 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
           std::fill(dst, dst + n, a[0]);
         }
       } else if (in.unary) {
-        unary_block<T>(UnaryKind(in.code), a, sa, dst, n);
+        // of one broadcast value, and read only inside the chain: one value, not a block
+        const std::int64_t len = !written && !sa ? 1 : n;
+        if (len == 1) stride[k] = 0;
+        unary_block<T>(UnaryKind(in.code), a, sa, dst, len);
       } else {
         const T* b = operand(in.b, sb);
-        binary_block<T>(BinaryKind(in.code), a, sa, b, sb, dst, n);
+        const std::int64_t len = !written && !sa && !sb ? 1 : n;
+        if (len == 1) stride[k] = 0;
+        binary_block<T>(BinaryKind(in.code), a, sa, b, sb, dst, len);
       }
     }
     // Streamed outputs: this block's results, from their scratch blocks.

@@ -17,24 +17,33 @@ void plan_memory(Program& p) {
   for (std::size_t o : p.outputs) kept[o] = true;
   for (const auto& [n, s] : p.updates) kept[s] = true;
   p.made.assign(p.slots, 0);
+  std::vector<char> fallback_only(p.slots, 0);  // written only when a fused pass runs op by op
   for (const Step& st : p.steps) {
     p.made[st.out] = true;
     if (!st.fused) continue;
     for (std::size_t s : st.fused->out_slots) p.made[s] = true;
-    for (const Step& m : st.fused->members) p.made[m.out] = true;  // written when it falls back
     for (const auto& r : st.fused->reductions) p.made[r.step.out] = true;
     for (const Step& t : st.fused->tail_steps) p.made[t.out] = true;
+  }
+  auto fallback = [&](std::size_t s) {
+    if (!p.made[s]) p.made[s] = fallback_only[s] = true;
+  };
+  for (const Step& st : p.steps) {
+    if (!st.fused) continue;
+    for (const Step& m : st.fused->members) fallback(m.out);
     for (const Step& part : st.fused->parts) {
-      p.made[part.out] = true;
-      if (part.fused)
-        for (const Step& m : part.fused->members) p.made[m.out] = true;
+      fallback(part.out);
+      if (!part.fused) continue;
+      for (std::size_t s : part.fused->out_slots) fallback(s);
+      for (const Step& m : part.fused->members) fallback(m.out);
     }
   }
   p.exposable = kept;
   p.held = p.input_slots;
   for (const auto& sh : p.shared) p.held.push_back(sh.first);
+  p.held_fallback.clear();
   for (std::size_t s = 0; s < p.slots; ++s)
-    if (p.made[s]) p.held.push_back(s);
+    if (p.made[s]) (fallback_only[s] ? p.held_fallback : p.held).push_back(s);
   // a call with the last call's layouts finds these steps' values, kept by the frame, unchanged
   p.shape_only.assign(p.steps.size(), 0);
   for (std::size_t k = 0; k < p.steps.size(); ++k) p.shape_only[k] = p.steps[k].op->shape_only;
@@ -52,7 +61,7 @@ namespace {
 // (its memory back in the allocator's cache for the steps after, its buffer object kept:
 // alloc_storage refills it); a large one still held elsewhere waits for the views of it to
 // be retired, and at the end of the call (`last`) is let go of.
-void keep_or_let_go(const Program& p, Frame& f, std::size_t slot, bool last) {
+__attribute__((always_inline)) inline void keep_or_let_go(const Program& p, Frame& f, std::size_t slot, bool last) {
   Storage& v = f.vals[slot];
   if (p.constant_slot[slot]) return;  // the program holds it anyway
   if (!p.made[slot] || !v.buf) return v.buf.reset();
@@ -94,13 +103,16 @@ void retire(const Program& p, Frame& f, std::size_t slot) {
 
 void retire_all(const Program& p, Frame& f) {
   if (f.exposed.size() < p.slots) return;  // (a first call that failed before its steps: nothing held)
-  for (std::size_t s : p.held)  // the views first: then the owners see who else holds theirs
+  const bool wide = f.fell_back;
+  for_held(p, wide, [&](std::size_t s) {  // the views first: then the owners see who else holds theirs
     if (f.alias[s] != kNoSlot) {
       if (p.exposable[s] && p.made[f.alias[s]]) f.exposed[f.alias[s]] = 1;  // a result or an update views it
       f.vals[s].buf.reset();
     }
-  for (std::size_t s : p.held)
+  });
+  for_held(p, wide, [&](std::size_t s) {
     if (f.alias[s] == kNoSlot && f.vals[s].buf) keep_or_let_go(p, f, s, true);  // (most hold nothing)
+  });
 }
 
 }  // namespace th::detail

@@ -404,11 +404,12 @@ class Call {
         node->value->buf.reset();
       }
     }
-    for (std::size_t s : p_.held)
+    for_held(p_, fr_.fell_back, [&](std::size_t s) {
       if (fr_.exposed[s] && p_.made[s]) {  // (the arguments and shared values are in place already)
         if (!held_alone(vals_[s].buf)) vals_[s].buf.reset();
         fr_.exposed[s] = 0;
       }
+    });
   }
 
   // Same argument and shared-value shapes and strides as this frame's last complete CPU
@@ -453,6 +454,7 @@ class Call {
       } else if (!s.fused) {
         run_one(s);
       } else if (guard_) {
+        fr_.fell_back = true;
         for (const Step& m : s.fused->members) run_one(m);  // one op at a time, each checked
         run_epilogue(*s.fused);
       } else if (!run_chain(s, device_ == th::cpu() ? &fr_.fits[k] : nullptr)) {
@@ -594,6 +596,7 @@ class Call {
       }
     } else {
       one_pass = false;
+      fr_.fell_back = true;
       if (s.fused->parts.empty())
         for (const Step& m : s.fused->members) run_one(m);
       else

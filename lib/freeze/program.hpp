@@ -94,6 +94,9 @@ struct Frame {
   // frame alone) is the next call's result again, its buffer back in its slot for the step
   // that writes it (a warm call allocates no tensor, list or buffer for its results).
   std::vector<Tensor> results;
+  // A fused pass of this frame's ran op by op (a fallback, the NaN guard, debug mode): its
+  // members' slots may hold values, so the walks over held slots take p.held_fallback too.
+  bool fell_back = false;
   std::vector<char> result_alone;  // per result: found held by the frame alone in this call
 };
 
@@ -117,7 +120,8 @@ struct Program {
   std::vector<std::pair<std::string, int>> rewrites;  // freeze-time rewrites that fired, with counts
   std::vector<std::vector<std::size_t>> release;     // per step: slots no later step reads (plan_memory)
   std::vector<char> made;                            // slots steps write (their buffers may stay with a frame)
-  std::vector<std::size_t> held;                     // slots a call may leave holding a value, constants aside
+  std::vector<std::size_t> held;                     // slots a call may leave holding a value, constants aside,
+  std::vector<std::size_t> held_fallback;            // but for these, written only when a fused pass runs op by op
   std::vector<char> exposable;                       // outputs and updates' slots: their values leave the call
   std::vector<char> shape_only;                      // per step: its value depends on its operands' shapes alone
   std::vector<char> constant_slot;                   // slots holding constants (the program's own buffers)
@@ -156,6 +160,14 @@ void note_output(Frame& f, const Step& s);
 void retire(const Program& p, Frame& f, std::size_t slot);
 /// The call is over: every value not kept for the next call is let go of.
 void retire_all(const Program& p, Frame& f);
+/// fn(slot) for each slot a call may leave holding a value (p.held; with `wide`, also
+/// p.held_fallback).
+template <class Fn>
+void for_held(const Program& p, bool wide, Fn&& fn) {
+  for (std::size_t s : p.held) fn(s);
+  if (wide)
+    for (std::size_t s : p.held_fallback) fn(s);
+}
 /// Whether `v` holds a value (not nothing, not a hollow buffer).
 inline bool has_value(const Storage& v) { return v.buf && v.buf->data; }
 
