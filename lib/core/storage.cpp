@@ -72,7 +72,7 @@ void renew_storage(Storage& s, DType dtype, const Shape& shape, Device device) {
   s.offset = 0;
   // Its own layout when it is this one (a warm frozen step's output is its last call's):
   // nothing to write. Else assignments, the vectors' capacity reused.
-  if (!(s.shape == shape && s.strides.size() == shape.size() && s.row_major())) {
+  if (!(same_dims(s.shape, shape) && s.strides.size() == shape.size() && s.row_major())) {
     s.shape = shape;
     set_contiguous_strides(shape, s.strides);
   }

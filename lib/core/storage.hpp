@@ -50,6 +50,15 @@ inline std::shared_ptr<Buffer> borrowed(const std::shared_ptr<Buffer>& b) {
   return std::shared_ptr<Buffer>(std::shared_ptr<Buffer>(), b.get());
 }
 
+/// a == b, as an inline loop: the shapes and strides compared on every frozen call are a
+/// few elements long, where operator== costs a call of memcmp.
+inline bool same_dims(const Shape& a, const Shape& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 /// `to` := `from` (the same buffer and layout), the shape and stride vectors written only
 /// where they differ: a frozen call's arguments, shared values and results mostly have the
 /// last call's layout.
@@ -57,8 +66,8 @@ inline void assign_view(Storage& to, const Storage& from) {
   to.buf = from.buf;
   to.dtype = from.dtype;
   to.offset = from.offset;
-  if (to.shape != from.shape) to.shape = from.shape;
-  if (to.strides != from.strides) to.strides = from.strides;
+  if (!same_dims(to.shape, from.shape)) to.shape = from.shape;
+  if (!same_dims(to.strides, from.strides)) to.strides = from.strides;
 }
 
 std::int64_t shape_size(const Shape& s);

@@ -108,7 +108,7 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
       return false;
     }
   }
-  if (fit && like.shape != fit->shape) like.shape = fit->shape;
+  if (fit && !same_dims(like.shape, fit->shape)) like.shape = fit->shape;
   const Shape& shape = like.shape;
   const Fused& f = *s.fused;
   epi.sum_instr.clear();
@@ -309,7 +309,7 @@ void set_result(Tensor& r, bool alone, const Storage& v) {
   n.recorded = false;
   n.name.clear();
   n.dtype = v.dtype;
-  if (n.shape != v.shape) n.shape = v.shape;
+  if (!same_dims(n.shape, v.shape)) n.shape = v.shape;
   assign_view(*n.value, v);
 }
 
@@ -321,7 +321,9 @@ struct Lease {
   std::unique_ptr<Frame> f;
   bool completed = false;  // counted in p.calls
   explicit Lease(const Program& prog) : p(prog) {
-    {
+    // (acquire: the last call's writes to the frame, on whichever thread, come before ours)
+    f.reset(p.hot.exchange(nullptr, std::memory_order_acquire));
+    if (!f) {
       std::lock_guard<std::mutex> lock(p.frames_mu);
       if (!p.frames.empty()) f = std::move(p.frames.back()), p.frames.pop_back();
     }
@@ -331,10 +333,14 @@ struct Lease {
     offer_for_reuse(nullptr);
     retire_all(p, *f);
     for (Storage& v : f->fresh) v.buf.reset();
+    if (completed) p.calls.fetch_add(1, std::memory_order_relaxed);
+    Frame* none = nullptr;
+    if (p.hot.compare_exchange_strong(none, f.get(), std::memory_order_release, std::memory_order_relaxed)) {
+      f.release();  // the program's now
+      return;
+    }
     std::lock_guard<std::mutex> lock(p.frames_mu);
     p.frames.push_back(std::move(f));
-    // under the lock every call takes anyway: no atomic read-modify-write per call
-    if (completed) p.calls.store(p.calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
@@ -424,7 +430,7 @@ class Call {
     auto key = [&](const Storage& v) {
       for (const Shape* part : {&v.shape, &v.strides}) {
         if (q == fr_.layouts.size()) fr_.layouts.emplace_back();
-        if (fr_.layouts[q] != *part) {
+        if (!same_dims(fr_.layouts[q], *part)) {
           same_ = false;
           fr_.layouts[q] = *part;
         }
@@ -444,8 +450,8 @@ class Call {
   // one call in kProfileEvery of each frame (its first included): one clock read per step.
   void steps() {
     std::vector<double>& ticks = fr_.ticks;
-    ticks.assign(p_.steps.size(), 0.0);
     timed_ = fr_.calls++ % kProfileEvery == 0;
+    if (timed_) ticks.assign(p_.steps.size(), 0.0);
     std::uint64_t t0 = timed_ ? profile_clock() : 0;
     for (std::size_t k = 0; k < p_.steps.size(); ++k) {
       const Step& s = p_.steps[k];
@@ -517,8 +523,8 @@ class Call {
       Storage& cur = *n.value;
       cur.buf.swap(fresh[i].buf);
       cur.dtype = fresh[i].dtype;
-      if (cur.shape != fresh[i].shape) cur.shape = fresh[i].shape;
-      if (cur.strides != fresh[i].strides) cur.strides = fresh[i].strides;
+      if (!same_dims(cur.shape, fresh[i].shape)) cur.shape = fresh[i].shape;
+      if (!same_dims(cur.strides, fresh[i].strides)) cur.strides = fresh[i].strides;
       cur.offset = fresh[i].offset;
     }
     // The replaced buffers go to the slots that computed the new values: the next call

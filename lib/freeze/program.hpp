@@ -127,6 +127,9 @@ struct Program {
   std::vector<char> constant_slot;                   // slots holding constants (the program's own buffers)
   mutable std::mutex frames_mu;
   mutable std::vector<std::unique_ptr<Frame>> frames;  // idle frames, for the next calls
+  // The last idle frame, taken and given back without the lock (one call at a time, the
+  // common case, touches no mutex for its frame); owned by the program while it is here.
+  mutable std::atomic<Frame*> hot{nullptr};
   Options options;
   mutable std::mutex device_constants_mu;
   mutable std::map<int, std::vector<Storage>> device_constants;  // constants copied to each GPU used
@@ -138,6 +141,11 @@ struct Program {
   std::chrono::steady_clock::time_point time0;  // rates give the ticks' length
   mutable std::atomic<std::int64_t> calls = 0;
   mutable std::int64_t timed_calls = 0;  // the calls whose steps were timed (prof_mu)
+
+  Program() = default;
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+  ~Program() { delete hot.load(); }
 };
 
 /// A new slot of the given static type (rewrites that add steps use it).

@@ -193,8 +193,8 @@ Storage forward_matmul_acc(const Op&, const std::vector<const Storage*>& in, con
   thread_local Meta m;  // reused: no allocation per call
   m.dtype = promote_types(in[0]->dtype, in[1]->dtype);
   matmul_shape(in[0]->shape, in[1]->shape, a.transpose, m.shape);  // the shape rule accepted them
-  if (c.device() == th::cpu() && m.dtype == out.dtype && c.dtype == out.dtype && m.shape == c.shape &&
-      out.shape == c.shape && c.contiguous() && (out.dtype == DType::float32 || out.dtype == DType::float64)) {
+  if (c.device() == th::cpu() && m.dtype == out.dtype && c.dtype == out.dtype && same_dims(m.shape, c.shape) &&
+      same_dims(out.shape, c.shape) && c.contiguous() && (out.dtype == DType::float32 || out.dtype == DType::float64)) {
     thread_local std::vector<const Storage*> ab(2);
     ab[0] = in[0], ab[1] = in[1];
     Storage y = forward_matmul(op_matmul_t, ab, a, m);
