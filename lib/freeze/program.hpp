@@ -94,7 +94,7 @@ struct Frame {
   // frame alone) is the next call's result again, its buffer back in its slot for the step
   // that writes it (a warm call allocates no tensor, list or buffer for its results).
   std::vector<Tensor> results;
-  // A fused pass of this frame's ran op by op (a fallback, the NaN guard, debug mode): its
+  // A fused pass of this frame's ran op by op (its inputs did not fit, or the NaN guard): its
   // members' slots may hold values, so the walks over held slots take p.held_fallback too.
   bool fell_back = false;
   std::vector<char> result_alone;  // per result: found held by the frame alone in this call
