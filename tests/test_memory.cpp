@@ -198,3 +198,26 @@ BOOST_AUTO_TEST_CASE(indexing_and_its_gradients_allocate_nothing_when_warm) {
   BOOST_TEST(g(X).to_vector<double>()[0] == before);
   BOOST_TEST(w.get_value().to_vector<double>()[0] == before + th::sum(X).item());
 }
+
+BOOST_AUTO_TEST_CASE(a_pass_that_fell_back_once_leaves_the_warm_path_exact) {
+  // A strided argument makes the fused pass run op by op (its members write their own
+  // slots); contiguous calls after it run the pass again. The frame walks the members'
+  // slots from then on: values stay the eager ones whichever way each call went, and a
+  // warm contiguous call still allocates nothing.
+  auto a = th::dmatrix("a");
+  auto fn = [](const Tensor& v) { return th::tanh(v * 2.0) + th::exp(v) * v; };
+  auto f = th::function({a}, {fn(a), th::grad(th::sum(fn(a)), a)});
+  const Tensor A = th::random::uniform({40, 30}, -1, 1, 5);
+  const Tensor At = th::transpose(th::random::uniform({30, 40}, -1, 1, 6));  // strided
+  BOOST_TEST(!check::has(f.profile(), "op by op"));
+  for (int round = 0; round < 3; ++round)
+    for (const Tensor& arg : {A, At, A}) {
+      Tensor v = th::variable(arg);
+      const th::Result r = f(arg);
+      BOOST_TEST(same(r[0], fn(arg)));
+      BOOST_TEST(same(r[1], th::grad(th::sum(fn(v)), v)));
+    }
+  BOOST_TEST(check::has(f.profile(), "op by op in 3 calls"), f.profile());
+  BOOST_TEST(allocations_per_call([&] { f(A); }) == 0.0);
+  BOOST_TEST(same(f(A)[0], fn(A)));
+}
