@@ -85,12 +85,14 @@ struct StripeLocks {
 // (on the CPU; otherwise the caller runs them).
 // With `fit` (CPU calls whose layouts equal the frame's last call): a known fit is
 // taken as is, else the one found is stored there.
+// The results are written into their slots in place, each slot's buffer from the last call
+// taken over when it may be; when the pass refuses, the members overwrite them.
 bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bool& reduced) {
   // reused: this runs for every fused step
   thread_local std::vector<const Storage*> in, outs;
-  thread_local std::vector<Storage> ys, rs;  // the pass's results; its sums' and tail's
   thread_local cpu::FusedEpilogue epi;
   thread_local Storage like;  // the pass's shape (no buffer)
+  static const Shape scalar;
   in.clear();
   reduced = false;
   const Device device = s.in.empty() ? th::cpu() : vals[s.in[0]].device();
@@ -111,21 +113,18 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
   if (fit && !same_dims(like.shape, fit->shape)) like.shape = fit->shape;
   const Shape& shape = like.shape;
   const Fused& f = *s.fused;
+  outs.clear();
+  for (std::size_t k = 0; k < f.out_slots.size(); ++k) {
+    Storage& y = vals[f.out_slots[k]];
+    const bool unread = on_cpu && !f.unread.empty() && f.unread[k];  // only reduced: never written
+    if (!unread) renew_storage(y, f.dtype, shape, device);
+    outs.push_back(unread ? nullptr : &y);
+  }
   epi.sum_instr.clear();
   epi.sums.clear();
   epi.tail_outs.clear();
   epi.tail = &f.tail;
-  outs.clear();
-  if (on_cpu && fit && fit->known) {
-    // A fit known to hold: the pass cannot refuse, so its results are written into their
-    // slots in place (each slot's buffer from the last call taken over when it may be).
-    static const Shape scalar;
-    for (std::size_t k = 0; k < f.out_slots.size(); ++k) {
-      Storage& y = vals[f.out_slots[k]];
-      const bool unread = !f.unread.empty() && f.unread[k];  // only reduced: never written
-      if (!unread) renew_storage(y, f.dtype, shape, device);
-      outs.push_back(unread ? nullptr : &y);
-    }
+  if (on_cpu) {
     for (const Fused::Reduction& r : f.reductions) {
       renew_storage(vals[r.step.out], f.dtype, scalar, device);
       epi.sums.push_back(&vals[r.step.out]);
@@ -135,48 +134,10 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
       renew_storage(vals[t.out], f.dtype, scalar, device);
       epi.tail_outs.push_back(&vals[t.out]);
     }
-    cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, like, fit, &epi);
-    reduced = true;
-    return true;
-  }
-  ys.clear();
-  outs.clear();
-  for (std::size_t k = 0; k < f.out_slots.size(); ++k) {
-    if (on_cpu && !f.unread.empty() && f.unread[k]) {  // only reduced: never written
-      ys.emplace_back();
-      continue;
-    }
-    offer_for_reuse(&vals[f.out_slots[k]]);  // the slot's value from the last call
-    ys.push_back(alloc_storage(f.dtype, shape, device));
-  }
-  for (const Storage& y : ys) outs.push_back(y.buf ? &y : nullptr);
-  rs.clear();
-  if (on_cpu) {
-    for (const Fused::Reduction& r : f.reductions) {
-      offer_for_reuse(&vals[r.step.out]);
-      rs.push_back(alloc_storage(f.dtype, {}, device));
-      epi.sum_instr.push_back(f.out_instr[r.head]);
-    }
-    for (const Step& t : f.tail_steps) {
-      offer_for_reuse(&vals[t.out]);
-      rs.push_back(alloc_storage(f.dtype, {}, device));
-    }
-    for (std::size_t j = 0; j < rs.size(); ++j) (j < f.reductions.size() ? epi.sums : epi.tail_outs).push_back(&rs[j]);
   }
   const bool done = on_cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, like, fit, &epi)
                            : cuda_run_fused(f.code, f.dtype, in, f.out_instr, outs);
-  if (done) {
-    for (std::size_t k = 0; k < ys.size(); ++k)
-      if (ys[k].buf) vals[f.out_slots[k]] = std::move(ys[k]);
-    if (on_cpu) {
-      std::size_t j = 0;
-      for (const Fused::Reduction& r : f.reductions) vals[r.step.out] = std::move(rs[j++]);
-      for (const Step& t : f.tail_steps) vals[t.out] = std::move(rs[j++]);
-      reduced = true;
-    }
-  }
-  ys.clear();  // the thread keeps no buffer alive between steps
-  rs.clear();
+  reduced = done && on_cpu;
   return done;
 }
 
