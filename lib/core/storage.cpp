@@ -29,15 +29,6 @@ Shape contiguous_strides(const Shape& s) {
 
 std::int64_t Storage::size() const { return shape_size(shape); }
 
-bool Storage::row_major() const {
-  std::int64_t acc = 1;
-  for (std::size_t i = shape.size(); i-- > 0;) {
-    if (strides[i] != acc) return false;
-    acc *= shape[i];
-  }
-  return true;
-}
-
 bool Storage::contiguous() const {
   std::int64_t acc = 1;
   for (std::size_t i = shape.size(); i-- > 0;) {
@@ -70,12 +61,10 @@ void renew_storage(Storage& s, DType dtype, const Shape& shape, Device device) {
   }
   s.dtype = dtype;
   s.offset = 0;
-  // Its own layout when it is this one (a warm frozen step's output is its last call's):
-  // nothing to write. Else assignments, the vectors' capacity reused.
-  if (!(same_dims(s.shape, shape) && s.strides.size() == shape.size() && s.row_major())) {
-    s.shape = shape;
-    set_contiguous_strides(shape, s.strides);
-  }
+  // (a warm frozen step's output has its last call's shape: nothing to copy; the strides
+  // are written in place, into the vector's capacity)
+  if (!same_dims(s.shape, shape)) s.shape = shape;
+  set_contiguous_strides(shape, s.strides);
   if (!s.buf) s.buf = backend_for(device).alloc(bytes);
 }
 

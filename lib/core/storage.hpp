@@ -33,7 +33,6 @@ struct Storage {
 
   std::int64_t size() const;
   bool contiguous() const;  // row-major dense from offset
-  bool row_major() const;   // strides exactly the row-major ones of shape (no size-1 leeway)
   Device device() const { return buf ? buf->device : Device{}; }
   template <class T>
   T* data() const {
@@ -59,15 +58,20 @@ inline bool same_dims(const Shape& a, const Shape& b) {
   return true;
 }
 
-/// `to` := `from` (the same buffer and layout), the shape and stride vectors written only
-/// where they differ: a frozen call's arguments, shared values and results mostly have the
-/// last call's layout.
-inline void assign_view(Storage& to, const Storage& from) {
-  to.buf = from.buf;
+/// `to`'s layout := `from`'s (dtype, offset, shape, strides; not the buffer), the shape and
+/// stride vectors written only where they differ: a frozen call's arguments, shared values,
+/// results and updates mostly have the last call's layout.
+inline void assign_layout(Storage& to, const Storage& from) {
   to.dtype = from.dtype;
   to.offset = from.offset;
   if (!same_dims(to.shape, from.shape)) to.shape = from.shape;
   if (!same_dims(to.strides, from.strides)) to.strides = from.strides;
+}
+
+/// `to` := `from` (the same buffer and layout), as assign_layout writes the layout.
+inline void assign_view(Storage& to, const Storage& from) {
+  to.buf = from.buf;
+  assign_layout(to, from);
 }
 
 std::int64_t shape_size(const Shape& s);

@@ -483,10 +483,7 @@ class Call {
       // the new buffer swapped in, the layout assigned into the vectors already there
       Storage& cur = *n.value;
       cur.buf.swap(fresh[i].buf);
-      cur.dtype = fresh[i].dtype;
-      if (!same_dims(cur.shape, fresh[i].shape)) cur.shape = fresh[i].shape;
-      if (!same_dims(cur.strides, fresh[i].strides)) cur.strides = fresh[i].strides;
-      cur.offset = fresh[i].offset;
+      assign_layout(cur, fresh[i]);
     }
     // The replaced buffers go to the slots that computed the new values: the next call
     // writes its update into the buffer this call retired (retire_all keeps it when nothing

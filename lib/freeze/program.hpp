@@ -94,10 +94,10 @@ struct Frame {
   // frame alone) is the next call's result again, its buffer back in its slot for the step
   // that writes it (a warm call allocates no tensor, list or buffer for its results).
   std::vector<Tensor> results;
+  std::vector<char> result_alone;  // per result: found held by the frame alone in this call
   // A fused pass of this frame's ran op by op (its inputs did not fit, or the NaN guard): its
   // members' slots may hold values, so the walks over held slots take p.held_fallback too.
   bool fell_back = false;
-  std::vector<char> result_alone;  // per result: found held by the frame alone in this call
 };
 
 /// The profile times the steps of one call in this many of each frame's calls.
