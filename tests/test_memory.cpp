@@ -221,3 +221,18 @@ BOOST_AUTO_TEST_CASE(a_pass_that_fell_back_once_leaves_the_warm_path_exact) {
   BOOST_TEST(allocations_per_call([&] { f(A); }) == 0.0);
   BOOST_TEST(same(f(A)[0], fn(A)));
 }
+
+BOOST_AUTO_TEST_CASE(shape_checks_before_recording_allocate_only_their_result) {
+  // dot checks its shapes before apply() (to name "dot" in errors) and sum/count normalise
+  // their axes: in reused per-thread metas, so an unrecorded eager dot, sum or count
+  // allocates only its result (node, value's shape and strides, buffer), its input list and
+  // the shape rules' results.
+  const Tensor X = th::random::uniform({125, 4}, -1, 1, 1), w = th::zeros({4});
+  const double dot = allocations_per_call([&] { (void)th::dot(X, w); });
+  const double sum = allocations_per_call([&] { (void)th::sum(X); });
+  const double count = allocations_per_call([&] { (void)th::mean(X); });
+  BOOST_TEST_MESSAGE("allocations: dot " << dot << ", sum " << sum << ", mean " << count);
+  BOOST_TEST(dot <= 10);
+  BOOST_TEST(sum <= 5);
+  BOOST_TEST(count <= 13);
+}

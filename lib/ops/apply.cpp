@@ -71,6 +71,19 @@ std::vector<Meta>& OperandScratch::metas(std::size_t n) {
 
 std::vector<const Storage*>& OperandScratch::values() { return s_->values; }
 
+std::vector<Meta>& scratch_metas(OperandScratch& scratch, const Op& op,
+                                 std::initializer_list<std::reference_wrapper<const Tensor>> ts) {
+  std::vector<Meta>& m = scratch.metas(ts.size());
+  std::size_t i = 0;
+  for (const Tensor& t : ts) {
+    const Node& n = node_of(t, op.name);
+    m[i].dtype = n.dtype;
+    m[i].shape = n.shape;
+    m[i++].name = n.name;
+  }
+  return m;
+}
+
 Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
   OperandScratch scratch;
   std::vector<Meta>& metas = scratch.metas(inputs.size());

@@ -219,9 +219,11 @@ const Op op_matmul_acc{"matmul_acc", 0, &infer_matmul_acc, &forward_matmul_acc, 
 // The public matmul/dot: `name` is the user's function, so errors speak of dot when the
 // user called dot (the shapes are checked here, before anything is recorded).
 Tensor matmul_as(const char* name, const Tensor& a, const Tensor& b) {
-  node_of(a, name), node_of(b, name);
   const Op named{name, 0, &infer_matmul, &forward_matmul, nullptr};
-  infer_matmul(named, {meta_of(a), meta_of(b)}, {});
+  {
+    OperandScratch scratch;
+    infer_matmul(named, scratch_metas(scratch, named, {a, b}), {});
+  }
   return apply(op_matmul, {a, b});
 }
 

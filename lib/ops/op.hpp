@@ -2,6 +2,7 @@
 // by side. Each op family lives in one file of lib/ops/ and defines its Op objects there;
 // apply() runs an op eagerly or records it symbolically.
 #pragma once
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,6 +72,12 @@ class OperandScratch {
  private:
   Impl* s_;
 };
+
+/// The metas (dtype, static shape, name) of `ts`, nodes checked as `op`'s operands, in
+/// `scratch`'s reused vectors: a shape rule or an error message run before apply() without
+/// allocating once warm.
+std::vector<Meta>& scratch_metas(OperandScratch& scratch, const Op& op,
+                                 std::initializer_list<std::reference_wrapper<const Tensor>> ts);
 
 /// nan_guard: th::ValueError naming `op`, its operands and the first NaN/Inf in `out`.
 void check_finite(const Op& op, const Storage& out, const std::vector<Meta>& metas);

@@ -152,7 +152,11 @@ const Op op_count{
 
 Tensor reduce(const Op& op, const Tensor& x, const Axes& axis, bool keepdims) {
   Attrs a;
-  a.axes = norm_axes(op, axis, node_of(x, op.name).shape.size(), {meta_of(x)});
+  {
+    OperandScratch scratch;
+    const std::vector<Meta>& m = scratch_metas(scratch, op, {x});
+    a.axes = norm_axes(op, axis, std::int64_t(m[0].shape.size()), m);
+  }
   a.keepdims = keepdims;
   return apply(op, {x}, std::move(a));
 }
@@ -215,7 +219,11 @@ Storage reduce_over(ReduceKind k, const Storage& x, const std::vector<std::int64
 
 Tensor count(const Tensor& x, const Axes& axes, DType dtype) {
   Attrs a;
-  a.axes = norm_axes(op_count, axes, node_of(x, "count").shape.size(), {meta_of(x)});
+  {
+    OperandScratch scratch;
+    const std::vector<Meta>& m = scratch_metas(scratch, op_count, {x});
+    a.axes = norm_axes(op_count, axes, std::int64_t(m[0].shape.size()), m);
+  }
   a.dtype = dtype;
   return apply(op_count, {x}, std::move(a));
 }

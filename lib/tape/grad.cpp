@@ -58,6 +58,7 @@ class NodeIndex {
 std::vector<Tensor> topo_order(const std::vector<Tensor>& roots, NodeIndex& index) {
   std::vector<Tensor> order;
   std::vector<std::pair<Tensor, std::size_t>> stack;
+  order.reserve(64), stack.reserve(64);  // one allocation each for a usual tape, not one per doubling
   for (const Tensor& r : roots) {
     if (!r.node()->recorded || !index.add(r.node().get(), -1)) continue;
     stack.push_back({r, 0});
@@ -96,6 +97,7 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
   }
   std::vector<std::size_t> first(order.size() + 1, 0);
   std::vector<long> inpos;
+  inpos.reserve(2 * order.size());
   for (std::size_t k = 0; k < order.size(); ++k) {
     first[k] = inpos.size();
     for (const Tensor& in : order[k].node()->inputs) {
