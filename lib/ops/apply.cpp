@@ -71,16 +71,20 @@ std::vector<Meta>& OperandScratch::metas(std::size_t n) {
 
 std::vector<const Storage*>& OperandScratch::values() { return s_->values; }
 
+namespace {
+// m := n's meta, its shape assigned into the vector m already has (a reused scratch meta).
+void assign_meta(Meta& m, const Node& n) {
+  m.dtype = n.dtype;
+  m.shape = n.shape;
+  m.name = n.name;
+}
+}  // namespace
+
 std::vector<Meta>& scratch_metas(OperandScratch& scratch, const Op& op,
                                  std::initializer_list<std::reference_wrapper<const Tensor>> ts) {
   std::vector<Meta>& m = scratch.metas(ts.size());
   std::size_t i = 0;
-  for (const Tensor& t : ts) {
-    const Node& n = node_of(t, op.name);
-    m[i].dtype = n.dtype;
-    m[i].shape = n.shape;
-    m[i++].name = n.name;
-  }
+  for (const Tensor& t : ts) assign_meta(m[i++], node_of(t, op.name));
   return m;
 }
 
@@ -90,9 +94,7 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
   bool symbolic = false, record = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Node& n = node_of(inputs[i], op.name);
-    metas[i].dtype = n.dtype;
-    metas[i].shape = n.shape;
-    metas[i].name = n.name;
+    assign_meta(metas[i], n);
     symbolic = symbolic || n.symbolic;
     record = record || n.recorded;
   }
