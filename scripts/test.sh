@@ -41,8 +41,8 @@ stage "4/4 libFuzzer (clang): bounded runs from tests/fuzz/corpus"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTHETA_SANITIZE=address,undefined,fuzzer-no-link -DTHETA_FUZZ=ON -DTHETA_CUDA=OFF \
   -DTHETA_BUILD_SAMPLES=OFF -DTHETA_BUILD_BENCH=OFF
-cmake --build build-fuzz -j"$jobs" --target fuzz_npy fuzz_npz fuzz_call
-for f in npy npz call; do
+cmake --build build-fuzz -j"$jobs" --target fuzz_npy fuzz_npz fuzz_call fuzz_idx
+for f in npy npz call idx; do
   work="build-fuzz/corpus-$f"  # the run's own copy: the checked-in corpus stays as it is
   rm -rf "$work" && mkdir -p "$work" && cp tests/fuzz/corpus/"$f"/* "$work"/
   rc=0

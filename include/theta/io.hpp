@@ -16,5 +16,9 @@ Tensor load_npy(const std::string& path);
 void save_npz(const std::string& path, const std::map<std::string, Tensor>& named);
 /// Reads an .npz written by numpy.savez or save_npz (compressed archives: th::IOError).
 std::map<std::string, Tensor> load_npz(const std::string& path);
+/// Reads an idx file (the MNIST family's format), gzip-compressed or not: integer values
+/// as int64, float values as float32/float64. A truncated, corrupt or oversized file
+/// throws th::IOError.
+Tensor load_idx(const std::string& path);
 
 }  // namespace th

@@ -178,6 +178,7 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
     p->input_meta.push_back(Meta{n.dtype, n.shape, {}});
     p->input_names.push_back(n.name);
   }
+  std::vector<Tensor> streams;  // the random streams' states that draws read
   // Post-order (inputs first), iterative: graphs can be deep.
   auto visit = [&](const Tensor& root) {
     std::vector<std::pair<Tensor, std::size_t>> stack{{root, 0}};
@@ -213,6 +214,9 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
         p->constants.push_back({s, *n->value});
         continue;
       }
+      if (n->op == &random_draw_op() &&
+          std::none_of(streams.begin(), streams.end(), [&](const Tensor& t) { return t.node() == n->inputs[0].node(); }))
+        streams.push_back(n->inputs[0]);
       Step st{n->op, n->attrs, {}, s, {}};
       for (const Tensor& in : n->inputs) {
         st.in.push_back(slot.at(in.node().get()));
@@ -239,6 +243,15 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
       if (other.get() == &target) throw ValueError("function: '" + target.name + "' is updated twice");
     visit(value);
     p->updates.push_back({sv.node(), slot.at(value.node().get())});
+  }
+  // A random stream's state (seed, calls) advances once per call, with the other updates
+  // (so a call that throws draws the same numbers again), unless the user updates it.
+  for (const Tensor& state : streams) {
+    if (std::any_of(updates.begin(), updates.end(), [&](const auto& u) { return u.first.node() == state.node(); }))
+      continue;
+    const Tensor next = state + make_constant(value_of(tensor(std::vector<std::int64_t>{0, 1}, {2}), "function"));
+    visit(next);
+    p->updates.push_back({state.node(), slot.at(next.node().get())});
   }
   if (options.mode != Mode::debug) optimize(*p);  // debug runs the graph as recorded
   if (!p->updates.empty()) {

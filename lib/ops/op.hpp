@@ -147,6 +147,8 @@ const Op& matmul_t_op();
 /// c -/+ k * (a @ b) in one step (attrs: see lib/ops/linalg.cpp), made by freeze-time
 /// rewrites only (no gradient).
 const Op& matmul_acc_op();
+/// random_draw(state[, shape]) (ops/random.cpp): freezing adds its state's update.
+const Op& random_draw_op();
 /// The elementwise primitives by kind (the public functions call these).
 Tensor unary(UnaryKind k, const Tensor& x);
 Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b);

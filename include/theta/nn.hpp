@@ -1,0 +1,107 @@
+// Neural-network operations (API.md section 9, Theano's nnet and pool): convolution,
+// pooling, the statistics and losses of classifiers, shape_of, and weight initialisation.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <type_traits>
+
+#include "ops.hpp"
+#include "tensor.hpp"
+
+namespace th {
+
+/// Theano's border_mode: the zero padding of a convolution's input.
+struct Padding {
+  /// No padding (the default).
+  static Padding valid() { return Padding(0, 0); }
+  /// (dilated filter size - 1) on each side: every overlap of filter and input.
+  static Padding full() { return Padding(kFull, kFull); }
+  /// (dilated filter size) // 2 on each side: "same" output size for odd filters and stride 1.
+  static Padding half() { return Padding(kHalf, kHalf); }
+  /// Explicit rows and columns of zeros on each side.
+  Padding(std::int64_t rows, std::int64_t cols) : rows(rows), cols(cols) {}
+  std::int64_t rows, cols;  // >= 0, or kFull / kHalf
+  static constexpr std::int64_t kFull = -1, kHalf = -2;
+};
+
+/// The options of conv2d (Theano's AbstractConv2d).
+struct ConvOptions {
+  Padding border_mode = Padding::valid();
+  std::array<std::int64_t, 2> subsample = {1, 1};  ///< stride
+  std::array<std::int64_t, 2> filter_dilation = {1, 1};
+  std::int64_t num_groups = 1;
+  /// true: convolution (filters flipped), as Theano; false: cross-correlation, as PyTorch.
+  bool filter_flip = true;
+};
+
+/// 2-d convolution: input (batch, channels, rows, cols), filters (out_channels,
+/// channels / num_groups, rows, cols) -> (batch, out_channels, out_rows, out_cols).
+/// Its gradients are convolutions too, so they differentiate again.
+Tensor conv2d(const Tensor& input, const Tensor& filters, const ConvOptions& options = {});
+
+enum class PoolMode { max, sum, average_inc_pad, average_exc_pad };
+
+/// The options of pool_2d (Theano's pool_2d).
+struct PoolOptions {
+  /// true: only whole windows; false: windows cut at the border count too (needs pad 0).
+  bool ignore_border = true;
+  std::optional<std::array<std::int64_t, 2>> stride;  ///< default: the window size
+  std::array<std::int64_t, 2> pad = {0, 0};          ///< zeros on each side (smaller than the window)
+  PoolMode mode = PoolMode::max;
+};
+
+/// Pools windows of ws = (rows, cols) over the last two axes of x (rank >= 2). Max pooling's
+/// gradient goes to each window's first maximum.
+Tensor pool_2d(const Tensor& x, std::array<std::int64_t, 2> ws, const PoolOptions& options = {});
+
+/// Variance over `axis` with `ddof` delta degrees of freedom (numpy.var).
+Tensor var(const Tensor& x, Axes axis = {}, bool keepdims = false, std::int64_t ddof = 0);
+/// Standard deviation: sqrt(var(...)).
+Tensor std(const Tensor& x, Axes axis = {}, bool keepdims = false, std::int64_t ddof = 0);
+
+/// labels (integers, any shape) as one-hot rows of n classes: shape labels.shape + (n,).
+/// A label outside [0, n) is a th::ValueError.
+Tensor one_hot(const Tensor& labels, std::int64_t n, std::optional<DType> dtype = std::nullopt);
+/// Theano's categorical_crossentropy, one value per row: -log p[i, t_i] for integer class
+/// indices t, -sum(t * log p, -1) for a one-hot or probability matrix t. When p is
+/// th::softmax(z), the loss is computed as -log_softmax(z) (value and gradient stay finite).
+Tensor categorical_crossentropy(const Tensor& p, const Tensor& targets);
+/// Theano's binary_crossentropy, elementwise: -(t log p + (1 - t) log(1 - p)); when p is
+/// th::sigmoid(z) it is computed from z with softplus (finite for any z).
+Tensor binary_crossentropy(const Tensor& p, const Tensor& targets);
+
+/// The shape of x as an int64 vector, symbolic when x is; accepted where a shape is (reshape,
+/// zeros, random draws).
+Tensor shape_of(const Tensor& x);
+namespace detail {
+Tensor reshape_by(const Tensor& x, const Tensor& shape);
+Tensor zeros_by(const Tensor& shape, std::optional<DType> dtype);
+}  // namespace detail
+/// x reshaped to the shape held by the int64 vector `shape` (e.g. shape_of(y); one entry
+/// may be -1). NOTE: a template so that reshape(x, {}) still means th::Shape{}.
+template <class S, std::enable_if_t<std::is_base_of_v<Tensor, S>, int> = 0>
+Tensor reshape(const Tensor& x, const S& shape) {
+  return detail::reshape_by(x, shape);
+}
+/// Zeros of the shape held by the int64 vector `shape` (e.g. shape_of(y)).
+template <class S, std::enable_if_t<std::is_base_of_v<Tensor, S>, int> = 0>
+Tensor zeros(const S& shape, std::optional<DType> dtype = std::nullopt) {
+  return detail::zeros_by(shape, dtype);
+}
+
+/// Weight initialisation (Lasagne's initialisers), concrete tensors of floatX (or `dtype`).
+/// fan_in / fan_out: a dense (in, out) matrix gives in and out; a conv filter (out, in, kh,
+/// kw) gives in * kh * kw and out * kh * kw; a vector gives its size for both.
+namespace init {
+/// U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
+Tensor glorot_uniform(const Shape& shape, std::uint64_t seed, double gain = 1, std::optional<DType> dtype = std::nullopt);
+/// N(0, s^2), s = gain * sqrt(2 / (fan_in + fan_out)).
+Tensor glorot_normal(const Shape& shape, std::uint64_t seed, double gain = 1, std::optional<DType> dtype = std::nullopt);
+/// U(-a, a), a = gain * sqrt(3 / fan_in) (Lasagne's He; gain sqrt(2) for relu, PyTorch's kaiming).
+Tensor he_uniform(const Shape& shape, std::uint64_t seed, double gain = 1, std::optional<DType> dtype = std::nullopt);
+/// N(0, s^2), s = gain * sqrt(1 / fan_in).
+Tensor he_normal(const Shape& shape, std::uint64_t seed, double gain = 1, std::optional<DType> dtype = std::nullopt);
+}  // namespace init
+
+}  // namespace th

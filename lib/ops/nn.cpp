@@ -1,0 +1,525 @@
+// Neural-network ops (API.md section 9). conv2d is one family of three ops that are each
+// other's gradients (Theano's AbstractConv2d with its _gradInputs and _gradWeights):
+//   conv2d(x, w) = y,   conv2d_grad_input(gy, w, x) = dx,   conv2d_grad_filters(x, gy, w) = dw
+// (the last operand read for its shape only), so gradients of gradients stay convolutions.
+// Pooling likewise: pool_2d, pool_2d_grad (its gradient) and pool_2d_select (max pooling's
+// gradient differentiated again). Kernels: lib/cpu/conv.cpp; other devices go through the
+// host. The rest of this file is composites (var, std, losses) and shape_of.
+#include "theta/nn.hpp"
+
+#include <cmath>
+
+#include "cpu/conv.hpp"
+#include "ops/op.hpp"
+
+namespace th::detail {
+
+namespace {
+
+const Tensor none{};
+
+// The operand as the CPU kernels read it: on the CPU, contiguous, in `dtype`.
+Storage host(const Storage& s, DType dtype) { return contiguous_as(transfer(s, th::cpu()), dtype); }
+
+// y computed on the CPU, moved to the device its operands live on.
+Storage to_device(Storage y, Device d) { return d == th::cpu() ? y : transfer(y, d); }
+
+void need_rank(const Op& op, const std::vector<Meta>& in, std::size_t i, std::size_t rank, const char* what) {
+  if (in[i].shape.size() != rank)
+    throw_shape(op, std::string(what) + " must be " + std::to_string(rank) + "-d, got " +
+                        std::to_string(in[i].shape.size()) + "-d",
+                in);
+}
+
+DType float_type(const Op& op, const std::vector<Meta>& in, std::size_t a, std::size_t b) {
+  const DType d = promote_types(in[a].dtype, in[b].dtype);
+  if (!is_floating(d)) throw_type(op, "operands must be float32 or float64", in);
+  return d;
+}
+
+// ---- conv2d ------------------------------------------------------------------------------
+// attrs.axes: pad rows, pad cols (Padding::kFull / kHalf resolved against the filter),
+// stride rows, cols, dilation rows, cols, groups, flip.
+enum ConvMode { kForward = 0, kGradInput = 1, kGradFilters = 2 };
+
+std::int64_t resolve_pad(std::int64_t code, std::int64_t k, std::int64_t dil) {
+  const std::int64_t dk = (k - 1) * dil + 1;
+  return code == Padding::kFull ? dk - 1 : code == Padding::kHalf ? dk / 2 : code;
+}
+
+// One spatial output size, or -1 when a size is not known yet; ShapeError when the
+// (dilated) filter does not fit the padded input.
+std::int64_t conv_out(const Op& op, const std::vector<Meta>& in, std::int64_t n, std::int64_t k, std::int64_t code,
+                      std::int64_t stride, std::int64_t dil, const char* axis) {
+  if (n < 0 || k < 0) return -1;
+  const std::int64_t pad = resolve_pad(code, k, dil), dk = (k - 1) * dil + 1;
+  if (n + 2 * pad < dk)
+    throw_shape(op, std::string("the filter's ") + axis + " (" + std::to_string(dk) + " after dilation) exceed the input's " +
+                        std::to_string(n) + " plus padding " + std::to_string(2 * pad),
+                in);
+  return (n + 2 * pad - dk) / stride + 1;
+}
+
+// The output shape of conv2d(x, w), checking channels and groups where known.
+Shape conv_shape(const Op& op, const std::vector<Meta>& in, const Shape& x, const Shape& w, const Attrs& a) {
+  const std::int64_t G = a.axes[6];
+  if (x[1] >= 0 && w[1] >= 0 && x[1] != w[1] * G)
+    throw_shape(op, "the filters take " + std::to_string(w[1]) + " channels per group (x " + std::to_string(G) +
+                        " groups) but the input has " + std::to_string(x[1]),
+                in);
+  if (w[0] >= 0 && w[0] % G != 0)
+    throw_shape(op, std::to_string(w[0]) + " output channels do not split into " + std::to_string(G) + " groups", in);
+  return {x[0], w[0], conv_out(op, in, x[2], w[2], a.axes[0], a.axes[2], a.axes[4], "rows"),
+          conv_out(op, in, x[3], w[3], a.axes[1], a.axes[3], a.axes[5], "columns")};
+}
+
+// Operand positions of x, w and the output gradient gy for each mode (-1: none).
+struct ConvRoles {
+  int x, w, gy;
+};
+ConvRoles roles(int mode) {
+  if (mode == kForward) return {0, 1, -1};
+  if (mode == kGradInput) return {2, 1, 0};
+  return {0, 2, 1};
+}
+
+Meta infer_conv(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+  const ConvRoles r = roles(op.code);
+  for (std::size_t i = 0; i < in.size(); ++i) need_rank(op, in, i, 4, i == std::size_t(r.w) ? "filters" : "input");
+  const DType d = float_type(op, in, 0, 1);
+  const Shape y = conv_shape(op, in, in[std::size_t(r.x)].shape, in[std::size_t(r.w)].shape, a);
+  if (op.code == kForward) return {d, y};
+  const Shape& gy = in[std::size_t(r.gy)].shape;
+  for (std::size_t i = 0; i < 4; ++i)
+    if (gy[i] >= 0 && y[i] >= 0 && gy[i] != y[i])
+      throw_shape(op, "the output gradient's shape does not match the convolution's output " + shape_str(y), in);
+  return {d, in[2].shape};
+}
+
+cpu::ConvGeom geom_of(const Shape& x, const Shape& w, const Shape& y, const Attrs& a) {
+  cpu::ConvGeom g;
+  g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3];
+  g.O = w[0], g.KH = w[2], g.KW = w[3];
+  g.OH = y[2], g.OW = y[3];
+  g.ph = resolve_pad(a.axes[0], g.KH, a.axes[4]);
+  g.pw = resolve_pad(a.axes[1], g.KW, a.axes[5]);
+  g.sh = a.axes[2], g.sw = a.axes[3], g.dh = a.axes[4], g.dw = a.axes[5], g.G = a.axes[6];
+  g.flip = a.axes[7] != 0;
+  return g;
+}
+
+Storage forward_conv(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+  const ConvRoles r = roles(op.code);
+  const Shape& xs = in[std::size_t(r.x)]->shape;
+  const Shape& ws = in[std::size_t(r.w)]->shape;
+  const Shape ys = op.code == kForward ? out.shape : in[std::size_t(r.gy)]->shape;
+  const cpu::ConvGeom g = geom_of(xs, ws, ys, a);
+  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
+  const Device dev = in[0]->device();
+  if (y.size() == 0) return to_device(y, dev);
+  if (shape_size(xs) == 0 || shape_size(ws) == 0 || shape_size(ys) == 0) {  // an empty sum
+    cpu_backend().fill(y, 0.0);
+    return to_device(y, dev);
+  }
+  if (op.code == kForward) {
+    const Storage x = host(*in[0], out.dtype), w = host(*in[1], out.dtype);
+    cpu::conv_forward(out.dtype, g, x.bytes(), w.bytes(), y.bytes());
+  } else if (op.code == kGradInput) {
+    const Storage gy = host(*in[0], out.dtype), w = host(*in[1], out.dtype);
+    cpu::conv_backward_input(out.dtype, g, gy.bytes(), w.bytes(), y.bytes());
+  } else {
+    const Storage x = host(*in[0], out.dtype), gy = host(*in[1], out.dtype);
+    cpu::conv_backward_filters(out.dtype, g, x.bytes(), gy.bytes(), y.bytes());
+  }
+  return to_device(y, dev);
+}
+
+Tensor conv_apply(int mode, const Tensor& a, const Tensor& b, const Tensor& like, const Attrs& attrs);
+
+// y = conv(x, w):              dx = grad_input(g, w, x),    dw = grad_filters(x, g, w)
+// y = grad_input(gy, w, x):    dgy = conv(g, w),            dw = grad_filters(g, gy, w)
+// y = grad_filters(x, gy, w):  dx = grad_input(gy, g, x),   dgy = conv(x, g)
+std::vector<Tensor> vjp_conv(const Op& op, const VjpCtx& c) {
+  const Tensor& g = c.g;
+  if (op.code == kForward)
+    return {c.needs[0] ? conv_apply(kGradInput, g, c.x[1], c.x[0], c.attrs) : none,
+            c.needs[1] ? conv_apply(kGradFilters, c.x[0], g, c.x[1], c.attrs) : none};
+  if (op.code == kGradInput)
+    return {c.needs[0] ? conv_apply(kForward, g, c.x[1], none, c.attrs) : none,
+            c.needs[1] ? conv_apply(kGradFilters, g, c.x[0], c.x[1], c.attrs) : none, none};
+  return {c.needs[0] ? conv_apply(kGradInput, c.x[1], g, c.x[0], c.attrs) : none,
+          c.needs[1] ? conv_apply(kForward, c.x[0], g, none, c.attrs) : none, none};
+}
+
+const Op op_conv{"conv2d", kForward, &infer_conv, &forward_conv, &vjp_conv};
+const Op op_conv_grad_input{"conv2d_grad_input", kGradInput, &infer_conv, &forward_conv, &vjp_conv, 0b100};
+const Op op_conv_grad_filters{"conv2d_grad_filters", kGradFilters, &infer_conv, &forward_conv, &vjp_conv, 0b100};
+
+Tensor conv_apply(int mode, const Tensor& a, const Tensor& b, const Tensor& like, const Attrs& attrs) {
+  if (mode == kForward) return apply(op_conv, {a, b}, attrs);
+  return apply(mode == kGradInput ? op_conv_grad_input : op_conv_grad_filters, {a, b, like}, attrs);
+}
+
+// ---- pool_2d -----------------------------------------------------------------------------
+// attrs.axes: window rows, cols, stride rows, cols, pad rows, cols, ignore_border, mode.
+enum PoolOpKind { kPool = 0, kPoolGrad = 1, kPoolSelect = 2 };
+
+std::int64_t pool_out(std::int64_t n, std::int64_t ws, std::int64_t st, std::int64_t pad, bool ignore_border) {
+  if (n < 0) return -1;
+  const std::int64_t r = n + 2 * pad;
+  if (ignore_border) return r < ws ? 0 : (r - ws) / st + 1;
+  if (st >= ws) return (r - 1) / st + 1;
+  return std::max<std::int64_t>(0, (r - 1 - ws + st) / st) + 1;
+}
+
+Shape pool_shape(const Op& op, const std::vector<Meta>& in, const Shape& x, const Attrs& a) {
+  if (x.size() < 2) throw_shape(op, "pools the last two axes: the input needs at least 2 dimensions", in);
+  Shape y = x;
+  const std::size_t n = x.size();
+  const bool ib = a.axes[6] != 0;
+  for (std::size_t k = 0; k < 2; ++k) {
+    const std::int64_t d = x[n - 2 + k];
+    if (d >= 0 && ib && d + 2 * a.axes[4 + k] < a.axes[k])
+      throw_shape(op, std::string("the window's ") + (k ? "columns" : "rows") + " (" + std::to_string(a.axes[k]) +
+                          ") exceed the input's " + std::to_string(d) + " plus padding " +
+                          std::to_string(2 * a.axes[4 + k]),
+                  in);
+    y[n - 2 + k] = pool_out(d, a.axes[k], a.axes[2 + k], a.axes[4 + k], ib);
+  }
+  return y;
+}
+
+Meta infer_pool(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+  if (!is_floating(in[0].dtype)) throw_type(op, "the input must be float32 or float64", in);
+  const Shape y = pool_shape(op, in, in[0].shape, a);
+  if (op.code == kPool) return {in[0].dtype, y};
+  // pool_grad(x, gy): x's shape; pool_select(x, gx): y's shape, gx of x's shape.
+  const Shape& want = op.code == kPoolGrad ? y : in[0].shape;
+  const Shape& got = in[1].shape;
+  bool ok = got.size() == want.size();
+  for (std::size_t i = 0; ok && i < got.size(); ++i) ok = got[i] < 0 || want[i] < 0 || got[i] == want[i];
+  if (!ok) throw_shape(op, "the gradient operand must have shape " + shape_str(want), in);
+  return {in[0].dtype, op.code == kPoolGrad ? in[0].shape : y};
+}
+
+cpu::PoolGeom pool_geom(const Shape& x, const Shape& y, const Attrs& a) {
+  cpu::PoolGeom g;
+  const std::size_t n = x.size();
+  g.planes = 1;
+  for (std::size_t i = 0; i + 2 < n; ++i) g.planes *= x[i];
+  g.H = x[n - 2], g.W = x[n - 1], g.OH = y[n - 2], g.OW = y[n - 1];
+  g.wh = a.axes[0], g.ww = a.axes[1], g.sh = a.axes[2], g.sw = a.axes[3], g.ph = a.axes[4], g.pw = a.axes[5];
+  g.kind = cpu::PoolKind(a.axes[7]);
+  return g;
+}
+
+Storage forward_pool(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+  const Storage x = host(*in[0], out.dtype);
+  const Shape& ys = op.code == kPoolGrad ? in[1]->shape : out.shape;
+  const cpu::PoolGeom g = pool_geom(x.shape, ys, a);
+  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
+  if (op.code == kPool) {
+    cpu::pool_forward(out.dtype, g, x.bytes(), y.bytes());
+  } else {
+    const Storage s = host(*in[1], out.dtype);
+    if (op.code == kPoolGrad) cpu::pool_backward(out.dtype, g, x.bytes(), s.bytes(), y.bytes());
+    else cpu::pool_select(out.dtype, g, x.bytes(), s.bytes(), y.bytes());
+  }
+  return to_device(y, in[0]->device());
+}
+
+const Op& pool_op(int kind);
+
+// y = pool(x):            dx = pool_grad(x, g)
+// y = pool_grad(x, gy):   dgy = pool_select(x, g) for max, pool(g) otherwise (linear in gy)
+// y = pool_select(x, gx): dgx = pool_grad(x, g)
+// x gets no gradient through pool_grad or pool_select (piecewise constant in x).
+std::vector<Tensor> vjp_pool(const Op& op, const VjpCtx& c) {
+  if (op.code == kPool) return {apply(pool_op(kPoolGrad), {c.x[0], c.g}, c.attrs)};
+  if (!c.needs[1]) return {none, none};
+  if (op.code == kPoolGrad) {
+    const bool max = c.attrs.axes[7] == int(cpu::PoolKind::max);
+    return {none, max ? apply(pool_op(kPoolSelect), {c.x[0], c.g}, c.attrs) : apply(pool_op(kPool), {c.g}, c.attrs)};
+  }
+  return {none, apply(pool_op(kPoolGrad), {c.x[0], c.g}, c.attrs)};
+}
+
+const Op op_pool{"pool_2d", kPool, &infer_pool, &forward_pool, &vjp_pool};
+const Op op_pool_grad{"pool_2d_grad", kPoolGrad, &infer_pool, &forward_pool, &vjp_pool};
+const Op op_pool_select{"pool_2d_select", kPoolSelect, &infer_pool, &forward_pool, &vjp_pool};
+
+const Op& pool_op(int kind) { return kind == kPool ? op_pool : kind == kPoolGrad ? op_pool_grad : op_pool_select; }
+
+// ---- one_hot, shape_of, shape-valued operands ----------------------------------------------
+// one_hot(labels[, like]): attrs.axis classes (or like's last dimension), attrs.dtype.
+Meta infer_one_hot(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+  if (is_floating(in[0].dtype) || in[0].dtype == DType::boolean)
+    throw_type(op, "labels must be integers (int32 or int64)", in);
+  Shape s = in[0].shape;
+  if (in.size() == 1) {
+    s.push_back(a.axis);
+    return {a.dtype, s};
+  }
+  const Shape& like = in[1].shape;
+  if (like.size() != s.size() + 1)
+    throw_shape(op, "labels of rank " + std::to_string(s.size()) + " need class scores of rank " +
+                        std::to_string(s.size() + 1),
+                in);
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (s[i] >= 0 && like[i] >= 0 && s[i] != like[i])
+      throw_shape(op, "labels and class scores disagree in dimension " + std::to_string(i), in);
+  return {in[1].dtype, like};
+}
+
+Storage forward_one_hot(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+  const Storage labels = host(*in[0], DType::int64);
+  const std::int64_t n = out.shape.back(), rows = labels.size();
+  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
+  cpu_backend().fill(y, 0.0);
+  Storage t = alloc_storage(DType::float64, {rows, n}, th::cpu());  // built in float64, converted once
+  double* tp = t.data<double>();
+  std::fill(tp, tp + rows * n, 0.0);
+  const std::int64_t* lp = labels.data<std::int64_t>();
+  for (std::int64_t i = 0; i < rows; ++i) {
+    if (lp[i] < 0 || lp[i] >= n)
+      throw ValueError(std::string(op.name) + ": label " + std::to_string(lp[i]) + " at flat index " +
+                       std::to_string(i) + " is outside [0, " + std::to_string(n) + ")");
+    tp[i * n + lp[i]] = 1.0;
+  }
+  t.shape = out.shape;
+  set_contiguous_strides(t.shape, t.strides);
+  cpu_backend().copy(t, y);
+  const Device d = in.size() > 1 ? in[1]->device() : in[0]->device();
+  return to_device(y, d);
+}
+
+const Op op_one_hot{"one_hot", 0, &infer_one_hot, &forward_one_hot, nullptr, 0b11};
+
+const Op op_shape_of{
+    "shape_of", 0,
+    [](const Op&, const std::vector<Meta>& in, const Attrs&) {
+      return Meta{DType::int64, {std::int64_t(in[0].shape.size())}};
+    },
+    [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+      Storage y = alloc_storage(DType::int64, out.shape, th::cpu());
+      std::copy(in[0]->shape.begin(), in[0]->shape.end(), y.data<std::int64_t>());
+      return y;
+    },
+    nullptr, 0b1, true};
+
+// The int64 values of a shape operand (1-d, integers), read on the host.
+Shape shape_values(const Op& op, const Storage& s, const std::vector<Meta>& in) {
+  if (s.shape.size() != 1) throw_shape(op, "a shape must be a 1-d integer tensor", in);
+  const Storage h = host(s, DType::int64);
+  return Shape(h.data<std::int64_t>(), h.data<std::int64_t>() + h.size());
+}
+
+std::int64_t shape_rank(const Op& op, const Meta& m, const std::vector<Meta>& in) {
+  if (m.shape.size() != 1 || m.shape[0] < 0 || is_floating(m.dtype) || m.dtype == DType::boolean)
+    throw_shape(op, "a shape operand must be an integer vector of known length (th::shape_of gives one)", in);
+  return m.shape[0];
+}
+
+// reshape_by(x, shape): attrs unused; the target shape is read at run time.
+const Op op_reshape_by{
+    "reshape", 0,
+    [](const Op& op, const std::vector<Meta>& in, const Attrs&) {
+      return Meta{in[0].dtype, Shape(std::size_t(shape_rank(op, in[1], in)), -1)};
+    },
+    [](const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta&) {
+      const std::vector<Meta> metas{meta_of(*in[0]), meta_of(*in[1])};
+      Shape s = shape_values(op, *in[1], metas);
+      std::int64_t known = 1, open = -1;
+      for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == -1 && open < 0) open = std::int64_t(i);
+        else if (s[i] < 0) throw_shape(op, "bad target shape " + shape_str(s), metas);
+        else known *= s[i];
+      }
+      const std::int64_t n = in[0]->size();
+      if (open >= 0 && known > 0 && n % known == 0) s[std::size_t(open)] = n / known;
+      if (shape_size(s) != n || (open >= 0 && known == 0))
+        throw_shape(op, "cannot reshape " + std::to_string(n) + " elements into " + shape_str(s), metas);
+      return reshape_view(*in[0], s);
+    },
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {reshape_like(c.g, c.x[0]), none}; }, 0b10};
+
+const Op op_zeros_by{
+    "zeros", 0,
+    [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+      return Meta{a.dtype, Shape(std::size_t(shape_rank(op, in[0], in)), -1)};
+    },
+    [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
+      const Shape s = shape_values(op, *in[0], {meta_of(*in[0])});
+      for (auto d : s)
+        if (d < 0) throw_shape(op, "negative dimension in " + shape_str(s), {meta_of(*in[0])});
+      Storage y = alloc_storage(a.dtype, s, th::cpu());
+      cpu_backend().fill(y, 0.0);
+      return y;
+    },
+    nullptr, 0b1};
+
+// The parts of p = softmax(z) as th::softmax builds it (e / sum(e, axis, keepdims) with
+// e = exp(zs)): true with zs and the sum, so that log p can be written zs - log(sum).
+bool softmax_parts(const Tensor& p, Tensor& zs, Tensor& s) {
+  const Node& n = *p.node();
+  if (n.op != &binary_op(BinaryKind::div) || n.inputs.size() != 2) return false;
+  const Node& e = *n.inputs[0].node();
+  const Node& sn = *n.inputs[1].node();
+  if (e.op != &unary_op(UnaryKind::exp) || sn.op != &reduce_op(ReduceKind::sum) || !sn.attrs.keepdims ||
+      sn.inputs.empty() || sn.inputs[0].node() != n.inputs[0].node())
+    return false;
+  zs = e.inputs[0];
+  s = n.inputs[1];
+  return true;
+}
+
+Tensor log_probabilities(const Tensor& p) {
+  Tensor zs, s;
+  if (softmax_parts(p, zs, s)) return zs - log(s);  // log_softmax's form: no log of an underflowed 0
+  return log(p);
+}
+
+// Lasagne's fan-in and fan-out of a weight shape.
+std::pair<double, double> fans(const Shape& s, const char* what) {
+  if (s.empty()) throw ValueError(std::string(what) + ": a weight needs at least one dimension");
+  for (auto d : s)
+    if (d <= 0) throw ValueError(std::string(what) + ": dimensions must be positive, got " + shape_str(s));
+  if (s.size() == 1) return {double(s[0]), double(s[0])};
+  if (s.size() == 2) return {double(s[0]), double(s[1])};
+  double field = 1;
+  for (std::size_t i = 2; i < s.size(); ++i) field *= double(s[i]);
+  return {double(s[1]) * field, double(s[0]) * field};
+}
+
+}  // namespace
+
+Tensor reshape_by(const Tensor& x, const Tensor& shape) { return apply(op_reshape_by, {x, shape}); }
+
+Tensor zeros_by(const Tensor& shape, std::optional<DType> dtype) {
+  Attrs a;
+  a.dtype = dtype.value_or(floatX());
+  return apply(op_zeros_by, {shape}, std::move(a));
+}
+
+}  // namespace th::detail
+
+namespace th {
+
+Tensor conv2d(const Tensor& input, const Tensor& filters, const ConvOptions& o) {
+  const auto bad = [&](const std::string& what) {
+    throw ValueError("conv2d: " + what + ": " + detail::describe({detail::meta_of(input), detail::meta_of(filters)}));
+  };
+  detail::node_of(input, "conv2d");
+  detail::node_of(filters, "conv2d");
+  for (auto p : {o.border_mode.rows, o.border_mode.cols})
+    if (p < 0 && p != Padding::kFull && p != Padding::kHalf) bad("padding must be >= 0");
+  for (auto s : o.subsample)
+    if (s < 1) bad("subsample (stride) must be >= 1");
+  for (auto d : o.filter_dilation)
+    if (d < 1) bad("filter_dilation must be >= 1");
+  if (o.num_groups < 1) bad("num_groups must be >= 1");
+  detail::Attrs a;
+  a.axes = {o.border_mode.rows, o.border_mode.cols, o.subsample[0], o.subsample[1],
+            o.filter_dilation[0], o.filter_dilation[1], o.num_groups, o.filter_flip ? 1 : 0};
+  return detail::conv_apply(detail::kForward, input, filters, Tensor(), a);
+}
+
+Tensor pool_2d(const Tensor& x, std::array<std::int64_t, 2> ws, const PoolOptions& o) {
+  const std::array<std::int64_t, 2> st = o.stride.value_or(ws);
+  const auto bad = [&](const std::string& what) {
+    throw ValueError("pool_2d: " + what + ": " + detail::describe({detail::meta_of(x)}));
+  };
+  detail::node_of(x, "pool_2d");
+  for (int k = 0; k < 2; ++k) {
+    if (ws[k] < 1) bad("window sizes must be >= 1");
+    if (st[k] < 1) bad("strides must be >= 1");
+    if (o.pad[k] < 0 || o.pad[k] >= ws[k]) bad("padding must be >= 0 and smaller than the window");
+  }
+  if (!o.ignore_border && (o.pad[0] || o.pad[1])) bad("padding needs ignore_border=true");
+  detail::Attrs a;
+  a.axes = {ws[0], ws[1], st[0], st[1], o.pad[0], o.pad[1], o.ignore_border ? 1 : 0, std::int64_t(o.mode)};
+  return detail::apply(detail::op_pool, {x}, a);
+}
+
+// y = sum((x - mean(x))^2) / (n - ddof)
+Tensor var(const Tensor& x, Axes axis, bool keepdims, std::int64_t ddof) {
+  const DType d = detail::node_of(x, "var").dtype;
+  const Tensor xf = is_floating(d) ? x : cast(x, floatX());
+  const Tensor dev = xf - mean(xf, axis, true);
+  const DType f = detail::node_of(xf, "var").dtype;
+  return sum(dev * dev, axis, keepdims) / (detail::count(xf, axis, f) - double(ddof));
+}
+
+Tensor std(const Tensor& x, Axes axis, bool keepdims, std::int64_t ddof) { return sqrt(var(x, axis, keepdims, ddof)); }
+
+Tensor one_hot(const Tensor& labels, std::int64_t n, std::optional<DType> dtype) {
+  if (n < 0) throw ValueError("one_hot: the number of classes must be >= 0, got " + std::to_string(n));
+  detail::Attrs a;
+  a.axis = n;
+  a.dtype = dtype.value_or(floatX());
+  return detail::apply(detail::op_one_hot, {labels}, std::move(a));
+}
+
+Tensor categorical_crossentropy(const Tensor& p, const Tensor& targets) {
+  const detail::Node& pn = detail::node_of(p, "categorical_crossentropy");
+  const detail::Node& tn = detail::node_of(targets, "categorical_crossentropy");
+  if (!is_floating(pn.dtype))
+    throw TypeError("categorical_crossentropy: p must hold probabilities (float32 or float64): " +
+                    detail::describe({detail::meta_of(p), detail::meta_of(targets)}));
+  if (pn.shape.empty())
+    throw ShapeError("categorical_crossentropy: p needs a class axis (at least 1-d): " +
+                     detail::describe({detail::meta_of(p), detail::meta_of(targets)}));
+  const Tensor logp = detail::log_probabilities(p);
+  if (!is_floating(tn.dtype) && tn.dtype != DType::boolean) {
+    const Tensor mask = detail::apply(detail::op_one_hot, {targets, p});  // p's dtype and shape
+    return -sum(mask * logp, -1);
+  }
+  if (tn.shape.size() != pn.shape.size())
+    throw ShapeError("categorical_crossentropy: one-hot or probability targets need p's rank: " +
+                     detail::describe({detail::meta_of(p), detail::meta_of(targets)}));
+  return -sum(targets * logp, -1);
+}
+
+Tensor binary_crossentropy(const Tensor& p, const Tensor& targets) {
+  const detail::Node& pn = detail::node_of(p, "binary_crossentropy");
+  detail::node_of(targets, "binary_crossentropy");
+  if (pn.op == &detail::unary_op(detail::UnaryKind::sigmoid)) {  // log p = -softplus(-z), log(1 - p) = -softplus(z)
+    const Tensor& z = pn.inputs[0];
+    return targets * softplus(-z) + (1.0 - targets) * softplus(z);
+  }
+  return -(targets * log(p) + (1.0 - targets) * log(1.0 - p));
+}
+
+Tensor shape_of(const Tensor& x) { return detail::apply(detail::op_shape_of, {x}); }
+
+namespace init {
+namespace {
+Tensor scaled(Tensor t, double k, std::optional<DType> dtype) {
+  Tensor r = t * k;
+  const DType d = dtype.value_or(floatX());
+  return r.dtype() == d ? r : r.astype(d);
+}
+}  // namespace
+
+Tensor glorot_uniform(const Shape& shape, std::uint64_t seed, double gain, std::optional<DType> dtype) {
+  const auto [in, out] = detail::fans(shape, "init::glorot_uniform");
+  const double a = gain * std::sqrt(6.0 / (in + out));
+  return scaled(random::uniform(shape, -1, 1, seed, DType::float64), a, dtype);
+}
+Tensor glorot_normal(const Shape& shape, std::uint64_t seed, double gain, std::optional<DType> dtype) {
+  const auto [in, out] = detail::fans(shape, "init::glorot_normal");
+  return scaled(random::normal(shape, seed, DType::float64), gain * std::sqrt(2.0 / (in + out)), dtype);
+}
+Tensor he_uniform(const Shape& shape, std::uint64_t seed, double gain, std::optional<DType> dtype) {
+  const auto [in, out] = detail::fans(shape, "init::he_uniform");
+  (void)out;
+  return scaled(random::uniform(shape, -1, 1, seed, DType::float64), gain * std::sqrt(3.0 / in), dtype);
+}
+Tensor he_normal(const Shape& shape, std::uint64_t seed, double gain, std::optional<DType> dtype) {
+  const auto [in, out] = detail::fans(shape, "init::he_normal");
+  (void)out;
+  return scaled(random::normal(shape, seed, DType::float64), gain * std::sqrt(1.0 / in), dtype);
+}
+}  // namespace init
+
+}  // namespace th

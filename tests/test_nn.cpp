@@ -1,0 +1,386 @@
+// Neural-network ops (API.md section 9): conv2d and pool_2d values against plain loops over
+// every option, their gradients (and gradients of gradients) through the shared checker,
+// the losses and statistics, shape_of, weight initialisation, and the errors.
+#define BOOST_TEST_MODULE nn
+#include <cmath>
+#include <limits>
+
+#include "check.hpp"
+
+using th::Tensor;
+using X = check::Inputs;
+
+namespace {
+
+struct ConvCase {
+  th::ConvOptions o;
+  std::string label;
+};
+
+std::int64_t pad_of(std::int64_t code, std::int64_t k, std::int64_t d) {
+  const std::int64_t dk = (k - 1) * d + 1;
+  return code == th::Padding::kFull ? dk - 1 : code == th::Padding::kHalf ? dk / 2 : code;
+}
+
+// The definition, one output element at a time (Theano's conv2d: filters flipped unless
+// filter_flip is false).
+Tensor conv_reference(const Tensor& x, const Tensor& w, const th::ConvOptions& o) {
+  const auto xs = x.shape(), ws = w.shape();
+  const std::int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], O = ws[0], Cg = ws[1], KH = ws[2], KW = ws[3];
+  const std::int64_t G = o.num_groups, Og = O / G;
+  const std::int64_t ph = pad_of(o.border_mode.rows, KH, o.filter_dilation[0]);
+  const std::int64_t pw = pad_of(o.border_mode.cols, KW, o.filter_dilation[1]);
+  const std::int64_t OH = (H + 2 * ph - ((KH - 1) * o.filter_dilation[0] + 1)) / o.subsample[0] + 1;
+  const std::int64_t OW = (W + 2 * pw - ((KW - 1) * o.filter_dilation[1] + 1)) / o.subsample[1] + 1;
+  const auto xv = x.to_vector<double>(), wv = w.to_vector<double>();
+  std::vector<double> y(std::size_t(N * O * OH * OW));
+  (void)C;
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t oc = 0; oc < O; ++oc)
+      for (std::int64_t oh = 0; oh < OH; ++oh)
+        for (std::int64_t ow = 0; ow < OW; ++ow) {
+          double s = 0;
+          const std::int64_t g = oc / Og;
+          for (std::int64_t c = 0; c < Cg; ++c)
+            for (std::int64_t i = 0; i < KH; ++i)
+              for (std::int64_t j = 0; j < KW; ++j) {
+                const std::int64_t ih = oh * o.subsample[0] - ph + i * o.filter_dilation[0];
+                const std::int64_t iw = ow * o.subsample[1] - pw + j * o.filter_dilation[1];
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                const std::int64_t fi = o.filter_flip ? KH - 1 - i : i, fj = o.filter_flip ? KW - 1 - j : j;
+                s += xv[std::size_t(((n * xs[1] + g * Cg + c) * H + ih) * W + iw)] *
+                     wv[std::size_t(((oc * Cg + c) * KH + fi) * KW + fj)];
+              }
+          y[std::size_t(((n * O + oc) * OH + oh) * OW + ow)] = s;
+        }
+  return th::tensor(y, {N, O, OH, OW});
+}
+
+std::vector<ConvCase> conv_cases() {
+  std::vector<ConvCase> r;
+  const std::vector<std::pair<th::Padding, std::string>> borders{
+      {th::Padding::valid(), "valid"}, {th::Padding::full(), "full"}, {th::Padding::half(), "half"}, {th::Padding(1, 2), "(1,2)"}};
+  for (const auto& [b, bn] : borders)
+    for (std::array<std::int64_t, 2> s : {std::array<std::int64_t, 2>{1, 1}, std::array<std::int64_t, 2>{2, 1}})
+      for (std::array<std::int64_t, 2> d : {std::array<std::int64_t, 2>{1, 1}, std::array<std::int64_t, 2>{1, 2}})
+        for (std::int64_t g : {1, 2})
+          for (bool flip : {true, false}) {
+            ConvCase c;
+            c.o.border_mode = b;
+            c.o.subsample = s;
+            c.o.filter_dilation = d;
+            c.o.num_groups = g;
+            c.o.filter_flip = flip;
+            c.label = "conv2d border=" + bn + " stride=" + std::to_string(s[0]) + "," + std::to_string(s[1]) +
+                      " dilation=" + std::to_string(d[0]) + "," + std::to_string(d[1]) + " groups=" + std::to_string(g) +
+                      (flip ? " flip" : " corr");
+            r.push_back(c);
+          }
+  return r;
+}
+
+void expect_values(const std::string& what, const Tensor& got, const Tensor& want, double tol = 1e-12) {
+  BOOST_TEST_REQUIRE(got.shape() == want.shape(), what << ": shape " << th::shape_str(got.shape()) << " vs "
+                                                       << th::shape_str(want.shape()));
+  const auto a = got.to_vector<double>(), b = want.to_vector<double>();
+  for (std::size_t i = 0; i < a.size(); ++i)
+    BOOST_TEST(std::fabs(a[i] - b[i]) <= tol * std::max(1.0, std::fabs(b[i])), what << "[" << i << "]: " << a[i] << " vs " << b[i]);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(conv2d_hand_computed) {
+  // Theano's conv2d is a true convolution: the filter is flipped.
+  const Tensor x = th::reshape(th::tensor({1, 2, 3, 4, 5, 6, 7, 8, 9}), {1, 1, 3, 3});
+  const Tensor w = th::reshape(th::tensor({1, 0, 0, -1}), {1, 1, 2, 2});
+  expect_values("convolution", th::conv2d(x, w), th::reshape(th::tensor({4, 4, 4, 4}), {1, 1, 2, 2}));
+  th::ConvOptions corr;
+  corr.filter_flip = false;
+  expect_values("cross-correlation", th::conv2d(x, w, corr), th::reshape(th::tensor({-4, -4, -4, -4}), {1, 1, 2, 2}));
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_values_over_every_option) {
+  for (const ConvCase& c : conv_cases()) {
+    BOOST_TEST_CONTEXT(c.label) {
+      const Tensor x = check::input({2, 4, 6, 7}, 11, -1, 1), w = check::input({4, 4 / c.o.num_groups, 3, 2}, 12, -1, 1);
+      expect_values(c.label, th::conv2d(x, w, c.o), conv_reference(x, w, c.o));
+      // float32 agrees with the float64 result to float32 precision
+      const Tensor y32 = th::conv2d(x.astype(th::DType::float32), w.astype(th::DType::float32), c.o);
+      BOOST_TEST((y32.dtype() == th::DType::float32));
+      expect_values(c.label + " float32", y32, conv_reference(x, w, c.o), 1e-5);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_large_batch_runs_in_chunks) {
+  // more images than one column chunk holds, and enough work for the kernel threads
+  th::ConvOptions o;
+  o.border_mode = th::Padding::half();
+  const Tensor x = check::input({40, 3, 20, 17}, 5, -1, 1), w = check::input({5, 3, 5, 5}, 6, -1, 1);
+  expect_values("batched conv2d", th::conv2d(x, w, o), conv_reference(x, w, o), 1e-11);
+  const Tensor xv = th::variable(x), wv = th::variable(w);
+  const Tensor r = check::input({40, 5, 20, 17}, 7, -1, 1);
+  const Tensor cost = th::sum(th::conv2d(xv, wv, o) * r);
+  const auto g = th::grad(cost, {xv, wv});
+  // d/dw of sum(conv(x, w) * r) = sum over the batch of the per-image gradients
+  Tensor dw_sum = th::zeros({5, 3, 5, 5});
+  for (std::int64_t n = 0; n < 40; n += 13) {
+    const std::int64_t e = std::min<std::int64_t>(40, n + 13);
+    const Tensor xn = th::variable(th::view(x, th::range(n, e)));
+    const Tensor wn = th::variable(w);
+    dw_sum = dw_sum + th::grad(th::sum(th::conv2d(xn, wn, o) * th::view(r, th::range(n, e))), wn);
+  }
+  expect_values("filter gradient summed over chunks", g[1], dw_sum, 1e-10);
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_gradients_over_every_option) {
+  std::size_t k = 0;
+  for (const ConvCase& c : conv_cases()) {
+    check::Options o;
+    o.grad2 = k++ % 5 == 0;  // grad of grad on a spread of the cases (each costs a second sweep)
+    const th::ConvOptions co = c.o;
+    check::op(
+        c.label, [co](const X& x) { return th::conv2d(x[0], x[1], co); },
+        {{2, 4, 5, 6}, {4, 4 / co.num_groups, 2, 3}}, conv_reference(check::input({2, 4, 5, 6}, 7, -2, 2),
+                                                                     check::input({4, 4 / co.num_groups, 2, 3}, 8, -2, 2), co)
+                                                          .shape(),
+        o);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_gradients_are_convolutions) {
+  // the three ops of the family, each differentiated again
+  const Tensor x = th::variable(check::input({1, 2, 4, 5}, 3, -1, 1)), w = th::variable(check::input({3, 2, 2, 2}, 4, -1, 1));
+  const Tensor cost = th::sum(th::sqr(th::conv2d(x, w)));
+  const auto g = th::grad(cost, {x, w});
+  const std::string text = th::debugprint(th::sum(g[0]) + th::sum(g[1]));
+  BOOST_TEST(check::has(text, "conv2d_grad_input"), text);
+  BOOST_TEST(check::has(text, "conv2d_grad_filters"), text);
+  check::Options o;
+  o.grad2 = true;
+  check::op("sqr(conv2d)", [](const X& v) { return th::sqr(th::conv2d(v[0], v[1])); }, {{1, 2, 4, 5}, {3, 2, 2, 2}},
+            {1, 3, 3, 4}, o);
+}
+
+namespace {
+// Theano's pool_2d by its definition (windows cut at the padded border when ignore_border is false).
+Tensor pool_reference(const Tensor& x, std::array<std::int64_t, 2> ws, const th::PoolOptions& o) {
+  const auto xs = x.shape();
+  const std::size_t nd = xs.size();
+  const std::int64_t H = xs[nd - 2], W = xs[nd - 1];
+  const auto st = o.stride.value_or(ws);
+  auto out = [&](std::int64_t n, std::int64_t w, std::int64_t s, std::int64_t p) -> std::int64_t {
+    const std::int64_t r = n + 2 * p;
+    if (o.ignore_border) return (r - w) / s + 1;
+    return s >= w ? (r - 1) / s + 1 : std::max<std::int64_t>(0, (r - 1 - w + s) / s) + 1;
+  };
+  const std::int64_t OH = out(H, ws[0], st[0], o.pad[0]), OW = out(W, ws[1], st[1], o.pad[1]);
+  std::int64_t planes = 1;
+  for (std::size_t i = 0; i + 2 < nd; ++i) planes *= xs[i];
+  const auto xv = x.to_vector<double>();
+  std::vector<double> y;
+  for (std::int64_t p = 0; p < planes; ++p)
+    for (std::int64_t oh = 0; oh < OH; ++oh)
+      for (std::int64_t ow = 0; ow < OW; ++ow) {
+        const std::int64_t r0 = oh * st[0], r1 = std::min(r0 + ws[0], H + 2 * o.pad[0]);
+        const std::int64_t c0 = ow * st[1], c1 = std::min(c0 + ws[1], W + 2 * o.pad[1]);
+        double s = 0, m = -std::numeric_limits<double>::infinity();
+        std::int64_t real = 0;
+        for (std::int64_t r = r0; r < r1; ++r)
+          for (std::int64_t c = c0; c < c1; ++c) {
+            const std::int64_t h = r - o.pad[0], w = c - o.pad[1];
+            if (h < 0 || h >= H || w < 0 || w >= W) continue;
+            const double v = xv[std::size_t((p * H + h) * W + w)];
+            s += v, m = std::max(m, v), ++real;
+          }
+        double v = s;
+        if (o.mode == th::PoolMode::max) v = m;
+        if (o.mode == th::PoolMode::average_inc_pad) v = s / double((r1 - r0) * (c1 - c0));
+        if (o.mode == th::PoolMode::average_exc_pad) v = s / double(real);
+        y.push_back(v);
+      }
+  th::Shape ys = xs;
+  ys[nd - 2] = OH, ys[nd - 1] = OW;
+  return th::tensor(y, ys);
+}
+
+struct PoolCase {
+  std::array<std::int64_t, 2> ws;
+  th::PoolOptions o;
+  std::string label;
+};
+
+std::vector<PoolCase> pool_cases() {
+  std::vector<PoolCase> r;
+  const std::vector<std::pair<th::PoolMode, std::string>> modes{{th::PoolMode::max, "max"},
+                                                               {th::PoolMode::sum, "sum"},
+                                                               {th::PoolMode::average_inc_pad, "average_inc_pad"},
+                                                               {th::PoolMode::average_exc_pad, "average_exc_pad"}};
+  for (const auto& [m, mn] : modes)
+    for (bool ib : {true, false})
+      for (int variant = 0; variant < 3; ++variant) {
+        PoolCase c;
+        c.ws = {2, 3};
+        c.o.mode = m;
+        c.o.ignore_border = ib;
+        if (variant == 1) c.o.stride = std::array<std::int64_t, 2>{1, 2};  // overlapping windows
+        if (variant == 2 && ib) c.o.pad = {1, 2};
+        if (variant == 2 && !ib) c.o.stride = std::array<std::int64_t, 2>{3, 1};
+        c.label = "pool_2d " + mn + (ib ? " ignore_border" : " border") + " variant " + std::to_string(variant);
+        r.push_back(c);
+      }
+  return r;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(pool_2d_values_over_every_option) {
+  for (const PoolCase& c : pool_cases())
+    for (const th::Shape& s : {th::Shape{5, 7}, th::Shape{2, 3, 5, 7}}) {
+      const Tensor x = check::input(s, 21, -1, 1);
+      expect_values(c.label + " " + th::shape_str(s), th::pool_2d(x, c.ws, c.o), pool_reference(x, c.ws, c.o));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(pool_2d_gradients_over_every_option) {
+  for (const PoolCase& c : pool_cases()) {
+    const Tensor x = check::input({2, 5, 7}, 7, -2, 2);
+    check::Options o;
+    o.grad2 = true;
+    const auto ws = c.ws;
+    const th::PoolOptions po = c.o;
+    // squared, so that grad of grad runs through pool_2d_grad's own gradient (pool_2d_select for max)
+    check::op(
+        c.label, [ws, po](const X& v) { return th::sqr(th::pool_2d(v[0], ws, po)); }, {{2, 5, 7}},
+        pool_reference(x, ws, po).shape(), o);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(max_pool_gradient_goes_to_the_first_maximum) {
+  const Tensor x = th::variable(th::reshape(th::tensor({1, 3, 3, 2}), {1, 1, 2, 2}));
+  const Tensor g = th::grad(th::sum(th::pool_2d(x, {2, 2})), x);
+  BOOST_TEST(check::vals(g) == (std::vector<double>{0, 1, 0, 0}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(statistics_and_losses) {
+  check::op("var axis", [](const X& x) { return th::var(x[0], 1); }, {{3, 4}}, {3});
+  check::op("var ddof keepdims", [](const X& x) { return th::var(x[0], {0, 2}, true, 1); }, {{3, 2, 4}}, {1, 2, 1});
+  check::op("std", [](const X& x) { return th::std(x[0]); }, {{2, 5}}, {});
+  const Tensor x = th::tensor({{1, 2, 3, 4}, {2, 4, 6, 9}});
+  BOOST_TEST(check::vals(th::var(x, 1)) == (std::vector<double>{1.25, 6.6875}), boost::test_tools::per_element());
+  BOOST_TEST(th::std(x, 1, false, 1).to_vector<double>()[0] == std::sqrt(5.0 / 3.0), boost::test_tools::tolerance(1e-15));
+
+  check::Options probs;
+  probs.lo = 0.05, probs.hi = 0.95;
+  check::op("binary_crossentropy", [](const X& v) { return th::binary_crossentropy(v[0], v[1]); }, {{3, 4}, {3, 4}},
+            {3, 4}, probs);
+  check::op(
+      "categorical_crossentropy one-hot",
+      [](const X& v) { return th::categorical_crossentropy(th::softmax(v[0]), th::softmax(v[1])); }, {{3, 5}, {3, 5}}, {3});
+  const Tensor labels = th::tensor(std::vector<std::int64_t>{2, 0, 4}, {3});
+  check::op(
+      "categorical_crossentropy indices", [labels](const X& v) { return th::categorical_crossentropy(th::softmax(v[0]), labels); },
+      {{3, 5}}, {3});
+  check::op(
+      "categorical_crossentropy of probabilities",
+      [labels](const X& v) { return th::categorical_crossentropy(v[0], labels); }, {{3, 5}}, {3}, probs);
+  // -log p[i, t_i]
+  const Tensor p = th::tensor({{0.2, 0.5, 0.3}, {0.6, 0.3, 0.1}});
+  const Tensor t = th::tensor(std::vector<std::int64_t>{1, 2}, {2});
+  const Tensor want = th::tensor({-std::log(0.5), -std::log(0.1)});
+  expect_values("crossentropy of indices", th::categorical_crossentropy(p, t), want, 1e-15);
+  expect_values("crossentropy of one-hot rows", th::categorical_crossentropy(p, th::one_hot(t, 3)), want, 1e-15);
+}
+
+BOOST_AUTO_TEST_CASE(crossentropy_of_softmax_is_stable_eager_and_frozen) {
+  // logits far apart: softmax underflows to 0 for the target class, log(0) would be -inf
+  const Tensor z = th::variable(th::tensor({{0.0, 800.0, -800.0}}));
+  const Tensor t = th::tensor(std::vector<std::int64_t>{2}, {1});
+  const Tensor loss = th::sum(th::categorical_crossentropy(th::softmax(z), t));
+  BOOST_TEST(loss.item<double>() == 1600.0, boost::test_tools::tolerance(1e-12));
+  expect_values("stable gradient", th::grad(loss, z), th::tensor({{0, 1, -1}}));
+  const Tensor zp = th::dmatrix("z");
+  const Tensor tp = th::lvector("t");
+  const Tensor c = th::sum(th::categorical_crossentropy(th::softmax(zp), tp));
+  const th::Function f = th::function({zp, tp}, {c, th::grad(c, zp)});
+  const th::Result r = f(th::tensor({{0.0, 800.0, -800.0}}), t);
+  BOOST_TEST(r[0].item<double>() == 1600.0, boost::test_tools::tolerance(1e-12));
+  expect_values("frozen stable gradient", r[1], th::tensor({{0, 1, -1}}));
+  // binary crossentropy of sigmoid: finite for any logit
+  const Tensor b = th::variable(th::tensor({-1000.0, 1000.0}));
+  const Tensor bl = th::sum(th::binary_crossentropy(th::sigmoid(b), th::tensor({1.0, 0.0})));
+  BOOST_TEST(bl.item<double>() == 2000.0, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(th::grad(bl, b).to_vector<double>() == (std::vector<double>{-1, 1}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(one_hot_and_shape_of) {
+  const Tensor t = th::tensor(std::vector<std::int64_t>{1, 0, 2}, {3});
+  BOOST_TEST(check::vals(th::one_hot(t, 3)) == (std::vector<double>{0, 1, 0, 1, 0, 0, 0, 0, 1}),
+             boost::test_tools::per_element());
+  BOOST_TEST((th::one_hot(t, 4, th::DType::float32).shape() == th::Shape{3, 4}));
+  BOOST_TEST(check::has(check::message_of<th::ValueError>([&] { th::one_hot(t, 2); }), "one_hot: label 2"));
+  BOOST_TEST(check::has(check::message_of<th::TypeError>([] { th::one_hot(th::tensor({1.0}), 2); }), "one_hot"));
+  const Tensor x = th::zeros({2, 3, 4});
+  BOOST_TEST(th::shape_of(x).to_vector<std::int64_t>() == (std::vector<std::int64_t>{2, 3, 4}), boost::test_tools::per_element());
+  // symbolic: reshape and zeros take it
+  const Tensor a = th::dmatrix("a"), b = th::dvector("b");
+  const th::Function f = th::function({a, b}, {th::reshape(b, th::shape_of(a)) + a, th::zeros(th::shape_of(a)) + 1.0});
+  const th::Result r = f(th::tensor({{1, 2}, {3, 4}}), th::tensor({10, 20, 30, 40}));
+  BOOST_TEST(check::vals(r[0]) == (std::vector<double>{11, 22, 33, 44}), boost::test_tools::per_element());
+  BOOST_TEST((r[1].shape() == th::Shape{2, 2}));
+  BOOST_TEST(check::has(check::message_of<th::ShapeError>([&] { f(th::tensor({{1, 2}, {3, 4}}), th::tensor({1, 2, 3})); }),
+                        "reshape: cannot reshape 3 elements into (2, 2)"));
+}
+
+BOOST_AUTO_TEST_CASE(weight_initialisation) {
+  // Glorot uniform of a dense (300, 200): U(-a, a), a = sqrt(6 / 500)
+  const auto v = th::init::glorot_uniform({300, 200}, 1).to_vector<double>();
+  const double a = std::sqrt(6.0 / 500.0);
+  double mx = 0, var = 0;
+  for (double e : v) mx = std::max(mx, std::fabs(e)), var += e * e;
+  var /= double(v.size());
+  BOOST_TEST(mx <= a);
+  BOOST_TEST(mx > 0.99 * a);
+  BOOST_TEST(var == a * a / 3, boost::test_tools::tolerance(0.02));
+  // He normal of a conv filter (16, 8, 3, 3): fan_in 72, std = gain / sqrt(72)
+  const auto h = th::init::he_normal({16, 8, 3, 3}, 2, std::sqrt(2.0), th::DType::float32);
+  BOOST_TEST((h.dtype() == th::DType::float32));
+  double hv = 0;
+  for (double e : h.to_vector<double>()) hv += e * e;
+  BOOST_TEST(hv / 1152 == 2.0 / 72, boost::test_tools::tolerance(0.1));
+  BOOST_TEST(th::init::glorot_normal({4, 5}, 3).shape() == (th::Shape{4, 5}));
+  BOOST_TEST(th::init::he_uniform({4, 5}, 3).to_vector<double>() == th::init::he_uniform({4, 5}, 3).to_vector<double>(),
+             boost::test_tools::per_element());
+  BOOST_TEST(check::has(check::message_of<th::ValueError>([] { th::init::he_normal({0, 3}, 1); }), "init::he_normal"));
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_op_shapes_and_names) {
+  const Tensor x = th::zeros({2, 3, 8, 8}).set_name("images");
+  const Tensor w = th::zeros({4, 2, 3, 3}).set_name("filters");
+  std::string m = check::message_of<th::ShapeError>([&] { th::conv2d(x, w); });
+  BOOST_TEST(check::has(m, "conv2d: the filters take 2 channels per group"), m);
+  BOOST_TEST(check::has(m, "(2, 3, 8, 8) float64 and (4, 2, 3, 3) float64 [images, filters]"), m);
+  m = check::message_of<th::ShapeError>([&] { th::conv2d(x, th::zeros({4, 3, 9, 3})); });
+  BOOST_TEST(check::has(m, "exceed the input's 8"), m);
+  m = check::message_of<th::ValueError>([&] {
+    th::ConvOptions o;
+    o.subsample = {0, 1};
+    th::conv2d(x, th::zeros({4, 3, 3, 3}), o);
+  });
+  BOOST_TEST(check::has(m, "conv2d: subsample"), m);
+  m = check::message_of<th::ShapeError>([&] { th::conv2d(th::zeros({3, 8, 8}), w); });
+  BOOST_TEST(check::has(m, "conv2d: input must be 4-d"), m);
+  m = check::message_of<th::ShapeError>([&] { th::pool_2d(x, {9, 2}); });
+  BOOST_TEST(check::has(m, "pool_2d: the window's rows (9) exceed the input's 8"), m);
+  m = check::message_of<th::ValueError>([&] {
+    th::PoolOptions o;
+    o.pad = {3, 0};
+    th::pool_2d(x, {3, 3}, o);
+  });
+  BOOST_TEST(check::has(m, "pool_2d: padding must be >= 0 and smaller than the window"), m);
+  // symbolic: the error comes when the shapes are known, from the frozen call
+  const Tensor xi = th::dtensor4("xi"), wi = th::dtensor4("wi");
+  const th::Function f = th::function({xi, wi}, th::conv2d(xi, wi));
+  m = check::message_of<th::ShapeError>([&] { f(th::zeros({1, 3, 5, 5}), th::zeros({2, 2, 3, 3})); });
+  BOOST_TEST(check::has(m, "conv2d"), m);
+  BOOST_TEST(Tensor(f(th::zeros({1, 3, 5, 5}), th::ones({2, 3, 3, 3}))).shape() == (th::Shape{1, 2, 3, 3}));
+}
