@@ -71,9 +71,10 @@ struct FusedInstr {
 /// over the leading dimensions (a bias: its shape the output's trailing dimensions):
 /// period[k] is then its size (element i of the output reads element i % period), else 0.
 /// With `columns` too, a contiguous column broadcast over the trailing dimensions (a row
-/// maximum or sum kept with keepdims: its shape the output's leading dimensions, then 1s):
+/// maximum or sum kept with keepdims: its shape the output's leading dimensions, then 1s;
+/// or, leading 1s first, some middle dimensions: a (C, 1, 1) bias over (N, C, H, W)):
 /// period[k] is then minus the number of times each value repeats (element i reads
-/// element i / -period).
+/// element (i / -period) % size).
 bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const std::vector<const Storage*>& inputs,
                       const std::vector<int>& outs, const Storage& out, std::vector<bool>& scalar,
                       std::vector<std::int64_t>* period = nullptr, bool columns = false);

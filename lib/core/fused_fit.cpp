@@ -45,13 +45,20 @@ bool fused_inputs_fit(const std::vector<FusedInstr>& code, DType dtype, const st
         (*period)[k] = s.size();
         continue;
       }
-      // a column: of the output's rank, its dims the output's up to its trailing 1s
+      // a column: right-aligned to the output's rank, 1s, then the output's dims, then 1s
+      // (a row maximum kept with keepdims, or a (C, 1, 1) bias over (N, C, H, W), whose
+      // values then cycle); each value repeats over the trailing dims
+      if (!columns || out_lead < 0) return false;
       std::size_t c = rank;
       while (c > 0 && s.shape[c - 1] == 1) --c;
-      if (!columns || out_lead != 0 || c == rank ||
-          !std::equal(s.shape.begin(), s.shape.begin() + std::ptrdiff_t(c), out.shape.begin()))
+      if (c == rank) return false;
+      const std::size_t o = std::size_t(out_lead);
+      if (!std::equal(s.shape.begin() + std::ptrdiff_t(lead), s.shape.begin() + std::ptrdiff_t(c),
+                      out.shape.begin() + std::ptrdiff_t(o + lead)))
         return false;
-      (*period)[k] = -(n / s.size());
+      std::int64_t repeat = 1;
+      for (std::size_t d = o + c; d < out.shape.size(); ++d) repeat *= out.shape[d];
+      (*period)[k] = -repeat;
     }
   }
   // An instruction is "full" when one of its values comes from an input of the output's

@@ -90,6 +90,10 @@ THETA_HD inline T sigmoid_scalar(T x) {
   }
 }
 template <class T>
+THETA_HD inline T relu_scalar(T x) {  // max(x, 0), NaN kept (as numpy.maximum)
+  return x > T(0) ? x : (x != x ? x : T(0));
+}
+template <class T>
 THETA_HD inline T softplus_scalar(T x) {  // log(1 + e^x) without overflow
   return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
 }

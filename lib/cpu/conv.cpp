@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include "cpu/parallel.hpp"
@@ -45,22 +46,37 @@ Dims dims_of(const ConvGeom& g) {
   return d;
 }
 
-// col[row, col0 + p] for the Cg channels at `x` (row = (c, i, j), p = (oh, ow)); rows are ld apart.
+// The output columns [lo, hi) whose input column ow * sw + off lies inside [0, W).
+inline void valid_cols(const ConvGeom& g, std::int64_t off, std::int64_t& lo, std::int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + g.sw - 1) / g.sw;
+  hi = g.W - off <= 0 ? 0 : (g.W - off - 1) / g.sw + 1;
+  lo = std::min(lo, g.OW);
+  hi = std::max(lo, std::min(hi, g.OW));
+}
+
+// col[row, col0 + p] for the Cg channels at `x` (row = (c, i, j), p = (oh, ow)); rows are ld
+// apart. Each output row is a zero margin, a (strided) copy of an input row, a zero margin.
 template <class T>
 void im2col(const ConvGeom& g, std::int64_t Cg, const T* x, T* col, std::int64_t ld, std::int64_t col0) {
   for (std::int64_t c = 0; c < Cg; ++c)
     for (std::int64_t i = 0; i < g.KH; ++i)
       for (std::int64_t j = 0; j < g.KW; ++j) {
         T* d = col + ((c * g.KH + i) * g.KW + j) * ld + col0;
+        const std::int64_t off = j * g.dw - g.pw;
+        std::int64_t lo, hi;
+        valid_cols(g, off, lo, hi);
         for (std::int64_t oh = 0; oh < g.OH; ++oh, d += g.OW) {
           const std::int64_t ih = oh * g.sh - g.ph + i * g.dh;
           if (ih < 0 || ih >= g.H) {
             std::fill(d, d + g.OW, T(0));
             continue;
           }
-          const T* xr = x + (c * g.H + ih) * g.W;
-          for (std::int64_t ow = 0, iw = j * g.dw - g.pw; ow < g.OW; ++ow, iw += g.sw)
-            d[ow] = iw >= 0 && iw < g.W ? xr[iw] : T(0);
+          const T* xr = x + (c * g.H + ih) * g.W + off;
+          std::fill(d, d + lo, T(0));
+          if (g.sw == 1) std::memcpy(d + lo, xr + lo, sizeof(T) * std::size_t(hi - lo));
+          else
+            for (std::int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow * g.sw];
+          std::fill(d + hi, d + g.OW, T(0));
         }
       }
 }
@@ -72,34 +88,49 @@ void col2im(const ConvGeom& g, std::int64_t Cg, const T* col, std::int64_t ld, s
     for (std::int64_t i = 0; i < g.KH; ++i)
       for (std::int64_t j = 0; j < g.KW; ++j) {
         const T* d = col + ((c * g.KH + i) * g.KW + j) * ld + col0;
+        const std::int64_t off = j * g.dw - g.pw;
+        std::int64_t lo, hi;
+        valid_cols(g, off, lo, hi);
         for (std::int64_t oh = 0; oh < g.OH; ++oh, d += g.OW) {
           const std::int64_t ih = oh * g.sh - g.ph + i * g.dh;
           if (ih < 0 || ih >= g.H) continue;
-          T* xr = x + (c * g.H + ih) * g.W;
-          for (std::int64_t ow = 0, iw = j * g.dw - g.pw; ow < g.OW; ++ow, iw += g.sw)
-            if (iw >= 0 && iw < g.W) xr[iw] += d[ow];
+          T* xr = x + (c * g.H + ih) * g.W + off;
+          if (g.sw == 1)
+            for (std::int64_t ow = lo; ow < hi; ++ow) xr[ow] += d[ow];
+          else
+            for (std::int64_t ow = lo; ow < hi; ++ow) xr[ow * g.sw] += d[ow];
         }
       }
 }
 
-// The filters with both spatial axes reversed (a true convolution's GEMM operand).
+// The filters with both spatial axes reversed (a true convolution's GEMM operand), into f.
 template <class T>
-std::vector<T> flipped(const ConvGeom& g, const T* w) {
+const T* flipped(const ConvGeom& g, const T* w, std::vector<T>& f) {
   const std::int64_t k = g.KH * g.KW, blocks = g.O * (g.C / g.G);
-  std::vector<T> f(std::size_t(blocks * k));
+  f.resize(std::size_t(blocks * k));
   for (std::int64_t b = 0; b < blocks; ++b)
     for (std::int64_t e = 0; e < k; ++e) f[std::size_t(b * k + e)] = w[b * k + (k - 1 - e)];
-  return f;
+  return f.data();
+}
+
+// Work buffers, kept per thread from call to call: a training step's megabytes of columns
+// would otherwise be mapped and faulted in by the kernel on every call.
+template <class T>
+struct Scratch {
+  std::vector<T> col, tmp, rows, filters;
+};
+template <class T>
+Scratch<T>& scratch() {
+  thread_local Scratch<T> s;
+  return s;
 }
 
 // Unfolds images n0 .. n0 + m of group grp into col (K x m * P).
 template <class T>
 void unfold_chunk(const ConvGeom& g, const Dims& d, const T* x, std::int64_t n0, std::int64_t m, std::int64_t grp,
                   T* col) {
-  parallel_for(m, d.K * d.P, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; ++i)
-      im2col(g, d.Cg, x + (n0 + i) * d.chw + grp * d.Cg * g.H * g.W, col, m * d.P, i * d.P);
-  });
+  for (std::int64_t i = 0; i < m; ++i)
+    im2col(g, d.Cg, x + (n0 + i) * d.chw + grp * d.Cg * g.H * g.W, col, m * d.P, i * d.P);
 }
 
 // gy's rows of group grp for images n0 .. n0 + m as one (Og x m * P) matrix: a pointer into
@@ -120,13 +151,50 @@ const T* gather_rows(const ConvGeom& g, const Dims& d, const T* gy, std::int64_t
   return buf.data();
 }
 
+// How the batch is spread over the cores: theta's kernel threads take the images, each
+// unfolding its own and calling single-threaded GEMMs (OpenBLAS's own threads are turned off
+// for the region: its workers keep spinning for a while after each call and would fight
+// ours for the cores; measured on 2 cores, conv 16 ms this way against 28-33 ms as chunks of
+// one large threaded GEMM with the unfolding between). One thread: chunks of images, one
+// GEMM each, which keeps BLAS's blocks large.
+bool per_image(const ConvGeom& g) { return g.N > 1 && num_threads() > 1; }
+
+// OpenBLAS on one thread while it lives (see per_image). NOTE: the setting is global; a
+// BLAS call that another user thread makes meanwhile runs single-threaded too (slower, not wrong).
+struct SerialBlas {
+  int before = openblas_get_num_threads();
+  SerialBlas() {
+    if (before != 1) openblas_set_num_threads(1);
+  }
+  ~SerialBlas() {
+    if (before != 1) openblas_set_num_threads(before);
+  }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+};
+
 template <class T>
 void forward_t(const ConvGeom& g, const T* x, const T* w, T* y) {
   const Dims d = dims_of(g);
-  std::vector<T> wf;
-  if (g.flip) wf = flipped(g, w);
-  const T* wm = g.flip ? wf.data() : w;
-  std::vector<T> col(std::size_t(d.K * d.nb * d.P)), tmp;
+  Scratch<T>& sc = scratch<T>();
+  const T* wm = g.flip ? flipped(g, w, sc.filters) : w;
+  if (per_image(g)) {
+    const SerialBlas serial;
+    parallel_for(g.N, d.K * d.P * d.Og, [&](std::int64_t lo, std::int64_t hi) {
+      std::vector<T>& col = scratch<T>().col;  // this thread's
+      col.resize(std::size_t(d.K * d.P));
+      for (std::int64_t n = lo; n < hi; ++n)
+        for (std::int64_t grp = 0; grp < g.G; ++grp) {
+          im2col(g, d.Cg, x + n * d.chw + grp * d.Cg * g.H * g.W, col.data(), d.P, 0);
+          gemm<T>(false, false, d.Og, d.P, d.K, wm + grp * d.Og * d.K, d.K, col.data(), d.P, T(0),
+                  y + n * g.O * d.P + grp * d.Og * d.P, d.P);
+        }
+    });
+    return;
+  }
+  std::vector<T>& col = sc.col;
+  std::vector<T>& tmp = sc.tmp;
+  col.resize(std::size_t(d.K * d.nb * d.P));
   for (std::int64_t n0 = 0; n0 < g.N; n0 += d.nb) {
     const std::int64_t m = std::min(d.nb, g.N - n0);
     for (std::int64_t grp = 0; grp < g.G; ++grp) {
@@ -150,11 +218,26 @@ void forward_t(const ConvGeom& g, const T* x, const T* w, T* y) {
 template <class T>
 void backward_input_t(const ConvGeom& g, const T* gy, const T* w, T* dx) {
   const Dims d = dims_of(g);
-  std::vector<T> wf;
-  if (g.flip) wf = flipped(g, w);
-  const T* wm = g.flip ? wf.data() : w;
+  Scratch<T>& sc = scratch<T>();
+  const T* wm = g.flip ? flipped(g, w, sc.filters) : w;
   std::fill(dx, dx + g.N * d.chw, T(0));
-  std::vector<T> col(std::size_t(d.K * d.nb * d.P)), buf;
+  if (per_image(g)) {
+    const SerialBlas serial;
+    parallel_for(g.N, d.K * d.P * d.Og, [&](std::int64_t lo, std::int64_t hi) {
+      std::vector<T>& col = scratch<T>().col;
+      col.resize(std::size_t(d.K * d.P));
+      for (std::int64_t n = lo; n < hi; ++n)
+        for (std::int64_t grp = 0; grp < g.G; ++grp) {
+          gemm<T>(true, false, d.K, d.P, d.Og, wm + grp * d.Og * d.K, d.K, gy + n * g.O * d.P + grp * d.Og * d.P, d.P,
+                  T(0), col.data(), d.P);
+          col2im(g, d.Cg, col.data(), d.P, 0, dx + n * d.chw + grp * d.Cg * g.H * g.W);
+        }
+    });
+    return;
+  }
+  std::vector<T>& col = sc.col;
+  std::vector<T>& buf = sc.rows;
+  col.resize(std::size_t(d.K * d.nb * d.P));
   for (std::int64_t n0 = 0; n0 < g.N; n0 += d.nb) {
     const std::int64_t m = std::min(d.nb, g.N - n0);
     for (std::int64_t grp = 0; grp < g.G; ++grp) {
@@ -162,10 +245,8 @@ void backward_input_t(const ConvGeom& g, const T* gy, const T* w, T* dx) {
       const T* rows = gather_rows(g, d, gy, n0, m, grp, buf, ld);
       // col (K x m P) = Wg^T (K x Og) @ rows (Og x m P)
       gemm<T>(true, false, d.K, m * d.P, d.Og, wm + grp * d.Og * d.K, d.K, rows, ld, T(0), col.data(), m * d.P);
-      parallel_for(m, d.K * d.P, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t i = lo; i < hi; ++i)
-          col2im(g, d.Cg, col.data(), m * d.P, i * d.P, dx + (n0 + i) * d.chw + grp * d.Cg * g.H * g.W);
-      });
+      for (std::int64_t i = 0; i < m; ++i)
+        col2im(g, d.Cg, col.data(), m * d.P, i * d.P, dx + (n0 + i) * d.chw + grp * d.Cg * g.H * g.W);
     }
   }
 }
@@ -173,7 +254,8 @@ void backward_input_t(const ConvGeom& g, const T* gy, const T* w, T* dx) {
 template <class T>
 void backward_filters_t(const ConvGeom& g, const T* x, const T* gy, T* dw) {
   const Dims d = dims_of(g);
-  std::vector<T> acc;
+  Scratch<T>& sc = scratch<T>();
+  std::vector<T>& acc = sc.tmp;
   T* out = dw;
   if (g.flip) {
     acc.assign(std::size_t(g.O * d.K), T(0));
@@ -181,20 +263,45 @@ void backward_filters_t(const ConvGeom& g, const T* x, const T* gy, T* dw) {
   } else {
     std::fill(dw, dw + g.O * d.K, T(0));
   }
-  std::vector<T> col(std::size_t(d.K * d.nb * d.P)), buf;
-  for (std::int64_t n0 = 0; n0 < g.N; n0 += d.nb) {
-    const std::int64_t m = std::min(d.nb, g.N - n0);
-    for (std::int64_t grp = 0; grp < g.G; ++grp) {
-      unfold_chunk(g, d, x, n0, m, grp, col.data());
-      std::int64_t ld = 0;
-      const T* rows = gather_rows(g, d, gy, n0, m, grp, buf, ld);
-      // dWg (Og x K) += rows (Og x m P) @ col^T (m P x K)
-      gemm<T>(false, true, d.Og, d.K, m * d.P, rows, ld, col.data(), m * d.P, T(1), out + grp * d.Og * d.K, d.K);
+  if (per_image(g)) {
+    // each thread sums its images' gradients; the partial sums are added in image order
+    std::mutex m;
+    std::vector<std::pair<std::int64_t, std::vector<T>>> parts;
+    const SerialBlas serial;
+    parallel_for(g.N, d.K * d.P * d.Og, [&](std::int64_t lo, std::int64_t hi) {
+      std::vector<T>& col = scratch<T>().col;
+      col.resize(std::size_t(d.K * d.P));
+      std::vector<T> part(std::size_t(g.O * d.K), T(0));
+      for (std::int64_t n = lo; n < hi; ++n)
+        for (std::int64_t grp = 0; grp < g.G; ++grp) {
+          im2col(g, d.Cg, x + n * d.chw + grp * d.Cg * g.H * g.W, col.data(), d.P, 0);
+          gemm<T>(false, true, d.Og, d.K, d.P, gy + n * g.O * d.P + grp * d.Og * d.P, d.P, col.data(), d.P, T(1),
+                  part.data() + grp * d.Og * d.K, d.K);
+        }
+      const std::lock_guard<std::mutex> lock(m);
+      parts.emplace_back(lo, std::move(part));
+    });
+    std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [lo, part] : parts)
+      for (std::size_t i = 0; i < part.size(); ++i) out[i] += part[i];
+  } else {
+    std::vector<T>& col = sc.col;
+    std::vector<T>& buf = sc.rows;
+    col.resize(std::size_t(d.K * d.nb * d.P));
+    for (std::int64_t n0 = 0; n0 < g.N; n0 += d.nb) {
+      const std::int64_t m = std::min(d.nb, g.N - n0);
+      for (std::int64_t grp = 0; grp < g.G; ++grp) {
+        unfold_chunk(g, d, x, n0, m, grp, col.data());
+        std::int64_t ld = 0;
+        const T* rows = gather_rows(g, d, gy, n0, m, grp, buf, ld);
+        // dWg (Og x K) += rows (Og x m P) @ col^T (m P x K)
+        gemm<T>(false, true, d.Og, d.K, m * d.P, rows, ld, col.data(), m * d.P, T(1), out + grp * d.Og * d.K, d.K);
+      }
     }
   }
   if (g.flip) {
-    const std::vector<T> f = flipped(g, acc.data());
-    std::copy(f.begin(), f.end(), dw);
+    const T* f = flipped(g, acc.data(), sc.filters);
+    std::copy(f, f + g.O * d.K, dw);
   }
 }
 
@@ -243,13 +350,87 @@ void each_plane(const PoolGeom& g, F f) {
   });
 }
 
+// Calls f(oh, ow, w) for every window; `w.inside` marks whole windows (no padding cut),
+// which take the tight loops below (most of them: measured 4x faster than the general walk).
+struct Windows {
+  const PoolGeom& g;
+  std::int64_t ow_lo, ow_hi;  // the output columns whose windows lie inside the image's columns
+  explicit Windows(const PoolGeom& p) : g(p) {
+    ow_lo = g.pw == 0 ? 0 : (g.pw + g.sw - 1) / g.sw;
+    ow_hi = g.W - g.ww + g.pw < 0 ? 0 : (g.W - g.ww + g.pw) / g.sw + 1;
+    ow_hi = std::max(ow_lo, std::min(ow_hi, g.OW));
+    ow_lo = std::min(ow_lo, g.OW);
+  }
+  bool row_inside(std::int64_t oh) const { return oh * g.sh >= g.ph && oh * g.sh - g.ph + g.wh <= g.H; }
+};
+
+// The whole windows of output row oh (an interior row, columns [lo, hi)), walked one
+// window element at a time across the row: the inner loops run along ow, which the
+// compiler vectorises (a window at a time costs ~100 instructions for 2 x 2).
+//   max:  v[ow] = the window's first maximum, at[ow] its flat index (when `at`)
+//   else: v[ow] = the window's sum
+template <class T>
+void row_windows(const PoolGeom& g, const T* xp, std::int64_t oh, std::int64_t lo, std::int64_t hi, T* v,
+                 std::int64_t* at) {
+  const std::int64_t r0 = oh * g.sh - g.ph;
+  for (std::int64_t i = 0; i < g.wh; ++i)
+    for (std::int64_t j = 0; j < g.ww; ++j) {
+      const std::int64_t base = (r0 + i) * g.W + j - g.pw;
+      const T* r = xp + base;
+      if (i == 0 && j == 0) {
+        for (std::int64_t ow = lo; ow < hi; ++ow) v[ow] = r[ow * g.sw];
+        if (at)
+          for (std::int64_t ow = lo; ow < hi; ++ow) at[ow] = base + ow * g.sw;
+        continue;
+      }
+      if (g.kind != PoolKind::max) {
+        for (std::int64_t ow = lo; ow < hi; ++ow) v[ow] += r[ow * g.sw];
+      } else if (!at) {
+        for (std::int64_t ow = lo; ow < hi; ++ow) {
+          const T e = r[ow * g.sw];
+          v[ow] = (e > v[ow] || e != e) ? e : v[ow];  // NaN wins, as numpy's max
+        }
+      } else {
+        for (std::int64_t ow = lo; ow < hi; ++ow) {
+          const T e = r[ow * g.sw];
+          const bool take = e > v[ow] || (e != e && v[ow] == v[ow]);
+          v[ow] = take ? e : v[ow];
+          at[ow] = take ? base + ow * g.sw : at[ow];
+        }
+      }
+    }
+}
+
+template <class T>
+struct RowScratch {
+  std::vector<T> v;
+  std::vector<std::int64_t> at;
+};
+template <class T>
+RowScratch<T>& row_scratch(std::int64_t n) {
+  thread_local RowScratch<T> s;
+  if (std::int64_t(s.v.size()) < n) s.v.resize(std::size_t(n)), s.at.resize(std::size_t(n));
+  return s;
+}
+
 template <class T>
 void pool_forward_t(const PoolGeom& g, const T* x, T* y) {
+  const Windows ws(g);
+  const T area = T(g.wh * g.ww);
   each_plane(g, [&](std::int64_t p) {
     const T* xp = x + p * g.H * g.W;
     T* yp = y + p * g.OH * g.OW;
-    for (std::int64_t oh = 0; oh < g.OH; ++oh)
+    for (std::int64_t oh = 0; oh < g.OH; ++oh) {
+      T* yr = yp + oh * g.OW;
+      const bool row = ws.row_inside(oh);
+      if (row) {
+        row_windows(g, xp, oh, ws.ow_lo, ws.ow_hi, yr, static_cast<std::int64_t*>(nullptr));
+        if (g.kind == PoolKind::average_inc_pad || g.kind == PoolKind::average_exc_pad)
+          for (std::int64_t ow = ws.ow_lo; ow < ws.ow_hi; ++ow) yr[ow] = T(yr[ow] / area);
+      }
       for (std::int64_t ow = 0; ow < g.OW; ++ow) {
+        if (row && ow == ws.ow_lo) ow = ws.ow_hi;  // done above
+        if (ow >= g.OW) break;
         const Window w = window(g, oh, ow);
         T r = T(0);
         if (g.kind == PoolKind::max) {
@@ -261,22 +442,44 @@ void pool_forward_t(const PoolGeom& g, const T* x, T* y) {
           const double dv = divisor(g, w);
           if (g.kind != PoolKind::sum) r = dv > 0 ? T(r / T(dv)) : T(0);
         }
-        yp[oh * g.OW + ow] = r;
+        yr[ow] = r;
       }
+    }
   });
 }
 
 template <class T>
 void pool_backward_t(const PoolGeom& g, const T* x, const T* gy, T* dx) {
-  std::fill(dx, dx + g.planes * g.H * g.W, T(0));
+  const Windows ws(g);
+  const T area = T(g.wh * g.ww);
   each_plane(g, [&](std::int64_t p) {
     const T* xp = x + p * g.H * g.W;
     const T* gp = gy + p * g.OH * g.OW;
     T* dp = dx + p * g.H * g.W;
-    for (std::int64_t oh = 0; oh < g.OH; ++oh)
+    std::fill(dp, dp + g.H * g.W, T(0));
+    RowScratch<T>& rs = row_scratch<T>(g.OW);
+    for (std::int64_t oh = 0; oh < g.OH; ++oh) {
+      const T* gr = gp + oh * g.OW;
+      const bool row = ws.row_inside(oh);
+      if (row && g.kind == PoolKind::max) {  // each gradient to its window's first maximum, in window order
+        row_windows(g, xp, oh, ws.ow_lo, ws.ow_hi, rs.v.data(), rs.at.data());
+        for (std::int64_t ow = ws.ow_lo; ow < ws.ow_hi; ++ow) dp[rs.at[std::size_t(ow)]] += gr[ow];
+      } else if (row) {
+        const std::int64_t r0 = oh * g.sh - g.ph;
+        for (std::int64_t i = 0; i < g.wh; ++i)
+          for (std::int64_t j = 0; j < g.ww; ++j) {
+            T* d = dp + (r0 + i) * g.W + j - g.pw;
+            if (g.kind == PoolKind::sum)
+              for (std::int64_t ow = ws.ow_lo; ow < ws.ow_hi; ++ow) d[ow * g.sw] += gr[ow];
+            else
+              for (std::int64_t ow = ws.ow_lo; ow < ws.ow_hi; ++ow) d[ow * g.sw] += T(gr[ow] / area);
+          }
+      }
       for (std::int64_t ow = 0; ow < g.OW; ++ow) {
+        if (row && ow == ws.ow_lo) ow = ws.ow_hi;
+        if (ow >= g.OW) break;
+        const T gv = gr[ow];
         const Window w = window(g, oh, ow);
-        const T gv = gp[oh * g.OW + ow];
         if (g.kind == PoolKind::max) {
           const std::int64_t at = first_max(g, w, xp);
           if (at >= 0) dp[at] += gv;
@@ -288,20 +491,31 @@ void pool_backward_t(const PoolGeom& g, const T* x, const T* gy, T* dx) {
         for (std::int64_t h = w.h0; h < w.h1; ++h)
           for (std::int64_t c = w.w0; c < w.w1; ++c) dp[h * g.W + c] += share;
       }
+    }
   });
 }
 
 template <class T>
 void pool_select_t(const PoolGeom& g, const T* x, const T* gx, T* y) {
+  const Windows ws(g);
   each_plane(g, [&](std::int64_t p) {
     const T* xp = x + p * g.H * g.W;
     const T* gp = gx + p * g.H * g.W;
     T* yp = y + p * g.OH * g.OW;
-    for (std::int64_t oh = 0; oh < g.OH; ++oh)
+    RowScratch<T>& rs = row_scratch<T>(g.OW);
+    for (std::int64_t oh = 0; oh < g.OH; ++oh) {
+      const bool row = ws.row_inside(oh);
+      if (row) {
+        row_windows(g, xp, oh, ws.ow_lo, ws.ow_hi, rs.v.data(), rs.at.data());
+        for (std::int64_t ow = ws.ow_lo; ow < ws.ow_hi; ++ow) yp[oh * g.OW + ow] = gp[rs.at[std::size_t(ow)]];
+      }
       for (std::int64_t ow = 0; ow < g.OW; ++ow) {
+        if (row && ow == ws.ow_lo) ow = ws.ow_hi;
+        if (ow >= g.OW) break;
         const std::int64_t at = first_max(g, window(g, oh, ow), xp);
         yp[oh * g.OW + ow] = at < 0 ? T(0) : gp[at];
       }
+    }
   });
 }
 

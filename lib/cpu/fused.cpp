@@ -75,6 +75,7 @@ struct Chain {
   const std::vector<std::int64_t>& step;      // 1: full size, 0: broadcast scalar
   const std::vector<std::int64_t>& period;    // > 0: a row repeated over the output (a bias), its size;
                                               // < 0: a column, minus each value's repeat count
+  const std::vector<std::int64_t>& count;     // per input: its elements (a column's values cycle through them)
   const std::vector<std::size_t>& row_slot;   // per input with a period: its scratch block
   const std::vector<void*>& y;                // per instruction: its output buffer, or null (a temporary)
   const std::vector<std::size_t>& temp_slot;  // per instruction: its scratch block, when a temporary
@@ -180,7 +181,8 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
           i += run;
         }
       } else {
-        for (std::int64_t i = 0, j = off / -p, at = off % -p; i < n; ++j, at = 0) {
+        const std::int64_t cnt = c.count[e];  // values cycle: a (C, 1, 1) bias over (N, C, H, W)
+        for (std::int64_t i = 0, j = (off / -p) % cnt, at = off % -p; i < n; j = j + 1 == cnt ? 0 : j + 1, at = 0) {
           const std::int64_t run = std::min(n - i, -p - at);
           std::fill(dst + i, dst + i + run, src[j]);
           i += run;
@@ -338,7 +340,9 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
   thread_local std::vector<const void*> base;
   thread_local std::vector<std::int64_t> step;
   thread_local std::vector<std::size_t> row_slot;
+  thread_local std::vector<std::int64_t> count;
   thread_local std::vector<void*> y, out_to;
+  count.clear();
   base.clear();
   step.clear();
   row_slot.clear();
@@ -373,6 +377,7 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
     step.push_back(scalar[k] ? 0 : 1);
     row_slot.push_back(period[k] ? slots++ : 0);
+    count.push_back(std::max<std::int64_t>(1, inputs[k]->size()));
   }
   const std::int64_t blocks = (total + kBlock - 1) / kBlock;
   thread_local std::vector<std::vector<T>> partials;  // per sum, per block
@@ -383,7 +388,7 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     partials[j].resize(std::size_t(blocks));
     partial.push_back(partials[j].data());
   }
-  const Chain c{code, base, step, period, row_slot, y, temp_slot, out_to, sum_instr, partial, total, std::min(kBlock, total)};
+  const Chain c{code, base, step, period, count, row_slot, y, temp_slot, out_to, sum_instr, partial, total, std::min(kBlock, total)};
   const std::size_t temp_size = slots * std::size_t(c.width);
   // One reference captured: the closure fits std::function's inline buffer (no allocation).
   const struct {

@@ -8,8 +8,6 @@ namespace th {
 
 Tensor sqr(const Tensor& x) { return x * x; }  // y = x^2
 
-Tensor relu(const Tensor& x) { return where(x > 0.0, x, 0.0); }  // y = max(x, 0); y'(0) = 0
-
 Tensor clip(const Tensor& x, const Tensor& lo, const Tensor& hi) { return minimum(maximum(x, lo), hi); }
 Tensor clip(const Tensor& x, double lo, double hi) { return minimum(maximum(x, lo), hi); }
 

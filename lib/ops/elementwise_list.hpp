@@ -23,7 +23,10 @@
   /* NOTE: sigmoid and softplus are primitives, not compositions: composed from exp,  */ \
   /* their gradients overflow to inf/inf = NaN for |x| > ~710 (float64).               */ \
   X(sigmoid,  to_float, sigmoid_scalar(x),       g * y * (1.0 - y))                      \
-  X(softplus, to_float, softplus_scalar(x),      g * sigmoid(x))
+  X(softplus, to_float, softplus_scalar(x),      g * sigmoid(x))                        \
+  /* relu: a primitive so that it fuses (as where(x > 0, x, 0) it took two passes); */  \
+  /* y'(x) = sign(y): 1 where x > 0, else 0 (y'(0) = 0, as Theano's)                 */  \
+  X(relu,     keep,     relu_scalar(x),          g * sign(y))
 
 #define THETA_BINARY_OPS(X)                                                                    \
   X(add,     arith,   wrap_add(a, b),   g,                              g)                      \
