@@ -1,8 +1,9 @@
 // libtorch (C++) eager peers: W1 step, W2 MLP step, W5 adds (recorded + backward, and
-// under NoGradGuard). Built when Debian's libtorch-dev is installed; prints RESULT lines.
-//   ./bench_libtorch [W1 W2 W5]
+// under NoGradGuard), W6/W7 Fashion-MNIST epochs. Built when Debian's libtorch-dev is installed; prints RESULT lines.
+//   ./bench_libtorch [W1 W2 W5 W6 W7]
 #include <torch/torch.h>
 
+#include "fashion.hpp"
 #include "harness.hpp"
 
 namespace {
@@ -65,10 +66,94 @@ void w5() {
   }, n));
 }
 
+torch::Tensor param(const std::vector<float>& v, std::vector<int64_t> shape) {
+  return torch::from_blob(const_cast<float*>(v.data()), shape, torch::kFloat32).clone().set_requires_grad(true);
+}
+
+double accuracy(const std::function<torch::Tensor(const torch::Tensor&)>& logits, const torch::Tensor& x,
+                const torch::Tensor& y) {
+  torch::NoGradGuard ng;
+  int64_t right = 0;
+  for (int64_t i = 0; i < x.size(0); i += 1000)
+    right += (logits(x.slice(0, i, i + 1000)).argmax(1) == y.slice(0, i, i + 1000)).sum().item<int64_t>();
+  return double(right) / double(x.size(0));
+}
+
+// W6 (bench/fashion.hpp): the MLP's epoch from the same weights and batches as theta's.
+void w6() {
+  bench::Fashion d = bench::load_fashion();
+  if (!d.ok) return;
+  const int64_t n = int64_t(d.train_y.size()), nt = int64_t(d.test_y.size());
+  auto X = torch::from_blob(d.train_x.data(), {n, 784}, torch::kFloat32), Y = torch::from_blob(d.train_y.data(), {n}, torch::kInt64);
+  auto Xt = torch::from_blob(d.test_x.data(), {nt, 784}, torch::kFloat32), Yt = torch::from_blob(d.test_y.data(), {nt}, torch::kInt64);
+  const auto w1i = bench::uniform_init(784 * 256, std::sqrt(6.0 / 784), 1), w2i = bench::uniform_init(256 * 10, std::sqrt(6.0 / 266), 2);
+  std::vector<torch::Tensor> p;
+  auto logits = [&](const torch::Tensor& x) { return torch::relu(x.matmul(p[0]) + p[1]).matmul(p[2]) + p[3]; };
+  bench::result("W6", "libtorch_epoch", bench::median_us([&] {
+    p = {param(w1i, {784, 256}), torch::zeros({256}, torch::kFloat32).set_requires_grad(true), param(w2i, {256, 10}),
+         torch::zeros({10}, torch::kFloat32).set_requires_grad(true)};
+    for (int64_t s = 0; s < n; s += bench::kBatch) {
+      auto loss = torch::nn::functional::cross_entropy(logits(X.slice(0, s, s + bench::kBatch)), Y.slice(0, s, s + bench::kBatch));
+      auto g = torch::autograd::grad({loss}, p);
+      torch::NoGradGuard ng;
+      for (std::size_t i = 0; i < p.size(); ++i) p[i].sub_(0.1 * g[i]);
+    }
+  }, 1, 3));
+  bench::result("W6_test_accuracy", "libtorch", accuracy(logits, Xt, Yt));
+}
+
+// W7 (bench/fashion.hpp): the CNN with Adam, and conv2d forward + gradients alone.
+void w7() {
+  for (const auto& c : bench::conv_shapes()) {
+    torch::manual_seed(1);
+    auto X = torch::empty({c.n, c.c, c.h, c.w}).uniform_(-1, 1).set_requires_grad(true);
+    auto W = torch::empty({c.o, c.c, c.k, c.k}).uniform_(-0.1, 0.1).set_requires_grad(true);
+    auto f = [&] {
+      auto y = torch::conv2d(X, W, {}, 1, c.k / 2);
+      return torch::autograd::grad({y.sum()}, {X, W});
+    };
+    f();
+    bench::result(c.name, "libtorch", bench::median_us([&] { f(); }, 1, 7));
+  }
+  bench::Fashion d = bench::load_fashion();
+  if (!d.ok) return;
+  const int64_t n = int64_t(d.train_y.size()), nt = int64_t(d.test_y.size());
+  const int64_t steps = std::min(bench::w7_steps(), n / bench::kBatch);
+  auto X = torch::from_blob(d.train_x.data(), {n, 1, 28, 28}, torch::kFloat32), Y = torch::from_blob(d.train_y.data(), {n}, torch::kInt64);
+  auto Xt = torch::from_blob(d.test_x.data(), {nt, 1, 28, 28}, torch::kFloat32), Yt = torch::from_blob(d.test_y.data(), {nt}, torch::kInt64);
+  auto z = [](int64_t k) { return torch::zeros({k}, torch::kFloat32).set_requires_grad(true); };
+  std::vector<torch::Tensor> p{param(bench::uniform_init(32 * 25, std::sqrt(6.0 / 25), 3), {32, 1, 5, 5}), z(32),
+                               param(bench::uniform_init(64 * 32 * 25, std::sqrt(6.0 / 800), 4), {64, 32, 5, 5}), z(64),
+                               param(bench::uniform_init(3136 * 256, std::sqrt(6.0 / 3136), 5), {3136, 256}), z(256),
+                               param(bench::uniform_init(256 * 10, std::sqrt(6.0 / 266), 6), {256, 10}), z(10)};
+  torch::optim::Adam adam(p, torch::optim::AdamOptions(1e-3));
+  auto features = [&](const torch::Tensor& x) {
+    auto h1 = torch::max_pool2d(torch::relu(torch::conv2d(x, p[0], p[1], 1, 2)), 2);
+    auto h2 = torch::max_pool2d(torch::relu(torch::conv2d(h1, p[2], p[3], 1, 2)), 2);
+    return torch::relu(h2.reshape({-1, 3136}).matmul(p[4]) + p[5]);
+  };
+  auto step = [&](int64_t s) {
+    auto h3 = torch::dropout(features(X.slice(0, s * bench::kBatch, (s + 1) * bench::kBatch)), 0.5, true);
+    auto loss = torch::nn::functional::cross_entropy(h3.matmul(p[6]) + p[7], Y.slice(0, s * bench::kBatch, (s + 1) * bench::kBatch));
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+  };
+  step(0);  // warm up
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t s = 0; s < steps; ++s) step(s);
+  const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  bench::result("W7_epoch", "libtorch", us * double(n / bench::kBatch) / double(steps));
+  bench::result("W7_test_accuracy", "libtorch",
+                accuracy([&](const torch::Tensor& x) { return features(x).matmul(p[6]) + p[7]; }, Xt, Yt));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "W1")) w1();
   if (bench::wanted(argc, argv, "W2")) w2();
   if (bench::wanted(argc, argv, "W5")) w5();
+  if (bench::wanted(argc, argv, "W6")) w6();
+  if (bench::wanted(argc, argv, "W7")) w7();
 }

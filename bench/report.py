@@ -21,7 +21,12 @@ TARGETS = [  # (label, workload, theta impl, peer impl, target ratio)
      for dt in ("float64", "float32") for n in (512, 1024, 2048)] + [
     ("W5 recorded add + backward vs libtorch", "W5_recorded", "theta", "libtorch", 0.25),
     ("W5 unrecorded add vs libtorch", "W5_unrecorded", "theta", "libtorch", 0.5),
-]
+    ("W6 MLP 784-256-10 epoch (SGD, batch 100) vs libtorch", "W6", "theta_epoch", "libtorch_epoch", 0.8),
+    ("W7 CNN epoch (Adam, batch 100) vs libtorch", "W7_epoch", "theta", "libtorch", 1.0),
+] + [(f"{w} conv2d forward + gradients vs libtorch", w, "theta", "libtorch", 1.0)
+     for w in ("W7_conv1_100x1x28x28_32x5x5", "W7_conv2_100x32x14x14_64x5x5", "W7_conv3_32x64x28x28_64x3x3")]
+ACCURACY = [("W6 test accuracy after one epoch", "W6_test_accuracy", 0.01),
+            ("W7 test accuracy after the timed steps", "W7_test_accuracy", None)]
 
 
 # GPU (bench/run_cuda.sh, --gpu): (label, workload, theta impl, peer impl, target ratio).
@@ -84,6 +89,12 @@ def main():
             continue
         r = a / b
         print(f"| {label} | {a:.3f} | {b:.3f} | {r:.3f} | <= {target} | {'yes' if r <= target else 'NO'} |")
+    for label, w, within in ACCURACY:
+        a, b = us.get((w, "theta")), us.get((w, "libtorch"))
+        if a is None or b is None:
+            continue
+        met = "-" if within is None else ("yes" if abs(a - b) <= within else "NO")
+        print(f"| {label} | {a:.4f} | {b:.4f} | {a - b:+.4f} | {'within ' + str(within) if within else 'reported'} | {met} |")
 
 
 if __name__ == "__main__":

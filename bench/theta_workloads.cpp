@@ -1,7 +1,8 @@
-// theta's side of the workloads of bench/README (W1..W5); prints RESULT lines.
-//   ./bench_theta [W1 W2 W3 W4 W5]   (default: all)
+// theta's side of the workloads of bench/README (W1..W7); prints RESULT lines.
+//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7]   (default: all)
 #include <theta/theta.hpp>
 
+#include "fashion.hpp"
 #include "harness.hpp"
 #include "mlp.hpp"
 
@@ -91,6 +92,99 @@ void f1() {
   }, 1));
 }
 
+th::Shared weight(std::vector<float> v, th::Shape s, const char* name) { return th::shared(th::tensor(v, s), name); }
+
+std::int64_t correct(const th::Function& predict, const th::Tensor& x, const th::Tensor& y) {
+  std::int64_t right = 0;
+  const std::int64_t n = x.shape()[0];
+  for (std::int64_t i = 0; i < n; i += 1000) {
+    const std::int64_t e = std::min(n, i + 1000);
+    right += th::sum(th::Tensor(predict(th::view(x, th::range(i, e)))) == th::view(y, th::range(i, e))).item<std::int64_t>();
+  }
+  return right;
+}
+
+// W6: one epoch of the MLP, from the same weights each round; then its test accuracy.
+void w6() {
+  const bench::Fashion d = bench::load_fashion();
+  if (!d.ok) return;
+  const std::int64_t n = std::int64_t(d.train_y.size()), nt = std::int64_t(d.test_y.size());
+  const th::Tensor X = th::tensor(d.train_x, {n, 784}), Y = th::tensor(d.train_y, {n});
+  const th::Tensor Xt = th::tensor(d.test_x, {nt, 784}), Yt = th::tensor(d.test_y, {nt});
+  const auto w1i = bench::uniform_init(784 * 256, std::sqrt(6.0 / 784), 1), w2i = bench::uniform_init(256 * 10, std::sqrt(6.0 / 266), 2);
+  th::Shared w1 = weight(w1i, {784, 256}, "w1"), b1 = weight(std::vector<float>(256, 0), {256}, "b1");
+  th::Shared w2 = weight(w2i, {256, 10}, "w2"), b2 = weight(std::vector<float>(10, 0), {10}, "b2");
+  auto x = th::fmatrix("x");
+  auto y = th::lvector("y");
+  auto logits = th::dot(th::relu(th::dot(x, w1) + b1), w2) + b2;
+  auto loss = th::mean(th::categorical_crossentropy(th::softmax(logits), y));
+  const th::Function train = th::function({x, y}, loss, th::optim::sgd(loss, {w1, b1, w2, b2}, 0.1));
+  const th::Function predict = th::function({x}, th::argmax(logits, 1));
+  auto reset = [&] {
+    w1.set_value(th::tensor(w1i, {784, 256})), b1.set_value(th::zeros({256}, th::DType::float32));
+    w2.set_value(th::tensor(w2i, {256, 10})), b2.set_value(th::zeros({10}, th::DType::float32));
+  };
+  bench::result("W6", "theta_epoch", bench::median_us([&] {
+    reset();
+    for (std::int64_t s = 0; s < n; s += bench::kBatch)
+      train(th::view(X, th::range(s, s + bench::kBatch)), th::view(Y, th::range(s, s + bench::kBatch)));
+  }, 1, 3));
+  bench::result("W6_test_accuracy", "theta", double(correct(predict, Xt, Yt)) / double(nt));
+}
+
+// W7: the CNN, Adam; its steps timed (one epoch by default), then the test accuracy; and
+// conv2d forward + both gradients alone on three layer shapes.
+void w7() {
+  for (const auto& c : bench::conv_shapes()) {
+    const th::DType f32 = th::DType::float32;
+    const th::Tensor X = th::random::uniform({c.n, c.c, c.h, c.w}, -1, 1, 1, f32);
+    const th::Tensor W = th::random::uniform({c.o, c.c, c.k, c.k}, -0.1, 0.1, 2, f32);
+    auto x = th::ftensor4("x"), w = th::ftensor4("w");
+    th::ConvOptions o;
+    o.border_mode = th::Padding::half();
+    o.filter_flip = false;  // cross-correlation, as torch
+    auto y = th::conv2d(x, w, o);
+    auto g = th::grad(th::sum(y), std::vector<th::Tensor>{x, w});
+    const th::Function f = th::function({x, w}, {y, g[0], g[1]});
+    f(X, W);
+    bench::result(c.name, "theta", bench::median_us([&] { f(X, W); }, 1, 7));
+  }
+  const bench::Fashion d = bench::load_fashion();
+  if (!d.ok) return;
+  const std::int64_t n = std::int64_t(d.train_y.size()), nt = std::int64_t(d.test_y.size());
+  const std::int64_t steps = std::min(bench::w7_steps(), n / bench::kBatch);
+  const th::Tensor X = th::tensor(d.train_x, {n, 1, 28, 28}), Y = th::tensor(d.train_y, {n});
+  const th::Tensor Xt = th::tensor(d.test_x, {nt, 1, 28, 28}), Yt = th::tensor(d.test_y, {nt});
+  std::vector<th::Shared> p{weight(bench::uniform_init(32 * 25, std::sqrt(6.0 / 25), 3), {32, 1, 5, 5}, "c1"),
+                            weight(std::vector<float>(32, 0), {32, 1, 1}, "cb1"),
+                            weight(bench::uniform_init(64 * 32 * 25, std::sqrt(6.0 / 800), 4), {64, 32, 5, 5}, "c2"),
+                            weight(std::vector<float>(64, 0), {64, 1, 1}, "cb2"),
+                            weight(bench::uniform_init(3136 * 256, std::sqrt(6.0 / 3136), 5), {3136, 256}, "w3"),
+                            weight(std::vector<float>(256, 0), {256}, "b3"),
+                            weight(bench::uniform_init(256 * 10, std::sqrt(6.0 / 266), 6), {256, 10}, "w4"),
+                            weight(std::vector<float>(10, 0), {10}, "b4")};
+  th::RandomStreams srng(7);
+  auto x = th::ftensor4("x");
+  auto y = th::lvector("y");
+  th::ConvOptions same;
+  same.border_mode = th::Padding::half();
+  same.filter_flip = false;
+  auto h1 = th::pool_2d(th::relu(th::conv2d(x, p[0], same) + p[1]), {2, 2});
+  auto h2 = th::pool_2d(th::relu(th::conv2d(h1, p[2], same) + p[3]), {2, 2});
+  auto h3 = th::relu(th::dot(th::reshape(h2, {-1, 3136}), p[4]) + p[5]);
+  auto loss = th::mean(th::categorical_crossentropy(th::softmax(th::dot(th::dropout(h3, 0.5, srng), p[6]) + p[7]), y));
+  const th::Function train = th::function({x, y}, loss, th::optim::adam(loss, p, 1e-3));
+  const th::Function predict = th::function({x}, th::argmax(th::dot(h3, p[6]) + p[7], 1));
+  train(th::view(X, th::range(0, bench::kBatch)), th::view(Y, th::range(0, bench::kBatch)));  // warm up
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::int64_t s = 0; s < steps; ++s)
+    train(th::view(X, th::range(s * bench::kBatch, (s + 1) * bench::kBatch)),
+          th::view(Y, th::range(s * bench::kBatch, (s + 1) * bench::kBatch)));
+  const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  bench::result("W7_epoch", "theta", us * double(n / bench::kBatch) / double(steps));  // scaled to one epoch
+  bench::result("W7_test_accuracy", "theta", double(correct(predict, Xt, Yt)) / double(nt));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,4 +194,6 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "W4")) w4();
   if (bench::wanted(argc, argv, "W5")) w5();
   if (bench::wanted(argc, argv, "F1")) f1();
+  if (bench::wanted(argc, argv, "W6")) w6();
+  if (bench::wanted(argc, argv, "W7")) w7();
 }

@@ -390,6 +390,47 @@ struct ScatterFn {
   }
 };
 
+// ---- convolution layout (core/backend.hpp: im2col, col2im) -------------------------------------
+template <class T>
+struct Im2colFn {
+  const T* x;
+  T* col;
+  ConvGeom g;
+  std::int64_t group;
+  __device__ void operator()(std::int64_t e) const {  // e: one element of col (K x N*P)
+    const std::int64_t P = g.OH * g.OW, NP = g.N * P, Cg = g.C / g.G;
+    const std::int64_t r = e / NP, q = e % NP, n = q / P, p = q % P, oh = p / g.OW, ow = p % g.OW;
+    const std::int64_t c = r / (g.KH * g.KW), ri = (r / g.KW) % g.KH, rj = r % g.KW;
+    const std::int64_t i = g.flip ? g.KH - 1 - ri : ri, j = g.flip ? g.KW - 1 - rj : rj;
+    const std::int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
+    col[e] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((n * g.C + group * Cg + c) * g.H + ih) * g.W + iw] : T(0);
+  }
+};
+
+template <class T>
+struct Col2imFn {  // one thread per input element, gathering its taps: no atomics
+  const T* col;
+  T* x;
+  ConvGeom g;
+  std::int64_t group;
+  __device__ void operator()(std::int64_t e) const {  // e: one element of group `group` of x
+    const std::int64_t Cg = g.C / g.G, P = g.OH * g.OW, NP = g.N * P;
+    const std::int64_t w = e % g.W, h = (e / g.W) % g.H, c = (e / (g.W * g.H)) % Cg, n = e / (g.W * g.H * Cg);
+    T s = T(0);
+    for (std::int64_t i = 0; i < g.KH; ++i) {
+      const std::int64_t th = h + g.ph - i * g.dh;
+      if (th < 0 || th % g.sh != 0 || th / g.sh >= g.OH) continue;
+      for (std::int64_t j = 0; j < g.KW; ++j) {
+        const std::int64_t tw = w + g.pw - j * g.dw;
+        if (tw < 0 || tw % g.sw != 0 || tw / g.sw >= g.OW) continue;
+        const std::int64_t ri = g.flip ? g.KH - 1 - i : i, rj = g.flip ? g.KW - 1 - j : j;
+        s += col[((c * g.KH + ri) * g.KW + rj) * NP + n * P + (th / g.sh) * g.OW + tw / g.sw];
+      }
+    }
+    x[((n * g.C + group * Cg + c) * g.H + h) * g.W + w] += s;
+  }
+};
+
 // ---- GEMM ------------------------------------------------------------------------------------
 void cublas_check(cublasStatus_t s, const char* call) {
   if (s != CUBLAS_STATUS_SUCCESS)
@@ -586,6 +627,21 @@ struct CudaBackend final : Backend {
       for_each_index(device, gc.size(), ScatterFn<T>{gc.data<T>(), ic.data<std::int64_t>(), y.data<T>(), m, s.n, s.inner},
                      "scatter_add kernel");
     })
+  }
+
+  void im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) override {
+    if (x.dtype == DType::float32)
+      for_each_index(device, col.size(), Im2colFn<float>{x.data<float>(), col.data<float>(), g, group}, "im2col kernel");
+    else
+      for_each_index(device, col.size(), Im2colFn<double>{x.data<double>(), col.data<double>(), g, group}, "im2col kernel");
+  }
+
+  void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) override {
+    const std::int64_t n = g.N * (g.C / g.G) * g.H * g.W;
+    if (x.dtype == DType::float32)
+      for_each_index(device, n, Col2imFn<float>{col.data<float>(), x.data<float>(), g, group}, "col2im kernel");
+    else
+      for_each_index(device, n, Col2imFn<double>{col.data<double>(), x.data<double>(), g, group}, "col2im kernel");
   }
 };
 

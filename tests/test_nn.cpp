@@ -6,6 +6,8 @@
 #include <limits>
 
 #include "check.hpp"
+#include "core/node.hpp"
+#include "ops/conv.hpp"
 
 using th::Tensor;
 using X = check::Inputs;
@@ -108,6 +110,35 @@ BOOST_AUTO_TEST_CASE(conv2d_values_over_every_option) {
       const Tensor y32 = th::conv2d(x.astype(th::DType::float32), w.astype(th::DType::float32), c.o);
       BOOST_TEST((y32.dtype() == th::DType::float32));
       expect_values(c.label + " float32", y32, conv_reference(x, w, c.o), 1e-5);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_through_the_backend_entry_points) {
+  // The GPU's path (im2col, GEMM, strided copies, col2im through the backend), run on the
+  // CPU's entry points: every mode and option against the direct CPU kernels.
+  for (const ConvCase& c : conv_cases()) {
+    BOOST_TEST_CONTEXT(c.label) {
+      const Tensor x = check::input({3, 4, 6, 7}, 31, -1, 1), w = check::input({4, 4 / c.o.num_groups, 3, 2}, 32, -1, 1);
+      const Tensor y = th::conv2d(x, w, c.o);
+      const Tensor r = check::input(y.shape(), 33, -1, 1);
+      const Tensor xv = th::variable(x), wv = th::variable(w);
+      const auto grads = th::grad(th::sum(th::conv2d(xv, wv, c.o) * r), {xv, wv});
+      th::detail::ConvGeom g;
+      const auto xs = x.shape(), ws = w.shape(), ys = y.shape();
+      g.N = xs[0], g.C = xs[1], g.H = xs[2], g.W = xs[3], g.O = ws[0], g.KH = ws[2], g.KW = ws[3], g.OH = ys[2], g.OW = ys[3];
+      g.ph = pad_of(c.o.border_mode.rows, g.KH, c.o.filter_dilation[0]);
+      g.pw = pad_of(c.o.border_mode.cols, g.KW, c.o.filter_dilation[1]);
+      g.sh = c.o.subsample[0], g.sw = c.o.subsample[1], g.dh = c.o.filter_dilation[0], g.dw = c.o.filter_dilation[1];
+      g.G = c.o.num_groups, g.flip = c.o.filter_flip;
+      const auto& X = th::detail::value_of(x, "test");
+      const auto& W = th::detail::value_of(w, "test");
+      const auto& R = th::detail::value_of(r, "test");
+      const th::DType f64 = th::DType::float64;
+      auto as_tensor = [](th::detail::Storage s) { return th::detail::make_constant(std::move(s)); };
+      expect_values("forward", as_tensor(th::detail::conv_through_backend(0, X, W, g, f64, ys)), y, 1e-12);
+      expect_values("input gradient", as_tensor(th::detail::conv_through_backend(1, R, W, g, f64, xs)), grads[0], 1e-12);
+      expect_values("filter gradient", as_tensor(th::detail::conv_through_backend(2, X, R, g, f64, ws)), grads[1], 1e-12);
     }
   }
 }

@@ -15,6 +15,16 @@ enum class BinaryKind : unsigned char { THETA_BINARY_OPS(THETA_ENUM_ENTRY) };
 #undef THETA_ENUM_ENTRY
 enum class ReduceKind : unsigned char { sum, prod, max, min };
 
+/// One 2-d convolution (lib/ops/nn.cpp): x (N, C, H, W), filters (O, C / G, KH, KW), y (N, O,
+/// OH, OW); padding, stride and dilation per spatial axis, G groups.
+struct ConvGeom {
+  std::int64_t N = 0, C = 0, H = 0, W = 0;
+  std::int64_t O = 0, KH = 0, KW = 0;
+  std::int64_t OH = 0, OW = 0;
+  std::int64_t ph = 0, pw = 0, sh = 1, sw = 1, dh = 1, dw = 1, G = 1;
+  bool flip = true;  // true convolution (filters read reversed), else cross-correlation
+};
+
 struct Backend {
   virtual ~Backend() = default;
   virtual std::shared_ptr<Buffer> alloc(std::size_t bytes) = 0;
@@ -43,6 +53,13 @@ struct Backend {
   virtual void gather(const Storage& x, const Storage& idx, std::int64_t axis, const Storage& y) = 0;
   /// y (pre-zeroed) += scatter of g at idx along axis.
   virtual void scatter_add(const Storage& g, const Storage& idx, std::int64_t axis, const Storage& y) = 0;
+  /// col (K x N*OH*OW, K = C/G * KH * KW, contiguous) := the patches of group `group` of x
+  /// (contiguous): column n * OH*OW + oh * OW + ow, row (c, i, j) holding tap (i, j) of
+  /// channel c, or tap (KH-1-i, KW-1-j) when g.flip (so the filters multiply it as stored);
+  /// zeros where a tap falls in the padding. Convolution is then one GEMM per group.
+  virtual void im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) = 0;
+  /// x (contiguous) += col folded back onto group `group`'s channels (im2col's adjoint).
+  virtual void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) = 0;
 };
 
 /// One instruction of a fused elementwise chain (lib/freeze/rewrite_fuse.cpp); an operand

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <vector>
 
+#include "cpu/cpu_backend.hpp"
 #include "cpu/parallel.hpp"
 
 namespace th::detail::cpu {
@@ -54,14 +55,20 @@ inline void valid_cols(const ConvGeom& g, std::int64_t off, std::int64_t& lo, st
   hi = std::max(lo, std::min(hi, g.OW));
 }
 
-// col[row, col0 + p] for the Cg channels at `x` (row = (c, i, j), p = (oh, ow)); rows are ld
-// apart. Each output row is a zero margin, a (strided) copy of an input row, a zero margin.
+// The row of the column matrix that tap (i, j) of channel c fills: (c, i, j), or (c, KH-1-i,
+// KW-1-j) for a true convolution, so that the filters multiply it as stored (no flipped copy).
+inline std::int64_t row_of(const ConvGeom& g, std::int64_t c, std::int64_t i, std::int64_t j) {
+  return g.flip ? (c * g.KH + g.KH - 1 - i) * g.KW + g.KW - 1 - j : (c * g.KH + i) * g.KW + j;
+}
+
+// col[row, col0 + p] for the Cg channels at `x` (row: row_of(c, i, j), p = (oh, ow)); rows are
+// ld apart. Each output row is a zero margin, a (strided) copy of an input row, a zero margin.
 template <class T>
 void im2col(const ConvGeom& g, std::int64_t Cg, const T* x, T* col, std::int64_t ld, std::int64_t col0) {
   for (std::int64_t c = 0; c < Cg; ++c)
     for (std::int64_t i = 0; i < g.KH; ++i)
       for (std::int64_t j = 0; j < g.KW; ++j) {
-        T* d = col + ((c * g.KH + i) * g.KW + j) * ld + col0;
+        T* d = col + row_of(g, c, i, j) * ld + col0;
         const std::int64_t off = j * g.dw - g.pw;
         std::int64_t lo, hi;
         valid_cols(g, off, lo, hi);
@@ -87,7 +94,7 @@ void col2im(const ConvGeom& g, std::int64_t Cg, const T* col, std::int64_t ld, s
   for (std::int64_t c = 0; c < Cg; ++c)
     for (std::int64_t i = 0; i < g.KH; ++i)
       for (std::int64_t j = 0; j < g.KW; ++j) {
-        const T* d = col + ((c * g.KH + i) * g.KW + j) * ld + col0;
+        const T* d = col + row_of(g, c, i, j) * ld + col0;
         const std::int64_t off = j * g.dw - g.pw;
         std::int64_t lo, hi;
         valid_cols(g, off, lo, hi);
@@ -103,21 +110,11 @@ void col2im(const ConvGeom& g, std::int64_t Cg, const T* col, std::int64_t ld, s
       }
 }
 
-// The filters with both spatial axes reversed (a true convolution's GEMM operand), into f.
-template <class T>
-const T* flipped(const ConvGeom& g, const T* w, std::vector<T>& f) {
-  const std::int64_t k = g.KH * g.KW, blocks = g.O * (g.C / g.G);
-  f.resize(std::size_t(blocks * k));
-  for (std::int64_t b = 0; b < blocks; ++b)
-    for (std::int64_t e = 0; e < k; ++e) f[std::size_t(b * k + e)] = w[b * k + (k - 1 - e)];
-  return f.data();
-}
-
 // Work buffers, kept per thread from call to call: a training step's megabytes of columns
 // would otherwise be mapped and faulted in by the kernel on every call.
 template <class T>
 struct Scratch {
-  std::vector<T> col, tmp, rows, filters;
+  std::vector<T> col, tmp, rows;
 };
 template <class T>
 Scratch<T>& scratch() {
@@ -177,7 +174,7 @@ template <class T>
 void forward_t(const ConvGeom& g, const T* x, const T* w, T* y) {
   const Dims d = dims_of(g);
   Scratch<T>& sc = scratch<T>();
-  const T* wm = g.flip ? flipped(g, w, sc.filters) : w;
+  const T* wm = w;  // flipped taps are placed by im2col
   if (per_image(g)) {
     const SerialBlas serial;
     parallel_for(g.N, d.K * d.P * d.Og, [&](std::int64_t lo, std::int64_t hi) {
@@ -219,7 +216,7 @@ template <class T>
 void backward_input_t(const ConvGeom& g, const T* gy, const T* w, T* dx) {
   const Dims d = dims_of(g);
   Scratch<T>& sc = scratch<T>();
-  const T* wm = g.flip ? flipped(g, w, sc.filters) : w;
+  const T* wm = w;  // flipped taps are placed by im2col
   std::fill(dx, dx + g.N * d.chw, T(0));
   if (per_image(g)) {
     const SerialBlas serial;
@@ -255,14 +252,8 @@ template <class T>
 void backward_filters_t(const ConvGeom& g, const T* x, const T* gy, T* dw) {
   const Dims d = dims_of(g);
   Scratch<T>& sc = scratch<T>();
-  std::vector<T>& acc = sc.tmp;
-  T* out = dw;
-  if (g.flip) {
-    acc.assign(std::size_t(g.O * d.K), T(0));
-    out = acc.data();
-  } else {
-    std::fill(dw, dw + g.O * d.K, T(0));
-  }
+  T* out = dw;  // in the filters' own layout: im2col placed flipped taps
+  std::fill(dw, dw + g.O * d.K, T(0));
   if (per_image(g)) {
     // each thread sums its images' gradients; the partial sums are added in image order
     std::mutex m;
@@ -298,10 +289,6 @@ void backward_filters_t(const ConvGeom& g, const T* x, const T* gy, T* dw) {
         gemm<T>(false, true, d.Og, d.K, m * d.P, rows, ld, col.data(), m * d.P, T(1), out + grp * d.Og * d.K, d.K);
       }
     }
-  }
-  if (g.flip) {
-    const T* f = flipped(g, acc.data(), sc.filters);
-    std::copy(f, f + g.O * d.K, dw);
   }
 }
 
@@ -540,6 +527,35 @@ void conv_backward_filters(DType dtype, const ConvGeom& g, const void* x, const 
   THETA_CONV_DISPATCH(
       backward_filters_t(g, static_cast<const float*>(x), static_cast<const float*>(gy), static_cast<float*>(dw)),
       backward_filters_t(g, static_cast<const double*>(x), static_cast<const double*>(gy), static_cast<double*>(dw)));
+}
+
+void im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) {
+  const Dims d = dims_of(g);
+  parallel_for(g.N, d.K * d.P, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t n = lo; n < hi; ++n) {
+      const std::int64_t at = n * d.chw + group * d.Cg * g.H * g.W;
+      if (x.dtype == DType::float32) im2col(g, d.Cg, x.data<float>() + at, col.data<float>(), g.N * d.P, n * d.P);
+      else im2col(g, d.Cg, x.data<double>() + at, col.data<double>(), g.N * d.P, n * d.P);
+    }
+  });
+}
+
+void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) {
+  const Dims d = dims_of(g);
+  parallel_for(g.N, d.K * d.P, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t n = lo; n < hi; ++n) {
+      const std::int64_t at = n * d.chw + group * d.Cg * g.H * g.W;
+      if (x.dtype == DType::float32) col2im(g, d.Cg, col.data<float>(), g.N * d.P, n * d.P, x.data<float>() + at);
+      else col2im(g, d.Cg, col.data<double>(), g.N * d.P, n * d.P, x.data<double>() + at);
+    }
+  });
+}
+
+void CpuBackend::im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) {
+  cpu::im2col(x, g, group, col);
+}
+void CpuBackend::col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) {
+  cpu::col2im(col, g, group, x);
 }
 
 void pool_forward(DType dtype, const PoolGeom& g, const void* x, void* y) {

@@ -4,18 +4,9 @@
 #pragma once
 #include <cstdint>
 
-#include "theta/dtype.hpp"
+#include "core/backend.hpp"
 
 namespace th::detail::cpu {
-
-/// One convolution: x (N, C, H, W), filters (O, C / G, KH, KW), y (N, O, OH, OW).
-struct ConvGeom {
-  std::int64_t N = 0, C = 0, H = 0, W = 0;
-  std::int64_t O = 0, KH = 0, KW = 0;
-  std::int64_t OH = 0, OW = 0;
-  std::int64_t ph = 0, pw = 0, sh = 1, sw = 1, dh = 1, dw = 1, G = 1;
-  bool flip = true;  // true convolution (filters read reversed), else cross-correlation
-};
 
 /// y = conv(x, w).
 void conv_forward(DType dtype, const ConvGeom& g, const void* x, const void* w, void* y);
@@ -23,6 +14,9 @@ void conv_forward(DType dtype, const ConvGeom& g, const void* x, const void* w, 
 void conv_backward_input(DType dtype, const ConvGeom& g, const void* gy, const void* w, void* dx);
 /// dw = the gradient of sum(conv(x, w) * gy) with respect to w.
 void conv_backward_filters(DType dtype, const ConvGeom& g, const void* x, const void* gy, void* dw);
+/// The backend entry points (core/backend.hpp) on contiguous CPU storage.
+void im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col);
+void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x);
 
 enum class PoolKind : int { max = 0, sum = 1, average_inc_pad = 2, average_exc_pad = 3 };
 

@@ -18,6 +18,8 @@ struct CpuBackend final : Backend {
   void gemm(const Storage& a, const Storage& b, const Storage& y) override;
   void gather(const Storage& x, const Storage& idx, std::int64_t axis, const Storage& y) override;
   void scatter_add(const Storage& g, const Storage& idx, std::int64_t axis, const Storage& y) override;
+  void im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) override;
+  void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) override;
 };
 
 /// y(M) = A x on the CPU without building GEMM views (a frozen matrix-vector step runs it

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "cpu/conv.hpp"
+#include "ops/conv.hpp"
 #include "ops/op.hpp"
 
 namespace th::detail {
@@ -96,8 +97,8 @@ Meta infer_conv(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   return {d, in[2].shape};
 }
 
-cpu::ConvGeom geom_of(const Shape& x, const Shape& w, const Shape& y, const Attrs& a) {
-  cpu::ConvGeom g;
+ConvGeom geom_of(const Shape& x, const Shape& w, const Shape& y, const Attrs& a) {
+  ConvGeom g;
   g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3];
   g.O = w[0], g.KH = w[2], g.KW = w[3];
   g.OH = y[2], g.OW = y[3];
@@ -113,9 +114,12 @@ Storage forward_conv(const Op& op, const std::vector<const Storage*>& in, const 
   const Shape& xs = in[std::size_t(r.x)]->shape;
   const Shape& ws = in[std::size_t(r.w)]->shape;
   const Shape ys = op.code == kForward ? out.shape : in[std::size_t(r.gy)]->shape;
-  const cpu::ConvGeom g = geom_of(xs, ws, ys, a);
-  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
+  const ConvGeom g = geom_of(xs, ws, ys, a);
   const Device dev = in[0]->device();
+  if (dev != th::cpu() && shape_size(xs) && shape_size(ws) && shape_size(ys))
+    return conv_through_backend(op.code, contiguous_as(*in[0], out.dtype), contiguous_as(*in[1], out.dtype), g,
+                                out.dtype, out.shape);
+  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
   if (y.size() == 0) return to_device(y, dev);
   if (shape_size(xs) == 0 || shape_size(ws) == 0 || shape_size(ys) == 0) {  // an empty sum
     cpu_backend().fill(y, 0.0);
@@ -136,6 +140,17 @@ Storage forward_conv(const Op& op, const std::vector<const Storage*>& in, const 
 
 Tensor conv_apply(int mode, const Tensor& a, const Tensor& b, const Tensor& like, const Attrs& attrs);
 
+// A strided view of `s`'s buffer (the backend's GEMM and copy take views).
+Storage view_of(const Storage& s, std::int64_t offset, Shape shape, Shape strides) {
+  Storage v;
+  v.buf = s.buf;
+  v.dtype = s.dtype;
+  v.offset = s.offset + offset;
+  v.shape = std::move(shape);
+  v.strides = std::move(strides);
+  return v;
+}
+
 // y = conv(x, w):              dx = grad_input(g, w, x),    dw = grad_filters(x, g, w)
 // y = grad_input(gy, w, x):    dgy = conv(g, w),            dw = grad_filters(g, gy, w)
 // y = grad_filters(x, gy, w):  dx = grad_input(gy, g, x),   dgy = conv(x, g)
@@ -150,6 +165,48 @@ std::vector<Tensor> vjp_conv(const Op& op, const VjpCtx& c) {
   return {c.needs[0] ? conv_apply(kGradInput, c.x[1], g, c.x[0], c.attrs) : none,
           c.needs[1] ? conv_apply(kForward, c.x[0], g, none, c.attrs) : none, none};
 }
+
+}  // namespace
+
+// Per group: the patches of the whole batch as one (K x N*P) matrix on the device, one GEMM
+// with the group's filters, and a strided copy between the GEMM's (Og, N, P) layout and the
+// tensors' (N, O, P).
+Storage conv_through_backend(int mode, const Storage& a, const Storage& b, const ConvGeom& g, DType dtype,
+                             const Shape& out) {
+  const Device dev = a.device();
+  Backend& be = backend_for(dev);
+  const std::int64_t Cg = g.C / g.G, Og = g.O / g.G, K = Cg * g.KH * g.KW, P = g.OH * g.OW, NP = g.N * P;
+  Storage y = alloc_storage(dtype, out, dev);
+  Storage col = alloc_storage(dtype, {K, NP}, dev);
+  Storage rows = alloc_storage(dtype, {Og, NP}, dev);
+  // rows <-> the group's output gradient/values in (N, O, P): (Og, N, P) strided views
+  auto group_view = [&](const Storage& t, std::int64_t grp) {
+    return view_of(t, grp * Og * P, {Og, g.N, P}, {P, g.O * P, 1});
+  };
+  const Storage rows3 = view_of(rows, 0, {Og, g.N, P}, {NP, P, 1});
+  if (mode == kGradInput) be.fill(y, 0.0);
+  for (std::int64_t grp = 0; grp < g.G; ++grp) {
+    const Storage wg = view_of(mode == kGradFilters ? y : b, grp * Og * K, {Og, K}, {K, 1});
+    if (mode == kForward) {  // y[:, group] = W_g @ col
+      be.im2col(a, g, grp, col);
+      be.gemm(wg, col, rows);
+      be.copy(rows3, group_view(y, grp));
+    } else if (mode == kGradInput) {  // dx += fold(W_g^T @ gy[:, group])
+      be.copy(group_view(a, grp), rows3);
+      be.gemm(view_of(b, grp * Og * K, {K, Og}, {1, K}), rows, col);
+      be.col2im(col, g, grp, y);
+    } else {  // dW_g = gy[:, group] @ col^T
+      be.im2col(a, g, grp, col);
+      be.copy(group_view(b, grp), rows3);
+      Storage dwg = alloc_storage(dtype, {Og, K}, dev);
+      be.gemm(rows, view_of(col, 0, {NP, K}, {1, NP}), dwg);
+      be.copy(dwg, wg);
+    }
+  }
+  return y;
+}
+
+namespace {
 
 const Op op_conv{"conv2d", kForward, &infer_conv, &forward_conv, &vjp_conv};
 const Op op_conv_grad_input{"conv2d_grad_input", kGradInput, &infer_conv, &forward_conv, &vjp_conv, 0b100};
