@@ -528,7 +528,8 @@ Tensor categorical_crossentropy(const Tensor& p, const Tensor& targets) {
                      detail::describe({detail::meta_of(p), detail::meta_of(targets)}));
   const Tensor logp = detail::log_probabilities(p);
   if (!is_floating(tn.dtype) && tn.dtype != DType::boolean) {
-    const Tensor mask = detail::apply(detail::op_one_hot, {targets, p});  // p's dtype and shape
+    // log p's dtype and shape (not p: the stable form never computes the probabilities)
+    const Tensor mask = detail::apply(detail::op_one_hot, {targets, logp});
     return -sum(mask * logp, -1);
   }
   if (tn.shape.size() != pn.shape.size())
