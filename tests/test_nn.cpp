@@ -360,6 +360,9 @@ BOOST_AUTO_TEST_CASE(one_hot_and_shape_of) {
   BOOST_TEST((r[1].shape() == th::Shape{2, 2}));
   BOOST_TEST(check::has(check::message_of<th::ShapeError>([&] { f(th::tensor({{1, 2}, {3, 4}}), th::tensor({1, 2, 3})); }),
                         "reshape: cannot reshape 3 elements into (2, 2)"));
+  // reshape by a shape tensor differentiates like reshape
+  check::op("reshape(x, shape_of(y))", [](const X& v) { return th::reshape(v[0], th::shape_of(th::zeros({3, 4}))) * 2.0; },
+            {{2, 6}}, {3, 4});
 }
 
 BOOST_AUTO_TEST_CASE(weight_initialisation) {

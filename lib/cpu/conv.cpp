@@ -160,13 +160,28 @@ bool per_image(const ConvGeom& g) { return g.N > 1 && num_threads() > 1; }
 
 // OpenBLAS on one thread while it lives (see per_image). NOTE: the setting is global; a
 // BLAS call that another user thread makes meanwhile runs single-threaded too (slower, not wrong).
+// Regions of several user threads nest: the first in saves the setting, the last out restores it.
 struct SerialBlas {
-  int before = openblas_get_num_threads();
+  struct State {
+    std::mutex m;
+    int depth = 0, saved = 1;
+  };
+  static State& state() {
+    static State s;
+    return s;
+  }
   SerialBlas() {
-    if (before != 1) openblas_set_num_threads(1);
+    State& s = state();
+    const std::lock_guard<std::mutex> lock(s.m);
+    if (s.depth++ == 0) {
+      s.saved = openblas_get_num_threads();
+      if (s.saved != 1) openblas_set_num_threads(1);
+    }
   }
   ~SerialBlas() {
-    if (before != 1) openblas_set_num_threads(before);
+    State& s = state();
+    const std::lock_guard<std::mutex> lock(s.m);
+    if (--s.depth == 0 && s.saved != 1) openblas_set_num_threads(s.saved);
   }
   SerialBlas(const SerialBlas&) = delete;
   SerialBlas& operator=(const SerialBlas&) = delete;
