@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <random>
@@ -20,7 +21,7 @@
 namespace {
 
 struct Args {
-  std::string model = "cnn", data = "/usr/share/datasets/fashion-mnist";
+  std::string model = "cnn", data = "/usr/share/datasets/fashion-mnist", checkpoint;
   int epochs = 5;
   std::int64_t batch = 100, train_limit = 0, test_limit = 0;
   double lr = 1e-3, expect = -1;
@@ -43,7 +44,9 @@ void usage(std::ostream& os) {
         "  --test-limit N     test on the first N images only (0: all 10000)\n"
         "  --data DIR         the idx.gz files (default /usr/share/datasets/fashion-mnist)\n"
         "  --expect-accuracy X  exit with status 1 when the final test accuracy is below X\n"
-        "  --profile          print the training function's time per step at the end\n";
+        "  --profile          print the training function's time per step at the end\n"
+        "  --checkpoint FILE  resume from FILE (.npz of the weights, Adam's state and the dropout\n"
+        "                     stream) when it exists, and save to it after each epoch\n";
 }
 
 Args parse(int argc, char** argv) {
@@ -76,6 +79,8 @@ Args parse(int argc, char** argv) {
         a.train_limit = std::stoll(value());
       } else if (k == "--test-limit") {
         a.test_limit = std::stoll(value());
+      } else if (k == "--checkpoint") {
+        a.checkpoint = value();
       } else if (k == "--profile") {
         a.profile = true;
       } else if (k == "--expect-accuracy") {
@@ -198,6 +203,17 @@ int main(int argc, char** argv) {
   std::cout << "froze the training and prediction functions in "
             << std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() << " ms\n";
 
+  if (!a.checkpoint.empty() && std::ifstream(a.checkpoint)) {
+    try {
+      th::load_params(a.checkpoint, train.shared_variables());
+      std::cout << "resumed from " << a.checkpoint << "\n";
+    } catch (const th::Error& e) {
+      std::cerr << "fashion_mnist: cannot resume: " << e.what()
+                << "\n(a checkpoint of another --model? delete the file or name another one)\n";
+      return 1;
+    }
+  }
+
   auto accuracy = [&] {
     std::int64_t right = 0;
     for (std::int64_t i = 0; i < nt; i += 1000) {
@@ -234,6 +250,7 @@ int main(int argc, char** argv) {
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     acc = accuracy();
+    if (!a.checkpoint.empty()) th::save_params(a.checkpoint, train.shared_variables());
     std::printf("%sepoch %d/%d: loss %.4f, %.0f images/s, %.1f s; test accuracy %.4f\n", tty ? "\r\033[K" : "", epoch,
                 a.epochs, loss_sum / double(steps), double(n) / secs, secs, acc);
     std::fflush(stdout);

@@ -126,6 +126,10 @@ class Function {
   Result call(const std::vector<Tensor>& args) const;
   /// Time per operation over the calls so far, most expensive first.
   std::string profile() const;
+  /// The shared variables the function reads or updates (its weights, optimizer state and
+  /// random streams), in the order it first meets them; the handles themselves, so
+  /// set_value on one changes what the function sees.
+  std::vector<Shared> shared_variables() const;
   const std::shared_ptr<detail::Program>& program() const { return p_; }
 
  private:

@@ -3,6 +3,7 @@
 #include <map>
 #include <string>
 
+#include "function.hpp"
 #include "tensor.hpp"
 
 namespace th {
@@ -20,5 +21,14 @@ std::map<std::string, Tensor> load_npz(const std::string& path);
 /// as int64, float values as float32/float64. A truncated, corrupt or oversized file
 /// throws th::IOError.
 Tensor load_idx(const std::string& path);
+
+/// A checkpoint: the shared variables' current values as an .npz, one entry per name
+/// (names must be set and unique; list the optimizer's state and the random streams' too,
+/// e.g. f.shared_variables(), to resume training exactly).
+void save_params(const std::string& path, const std::vector<Shared>& params);
+/// Sets each listed shared variable to the checkpoint's entry of its name. Every entry is
+/// checked (present, same dtype and rank) before any value is replaced: a bad checkpoint
+/// throws th::IOError / th::TypeError and changes nothing. Entries not listed are ignored.
+void load_params(const std::string& path, const std::vector<Shared>& params);
 
 }  // namespace th

@@ -675,6 +675,18 @@ std::ostream& operator<<(std::ostream& os, const Result& r) {
   return os << "]";
 }
 
+std::vector<Shared> Function::shared_variables() const {
+  std::vector<Shared> r;
+  auto add = [&](const std::shared_ptr<detail::Node>& n) {
+    for (const Shared& s : r)
+      if (s.node() == n) return;
+    r.push_back(Shared(Tensor(n)));
+  };
+  for (const auto& [slot, n] : p_->shared) add(n);
+  for (const auto& [n, slot] : p_->updates) add(n);
+  return r;
+}
+
 Result Function::call(const std::vector<Tensor>& args) const {
   detail::StackOrHeap<const Tensor*, 8> at(args.size());
   for (std::size_t i = 0; i < args.size(); ++i) at.data()[i] = &args[i];
