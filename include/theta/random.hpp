@@ -73,6 +73,7 @@ class RandomStreams {
   struct Impl;
 
  private:
+  friend Tensor dropout(const Tensor& x, const TensorOrNumber& p, RandomStreams& srng);
   std::shared_ptr<Impl> impl_;
 };
 

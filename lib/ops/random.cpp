@@ -65,11 +65,14 @@ void fill(DrawKind kind, const Philox& ph, std::uint64_t calls, T* y, std::int64
   }
 }
 
-// attrs: axes {kind}, axis the draw's id, dtype, shape (when no shape operand).
+// attrs: axes {kind}, axis the draw's id, dtype, shape (when no shape operand); with
+// attrs.all the second operand is a tensor whose shape and device the draw takes (dropout's
+// mask lives where its x does), else an int64 vector of the shape's values.
 Meta infer_draw(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   if (in[0].dtype != DType::int64 || in[0].shape.size() != 1 || (in[0].shape[0] >= 0 && in[0].shape[0] != 2))
     throw_type(op, "the state must be an int64 pair (seed, calls)", in);
   if (in.size() == 1) return {a.dtype, a.shape};
+  if (a.all) return {a.dtype, in[1].shape};
   const Meta& s = in[1];
   if (s.shape.size() != 1 || s.shape[0] < 0 || is_floating(s.dtype) || s.dtype == DType::boolean)
     throw_shape(op, "a shape operand must be an integer vector of known length (th::shape_of gives one)", in);
@@ -79,8 +82,8 @@ Meta infer_draw(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
 Storage forward_draw(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const Storage st = contiguous_as(transfer(*in[0], th::cpu()), DType::int64);
   const std::uint64_t seed = std::uint64_t(st.data<std::int64_t>()[0]), calls = std::uint64_t(st.data<std::int64_t>()[1]);
-  Shape shape = a.shape;
-  if (in.size() > 1) {
+  Shape shape = a.all ? in[1]->shape : a.shape;
+  if (in.size() > 1 && !a.all) {
     const Storage s = contiguous_as(transfer(*in[1], th::cpu()), DType::int64);
     shape.assign(s.data<std::int64_t>(), s.data<std::int64_t>() + s.size());
     for (auto d : shape)
@@ -106,7 +109,8 @@ Storage forward_draw(const Op& op, const std::vector<const Storage*>& in, const 
     if (a.dtype == DType::float32) fill(kind, ph, calls, y.data<float>(), lo, hi);
     else fill(kind, ph, calls, y.data<double>(), lo, hi);
   });
-  return y;
+  // drawn on the host (the same numbers everywhere), then moved to the like operand's device
+  return a.all && in[1]->device() != th::cpu() ? transfer(y, in[1]->device()) : y;
 }
 
 const Op op_draw{"random_draw", 0, &infer_draw, &forward_draw, nullptr, 0b11};
@@ -224,8 +228,13 @@ Tensor dropout(const Tensor& x, const TensorOrNumber& p, RandomStreams& srng) {
                        detail::describe({detail::meta_of(x)}));
     if (q == 0) return x;
   }
-  const ShapeArg shape = n.symbolic ? ShapeArg(shape_of(x)) : ShapeArg(x.shape());
-  const Tensor u = srng.uniform(shape, 0.0, 1.0, n.dtype);
+  // one uniform per element of x, of x's shape and on x's device
+  detail::Attrs a;
+  a.axes = {detail::kUniform};
+  a.axis = srng.impl_->next_id++;
+  a.dtype = n.dtype;
+  a.all = true;
+  const Tensor u = detail::apply(detail::op_draw, {srng.state(), x}, std::move(a));
   if (!p.is_tensor()) {
     if (p.number() == 1) return where(u < 2.0, x * 0.0, 0.0);  // everything dropped (shape and recording kept)
     return where(u >= p.number(), x * (1.0 / (1.0 - p.number())), 0.0);
