@@ -520,49 +520,57 @@ void pool_select_t(const PoolGeom& g, const T* x, const T* gx, T* y) {
 
 }  // namespace
 
-#define THETA_CONV_DISPATCH(call_f32, call_f64) \
-  if (dtype == DType::float32) call_f32;        \
-  else call_f64
+// f(T{}) with T the C++ type of dtype (float32 or float64).
+template <class F>
+void typed(DType dtype, F&& f) {
+  if (dtype == DType::float32) f(float{});
+  else f(double{});
+}
+#define THETA_CONV_PTR(p) static_cast<const decltype(t)*>(p)
+#define THETA_CONV_OUT(p) static_cast<decltype(t)*>(p)
 
 void conv_forward(DType dtype, const ConvGeom& g, const void* x, const void* w, void* y) {
-  THETA_CONV_DISPATCH(forward_t(g, static_cast<const float*>(x), static_cast<const float*>(w), static_cast<float*>(y)),
-                      forward_t(g, static_cast<const double*>(x), static_cast<const double*>(w), static_cast<double*>(y)));
+  typed(dtype, [&](auto t) { forward_t(g, THETA_CONV_PTR(x), THETA_CONV_PTR(w), THETA_CONV_OUT(y)); });
 }
-
 void conv_backward_input(DType dtype, const ConvGeom& g, const void* gy, const void* w, void* dx) {
-  THETA_CONV_DISPATCH(
-      backward_input_t(g, static_cast<const float*>(gy), static_cast<const float*>(w), static_cast<float*>(dx)),
-      backward_input_t(g, static_cast<const double*>(gy), static_cast<const double*>(w), static_cast<double*>(dx)));
+  typed(dtype, [&](auto t) { backward_input_t(g, THETA_CONV_PTR(gy), THETA_CONV_PTR(w), THETA_CONV_OUT(dx)); });
+}
+void conv_backward_filters(DType dtype, const ConvGeom& g, const void* x, const void* gy, void* dw) {
+  typed(dtype, [&](auto t) { backward_filters_t(g, THETA_CONV_PTR(x), THETA_CONV_PTR(gy), THETA_CONV_OUT(dw)); });
+}
+void pool_forward(DType dtype, const PoolGeom& g, const void* x, void* y) {
+  typed(dtype, [&](auto t) { pool_forward_t(g, THETA_CONV_PTR(x), THETA_CONV_OUT(y)); });
+}
+void pool_backward(DType dtype, const PoolGeom& g, const void* x, const void* gy, void* dx) {
+  typed(dtype, [&](auto t) { pool_backward_t(g, THETA_CONV_PTR(x), THETA_CONV_PTR(gy), THETA_CONV_OUT(dx)); });
+}
+void pool_select(DType dtype, const PoolGeom& g, const void* x, const void* gx, void* y) {
+  typed(dtype, [&](auto t) { pool_select_t(g, THETA_CONV_PTR(x), THETA_CONV_PTR(gx), THETA_CONV_OUT(y)); });
 }
 
-void conv_backward_filters(DType dtype, const ConvGeom& g, const void* x, const void* gy, void* dw) {
-  THETA_CONV_DISPATCH(
-      backward_filters_t(g, static_cast<const float*>(x), static_cast<const float*>(gy), static_cast<float*>(dw)),
-      backward_filters_t(g, static_cast<const double*>(x), static_cast<const double*>(gy), static_cast<double*>(dw)));
+namespace {
+// The backend entry points: every image's patches (fold: folded back), images over the threads.
+void unfold_all(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col, bool fold) {
+  const Dims d = dims_of(g);
+  typed(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    parallel_for(g.N, d.K * d.P, [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t n = lo; n < hi; ++n) {
+        T* xi = x.data<T>() + n * d.chw + group * d.Cg * g.H * g.W;
+        if (fold) col2im(g, d.Cg, col.data<T>(), g.N * d.P, n * d.P, xi);
+        else im2col(g, d.Cg, static_cast<const T*>(xi), col.data<T>(), g.N * d.P, n * d.P);
+      }
+    });
+  });
 }
+}  // namespace
 
 void im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) {
-  const Dims d = dims_of(g);
-  parallel_for(g.N, d.K * d.P, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t n = lo; n < hi; ++n) {
-      const std::int64_t at = n * d.chw + group * d.Cg * g.H * g.W;
-      if (x.dtype == DType::float32) im2col(g, d.Cg, x.data<float>() + at, col.data<float>(), g.N * d.P, n * d.P);
-      else im2col(g, d.Cg, x.data<double>() + at, col.data<double>(), g.N * d.P, n * d.P);
-    }
-  });
+  unfold_all(x, g, group, col, false);
 }
-
 void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) {
-  const Dims d = dims_of(g);
-  parallel_for(g.N, d.K * d.P, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t n = lo; n < hi; ++n) {
-      const std::int64_t at = n * d.chw + group * d.Cg * g.H * g.W;
-      if (x.dtype == DType::float32) col2im(g, d.Cg, col.data<float>(), g.N * d.P, n * d.P, x.data<float>() + at);
-      else col2im(g, d.Cg, col.data<double>(), g.N * d.P, n * d.P, x.data<double>() + at);
-    }
-  });
+  unfold_all(x, g, group, col, true);
 }
-
 void CpuBackend::im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) {
   cpu::im2col(x, g, group, col);
 }
@@ -570,23 +578,7 @@ void CpuBackend::col2im(const Storage& col, const ConvGeom& g, std::int64_t grou
   cpu::col2im(col, g, group, x);
 }
 
-void pool_forward(DType dtype, const PoolGeom& g, const void* x, void* y) {
-  THETA_CONV_DISPATCH(pool_forward_t(g, static_cast<const float*>(x), static_cast<float*>(y)),
-                      pool_forward_t(g, static_cast<const double*>(x), static_cast<double*>(y)));
-}
-
-void pool_backward(DType dtype, const PoolGeom& g, const void* x, const void* gy, void* dx) {
-  THETA_CONV_DISPATCH(
-      pool_backward_t(g, static_cast<const float*>(x), static_cast<const float*>(gy), static_cast<float*>(dx)),
-      pool_backward_t(g, static_cast<const double*>(x), static_cast<const double*>(gy), static_cast<double*>(dx)));
-}
-
-void pool_select(DType dtype, const PoolGeom& g, const void* x, const void* gx, void* y) {
-  THETA_CONV_DISPATCH(
-      pool_select_t(g, static_cast<const float*>(x), static_cast<const float*>(gx), static_cast<float*>(y)),
-      pool_select_t(g, static_cast<const double*>(x), static_cast<const double*>(gx), static_cast<double*>(y)));
-}
-
-#undef THETA_CONV_DISPATCH
+#undef THETA_CONV_PTR
+#undef THETA_CONV_OUT
 
 }  // namespace th::detail::cpu

@@ -110,31 +110,30 @@ Updates momentum(const std::vector<Tensor>& grads, const std::vector<Shared>& pa
   return u;
 }
 
-Updates adagrad(const std::vector<Tensor>& grads, const std::vector<Shared>& params, LearningRate lr, double eps) {
-  check("adagrad", grads, params);
-  check_lr("adagrad", lr);
+// p <- p - lr * g / (sqrt(s') + eps) with s' = next(s, g), s the state "<p>.<suffix>" (adagrad, rmsprop).
+template <class Next>
+Updates root_scaled(const char* what, const std::vector<Tensor>& grads, const std::vector<Shared>& params,
+                    const LearningRate& lr, double eps, const char* suffix, Next next) {
+  check(what, grads, params);
+  check_lr(what, lr);
   Updates u;
   for (std::size_t i = 0; i < params.size(); ++i) {
-    Shared s = state_like(params[i], i, "sum");
-    const Tensor s2 = s + grads[i] * grads[i];
+    Shared s = state_like(params[i], i, suffix);
+    const Tensor s2 = next(s, grads[i]);
     u.push_back({params[i], params[i] - times_lr(lr, grads[i], params[i].dtype()) / (sqrt(s2) + eps)});
     u.push_back({s, s2});
   }
   return u;
 }
 
+Updates adagrad(const std::vector<Tensor>& grads, const std::vector<Shared>& params, LearningRate lr, double eps) {
+  return root_scaled("adagrad", grads, params, lr, eps, "sum", [](const Tensor& s, const Tensor& g) { return s + g * g; });
+}
+
 Updates rmsprop(const std::vector<Tensor>& grads, const std::vector<Shared>& params, LearningRate lr, double rho,
                 double eps) {
-  check("rmsprop", grads, params);
-  check_lr("rmsprop", lr);
-  Updates u;
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    Shared s = state_like(params[i], i, "sq");
-    const Tensor s2 = rho * s + (1 - rho) * (grads[i] * grads[i]);
-    u.push_back({params[i], params[i] - times_lr(lr, grads[i], params[i].dtype()) / (sqrt(s2) + eps)});
-    u.push_back({s, s2});
-  }
-  return u;
+  return root_scaled("rmsprop", grads, params, lr, eps, "sq",
+                     [rho](const Tensor& s, const Tensor& g) { return rho * s + (1 - rho) * (g * g); });
 }
 
 Updates adam(const std::vector<Tensor>& grads, const std::vector<Shared>& params, LearningRate lr, double beta1,
