@@ -187,72 +187,64 @@ struct SerialBlas {
   SerialBlas& operator=(const SerialBlas&) = delete;
 };
 
+// f(n0, m, grp, col) for each group of each chunk of images [lo, hi) (m images from n0),
+// col this thread's scratch for the chunk's (K x m*P) patch matrix.
+template <class T, class F>
+void each_chunk(const ConvGeom& g, const Dims& d, std::int64_t lo, std::int64_t hi, std::int64_t nb, F f) {
+  std::vector<T>& col = scratch<T>().col;
+  col.resize(std::size_t(d.K * nb * d.P));
+  for (std::int64_t n0 = lo; n0 < hi; n0 += nb)
+    for (std::int64_t grp = 0; grp < g.G; ++grp) f(n0, std::min(nb, hi - n0), grp, col.data());
+}
+
 // Images [lo, hi) on this thread, in chunks of nb: each chunk's patches unfolded into one
 // (K x nb*P) matrix, one GEMM per group, the result copied out of the GEMM's layout.
 template <class T>
 void forward_range(const ConvGeom& g, const Dims& d, const T* x, const T* w, T* y, std::int64_t lo, std::int64_t hi,
                    std::int64_t nb) {
-  Scratch<T>& sc = scratch<T>();
-  std::vector<T>& col = sc.col;
-  std::vector<T>& tmp = sc.tmp;
-  col.resize(std::size_t(d.K * nb * d.P));
-  for (std::int64_t n0 = lo; n0 < hi; n0 += nb) {
-    const std::int64_t m = std::min(nb, hi - n0);
-    for (std::int64_t grp = 0; grp < g.G; ++grp) {
-      unfold_chunk(g, d, x, n0, m, grp, col.data());
-      T* out = y + n0 * g.O * d.P + grp * d.Og * d.P;
-      if (m == 1) {  // straight into y
-        gemm<T>(false, false, d.Og, d.P, d.K, w + grp * d.Og * d.K, d.K, col.data(), d.P, T(0), out, d.P);
-        continue;
-      }
-      tmp.resize(std::size_t(d.Og * m * d.P));
-      gemm<T>(false, false, d.Og, m * d.P, d.K, w + grp * d.Og * d.K, d.K, col.data(), m * d.P, T(0), tmp.data(),
-              m * d.P);
-      for (std::int64_t i = 0; i < m; ++i)
-        for (std::int64_t o = 0; o < d.Og; ++o)
-          std::memcpy(out + i * g.O * d.P + o * d.P, &tmp[std::size_t(o * m * d.P + i * d.P)],
-                      sizeof(T) * std::size_t(d.P));
+  std::vector<T>& tmp = scratch<T>().tmp;
+  each_chunk<T>(g, d, lo, hi, nb, [&](std::int64_t n0, std::int64_t m, std::int64_t grp, T* col) {
+    unfold_chunk(g, d, x, n0, m, grp, col);
+    T* out = y + n0 * g.O * d.P + grp * d.Og * d.P;
+    if (m == 1) {  // straight into y
+      gemm<T>(false, false, d.Og, d.P, d.K, w + grp * d.Og * d.K, d.K, col, d.P, T(0), out, d.P);
+      return;
     }
-  }
+    tmp.resize(std::size_t(d.Og * m * d.P));
+    gemm<T>(false, false, d.Og, m * d.P, d.K, w + grp * d.Og * d.K, d.K, col, m * d.P, T(0), tmp.data(), m * d.P);
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t o = 0; o < d.Og; ++o)
+        std::memcpy(out + i * g.O * d.P + o * d.P, &tmp[std::size_t(o * m * d.P + i * d.P)], sizeof(T) * std::size_t(d.P));
+  });
 }
 
 // dx (zeroed) += the folded W_g^T @ gy of images [lo, hi), in chunks of nb.
 template <class T>
 void backward_input_range(const ConvGeom& g, const Dims& d, const T* gy, const T* w, T* dx, std::int64_t lo,
                           std::int64_t hi, std::int64_t nb) {
-  Scratch<T>& sc = scratch<T>();
-  std::vector<T>& col = sc.col;
-  col.resize(std::size_t(d.K * nb * d.P));
-  for (std::int64_t n0 = lo; n0 < hi; n0 += nb) {
-    const std::int64_t m = std::min(nb, hi - n0);
-    for (std::int64_t grp = 0; grp < g.G; ++grp) {
-      std::int64_t ld = 0;
-      const T* rows = gather_rows(g, d, gy, n0, m, grp, sc.rows, ld);
-      // col (K x m P) = Wg^T (K x Og) @ rows (Og x m P)
-      gemm<T>(true, false, d.K, m * d.P, d.Og, w + grp * d.Og * d.K, d.K, rows, ld, T(0), col.data(), m * d.P);
-      for (std::int64_t i = 0; i < m; ++i)
-        col2im(g, d.Cg, col.data(), m * d.P, i * d.P, dx + (n0 + i) * d.chw + grp * d.Cg * g.H * g.W);
-    }
-  }
+  std::vector<T>& buf = scratch<T>().rows;
+  each_chunk<T>(g, d, lo, hi, nb, [&](std::int64_t n0, std::int64_t m, std::int64_t grp, T* col) {
+    std::int64_t ld = 0;
+    const T* rows = gather_rows(g, d, gy, n0, m, grp, buf, ld);
+    // col (K x m P) = Wg^T (K x Og) @ rows (Og x m P)
+    gemm<T>(true, false, d.K, m * d.P, d.Og, w + grp * d.Og * d.K, d.K, rows, ld, T(0), col, m * d.P);
+    for (std::int64_t i = 0; i < m; ++i)
+      col2im(g, d.Cg, col, m * d.P, i * d.P, dx + (n0 + i) * d.chw + grp * d.Cg * g.H * g.W);
+  });
 }
 
 // dw += gy @ patches^T over images [lo, hi), in chunks of nb.
 template <class T>
 void backward_filters_range(const ConvGeom& g, const Dims& d, const T* x, const T* gy, T* dw, std::int64_t lo,
                             std::int64_t hi, std::int64_t nb) {
-  Scratch<T>& sc = scratch<T>();
-  std::vector<T>& col = sc.col;
-  col.resize(std::size_t(d.K * nb * d.P));
-  for (std::int64_t n0 = lo; n0 < hi; n0 += nb) {
-    const std::int64_t m = std::min(nb, hi - n0);
-    for (std::int64_t grp = 0; grp < g.G; ++grp) {
-      unfold_chunk(g, d, x, n0, m, grp, col.data());
-      std::int64_t ld = 0;
-      const T* rows = gather_rows(g, d, gy, n0, m, grp, sc.rows, ld);
-      // dWg (Og x K) += rows (Og x m P) @ col^T (m P x K)
-      gemm<T>(false, true, d.Og, d.K, m * d.P, rows, ld, col.data(), m * d.P, T(1), dw + grp * d.Og * d.K, d.K);
-    }
-  }
+  std::vector<T>& buf = scratch<T>().rows;
+  each_chunk<T>(g, d, lo, hi, nb, [&](std::int64_t n0, std::int64_t m, std::int64_t grp, T* col) {
+    unfold_chunk(g, d, x, n0, m, grp, col);
+    std::int64_t ld = 0;
+    const T* rows = gather_rows(g, d, gy, n0, m, grp, buf, ld);
+    // dWg (Og x K) += rows (Og x m P) @ col^T (m P x K)
+    gemm<T>(false, true, d.Og, d.K, m * d.P, rows, ld, col, m * d.P, T(1), dw + grp * d.Og * d.K, d.K);
+  });
 }
 
 // Images per chunk on a kernel thread: a few, so that each GEMM's inner or outer dimension
