@@ -7,6 +7,7 @@
 #include "error.hpp"
 #include "function.hpp"
 #include "io.hpp"
+#include "linalg.hpp"
 #include "nn.hpp"
 #include "ops.hpp"
 #include "optim.hpp"

@@ -1,0 +1,31 @@
+// Linear algebra (API.md section 13, in part): numpy.linalg's semantics, batched over the
+// leading axes, float32/float64 (integers compute in floatX), every function differentiable
+// (PyTorch's rules, written with theta's ops, so gradients differentiate again). LAPACK
+// through OpenBLAS. A singular matrix, a matrix that is not positive definite for cholesky,
+// or a non-square operand gives a th:: error naming the function and the shapes.
+#pragma once
+#include <utility>
+
+#include "tensor.hpp"
+
+namespace th::linalg {
+
+/// x with a @ x = b: a (..., n, n); b (n) (a then 2-d) or (..., n, k) with a's batch dims.
+Tensor solve(const Tensor& a, const Tensor& b);
+/// x with a @ x = b for a triangular a (only its lower, or upper, triangle is read).
+Tensor solve_triangular(const Tensor& a, const Tensor& b, bool lower = false);
+/// a^-1.
+Tensor inv(const Tensor& a);
+/// det(a), over the batch.
+Tensor det(const Tensor& a);
+/// (sign, log|det a|): sign 0 and log -inf for a singular matrix.
+std::pair<Tensor, Tensor> slogdet(const Tensor& a);
+/// The lower Cholesky factor L of a symmetric positive definite a (a = L L^T).
+Tensor cholesky(const Tensor& a);
+/// The 2-norm of the flattened x (Frobenius for a matrix).
+Tensor norm(const Tensor& x);
+/// numpy.linalg.norm(x, ord): a vector's p-norm (inf, -inf, 0 and any p); a matrix's 1, -1,
+/// inf, -inf norms (2 and -2 need the SVD: th::ValueError for now).
+Tensor norm(const Tensor& x, double ord);
+
+}  // namespace th::linalg

@@ -1,0 +1,125 @@
+// Row-major matrices through column-major LAPACK: the buffer of a row-major A is the
+// column-major A^T, so each routine is called on A^T with the transposes that undo it.
+#include "cpu/lapack.hpp"
+
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+extern "C" {
+// NOTE: trailing size_t arguments are the hidden lengths of character arguments (gfortran's
+// ABI); OpenBLAS's own C implementations of these routines ignore them.
+void sgetrf_(const int*, const int*, float*, const int*, int*, int*);
+void dgetrf_(const int*, const int*, double*, const int*, int*, int*);
+void sgetrs_(const char*, const int*, const int*, const float*, const int*, const int*, float*, const int*, int*, std::size_t);
+void dgetrs_(const char*, const int*, const int*, const double*, const int*, const int*, double*, const int*, int*, std::size_t);
+void sgetri_(const int*, float*, const int*, const int*, float*, const int*, int*);
+void dgetri_(const int*, double*, const int*, const int*, double*, const int*, int*);
+void spotrf_(const char*, const int*, float*, const int*, int*, std::size_t);
+void dpotrf_(const char*, const int*, double*, const int*, int*, std::size_t);
+void strtrs_(const char*, const char*, const char*, const int*, const int*, const float*, const int*, float*, const int*,
+             int*, std::size_t, std::size_t, std::size_t);
+void dtrtrs_(const char*, const char*, const char*, const int*, const int*, const double*, const int*, double*, const int*,
+             int*, std::size_t, std::size_t, std::size_t);
+}
+
+namespace th::detail::cpu {
+
+namespace {
+
+template <class T>
+void getrf(int n, T* a, int* piv, int* info) {
+  if constexpr (std::is_same_v<T, float>) sgetrf_(&n, &n, a, &n, piv, info);
+  else dgetrf_(&n, &n, a, &n, piv, info);
+}
+
+// b (n x k, row-major) <-> its column-major copy bc (what LAPACK's right-hand sides are).
+template <class T>
+void transpose_into(int rows, int cols, const T* from, T* to) {
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) to[std::size_t(j) * std::size_t(rows) + std::size_t(i)] = from[std::size_t(i) * std::size_t(cols) + std::size_t(j)];
+}
+
+}  // namespace
+
+template <class T>
+int lapack_solve(int n, int k, T* a, T* b) {
+  std::vector<int> piv(static_cast<std::size_t>(n));
+  int info = 0;
+  getrf(n, a, piv.data(), &info);  // LU of A^T
+  if (info != 0) return info;
+  std::vector<T> bc(std::size_t(n) * std::size_t(k));
+  transpose_into(n, k, b, bc.data());
+  const char t = 'T';  // (A^T)^T x = b
+  if constexpr (std::is_same_v<T, float>) sgetrs_(&t, &n, &k, a, &n, piv.data(), bc.data(), &n, &info, 1);
+  else dgetrs_(&t, &n, &k, a, &n, piv.data(), bc.data(), &n, &info, 1);
+  transpose_into(k, n, bc.data(), b);
+  return info;
+}
+
+template <class T>
+int lapack_inverse(int n, T* a) {
+  std::vector<int> piv(static_cast<std::size_t>(n));
+  int info = 0;
+  getrf(n, a, piv.data(), &info);  // (A^T)^-1 column-major is A^-1 row-major
+  if (info != 0) return info;
+  int lwork = std::max(1, n * 64);
+  std::vector<T> work(static_cast<std::size_t>(lwork));
+  if constexpr (std::is_same_v<T, float>) sgetri_(&n, a, &n, piv.data(), work.data(), &lwork, &info);
+  else dgetri_(&n, a, &n, piv.data(), work.data(), &lwork, &info);
+  return info;
+}
+
+template <class T>
+void lapack_slogdet(int n, T* a, double& sign, double& logabs) {
+  std::vector<int> piv(static_cast<std::size_t>(n));
+  int info = 0;
+  getrf(n, a, piv.data(), &info);  // det A^T = det A
+  sign = 1, logabs = 0;
+  for (int i = 0; i < n; ++i) {
+    const double u = double(a[std::size_t(i) * std::size_t(n) + std::size_t(i)]);
+    if (u == 0 || info > 0) {
+      sign = 0, logabs = -INFINITY;
+      return;
+    }
+    if (u < 0) sign = -sign;
+    if (piv[std::size_t(i)] != i + 1) sign = -sign;
+    logabs += std::log(std::fabs(u));
+  }
+}
+
+template <class T>
+int lapack_cholesky(int n, T* a) {
+  int info = 0;
+  const char u = 'U';  // A^T = A = U^T U column-major: the row-major buffer reads L = U^T
+  if constexpr (std::is_same_v<T, float>) spotrf_(&u, &n, a, &n, &info, 1);
+  else dpotrf_(&u, &n, a, &n, &info, 1);
+  for (int i = 0; i < n; ++i)
+    for (int j = i + 1; j < n; ++j) a[std::size_t(i) * std::size_t(n) + std::size_t(j)] = T(0);
+  return info;
+}
+
+template <class T>
+int lapack_solve_triangular(int n, int k, const T* a, T* b, bool lower) {
+  std::vector<T> bc(std::size_t(n) * std::size_t(k));
+  transpose_into(n, k, b, bc.data());
+  // the buffer is column-major A^T: upper when A is lower; solve (A^T)^T x = b
+  const char uplo = lower ? 'U' : 'L', trans = 'T', diag = 'N';
+  int info = 0;
+  if constexpr (std::is_same_v<T, float>) strtrs_(&uplo, &trans, &diag, &n, &k, a, &n, bc.data(), &n, &info, 1, 1, 1);
+  else dtrtrs_(&uplo, &trans, &diag, &n, &k, a, &n, bc.data(), &n, &info, 1, 1, 1);
+  transpose_into(k, n, bc.data(), b);
+  return info;
+}
+
+#define THETA_LAPACK_INSTANTIATE(T)                                       \
+  template int lapack_solve<T>(int, int, T*, T*);                          \
+  template int lapack_inverse<T>(int, T*);                                 \
+  template void lapack_slogdet<T>(int, T*, double&, double&);              \
+  template int lapack_cholesky<T>(int, T*);                                \
+  template int lapack_solve_triangular<T>(int, int, const T*, T*, bool);
+THETA_LAPACK_INSTANTIATE(float)
+THETA_LAPACK_INSTANTIATE(double)
+#undef THETA_LAPACK_INSTANTIATE
+
+}  // namespace th::detail::cpu

@@ -1,0 +1,25 @@
+// LAPACK through OpenBLAS (which carries it): the factorizations behind th::linalg
+// (lib/ops/decomp.cpp), on one row-major square matrix at a time. Each returns LAPACK's
+// info: 0, or > 0 when the matrix is singular (not positive definite for cholesky).
+#pragma once
+#include <cstdint>
+
+namespace th::detail::cpu {
+
+/// b (n x k, row-major) := a^-1 b; a (n x n) is overwritten by its LU factors.
+template <class T>
+int lapack_solve(int n, int k, T* a, T* b);
+/// a := a^-1.
+template <class T>
+int lapack_inverse(int n, T* a);
+/// The sign (+1, -1, or 0 when singular) and log|det a| of a; a is overwritten.
+template <class T>
+void lapack_slogdet(int n, T* a, double& sign, double& logabs);
+/// a := its lower Cholesky factor L (a = L L^T), the upper triangle zeroed.
+template <class T>
+int lapack_cholesky(int n, T* a);
+/// b (n x k) := a^-1 b for a triangular a (its other triangle ignored).
+template <class T>
+int lapack_solve_triangular(int n, int k, const T* a, T* b, bool lower);
+
+}  // namespace th::detail::cpu

@@ -1,0 +1,276 @@
+// th::linalg's factorization ops (API.md section 13, in part): solve, solve_triangular, inv,
+// slogdet (det is composed from it), cholesky, and tri_mask (a triangle of a matrix, scaled
+// diagonal: what the cholesky and triangular-solve gradients mask with). Forward: LAPACK per
+// matrix of the batch (lib/cpu/lapack.cpp, on the host for other devices); VJPs: PyTorch's
+// rules written with these same ops, so they differentiate again. norm is a composite.
+#include "theta/linalg.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "cpu/lapack.hpp"
+#include "ops/op.hpp"
+
+namespace th::detail {
+
+namespace {
+
+const Tensor none{};
+
+Storage host(const Storage& s, DType dtype) { return contiguous_as(transfer(s, th::cpu()), dtype); }
+Storage to_device(Storage y, Device d) { return d == th::cpu() ? y : transfer(y, d); }
+
+// A float dtype for the operands (integers compute in floatX).
+DType float_of(const std::vector<Meta>& in) {
+  DType d = in[0].dtype;
+  for (const Meta& m : in) d = promote_types(d, m.dtype);
+  return is_floating(d) ? d : floatX();
+}
+
+// The batch of square matrices in `m` (operand i): its n, or ShapeError.
+std::int64_t square(const Op& op, const std::vector<Meta>& in, std::size_t i) {
+  const Shape& s = in[i].shape;
+  if (s.size() < 2) throw_shape(op, "needs a matrix (at least 2-d)", in);
+  const std::int64_t r = s[s.size() - 2], c = s.back();
+  if (r >= 0 && c >= 0 && r != c)
+    throw_shape(op, "needs square matrices, got " + std::to_string(r) + " x " + std::to_string(c), in);
+  return r >= 0 ? r : c;
+}
+
+std::int64_t batch_of(const Shape& s, std::size_t matrix_dims) {
+  std::int64_t b = 1;
+  for (std::size_t i = 0; i + matrix_dims < s.size(); ++i) b *= s[i];
+  return b;
+}
+
+[[noreturn]] void singular(const Op& op, const Storage& a, std::int64_t at, const char* what) {
+  throw ValueError(std::string(op.name) + ": " + what + " (matrix " + std::to_string(at) + " of the batch): " +
+                   describe({meta_of(a)}));
+}
+
+// f(T{}) with T the C++ type of float dtype d.
+template <class F>
+void typed(DType d, F&& f) {
+  if (d == DType::float32) f(float{});
+  else f(double{});
+}
+
+Tensor mT(const Tensor& x) {  // the last two axes swapped
+  std::vector<std::int64_t> perm(node_of(x, "transpose").shape.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = std::int64_t(i);
+  std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
+  return transpose(x, perm);
+}
+
+// ---- solve / solve_triangular (attrs.axis: 1 lower, 0 upper) ----------------------------------
+Meta infer_solve(const Op& op, const std::vector<Meta>& in, const Attrs&) {
+  const std::int64_t n = square(op, in, 0);
+  const Shape& a = in[0].shape;
+  const Shape& b = in[1].shape;
+  if (b.size() == 1) {
+    if (a.size() != 2) throw_shape(op, "a vector right-hand side needs a single matrix (use (..., n, 1) for a batch)", in);
+  } else if (b.size() != a.size()) {
+    throw_shape(op, "the right-hand side must be (n,) or have the matrix's batch dims and be (..., n, k)", in);
+  }
+  for (std::size_t i = 0; b.size() > 1 && i + 2 < a.size(); ++i)
+    if (a[i] >= 0 && b[i] >= 0 && a[i] != b[i]) throw_shape(op, "batch dims differ", in);
+  const std::int64_t bn = b.size() == 1 ? b[0] : b[b.size() - 2];
+  if (n >= 0 && bn >= 0 && n != bn)
+    throw_shape(op, "shapes not aligned: " + std::to_string(n) + " != " + std::to_string(bn), in);
+  return {float_of(in), b};
+}
+
+Storage forward_solve(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
+  const Storage a = host(*in[0], out.dtype);
+  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
+  cpu_backend().copy(host(*in[1], out.dtype), y);  // solved in place
+  const std::int64_t n = a.shape.back(), k = out.shape.size() == 1 ? 1 : out.shape.back();
+  const std::int64_t batch = batch_of(a.shape, 2);
+  const bool tri = std::string_view(op.name) == "solve_triangular";
+  typed(out.dtype, [&](auto t) {
+    using T = decltype(t);
+    std::vector<T> work(std::size_t(n * n));
+    for (std::int64_t i = 0; i < batch; ++i) {
+      const T* am = a.data<T>() + i * n * n;
+      T* bm = y.data<T>() + i * n * k;
+      int info;
+      if (tri) {
+        info = cpu::lapack_solve_triangular<T>(int(n), int(k), am, bm, attrs.axis != 0);
+      } else {
+        std::copy(am, am + n * n, work.begin());
+        info = cpu::lapack_solve<T>(int(n), int(k), work.data(), bm);
+      }
+      if (info > 0) singular(op, *in[0], i, "singular matrix");
+    }
+  });
+  return to_device(y, in[0]->device());
+}
+
+const Op& solve_triangular_op();
+Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower);
+Tensor tri_mask(const Tensor& x, bool lower, double diag);
+
+// x = solve(a, b): gb = solve(a^T, g), ga = -gb x^T (an outer product for a vector b)
+std::vector<Tensor> vjp_solve(const Op& op, const VjpCtx& c) {
+  const bool tri = &op == &solve_triangular_op(), lower = c.attrs.axis != 0;
+  const Tensor gb = tri ? solve_tri(mT(c.x[0]), c.g, !lower) : linalg::solve(mT(c.x[0]), c.g);
+  Tensor ga;
+  if (c.needs[0]) {
+    ga = node_of(c.y, "solve").shape.size() == 1 ? -(expand_dims(gb, -1) * expand_dims(c.y, 0))
+                                                 : -matmul(gb, mT(c.y));
+    if (tri) ga = tri_mask(ga, lower, 1.0);  // only that triangle of a was read
+  }
+  return {ga, c.needs[1] ? gb : none};
+}
+
+const Op op_solve{"solve", 0, &infer_solve, &forward_solve, &vjp_solve};
+const Op op_solve_triangular{"solve_triangular", 0, &infer_solve, &forward_solve, &vjp_solve};
+const Op& solve_triangular_op() { return op_solve_triangular; }
+
+Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower) {
+  Attrs at;
+  at.axis = lower ? 1 : 0;
+  return apply(op_solve_triangular, {a, b}, std::move(at));
+}
+
+// ---- one-matrix ops: inv, cholesky, slogdet, det_sign, tri_mask --------------------------------
+enum MatKind { kInv = 0, kCholesky = 1, kLogAbsDet = 2, kDetSign = 3, kTriMask = 4 };
+
+Meta infer_matrix(const Op& op, const std::vector<Meta>& in, const Attrs&) {
+  square(op, in, 0);
+  const DType d = float_of(in);
+  if (op.code == kLogAbsDet || op.code == kDetSign)
+    return {d, Shape(in[0].shape.begin(), in[0].shape.end() - 2)};
+  return {d, in[0].shape};
+}
+
+Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
+  const Storage a = host(*in[0], out.dtype);
+  const std::int64_t n = a.shape.back(), batch = batch_of(a.shape, 2);
+  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
+  typed(out.dtype, [&](auto t) {
+    using T = decltype(t);
+    std::vector<T> work(std::size_t(n * n));
+    for (std::int64_t i = 0; i < batch; ++i) {
+      const T* am = a.data<T>() + i * n * n;
+      if (op.code == kTriMask) {  // attrs.axis: 1 lower; attrs.scale: the diagonal's factor
+        T* ym = y.data<T>() + i * n * n;
+        for (std::int64_t r = 0; r < n; ++r)
+          for (std::int64_t q = 0; q < n; ++q) {
+            const bool keep = attrs.axis ? q < r : q > r;
+            ym[r * n + q] = r == q ? T(am[r * n + q] * T(attrs.scale)) : keep ? am[r * n + q] : T(0);
+          }
+        continue;
+      }
+      std::copy(am, am + n * n, work.begin());
+      if (op.code == kInv || op.code == kCholesky) {
+        const int info = op.code == kInv ? cpu::lapack_inverse<T>(int(n), work.data()) : cpu::lapack_cholesky<T>(int(n), work.data());
+        if (info > 0) singular(op, *in[0], i, op.code == kInv ? "singular matrix" : "matrix is not positive definite");
+        std::copy(work.begin(), work.end(), y.data<T>() + i * n * n);
+        continue;
+      }
+      double sign, logabs;
+      cpu::lapack_slogdet<T>(int(n), work.data(), sign, logabs);
+      y.data<T>()[i] = T(op.code == kDetSign ? sign : logabs);
+    }
+  });
+  return to_device(y, in[0]->device());
+}
+
+// kTriMask is its own adjoint; inv: ga = -y^T g y^T; log|det a|: ga = g inv(a)^T;
+// cholesky (PyTorch's rule): P = tril(L^T gL) with half its diagonal, S = L^-T P L^-1,
+// ga = (S + S^T) / 2.
+std::vector<Tensor> vjp_matrix(const Op& op, const VjpCtx& c) {
+  const Tensor& g = c.g;
+  switch (op.code) {
+    case kTriMask: return {tri_mask(g, c.attrs.axis != 0, c.attrs.scale)};
+    case kInv: return {-matmul(mT(c.y), matmul(g, mT(c.y)))};
+    case kLogAbsDet: return {expand_dims(expand_dims(g, -1), -1) * mT(linalg::inv(c.x[0]))};
+    case kCholesky: {
+      const Tensor Lt = mT(c.y);
+      const Tensor P = tri_mask(matmul(Lt, g), true, 0.5);
+      const Tensor Z = solve_tri(Lt, P, false);       // L^-T P
+      const Tensor S = mT(solve_tri(Lt, mT(Z), false));  // (L^-T (L^-T P)^T)^T = L^-T P L^-1
+      return {(S + mT(S)) * 0.5};
+    }
+    default: return {none};
+  }
+}
+
+const Op op_inv{"inv", kInv, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_cholesky{"cholesky", kCholesky, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_logabsdet{"slogdet", kLogAbsDet, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_det_sign{"det_sign", kDetSign, &infer_matrix, &forward_matrix, nullptr};
+const Op op_tri_mask{"tri_mask", kTriMask, &infer_matrix, &forward_matrix, &vjp_matrix};
+
+Tensor tri_mask(const Tensor& x, bool lower, double diag) {
+  Attrs a;
+  a.axis = lower ? 1 : 0;
+  a.scale = diag;
+  return apply(op_tri_mask, {x}, std::move(a));
+}
+
+Tensor as_float(const Tensor& x, const char* what) {
+  const DType d = node_of(x, what).dtype;
+  return is_floating(d) ? x : cast(x, floatX());
+}
+
+}  // namespace
+
+}  // namespace th::detail
+
+namespace th::linalg {
+
+using detail::as_float;
+
+Tensor solve(const Tensor& a, const Tensor& b) {
+  return detail::apply(detail::op_solve, {as_float(a, "solve"), as_float(b, "solve")});
+}
+Tensor solve_triangular(const Tensor& a, const Tensor& b, bool lower) {
+  return detail::solve_tri(as_float(a, "solve_triangular"), as_float(b, "solve_triangular"), lower);
+}
+Tensor inv(const Tensor& a) { return detail::apply(detail::op_inv, {as_float(a, "inv")}); }
+Tensor cholesky(const Tensor& a) { return detail::apply(detail::op_cholesky, {as_float(a, "cholesky")}); }
+
+std::pair<Tensor, Tensor> slogdet(const Tensor& a) {
+  const Tensor af = as_float(a, "slogdet");
+  return {detail::apply(detail::op_det_sign, {af}), detail::apply(detail::op_logabsdet, {af})};
+}
+
+// det = sign * exp(log|det|): its gradient det * inv(a)^T comes out of the composition
+Tensor det(const Tensor& a) {
+  const auto [sign, logabs] = slogdet(a);
+  return sign * exp(logabs);
+}
+
+Tensor norm(const Tensor& x) {
+  const Tensor xf = as_float(x, "norm");
+  return sqrt(sum(xf * xf));
+}
+
+Tensor norm(const Tensor& x, double ord) {
+  const Tensor xf = as_float(x, "norm");
+  const std::size_t nd = detail::node_of(x, "norm").shape.size();
+  const double inf = std::numeric_limits<double>::infinity();
+  if (nd == 1) {
+    if (ord == inf) return max(abs(xf));
+    if (ord == -inf) return min(abs(xf));
+    if (ord == 0) return sum(cast(xf != 0.0, detail::node_of(xf, "norm").dtype));
+    if (ord == 1) return sum(abs(xf));
+    if (ord == 2) return norm(xf);
+    return pow(sum(pow(abs(xf), ord)), 1.0 / ord);
+  }
+  if (nd == 2) {
+    if (ord == 1) return max(sum(abs(xf), 0));
+    if (ord == -1) return min(sum(abs(xf), 0));
+    if (ord == inf) return max(sum(abs(xf), 1));
+    if (ord == -inf) return min(sum(abs(xf), 1));
+    throw ValueError("norm: ord=" + std::to_string(ord) +
+                     " of a matrix needs its singular values (th::linalg::svd is not available yet); ord 1, -1, inf, "
+                     "-inf or no ord (Frobenius) are: " + detail::describe({detail::meta_of(x)}));
+  }
+  throw ShapeError("norm: ord needs a vector or a matrix, got " + std::to_string(nd) + "-d (no ord: the flattened 2-norm): " +
+                   detail::describe({detail::meta_of(x)}));
+}
+
+}  // namespace th::linalg

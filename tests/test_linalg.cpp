@@ -1,0 +1,100 @@
+// th::linalg (API.md section 13, in part): values against hand-computed results, every op's
+// gradient (and gradient of gradient) through the shared checker, batches, float32, errors.
+#define BOOST_TEST_MODULE linalg
+#include <cmath>
+#include <limits>
+
+#include "check.hpp"
+
+using th::Tensor;
+using X = check::Inputs;
+
+namespace {
+void expect(const std::string& what, const Tensor& got, const std::vector<double>& want, double tol = 1e-12) {
+  const auto v = got.to_vector<double>();
+  BOOST_TEST_REQUIRE(v.size() == want.size(), what);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    BOOST_TEST(std::fabs(v[i] - want[i]) <= tol * std::max(1.0, std::fabs(want[i])), what << "[" << i << "]: " << v[i] << " vs " << want[i]);
+}
+// well conditioned: a + 4 I (inputs in [-2, 2])
+Tensor wc(const Tensor& a) { return a + 4.0 * th::eye(3); }
+Tensor spd(const Tensor& a) {
+  return th::matmul(a, a.ndim() == 3 ? th::transpose(a, {0, 2, 1}) : th::transpose(a)) + 3.0 * th::eye(3);
+}
+check::Options g2() {
+  check::Options o;
+  o.grad2 = true;
+  return o;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(hand_computed_values) {
+  const Tensor a = th::tensor({{3, 1}, {1, 2}});
+  expect("solve", th::linalg::solve(a, th::tensor({9, 8})), {2, 3});
+  expect("solve matrix rhs", th::linalg::solve(a, th::tensor({{9, 1}, {8, 2}})), {2, 0, 3, 1});
+  expect("inv", th::linalg::inv(th::tensor({{4, 7}, {2, 6}})), {0.6, -0.7, -0.2, 0.4});
+  expect("det", th::linalg::det(th::tensor({{4, 7}, {2, 6}})), {10});
+  expect("det negative", th::linalg::det(th::tensor({{0, 1}, {1, 0}})), {-1});
+  const auto [sign, logabs] = th::linalg::slogdet(th::tensor({{-2, 0}, {0, 3}}));
+  expect("slogdet sign", sign, {-1});
+  expect("slogdet log", logabs, {std::log(6.0)});
+  const auto [s0, l0] = th::linalg::slogdet(th::tensor({{1, 2}, {2, 4}}));
+  expect("singular sign", s0, {0});
+  BOOST_TEST(l0.item<double>() == -std::numeric_limits<double>::infinity());
+  expect("cholesky", th::linalg::cholesky(th::tensor({{4, 2}, {2, 3}})), {2, 0, 1, std::sqrt(2.0)});
+  expect("solve_triangular lower", th::linalg::solve_triangular(th::tensor({{2, 99}, {1, 4}}), th::tensor({4, 10}), true), {2, 2});
+  expect("solve_triangular upper", th::linalg::solve_triangular(th::tensor({{2, 1}, {99, 4}}), th::tensor({4, 8}), false), {1, 2});
+  expect("norm", th::linalg::norm(th::tensor({{3, 4}, {0, 0}})), {5});
+  expect("norm 1", th::linalg::norm(th::tensor({3, -4}), 1), {7});
+  expect("norm inf", th::linalg::norm(th::tensor({3, -4}), INFINITY), {4});
+  expect("norm 3", th::linalg::norm(th::tensor({3, -4}), 3), {std::cbrt(91.0)});
+  expect("matrix norm 1", th::linalg::norm(th::tensor({{1, -2}, {3, 4}}), 1), {6});
+  expect("matrix norm inf", th::linalg::norm(th::tensor({{1, -2}, {3, 4}}), INFINITY), {7});
+  // batches and float32
+  const Tensor b = th::stack({th::tensor({{2, 0}, {0, 4}}), th::tensor({{1, 1}, {0, 1}})});
+  expect("batched inv", th::linalg::inv(b), {0.5, 0, 0, 0.25, 1, -1, 0, 1});
+  expect("batched det", th::linalg::det(b), {8, 1});
+  const Tensor f = th::linalg::solve(th::tensor({{3, 1}, {1, 2}}, th::DType::float32), th::tensor({9, 8}, th::DType::float32));
+  BOOST_TEST((f.dtype() == th::DType::float32));
+  expect("float32 solve", f, {2, 3}, 1e-6);
+}
+
+BOOST_AUTO_TEST_CASE(gradients) {
+  check::op("solve vector", [](const X& v) { return th::linalg::solve(wc(v[0]), v[1]); }, {{3, 3}, {3}}, {3}, g2());
+  check::op("solve batched", [](const X& v) { return th::linalg::solve(wc(v[0]), v[1]); }, {{2, 3, 3}, {2, 3, 2}}, {2, 3, 2});
+  check::op("solve_triangular lower", [](const X& v) { return th::linalg::solve_triangular(wc(v[0]), v[1], true); },
+            {{3, 3}, {3, 2}}, {3, 2}, g2());
+  check::op("solve_triangular upper", [](const X& v) { return th::linalg::solve_triangular(wc(v[0]), v[1], false); },
+            {{2, 3, 3}, {2, 3, 1}}, {2, 3, 1});
+  check::op("inv", [](const X& v) { return th::linalg::inv(wc(v[0])); }, {{3, 3}}, {3, 3}, g2());
+  check::op("inv batched", [](const X& v) { return th::linalg::inv(wc(v[0])); }, {{2, 3, 3}}, {2, 3, 3});
+  check::op("det", [](const X& v) { return th::linalg::det(wc(v[0])); }, {{3, 3}}, {}, g2());
+  check::op("slogdet", [](const X& v) { return th::linalg::slogdet(wc(v[0])).second; }, {{2, 3, 3}}, {2}, g2());
+  check::op("cholesky", [](const X& v) { return th::linalg::cholesky(spd(v[0])); }, {{3, 3}}, {3, 3}, g2());
+  check::op("cholesky batched", [](const X& v) { return th::linalg::cholesky(spd(v[0])); }, {{2, 3, 3}}, {2, 3, 3});
+  check::op("norm", [](const X& v) { return th::linalg::norm(v[0]); }, {{3, 4}}, {}, g2());
+  check::op("norm 3", [](const X& v) { return th::linalg::norm(v[0], 3); }, {{5}}, {});
+  check::op("matrix norm inf", [](const X& v) { return th::linalg::norm(v[0], INFINITY); }, {{3, 4}}, {});
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
+  const Tensor sing = th::tensor({{1, 2}, {2, 4}}).set_name("k");
+  std::string m = check::message_of<th::ValueError>([&] { th::linalg::solve(sing, th::tensor({1, 2})); });
+  // NOTE: a kernel's error has the shapes, not the user's names (forward sees values only)
+  BOOST_TEST(check::has(m, "solve: singular matrix (matrix 0 of the batch): (2, 2) float64"), m);
+  m = check::message_of<th::ValueError>([&] { th::linalg::inv(sing); });
+  BOOST_TEST(check::has(m, "inv: singular matrix"), m);
+  m = check::message_of<th::ValueError>([&] { th::linalg::cholesky(th::tensor({{1, 2}, {2, 1}})); });
+  BOOST_TEST(check::has(m, "cholesky: matrix is not positive definite"), m);
+  m = check::message_of<th::ShapeError>([&] { th::linalg::inv(th::zeros({2, 3})); });
+  BOOST_TEST(check::has(m, "inv: needs square matrices, got 2 x 3"), m);
+  m = check::message_of<th::ShapeError>([&] { th::linalg::solve(th::eye(3), th::zeros({2})); });
+  BOOST_TEST(check::has(m, "solve: shapes not aligned: 3 != 2"), m);
+  m = check::message_of<th::ValueError>([&] { th::linalg::norm(th::eye(3), 2); });
+  BOOST_TEST(check::has(m, "norm: ord=2"), m);
+  // symbolic: the frozen call reports the singular matrix
+  const Tensor a = th::dmatrix("a"), b = th::dvector("b");
+  const th::Function f = th::function({a, b}, th::linalg::solve(a, b));
+  m = check::message_of<th::ValueError>([&] { f(sing, th::tensor({1, 2})); });
+  BOOST_TEST(check::has(m, "solve: singular matrix"), m);
+}
