@@ -50,6 +50,17 @@ BOOST_AUTO_TEST_CASE(hand_computed_values) {
   expect("norm 3", th::linalg::norm(th::tensor({3, -4}), 3), {std::cbrt(91.0)});
   expect("matrix norm 1", th::linalg::norm(th::tensor({{1, -2}, {3, 4}}), 1), {6});
   expect("matrix norm inf", th::linalg::norm(th::tensor({{1, -2}, {3, 4}}), INFINITY), {7});
+  const auto [w, v] = th::linalg::eigh(th::tensor({{2, 1}, {1, 2}}));
+  expect("eigh values", w, {1, 3});
+  expect("eigh vectors (squared: the signs are LAPACK's)", th::sqr(v), {0.5, 0.5, 0.5, 0.5});
+  // reconstruction and orthogonality on a batch of random symmetric matrices
+  const Tensor r = th::random::normal({3, 4, 4}, 9);
+  const Tensor sym = r + th::transpose(r, {0, 2, 1});
+  const auto [wb, vb] = th::linalg::eigh(sym);
+  expect("v diag(w) v^T", th::matmul(vb * th::expand_dims(wb, 1), th::transpose(vb, {0, 2, 1})), sym.to_vector<double>(), 1e-12);
+  const auto wv = wb.to_vector<double>();
+  for (std::size_t i = 0; i + 1 < wv.size(); ++i)
+    if (i % 4 != 3) BOOST_TEST(wv[i] <= wv[i + 1]);  // ascending within each matrix
   // batches and float32
   const Tensor b = th::stack({th::tensor({{2, 0}, {0, 4}}), th::tensor({{1, 1}, {0, 1}})});
   expect("batched inv", th::linalg::inv(b), {0.5, 0, 0, 0.25, 1, -1, 0, 1});
@@ -72,6 +83,10 @@ BOOST_AUTO_TEST_CASE(gradients) {
   check::op("slogdet", [](const X& v) { return th::linalg::slogdet(wc(v[0])).second; }, {{2, 3, 3}}, {2}, g2());
   check::op("cholesky", [](const X& v) { return th::linalg::cholesky(spd(v[0])); }, {{3, 3}}, {3, 3}, g2());
   check::op("cholesky batched", [](const X& v) { return th::linalg::cholesky(spd(v[0])); }, {{2, 3, 3}}, {2, 3, 3});
+  auto sym = [](const Tensor& a) { return a + (a.ndim() == 3 ? th::transpose(a, {0, 2, 1}) : th::transpose(a)); };
+  check::op("eigh values", [sym](const X& v) { return th::linalg::eigh(sym(v[0])).first; }, {{3, 3}}, {3}, g2());
+  check::op("eigh vectors (squared)", [sym](const X& v) { return th::sqr(th::linalg::eigh(sym(v[0])).second); },
+            {{2, 3, 3}}, {2, 3, 3});
   check::op("norm", [](const X& v) { return th::linalg::norm(v[0]); }, {{3, 4}}, {}, g2());
   check::op("norm 3", [](const X& v) { return th::linalg::norm(v[0], 3); }, {{5}}, {});
   check::op("matrix norm inf", [](const X& v) { return th::linalg::norm(v[0], INFINITY); }, {{3, 4}}, {});

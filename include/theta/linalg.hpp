@@ -22,6 +22,10 @@ Tensor det(const Tensor& a);
 std::pair<Tensor, Tensor> slogdet(const Tensor& a);
 /// The lower Cholesky factor L of a symmetric positive definite a (a = L L^T).
 Tensor cholesky(const Tensor& a);
+/// (w, v): the eigenvalues (ascending) and eigenvectors (v's columns) of symmetric matrices,
+/// of which the lower triangle is read (numpy's UPLO='L'); a = v diag(w) v^T. The gradient
+/// treats a as symmetric and is infinite where eigenvalues repeat (as PyTorch's).
+std::pair<Tensor, Tensor> eigh(const Tensor& a);
 /// The 2-norm of the flattened x (Frobenius for a matrix).
 Tensor norm(const Tensor& x);
 /// numpy.linalg.norm(x, ord): a vector's p-norm (inf, -inf, 0 and any p); a matrix's 1, -1,

@@ -17,6 +17,10 @@ void sgetri_(const int*, float*, const int*, const int*, float*, const int*, int
 void dgetri_(const int*, double*, const int*, const int*, double*, const int*, int*);
 void spotrf_(const char*, const int*, float*, const int*, int*, std::size_t);
 void dpotrf_(const char*, const int*, double*, const int*, int*, std::size_t);
+void ssyevd_(const char*, const char*, const int*, float*, const int*, float*, float*, const int*, int*, const int*, int*,
+             std::size_t, std::size_t);
+void dsyevd_(const char*, const char*, const int*, double*, const int*, double*, double*, const int*, int*, const int*,
+             int*, std::size_t, std::size_t);
 void strtrs_(const char*, const char*, const char*, const int*, const int*, const float*, const int*, float*, const int*,
              int*, std::size_t, std::size_t, std::size_t);
 void dtrtrs_(const char*, const char*, const char*, const int*, const int*, const double*, const int*, double*, const int*,
@@ -100,6 +104,27 @@ int lapack_cholesky(int n, T* a) {
 }
 
 template <class T>
+int lapack_eigh(int n, T* a, T* w) {
+  // the row-major lower triangle is the column-major upper one
+  const char jobz = 'V', uplo = 'U';
+  int info = 0, lwork = -1, liwork = -1, iq = 0;
+  T q = 0;
+  auto call = [&](T* work, int* iwork) {
+    if constexpr (std::is_same_v<T, float>) ssyevd_(&jobz, &uplo, &n, a, &n, w, work, &lwork, iwork, &liwork, &info, 1, 1);
+    else dsyevd_(&jobz, &uplo, &n, a, &n, w, work, &lwork, iwork, &liwork, &info, 1, 1);
+  };
+  call(&q, &iq);  // workspace query
+  lwork = std::max(1, int(q)), liwork = std::max(1, iq);
+  std::vector<T> work(static_cast<std::size_t>(lwork));
+  std::vector<int> iwork(static_cast<std::size_t>(liwork));
+  call(work.data(), iwork.data());
+  // the eigenvectors are the columns of the column-major result: transpose into row-major columns
+  for (int i = 0; i < n; ++i)
+    for (int j = i + 1; j < n; ++j) std::swap(a[std::size_t(i) * std::size_t(n) + std::size_t(j)], a[std::size_t(j) * std::size_t(n) + std::size_t(i)]);
+  return info;
+}
+
+template <class T>
 int lapack_solve_triangular(int n, int k, const T* a, T* b, bool lower) {
   std::vector<T> bc(std::size_t(n) * std::size_t(k));
   transpose_into(n, k, b, bc.data());
@@ -117,6 +142,7 @@ int lapack_solve_triangular(int n, int k, const T* a, T* b, bool lower) {
   template int lapack_inverse<T>(int, T*);                                 \
   template void lapack_slogdet<T>(int, T*, double&, double&);              \
   template int lapack_cholesky<T>(int, T*);                                \
+  template int lapack_eigh<T>(int, T*, T*);                                \
   template int lapack_solve_triangular<T>(int, int, const T*, T*, bool);
 THETA_LAPACK_INSTANTIATE(float)
 THETA_LAPACK_INSTANTIATE(double)

@@ -18,6 +18,10 @@ void lapack_slogdet(int n, T* a, double& sign, double& logabs);
 /// a := its lower Cholesky factor L (a = L L^T), the upper triangle zeroed.
 template <class T>
 int lapack_cholesky(int n, T* a);
+/// Eigenvalues w (ascending) and eigenvectors (a's columns on return) of a symmetric a, of
+/// which the lower triangle is read (numpy's UPLO='L'). > 0: no convergence.
+template <class T>
+int lapack_eigh(int n, T* a, T* w);
 /// b (n x k) := a^-1 b for a triangular a (its other triangle ignored).
 template <class T>
 int lapack_solve_triangular(int n, int k, const T* a, T* b, bool lower);

@@ -109,6 +109,7 @@ Storage forward_solve(const Op& op, const std::vector<const Storage*>& in, const
 const Op& solve_triangular_op();
 Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower);
 Tensor tri_mask(const Tensor& x, bool lower, double diag);
+Tensor eigh_part(const Tensor& a, int kind);
 
 // x = solve(a, b): gb = solve(a^T, g), ga = -gb x^T (an outer product for a vector b)
 std::vector<Tensor> vjp_solve(const Op& op, const VjpCtx& c) {
@@ -134,13 +135,14 @@ Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower) {
 }
 
 // ---- one-matrix ops: inv, cholesky, slogdet, det_sign, tri_mask --------------------------------
-enum MatKind { kInv = 0, kCholesky = 1, kLogAbsDet = 2, kDetSign = 3, kTriMask = 4 };
+enum MatKind { kInv = 0, kCholesky = 1, kLogAbsDet = 2, kDetSign = 3, kTriMask = 4, kEigValues = 5, kEigVectors = 6 };
 
 Meta infer_matrix(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   square(op, in, 0);
   const DType d = float_of(in);
   if (op.code == kLogAbsDet || op.code == kDetSign)
     return {d, Shape(in[0].shape.begin(), in[0].shape.end() - 2)};
+  if (op.code == kEigValues) return {d, Shape(in[0].shape.begin(), in[0].shape.end() - 1)};
   return {d, in[0].shape};
 }
 
@@ -163,6 +165,13 @@ Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, cons
         continue;
       }
       std::copy(am, am + n * n, work.begin());
+      if (op.code == kEigValues || op.code == kEigVectors) {
+        std::vector<T> w(static_cast<std::size_t>(n));
+        if (cpu::lapack_eigh<T>(int(n), work.data(), w.data()) > 0) singular(op, *in[0], i, "the eigensolver did not converge");
+        if (op.code == kEigValues) std::copy(w.begin(), w.end(), y.data<T>() + i * n);
+        else std::copy(work.begin(), work.end(), y.data<T>() + i * n * n);
+        continue;
+      }
       if (op.code == kInv || op.code == kCholesky) {
         const int info = op.code == kInv ? cpu::lapack_inverse<T>(int(n), work.data()) : cpu::lapack_cholesky<T>(int(n), work.data());
         if (info > 0) singular(op, *in[0], i, op.code == kInv ? "singular matrix" : "matrix is not positive definite");
@@ -193,6 +202,21 @@ std::vector<Tensor> vjp_matrix(const Op& op, const VjpCtx& c) {
       const Tensor S = mT(solve_tri(Lt, mT(Z), false));  // (L^-T (L^-T P)^T)^T = L^-T P L^-1
       return {(S + mT(S)) * 0.5};
     }
+    case kEigValues: {  // w = eig(a): ga = V diag(g) V^T
+      const Tensor V = eigh_part(c.x[0], kEigVectors);
+      return {matmul(V * expand_dims(g, -2), mT(V))};
+    }
+    case kEigVectors: {  // V = eigvec(a): ga = V (F o (V^T gV)) V^T, F_ij = 1 / (w_j - w_i) off the diagonal
+      const Tensor& V = c.y;
+      const Tensor w = eigh_part(c.x[0], kEigValues);
+      const Tensor ones = ones_like(V);
+      const Tensor eye = tri_mask(ones, true, 1.0) - tri_mask(ones, true, 0.0);
+      const Tensor E = expand_dims(w, -2) - expand_dims(w, -1) + eye;  // 1 on the diagonal: no division by 0
+      const Tensor M = matmul(mT(V), g) / E;
+      const Tensor inner = tri_mask(M, true, 0.0) + tri_mask(M, false, 0.0);
+      const Tensor ga = matmul(V, matmul(inner, mT(V)));
+      return {(ga + mT(ga)) * 0.5};  // a is read as symmetric
+    }
     default: return {none};
   }
 }
@@ -202,6 +226,10 @@ const Op op_cholesky{"cholesky", kCholesky, &infer_matrix, &forward_matrix, &vjp
 const Op op_logabsdet{"slogdet", kLogAbsDet, &infer_matrix, &forward_matrix, &vjp_matrix};
 const Op op_det_sign{"det_sign", kDetSign, &infer_matrix, &forward_matrix, nullptr};
 const Op op_tri_mask{"tri_mask", kTriMask, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_eig_values{"eigh", kEigValues, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_eig_vectors{"eigh_vectors", kEigVectors, &infer_matrix, &forward_matrix, &vjp_matrix};
+
+Tensor eigh_part(const Tensor& a, int kind) { return apply(kind == kEigValues ? op_eig_values : op_eig_vectors, {a}); }
 
 Tensor tri_mask(const Tensor& x, bool lower, double diag) {
   Attrs a;
@@ -231,6 +259,11 @@ Tensor solve_triangular(const Tensor& a, const Tensor& b, bool lower) {
 }
 Tensor inv(const Tensor& a) { return detail::apply(detail::op_inv, {as_float(a, "inv")}); }
 Tensor cholesky(const Tensor& a) { return detail::apply(detail::op_cholesky, {as_float(a, "cholesky")}); }
+
+std::pair<Tensor, Tensor> eigh(const Tensor& a) {
+  const Tensor af = as_float(a, "eigh");
+  return {detail::eigh_part(af, detail::kEigValues), detail::eigh_part(af, detail::kEigVectors)};
+}
 
 std::pair<Tensor, Tensor> slogdet(const Tensor& a) {
   const Tensor af = as_float(a, "slogdet");
