@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE linalg
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "check.hpp"
 
@@ -61,6 +62,26 @@ BOOST_AUTO_TEST_CASE(hand_computed_values) {
   const auto wv = wb.to_vector<double>();
   for (std::size_t i = 0; i + 1 < wv.size(); ++i)
     if (i % 4 != 3) BOOST_TEST(wv[i] <= wv[i + 1]);  // ascending within each matrix
+  // qr and svd reconstruct their matrix; q orthonormal, r upper; s descending
+  for (const th::Shape& sh : {th::Shape{5, 3}, th::Shape{3, 5}, th::Shape{2, 4, 4}}) {
+    const Tensor m = th::random::normal(sh, 11);
+    const auto [q, rr] = th::linalg::qr(m);
+    expect("q r " + th::shape_str(sh), th::matmul(q, rr), m.to_vector<double>(), 1e-12);
+    const auto [u, sv, vt] = th::linalg::svd(m);
+    expect("u diag(s) vt " + th::shape_str(sh), th::matmul(u * th::expand_dims(sv, -2), vt), m.to_vector<double>(), 1e-12);
+    const auto s_ = sv.to_vector<double>();
+    for (std::size_t i = 0; i + 1 < s_.size(); ++i)
+      if (sh.size() == 2 || i % 4 != 3) BOOST_TEST(s_[i] >= s_[i + 1]);
+    if (sh.size() == 2) {
+      const Tensor qtq = th::matmul(th::transpose(q), q);
+      expect("q^T q", qtq, th::eye(qtq.shape()[0]).to_vector<double>(), 1e-12);
+      // pinv: a pinv(a) a = a
+      expect("a pinv(a) a", th::matmul(th::matmul(m, th::linalg::pinv(m)), m), m.to_vector<double>(), 1e-11);
+    }
+  }
+  expect("svd values", std::get<1>(th::linalg::svd(th::tensor({{3, 0}, {0, -4}}))), {4, 3});
+  expect("matrix norm 2", th::linalg::norm(th::tensor({{3, 0}, {0, -4}}), 2), {4});
+  expect("pinv of a singular matrix", th::linalg::pinv(th::tensor({{1, 0}, {0, 0}})), {1, 0, 0, 0});
   // batches and float32
   const Tensor b = th::stack({th::tensor({{2, 0}, {0, 4}}), th::tensor({{1, 1}, {0, 1}})});
   expect("batched inv", th::linalg::inv(b), {0.5, 0, 0, 0.25, 1, -1, 0, 1});
@@ -87,6 +108,15 @@ BOOST_AUTO_TEST_CASE(gradients) {
   check::op("eigh values", [sym](const X& v) { return th::linalg::eigh(sym(v[0])).first; }, {{3, 3}}, {3}, g2());
   check::op("eigh vectors (squared)", [sym](const X& v) { return th::sqr(th::linalg::eigh(sym(v[0])).second); },
             {{2, 3, 3}}, {2, 3, 3});
+  check::op("qr q (tall)", [](const X& v) { return std::get<0>(th::linalg::qr(v[0])); }, {{4, 3}}, {4, 3}, g2());
+  check::op("qr r (square, batched)", [](const X& v) { return std::get<1>(th::linalg::qr(v[0])); }, {{2, 3, 3}}, {2, 3, 3});
+  check::op("svd s (wide)", [](const X& v) { return std::get<1>(th::linalg::svd(v[0])); }, {{3, 4}}, {3}, g2());
+  check::op("svd u (tall, squared)", [](const X& v) { return th::sqr(std::get<0>(th::linalg::svd(v[0]))); }, {{4, 3}}, {4, 3});
+  check::op("svd vt (wide, squared)", [](const X& v) { return th::sqr(std::get<2>(th::linalg::svd(v[0]))); }, {{3, 4}}, {3, 4});
+  check::op("svd u (wide, squared)", [](const X& v) { return th::sqr(std::get<0>(th::linalg::svd(v[0]))); }, {{3, 4}}, {3, 3});
+  check::op("svd vt (tall, squared)", [](const X& v) { return th::sqr(std::get<2>(th::linalg::svd(v[0]))); }, {{4, 3}}, {3, 3});
+  check::op("pinv", [](const X& v) { return th::linalg::pinv(v[0]); }, {{4, 3}}, {3, 4});
+  check::op("matrix norm 2", [](const X& v) { return th::linalg::norm(v[0], 2); }, {{3, 4}}, {});
   check::op("norm", [](const X& v) { return th::linalg::norm(v[0]); }, {{3, 4}}, {}, g2());
   check::op("norm 3", [](const X& v) { return th::linalg::norm(v[0], 3); }, {{5}}, {});
   check::op("matrix norm inf", [](const X& v) { return th::linalg::norm(v[0], INFINITY); }, {{3, 4}}, {});
@@ -105,8 +135,11 @@ BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
   BOOST_TEST(check::has(m, "inv: needs square matrices, got 2 x 3"), m);
   m = check::message_of<th::ShapeError>([&] { th::linalg::solve(th::eye(3), th::zeros({2})); });
   BOOST_TEST(check::has(m, "solve: shapes not aligned: 3 != 2"), m);
-  m = check::message_of<th::ValueError>([&] { th::linalg::norm(th::eye(3), 2); });
-  BOOST_TEST(check::has(m, "norm: ord=2"), m);
+  m = check::message_of<th::ValueError>([&] { th::linalg::norm(th::eye(3), 3); });
+  BOOST_TEST(check::has(m, "norm: ord=3"), m);
+  const Tensor wide = th::variable(th::random::normal({2, 3}, 1));
+  m = check::message_of<th::ValueError>([&] { th::grad(th::sum(std::get<0>(th::linalg::qr(wide))), wide); });
+  BOOST_TEST(check::has(m, "wide matrix"), m);
   // symbolic: the frozen call reports the singular matrix
   const Tensor a = th::dmatrix("a"), b = th::dvector("b");
   const th::Function f = th::function({a, b}, th::linalg::solve(a, b));

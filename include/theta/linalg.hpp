@@ -4,6 +4,7 @@
 // through OpenBLAS. A singular matrix, a matrix that is not positive definite for cholesky,
 // or a non-square operand gives a th:: error naming the function and the shapes.
 #pragma once
+#include <tuple>
 #include <utility>
 
 #include "tensor.hpp"
@@ -26,10 +27,18 @@ Tensor cholesky(const Tensor& a);
 /// of which the lower triangle is read (numpy's UPLO='L'); a = v diag(w) v^T. The gradient
 /// treats a as symmetric and is infinite where eigenvalues repeat (as PyTorch's).
 std::pair<Tensor, Tensor> eigh(const Tensor& a);
+/// (q, r), the reduced QR factorization: q (..., m, k) with orthonormal columns, r (..., k, n)
+/// upper triangular, k = min(m, n). Differentiable for m >= n.
+std::tuple<Tensor, Tensor> qr(const Tensor& a);
+/// (u, s, vt), the reduced SVD: u (..., m, k), s (..., k) descending, vt (..., k, n).
+/// The gradient is infinite where singular values repeat (as PyTorch's).
+std::tuple<Tensor, Tensor, Tensor> svd(const Tensor& a);
+/// The pseudo-inverse from the SVD (singular values below numpy's default cutoff dropped).
+Tensor pinv(const Tensor& a);
 /// The 2-norm of the flattened x (Frobenius for a matrix).
 Tensor norm(const Tensor& x);
 /// numpy.linalg.norm(x, ord): a vector's p-norm (inf, -inf, 0 and any p); a matrix's 1, -1,
-/// inf, -inf norms (2 and -2 need the SVD: th::ValueError for now).
+/// 2, -2 (largest, smallest singular value), inf, -inf norms.
 Tensor norm(const Tensor& x, double ord);
 
 }  // namespace th::linalg

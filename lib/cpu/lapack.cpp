@@ -3,6 +3,7 @@
 #include "cpu/lapack.hpp"
 
 #include <cmath>
+#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -21,6 +22,14 @@ void ssyevd_(const char*, const char*, const int*, float*, const int*, float*, f
              std::size_t, std::size_t);
 void dsyevd_(const char*, const char*, const int*, double*, const int*, double*, double*, const int*, int*, const int*,
              int*, std::size_t, std::size_t);
+void sgeqrf_(const int*, const int*, float*, const int*, float*, float*, const int*, int*);
+void dgeqrf_(const int*, const int*, double*, const int*, double*, double*, const int*, int*);
+void sorgqr_(const int*, const int*, const int*, float*, const int*, const float*, float*, const int*, int*);
+void dorgqr_(const int*, const int*, const int*, double*, const int*, const double*, double*, const int*, int*);
+void sgesdd_(const char*, const int*, const int*, float*, const int*, float*, float*, const int*, float*, const int*,
+             float*, const int*, int*, int*, std::size_t);
+void dgesdd_(const char*, const int*, const int*, double*, const int*, double*, double*, const int*, double*,
+             const int*, double*, const int*, int*, int*, std::size_t);
 void strtrs_(const char*, const char*, const char*, const int*, const int*, const float*, const int*, float*, const int*,
              int*, std::size_t, std::size_t, std::size_t);
 void dtrtrs_(const char*, const char*, const char*, const int*, const int*, const double*, const int*, double*, const int*,
@@ -125,6 +134,52 @@ int lapack_eigh(int n, T* a, T* w) {
 }
 
 template <class T>
+int lapack_qr(int m, int n, const T* a, T* q, T* r) {
+  const int k = std::min(m, n);
+  std::vector<T> ac(static_cast<std::size_t>(m) * static_cast<std::size_t>(n));
+  transpose_into(m, n, a, ac.data());  // column-major a
+  std::vector<T> tau(static_cast<std::size_t>(std::max(1, k)));
+  int info = 0, lwork = -1;
+  T q0 = 0;
+  auto geqrf = [&](T* work) {
+    if constexpr (std::is_same_v<T, float>) sgeqrf_(&m, &n, ac.data(), &m, tau.data(), work, &lwork, &info);
+    else dgeqrf_(&m, &n, ac.data(), &m, tau.data(), work, &lwork, &info);
+  };
+  geqrf(&q0);
+  lwork = std::max({1, int(q0), n * 64});
+  std::vector<T> work(static_cast<std::size_t>(lwork));
+  geqrf(work.data());
+  for (int i = 0; i < k; ++i)
+    for (int j = 0; j < n; ++j)
+      r[std::size_t(i) * std::size_t(n) + std::size_t(j)] = j >= i ? ac[std::size_t(j) * std::size_t(m) + std::size_t(i)] : T(0);
+  if constexpr (std::is_same_v<T, float>) sorgqr_(&m, &k, &k, ac.data(), &m, tau.data(), work.data(), &lwork, &info);
+  else dorgqr_(&m, &k, &k, ac.data(), &m, tau.data(), work.data(), &lwork, &info);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < k; ++j) q[std::size_t(i) * std::size_t(k) + std::size_t(j)] = ac[std::size_t(j) * std::size_t(m) + std::size_t(i)];
+  return info;
+}
+
+template <class T>
+int lapack_svd(int m, int n, T* a, T* u, T* s, T* vt) {
+  // the row-major buffer is the column-major a^T = (V S U^T): LAPACK's U of it is our vt,
+  // its VT our u, both already in row-major order
+  const int k = std::min(m, n);
+  const char jobz = 'S';
+  int info = 0, lwork = -1;
+  std::vector<int> iwork(static_cast<std::size_t>(8 * std::max(1, k)));
+  T q0 = 0;
+  auto gesdd = [&](T* work) {
+    if constexpr (std::is_same_v<T, float>) sgesdd_(&jobz, &n, &m, a, &n, s, vt, &n, u, &k, work, &lwork, iwork.data(), &info, 1);
+    else dgesdd_(&jobz, &n, &m, a, &n, s, vt, &n, u, &k, work, &lwork, iwork.data(), &info, 1);
+  };
+  gesdd(&q0);
+  lwork = std::max(1, int(q0));
+  std::vector<T> work(static_cast<std::size_t>(lwork));
+  gesdd(work.data());
+  return info;
+}
+
+template <class T>
 int lapack_solve_triangular(int n, int k, const T* a, T* b, bool lower) {
   std::vector<T> bc(std::size_t(n) * std::size_t(k));
   transpose_into(n, k, b, bc.data());
@@ -143,6 +198,8 @@ int lapack_solve_triangular(int n, int k, const T* a, T* b, bool lower) {
   template void lapack_slogdet<T>(int, T*, double&, double&);              \
   template int lapack_cholesky<T>(int, T*);                                \
   template int lapack_eigh<T>(int, T*, T*);                                \
+  template int lapack_qr<T>(int, int, const T*, T*, T*);                   \
+  template int lapack_svd<T>(int, int, T*, T*, T*, T*);                    \
   template int lapack_solve_triangular<T>(int, int, const T*, T*, bool);
 THETA_LAPACK_INSTANTIATE(float)
 THETA_LAPACK_INSTANTIATE(double)

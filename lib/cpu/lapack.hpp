@@ -22,6 +22,13 @@ int lapack_cholesky(int n, T* a);
 /// which the lower triangle is read (numpy's UPLO='L'). > 0: no convergence.
 template <class T>
 int lapack_eigh(int n, T* a, T* w);
+/// Reduced QR of a (m x n, k = min(m, n)): q (m x k) with orthonormal columns, r (k x n) upper.
+template <class T>
+int lapack_qr(int m, int n, const T* a, T* q, T* r);
+/// Reduced SVD of a (m x n, k = min(m, n)): u (m x k), s (k, descending), vt (k x n). a is
+/// overwritten. > 0: no convergence.
+template <class T>
+int lapack_svd(int m, int n, T* a, T* u, T* s, T* vt);
 /// b (n x k) := a^-1 b for a triangular a (its other triangle ignored).
 template <class T>
 int lapack_solve_triangular(int n, int k, const T* a, T* b, bool lower);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "cpu/lapack.hpp"
 #include "ops/op.hpp"
@@ -110,6 +111,7 @@ const Op& solve_triangular_op();
 Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower);
 Tensor tri_mask(const Tensor& x, bool lower, double diag);
 Tensor eigh_part(const Tensor& a, int kind);
+Tensor factor(const Tensor& a, int kind);
 
 // x = solve(a, b): gb = solve(a^T, g), ga = -gb x^T (an outer product for a vector b)
 std::vector<Tensor> vjp_solve(const Op& op, const VjpCtx& c) {
@@ -231,6 +233,101 @@ const Op op_eig_vectors{"eigh_vectors", kEigVectors, &infer_matrix, &forward_mat
 
 Tensor eigh_part(const Tensor& a, int kind) { return apply(kind == kEigValues ? op_eig_values : op_eig_vectors, {a}); }
 
+// ---- qr and svd: one op per factor, each recomputing the factorization ----------------------
+enum FactorKind { kQ = 0, kR = 1, kU = 2, kS = 3, kVt = 4 };
+
+Meta infer_factor(const Op& op, const std::vector<Meta>& in, const Attrs&) {
+  const Shape& a = in[0].shape;
+  if (a.size() < 2) throw_shape(op, "needs a matrix (at least 2-d)", in);
+  const std::int64_t m = a[a.size() - 2], n = a.back();
+  const std::int64_t k = m < 0 || n < 0 ? -1 : std::min(m, n);
+  Shape s(a.begin(), a.end() - 2);
+  switch (op.code) {
+    case kQ: case kU: s.push_back(m), s.push_back(k); break;
+    case kR: case kVt: s.push_back(k), s.push_back(n); break;
+    default: s.push_back(k);
+  }
+  return {float_of(in), s};
+}
+
+Storage forward_factor(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+  const Storage a = host(*in[0], out.dtype);
+  const std::int64_t m = a.shape[a.shape.size() - 2], n = a.shape.back(), k = std::min(m, n), batch = batch_of(a.shape, 2);
+  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
+  typed(out.dtype, [&](auto t) {
+    using T = decltype(t);
+    std::vector<T> work(std::size_t(m * n)), f1(std::size_t(m * k)), f2(std::size_t(k * n)), sv(static_cast<std::size_t>(k));
+    for (std::int64_t i = 0; i < batch && k > 0; ++i) {
+      const T* am = a.data<T>() + i * m * n;
+      const bool qr = op.code == kQ || op.code == kR;
+      int info;
+      if (qr) {
+        info = cpu::lapack_qr<T>(int(m), int(n), am, f1.data(), f2.data());
+      } else {
+        std::copy(am, am + m * n, work.begin());
+        info = cpu::lapack_svd<T>(int(m), int(n), work.data(), f1.data(), sv.data(), f2.data());
+      }
+      if (info > 0) singular(op, *in[0], i, "the factorization did not converge");
+      const std::vector<T>& src = op.code == kQ || op.code == kU ? f1 : op.code == kS ? sv : f2;
+      std::copy(src.begin(), src.end(), y.data<T>() + i * std::int64_t(src.size()));
+    }
+  });
+  return to_device(y, in[0]->device());
+}
+
+Tensor factor(const Tensor& a, int kind);
+
+// X R^-T, R upper triangular
+Tensor times_inv_rt(const Tensor& X, const Tensor& R) { return mT(solve_tri(R, mT(X), false)); }
+// M's lower triangle mirrored into the upper one (the diagonal kept once)
+Tensor copyltu(const Tensor& M) { return tri_mask(M, true, 1.0) + mT(tri_mask(M, true, 0.0)); }
+
+// qr (m >= n; PyTorch's rule): gA = (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q, split by factor.
+// svd (PyTorch's rule, split by factor), E_ij = s_j^2 - s_i^2 (1 on the diagonal):
+//   s:  U diag(g) Vt
+//   U:  U [((J - J^T) / E) s_j] Vt + (gU - U J) / s_j Vt,       J = U^T gU
+//   Vt: U [s_i ((K - K^T) / E)] Vt + U ((gV - V K) / s_j)^T,    K = Vt gV, gV = gVt^T
+std::vector<Tensor> vjp_factor(const Op& op, const VjpCtx& c) {
+  const Tensor& a = c.x[0];
+  const Tensor& g = c.g;
+  const Shape& as = node_of(a, op.name).shape;
+  if (op.code == kQ || op.code == kR) {
+    const std::int64_t m = as[as.size() - 2], n = as.back();
+    if (m >= 0 && n >= 0 && m < n)
+      throw ValueError(std::string(op.name) + ": the gradient of the QR factors of a wide matrix (m < n) is not available: " +
+                       describe({meta_of(a)}));
+    const Tensor Q = op.code == kQ ? c.y : factor(a, kQ), R = op.code == kR ? c.y : factor(a, kR);
+    if (op.code == kQ) return {times_inv_rt(g + matmul(Q, copyltu(-matmul(mT(g), Q))), R)};
+    return {times_inv_rt(matmul(Q, copyltu(matmul(R, mT(g)))), R)};
+  }
+  const Tensor U = op.code == kU ? c.y : factor(a, kU), S = op.code == kS ? c.y : factor(a, kS);
+  const Tensor Vt = op.code == kVt ? c.y : factor(a, kVt);
+  if (op.code == kS) return {matmul(U * expand_dims(g, -2), Vt)};
+  const Tensor S2 = S * S;
+  const Tensor ones = ones_like(expand_dims(S, -1) * expand_dims(S, -2));
+  const Tensor E = expand_dims(S2, -2) - expand_dims(S2, -1) + tri_mask(ones, true, 1.0) - tri_mask(ones, true, 0.0);
+  if (op.code == kU) {
+    const Tensor J = matmul(mT(U), g);
+    const Tensor inner = (J - mT(J)) / E * expand_dims(S, -2);
+    return {matmul(matmul(U, inner), Vt) + matmul((g - matmul(U, J)) / expand_dims(S, -2), Vt)};
+  }
+  const Tensor gV = mT(g), V = mT(Vt);
+  const Tensor K = matmul(Vt, gV);
+  const Tensor inner = expand_dims(S, -1) * ((K - mT(K)) / E);
+  return {matmul(matmul(U, inner), Vt) + matmul(U, mT((gV - matmul(V, K)) / expand_dims(S, -2)))};
+}
+
+const Op op_qr_q{"qr", kQ, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_qr_r{"qr_r", kR, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_svd_u{"svd", kU, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_svd_s{"svd_s", kS, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_svd_vt{"svd_vt", kVt, &infer_factor, &forward_factor, &vjp_factor};
+
+Tensor factor(const Tensor& a, int kind) {
+  static const Op* const ops[] = {&op_qr_q, &op_qr_r, &op_svd_u, &op_svd_s, &op_svd_vt};
+  return apply(*ops[kind], {a});
+}
+
 Tensor tri_mask(const Tensor& x, bool lower, double diag) {
   Attrs a;
   a.axis = lower ? 1 : 0;
@@ -259,6 +356,31 @@ Tensor solve_triangular(const Tensor& a, const Tensor& b, bool lower) {
 }
 Tensor inv(const Tensor& a) { return detail::apply(detail::op_inv, {as_float(a, "inv")}); }
 Tensor cholesky(const Tensor& a) { return detail::apply(detail::op_cholesky, {as_float(a, "cholesky")}); }
+
+std::tuple<Tensor, Tensor> qr(const Tensor& a) {
+  const Tensor af = as_float(a, "qr");
+  return {detail::factor(af, detail::kQ), detail::factor(af, detail::kR)};
+}
+
+std::tuple<Tensor, Tensor, Tensor> svd(const Tensor& a) {
+  const Tensor af = as_float(a, "svd");
+  return {detail::factor(af, detail::kU), detail::factor(af, detail::kS), detail::factor(af, detail::kVt)};
+}
+
+// V diag(1/s) U^T over the singular values above rcond * max(s) (numpy's default rcond)
+Tensor pinv(const Tensor& a) {
+  const auto [u, s, vt] = svd(a);
+  const std::size_t nd = detail::node_of(u, "pinv").shape.size();
+  const double eps = detail::node_of(s, "pinv").dtype == DType::float32 ? 1.1920929e-07 : 2.220446049250313e-16;
+  const Shape& as = detail::node_of(a, "pinv").shape;
+  const double k = double(std::max(as[as.size() - 2], as.back()));
+  const Tensor cutoff = max(s, -1, true) * (10 * eps * std::max(1.0, k / 10));
+  const Tensor inv_s = where(s > cutoff, 1.0 / where(s > cutoff, s, 1.0), 0.0);
+  std::vector<std::int64_t> perm(nd);
+  for (std::size_t i = 0; i < nd; ++i) perm[i] = std::int64_t(i);
+  std::swap(perm[nd - 1], perm[nd - 2]);
+  return matmul(transpose(vt, perm) * expand_dims(inv_s, -2), transpose(u, perm));
+}
 
 std::pair<Tensor, Tensor> eigh(const Tensor& a) {
   const Tensor af = as_float(a, "eigh");
@@ -298,9 +420,12 @@ Tensor norm(const Tensor& x, double ord) {
     if (ord == -1) return min(sum(abs(xf), 0));
     if (ord == inf) return max(sum(abs(xf), 1));
     if (ord == -inf) return min(sum(abs(xf), 1));
-    throw ValueError("norm: ord=" + std::to_string(ord) +
-                     " of a matrix needs its singular values (th::linalg::svd is not available yet); ord 1, -1, inf, "
-                     "-inf or no ord (Frobenius) are: " + detail::describe({detail::meta_of(x)}));
+    if (ord == 2 || ord == -2) {
+      const Tensor s = std::get<1>(svd(xf));
+      return ord == 2 ? max(s) : min(s);
+    }
+    throw ValueError("norm: ord=" + std::to_string(ord) + " is not a matrix norm (1, -1, 2, -2, inf, -inf, or no ord): " +
+                     detail::describe({detail::meta_of(x)}));
   }
   throw ShapeError("norm: ord needs a vector or a matrix, got " + std::to_string(nd) + "-d (no ord: the flattened 2-norm): " +
                    detail::describe({detail::meta_of(x)}));
