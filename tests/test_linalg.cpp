@@ -146,3 +146,29 @@ BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
   m = check::message_of<th::ValueError>([&] { f(sing, th::tensor({1, 2})); });
   BOOST_TEST(check::has(m, "solve: singular matrix"), m);
 }
+
+// Forward mode (API.md section 13): jvp against jacobian @ v, eager and frozen; the
+// Hessian-vector product against hessian @ v.
+BOOST_AUTO_TEST_CASE(jvp_and_hessian_vector_product) {
+  const Tensor x0 = check::input({4}, 3, -1, 1), v = check::input({4}, 4, -1, 1);
+  const Tensor W = check::input({3, 4}, 5, -1, 1);
+  auto f = [&](const Tensor& x) { return th::tanh(th::dot(W, x)) * th::sum(th::sin(x)); };
+  const Tensor x = th::variable(x0);
+  const Tensor y = f(x);
+  const Tensor want = th::dot(th::jacobian(y, x), v);
+  expect("jvp", th::jvp(y, x, v), want.to_vector<double>(), 1e-12);
+  // symbolic: frozen into a function of x and v
+  const Tensor xs = th::dvector("x"), vs = th::dvector("v");
+  const th::Function jf = th::function({xs, vs}, th::jvp(f(xs), xs, vs));
+  expect("frozen jvp", jf(x0, v), want.to_vector<double>(), 1e-12);
+  // a matrix input and linalg inside
+  const Tensor A0 = check::input({3, 3}, 6, -1, 1), V = check::input({3, 3}, 7, -1, 1);
+  const Tensor A = th::variable(A0);
+  const Tensor yi = th::reshape(th::linalg::inv(A + 4.0 * th::eye(3)), {-1});
+  const Tensor wi = th::reshape(th::dot(th::reshape(th::jacobian(yi, A), {9, 9}), th::reshape(V, {9})), {9});
+  expect("jvp of inv", th::jvp(yi, A, V), wi.to_vector<double>(), 1e-12);
+  // Hessian-vector product
+  const Tensor c = th::sum(th::exp(th::dot(W, x))) + th::sum(x * x * x);
+  expect("hvp", th::hessian_vector_product(c, x, v), th::dot(th::hessian(c, x), v).to_vector<double>(), 1e-12);
+  BOOST_TEST(check::has(check::message_of<th::ShapeError>([&] { th::jvp(y, x, th::zeros({3})); }), "jvp: v must have x's shape"));
+}

@@ -18,5 +18,11 @@ Tensor vjp(const Tensor& y, const Tensor& x, const Tensor& v);
 Tensor jacobian(const Tensor& y, const Tensor& x);
 /// d^2 cost / dx^2 with shape x.shape + x.shape.
 Tensor hessian(const Tensor& cost, const Tensor& x);
+/// Jacobian-vector product (Theano's Rop): dy/dx applied to v (x's shape), of y's shape,
+/// without building the Jacobian: the gradient, with respect to a seed u, of the
+/// vector-Jacobian product J^T u projected on v (two reverse sweeps).
+Tensor jvp(const Tensor& y, const Tensor& x, const Tensor& v);
+/// The Hessian of cost (one element) applied to v (x's shape), without building the Hessian.
+Tensor hessian_vector_product(const Tensor& cost, const Tensor& x, const Tensor& v);
 
 }  // namespace th

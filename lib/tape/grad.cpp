@@ -222,4 +222,32 @@ Tensor jacobian(const Tensor& y, const Tensor& x) {
 
 Tensor hessian(const Tensor& cost, const Tensor& x) { return jacobian(grad(cost, x), x); }
 
+namespace {
+void same_shape(const char* what, const Tensor& x, const Tensor& v) {
+  const detail::Node& xn = detail::node_of(x, what);
+  const detail::Node& vn = detail::node_of(v, what);
+  bool ok = xn.shape.size() == vn.shape.size();
+  for (std::size_t i = 0; ok && i < xn.shape.size(); ++i)
+    ok = xn.shape[i] < 0 || vn.shape[i] < 0 || xn.shape[i] == vn.shape[i];
+  if (!ok)
+    throw ShapeError(std::string(what) + ": v must have x's shape: " + detail::describe({detail::meta_of(x), detail::meta_of(v)}));
+}
+}  // namespace
+
+// J v = d/du <J^T u, v>: J^T u is linear in u, so its gradient with respect to u is J v
+Tensor jvp(const Tensor& y, const Tensor& x, const Tensor& v) {
+  same_shape("jvp", x, v);
+  const detail::Node& yn = detail::node_of(y, "jvp");
+  const DType d = is_floating(yn.dtype) ? yn.dtype : floatX();
+  const Tensor u = yn.symbolic ? detail::zeros_like(y, d) : variable(zeros(y.shape(), d));
+  const Tensor jtu = detail::backward({y}, {u}, {x})[0];
+  const Tensor proj = sum(jtu * v);
+  return detail::backward({proj}, {detail::ones_like(proj)}, {u})[0];
+}
+
+Tensor hessian_vector_product(const Tensor& cost, const Tensor& x, const Tensor& v) {
+  same_shape("hessian_vector_product", x, v);
+  return grad(sum(grad(cost, x) * v), x);
+}
+
 }  // namespace th
