@@ -110,9 +110,10 @@ BOOST_AUTO_TEST_CASE(shape_and_indexing) {
   op("expand_dims", [](const X& x) { return th::expand_dims(x[0], -1) * x[1]; }, {{3}, {3, 2}}, {3, 2});
   op("squeeze", [](const X& x) { return th::squeeze(x[0]); }, {{1, 3, 1}}, {3}, [] {
        check::Options o;
-       o.frozen = false;  // squeeze() without axes needs known sizes; symbolic use names the axes
+       o.frozen = false;  // a placeholder's sizes are open: squeeze() keeps them (see the next line)
        return o;
      }());
+  op("squeeze of keepdims", [](const X& x) { return th::squeeze(th::sum(x[0], 1, true)); }, {{3, 4}}, {3});
   op("squeeze axis", [](const X& x) { return th::squeeze(x[0], 0); }, {{1, 3, 1}}, {3, 1});
   op("broadcast_to", [](const X& x) { return th::broadcast_to(x[0], {2, 3, 4}); }, {{3, 1}}, {2, 3, 4});
   op("concatenate", [](const X& x) { return th::concatenate({x[0], x[1]}, 1); }, {{2, 3}, {2, 2}}, {2, 5}, g2());

@@ -126,7 +126,8 @@ Tensor transpose(const Tensor& x, const std::vector<std::int64_t>& perm);
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor flatten(const Tensor& x);
 Tensor expand_dims(const Tensor& x, std::int64_t axis);
-/// Removes all size-1 axes, or the given ones (which must have size 1).
+/// Removes the given axes (which must have size 1), or without axes every axis known to
+/// have size 1 (a symbolic tensor's dims that its expression fixes at 1; others stay).
 Tensor squeeze(const Tensor& x, Axes axis = {});
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 Tensor concatenate(const std::vector<Tensor>& xs, std::int64_t axis = 0);

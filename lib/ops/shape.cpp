@@ -110,9 +110,8 @@ const Op op_squeeze{
       for (std::size_t i = 0; i < in[0].shape.size(); ++i) {
         bool listed = std::find(a.axes.begin(), a.axes.end(), std::int64_t(i)) != a.axes.end();
         std::int64_t d = in[0].shape[i];
-        if (a.all && d < 0) throw_shape(op, "cannot tell which axes of a symbolic tensor have size 1; name them", in);
         if (listed && d >= 0 && d != 1) throw_shape(op, "cannot squeeze axis " + std::to_string(i) + " of size " + std::to_string(d), in);
-        if (!(listed || (a.all && d == 1))) s.push_back(d);
+        if (!listed) s.push_back(d);
       }
       return Meta{in[0].dtype, s};
     },
@@ -263,11 +262,17 @@ Tensor expand_dims(const Tensor& x, std::int64_t axis) {
   return detail::apply(detail::op_expand_dims, {x}, std::move(a));
 }
 
+// Without axes: the axes known to have size 1 (all of a concrete tensor's; of a symbolic one,
+// those its expression fixes at 1, as Theano's broadcastable dimensions); others stay.
 Tensor squeeze(const Tensor& x, Axes axis) {
-  const std::int64_t nd = std::int64_t(detail::node_of(x, "squeeze").shape.size());
+  const Shape& s = detail::node_of(x, "squeeze").shape;
   Attrs a;
-  a.all = axis.all;
-  if (!axis.all) a.axes = detail::norm_axes(detail::op_squeeze, axis, nd, {detail::meta_of(x)});
+  if (axis.all) {
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (s[i] == 1) a.axes.push_back(std::int64_t(i));
+  } else {
+    a.axes = detail::norm_axes(detail::op_squeeze, axis, std::int64_t(s.size()), {detail::meta_of(x)});
+  }
   return detail::apply(detail::op_squeeze, {x}, std::move(a));
 }
 
