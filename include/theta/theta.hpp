@@ -2,6 +2,7 @@
 #pragma once
 #include "autodiff.hpp"
 #include "config.hpp"
+#include "control.hpp"
 #include "device.hpp"
 #include "dtype.hpp"
 #include "error.hpp"

@@ -2,6 +2,7 @@
 // struct so that every op stores, compares and prints them the same way.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "theta/device.hpp"
@@ -9,6 +10,8 @@
 #include "theta/ops.hpp"
 
 namespace th::detail {
+
+struct Branches;  // ifelse's two frozen sub-programs (ops/control.cpp)
 
 struct Attrs {
   std::vector<std::int64_t> axes;  // reductions, squeeze, transpose's permutation
@@ -22,6 +25,7 @@ struct Attrs {
   Device device;                   // to
   unsigned transpose = 0;          // matmul_t: bit 0 operand a, bit 1 operand b read with its last two axes swapped
   double scale = 0;                // matmul_acc: the constant factor of the product
+  std::shared_ptr<const Branches> branches;  // ifelse
 };
 
 }  // namespace th::detail
