@@ -157,6 +157,30 @@ def w5():
     result("W5_recorded", "torch", median_us(recorded, n))
 
 
+def w9():
+    """value and gradient of slogdet(A) + sum(solve(A, B)) at n = 512, float64"""
+    if torch is None:
+        return
+    n = 512
+    g = torch.Generator().manual_seed(1)
+    A0 = torch.rand(n, n, generator=g, dtype=torch.float64) * 2 - 1 + n ** 0.5 * torch.eye(n, dtype=torch.float64)
+    B = torch.rand(n, 8, generator=g, dtype=torch.float64) * 2 - 1
+
+    def step():
+        A = A0.clone().requires_grad_(True)
+        v = torch.linalg.slogdet(A)[1] + torch.linalg.solve(A, B).sum()
+        return torch.autograd.grad(v, A)
+    step()
+    result("W9", "torch_linalg", median_us(step, 1, 7))
+
+
+def w6():  # W6/W7 have no Python peer (libtorch runs them)
+    pass
+
+
+w7 = w6
+
+
 if __name__ == "__main__":
     if torch is not None:
         torch.set_num_threads(int(os.environ.get("THETA_BENCH_THREADS", os.cpu_count())))

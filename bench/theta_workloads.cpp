@@ -1,5 +1,5 @@
 // theta's side of the workloads of bench/README (W1..W7); prints RESULT lines.
-//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7]   (default: all)
+//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W9]   (default: all)
 #include <theta/theta.hpp>
 
 #include "fashion.hpp"
@@ -185,6 +185,18 @@ void w7() {
   bench::result("W7_test_accuracy", "theta", double(correct(predict, Xt, Yt)) / double(nt));
 }
 
+// W9: value and gradient of slogdet(A) + sum(solve(A, B)) at n = 512, float64, frozen.
+void w9() {
+  const std::int64_t n = 512;
+  const th::Tensor A = th::random::uniform({n, n}, -1, 1, 1) + std::sqrt(double(n)) * th::eye(n);
+  const th::Tensor B = th::random::uniform({n, 8}, -1, 1, 2);
+  auto a = th::dmatrix("a"), b = th::dmatrix("b");
+  auto v = th::linalg::slogdet(a).second + th::sum(th::linalg::solve(a, b));
+  const th::Function f = th::function({a, b}, {v, th::grad(v, a)});
+  f(A, B);
+  bench::result("W9", "theta_frozen", bench::median_us([&] { f(A, B); }, 1, 7));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,4 +208,5 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "F1")) f1();
   if (bench::wanted(argc, argv, "W6")) w6();
   if (bench::wanted(argc, argv, "W7")) w7();
+  if (bench::wanted(argc, argv, "W9")) w9();
 }
