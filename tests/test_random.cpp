@@ -230,4 +230,9 @@ BOOST_AUTO_TEST_CASE(bad_arguments) {
   BOOST_TEST(check::has(check::message_of<th::ValueError>([&] { srng.binomial({2}, 1, 1.5); }), "p must be in [0, 1]"));
   BOOST_TEST(check::has(check::message_of<th::TypeError>([&] { srng.normal({2}, 0.0, 1.0, th::DType::int64); }), "float32 or float64"));
   BOOST_TEST(check::has(check::message_of<th::ValueError>([&] { srng.uniform({2, -1}); }), "negative dimension"));
+  // two streams in one checkpoint need names apart
+  th::RandomStreams a(1), b(2), c(3, "noise");
+  BOOST_TEST(c.state().name() == "noise.state");
+  BOOST_TEST(check::has(check::message_of<th::ValueError>([&] { th::save_params("/tmp/theta_never_written.npz", {a.state(), b.state()}); }),
+                        "two shared variables are named 'srng.state'"));
 }

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "function.hpp"
 #include "tensor.hpp"
@@ -51,7 +52,8 @@ class ShapeArg {
 /// the draws were made and the counter, not on threads or devices.
 class RandomStreams {
  public:
-  explicit RandomStreams(std::uint64_t seed = 0);
+  /// `name` names the state ("<name>.state"): give streams distinct names to checkpoint several.
+  explicit RandomStreams(std::uint64_t seed = 0, const std::string& name = "srng");
   /// U[low, high) of floatX (or dtype).
   Tensor uniform(const ShapeArg& shape, const TensorOrNumber& low = 0.0, const TensorOrNumber& high = 1.0,
                  std::optional<DType> dtype = std::nullopt);
@@ -67,7 +69,7 @@ class RandomStreams {
   Tensor permutation(std::int64_t n);
   /// Restarts the stream (and every function drawing from it) from seed s.
   void seed(std::uint64_t s);
-  /// The stream's state: [seed, calls], named "srng.state" (checkpoint it with the weights).
+  /// The stream's state: [seed, calls], named "<name>.state" (checkpoint it with the weights).
   Shared state() const;
 
   struct Impl;

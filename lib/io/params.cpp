@@ -20,7 +20,9 @@ void save_params(const std::string& path, const std::vector<Shared>& params) {
   std::map<std::string, Tensor> named;
   for (const Shared& s : params) {
     const std::string n = name_of(s, "save_params");
-    if (named.count(n)) throw ValueError("save_params: two shared variables are named '" + n + "'");
+    if (named.count(n))
+      throw ValueError("save_params: two shared variables are named '" + n +
+                       "' (name them apart: th::shared(value, name), th::RandomStreams(seed, name))");
     named[n] = s.get_value().to(cpu());
   }
   save_npz(path, named);

@@ -136,8 +136,8 @@ struct RandomStreams::Impl {
   Shared state;
 };
 
-RandomStreams::RandomStreams(std::uint64_t seed) : impl_(std::make_shared<Impl>()) {
-  impl_->state = shared(tensor(std::vector<std::int64_t>{std::int64_t(seed), 0}, {2}), "srng.state");
+RandomStreams::RandomStreams(std::uint64_t seed, const std::string& name) : impl_(std::make_shared<Impl>()) {
+  impl_->state = shared(tensor(std::vector<std::int64_t>{std::int64_t(seed), 0}, {2}), name + ".state");
 }
 
 void RandomStreams::seed(std::uint64_t s) {
