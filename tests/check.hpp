@@ -29,6 +29,9 @@ struct Options {
   std::vector<bool> diff;       // which inputs to differentiate (default: all)
   std::uint64_t seed = 7;
   bool frozen = true;           // also check the frozen function (off only where symbolic is impossible)
+  /// The grown shape of input i for the frozen function's second run (default: every
+  /// dimension > 1 plus one); an op whose operands must agree (conv's channels) grows its own.
+  std::function<th::Shape(std::size_t i, const th::Shape&)> grow;
 };
 
 /// The message of the E that f() throws, or a text saying what happened instead.
@@ -109,7 +112,8 @@ inline void frozen_matches_eager(const std::string& name, const Fn& fn, const th
 }
 
 inline void frozen(const std::string& name, const Fn& fn, const Inputs& xs, const std::vector<bool>& diff,
-                   std::uint64_t seed, std::size_t out_ndim, double lo, double hi) {
+                   std::uint64_t seed, std::size_t out_ndim, double lo, double hi,
+                   const std::function<th::Shape(std::size_t, const th::Shape&)>& grow = {}) {
   Inputs ph;
   for (std::size_t i = 0; i < xs.size(); ++i)
     ph.push_back(th::placeholder(th::DType::float64, xs[i].ndim(), "x" + std::to_string(i)));
@@ -126,7 +130,9 @@ inline void frozen(const std::string& name, const Fn& fn, const Inputs& xs, cons
   Inputs grown;
   for (std::size_t i = 0; i < xs.size(); ++i) {
     th::Shape s = xs[i].shape();
-    for (auto& d : s) d = d > 1 ? d + 1 : d;
+    if (grow) s = grow(i, s);
+    else
+      for (auto& d : s) d = d > 1 ? d + 1 : d;
     grown.push_back(input(s, seed + 1 + i, lo, hi));
   }
   bool valid = true;
@@ -174,7 +180,7 @@ inline void op(const std::string& name, const Fn& fn, const std::vector<th::Shap
     th::Tensor r = input(y.shape(), o.seed + 100, -1, 1);
     Fn L = [&](const Inputs& v) { return th::sum(fn(v) * r); };
     compare_with_fd(name, L, xs, o.diff, o.eps, o.tol);
-    if (o.frozen) frozen(name, fn, xs, o.diff, o.seed + 300, y.shape().size(), o.lo, o.hi);
+    if (o.frozen) frozen(name, fn, xs, o.diff, o.seed + 300, y.shape().size(), o.lo, o.hi, o.grow);
     if (th::cuda_available()) on_gpu(name, fn, xs, o.diff, r);
     if (o.grad2) {
       // h(x) = sum(grad(L, x) * r2): its gradient is a Hessian-vector product.

@@ -169,6 +169,8 @@ BOOST_AUTO_TEST_CASE(conv2d_gradients_over_every_option) {
   for (const ConvCase& c : conv_cases()) {
     check::Options o;
     o.grad2 = k++ % 5 == 0;  // grad of grad on a spread of the cases (each costs a second sweep)
+    // the frozen function again on more images of more rows and columns (channels and filters kept)
+    o.grow = [](std::size_t i, const th::Shape& s) { return i == 0 ? th::Shape{s[0] + 1, s[1], s[2] + 2, s[3] + 1} : s; };
     const th::ConvOptions co = c.o;
     check::op(
         c.label, [co](const X& x) { return th::conv2d(x[0], x[1], co); },
