@@ -82,6 +82,10 @@ BOOST_AUTO_TEST_CASE(hand_computed_values) {
   expect("svd values", std::get<1>(th::linalg::svd(th::tensor({{3, 0}, {0, -4}}))), {4, 3});
   expect("matrix norm 2", th::linalg::norm(th::tensor({{3, 0}, {0, -4}}), 2), {4});
   expect("pinv of a singular matrix", th::linalg::pinv(th::tensor({{1, 0}, {0, 0}})), {1, 0, 0, 0});
+  // empty matrices: nothing for LAPACK to do; det of 0 x 0 is 1, as numpy
+  expect("det 0x0", th::linalg::det(th::zeros({0, 0})), {1});
+  BOOST_TEST((th::linalg::inv(th::zeros({2, 0, 0})).shape() == th::Shape{2, 0, 0}));
+  BOOST_TEST((th::linalg::eigh(th::zeros({0, 0})).first.shape() == th::Shape{0}));
   // batches and float32
   const Tensor b = th::stack({th::tensor({{2, 0}, {0, 4}}), th::tensor({{1, 1}, {0, 1}})});
   expect("batched inv", th::linalg::inv(b), {0.5, 0, 0, 0.25, 1, -1, 0, 1});

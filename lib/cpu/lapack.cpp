@@ -57,6 +57,7 @@ void transpose_into(int rows, int cols, const T* from, T* to) {
 
 template <class T>
 int lapack_solve(int n, int k, T* a, T* b) {
+  if (n == 0) return 0;  // nothing to do (LAPACK refuses a leading dimension of 0)
   std::vector<int> piv(static_cast<std::size_t>(n));
   int info = 0;
   getrf(n, a, piv.data(), &info);  // LU of A^T
@@ -72,6 +73,7 @@ int lapack_solve(int n, int k, T* a, T* b) {
 
 template <class T>
 int lapack_inverse(int n, T* a) {
+  if (n == 0) return 0;  // nothing to do (LAPACK refuses a leading dimension of 0)
   std::vector<int> piv(static_cast<std::size_t>(n));
   int info = 0;
   getrf(n, a, piv.data(), &info);  // (A^T)^-1 column-major is A^-1 row-major
@@ -85,6 +87,10 @@ int lapack_inverse(int n, T* a) {
 
 template <class T>
 void lapack_slogdet(int n, T* a, double& sign, double& logabs) {
+  if (n == 0) {  // the empty product: det = 1, as numpy
+    sign = 1, logabs = 0;
+    return;
+  }
   std::vector<int> piv(static_cast<std::size_t>(n));
   int info = 0;
   getrf(n, a, piv.data(), &info);  // det A^T = det A
@@ -103,6 +109,7 @@ void lapack_slogdet(int n, T* a, double& sign, double& logabs) {
 
 template <class T>
 int lapack_cholesky(int n, T* a) {
+  if (n == 0) return 0;  // nothing to do (LAPACK refuses a leading dimension of 0)
   int info = 0;
   const char u = 'U';  // A^T = A = U^T U column-major: the row-major buffer reads L = U^T
   if constexpr (std::is_same_v<T, float>) spotrf_(&u, &n, a, &n, &info, 1);
@@ -114,6 +121,7 @@ int lapack_cholesky(int n, T* a) {
 
 template <class T>
 int lapack_eigh(int n, T* a, T* w) {
+  if (n == 0) return 0;  // nothing to do (LAPACK refuses a leading dimension of 0)
   // the row-major lower triangle is the column-major upper one
   const char jobz = 'V', uplo = 'U';
   int info = 0, lwork = -1, liwork = -1, iq = 0;
@@ -181,6 +189,7 @@ int lapack_svd(int m, int n, T* a, T* u, T* s, T* vt) {
 
 template <class T>
 int lapack_solve_triangular(int n, int k, const T* a, T* b, bool lower) {
+  if (n == 0) return 0;  // nothing to do (LAPACK refuses a leading dimension of 0)
   std::vector<T> bc(std::size_t(n) * std::size_t(k));
   transpose_into(n, k, b, bc.data());
   // the buffer is column-major A^T: upper when A is lower; solve (A^T)^T x = b
