@@ -16,6 +16,13 @@
     case ::th::DType::float64: { using T = double; __VA_ARGS__; break; }     \
     default: throw ::th::TypeError("internal: unsupported dtype in kernel"); \
   }
+/// FLOAT: float32 or float64 (the LAPACK, convolution and random kernels).
+#define THETA_DISPATCH_FLOAT(dtype, T, ...)                                  \
+  switch (dtype) {                                                         \
+    case ::th::DType::float32: { using T = float; __VA_ARGS__; break; }      \
+    case ::th::DType::float64: { using T = double; __VA_ARGS__; break; }     \
+    default: throw ::th::TypeError("internal: a float kernel got another dtype"); \
+  }
 #define THETA_DISPATCH_ALL(dtype, T, ...)                                  \
   switch (dtype) {                                                         \
     case ::th::DType::boolean: { using T = bool; __VA_ARGS__; break; }     \

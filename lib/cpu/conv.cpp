@@ -12,6 +12,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/dispatch.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/parallel.hpp"
 
@@ -512,40 +513,36 @@ void pool_select_t(const PoolGeom& g, const T* x, const T* gx, T* y) {
 
 }  // namespace
 
-// f(T{}) with T the C++ type of dtype (float32 or float64).
-template <class F>
-void typed(DType dtype, F&& f) {
-  if (dtype == DType::float32) f(float{});
-  else f(double{});
-}
-#define THETA_CONV_PTR(p) static_cast<const decltype(t)*>(p)
-#define THETA_CONV_OUT(p) static_cast<decltype(t)*>(p)
+#define THETA_CONV_IN(p) static_cast<const T*>(p)
+#define THETA_CONV_OUT(p) static_cast<T*>(p)
 
 void conv_forward(DType dtype, const ConvGeom& g, const void* x, const void* w, void* y) {
-  typed(dtype, [&](auto t) { forward_t(g, THETA_CONV_PTR(x), THETA_CONV_PTR(w), THETA_CONV_OUT(y)); });
+  THETA_DISPATCH_FLOAT(dtype, T, forward_t(g, THETA_CONV_IN(x), THETA_CONV_IN(w), THETA_CONV_OUT(y)));
 }
 void conv_backward_input(DType dtype, const ConvGeom& g, const void* gy, const void* w, void* dx) {
-  typed(dtype, [&](auto t) { backward_input_t(g, THETA_CONV_PTR(gy), THETA_CONV_PTR(w), THETA_CONV_OUT(dx)); });
+  THETA_DISPATCH_FLOAT(dtype, T, backward_input_t(g, THETA_CONV_IN(gy), THETA_CONV_IN(w), THETA_CONV_OUT(dx)));
 }
 void conv_backward_filters(DType dtype, const ConvGeom& g, const void* x, const void* gy, void* dw) {
-  typed(dtype, [&](auto t) { backward_filters_t(g, THETA_CONV_PTR(x), THETA_CONV_PTR(gy), THETA_CONV_OUT(dw)); });
+  THETA_DISPATCH_FLOAT(dtype, T, backward_filters_t(g, THETA_CONV_IN(x), THETA_CONV_IN(gy), THETA_CONV_OUT(dw)));
 }
 void pool_forward(DType dtype, const PoolGeom& g, const void* x, void* y) {
-  typed(dtype, [&](auto t) { pool_forward_t(g, THETA_CONV_PTR(x), THETA_CONV_OUT(y)); });
+  THETA_DISPATCH_FLOAT(dtype, T, pool_forward_t(g, THETA_CONV_IN(x), THETA_CONV_OUT(y)));
 }
 void pool_backward(DType dtype, const PoolGeom& g, const void* x, const void* gy, void* dx) {
-  typed(dtype, [&](auto t) { pool_backward_t(g, THETA_CONV_PTR(x), THETA_CONV_PTR(gy), THETA_CONV_OUT(dx)); });
+  THETA_DISPATCH_FLOAT(dtype, T, pool_backward_t(g, THETA_CONV_IN(x), THETA_CONV_IN(gy), THETA_CONV_OUT(dx)));
 }
 void pool_select(DType dtype, const PoolGeom& g, const void* x, const void* gx, void* y) {
-  typed(dtype, [&](auto t) { pool_select_t(g, THETA_CONV_PTR(x), THETA_CONV_PTR(gx), THETA_CONV_OUT(y)); });
+  THETA_DISPATCH_FLOAT(dtype, T, pool_select_t(g, THETA_CONV_IN(x), THETA_CONV_IN(gx), THETA_CONV_OUT(y)));
 }
+
+#undef THETA_CONV_IN
+#undef THETA_CONV_OUT
 
 namespace {
 // The backend entry points: every image's patches (fold: folded back), images over the threads.
 void unfold_all(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col, bool fold) {
   const Dims d = dims_of(g);
-  typed(x.dtype, [&](auto t) {
-    using T = decltype(t);
+  THETA_DISPATCH_FLOAT(x.dtype, T, {
     parallel_for(g.N, d.K * d.P, [&](std::int64_t lo, std::int64_t hi) {
       for (std::int64_t n = lo; n < hi; ++n) {
         T* xi = x.data<T>() + n * d.chw + group * d.Cg * g.H * g.W;
@@ -553,24 +550,15 @@ void unfold_all(const Storage& x, const ConvGeom& g, std::int64_t group, const S
         else im2col(g, d.Cg, static_cast<const T*>(xi), col.data<T>(), g.N * d.P, n * d.P);
       }
     });
-  });
+  })
 }
 }  // namespace
 
-void im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) {
+void CpuBackend::im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) {
   unfold_all(x, g, group, col, false);
 }
-void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) {
+void CpuBackend::col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) {
   unfold_all(x, g, group, col, true);
 }
-void CpuBackend::im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) {
-  cpu::im2col(x, g, group, col);
-}
-void CpuBackend::col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) {
-  cpu::col2im(col, g, group, x);
-}
-
-#undef THETA_CONV_PTR
-#undef THETA_CONV_OUT
 
 }  // namespace th::detail::cpu

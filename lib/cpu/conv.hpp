@@ -14,9 +14,6 @@ void conv_forward(DType dtype, const ConvGeom& g, const void* x, const void* w, 
 void conv_backward_input(DType dtype, const ConvGeom& g, const void* gy, const void* w, void* dx);
 /// dw = the gradient of sum(conv(x, w) * gy) with respect to w.
 void conv_backward_filters(DType dtype, const ConvGeom& g, const void* x, const void* gy, void* dw);
-/// The backend entry points (core/backend.hpp) on contiguous CPU storage.
-void im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col);
-void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x);
 
 enum class PoolKind : int { max = 0, sum = 1, average_inc_pad = 2, average_exc_pad = 3 };
 

@@ -150,6 +150,28 @@ void check_finite(const Op& op, const Storage& out, const std::vector<Meta>& met
                                metas));
 }
 
+Storage on_host(const Storage& s, DType dtype) { return contiguous_as(transfer(s, th::cpu()), dtype); }
+
+Storage to_device(Storage y, Device device) { return device == th::cpu() ? y : transfer(y, device); }
+
+Tensor to_float(const Tensor& x, const char* what) {
+  return is_floating(node_of(x, what).dtype) ? x : cast(x, floatX());
+}
+
+std::int64_t shape_operand_rank(const Op& op, const Meta& m, const std::vector<Meta>& in) {
+  if (m.shape.size() != 1 || m.shape[0] < 0 || is_floating(m.dtype) || m.dtype == DType::boolean)
+    throw_shape(op, "a shape operand must be an integer vector of known length (th::shape_of gives one)", in);
+  return m.shape[0];
+}
+
+Shape shape_operand_values(const Op& op, const Storage& s, const std::vector<Meta>& in) {
+  const Storage h = on_host(s, DType::int64);
+  Shape v(h.data<std::int64_t>(), h.data<std::int64_t>() + h.size());
+  for (auto d : v)
+    if (d < -1) throw_shape(op, "negative dimension in the shape " + shape_str(v), in);
+  return v;
+}
+
 // ---- error text --------------------------------------------------------------------------
 std::string describe(const std::vector<Meta>& in) {
   std::string r;

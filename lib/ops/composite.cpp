@@ -20,10 +20,6 @@ Tensor mean(const Tensor& x, Axes axis, bool keepdims) {
 }
 
 namespace {
-Tensor as_float(const Tensor& x) {
-  DType d = detail::node_of(x, "float").dtype;
-  return is_floating(d) ? x : cast(x, floatX());
-}
 // max over axes, with infinities (all -inf rows) replaced by 0 so that x - m stays finite
 Tensor stable_shift(const Tensor& x, const Axes& axis) {
   Tensor m = stop_gradient(max(x, axis, true));
@@ -33,7 +29,7 @@ Tensor stable_shift(const Tensor& x, const Axes& axis) {
 
 // y = m + log(sum(exp(x - m))), m = max(x)
 Tensor logsumexp(const Tensor& x, Axes axis, bool keepdims) {
-  Tensor xf = as_float(x);
+  Tensor xf = detail::to_float(x, "float");
   Tensor m = stable_shift(xf, axis);
   Tensor r = log(sum(exp(xf - m), axis, true)) + m;
   if (keepdims) return r;
@@ -42,14 +38,14 @@ Tensor logsumexp(const Tensor& x, Axes axis, bool keepdims) {
 
 // y = exp(x - m) / sum(exp(x - m))
 Tensor softmax(const Tensor& x, std::int64_t axis) {
-  Tensor xf = as_float(x);
+  Tensor xf = detail::to_float(x, "float");
   Tensor e = exp(xf - stable_shift(xf, axis));
   return e / sum(e, axis, true);
 }
 
 // y = x - logsumexp(x)
 Tensor log_softmax(const Tensor& x, std::int64_t axis) {
-  Tensor xf = as_float(x);
+  Tensor xf = detail::to_float(x, "float");
   return xf - logsumexp(xf, axis, true);
 }
 

@@ -103,15 +103,17 @@ Tensor make_ifelse(const Tensor& cond, const Tensor& then_value, const Tensor& e
   auto b = std::make_shared<Branches>();
   b->then_value = then_value;
   b->else_value = else_value;
-  std::vector<Tensor> leaves;
-  std::unordered_set<const Node*> seen;
-  leaves_of(then_value, leaves, seen);
-  leaves_of(else_value, leaves, seen);
-  auto sub = [&](const Tensor& v, std::vector<std::size_t>& args) {
+  // each branch's leaves, and their union (the node's operands after the condition)
+  std::vector<Tensor> then_leaves, else_leaves, leaves;
+  std::unordered_set<const Node*> seen_then, seen_else, seen;
+  leaves_of(then_value, then_leaves, seen_then);
+  leaves_of(else_value, else_leaves, seen_else);
+  for (const auto* part : {&then_leaves, &else_leaves})
+    for (const Tensor& l : *part)
+      if (seen.insert(l.node().get()).second) leaves.push_back(l);
+  // a branch frozen over the placeholders it reads; args: their positions among the leaves
+  auto sub = [&](const Tensor& v, const std::unordered_set<const Node*>& mine, std::vector<std::size_t>& args) {
     std::vector<Tensor> phs;
-    std::unordered_set<const Node*> mine;
-    std::vector<Tensor> own;
-    leaves_of(v, own, mine);
     for (std::size_t i = 0; i < leaves.size(); ++i)
       if (mine.count(leaves[i].node().get()) && leaves[i].node()->kind == NodeKind::placeholder) {
         phs.push_back(leaves[i]);
@@ -119,8 +121,8 @@ Tensor make_ifelse(const Tensor& cond, const Tensor& then_value, const Tensor& e
       }
     return function(phs, v);
   };
-  b->then_f = sub(then_value, b->then_args);
-  b->else_f = sub(else_value, b->else_args);
+  b->then_f = sub(then_value, seen_then, b->then_args);
+  b->else_f = sub(else_value, seen_else, b->else_args);
   std::vector<Tensor> inputs{cond};
   inputs.insert(inputs.end(), leaves.begin(), leaves.end());
   Attrs a;

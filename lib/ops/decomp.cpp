@@ -9,6 +9,7 @@
 #include <limits>
 #include <tuple>
 
+#include "core/dispatch.hpp"
 #include "cpu/lapack.hpp"
 #include "ops/op.hpp"
 
@@ -17,9 +18,6 @@ namespace th::detail {
 namespace {
 
 const Tensor none{};
-
-Storage host(const Storage& s, DType dtype) { return contiguous_as(transfer(s, th::cpu()), dtype); }
-Storage to_device(Storage y, Device d) { return d == th::cpu() ? y : transfer(y, d); }
 
 // A float dtype for the operands (integers compute in floatX).
 DType float_of(const std::vector<Meta>& in) {
@@ -49,18 +47,11 @@ std::int64_t batch_of(const Shape& s, std::size_t matrix_dims) {
                    describe({meta_of(a)}));
 }
 
-// f(T{}) with T the C++ type of float dtype d.
-template <class F>
-void typed(DType d, F&& f) {
-  if (d == DType::float32) f(float{});
-  else f(double{});
-}
-
-Tensor mT(const Tensor& x) {  // the last two axes swapped
-  std::vector<std::int64_t> perm(node_of(x, "transpose").shape.size());
-  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = std::int64_t(i);
-  std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
-  return transpose(x, perm);
+// The identity matrices of g's (..., k, k) shape (a diagonal mask in the gradients).
+Tensor tri_mask(const Tensor& x, bool lower, double diag);
+Tensor identity_like(const Tensor& g) {
+  const Tensor ones = ones_like(g);
+  return tri_mask(ones, true, 1.0) - tri_mask(ones, true, 0.0);
 }
 
 // ---- solve / solve_triangular (attrs.axis: 1 lower, 0 upper) ----------------------------------
@@ -82,14 +73,13 @@ Meta infer_solve(const Op& op, const std::vector<Meta>& in, const Attrs&) {
 }
 
 Storage forward_solve(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
-  const Storage a = host(*in[0], out.dtype);
+  const Storage a = on_host(*in[0], out.dtype);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
-  cpu_backend().copy(host(*in[1], out.dtype), y);  // solved in place
+  cpu_backend().copy(on_host(*in[1], out.dtype), y);  // solved in place
   const std::int64_t n = a.shape.back(), k = out.shape.size() == 1 ? 1 : out.shape.back();
   const std::int64_t batch = batch_of(a.shape, 2);
-  const bool tri = std::string_view(op.name) == "solve_triangular";
-  typed(out.dtype, [&](auto t) {
-    using T = decltype(t);
+  const bool tri = op.code == 1;
+  THETA_DISPATCH_FLOAT(out.dtype, T, {
     std::vector<T> work(std::size_t(n * n));
     for (std::int64_t i = 0; i < batch; ++i) {
       const T* am = a.data<T>() + i * n * n;
@@ -103,32 +93,29 @@ Storage forward_solve(const Op& op, const std::vector<const Storage*>& in, const
       }
       if (info > 0) singular(op, *in[0], i, "singular matrix");
     }
-  });
+  })
   return to_device(y, in[0]->device());
 }
 
-const Op& solve_triangular_op();
 Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower);
-Tensor tri_mask(const Tensor& x, bool lower, double diag);
 Tensor eigh_part(const Tensor& a, int kind);
 Tensor factor(const Tensor& a, int kind);
 
 // x = solve(a, b): gb = solve(a^T, g), ga = -gb x^T (an outer product for a vector b)
 std::vector<Tensor> vjp_solve(const Op& op, const VjpCtx& c) {
-  const bool tri = &op == &solve_triangular_op(), lower = c.attrs.axis != 0;
-  const Tensor gb = tri ? solve_tri(mT(c.x[0]), c.g, !lower) : linalg::solve(mT(c.x[0]), c.g);
+  const bool tri = op.code == 1, lower = c.attrs.axis != 0;
+  const Tensor gb = tri ? solve_tri(swap_last(c.x[0]), c.g, !lower) : linalg::solve(swap_last(c.x[0]), c.g);
   Tensor ga;
   if (c.needs[0]) {
     ga = node_of(c.y, "solve").shape.size() == 1 ? -(expand_dims(gb, -1) * expand_dims(c.y, 0))
-                                                 : -matmul(gb, mT(c.y));
+                                                 : -matmul(gb, swap_last(c.y));
     if (tri) ga = tri_mask(ga, lower, 1.0);  // only that triangle of a was read
   }
   return {ga, c.needs[1] ? gb : none};
 }
 
 const Op op_solve{"solve", 0, &infer_solve, &forward_solve, &vjp_solve};
-const Op op_solve_triangular{"solve_triangular", 0, &infer_solve, &forward_solve, &vjp_solve};
-const Op& solve_triangular_op() { return op_solve_triangular; }
+const Op op_solve_triangular{"solve_triangular", 1, &infer_solve, &forward_solve, &vjp_solve};
 
 Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower) {
   Attrs at;
@@ -149,11 +136,10 @@ Meta infer_matrix(const Op& op, const std::vector<Meta>& in, const Attrs&) {
 }
 
 Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
-  const Storage a = host(*in[0], out.dtype);
+  const Storage a = on_host(*in[0], out.dtype);
   const std::int64_t n = a.shape.back(), batch = batch_of(a.shape, 2);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
-  typed(out.dtype, [&](auto t) {
-    using T = decltype(t);
+  THETA_DISPATCH_FLOAT(out.dtype, T, {
     std::vector<T> work(std::size_t(n * n));
     for (std::int64_t i = 0; i < batch; ++i) {
       const T* am = a.data<T>() + i * n * n;
@@ -184,7 +170,7 @@ Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, cons
       cpu::lapack_slogdet<T>(int(n), work.data(), sign, logabs);
       y.data<T>()[i] = T(op.code == kDetSign ? sign : logabs);
     }
-  });
+  })
   return to_device(y, in[0]->device());
 }
 
@@ -195,29 +181,27 @@ std::vector<Tensor> vjp_matrix(const Op& op, const VjpCtx& c) {
   const Tensor& g = c.g;
   switch (op.code) {
     case kTriMask: return {tri_mask(g, c.attrs.axis != 0, c.attrs.scale)};
-    case kInv: return {-matmul(mT(c.y), matmul(g, mT(c.y)))};
-    case kLogAbsDet: return {expand_dims(expand_dims(g, -1), -1) * mT(linalg::inv(c.x[0]))};
+    case kInv: return {-matmul(swap_last(c.y), matmul(g, swap_last(c.y)))};
+    case kLogAbsDet: return {expand_dims(expand_dims(g, -1), -1) * swap_last(linalg::inv(c.x[0]))};
     case kCholesky: {
-      const Tensor Lt = mT(c.y);
+      const Tensor Lt = swap_last(c.y);
       const Tensor P = tri_mask(matmul(Lt, g), true, 0.5);
       const Tensor Z = solve_tri(Lt, P, false);       // L^-T P
-      const Tensor S = mT(solve_tri(Lt, mT(Z), false));  // (L^-T (L^-T P)^T)^T = L^-T P L^-1
-      return {(S + mT(S)) * 0.5};
+      const Tensor S = swap_last(solve_tri(Lt, swap_last(Z), false));  // (L^-T (L^-T P)^T)^T = L^-T P L^-1
+      return {(S + swap_last(S)) * 0.5};
     }
     case kEigValues: {  // w = eig(a): ga = V diag(g) V^T
       const Tensor V = eigh_part(c.x[0], kEigVectors);
-      return {matmul(V * expand_dims(g, -2), mT(V))};
+      return {matmul(V * expand_dims(g, -2), swap_last(V))};
     }
     case kEigVectors: {  // V = eigvec(a): ga = V (F o (V^T gV)) V^T, F_ij = 1 / (w_j - w_i) off the diagonal
       const Tensor& V = c.y;
       const Tensor w = eigh_part(c.x[0], kEigValues);
-      const Tensor ones = ones_like(V);
-      const Tensor eye = tri_mask(ones, true, 1.0) - tri_mask(ones, true, 0.0);
-      const Tensor E = expand_dims(w, -2) - expand_dims(w, -1) + eye;  // 1 on the diagonal: no division by 0
-      const Tensor M = matmul(mT(V), g) / E;
+      const Tensor E = expand_dims(w, -2) - expand_dims(w, -1) + identity_like(V);  // 1 on the diagonal: no division by 0
+      const Tensor M = matmul(swap_last(V), g) / E;
       const Tensor inner = tri_mask(M, true, 0.0) + tri_mask(M, false, 0.0);
-      const Tensor ga = matmul(V, matmul(inner, mT(V)));
-      return {(ga + mT(ga)) * 0.5};  // a is read as symmetric
+      const Tensor ga = matmul(V, matmul(inner, swap_last(V)));
+      return {(ga + swap_last(ga)) * 0.5};  // a is read as symmetric
     }
     default: return {none};
   }
@@ -251,11 +235,10 @@ Meta infer_factor(const Op& op, const std::vector<Meta>& in, const Attrs&) {
 }
 
 Storage forward_factor(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
-  const Storage a = host(*in[0], out.dtype);
+  const Storage a = on_host(*in[0], out.dtype);
   const std::int64_t m = a.shape[a.shape.size() - 2], n = a.shape.back(), k = std::min(m, n), batch = batch_of(a.shape, 2);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
-  typed(out.dtype, [&](auto t) {
-    using T = decltype(t);
+  THETA_DISPATCH_FLOAT(out.dtype, T, {
     std::vector<T> work(std::size_t(m * n)), f1(std::size_t(m * k)), f2(std::size_t(k * n)), sv(static_cast<std::size_t>(k));
     for (std::int64_t i = 0; i < batch && k > 0; ++i) {
       const T* am = a.data<T>() + i * m * n;
@@ -271,16 +254,16 @@ Storage forward_factor(const Op& op, const std::vector<const Storage*>& in, cons
       const std::vector<T>& src = op.code == kQ || op.code == kU ? f1 : op.code == kS ? sv : f2;
       std::copy(src.begin(), src.end(), y.data<T>() + i * std::int64_t(src.size()));
     }
-  });
+  })
   return to_device(y, in[0]->device());
 }
 
 Tensor factor(const Tensor& a, int kind);
 
 // X R^-T, R upper triangular
-Tensor times_inv_rt(const Tensor& X, const Tensor& R) { return mT(solve_tri(R, mT(X), false)); }
+Tensor times_inv_rt(const Tensor& X, const Tensor& R) { return swap_last(solve_tri(R, swap_last(X), false)); }
 // M's lower triangle mirrored into the upper one (the diagonal kept once)
-Tensor copyltu(const Tensor& M) { return tri_mask(M, true, 1.0) + mT(tri_mask(M, true, 0.0)); }
+Tensor copyltu(const Tensor& M) { return tri_mask(M, true, 1.0) + swap_last(tri_mask(M, true, 0.0)); }
 
 // qr (m >= n; PyTorch's rule): gA = (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q, split by factor.
 // svd (PyTorch's rule, split by factor), E_ij = s_j^2 - s_i^2 (1 on the diagonal):
@@ -297,24 +280,24 @@ std::vector<Tensor> vjp_factor(const Op& op, const VjpCtx& c) {
       throw ValueError(std::string(op.name) + ": the gradient of the QR factors of a wide matrix (m < n) is not available: " +
                        describe({meta_of(a)}));
     const Tensor Q = op.code == kQ ? c.y : factor(a, kQ), R = op.code == kR ? c.y : factor(a, kR);
-    if (op.code == kQ) return {times_inv_rt(g + matmul(Q, copyltu(-matmul(mT(g), Q))), R)};
-    return {times_inv_rt(matmul(Q, copyltu(matmul(R, mT(g)))), R)};
+    if (op.code == kQ) return {times_inv_rt(g + matmul(Q, copyltu(-matmul(swap_last(g), Q))), R)};
+    return {times_inv_rt(matmul(Q, copyltu(matmul(R, swap_last(g)))), R)};
   }
   const Tensor U = op.code == kU ? c.y : factor(a, kU), S = op.code == kS ? c.y : factor(a, kS);
   const Tensor Vt = op.code == kVt ? c.y : factor(a, kVt);
   if (op.code == kS) return {matmul(U * expand_dims(g, -2), Vt)};
   const Tensor S2 = S * S;
-  const Tensor ones = ones_like(expand_dims(S, -1) * expand_dims(S, -2));
-  const Tensor E = expand_dims(S2, -2) - expand_dims(S2, -1) + tri_mask(ones, true, 1.0) - tri_mask(ones, true, 0.0);
+  const Tensor E = expand_dims(S2, -2) - expand_dims(S2, -1);
+  const Tensor Ed = E + identity_like(E);  // 1 on the diagonal: no division by 0
   if (op.code == kU) {
-    const Tensor J = matmul(mT(U), g);
-    const Tensor inner = (J - mT(J)) / E * expand_dims(S, -2);
+    const Tensor J = matmul(swap_last(U), g);
+    const Tensor inner = (J - swap_last(J)) / Ed * expand_dims(S, -2);
     return {matmul(matmul(U, inner), Vt) + matmul((g - matmul(U, J)) / expand_dims(S, -2), Vt)};
   }
-  const Tensor gV = mT(g), V = mT(Vt);
+  const Tensor gV = swap_last(g), V = swap_last(Vt);
   const Tensor K = matmul(Vt, gV);
-  const Tensor inner = expand_dims(S, -1) * ((K - mT(K)) / E);
-  return {matmul(matmul(U, inner), Vt) + matmul(U, mT((gV - matmul(V, K)) / expand_dims(S, -2)))};
+  const Tensor inner = expand_dims(S, -1) * ((K - swap_last(K)) / Ed);
+  return {matmul(matmul(U, inner), Vt) + matmul(U, swap_last((gV - matmul(V, K)) / expand_dims(S, -2)))};
 }
 
 const Op op_qr_q{"qr", kQ, &infer_factor, &forward_factor, &vjp_factor};
@@ -335,10 +318,6 @@ Tensor tri_mask(const Tensor& x, bool lower, double diag) {
   return apply(op_tri_mask, {x}, std::move(a));
 }
 
-Tensor as_float(const Tensor& x, const char* what) {
-  const DType d = node_of(x, what).dtype;
-  return is_floating(d) ? x : cast(x, floatX());
-}
 
 }  // namespace
 
@@ -346,24 +325,24 @@ Tensor as_float(const Tensor& x, const char* what) {
 
 namespace th::linalg {
 
-using detail::as_float;
+using detail::to_float;
 
 Tensor solve(const Tensor& a, const Tensor& b) {
-  return detail::apply(detail::op_solve, {as_float(a, "solve"), as_float(b, "solve")});
+  return detail::apply(detail::op_solve, {to_float(a, "solve"), to_float(b, "solve")});
 }
 Tensor solve_triangular(const Tensor& a, const Tensor& b, bool lower) {
-  return detail::solve_tri(as_float(a, "solve_triangular"), as_float(b, "solve_triangular"), lower);
+  return detail::solve_tri(to_float(a, "solve_triangular"), to_float(b, "solve_triangular"), lower);
 }
-Tensor inv(const Tensor& a) { return detail::apply(detail::op_inv, {as_float(a, "inv")}); }
-Tensor cholesky(const Tensor& a) { return detail::apply(detail::op_cholesky, {as_float(a, "cholesky")}); }
+Tensor inv(const Tensor& a) { return detail::apply(detail::op_inv, {to_float(a, "inv")}); }
+Tensor cholesky(const Tensor& a) { return detail::apply(detail::op_cholesky, {to_float(a, "cholesky")}); }
 
 std::tuple<Tensor, Tensor> qr(const Tensor& a) {
-  const Tensor af = as_float(a, "qr");
+  const Tensor af = to_float(a, "qr");
   return {detail::factor(af, detail::kQ), detail::factor(af, detail::kR)};
 }
 
 std::tuple<Tensor, Tensor, Tensor> svd(const Tensor& a) {
-  const Tensor af = as_float(a, "svd");
+  const Tensor af = to_float(a, "svd");
   return {detail::factor(af, detail::kU), detail::factor(af, detail::kS), detail::factor(af, detail::kVt)};
 }
 
@@ -383,12 +362,12 @@ Tensor pinv(const Tensor& a) {
 }
 
 std::pair<Tensor, Tensor> eigh(const Tensor& a) {
-  const Tensor af = as_float(a, "eigh");
+  const Tensor af = to_float(a, "eigh");
   return {detail::eigh_part(af, detail::kEigValues), detail::eigh_part(af, detail::kEigVectors)};
 }
 
 std::pair<Tensor, Tensor> slogdet(const Tensor& a) {
-  const Tensor af = as_float(a, "slogdet");
+  const Tensor af = to_float(a, "slogdet");
   return {detail::apply(detail::op_det_sign, {af}), detail::apply(detail::op_logabsdet, {af})};
 }
 
@@ -399,12 +378,12 @@ Tensor det(const Tensor& a) {
 }
 
 Tensor norm(const Tensor& x) {
-  const Tensor xf = as_float(x, "norm");
+  const Tensor xf = to_float(x, "norm");
   return sqrt(sum(xf * xf));
 }
 
 Tensor norm(const Tensor& x, double ord) {
-  const Tensor xf = as_float(x, "norm");
+  const Tensor xf = to_float(x, "norm");
   const std::size_t nd = detail::node_of(x, "norm").shape.size();
   const double inf = std::numeric_limits<double>::infinity();
   if (nd == 1) {

@@ -6,6 +6,13 @@
 
 namespace th::detail {
 
+Tensor swap_last(const Tensor& t) {
+  std::vector<std::int64_t> perm(t.node()->shape.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = std::int64_t(i);
+  std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
+  return transpose(t, perm);
+}
+
 namespace {
 
 const Tensor none{};
@@ -130,13 +137,6 @@ Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const A
   gemm_operand(b, false, b1, attrs.transpose & 2u, yg.shape, bv);
   backend_for(y.device()).gemm(av, bv, yg);
   return y;
-}
-
-Tensor swap_last(const Tensor& t) {
-  std::vector<std::int64_t> perm(t.node()->shape.size());
-  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = std::int64_t(i);
-  std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
-  return transpose(t, perm);
 }
 
 // a matrix (or batch of them) times g as columns: m @ g for a 1-d g, else each batch's

@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "core/dispatch.hpp"
 #include "cpu/conv.hpp"
 #include "ops/conv.hpp"
 #include "ops/op.hpp"
@@ -18,12 +19,6 @@ namespace th::detail {
 namespace {
 
 const Tensor none{};
-
-// The operand as the CPU kernels read it: on the CPU, contiguous, in `dtype`.
-Storage host(const Storage& s, DType dtype) { return contiguous_as(transfer(s, th::cpu()), dtype); }
-
-// y computed on the CPU, moved to the device its operands live on.
-Storage to_device(Storage y, Device d) { return d == th::cpu() ? y : transfer(y, d); }
 
 void need_rank(const Op& op, const std::vector<Meta>& in, std::size_t i, std::size_t rank, const char* what) {
   if (in[i].shape.size() != rank)
@@ -126,13 +121,13 @@ Storage forward_conv(const Op& op, const std::vector<const Storage*>& in, const 
     return to_device(y, dev);
   }
   if (op.code == kForward) {
-    const Storage x = host(*in[0], out.dtype), w = host(*in[1], out.dtype);
+    const Storage x = on_host(*in[0], out.dtype), w = on_host(*in[1], out.dtype);
     cpu::conv_forward(out.dtype, g, x.bytes(), w.bytes(), y.bytes());
   } else if (op.code == kGradInput) {
-    const Storage gy = host(*in[0], out.dtype), w = host(*in[1], out.dtype);
+    const Storage gy = on_host(*in[0], out.dtype), w = on_host(*in[1], out.dtype);
     cpu::conv_backward_input(out.dtype, g, gy.bytes(), w.bytes(), y.bytes());
   } else {
-    const Storage x = host(*in[0], out.dtype), gy = host(*in[1], out.dtype);
+    const Storage x = on_host(*in[0], out.dtype), gy = on_host(*in[1], out.dtype);
     cpu::conv_backward_filters(out.dtype, g, x.bytes(), gy.bytes(), y.bytes());
   }
   return to_device(y, dev);
@@ -271,14 +266,14 @@ cpu::PoolGeom pool_geom(const Shape& x, const Shape& y, const Attrs& a) {
 }
 
 Storage forward_pool(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
-  const Storage x = host(*in[0], out.dtype);
+  const Storage x = on_host(*in[0], out.dtype);
   const Shape& ys = op.code == kPoolGrad ? in[1]->shape : out.shape;
   const cpu::PoolGeom g = pool_geom(x.shape, ys, a);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
   if (op.code == kPool) {
     cpu::pool_forward(out.dtype, g, x.bytes(), y.bytes());
   } else {
-    const Storage s = host(*in[1], out.dtype);
+    const Storage s = on_host(*in[1], out.dtype);
     if (op.code == kPoolGrad) cpu::pool_backward(out.dtype, g, x.bytes(), s.bytes(), y.bytes());
     else cpu::pool_select(out.dtype, g, x.bytes(), s.bytes(), y.bytes());
   }
@@ -329,25 +324,20 @@ Meta infer_one_hot(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
 }
 
 Storage forward_one_hot(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
-  const Storage labels = host(*in[0], DType::int64);
+  const Storage labels = on_host(*in[0], DType::int64);
   const std::int64_t n = out.shape.back(), rows = labels.size();
-  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
-  cpu_backend().fill(y, 0.0);
-  Storage t = alloc_storage(DType::float64, {rows, n}, th::cpu());  // built in float64, converted once
-  double* tp = t.data<double>();
-  std::fill(tp, tp + rows * n, 0.0);
   const std::int64_t* lp = labels.data<std::int64_t>();
-  for (std::int64_t i = 0; i < rows; ++i) {
+  for (std::int64_t i = 0; i < rows; ++i)
     if (lp[i] < 0 || lp[i] >= n)
       throw ValueError(std::string(op.name) + ": label " + std::to_string(lp[i]) + " at flat index " +
                        std::to_string(i) + " is outside [0, " + std::to_string(n) + ")");
-    tp[i * n + lp[i]] = 1.0;
-  }
-  t.shape = out.shape;
-  set_contiguous_strides(t.shape, t.strides);
-  cpu_backend().copy(t, y);
-  const Device d = in.size() > 1 ? in[1]->device() : in[0]->device();
-  return to_device(y, d);
+  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
+  cpu_backend().fill(y, 0.0);
+  THETA_DISPATCH_ALL(out.dtype, T, {
+    T* yp = y.data<T>();
+    for (std::int64_t i = 0; i < rows; ++i) yp[i * n + lp[i]] = T(1);
+  })
+  return to_device(y, in.size() > 1 ? in[1]->device() : in[0]->device());
 }
 
 const Op op_one_hot{"one_hot", 0, &infer_one_hot, &forward_one_hot, nullptr, 0b11};
@@ -364,28 +354,15 @@ const Op op_shape_of{
     },
     nullptr, 0b1, true};
 
-// The int64 values of a shape operand (1-d, integers), read on the host.
-Shape shape_values(const Op& op, const Storage& s, const std::vector<Meta>& in) {
-  if (s.shape.size() != 1) throw_shape(op, "a shape must be a 1-d integer tensor", in);
-  const Storage h = host(s, DType::int64);
-  return Shape(h.data<std::int64_t>(), h.data<std::int64_t>() + h.size());
-}
-
-std::int64_t shape_rank(const Op& op, const Meta& m, const std::vector<Meta>& in) {
-  if (m.shape.size() != 1 || m.shape[0] < 0 || is_floating(m.dtype) || m.dtype == DType::boolean)
-    throw_shape(op, "a shape operand must be an integer vector of known length (th::shape_of gives one)", in);
-  return m.shape[0];
-}
-
 // reshape_by(x, shape): attrs unused; the target shape is read at run time.
 const Op op_reshape_by{
     "reshape", 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs&) {
-      return Meta{in[0].dtype, Shape(std::size_t(shape_rank(op, in[1], in)), -1)};
+      return Meta{in[0].dtype, Shape(std::size_t(shape_operand_rank(op, in[1], in)), -1)};
     },
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta&) {
       const std::vector<Meta> metas{meta_of(*in[0]), meta_of(*in[1])};
-      Shape s = shape_values(op, *in[1], metas);
+      Shape s = shape_operand_values(op, *in[1], metas);
       std::int64_t known = 1, open = -1;
       for (std::size_t i = 0; i < s.size(); ++i) {
         if (s[i] == -1 && open < 0) open = std::int64_t(i);
@@ -403,10 +380,10 @@ const Op op_reshape_by{
 const Op op_zeros_by{
     "zeros", 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
-      return Meta{a.dtype, Shape(std::size_t(shape_rank(op, in[0], in)), -1)};
+      return Meta{a.dtype, Shape(std::size_t(shape_operand_rank(op, in[0], in)), -1)};
     },
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
-      const Shape s = shape_values(op, *in[0], {meta_of(*in[0])});
+      const Shape s = shape_operand_values(op, *in[0], {meta_of(*in[0])});
       for (auto d : s)
         if (d < 0) throw_shape(op, "negative dimension in " + shape_str(s), {meta_of(*in[0])});
       Storage y = alloc_storage(a.dtype, s, th::cpu());
@@ -500,8 +477,7 @@ Tensor pool_2d(const Tensor& x, std::array<std::int64_t, 2> ws, const PoolOption
 
 // y = sum((x - mean(x))^2) / (n - ddof)
 Tensor var(const Tensor& x, Axes axis, bool keepdims, std::int64_t ddof) {
-  const DType d = detail::node_of(x, "var").dtype;
-  const Tensor xf = is_floating(d) ? x : cast(x, floatX());
+  const Tensor xf = detail::to_float(x, "var");
   const Tensor dev = xf - mean(xf, axis, true);
   const DType f = detail::node_of(xf, "var").dtype;
   return sum(dev * dev, axis, keepdims) / (detail::count(xf, axis, f) - double(ddof));

@@ -124,6 +124,19 @@ Tensor ones_like(const Tensor& x);
 Tensor count(const Tensor& x, const Axes& axes, DType dtype);
 /// Zeros of `like`'s shape in `dtype`.
 Tensor zeros_like(const Tensor& like, DType dtype);
+/// x, or x cast to floatX when it is an integer or boolean tensor (ops that compute in floats).
+Tensor to_float(const Tensor& x, const char* what);
+/// x with its last two axes swapped (matrix transpose over a batch).
+Tensor swap_last(const Tensor& x);
+/// `s` as host kernels read it: on the CPU, contiguous, in `dtype` (itself when it is already).
+Storage on_host(const Storage& s, DType dtype);
+/// A host kernel's result `y` moved to `device` (the device its operands came from).
+Storage to_device(Storage y, Device device);
+/// The length of a shape operand (an integer vector of known length, e.g. th::shape_of(x)),
+/// or th::ShapeError naming `op`.
+std::int64_t shape_operand_rank(const Op& op, const Meta& shape, const std::vector<Meta>& in);
+/// The values of a shape operand, read on the host.
+Shape shape_operand_values(const Op& op, const Storage& shape, const std::vector<Meta>& in);
 /// The elementwise ops themselves (freeze-time rewrites build steps from them).
 const Op& unary_op(UnaryKind k);
 const Op& binary_op(BinaryKind k);

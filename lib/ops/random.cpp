@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "core/dispatch.hpp"
 #include "core/philox.hpp"
 #include "cpu/parallel.hpp"
 #include "ops/op.hpp"
@@ -73,21 +74,18 @@ Meta infer_draw(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
     throw_type(op, "the state must be an int64 pair (seed, calls)", in);
   if (in.size() == 1) return {a.dtype, a.shape};
   if (a.all) return {a.dtype, in[1].shape};
-  const Meta& s = in[1];
-  if (s.shape.size() != 1 || s.shape[0] < 0 || is_floating(s.dtype) || s.dtype == DType::boolean)
-    throw_shape(op, "a shape operand must be an integer vector of known length (th::shape_of gives one)", in);
-  return {a.dtype, Shape(std::size_t(s.shape[0]), -1)};
+  return {a.dtype, Shape(std::size_t(shape_operand_rank(op, in[1], in)), -1)};
 }
 
 Storage forward_draw(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
-  const Storage st = contiguous_as(transfer(*in[0], th::cpu()), DType::int64);
+  const Storage st = on_host(*in[0], DType::int64);
   const std::uint64_t seed = std::uint64_t(st.data<std::int64_t>()[0]), calls = std::uint64_t(st.data<std::int64_t>()[1]);
   Shape shape = a.all ? in[1]->shape : a.shape;
   if (in.size() > 1 && !a.all) {
-    const Storage s = contiguous_as(transfer(*in[1], th::cpu()), DType::int64);
-    shape.assign(s.data<std::int64_t>(), s.data<std::int64_t>() + s.size());
+    const std::vector<Meta> metas{meta_of(*in[0]), meta_of(*in[1])};
+    shape = shape_operand_values(op, *in[1], metas);
     for (auto d : shape)
-      if (d < 0) throw_shape(op, "negative dimension in the shape " + shape_str(shape), {meta_of(*in[0]), meta_of(*in[1])});
+      if (d < 0) throw_shape(op, "negative dimension in the shape " + shape_str(shape), metas);
   }
   (void)out;
   const Philox ph = key_of(seed, a.axis);
@@ -106,11 +104,10 @@ Storage forward_draw(const Op& op, const std::vector<const Storage*>& in, const 
     return y;
   }
   cpu::parallel_for(n, 40, [&](std::int64_t lo, std::int64_t hi) {
-    if (a.dtype == DType::float32) fill(kind, ph, calls, y.data<float>(), lo, hi);
-    else fill(kind, ph, calls, y.data<double>(), lo, hi);
+    THETA_DISPATCH_FLOAT(a.dtype, T, fill(kind, ph, calls, y.data<T>(), lo, hi));
   });
   // drawn on the host (the same numbers everywhere), then moved to the like operand's device
-  return a.all && in[1]->device() != th::cpu() ? transfer(y, in[1]->device()) : y;
+  return a.all ? to_device(std::move(y), in[1]->device()) : y;
 }
 
 const Op op_draw{"random_draw", 0, &infer_draw, &forward_draw, nullptr, 0b11};
@@ -148,11 +145,17 @@ void RandomStreams::seed(std::uint64_t s) {
 Shared RandomStreams::state() const { return impl_->state; }
 
 namespace {
-Tensor draw(RandomStreams::Impl& s, std::int64_t kind, const ShapeArg& shape, DType dtype, const char* what) {
+// A draw of the shape `shape` gives, or (with `like`) of like's shape on like's device.
+Tensor draw(RandomStreams::Impl& s, std::int64_t kind, const ShapeArg& shape, DType dtype, const char* what,
+            const Tensor& like = Tensor()) {
   detail::Attrs a;
   a.axes = {kind};
   a.axis = s.next_id++;
   a.dtype = dtype;
+  if (like) {
+    a.all = true;
+    return detail::apply(detail::op_draw, {s.state, like}, std::move(a));
+  }
   if (shape.fixed()) {
     for (auto d : *shape.fixed())
       if (d < 0) throw ValueError(std::string(what) + ": negative dimension in the shape " + shape_str(*shape.fixed()));
@@ -229,12 +232,7 @@ Tensor dropout(const Tensor& x, const TensorOrNumber& p, RandomStreams& srng) {
     if (q == 0) return x;
   }
   // one uniform per element of x, of x's shape and on x's device
-  detail::Attrs a;
-  a.axes = {detail::kUniform};
-  a.axis = srng.impl_->next_id++;
-  a.dtype = n.dtype;
-  a.all = true;
-  const Tensor u = detail::apply(detail::op_draw, {srng.state(), x}, std::move(a));
+  const Tensor u = draw(*srng.impl_, detail::kUniform, {}, n.dtype, "dropout", x);
   if (!p.is_tensor()) {
     if (p.number() == 1) return where(u < 2.0, x * 0.0, 0.0);  // everything dropped (shape and recording kept)
     return where(u >= p.number(), x * (1.0 / (1.0 - p.number())), 0.0);
