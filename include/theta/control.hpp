@@ -1,5 +1,9 @@
-// Conditionals (API.md section 12, in part).
+// Loops and conditionals (API.md section 12): scan, map, foldl, ifelse.
 #pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
 #include "tensor.hpp"
 
 namespace th {
@@ -10,5 +14,38 @@ namespace th {
 /// eagerly the branch is picked now. Differentiable: the gradient is an ifelse of the
 /// branches' gradients, lazy the same way. (th::where computes both sides.)
 Tensor ifelse(const Tensor& cond, const Tensor& then_value, const Tensor& else_value);
+
+struct ScanOptions {
+  /// Steps to run: needed without sequences; with sequences, at most this many (-1: all).
+  std::int64_t n_steps = -1;
+  /// Walk the sequences from their end (the outputs are stacked in the order computed).
+  bool go_backwards = false;
+};
+
+/// The step function: it receives one slice (along axis 0) of each sequence, then the
+/// previous value of each output that has an initial value, then each non-sequence, and
+/// returns one tensor per entry of outputs_info.
+using StepFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+using StepFn1 = std::function<Tensor(const std::vector<Tensor>&)>;
+
+/// Theano's scan. Each entry of outputs_info is an output's initial value (fed back as the
+/// previous value) or an empty th::Tensor() for an output that is not fed back; each result
+/// is its output stacked over the steps (axis 0). The sequences must have the same length.
+/// The step function is called once, on placeholders, and frozen into its own program:
+/// eagerly the loop runs now; symbolically the scan is one node and, frozen, one step that
+/// runs the body's program in a loop, for any number of steps. Values the body reads but
+/// does not compute from the step's inputs (weights, closures, non-sequences) are computed
+/// once, before the loop. th::grad goes through it as a reverse scan (back-propagation
+/// through time) over what the forward loop saved; random draws in the body advance their
+/// stream once per step.
+std::vector<Tensor> scan(const StepFn& fn, const std::vector<Tensor>& sequences,
+                         const std::vector<Tensor>& outputs_info, const std::vector<Tensor>& non_sequences = {},
+                         const ScanOptions& options = {});
+/// fn applied to each slice of the sequences (and the non-sequences), stacked.
+Tensor map(const StepFn1& fn, const std::vector<Tensor>& sequences, const std::vector<Tensor>& non_sequences = {});
+/// The last state of s = fn(slices..., s, non_sequences...) from s = init (init itself after
+/// zero steps).
+Tensor foldl(const StepFn1& fn, const std::vector<Tensor>& sequences, const Tensor& init,
+             const std::vector<Tensor>& non_sequences = {});
 
 }  // namespace th

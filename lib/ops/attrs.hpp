@@ -12,6 +12,7 @@
 namespace th::detail {
 
 struct Branches;  // ifelse's two frozen sub-programs (ops/control.cpp)
+struct ScanBody;  // scan's body as a frozen sub-program (ops/scan.cpp)
 
 struct Attrs {
   std::vector<std::int64_t> axes;  // reductions, squeeze, transpose's permutation
@@ -26,6 +27,7 @@ struct Attrs {
   unsigned transpose = 0;          // matmul_t: bit 0 operand a, bit 1 operand b read with its last two axes swapped
   double scale = 0;                // matmul_acc: the constant factor of the product
   std::shared_ptr<const Branches> branches;  // ifelse
+  std::shared_ptr<const ScanBody> scan;      // scan and its outputs (part: which one)
 };
 
 }  // namespace th::detail

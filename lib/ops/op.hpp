@@ -27,6 +27,9 @@ struct VjpCtx {
   const Tensor& g;                // gradient of the output
   const Attrs& attrs;
   const std::vector<bool>& needs;  // which inputs need a gradient
+  /// For an op with several outputs (scan: its result is a tuple that scan_part ops read),
+  /// the gradient of each output (empty where none); g is then empty.
+  const std::vector<Tensor>* parts = nullptr;
 };
 
 struct Op {
@@ -160,6 +163,16 @@ const Op& matmul_t_op();
 /// c -/+ k * (a @ b) in one step (attrs: see lib/ops/linalg.cpp), made by freeze-time
 /// rewrites only (no gradient).
 const Op& matmul_acc_op();
+/// scan_part(tuple) (ops/scan.cpp): output attrs.part of a scan; th::grad hands the gradients
+/// of all of a scan's parts to the scan's VJP at once (VjpCtx::parts).
+const Op& scan_part_op();
+/// Gradients of sum(ys[i] * seeds[i]) with respect to each of `wrt` (lib/tape/grad.cpp).
+std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& seeds,
+                             const std::vector<Tensor>& wrt);
+/// `outs` rebuilt with each node of `replace` swapped for its tensor (the ops above it
+/// applied again, symbolically); nodes that reach no replaced node are kept as they are.
+std::vector<Tensor> clone_graph(const std::vector<Tensor>& outs,
+                                const std::vector<std::pair<Tensor, Tensor>>& replace);
 /// random_draw(state[, shape]) (ops/random.cpp): freezing adds its state's update.
 const Op& random_draw_op();
 /// The elementwise primitives by kind (the public functions call these).

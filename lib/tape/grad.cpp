@@ -1,6 +1,7 @@
 // The backward sweep: topological order of the recorded graph, VJPs in reverse, gradients
 // summed back to each input's shape here (the one place broadcasting is undone).
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "ops/op.hpp"
@@ -118,11 +119,25 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
     if (p >= 0 && relevant[std::size_t(p)]) accumulate(std::size_t(p), seeds[i]);
   }
 
+  // A scan's outputs' gradients, gathered for its VJP (by the scan's position): its parts
+  // come after it in `order`, so all of them are in when the sweep reaches the scan.
+  std::unordered_map<std::size_t, std::vector<Tensor>> part_grads;
   std::vector<bool> needs;
   for (std::size_t k = order.size(); k-- > 0;) {
     const Tensor& t = order[k];
     Node* n = t.node().get();
-    if (!n->op || !n->op->vjp || n->inputs.empty() || !grads[k]) continue;
+    if (n->op == &scan_part_op()) {
+      const long p = inpos[first[k]];
+      if (!grads[k] || p < 0 || !relevant[std::size_t(p)]) continue;
+      std::vector<Tensor>& parts = part_grads[std::size_t(p)];
+      const std::size_t i = std::size_t(n->attrs.part);
+      if (parts.size() <= i) parts.resize(i + 1);
+      parts[i] = parts[i] ? parts[i] + grads[k] : grads[k];
+      if (!wanted[k]) grads[k] = Tensor();
+      continue;
+    }
+    const auto tuple = part_grads.find(k);
+    if (!n->op || !n->op->vjp || n->inputs.empty() || (!grads[k] && tuple == part_grads.end())) continue;
     needs.assign(n->inputs.size(), false);
     bool any = false;
     for (std::size_t i = 0; i < needs.size(); ++i) {
@@ -133,7 +148,9 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
     if (!any) continue;
     Tensor g = grads[k];
     VjpCtx ctx{n->inputs, t, g, n->attrs, needs};
+    if (tuple != part_grads.end()) ctx.parts = &tuple->second;
     std::vector<Tensor> gin = n->op->vjp(*n->op, ctx);
+    if (tuple != part_grads.end()) part_grads.erase(tuple);
     for (std::size_t i = 0; i < needs.size(); ++i) {
       if (!needs[i] || i >= gin.size() || !gin[i]) continue;
       const Tensor& x = n->inputs[i];
