@@ -138,6 +138,13 @@ BOOST_AUTO_TEST_CASE(one_function_any_length) {
   }
   // freezing does not unroll: the program is the same whatever the length it will run
   BOOST_TEST(th::debugprint(f).size() == steps);
+  // a function that takes no gradient runs the body without the values saved for one
+  // (here only the backward scan, whose own saves would serve a second derivative)
+  BOOST_TEST(check::has(th::debugprint(f), "scan_saves 1"));
+  const th::Function infer = th::function({x, h0}, hs);
+  BOOST_TEST(check::has(th::debugprint(infer), "scan_saves 1"));
+  const Tensor xv = check::input({5, 2, 3}, 5, -1, 1), hv = check::input({2, 4}, 6, -1, 1);
+  BOOST_TEST(check::vals(infer(xv, hv)) == check::vals(f(xv, hv)[0]), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(freeze_time_does_not_grow_with_steps) {
@@ -198,4 +205,36 @@ BOOST_AUTO_TEST_CASE(errors_name_the_problem) {
                         "must keep its shape"));
   BOOST_TEST(check::has(check::message_of<th::ShapeError>([&] { th::scan([](const V& a) { return V{a[0]}; }, {th::tensor(1.0)}, {Tensor()}); }),
                         "0-d"));
+}
+
+BOOST_AUTO_TEST_CASE(symbolic_jacobian_and_hessian_of_any_size) {
+  const Tensor x = th::dvector("x"), m = th::dmatrix("m");
+  auto yf = [](const Tensor& v) { return th::sin(v) * th::sum(v * v); };
+  auto cf = [](const Tensor& v) { return th::sum(th::exp(v) * v) * th::sum(v); };
+  const th::Function f = th::function({x}, {th::jacobian(yf(x), x), th::hessian(cf(x), x)});
+  BOOST_TEST(check::has(th::debugprint(f), "scan"));  // not unrolled: the size is open
+  const th::Function fm = th::function({m}, th::jacobian(th::tanh(m) * 2.0, m));
+  for (std::int64_t n : {1, 3, 6}) {
+    const Tensor v = check::input({n}, std::uint64_t(n), -1, 1);
+    const Tensor xv = th::variable(v);
+    const th::Result r = f(v);
+    const Tensor je = th::jacobian(yf(xv), xv), he = th::hessian(cf(xv), xv);
+    BOOST_TEST(r[0].shape() == (th::Shape{n, n}));
+    BOOST_TEST(r[1].shape() == (th::Shape{n, n}));
+    const auto a = check::vals(r[0]), b = check::vals(je), c = check::vals(r[1]), d = check::vals(he);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      BOOST_TEST(std::fabs(a[i] - b[i]) < 1e-12);
+      BOOST_TEST(std::fabs(c[i] - d[i]) < 1e-12);
+    }
+    // a matrix output: (n, 2) + (n, 2), d tanh(m_ij) * 2 / d m_kl on the diagonal only
+    const Tensor mv = check::input({n, 2}, 40 + std::uint64_t(n), -1, 1);
+    const Tensor jm = fm(mv);
+    BOOST_TEST(jm.shape() == (th::Shape{n, 2, n, 2}));
+    const auto jv = check::vals(jm), mm = check::vals(mv);
+    for (std::size_t i = 0; i < mm.size(); ++i)
+      for (std::size_t k = 0; k < mm.size(); ++k) {
+        const double want = i == k ? 2 * (1 - std::tanh(mm[i]) * std::tanh(mm[i])) : 0.0;
+        BOOST_TEST(std::fabs(jv[i * mm.size() + k] - want) < 1e-12);
+      }
+  }
 }

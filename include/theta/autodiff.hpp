@@ -14,7 +14,9 @@ Tensor grad(const Tensor& cost, const Tensor& wrt);
 std::vector<Tensor> grad(const Tensor& cost, const std::vector<Tensor>& wrt);
 /// Vector-Jacobian product: the gradient of sum(y * v) with respect to x.
 Tensor vjp(const Tensor& y, const Tensor& x, const Tensor& v);
-/// dy/dx with shape y.shape + x.shape (y must be concrete or have a known size).
+/// dy/dx with shape y.shape + x.shape. For a symbolic y whose size is known only when it
+/// runs (or is large), one row per element of y by th::scan (Theano's T.jacobian): frozen,
+/// one function serves any size.
 Tensor jacobian(const Tensor& y, const Tensor& x);
 /// d^2 cost / dx^2 with shape x.shape + x.shape.
 Tensor hessian(const Tensor& cost, const Tensor& x);

@@ -33,6 +33,8 @@ int rewrite_like_shapes(Program& p);
 int rewrite_gemm_transpose(Program& p);
 int rewrite_gemm_acc(Program& p);
 int eliminate_dead(Program& p);
+/// Scans whose saved values no step reads run without them (after eliminate_dead).
+int drop_scan_saves(Program& p);
 int fuse_elementwise(Program& p);
 int merge_fused_passes(Program& p);
 int fuse_reductions(Program& p);

@@ -1,5 +1,6 @@
 // Dead code elimination: keeps only the steps, constants and shared reads that an output
-// or an update needs (rewrites leave their replaced steps behind for this pass).
+// or an update needs (rewrites leave their replaced steps behind for this pass). A scan
+// whose saved values (kept for a backward pass) nobody reads runs its body without them.
 #include "freeze/optimize.hpp"
 
 namespace th::detail {
@@ -21,6 +22,19 @@ int eliminate_dead(Program& p) {
   p.constants.erase(std::remove_if(p.constants.begin(), p.constants.end(), dead), p.constants.end());
   p.shared.erase(std::remove_if(p.shared.begin(), p.shared.end(), dead), p.shared.end());
   return int(before - p.steps.size());
+}
+
+int drop_scan_saves(Program& p) {
+  int dropped = 0;
+  for (Step& s : p.steps) {
+    if (s.op != &scan_op() || !s.attrs.all) continue;
+    bool read = false;
+    for (const Step& r : p.steps)
+      for (std::size_t i : r.in)
+        read = read || (i == s.out && (r.op != &scan_part_op() || std::size_t(r.attrs.part) >= scan_user_outputs(s.attrs)));
+    if (!read) s.attrs.all = false, ++dropped;
+  }
+  return dropped;
 }
 
 }  // namespace th::detail

@@ -166,6 +166,10 @@ const Op& matmul_acc_op();
 /// scan_part(tuple) (ops/scan.cpp): output attrs.part of a scan; th::grad hands the gradients
 /// of all of a scan's parts to the scan's VJP at once (VjpCtx::parts).
 const Op& scan_part_op();
+/// scan itself (attrs.all: it also saves values for a backward pass, outputs from
+/// scan_user_outputs(attrs) on; a frozen function no backward pass reads drops it).
+const Op& scan_op();
+std::size_t scan_user_outputs(const Attrs& scan_attrs);
 /// Gradients of sum(ys[i] * seeds[i]) with respect to each of `wrt` (lib/tape/grad.cpp).
 std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& seeds,
                              const std::vector<Tensor>& wrt);

@@ -14,7 +14,7 @@
 // previous states, carrying the states' gradients and summing the invariants' gradients in
 // last-only outputs (no per-step copies of a weight's gradient). Being a scan itself, it
 // has a gradient too (grad of grad). A frozen function that takes no gradient runs the body
-// without the saved values (rewrite_scan_saves in lib/freeze/rewrite_dce.cpp).
+// without the saved values (lib/freeze/rewrite_dce.cpp).
 #include <algorithm>
 #include <mutex>
 #include <optional>
@@ -567,6 +567,8 @@ std::vector<Tensor> vjp_scan(const Op&, const VjpCtx& c) {
 }  // namespace
 
 const Op& scan_part_op() { return op_scan_part; }
+const Op& scan_op() { return op_scan; }
+std::size_t scan_user_outputs(const Attrs& a) { return a.scan->n_user; }
 
 std::vector<Tensor> clone_graph(const std::vector<Tensor>& outs, const std::vector<std::pair<Tensor, Tensor>>& replace) {
   std::unordered_map<const Node*, Tensor> memo;

@@ -6,6 +6,8 @@
 
 #include "ops/op.hpp"
 #include "theta/autodiff.hpp"
+#include "theta/control.hpp"
+#include "theta/nn.hpp"
 
 namespace th::detail {
 
@@ -210,28 +212,40 @@ Tensor vjp(const Tensor& y, const Tensor& x, const Tensor& v) {
   return detail::backward({y}, {seed}, {x})[0];
 }
 
+namespace {
+// One row of the Jacobian per element of y, by a scan over y's flattened elements (a
+// counter state picks the element): the loop runs inside one frozen step for any size.
+Tensor jacobian_by_scan(const Tensor& y, const Tensor& x) {
+  const Tensor flat = reshape(y, {-1});
+  const std::vector<Tensor> r = scan(
+      [&](const std::vector<Tensor>& a) {
+        return std::vector<Tensor>{a[1] + 1, grad(take(flat, a[1]), x)};
+      },
+      {flat}, {tensor(0.0, DType::int64), Tensor()});
+  if (y.ndim() == 1) return r[1];
+  return detail::reshape_by(r[1], concatenate({shape_of(y), shape_of(x)}));
+}
+}  // namespace
+
 Tensor jacobian(const Tensor& y, const Tensor& x) {
   const detail::Node& yn = detail::node_of(y, "jacobian");
   const detail::Node& xn = detail::node_of(x, "jacobian");
   std::int64_t n = 1;
+  bool known = true;
   for (auto d : yn.shape) {
-    if (d < 0)
-      throw ValueError("jacobian: y must have a known size (it is symbolic with shape " + shape_str(yn.shape) +
-                       "); use th::vjp for symbolic outputs");
-    n *= d;
+    known = known && d >= 0;
+    n *= std::max<std::int64_t>(d, 0);
   }
   if (yn.shape.empty()) return grad(y, x);
+  if (!known || (yn.symbolic && n > 16)) return jacobian_by_scan(y, x);
   Tensor flat = reshape(y, {-1});
   std::vector<Tensor> rows;
   for (std::int64_t i = 0; i < n; ++i) rows.push_back(grad(view(flat, i), x));
   Tensor j = stack(rows, 0);
   bool x_known = true;
   for (auto d : xn.shape) x_known = x_known && d >= 0;
-  if (yn.shape.size() == 1 || !x_known) {
-    if (yn.shape.size() != 1)
-      throw ValueError("jacobian: a multi-dimensional y needs x of known shape; flatten y first");
-    return j;
-  }
+  if (yn.shape.size() == 1) return j;
+  if (!x_known) return detail::reshape_by(j, concatenate({shape_of(y), shape_of(x)}));
   Shape s = yn.shape;
   s.insert(s.end(), xn.shape.begin(), xn.shape.end());
   return reshape(j, s);
