@@ -1,6 +1,7 @@
 // libtorch (C++) eager peers: W1 step, W2 MLP step, W5 adds (recorded + backward, and
-// under NoGradGuard), W6/W7 Fashion-MNIST epochs. Built when Debian's libtorch-dev is installed; prints RESULT lines.
-//   ./bench_libtorch [W1 W2 W5 W6 W7]
+// under NoGradGuard), W6/W7 Fashion-MNIST epochs, W8 torch::nn::GRU forward + backward.
+// Built when Debian's libtorch-dev is installed; prints RESULT lines.
+//   ./bench_libtorch [W1 W2 W5 W6 W7 W8]
 #include <torch/torch.h>
 
 #include "fashion.hpp"
@@ -148,6 +149,22 @@ void w7() {
                 accuracy([&](const torch::Tensor& x) { return features(x).matmul(p[6]) + p[7]; }, Xt, Yt));
 }
 
+// W8: torch::nn::GRU, 50 steps, batch 32, input and hidden 256, float32: forward, the sum of
+// its outputs, backward (the gradients of its weights), as theta's W8.
+void w8() {
+  torch::manual_seed(1);
+  const int64_t T = 50, B = 32, I = 256, H = 256;
+  torch::nn::GRU gru(torch::nn::GRUOptions(I, H));
+  torch::Tensor X = torch::rand({T, B, I}) * 2 - 1, h0 = torch::zeros({1, B, H});
+  auto step = [&] {
+    gru->zero_grad();
+    torch::Tensor out = std::get<0>(gru->forward(X, h0));
+    out.sum().backward();
+  };
+  step();
+  bench::result("W8", "libtorch", bench::median_us(step, 1, 9));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,4 +173,5 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "W5")) w5();
   if (bench::wanted(argc, argv, "W6")) w6();
   if (bench::wanted(argc, argv, "W7")) w7();
+  if (bench::wanted(argc, argv, "W8")) w8();
 }

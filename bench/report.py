@@ -25,6 +25,9 @@ TARGETS = [  # (label, workload, theta impl, peer impl, target ratio)
     ("W7 CNN epoch (Adam, batch 100) vs libtorch", "W7_epoch", "theta", "libtorch", 1.0),
 ] + [(f"{w} conv2d forward + gradients vs libtorch", w, "theta", "libtorch", 1.0)
      for w in ("W7_conv1_100x1x28x28_32x5x5", "W7_conv2_100x32x14x14_64x5x5", "W7_conv3_32x64x28x28_64x3x3")]
+TARGETS.append(("W8 GRU 50 steps, batch 32, hidden 256, forward+backward vs torch::nn::GRU", "W8", "theta_frozen",
+                "libtorch", 1.0))
+TARGETS.append(("W8 freezing a 1000-step scan vs a 10-step one", "W8_freeze", "theta_1000_steps", "theta_10_steps", 1.0))
 TARGETS.append(("W9 slogdet + solve, value and gradient, n=512 vs torch.linalg", "W9", "theta_frozen", "torch_linalg", 1.2))
 ACCURACY = [("W6 test accuracy after one epoch", "W6_test_accuracy", 0.01),
             ("W7 test accuracy after the timed steps", "W7_test_accuracy", None)]

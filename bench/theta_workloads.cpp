@@ -1,5 +1,5 @@
-// theta's side of the workloads of bench/README (W1..W7); prints RESULT lines.
-//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W9]   (default: all)
+// theta's side of the workloads of bench/README (W1..W9); prints RESULT lines.
+//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W8 W9]   (default: all)
 #include <theta/theta.hpp>
 
 #include "fashion.hpp"
@@ -185,6 +185,52 @@ void w7() {
   bench::result("W7_test_accuracy", "theta", double(correct(predict, Xt, Yt)) / double(nt));
 }
 
+// W8: a GRU (PyTorch's formulation and sizes: 50 steps, batch 32, input and hidden 256,
+// float32) by th::scan, forward and the gradients of every weight, frozen; and the time to
+// freeze a scan of 10 and of 1000 steps (freezing never unrolls, so they should match).
+th::Tensor gru_cell(const th::Tensor& gx, const th::Tensor& h, const th::Tensor& U, const th::Tensor& bh, std::int64_t H) {
+  using th::all;
+  using th::range;
+  const th::Tensor gh = th::matmul(h, U) + bh;
+  const th::Tensor r = th::sigmoid(th::view(gx, all(), range(0, H)) + th::view(gh, all(), range(0, H)));
+  const th::Tensor z = th::sigmoid(th::view(gx, all(), range(H, 2 * H)) + th::view(gh, all(), range(H, 2 * H)));
+  const th::Tensor n = th::tanh(th::view(gx, all(), range(2 * H, 3 * H)) + r * th::view(gh, all(), range(2 * H, 3 * H)));
+  return (1.0 - z) * n + z * h;
+}
+
+void w8() {
+  const std::int64_t T = 50, B = 32, I = 256, H = 256;
+  const th::DType f32 = th::DType::float32;
+  const double k = 1 / std::sqrt(double(H));
+  th::Shared Wx = th::shared(th::random::uniform({I, 3 * H}, -k, k, 1, f32), "Wx");
+  th::Shared U = th::shared(th::random::uniform({H, 3 * H}, -k, k, 2, f32), "U");
+  th::Shared bx = th::shared(th::random::uniform({3 * H}, -k, k, 3, f32), "bx");
+  th::Shared bh = th::shared(th::random::uniform({3 * H}, -k, k, 4, f32), "bh");
+  auto xs = th::ftensor3("x");
+  auto h0 = th::fmatrix("h0");
+  const th::Tensor gx = th::matmul(xs, Wx) + bx;  // the inputs' projections, all steps in one GEMM
+  const th::Tensor hs = th::scan([&](const std::vector<th::Tensor>& s) { return std::vector<th::Tensor>{gru_cell(s[0], s[1], U, bh, H)}; },
+                                 {gx}, {h0})[0];
+  const th::Tensor cost = th::sum(hs);
+  std::vector<th::Tensor> outs{cost};
+  for (const th::Tensor& g : th::grad(cost, {Wx, U, bx, bh})) outs.push_back(g);
+  const th::Function f = th::function({xs, h0}, outs);
+  const th::Tensor X = th::random::uniform({T, B, I}, -1, 1, 5, f32), Z = th::zeros({B, H}, f32);
+  f(X, Z);
+  bench::result("W8", "theta_frozen", bench::median_us([&] { f(X, Z); }, 1, 9));
+  auto freeze = [&](std::int64_t n) {
+    return bench::median_us([&] {
+      auto h = th::fmatrix("h");
+      const th::Tensor s = th::scan([&](const std::vector<th::Tensor>& a) { return std::vector<th::Tensor>{gru_cell(th::matmul(a[0], U), a[0], U, bh, H)}; },
+                                    {}, {h}, {}, {n, false})[0];
+      const th::Tensor c = th::sum(s);
+      th::function({h}, {c, th::grad(c, U)});
+    }, 1, 7);
+  };
+  bench::result("W8_freeze", "theta_10_steps", freeze(10));
+  bench::result("W8_freeze", "theta_1000_steps", freeze(1000));
+}
+
 // W9: value and gradient of slogdet(A) + sum(solve(A, B)) at n = 512, float64, frozen.
 void w9() {
   const std::int64_t n = 512;
@@ -208,5 +254,6 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "F1")) f1();
   if (bench::wanted(argc, argv, "W6")) w6();
   if (bench::wanted(argc, argv, "W7")) w7();
+  if (bench::wanted(argc, argv, "W8")) w8();
   if (bench::wanted(argc, argv, "W9")) w9();
 }

@@ -110,6 +110,22 @@ void CpuBackend::gemm(const Storage& a, const Storage& b, const Storage& y) {
   // Batch offsets: odometer over the leading (broadcast) dims.
   const std::size_t nb = nd - 2;
   const std::int64_t batches = shape_size(Shape(y.shape.begin(), y.shape.begin() + std::ptrdiff_t(nb)));
+  // b the same matrix for every batch and a's batches stacked at its row stride (x (T, B, K)
+  // @ W): one GEMM of batches * M rows.
+  bool fold = nb > 0 && batches > 1;
+  for (std::size_t d = 0; fold && d < nb; ++d) fold = b.strides[d] == 0;
+  for (std::size_t d = nb, extent = std::size_t(M); fold && d-- > 0;) {
+    const std::int64_t inner = d + 1 == nb ? a.strides[nd - 2] : a.strides[d + 1];
+    fold = a.strides[d] == inner * std::int64_t(extent);
+    extent = std::size_t(y.shape[d]);
+  }
+  if (fold) {
+    THETA_DISPATCH_NUMERIC(y.dtype, T, {
+      gemm_one<T>(batches * M, N, K, a.data<T>(), a.strides[nd - 2], a.strides[nd - 1], b.data<T>(), b.strides[nd - 2],
+                  b.strides[nd - 1], y.data<T>());
+    })
+    return;
+  }
   std::vector<std::int64_t> idx(nb, 0);
   std::int64_t oa = 0, ob = 0;
   THETA_DISPATCH_NUMERIC(y.dtype, T, {

@@ -3,6 +3,7 @@
 #include "core/scalar_math.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "ops/op.hpp"
+#include "theta/nn.hpp"
 
 namespace th::detail {
 
@@ -156,6 +157,17 @@ std::vector<Tensor> vjp_matmul(const Op&, const VjpCtx& c) {
     return {c.needs[0] ? expand_dims(g, -1) * b : none, c.needs[1] ? times_columns(swap_last(a), g) : none};
   if (a1)  // y (..., N) = a (K) @ b (..., K, N)
     return {c.needs[0] ? times_columns(b, g) : none, c.needs[1] ? expand_dims(a, -1) * expand_dims(g, -2) : none};
+  const std::size_t ra = a.node()->shape.size(), rb = b.node()->shape.size();
+  if (rb == 2 && ra > 2 && c.needs[1]) {
+    // b shared by a's batches (x (T, B, K) @ W): db = a^T g over all rows at once, one GEMM
+    // instead of a product per batch summed afterwards
+    auto rows = [](const Tensor& t) {
+      const std::int64_t last = t.node()->shape.back();
+      if (last >= 0) return reshape(t, {-1, last});
+      return reshape_by(t, concatenate({tensor(std::vector<std::int64_t>{-1}, {1}), view(shape_of(t), range(-1, std::nullopt))}));
+    };
+    return {c.needs[0] ? matmul(g, swap_last(b)) : none, matmul(swap_last(rows(a)), rows(g))};
+  }
   return {c.needs[0] ? matmul(g, swap_last(b)) : none, c.needs[1] ? matmul(swap_last(a), g) : none};
 }
 

@@ -327,11 +327,26 @@ std::vector<Tensor> needed_by_vjp(const Loop& L, const std::vector<Tensor>& grad
   for (const auto* v : {&L.seq_in, &L.state_in})
     for (const Tensor& t : *v) step_in.insert(t.node().get());
   const auto dep = step_dependence(L.outs, step_in);
+  // a view (slice, reshape, transpose, broadcast) of a value is taken again from that value
+  // rather than saved as a copy of its own
+  auto is_view = [](const Op* op) {
+    return op && (is_reshape(*op) || op == &transpose_op() || op == &broadcast_like_op() ||
+                  std::string_view(op->name) == "view");
+  };
   std::vector<Tensor> needed;
+  std::unordered_set<const Node*> seen;
+  std::vector<Tensor> frontier;
   walk(grads, fwd, [&](const Tensor& t) {
-    const Node* n = t.node().get();
-    if (fwd.count(n) && !inputs.count(n) && dep.count(n) && dep.at(n)) needed.push_back(t);
+    if (fwd.count(t.node().get())) frontier.push_back(t);
   });
+  while (!frontier.empty()) {
+    Tensor t = std::move(frontier.back());
+    frontier.pop_back();
+    const Node* n = t.node().get();
+    if (!seen.insert(n).second || inputs.count(n) || !dep.count(n) || !dep.at(n)) continue;
+    if (is_view(n->op)) frontier.push_back(n->inputs[0]);
+    else needed.push_back(t);
+  }
   return needed;
 }
 
