@@ -127,7 +127,8 @@ Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower) {
 enum MatKind { kInv = 0, kCholesky = 1, kLogAbsDet = 2, kDetSign = 3, kTriMask = 4, kEigValues = 5, kEigVectors = 6 };
 
 Meta infer_matrix(const Op& op, const std::vector<Meta>& in, const Attrs&) {
-  square(op, in, 0);
+  if (op.code != kTriMask) square(op, in, 0);  // (a triangle of any matrix)
+  else if (in[0].shape.size() < 2) throw_shape(op, "needs a matrix (or a batch of them)", in);
   const DType d = float_of(in);
   if (op.code == kLogAbsDet || op.code == kDetSign)
     return {d, Shape(in[0].shape.begin(), in[0].shape.end() - 2)};
@@ -140,18 +141,22 @@ Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, cons
   const std::int64_t n = a.shape.back(), batch = batch_of(a.shape, 2);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
   THETA_DISPATCH_FLOAT(out.dtype, T, {
-    std::vector<T> work(std::size_t(n * n));
-    for (std::int64_t i = 0; i < batch; ++i) {
-      const T* am = a.data<T>() + i * n * n;
-      if (op.code == kTriMask) {  // attrs.axis: 1 lower; attrs.scale: the diagonal's factor
-        T* ym = y.data<T>() + i * n * n;
-        for (std::int64_t r = 0; r < n; ++r)
+    if (op.code == kTriMask) {  // attrs.axis: 1 lower; attrs.scale: the diagonal's factor
+      const std::int64_t rows = a.shape[a.shape.size() - 2];
+      for (std::int64_t i = 0; i < batch; ++i) {
+        const T* am = a.data<T>() + i * rows * n;
+        T* ym = y.data<T>() + i * rows * n;
+        for (std::int64_t r = 0; r < rows; ++r)
           for (std::int64_t q = 0; q < n; ++q) {
             const bool keep = attrs.axis ? q < r : q > r;
             ym[r * n + q] = r == q ? T(am[r * n + q] * T(attrs.scale)) : keep ? am[r * n + q] : T(0);
           }
-        continue;
       }
+      return to_device(std::move(y), in[0]->device());
+    }
+    std::vector<T> work(std::size_t(n * n));
+    for (std::int64_t i = 0; i < batch; ++i) {
+      const T* am = a.data<T>() + i * n * n;
       std::copy(am, am + n * n, work.begin());
       if (op.code == kEigValues || op.code == kEigVectors) {
         std::vector<T> w(static_cast<std::size_t>(n));
@@ -265,7 +270,8 @@ Tensor times_inv_rt(const Tensor& X, const Tensor& R) { return swap_last(solve_t
 // M's lower triangle mirrored into the upper one (the diagonal kept once)
 Tensor copyltu(const Tensor& M) { return tri_mask(M, true, 1.0) + swap_last(tri_mask(M, true, 0.0)); }
 
-// qr (m >= n; PyTorch's rule): gA = (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q, split by factor.
+// qr (PyTorch's rule; m >= n here, wide below): gA = (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q,
+// split by factor.
 // svd (PyTorch's rule, split by factor), E_ij = s_j^2 - s_i^2 (1 on the diagonal):
 //   s:  U diag(g) Vt
 //   U:  U [((J - J^T) / E) s_j] Vt + (gU - U J) / s_j Vt,       J = U^T gU
@@ -276,10 +282,20 @@ std::vector<Tensor> vjp_factor(const Op& op, const VjpCtx& c) {
   const Shape& as = node_of(a, op.name).shape;
   if (op.code == kQ || op.code == kR) {
     const std::int64_t m = as[as.size() - 2], n = as.back();
-    if (m >= 0 && n >= 0 && m < n)
-      throw ValueError(std::string(op.name) + ": the gradient of the QR factors of a wide matrix (m < n) is not available: " +
-                       describe({meta_of(a)}));
     const Tensor Q = op.code == kQ ? c.y : factor(a, kQ), R = op.code == kR ? c.y : factor(a, kR);
+    if (m < 0 || n < 0 || m < n) {
+      // wide, or sizes open until it runs (PyTorch's rule, without slicing by sizes unknown
+      // here): with k = min(m, n), A = [X | Y] and R = [U | V], X = Q U square, Y = Q V:
+      // the square rule on (Q, U) with gQ + Y gV^T, and gY = Q gV. Pk (n, k) is I's first
+      // k columns, c (n) marks the columns past k; for a tall matrix Pk = I and c = 0.
+      const Tensor Pk = identity_like(swap_last(R));
+      const Tensor U = matmul(R, Pk);
+      const Tensor c_row = expand_dims(1.0 - sum(Pk, Axes{-1}), -2);
+      if (op.code == kQ) return {matmul(times_inv_rt(g + matmul(Q, copyltu(-matmul(swap_last(g), Q))), U), swap_last(Pk))};
+      const Tensor gQ = matmul(a * c_row, swap_last(g)), gU = matmul(g, Pk);
+      const Tensor M = matmul(U, swap_last(gU)) - matmul(swap_last(gQ), Q);
+      return {matmul(times_inv_rt(gQ + matmul(Q, copyltu(M)), U), swap_last(Pk)) + matmul(Q, g * c_row)};
+    }
     if (op.code == kQ) return {times_inv_rt(g + matmul(Q, copyltu(-matmul(swap_last(g), Q))), R)};
     return {times_inv_rt(matmul(Q, copyltu(matmul(R, swap_last(g)))), R)};
   }
