@@ -636,6 +636,10 @@ struct CudaBackend final : Backend {
       for_each_index(device, col.size(), Im2colFn<double>{x.data<double>(), col.data<double>(), g, group}, "im2col kernel");
   }
 
+  bool factor(Factor k, const Storage& a, const Storage& b, std::vector<int>& info) override {
+    return cuda::factor(device, k, a, b, info);
+  }
+
   void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) override {
     const std::int64_t n = g.N * (g.C / g.G) * g.H * g.W;
     if (x.dtype == DType::float32)

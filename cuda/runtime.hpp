@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "core/backend.hpp"
 
@@ -33,6 +34,9 @@ class DeviceGuard {
  private:
   int previous_ = -1;
 };
+
+/// Backend::factor on `device` by cuSOLVER (cuda/solver.cu).
+bool factor(int device, Factor k, const Storage& a, const Storage& b, std::vector<int>& info);
 
 /// Device memory from the caching allocator (freed blocks of the same rounded size are
 /// reused; cudaMalloc only when none is free).

@@ -179,6 +179,39 @@ BOOST_AUTO_TEST_CASE(ops_match_the_cpu, *bt::precondition(gpu_present())) {
   BOOST_TEST(std::isnan(th::max(nan.to(th::cuda())).item<double>()));
 }
 
+BOOST_AUTO_TEST_CASE(linalg_by_cusolver_matches_lapack, *bt::precondition(gpu_present())) {
+  // well-conditioned batches, float64 and float32: cholesky, solve (one and several
+  // right-hand sides), inv, slogdet (a negative determinant too), and the errors
+  for (DType d : {DType::float64, DType::float32}) {
+    const double tol = d == DType::float64 ? 1e-10 : 1e-4;
+    const Tensor m = th::random::uniform({3, 5, 5}, -1, 1, 21).astype(d);
+    const Tensor spd = th::matmul(m, th::transpose(m, {0, 2, 1})) + 5.0 * th::eye(5).astype(d);
+    const Tensor a = m + 4.0 * th::eye(5).astype(d), b = th::random::uniform({3, 5, 2}, -1, 1, 22).astype(d);
+    const Tensor ga = a.to(th::cuda()), gspd = spd.to(th::cuda());
+    auto same = [&](const char* what, const Tensor& gpu, const Tensor& cpu) {
+      BOOST_TEST((gpu.device() == th::cuda()), what);
+      BOOST_TEST(gpu.shape() == cpu.shape(), what);
+      BOOST_TEST(max_rel_diff(gpu, cpu) < tol, what);
+    };
+    same("cholesky", th::linalg::cholesky(gspd), th::linalg::cholesky(spd));
+    same("solve k=2", th::linalg::solve(ga, b.to(th::cuda())), th::linalg::solve(a, b));
+    const Tensor a0 = th::view(a, 0), v = th::random::uniform({5}, -1, 1, 23).astype(d);
+    same("solve vector", th::linalg::solve(a0.to(th::cuda()), v.to(th::cuda())), th::linalg::solve(a0, v));
+    same("inv", th::linalg::inv(ga), th::linalg::inv(a));
+    const Tensor flip = th::matmul(th::tensor({{0.0, 1.0}, {1.0, 0.0}}).astype(d), th::tensor({{2.0, 1.0}, {1.0, 3.0}}).astype(d));
+    for (const Tensor& t : {a, flip}) {
+      const auto [s, l] = th::linalg::slogdet(t.to(th::cuda()));
+      const auto [sc, lc] = th::linalg::slogdet(t);
+      same("slogdet sign", s, sc);
+      same("slogdet log|det|", l, lc);
+    }
+    BOOST_TEST(check::has(check::message_of<th::ValueError>([&] { th::linalg::inv(th::zeros({2, 2}, d).to(th::cuda())); }),
+                          "inv: singular matrix"));
+    BOOST_TEST(check::has(check::message_of<th::ValueError>([&] { th::linalg::cholesky((-1.0 * th::eye(3)).astype(d).to(th::cuda())); }),
+                          "not positive definite"));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(gradients_on_the_gpu, *bt::precondition(gpu_present())) {
   Tensor x = th::variable(th::random::uniform({5, 3}, -1, 1, 3).to(th::cuda()));
   Tensor w = th::variable(th::random::uniform({3}, -1, 1, 4).to(th::cuda()));

@@ -25,6 +25,9 @@ struct ConvGeom {
   bool flip = true;  // true convolution (filters read reversed), else cross-correlation
 };
 
+/// The factorizations a backend may run with its own solver (Backend::factor).
+enum class Factor : unsigned char { cholesky, solve, inverse, slogdet };
+
 struct Backend {
   virtual ~Backend() = default;
   virtual std::shared_ptr<Buffer> alloc(std::size_t bytes) = 0;
@@ -60,6 +63,17 @@ struct Backend {
   virtual void im2col(const Storage& x, const ConvGeom& g, std::int64_t group, const Storage& col) = 0;
   /// x (contiguous) += col folded back onto group `group`'s channels (im2col's adjoint).
   virtual void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) = 0;
+  /// A factorization by this device's own solver (cuSOLVER on CUDA) of `a`, a contiguous
+  /// batch of n x n row-major matrices of a float dtype, which it overwrites; false when the
+  /// backend has none (the op then runs on the host: the CPU's LAPACK). cholesky: a := L,
+  /// lower, its upper triangle zeroed; solve: b (contiguous, a batch of n x k, or one n
+  /// vector) := a^-1 b; inverse: b (a batch of n x n) := a^-1; slogdet: b (batch x 2) :=
+  /// (sign, log|det a|) per matrix. info (one per matrix): > 0 where it is singular (not
+  /// positive definite for cholesky), else 0.
+  virtual bool factor(Factor, const Storage& a, const Storage& b, std::vector<int>& info) {
+    (void)a, (void)b, (void)info;
+    return false;
+  }
 };
 
 /// One instruction of a fused elementwise chain (lib/freeze/rewrite_fuse.cpp); an operand

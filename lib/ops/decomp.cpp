@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <tuple>
 
 #include "core/dispatch.hpp"
@@ -72,7 +73,47 @@ Meta infer_solve(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   return {float_of(in), b};
 }
 
+// one-matrix ops (forward_matrix below)
+enum MatKind { kInv = 0, kCholesky = 1, kLogAbsDet = 2, kDetSign = 3, kTriMask = 4, kEigValues = 5, kEigVectors = 6 };
+
+// An operand on a GPU: the factorization by the device's own solver (Backend::factor) on
+// a working copy of a; nothing when the backend has none (the op runs on the host).
+std::optional<Storage> on_device(const Op& op, Factor k, const Storage& a_in, const Storage* b_in, const Meta& out) {
+  const Device dev = a_in.device();
+  if (dev.type == Device::Type::cpu || a_in.shape.back() == 0) return std::nullopt;
+  Backend& be = backend_for(dev);
+  Storage a = alloc_storage(out.dtype, a_in.shape, dev);
+  be.copy(a_in, a);
+  Storage b;
+  const Shape batch(a_in.shape.begin(), a_in.shape.end() - 2);
+  if (k == Factor::solve) {
+    b = alloc_storage(out.dtype, out.shape, dev);
+    be.copy(*b_in, b);
+  } else if (k == Factor::inverse) {
+    b = alloc_storage(out.dtype, a_in.shape, dev);
+  } else if (k == Factor::slogdet) {
+    Shape s = batch;
+    s.push_back(2);
+    b = alloc_storage(out.dtype, s, dev);
+  }
+  std::vector<int> info;
+  if (!be.factor(k, a, b, info)) return std::nullopt;
+  for (std::size_t i = 0; k != Factor::slogdet && i < info.size(); ++i)
+    if (info[i] > 0)
+      singular(op, a_in, std::int64_t(i), k == Factor::cholesky ? "matrix is not positive definite" : "singular matrix");
+  if (k == Factor::cholesky) return a;
+  if (k != Factor::slogdet) return b;
+  Storage v = b;  // the sign's or log|det|'s column
+  v.shape = batch;
+  v.strides = contiguous_strides(batch);
+  for (auto& st : v.strides) st *= 2;
+  v.offset += op.code == kDetSign ? 0 : 1;
+  return v;
+}
+
 Storage forward_solve(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
+  if (op.code != 1)
+    if (auto y = on_device(op, Factor::solve, *in[0], in[1], out)) return std::move(*y);
   const Storage a = on_host(*in[0], out.dtype);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
   cpu_backend().copy(on_host(*in[1], out.dtype), y);  // solved in place
@@ -124,7 +165,6 @@ Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower) {
 }
 
 // ---- one-matrix ops: inv, cholesky, slogdet, det_sign, tri_mask --------------------------------
-enum MatKind { kInv = 0, kCholesky = 1, kLogAbsDet = 2, kDetSign = 3, kTriMask = 4, kEigValues = 5, kEigVectors = 6 };
 
 Meta infer_matrix(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   if (op.code != kTriMask) square(op, in, 0);  // (a triangle of any matrix)
@@ -137,6 +177,10 @@ Meta infer_matrix(const Op& op, const std::vector<Meta>& in, const Attrs&) {
 }
 
 Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
+  if (op.code == kInv || op.code == kCholesky || op.code == kLogAbsDet || op.code == kDetSign) {
+    const Factor k = op.code == kInv ? Factor::inverse : op.code == kCholesky ? Factor::cholesky : Factor::slogdet;
+    if (auto y = on_device(op, k, *in[0], nullptr, out)) return std::move(*y);
+  }
   const Storage a = on_host(*in[0], out.dtype);
   const std::int64_t n = a.shape.back(), batch = batch_of(a.shape, 2);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
