@@ -238,3 +238,15 @@ BOOST_AUTO_TEST_CASE(symbolic_jacobian_and_hessian_of_any_size) {
       }
   }
 }
+
+BOOST_AUTO_TEST_CASE(forward_mode_through_scan) {
+  // jvp (two reverse sweeps: grad of grad through the scan) against the Jacobian times v
+  const Tensor xs = th::variable(check::input({4, 3}, 61, -1, 1)), h0 = th::variable(check::input({3}, 62, -1, 1));
+  const Tensor v = check::input({4, 3}, 63, -1, 1);
+  const Tensor y = th::scan([](const V& a) { return V{th::tanh(a[0] + a[1] * 0.5)}; }, {xs}, {h0})[0];
+  const Tensor jv = th::jvp(y, xs, v);
+  const Tensor j = th::jacobian(th::reshape(y, {-1}), xs);  // (12, 4, 3)
+  const auto a = check::vals(jv), b = check::vals(th::matmul(th::reshape(j, {12, 12}), th::reshape(v, {12})));
+  BOOST_TEST_REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(std::fabs(a[i] - b[i]) < 1e-12);
+}
