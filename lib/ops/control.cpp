@@ -6,16 +6,11 @@
 #include <unordered_set>
 
 #include "ops/op.hpp"
+#include "ops/subprograms.hpp"
 #include "theta/autodiff.hpp"
 #include "theta/function.hpp"
 
 namespace th::detail {
-
-struct Branches {
-  Tensor then_value, else_value;              // the branches as recorded (for the VJP)
-  Function then_f{nullptr}, else_f{nullptr};  // frozen over their placeholders
-  std::vector<std::size_t> then_args, else_args;  // which leaves (operands 1..) each takes
-};
 
 namespace {
 

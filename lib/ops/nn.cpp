@@ -375,7 +375,8 @@ const Op op_reshape_by{
         throw_shape(op, "cannot reshape " + std::to_string(n) + " elements into " + shape_str(s), metas);
       return reshape_view(*in[0], s);
     },
-    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {reshape_like(c.g, c.x[0]), none}; }, 0b10};
+    [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {reshape_like(c.g, c.x[0]), none}; }, 0b10, false,
+    "reshape_by"};
 
 const Op op_zeros_by{
     "zeros", 0,

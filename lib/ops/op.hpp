@@ -33,6 +33,15 @@ struct VjpCtx {
 };
 
 struct Op {
+  using InferFn = Meta (*)(const Op& op, const std::vector<Meta>& in, const Attrs& a);
+  using ForwardFn = Storage (*)(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out);
+  using VjpFn = std::vector<Tensor> (*)(const Op& op, const VjpCtx& c);
+  /// Every Op registers itself (saved functions name their ops: op_by_key below).
+  Op(const char* name_, int code_, InferFn infer_, ForwardFn forward_, VjpFn vjp_, unsigned any_device_ = 0,
+     bool shape_only_ = false, const char* key_ = nullptr);
+  Op(const Op&) = delete;
+  Op& operator=(const Op&) = delete;
+
   const char* name;
   int code;  // selects the kernel within a family (UnaryKind, BinaryKind, ReduceKind, ...)
   /// Shape and dtype rule; throws th::ShapeError/TypeError naming the op and operands.
@@ -47,7 +56,15 @@ struct Op {
   /// The output depends on the operands' shapes alone (count, broadcast_shape): a frozen
   /// call with the last call's layouts keeps the last value.
   bool shape_only = false;
+  /// The op's name in saved functions: its name, unless another op has that name too.
+  const char* key;
 };
+
+/// The op a saved function names `key` (Op::key; the registry refuses two ops of one key),
+/// or nullptr. Every op family is linked in by this call.
+const Op* op_by_key(const std::string& key);
+/// All registered ops (tests check that each one has a unique name and a known arity).
+std::vector<const Op*> all_ops();
 
 /// Runs `op` on `inputs`: computes it now when every input is concrete, and records it
 /// when an input is recorded or symbolic.

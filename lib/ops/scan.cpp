@@ -22,44 +22,12 @@
 #include <unordered_set>
 
 #include "ops/op.hpp"
+#include "ops/subprograms.hpp"
 #include "theta/autodiff.hpp"
 #include "theta/control.hpp"
 #include "theta/function.hpp"
 
 namespace th::detail {
-
-struct ScanBody {
-  // The body's inputs (placeholders) and outputs. Outputs [0, n_user) are the user's,
-  // the others values saved for the backward pass.
-  std::vector<Tensor> seq_in, state_in, const_in, outs;
-  std::vector<int> feed;           // per output: the state it feeds, or -1
-  std::vector<char> last_only;     // per output: only its last value is kept (foldl, sums)
-  std::vector<int> state_values;   // per state: a stacked output holding its values (-1: none)
-  std::size_t n_user = 0;
-  bool backwards = false;
-  std::int64_t n_steps = -1;       // the number of steps when there are no sequences
-  std::int64_t static_steps = -1;  // known at construction, else -1
-  std::vector<DType> out_dtype;
-  std::vector<Shape> out_shape;    // per step (-1: known at run time)
-
-  /// The body frozen over seq_in, state_in, const_in; with `save`, all outputs, else the
-  /// user's only. Frozen on first use.
-  const Function& body(bool save) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::optional<Function>& f = save ? saving_ : plain_;
-    if (!f) {
-      std::vector<Tensor> in = seq_in;
-      in.insert(in.end(), state_in.begin(), state_in.end());
-      in.insert(in.end(), const_in.begin(), const_in.end());
-      f = function(in, std::vector<Tensor>(outs.begin(), outs.begin() + std::ptrdiff_t(save ? outs.size() : n_user)));
-    }
-    return *f;
-  }
-
- private:
-  mutable std::mutex mu_;
-  mutable std::optional<Function> plain_, saving_;
-};
 
 namespace {
 
@@ -147,12 +115,12 @@ std::unordered_map<const Node*, bool> step_dependence(const std::vector<Tensor>&
 
 std::int64_t steps_of(const Op& op, const ScanBody& b, const std::vector<const Storage*>& in,
                       const std::vector<Meta>* metas) {
-  if (b.seq_in.empty()) return b.n_steps;
+  if (b.n_seq == 0) return b.n_steps;
   const std::int64_t t = in[0]->shape[0];
-  for (std::size_t i = 1; i < b.seq_in.size(); ++i)
+  for (std::size_t i = 1; i < b.n_seq; ++i)
     if (in[i]->shape[0] != t) {
       std::string names;
-      if (metas) names = " " + describe(std::vector<Meta>(metas->begin(), metas->begin() + std::ptrdiff_t(b.seq_in.size())));
+      if (metas) names = " " + describe(std::vector<Meta>(metas->begin(), metas->begin() + std::ptrdiff_t(b.n_seq)));
       throw ShapeError(std::string(op.name) + ": the sequences have different lengths (" + std::to_string(t) + " and " +
                        std::to_string(in[i]->shape[0]) + ")" + names +
                        "; slice them to one length or pass ScanOptions::n_steps");
@@ -162,7 +130,8 @@ std::int64_t steps_of(const Op& op, const ScanBody& b, const std::vector<const S
 
 Meta infer_scan(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   const ScanBody& b = *a.scan;
-  for (std::size_t i = 0; i < b.seq_in.size(); ++i)
+  if (in.size() != b.n_seq + b.n_state + b.n_const) throw_shape(op, "wrong number of operands", in);
+  for (std::size_t i = 0; i < b.n_seq; ++i)
     if (in[i].shape.empty()) throw_shape(op, "sequence " + std::to_string(i) + " has no axis to step along", in);
   return {DType::float64, {0}};
 }
@@ -181,7 +150,7 @@ Storage row(const Storage& s, std::int64_t i) {
 Storage forward_scan(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
   offer_for_reuse(nullptr);  // (the body's own steps allocate their values)
   const ScanBody& b = *a.scan;
-  const std::size_t ns = b.seq_in.size(), nst = b.state_in.size(), nc = b.const_in.size();
+  const std::size_t ns = b.n_seq, nst = b.n_state, nc = b.n_const;
   const std::int64_t steps = steps_of(op, b, in, nullptr);
   const Function& f = b.body(a.all);
   const std::size_t n_out = a.all ? b.outs.size() : b.n_user;
@@ -419,6 +388,7 @@ Tensor make_scan_node(Loop L, std::vector<Tensor>* parts_out) {
   b->seq_in = L.seq_in;
   b->state_in = L.state_in;
   b->const_in = L.const_in;
+  b->n_seq = L.seq_in.size(), b->n_state = L.state_in.size(), b->n_const = L.const_in.size();
   b->outs = L.outs;
   b->feed = L.feed;
   b->last_only = L.last_only;
