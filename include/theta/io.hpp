@@ -31,4 +31,18 @@ void save_params(const std::string& path, const std::vector<Shared>& params);
 /// throws th::IOError / th::TypeError and changes nothing. Entries not listed are ignored.
 void load_params(const std::string& path, const std::vector<Shared>& params);
 
+/// Writes a frozen function to one file (API.md section 14; the format: docs/format.md): its
+/// optimized program, its constants, and its shared variables' current values under their
+/// names. Written beside `path` and renamed over it (a failed save leaves the old file).
+void save(const std::string& path, const Function& f);
+/// Reads a function th::save wrote, in any program that links theta: it runs bit for bit as
+/// the original did on the same machine, and its shared variables (new ones, holding the
+/// saved values: f.shared_variables()) go on training where the original stopped. A
+/// truncated, corrupt or hostile file, or one from a newer format, is a th::IOError.
+Function load_function(const std::string& path);
+namespace detail {
+/// load_function on a file's bytes (`where` names it in errors; the fuzzer calls this).
+Function load_function_bytes(const std::string& bytes, const std::string& where);
+}  // namespace detail
+
 }  // namespace th

@@ -21,6 +21,12 @@
 
 namespace th::detail {
 
+bool lossless(DType from, DType to) {
+  if (from == to || from == DType::boolean) return true;
+  if (is_floating(to)) return !is_floating(from) || to == DType::float64;  // int -> float, f32 -> f64
+  return from == DType::int32 && to == DType::int64;
+}
+
 namespace {
 
 // Calls of functions with updates hold the locks of every shared variable they read or
@@ -31,11 +37,6 @@ std::mutex g_stripes[kStripes];
 
 std::size_t stripe_of(const Node* n) { return (reinterpret_cast<std::uintptr_t>(n) >> 4) % kStripes; }
 
-bool lossless(DType from, DType to) {
-  if (from == to || from == DType::boolean) return true;
-  if (is_floating(to)) return !is_floating(from) || to == DType::float64;  // int -> float, f32 -> f64
-  return from == DType::int32 && to == DType::int64;
-}
 
 std::string input_label(const Program& p, std::size_t i) {
   return "input " + std::to_string(i) + (p.input_names[i].empty() ? "" : " '" + p.input_names[i] + "'");
@@ -254,18 +255,23 @@ std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::ve
     p->updates.push_back({state.node(), slot.at(next.node().get())});
   }
   if (options.mode != Mode::debug) optimize(*p);  // debug runs the graph as recorded
-  if (!p->updates.empty()) {
-    for (const auto& [s, n] : p->shared) p->stripes.push_back(stripe_of(n.get()));
-    for (const auto& [n, s] : p->updates) p->stripes.push_back(stripe_of(n.get()));
-    std::sort(p->stripes.begin(), p->stripes.end());
-    p->stripes.erase(std::unique(p->stripes.begin(), p->stripes.end()), p->stripes.end());
-  }
-  plan_memory(*p);
-  p->prof_ticks.assign(p->steps.size(), 0.0);
-  p->fallbacks = std::make_unique<std::atomic<std::uint64_t>[]>(p->steps.size());  // zeroed
-  p->ticks0 = profile_clock();
-  p->time0 = std::chrono::steady_clock::now();
+  finish_program(*p);
   return p;
+}
+
+void finish_program(Program& p) {
+  p.stripes.clear();
+  if (!p.updates.empty()) {
+    for (const auto& [s, n] : p.shared) p.stripes.push_back(stripe_of(n.get()));
+    for (const auto& [n, s] : p.updates) p.stripes.push_back(stripe_of(n.get()));
+    std::sort(p.stripes.begin(), p.stripes.end());
+    p.stripes.erase(std::unique(p.stripes.begin(), p.stripes.end()), p.stripes.end());
+  }
+  plan_memory(p);
+  p.prof_ticks.assign(p.steps.size(), 0.0);
+  p.fallbacks = std::make_unique<std::atomic<std::uint64_t>[]>(p.steps.size());  // zeroed
+  p.ticks0 = profile_clock();
+  p.time0 = std::chrono::steady_clock::now();
 }
 
 namespace {

@@ -182,5 +182,10 @@ inline bool has_value(const Storage& v) { return v.buf && v.buf->data; }
 std::shared_ptr<Program> freeze(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool single,
                                 const Updates& updates, const Options& options);
 Result execute(const Program& p, const Tensor* const* args, std::size_t n);
+/// Whether a `from` value converts to `to` without losing precision (arguments, updates).
+bool lossless(DType from, DType to);
+/// The last part of freezing, after the steps are final (also for a loaded program): the
+/// lock stripes of its shared variables, the memory plan, the profile's counters.
+void finish_program(Program& p);
 
 }  // namespace th::detail

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -31,7 +32,7 @@ const char* descr_of(DType d) {
   return "";
 }
 
-Bytes npy_bytes(const Tensor& t) {
+Bytes encode_npy(const Tensor& t) {
   const detail::Storage& v = detail::value_of(t, "save_npy");
   detail::Storage c = detail::contiguous_as(detail::transfer(v, th::cpu()), v.dtype);
   std::string shape = "(";
@@ -128,21 +129,37 @@ Tensor detail::parse_npy(const std::string& b, const std::string& where) {
 
 namespace {
 
-Bytes read_file(const std::string& path, const char* what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw IOError(std::string(what) + ": cannot open '" + path + "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void write_file(const std::string& path, const Bytes& b, const char* what) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f || !f.write(b.data(), std::streamsize(b.size())))
-    throw IOError(std::string(what) + ": cannot write '" + path + "'");
-}
+Bytes read_file(const std::string& path, const char* what) { return detail::read_bytes(path, what); }
+void write_file(const std::string& path, const Bytes& b, const char* what) { detail::write_bytes(path, b, what); }
 
 }  // namespace
+
+std::string detail::read_bytes(const std::string& path, const char* what) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw IOError(std::string(what) + ": cannot open '" + path + "'");
+  const std::streamoff size = f.tellg();
+  if (size < 0) throw IOError(std::string(what) + ": cannot read '" + path + "'");
+  Bytes b(std::size_t(size), '\0');
+  f.seekg(0);
+  if (!f.read(b.data(), size)) throw IOError(std::string(what) + ": cannot read '" + path + "'");
+  return b;
+}
+
+void detail::write_bytes(const std::string& path, const std::string& b, const char* what) {
+  // written beside the target and renamed over it: a failed write leaves the old file whole
+  const std::string tmp = path + ".part";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f || !f.write(b.data(), std::streamsize(b.size())) || !f.flush()) {
+      std::remove(tmp.c_str());
+      throw IOError(std::string(what) + ": cannot write '" + path + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw IOError(std::string(what) + ": cannot write '" + path + "'");
+  }
+}
 
 // ---- zip (stored entries only), enough for numpy.savez -----------------------------------
 std::uint32_t detail::crc32(const std::string& b) {
@@ -165,7 +182,7 @@ namespace {
 void put16(Bytes& o, std::uint32_t v) { o += char(v & 0xff), o += char((v >> 8) & 0xff); }
 void put32(Bytes& o, std::uint32_t v) { put16(o, v & 0xffff), put16(o, v >> 16); }
 std::uint32_t get(const Bytes& b, std::size_t at, int n, const std::string& path) {
-  if (at + std::size_t(n) > b.size()) throw IOError("load_npz: '" + path + "': truncated archive");
+  if (at + std::size_t(n) > b.size()) throw IOError("'" + path + "': truncated archive");
   std::uint32_t v = 0;
   for (int i = n - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(b[at + std::size_t(i)]);
   return v;
@@ -173,16 +190,39 @@ std::uint32_t get(const Bytes& b, std::size_t at, int n, const std::string& path
 
 }  // namespace
 
-void save_npy(const std::string& path, const Tensor& t) { write_file(path, npy_bytes(t), "save_npy"); }
+void save_npy(const std::string& path, const Tensor& t) { write_file(path, encode_npy(t), "save_npy"); }
 
 Tensor load_npy(const std::string& path) { return detail::parse_npy(read_file(path, "load_npy"), "'" + path + "'"); }
 
 void save_npz(const std::string& path, const std::map<std::string, Tensor>& named) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& [name, t] : named) entries.push_back({name + ".npy", encode_npy(t)});
+  write_file(path, detail::zip_bytes(entries, "save_npz"), "save_npz");
+}
+
+std::string detail::npy_bytes(const Tensor& t) { return encode_npy(t); }
+
+std::map<std::string, Tensor> load_npz(const std::string& path) {
+  return detail::parse_npz(read_file(path, "load_npz"), path);
+}
+
+std::map<std::string, Tensor> detail::parse_npz(const std::string& b, const std::string& path) {
+  std::map<std::string, Tensor> out;
+  for (auto& [name, npy] : zip_entries(b, path, "load_npz")) {
+    std::string key = name;
+    if (key.size() > 4 && key.compare(key.size() - 4, 4, ".npy") == 0) key.resize(key.size() - 4);
+    out[key] = detail::parse_npy(npy, "'" + path + "' entry '" + key + "'");
+  }
+  return out;
+}
+
+std::string detail::zip_bytes(const std::vector<std::pair<std::string, std::string>>& entries, const char* what) {
   Bytes out, central;
   std::uint32_t n = 0;
-  for (const auto& [name, t] : named) {
-    const Bytes data = npy_bytes(t), fname = name + ".npy";
-    if (data.size() > 0xFFFFFFFEu) throw IOError("save_npz: '" + name + "' is too large for a zip32 entry");
+  for (const auto& [fname, data] : entries) {
+    if (data.size() > 0xFFFFFFFEu || out.size() > 0xFFFFFFFEu - data.size())
+      throw IOError(std::string(what) + ": '" + fname + "' does not fit a zip32 archive (4 GiB)");
+    if (n == 0xFFFF) throw IOError(std::string(what) + ": more than 65535 entries");
     const std::uint32_t crc = detail::crc32(data), offset = std::uint32_t(out.size());
     auto common = [&](Bytes& o) {
       put16(o, 20), put16(o, 0), put16(o, 0), put16(o, 0), put16(o, 0x21);  // version, flags, stored, time, date
@@ -204,42 +244,39 @@ void save_npz(const std::string& path, const std::map<std::string, Tensor>& name
   out += central;
   put32(out, 0x06054b50), put16(out, 0), put16(out, 0), put16(out, n), put16(out, n);
   put32(out, std::uint32_t(central.size())), put32(out, cd_offset), put16(out, 0);
-  write_file(path, out, "save_npz");
+  return out;
 }
 
-std::map<std::string, Tensor> load_npz(const std::string& path) {
-  return detail::parse_npz(read_file(path, "load_npz"), path);
-}
-
-std::map<std::string, Tensor> detail::parse_npz(const std::string& b, const std::string& path) {
-  if (b.size() < 22) throw IOError("load_npz: '" + path + "': not a zip archive");
+std::vector<std::pair<std::string, std::string>> detail::zip_entries(const std::string& b, const std::string& path,
+                                                                     const char* what) {
+  const std::string w = std::string(what) + ": '" + path + "': ";
+  if (b.size() < 22) throw IOError(w + "not a zip archive");
   std::size_t eocd = std::string::npos;
   for (std::size_t i = b.size() - 22 + 1; i-- > (b.size() > 22 + 65535 ? b.size() - 22 - 65535 : 0);)
     if (get(b, i, 4, path) == 0x06054b50) {
       eocd = i;
       break;
     }
-  if (eocd == std::string::npos) throw IOError("load_npz: '" + path + "': not a zip archive (no end record)");
+  if (eocd == std::string::npos) throw IOError(w + "not a zip archive (no end record)");
   const std::uint32_t count = get(b, eocd + 10, 2, path), cd = get(b, eocd + 16, 4, path);
-  std::map<std::string, Tensor> out;
+  std::vector<std::pair<std::string, std::string>> out;
   std::size_t at = cd;
   for (std::uint32_t e = 0; e < count; ++e) {
-    if (get(b, at, 4, path) != 0x02014b50) throw IOError("load_npz: '" + path + "': corrupt central directory");
+    if (get(b, at, 4, path) != 0x02014b50) throw IOError(w + "corrupt central directory");
     const std::uint32_t method = get(b, at + 10, 2, path), crc = get(b, at + 16, 4, path);
     const std::uint32_t csize = get(b, at + 20, 4, path), nlen = get(b, at + 28, 2, path);
     const std::uint32_t xlen = get(b, at + 30, 2, path), clen = get(b, at + 32, 2, path);
     const std::uint32_t local = get(b, at + 42, 4, path);
-    if (at + 46 + nlen > b.size()) throw IOError("load_npz: '" + path + "': truncated archive");
+    if (at + 46 + nlen > b.size()) throw IOError(w + "truncated archive");
     std::string name = b.substr(at + 46, nlen);
     if (method != 0)
-      throw IOError("load_npz: '" + path + "': entry '" + name +
+      throw IOError(w + "entry '" + name +
                     "' is compressed; theta reads uncompressed archives (numpy.savez, not savez_compressed)");
     const std::size_t data = std::size_t(local) + 30 + get(b, local + 26, 2, path) + get(b, local + 28, 2, path);
-    if (data + csize > b.size()) throw IOError("load_npz: '" + path + "': truncated entry '" + name + "'");
-    Bytes npy = b.substr(data, csize);
-    if (detail::crc32(npy) != crc) throw IOError("load_npz: '" + path + "': checksum mismatch in '" + name + "'");
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
-    out[name] = detail::parse_npy(npy, "'" + path + "' entry '" + name + "'");
+    if (data + csize > b.size()) throw IOError(w + "truncated entry '" + name + "'");
+    Bytes bytes = b.substr(data, csize);
+    if (detail::crc32(bytes) != crc) throw IOError(w + "checksum mismatch in '" + name + "'");
+    out.push_back({std::move(name), std::move(bytes)});
     at += 46 + nlen + xlen + clen;
   }
   return out;

@@ -7,6 +7,7 @@
 
 #include "ops/op.hpp"
 #include "ops/subprograms.hpp"
+#include "freeze/program.hpp"
 #include "theta/autodiff.hpp"
 #include "theta/function.hpp"
 
@@ -36,16 +37,20 @@ Meta infer_ifelse(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   const Meta& c = in[0];
   for (auto d : c.shape)
     if (d > 1) throw_shape(op, "the condition must have one element", in);
-  const Node& t = node_of(a.branches->then_value, op.name);
-  const Node& e = node_of(a.branches->else_value, op.name);
-  if (t.dtype != e.dtype || t.shape.size() != e.shape.size())
-    throw_type(op, "the branches differ: " + std::string(dtype_name(t.dtype)) + " " + shape_str(t.shape) + " and " +
-                       dtype_name(e.dtype) + " " + shape_str(e.shape),
+  // (from the branches' programs: a loaded function has those only)
+  const Program& tp = *a.branches->then_f.program();
+  const Program& ep = *a.branches->else_f.program();
+  const DType td = tp.slot_dtype[tp.outputs[0]], ed = ep.slot_dtype[ep.outputs[0]];
+  const Shape& ts = tp.slot_shape[tp.outputs[0]];
+  const Shape& es = ep.slot_shape[ep.outputs[0]];
+  if (td != ed || ts.size() != es.size())
+    throw_type(op, "the branches differ: " + std::string(dtype_name(td)) + " " + shape_str(ts) + " and " +
+                       dtype_name(ed) + " " + shape_str(es),
                in);
-  Shape s = t.shape;
+  Shape s = ts;
   for (std::size_t i = 0; i < s.size(); ++i)
-    if (s[i] != e.shape[i]) s[i] = -1;  // known only when the branch runs
-  return {t.dtype, s};
+    if (s[i] != es[i]) s[i] = -1;  // known only when the branch runs
+  return {td, s};
 }
 
 Storage forward_ifelse(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {

@@ -231,7 +231,7 @@ const Op op_matmul_acc{"matmul_acc", 0, &infer_matmul_acc, &forward_matmul_acc, 
 // The public matmul/dot: `name` is the user's function, so errors speak of dot when the
 // user called dot (the shapes are checked here, before anything is recorded).
 Tensor matmul_as(const char* name, const Tensor& a, const Tensor& b) {
-  const Op named{name, 0, &infer_matmul, &forward_matmul, nullptr};
+  const Op named{Op::Unlisted{}, name, &infer_matmul, &forward_matmul};
   {
     OperandScratch scratch;
     infer_matmul(named, scratch_metas(scratch, named, {a, b}), {});

@@ -39,6 +39,10 @@ struct Op {
   /// Every Op registers itself (saved functions name their ops: op_by_key below).
   Op(const char* name_, int code_, InferFn infer_, ForwardFn forward_, VjpFn vjp_, unsigned any_device_ = 0,
      bool shape_only_ = false, const char* key_ = nullptr);
+  /// An op that is not registered: a stand-in that only names an operation in errors.
+  struct Unlisted {};
+  Op(Unlisted, const char* name_, InferFn infer_, ForwardFn forward_)
+      : name(name_), code(0), infer(infer_), forward(forward_), vjp(nullptr), key(name_) {}
   Op(const Op&) = delete;
   Op& operator=(const Op&) = delete;
 
