@@ -4,11 +4,16 @@
 // projection sum(fn(x) * r) against central differences, and optionally differentiates
 // the gradient again (grad of grad) the same way. Then it builds the same expression and
 // its projected gradients on placeholders, freezes them into one th::function and checks
-// it against eager on the test shapes and on grown shapes (every dimension > 1 plus one).
+// it against eager on the test shapes and on grown shapes (every dimension > 1 plus one),
+// and saves it (th::save), loads it back and checks that it computes the same bits.
 // Where a GPU is present, the op and its gradients also run there against the CPU.
 #pragma once
 #include <boost/test/unit_test.hpp>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -111,6 +116,21 @@ inline void frozen_matches_eager(const std::string& name, const Fn& fn, const th
     if (diff[i]) expect_close(name + " frozen gradient " + std::to_string(i), got[k++], th::grad(cost, vars[i]));
 }
 
+// Saved by th::save and read back by th::load_function, f computes bit for bit what it did.
+inline void round_trip(const std::string& name, const th::Function& f, const Inputs& args) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("theta_check_" + std::to_string(::getpid()) + ".theta")).string();
+  th::save(path, f);
+  const th::Function g = th::load_function(path);
+  std::remove(path.c_str());
+  const th::Result a = f.call(args), b = g.call(args);
+  BOOST_TEST_REQUIRE(a.size() == b.size(), name << ": the loaded function has another number of outputs");
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    BOOST_TEST(a[i].shape() == b[i].shape(), name << " loaded output " << i);
+    BOOST_TEST(vals(a[i]) == vals(b[i]), name << " loaded output " << i << " differs" << boost::test_tools::per_element());
+  }
+}
+
 inline void frozen(const std::string& name, const Fn& fn, const Inputs& xs, const std::vector<bool>& diff,
                    std::uint64_t seed, std::size_t out_ndim, double lo, double hi,
                    const std::function<th::Shape(std::size_t, const th::Shape&)>& grow = {}) {
@@ -127,6 +147,11 @@ inline void frozen(const std::string& name, const Fn& fn, const Inputs& xs, cons
   ins.push_back(rph);
   th::Function f = th::function(ins, outs);
   frozen_matches_eager(name, fn, f, xs, diff, seed);
+  {
+    Inputs args = xs;
+    args.push_back(input(fn(xs).shape(), seed + 7, -1, 1));
+    round_trip(name + " (saved and loaded)", f, args);
+  }
   Inputs grown;
   for (std::size_t i = 0; i < xs.size(); ++i) {
     th::Shape s = xs[i].shape();

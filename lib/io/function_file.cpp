@@ -22,7 +22,7 @@ namespace th::detail {
 
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 constexpr const char* kFormat = "theta.function";
 constexpr int kVersion = 1;
@@ -532,8 +532,8 @@ namespace th {
 
 void save(const std::string& path, const Function& f) {
   detail::Writer w;
-  nlohmann::json program = w.program(*f.program());
-  const nlohmann::json j = {{"format", detail::kFormat}, {"version", detail::kVersion}, {"shared", w.shared},
+  detail::json program = w.program(*f.program());
+  const detail::json j = {{"format", detail::kFormat}, {"version", detail::kVersion}, {"shared", w.shared},
                             {"loops", w.loops},          {"program", program}};
   std::vector<std::pair<std::string, std::string>> entries{{"function.json", j.dump()}};
   entries.insert(entries.end(), w.entries.begin(), w.entries.end());

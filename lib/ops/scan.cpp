@@ -153,7 +153,7 @@ Storage forward_scan(const Op& op, const std::vector<const Storage*>& in, const 
   const std::size_t ns = b.n_seq, nst = b.n_state, nc = b.n_const;
   const std::int64_t steps = steps_of(op, b, in, nullptr);
   const Function& f = b.body(a.all);
-  const std::size_t n_out = a.all ? b.outs.size() : b.n_user;
+  const std::size_t n_out = a.all ? b.out_dtype.size() : b.n_user;
   std::vector<Tensor> args(ns + nst + nc);
   std::vector<Storage> state(nst);
   for (std::size_t j = 0; j < nst; ++j) state[j] = *in[ns + j];
