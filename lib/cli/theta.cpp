@@ -1,0 +1,128 @@
+// The `theta` command-line tool (API.md section 14): runs, prints and draws functions that
+// th::save wrote, without the code that built them.
+//   theta run model.theta a.npy b.npy -o out.npz
+//   theta print model.theta
+//   theta dot model.theta | dot -Tsvg > model.svg
+//   theta info model.theta
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <theta/theta.hpp>
+
+namespace {
+
+void usage(std::ostream& os) {
+  os << "usage: theta COMMAND MODEL.theta [ARGS]\n"
+        "Runs and inspects functions saved by th::save (theta's frozen, optimized programs).\n"
+        "\n"
+        "commands:\n"
+        "  run MODEL.theta [INPUT ...] [-o OUT.npz]\n"
+        "      call the function with one INPUT per input, in order: a .npy file, or a number\n"
+        "      for a 0-d input; print the outputs, or write them to OUT.npz as output_0,\n"
+        "      output_1, ... (a training function's updates apply to the loaded copy only;\n"
+        "      the file is not changed)\n"
+        "  print MODEL.theta    the program's steps (th::debugprint)\n"
+        "  dot MODEL.theta      the program as Graphviz text (th::to_dot): | dot -Tsvg > f.svg\n"
+        "  info MODEL.theta     its inputs, outputs and shared variables\n"
+        "\n"
+        "options:\n"
+        "  -h, --help           this text\n"
+        "\n"
+        "exit status: 0 done, 1 the model or an input could not be read or run, 2 bad usage\n";
+}
+
+[[noreturn]] void bad_usage(const std::string& what) {
+  std::cerr << "theta: " << what << "\n(theta --help for the commands)\n";
+  std::exit(2);
+}
+
+th::Tensor argument(const std::string& a) {
+  if (a.size() > 4 && a.compare(a.size() - 4, 4, ".npy") == 0) return th::load_npy(a);
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(a, &used);
+    if (used == a.size()) return th::tensor(v);
+  } catch (const std::logic_error&) {
+  }
+  bad_usage("'" + a + "' is neither a .npy file nor a number");
+}
+
+std::string shape_text(const th::Shape& s) {
+  std::string r = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + (s[i] < 0 ? std::string("?") : std::to_string(s[i]));
+  return r + (s.size() == 1 ? ",)" : ")");
+}
+
+int info(const th::Function& f) {
+  const auto& p = f.program();
+  (void)p;
+  std::cout << th::debugprint(f).substr(0, th::debugprint(f).find('\n')) << "\n";
+  std::cout << "shared variables:\n";
+  for (const th::Shared& s : f.shared_variables()) {
+    const th::Tensor v = s.get_value();
+    std::cout << "  " << (s.name().empty() ? "(unnamed)" : s.name()) << ": " << th::dtype_name(v.dtype()) << " "
+              << shape_text(v.shape()) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (const std::string& a : args)
+    if (a == "-h" || a == "--help") {
+      usage(std::cout);
+      return 0;
+    }
+  if (args.empty()) {
+    usage(std::cerr);
+    return 2;
+  }
+  const std::string cmd = args[0];
+  if (cmd != "run" && cmd != "print" && cmd != "dot" && cmd != "info") bad_usage("unknown command '" + cmd + "'");
+  if (args.size() < 2) bad_usage(cmd + " needs a MODEL.theta file");
+  try {
+    const th::Function f = th::load_function(args[1]);
+    if (cmd == "print") {
+      if (args.size() > 2) bad_usage("print takes only the model");
+      std::cout << th::debugprint(f);
+      return 0;
+    }
+    if (cmd == "dot") {
+      if (args.size() > 2) bad_usage("dot takes only the model");
+      std::cout << th::to_dot(f);
+      return 0;
+    }
+    if (cmd == "info") {
+      if (args.size() > 2) bad_usage("info takes only the model");
+      return info(f);
+    }
+    std::string out;
+    std::vector<th::Tensor> inputs;
+    for (std::size_t i = 2; i < args.size(); ++i) {
+      if (args[i] == "-o") {
+        if (i + 1 >= args.size()) bad_usage("-o needs a file name");
+        out = args[++i];
+        continue;
+      }
+      inputs.push_back(argument(args[i]));
+    }
+    const th::Result r = f.call(inputs);
+    if (out.empty()) {
+      for (std::size_t i = 0; i < r.size(); ++i) std::cout << "output " << i << ":\n" << r[i] << "\n";
+      return 0;
+    }
+    std::map<std::string, th::Tensor> named;
+    for (std::size_t i = 0; i < r.size(); ++i) named["output_" + std::to_string(i)] = r[i];
+    th::save_npz(out, named);
+    std::cerr << "theta: wrote " << r.size() << " output" << (r.size() == 1 ? "" : "s") << " to " << out << "\n";
+    return 0;
+  } catch (const th::Error& e) {
+    std::cerr << "theta: " << e.what() << "\n";
+    return 1;
+  }
+}
