@@ -28,6 +28,8 @@ TARGETS = [  # (label, workload, theta impl, peer impl, target ratio)
 TARGETS.append(("W8 GRU 50 steps, batch 32, hidden 256, forward+backward vs torch::nn::GRU", "W8", "theta_frozen",
                 "libtorch", 1.0))
 TARGETS.append(("W8 freezing a 1000-step scan vs a 10-step one", "W8_freeze", "theta_1000_steps", "theta_10_steps", 1.0))
+TARGETS.append(("S1 save 100 MB of weights vs writing the bytes", "S1_save_100MB", "theta", "cpp_stream", 1.5))
+TARGETS.append(("S1 load 100 MB of weights vs reading the bytes", "S1_load_100MB", "theta", "cpp_stream", 1.5))
 TARGETS.append(("W9 slogdet + solve, value and gradient, n=512 vs torch.linalg", "W9", "theta_frozen", "torch_linalg", 1.2))
 ACCURACY = [("W6 test accuracy after one epoch", "W6_test_accuracy", 0.01),
             ("W7 test accuracy after the timed steps", "W7_test_accuracy", None)]
@@ -85,6 +87,9 @@ def main():
     freeze = us.get(("F1_freeze_1000_nodes", "theta"))
     if freeze is not None:
         print(f"\nFreezing a 1000-node graph: {freeze / 1000:.2f} ms (target < 50 ms: {'yes' if freeze < 50000 else 'NO'})")
+    load = us.get(("S1_load_w2", "theta"))
+    if load is not None:
+        print(f"\nLoading W2's saved training function: {load / 1000:.2f} ms (target < 10 ms: {'yes' if load < 10000 else 'NO'})")
     print("\n| target | theta (us) | peer (us) | ratio | target | met |\n| --- | --- | --- | --- | --- | --- |")
     for label, w, mine, peer, target in TARGETS:
         a, b = us.get((w, mine)), us.get((w, peer))

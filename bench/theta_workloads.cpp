@@ -1,5 +1,8 @@
 // theta's side of the workloads of bench/README (W1..W9); prints RESULT lines.
-//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W8 W9]   (default: all)
+//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W8 W9 S1]   (default: all)
+#include <filesystem>
+#include <fstream>
+
 #include <theta/theta.hpp>
 
 #include "fashion.hpp"
@@ -243,6 +246,37 @@ void w9() {
   bench::result("W9", "theta_frozen", bench::median_us([&] { f(A, B); }, 1, 7));
 }
 
+// S1: th::load_function of W2's training function (target: under 10 ms), and th::save /
+// th::load_function of a function holding 100 MB of float32 weights against writing and
+// reading the same bytes with plain C++ streams (the disk's speed, the limit).
+void s1() {
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  bench::MlpStep m = bench::mlp_step(256, 512, th::cpu());
+  const std::string w2 = dir + "/theta_bench_w2.theta";
+  th::save(w2, m.step);
+  bench::result("S1_load_w2", "theta", bench::median_us([&] { th::load_function(w2); }, 1, 21));
+  std::filesystem::remove(w2);
+  const std::int64_t n = 25'000'000;  // 100 MB of float32
+  th::Shared w = th::shared(th::random::uniform({n}, -1, 1, 1, th::DType::float32), "w");
+  auto x = th::fvector("x");
+  const th::Function f = th::function({x}, th::sum(x * w));
+  const std::string big = dir + "/theta_bench_100mb.theta", raw = dir + "/theta_bench_100mb.raw";
+  bench::result("S1_save_100MB", "theta", bench::median_us([&] { th::save(big, f); }, 1, 5));
+  bench::result("S1_load_100MB", "theta", bench::median_us([&] { th::load_function(big); }, 1, 5));
+  const std::vector<float> bytes = w.get_value().to_vector<float>();
+  bench::result("S1_save_100MB", "cpp_stream", bench::median_us([&] {
+    std::ofstream o(raw, std::ios::binary | std::ios::trunc);
+    o.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size() * sizeof(float)));
+  }, 1, 5));
+  std::vector<float> back(bytes.size());
+  bench::result("S1_load_100MB", "cpp_stream", bench::median_us([&] {
+    std::ifstream i(raw, std::ios::binary);
+    i.read(reinterpret_cast<char*>(back.data()), std::streamsize(back.size() * sizeof(float)));
+  }, 1, 5));
+  std::filesystem::remove(big);
+  std::filesystem::remove(raw);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -256,4 +290,5 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "W7")) w7();
   if (bench::wanted(argc, argv, "W8")) w8();
   if (bench::wanted(argc, argv, "W9")) w9();
+  if (bench::wanted(argc, argv, "S1")) s1();
 }

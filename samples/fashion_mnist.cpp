@@ -21,7 +21,7 @@
 namespace {
 
 struct Args {
-  std::string model = "cnn", data = "/usr/share/datasets/fashion-mnist", checkpoint;
+  std::string model = "cnn", data = "/usr/share/datasets/fashion-mnist", checkpoint, save_model;
   int epochs = 5;
   std::int64_t batch = 100, train_limit = 0, test_limit = 0;
   double lr = 1e-3, expect = -1;
@@ -31,7 +31,7 @@ struct Args {
 
 void usage(std::ostream& os) {
   os << "usage: fashion_mnist [--model mlp|cnn] [--epochs N] [--batch N] [--lr X] [--seed N]\n"
-        "                     [--train-limit N] [--test-limit N] [--data DIR]\n"
+        "                     [--train-limit N] [--test-limit N] [--data DIR] [--save-model FILE]\n"
         "Trains on Fashion-MNIST (Debian: apt-get install dataset-fashion-mnist) with Adam and\n"
         "prints the test accuracy after each epoch.\n"
         "  --model mlp|cnn    784-256-10 perceptron, or 2 conv+pool blocks, dense 256 with\n"
@@ -45,6 +45,9 @@ void usage(std::ostream& os) {
         "  --data DIR         the idx.gz files (default /usr/share/datasets/fashion-mnist)\n"
         "  --expect-accuracy X  exit with status 1 when the final test accuracy is below X\n"
         "  --profile          print the training function's time per step at the end\n"
+        "  --save-model FILE  at the end, save the trained predictor (images in, classes out) to\n"
+        "                     FILE with th::save, and ten test images to FILE.images.npy:\n"
+        "                     theta run FILE FILE.images.npy predicts them without this program\n"
         "  --checkpoint FILE  resume from FILE (.npz of the weights, Adam's state and the dropout\n"
         "                     stream) when it exists, and save to it after each epoch\n";
 }
@@ -81,6 +84,8 @@ Args parse(int argc, char** argv) {
         a.test_limit = std::stoll(value());
       } else if (k == "--checkpoint") {
         a.checkpoint = value();
+      } else if (k == "--save-model") {
+        a.save_model = value();
       } else if (k == "--profile") {
         a.profile = true;
       } else if (k == "--expect-accuracy") {
@@ -258,6 +263,20 @@ int main(int argc, char** argv) {
   if (a.epochs == 0) acc = accuracy();
   std::printf("final test accuracy: %.4f\n", acc);
   if (a.profile) std::cout << train.profile();
+  if (!a.save_model.empty()) {
+    th::save(a.save_model, predict);
+    th::save_npy(a.save_model + ".images.npy", th::view(xte, th::range(0, std::min<std::int64_t>(10, nt))));
+    std::printf("saved the predictor to %s and ten test images to %s.images.npy (their classes: %s); try\n"
+                "  theta run %s %s.images.npy\n",
+                a.save_model.c_str(), a.save_model.c_str(),
+                [&] {
+                  std::string c;
+                  for (auto v : th::view(yte, th::range(0, std::min<std::int64_t>(10, nt))).to_vector<std::int64_t>())
+                    c += (c.empty() ? "" : " ") + std::to_string(v);
+                  return c;
+                }().c_str(),
+                a.save_model.c_str(), a.save_model.c_str());
+  }
   if (acc < a.expect) {
     std::fprintf(stderr, "fashion_mnist: test accuracy %.4f is below the expected %.4f\n", acc, a.expect);
     return 1;

@@ -2,6 +2,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "function.hpp"
 #include "tensor.hpp"
@@ -42,7 +43,7 @@ void save(const std::string& path, const Function& f);
 Function load_function(const std::string& path);
 namespace detail {
 /// load_function on a file's bytes (`where` names it in errors; the fuzzer calls this).
-Function load_function_bytes(const std::string& bytes, const std::string& where);
+Function load_function_bytes(std::string_view bytes, const std::string& where);
 }  // namespace detail
 
 }  // namespace th

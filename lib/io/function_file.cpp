@@ -7,8 +7,13 @@
 //
 // A file is untrusted input: every index, count, op, operand count, dtype and sub-program
 // is checked before anything is built, and anything wrong is a th::IOError naming it.
+#include <fcntl.h>
 #include <nlohmann/json.hpp>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <deque>
 #include <map>
 #include <unordered_map>
 
@@ -68,16 +73,23 @@ json shape_json(const Shape& s) { return json(s); }
 // ---- writing --------------------------------------------------------------------------------------
 
 struct Writer {
-  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<ZipEntry> entries;
+  std::deque<Storage> keep;  // the arrays' host values, written from where they are
   std::vector<const Node*> shared_nodes;
   json shared = json::array();
   std::vector<const ScanBody*> loop_ptrs;
   json loops = json::array();
   std::size_t arrays = 0;
 
+  void add(const std::string& name, const Storage& s) {
+    keep.push_back(contiguous_as(transfer(s, th::cpu()), s.dtype));
+    const Storage& c = keep.back();
+    entries.push_back({name, npy_header(c.dtype, c.shape), c.bytes(), std::size_t(c.size()) * dtype_size(c.dtype)});
+  }
+
   std::string array(const Storage& s) {
     const std::string name = "arrays/" + std::to_string(arrays++) + ".npy";
-    entries.push_back({name, npy_bytes(make_constant(transfer(s, th::cpu())))});
+    add(name, s);
     return name;
   }
 
@@ -90,7 +102,7 @@ struct Writer {
       v = *n->value;
     }
     const std::string name = "shared/" + std::to_string(shared_nodes.size()) + ".npy";
-    entries.push_back({name, npy_bytes(make_constant(transfer(v, th::cpu())))});
+    add(name, v);
     shared.push_back({{"name", n->name}, {"dtype", int(n->dtype)}, {"ndim", n->shape.size()}, {"array", name}});
     shared_nodes.push_back(n.get());
     return shared_nodes.size() - 1;
@@ -200,7 +212,7 @@ struct Writer {
 
 struct Reader {
   std::string where;
-  std::unordered_map<std::string, std::string> entries;
+  std::unordered_map<std::string, std::string_view> entries;  // (views into the file's bytes)
   std::vector<Shared> shared;
   const json* loops = nullptr;
   std::vector<std::shared_ptr<ScanBody>> loop_bodies;
@@ -493,12 +505,12 @@ struct Reader {
 
 }  // namespace
 
-Function load_function_bytes(const std::string& bytes, const std::string& where) {
+Function load_function_bytes(std::string_view bytes, const std::string& where) {
   Reader r;
   r.where = where;
   for (auto& [name, data] : zip_entries(bytes, where, "load_function")) {
     if (r.entries.count(name)) r.bad("the entry '" + name + "' appears twice");
-    r.entries.emplace(std::move(name), std::move(data));
+    r.entries.emplace(std::move(name), data);
   }
   const auto it = r.entries.find("function.json");
   if (it == r.entries.end()) r.bad("no function.json entry (not a file th::save wrote)");
@@ -535,13 +547,31 @@ void save(const std::string& path, const Function& f) {
   detail::json program = w.program(*f.program());
   const detail::json j = {{"format", detail::kFormat}, {"version", detail::kVersion}, {"shared", w.shared},
                             {"loops", w.loops},          {"program", program}};
-  std::vector<std::pair<std::string, std::string>> entries{{"function.json", j.dump()}};
+  std::vector<detail::ZipEntry> entries{{"function.json", j.dump(), nullptr, 0}};
   entries.insert(entries.end(), w.entries.begin(), w.entries.end());
-  detail::write_bytes(path, detail::zip_bytes(entries, "save"), "save");
+  detail::zip_write(path, entries, "save");
 }
 
 Function load_function(const std::string& path) {
-  return detail::load_function_bytes(detail::read_bytes(path, "load_function"), path);
+  // mapped, not read: the arrays are copied once, from the page cache into their tensors
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw IOError("load_function: cannot open '" + path + "'");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+    ::close(fd);
+    return detail::load_function_bytes(detail::read_bytes(path, "load_function"), path);
+  }
+  const std::size_t size = std::size_t(st.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return detail::load_function_bytes(detail::read_bytes(path, "load_function"), path);
+  ::madvise(map, size, MADV_SEQUENTIAL);
+  struct Unmap {
+    void* p;
+    std::size_t n;
+    ~Unmap() { ::munmap(p, n); }
+  } unmap{map, size};
+  return detail::load_function_bytes(std::string_view(static_cast<const char*>(map), size), path);
 }
 
 }  // namespace th

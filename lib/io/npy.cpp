@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <zlib.h>
+
 #include "core/node.hpp"
 #include "io/npy.hpp"
 #include "ops/op.hpp"
@@ -35,17 +37,7 @@ const char* descr_of(DType d) {
 Bytes encode_npy(const Tensor& t) {
   const detail::Storage& v = detail::value_of(t, "save_npy");
   detail::Storage c = detail::contiguous_as(detail::transfer(v, th::cpu()), v.dtype);
-  std::string shape = "(";
-  for (std::size_t i = 0; i < v.shape.size(); ++i) shape += std::to_string(v.shape[i]) + (v.shape.size() == 1 ? "," : (i + 1 < v.shape.size() ? ", " : ""));
-  shape += ")";
-  std::string header = std::string("{'descr': '") + descr_of(v.dtype) + "', 'fortran_order': False, 'shape': " + shape + ", }";
-  std::size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
-  header += '\n';
-  Bytes out("\x93NUMPY\x01\x00", 8);
-  out += char(header.size() & 0xff);
-  out += char((header.size() >> 8) & 0xff);
-  out += header;
+  Bytes out = detail::npy_header(v.dtype, v.shape);
   out.append(c.bytes(), std::size_t(c.size()) * dtype_size(v.dtype));
   return out;
 }
@@ -64,7 +56,22 @@ std::string field(const std::string& h, const std::string& key, const std::strin
 
 }  // namespace
 
-Tensor detail::parse_npy(const std::string& b, const std::string& where) {
+std::string detail::npy_header(DType dtype, const Shape& s) {
+  std::string shape = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) shape += std::to_string(s[i]) + (s.size() == 1 ? "," : (i + 1 < s.size() ? ", " : ""));
+  shape += ")";
+  std::string header = std::string("{'descr': '") + descr_of(dtype) + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  Bytes out("\x93NUMPY\x01\x00", 8);
+  out += char(header.size() & 0xff);
+  out += char((header.size() >> 8) & 0xff);
+  out += header;
+  return out;
+}
+
+Tensor detail::parse_npy(std::string_view b, const std::string& where) {
   if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) bad(where, "not a .npy file (bad magic)");
   const unsigned major = static_cast<unsigned char>(b[6]);
   std::size_t hlen, start;
@@ -80,7 +87,7 @@ Tensor detail::parse_npy(const std::string& b, const std::string& where) {
     bad(where, "unsupported format version " + std::to_string(major));
   }
   if (hlen > 1 << 20 || start + hlen > b.size()) bad(where, "truncated or oversized header");
-  const std::string h = b.substr(start, hlen);
+  const std::string h(b.substr(start, hlen));
   std::string descr = field(h, "descr", where);
   auto q1 = descr.find('\''), q2 = descr.find('\'', q1 + 1);
   if (q1 == std::string::npos || q2 == std::string::npos) bad(where, "corrupt descr");
@@ -114,7 +121,7 @@ Tensor detail::parse_npy(const std::string& b, const std::string& where) {
   const char* data = b.data() + start + hlen;
   std::string normalised;
   if (dtype == DType::boolean) {  // any nonzero byte is True; a bool holding 39 is undefined behaviour
-    normalised = b.substr(start + hlen);
+    normalised = std::string(b.substr(start + hlen));
     for (char& c : normalised) c = c != 0;
     data = normalised.data();
   }
@@ -162,26 +169,19 @@ void detail::write_bytes(const std::string& path, const std::string& b, const ch
 }
 
 // ---- zip (stored entries only), enough for numpy.savez -----------------------------------
-std::uint32_t detail::crc32(const std::string& b) {
-  static const auto table = [] {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-      std::uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  std::uint32_t c = 0xFFFFFFFFu;
-  for (unsigned char ch : b) c = table[(c ^ ch) & 0xff] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
+std::uint32_t detail::crc32(std::string_view b, std::uint32_t crc) {
+  // zlib's (several bytes per step, and SIMD where the CPU has it), in chunks its uInt takes
+  uLong c = crc;
+  for (std::size_t at = 0; at < b.size(); at += 1u << 30)
+    c = ::crc32(c, reinterpret_cast<const Bytef*>(b.data() + at), uInt(std::min<std::size_t>(b.size() - at, 1u << 30)));
+  return std::uint32_t(c);
 }
 
 namespace {
 
 void put16(Bytes& o, std::uint32_t v) { o += char(v & 0xff), o += char((v >> 8) & 0xff); }
 void put32(Bytes& o, std::uint32_t v) { put16(o, v & 0xffff), put16(o, v >> 16); }
-std::uint32_t get(const Bytes& b, std::size_t at, int n, const std::string& path) {
+std::uint32_t get(std::string_view b, std::size_t at, int n, const std::string& path) {
   if (at + std::size_t(n) > b.size()) throw IOError("'" + path + "': truncated archive");
   std::uint32_t v = 0;
   for (int i = n - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(b[at + std::size_t(i)]);
@@ -195,9 +195,16 @@ void save_npy(const std::string& path, const Tensor& t) { write_file(path, encod
 Tensor load_npy(const std::string& path) { return detail::parse_npy(read_file(path, "load_npy"), "'" + path + "'"); }
 
 void save_npz(const std::string& path, const std::map<std::string, Tensor>& named) {
-  std::vector<std::pair<std::string, std::string>> entries;
-  for (const auto& [name, t] : named) entries.push_back({name + ".npy", encode_npy(t)});
-  write_file(path, detail::zip_bytes(entries, "save_npz"), "save_npz");
+  std::vector<detail::Storage> keep;  // (contiguous host copies where a value is not one)
+  std::vector<detail::ZipEntry> entries;
+  keep.reserve(named.size());
+  for (const auto& [name, t] : named) {
+    const detail::Storage& v = detail::value_of(t, "save_npz");
+    keep.push_back(detail::contiguous_as(detail::transfer(v, th::cpu()), v.dtype));
+    entries.push_back({name + ".npy", detail::npy_header(v.dtype, v.shape), keep.back().bytes(),
+                       std::size_t(keep.back().size()) * dtype_size(v.dtype)});
+  }
+  detail::zip_write(path, entries, "save_npz");
 }
 
 std::string detail::npy_bytes(const Tensor& t) { return encode_npy(t); }
@@ -206,7 +213,7 @@ std::map<std::string, Tensor> load_npz(const std::string& path) {
   return detail::parse_npz(read_file(path, "load_npz"), path);
 }
 
-std::map<std::string, Tensor> detail::parse_npz(const std::string& b, const std::string& path) {
+std::map<std::string, Tensor> detail::parse_npz(std::string_view b, const std::string& path) {
   std::map<std::string, Tensor> out;
   for (auto& [name, npy] : zip_entries(b, path, "load_npz")) {
     std::string key = name;
@@ -216,39 +223,76 @@ std::map<std::string, Tensor> detail::parse_npz(const std::string& b, const std:
   return out;
 }
 
-std::string detail::zip_bytes(const std::vector<std::pair<std::string, std::string>>& entries, const char* what) {
-  Bytes out, central;
+namespace {
+// The zip records: a stored entry's local header (the central one adds its offset).
+void zip_common(Bytes& o, std::uint32_t crc, std::uint32_t size, std::size_t name_size) {
+  put16(o, 20), put16(o, 0), put16(o, 0), put16(o, 0), put16(o, 0x21);  // version, flags, stored, time, date
+  put32(o, crc), put32(o, size), put32(o, size);
+  put16(o, std::uint32_t(name_size)), put16(o, 0);
+}
+
+template <class Out>
+void zip_to(Out&& out, const std::vector<detail::ZipEntry>& entries, const char* what) {
+  Bytes central;
+  std::uint64_t at = 0;
   std::uint32_t n = 0;
-  for (const auto& [fname, data] : entries) {
-    if (data.size() > 0xFFFFFFFEu || out.size() > 0xFFFFFFFEu - data.size())
-      throw IOError(std::string(what) + ": '" + fname + "' does not fit a zip32 archive (4 GiB)");
+  for (const detail::ZipEntry& e : entries) {
+    const std::uint64_t size = e.head.size() + e.size;
+    if (size > 0xFFFFFFFEu || at + size + 30 + e.name.size() > 0xFFFFFFFEu)
+      throw IOError(std::string(what) + ": '" + e.name + "' does not fit a zip32 archive (4 GiB)");
     if (n == 0xFFFF) throw IOError(std::string(what) + ": more than 65535 entries");
-    const std::uint32_t crc = detail::crc32(data), offset = std::uint32_t(out.size());
-    auto common = [&](Bytes& o) {
-      put16(o, 20), put16(o, 0), put16(o, 0), put16(o, 0), put16(o, 0x21);  // version, flags, stored, time, date
-      put32(o, crc), put32(o, std::uint32_t(data.size())), put32(o, std::uint32_t(data.size()));
-      put16(o, std::uint32_t(fname.size())), put16(o, 0);
-    };
-    put32(out, 0x04034b50);
-    common(out);
-    out += fname;
-    out += data;
+    const std::uint32_t crc = detail::crc32(std::string_view(e.data, e.size), detail::crc32(e.head));
+    Bytes local;
+    put32(local, 0x04034b50);
+    zip_common(local, crc, std::uint32_t(size), e.name.size());
+    local += e.name;
+    local += e.head;
+    out(local.data(), local.size());
+    out(e.data, e.size);
     put32(central, 0x02014b50);
     put16(central, 20);
-    common(central);
-    put16(central, 0), put16(central, 0), put16(central, 0), put32(central, 0), put32(central, offset);
-    central += fname;
+    zip_common(central, crc, std::uint32_t(size), e.name.size());
+    put16(central, 0), put16(central, 0), put16(central, 0), put32(central, 0), put32(central, std::uint32_t(at));
+    central += e.name;
+    at += local.size() + e.size;
     ++n;
   }
-  const std::uint32_t cd_offset = std::uint32_t(out.size());
-  out += central;
-  put32(out, 0x06054b50), put16(out, 0), put16(out, 0), put16(out, n), put16(out, n);
-  put32(out, std::uint32_t(central.size())), put32(out, cd_offset), put16(out, 0);
+  Bytes end;
+  put32(end, 0x06054b50), put16(end, 0), put16(end, 0), put16(end, n), put16(end, n);
+  put32(end, std::uint32_t(central.size())), put32(end, std::uint32_t(at)), put16(end, 0);
+  out(central.data(), central.size());
+  out(end.data(), end.size());
+}
+}  // namespace
+
+std::string detail::zip_bytes(const std::vector<ZipEntry>& entries, const char* what) {
+  Bytes out;
+  zip_to([&](const char* p, std::size_t n) { out.append(p, n); }, entries, what);
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> detail::zip_entries(const std::string& b, const std::string& path,
-                                                                     const char* what) {
+void detail::zip_write(const std::string& path, const std::vector<ZipEntry>& entries, const char* what) {
+  // written beside the target and renamed over it: a failed write leaves the old file whole
+  const std::string tmp = path + ".part";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    bool ok = bool(f);
+    if (ok) zip_to([&](const char* p, std::size_t n) { f.write(p, std::streamsize(n)); }, entries, what);
+    ok = ok && f.flush();
+    if (!ok) {
+      f.close();
+      std::remove(tmp.c_str());
+      throw IOError(std::string(what) + ": cannot write '" + path + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw IOError(std::string(what) + ": cannot write '" + path + "'");
+  }
+}
+
+std::vector<std::pair<std::string, std::string_view>> detail::zip_entries(std::string_view b, const std::string& path,
+                                                                          const char* what) {
   const std::string w = std::string(what) + ": '" + path + "': ";
   if (b.size() < 22) throw IOError(w + "not a zip archive");
   std::size_t eocd = std::string::npos;
@@ -259,7 +303,7 @@ std::vector<std::pair<std::string, std::string>> detail::zip_entries(const std::
     }
   if (eocd == std::string::npos) throw IOError(w + "not a zip archive (no end record)");
   const std::uint32_t count = get(b, eocd + 10, 2, path), cd = get(b, eocd + 16, 4, path);
-  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<std::pair<std::string, std::string_view>> out;
   std::size_t at = cd;
   for (std::uint32_t e = 0; e < count; ++e) {
     if (get(b, at, 4, path) != 0x02014b50) throw IOError(w + "corrupt central directory");
@@ -268,15 +312,15 @@ std::vector<std::pair<std::string, std::string>> detail::zip_entries(const std::
     const std::uint32_t xlen = get(b, at + 30, 2, path), clen = get(b, at + 32, 2, path);
     const std::uint32_t local = get(b, at + 42, 4, path);
     if (at + 46 + nlen > b.size()) throw IOError(w + "truncated archive");
-    std::string name = b.substr(at + 46, nlen);
+    std::string name(b.substr(at + 46, nlen));
     if (method != 0)
       throw IOError(w + "entry '" + name +
                     "' is compressed; theta reads uncompressed archives (numpy.savez, not savez_compressed)");
     const std::size_t data = std::size_t(local) + 30 + get(b, local + 26, 2, path) + get(b, local + 28, 2, path);
     if (data + csize > b.size()) throw IOError(w + "truncated entry '" + name + "'");
-    Bytes bytes = b.substr(data, csize);
+    const std::string_view bytes = b.substr(data, csize);
     if (detail::crc32(bytes) != crc) throw IOError(w + "checksum mismatch in '" + name + "'");
-    out.push_back({std::move(name), std::move(bytes)});
+    out.push_back({std::move(name), bytes});
     at += 46 + nlen + xlen + clen;
   }
   return out;
