@@ -505,10 +505,10 @@ struct Reader {
 
 }  // namespace
 
-Function load_function_bytes(std::string_view bytes, const std::string& where) {
+Function load_function_bytes(std::string_view bytes, const std::string& where, bool verify) {
   Reader r;
   r.where = where;
-  for (auto& [name, data] : zip_entries(bytes, where, "load_function")) {
+  for (auto& [name, data] : zip_entries(bytes, where, "load_function", verify)) {
     if (r.entries.count(name)) r.bad("the entry '" + name + "' appears twice");
     r.entries.emplace(std::move(name), data);
   }

@@ -30,9 +30,9 @@ std::string zip_bytes(const std::vector<ZipEntry>& entries, const char* what);
 void zip_write(const std::string& path, const std::vector<ZipEntry>& entries, const char* what);
 /// The entries of an uncompressed zip archive, in order, each checked against its CRC
 /// (views into `bytes`); truncated, corrupt or compressed archives are th::IOError naming
-/// `what` and `path`.
+/// `what` and `path`. (verify = false skips the checksums: the fuzzer's way past them.)
 std::vector<std::pair<std::string, std::string_view>> zip_entries(std::string_view bytes, const std::string& path,
-                                                                  const char* what);
+                                                                  const char* what, bool verify = true);
 /// A .npy header (format 1.0) for a C-order array of `dtype` and `shape`.
 std::string npy_header(DType dtype, const Shape& shape);
 /// A whole file's bytes (th::IOError naming `what` when it cannot be read).
