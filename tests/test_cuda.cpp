@@ -8,6 +8,7 @@
 //    also runs on the GPU there (check::op's GPU leg).
 #define BOOST_TEST_MODULE cuda
 #include <cmath>
+#include <filesystem>
 #include <cstdlib>
 
 #include "check.hpp"
@@ -210,6 +211,21 @@ BOOST_AUTO_TEST_CASE(linalg_by_cusolver_matches_lapack, *bt::precondition(gpu_pr
     BOOST_TEST(check::has(check::message_of<th::ValueError>([&] { th::linalg::cholesky((-1.0 * th::eye(3)).astype(d).to(th::cuda())); }),
                           "not positive definite"));
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_function_saved_with_gpu_weights_loads_on_the_cpu, *bt::precondition(gpu_present())) {
+  // the file holds host copies of the values; a loaded function's shared variables are made
+  // where THETA_FLAGS's device says (the CPU by default), so it runs on machines without a GPU
+  th::Shared w = th::shared(th::random::uniform({3, 2}, -1, 1, 31).to(th::cuda()), "w");
+  const Tensor x = th::dmatrix("x");
+  const th::Function f = th::function({x}, th::matmul(x.to(th::cuda()), w).to(th::cpu()));
+  const std::string path = (std::filesystem::temp_directory_path() / ("theta_gpu_" + std::to_string(::getpid()) + ".theta")).string();
+  th::save(path, f);
+  th::Function g = th::load_function(path);
+  std::filesystem::remove(path);
+  for (const th::Shared& s : g.shared_variables()) BOOST_TEST((s.get_value().device() == th::cpu()));
+  const Tensor X = th::random::uniform({4, 3}, -1, 1, 32);
+  BOOST_TEST(max_rel_diff(f(X), th::matmul(X, w.get_value().to(th::cpu()))) < 1e-12);
 }
 
 BOOST_AUTO_TEST_CASE(gradients_on_the_gpu, *bt::precondition(gpu_present())) {
