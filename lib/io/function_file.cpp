@@ -374,7 +374,11 @@ struct Reader {
     s.names = j.at("names").get<std::vector<std::string>>();
     if (s.names.size() != s.in.size()) bad("a step's operand names do not match its operands");
     if (j.contains("attrs")) s.attrs = attrs(j.at("attrs"), op, depth);
-    else if (&op == &scan_op() || &op == &scan_part_op() || std::string_view(op.key) == "ifelse")
+    if (s.attrs.branches)  // ifelse: its branches take operands 1.. by position
+      for (const auto* args : {&s.attrs.branches->then_args, &s.attrs.branches->else_args})
+        for (std::size_t i : *args)
+          if (i + 1 >= s.in.size()) bad("an ifelse branch takes an operand the step does not have");
+    if (!j.contains("attrs") && (&op == &scan_op() || &op == &scan_part_op() || std::string_view(op.key) == "ifelse"))
       bad(std::string(op.name) + " without its attributes");
     if (&op == &fused_op()) {
       if (!j.contains("fused")) bad("a fused step without its chain");

@@ -113,18 +113,13 @@ std::unordered_map<const Node*, bool> step_dependence(const std::vector<Tensor>&
 
 // ---- the ops -------------------------------------------------------------------------------------
 
-std::int64_t steps_of(const Op& op, const ScanBody& b, const std::vector<const Storage*>& in,
-                      const std::vector<Meta>* metas) {
+std::int64_t steps_of(const Op& op, const ScanBody& b, const std::vector<const Storage*>& in) {
   if (b.n_seq == 0) return b.n_steps;
   const std::int64_t t = in[0]->shape[0];
   for (std::size_t i = 1; i < b.n_seq; ++i)
-    if (in[i]->shape[0] != t) {
-      std::string names;
-      if (metas) names = " " + describe(std::vector<Meta>(metas->begin(), metas->begin() + std::ptrdiff_t(b.n_seq)));
+    if (in[i]->shape[0] != t)
       throw ShapeError(std::string(op.name) + ": the sequences have different lengths (" + std::to_string(t) + " and " +
-                       std::to_string(in[i]->shape[0]) + ")" + names +
-                       "; slice them to one length or pass ScanOptions::n_steps");
-    }
+                       std::to_string(in[i]->shape[0]) + "); slice them to one length or pass ScanOptions::n_steps");
   return t;
 }
 
@@ -151,7 +146,7 @@ Storage forward_scan(const Op& op, const std::vector<const Storage*>& in, const 
   offer_for_reuse(nullptr);  // (the body's own steps allocate their values)
   const ScanBody& b = *a.scan;
   const std::size_t ns = b.n_seq, nst = b.n_state, nc = b.n_const;
-  const std::int64_t steps = steps_of(op, b, in, nullptr);
+  const std::int64_t steps = steps_of(op, b, in);
   const Function& f = b.body(a.all);
   const std::size_t n_out = a.all ? b.out_dtype.size() : b.n_user;
   std::vector<Tensor> args(ns + nst + nc);
