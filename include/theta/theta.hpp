@@ -4,6 +4,7 @@
 #include "config.hpp"
 #include "control.hpp"
 #include "device.hpp"
+#include "dist.hpp"
 #include "dtype.hpp"
 #include "error.hpp"
 #include "function.hpp"
