@@ -120,3 +120,24 @@ BOOST_AUTO_TEST_CASE(mismatched_shapes_are_an_error_on_every_rank) {
   // and the ranks still agree afterwards
   BOOST_TEST(dist::allreduce(th::tensor(1.0)).item<double>() == double(dist::size()));
 }
+
+BOOST_AUTO_TEST_CASE(average_packs_the_gradients_into_one_allreduce) {
+  th::Shared a = th::shared(th::random::uniform({3, 2}, -1, 1, 7), "a"), b = th::shared(th::random::uniform({4}, -1, 1, 8), "b");
+  th::Shared c = th::shared(th::random::uniform({2, 2, 2}, -1, 1, 9), "c");
+  const Tensor x = th::dscalar("x");
+  const Tensor cost = (th::sum(th::sqr(a)) + th::sum(b * b * b) + th::sum(th::exp(c))) * x;
+  const std::vector<Tensor> g = dist::average(th::grad(cost, {a, b, c}));
+  const th::Function f = th::function({x}, g);
+  const std::string text = th::debugprint(f);
+  std::size_t count = 0;
+  for (std::size_t at = text.find("= allreduce("); at != std::string::npos; at = text.find("= allreduce(", at + 1)) ++count;
+  BOOST_TEST(count == 1u, text);  // one MPI call for the three gradients
+  const th::Result r = f(1.0 + dist::rank());
+  const double scale = (dist::size() + 1) / 2.0;  // the mean of x over the ranks
+  const auto ga = check::vals(r[0]), gb = check::vals(r[1]), gc = check::vals(r[2]);
+  const auto av = check::vals(a.get_value()), bv = check::vals(b.get_value()), cv = check::vals(c.get_value());
+  for (std::size_t i = 0; i < av.size(); ++i) BOOST_TEST(std::fabs(ga[i] - 2 * av[i] * scale) < 1e-12);
+  for (std::size_t i = 0; i < bv.size(); ++i) BOOST_TEST(std::fabs(gb[i] - 3 * bv[i] * bv[i] * scale) < 1e-12);
+  for (std::size_t i = 0; i < cv.size(); ++i) BOOST_TEST(std::fabs(gc[i] - std::exp(cv[i]) * scale) < 1e-12);
+  BOOST_TEST(r[2].shape() == (th::Shape{2, 2, 2}));
+}

@@ -171,9 +171,31 @@ bool available() {
 
 Tensor allreduce(const Tensor& t, Op op) { return detail::make_allreduce(t, op); }
 
+// Horovod's tensor fusion, in the graph: the gradients of one dtype are flattened into one
+// buffer, reduced by one allreduce (one MPI call per dtype and step, frozen or eager) and
+// taken apart again by views (split_part reads the sizes when the function runs).
 std::vector<Tensor> average(const std::vector<Tensor>& grads) {
-  std::vector<Tensor> r;
-  for (const Tensor& g : grads) r.push_back(allreduce(g, Op::mean));
+  std::vector<Tensor> r(grads.size());
+  for (DType d : {DType::float32, DType::float64, DType::int32, DType::int64, DType::boolean}) {
+    std::vector<std::size_t> idx;
+    std::vector<Tensor> flat;
+    for (std::size_t i = 0; i < grads.size(); ++i)
+      if (detail::node_of(grads[i], "dist::average").dtype == d) idx.push_back(i), flat.push_back(reshape(grads[i], {-1}));
+    if (idx.empty()) continue;
+    if (idx.size() == 1) {
+      r[idx[0]] = allreduce(grads[idx[0]], Op::mean);
+      continue;
+    }
+    const Tensor sum = allreduce(concatenate(flat, 0), Op::mean);
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      std::vector<Tensor> in{sum};
+      in.insert(in.end(), flat.begin(), flat.end());
+      detail::Attrs a;
+      a.axis = 0;
+      a.part = std::int64_t(k);
+      r[idx[k]] = detail::reshape_like(detail::apply(detail::split_part_op(), std::move(in), std::move(a)), grads[idx[k]]);
+    }
+  }
   return r;
 }
 

@@ -8,6 +8,8 @@ namespace th::detail {
 // Each adjoint pair refers to the other in its VJP.
 extern const Op op_slice, op_slice_grad, op_take, op_take_grad, op_concatenate, op_split_part;
 
+const Op& split_part_op() { return op_split_part; }
+
 namespace {
 
 const Tensor none{};
@@ -278,7 +280,12 @@ const Op op_concatenate{
 // split_part(g, x0..xn): the part of g along attrs.axis that concatenate took from x_part.
 const Op op_split_part{
     "split_part", 0,
-    [](const Op&, const std::vector<Meta>& in, const Attrs& a) {
+    [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+      // (made by concatenate's VJP; checked for the sake of loaded files)
+      if (a.part < 0 || std::size_t(a.part) + 1 >= in.size()) throw_shape(op, "no such part", in);
+      for (const Meta& m : in)
+        if (a.axis < 0 || std::size_t(a.axis) >= m.shape.size() || m.shape.size() != in[0].shape.size())
+          throw_shape(op, "the parts do not match the axis", in);
       Shape s = in[std::size_t(a.part) + 1].shape;
       Shape gs = in[0].shape;
       for (std::size_t i = 0; i < s.size(); ++i)
