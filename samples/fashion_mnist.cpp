@@ -25,7 +25,7 @@ struct Args {
   int epochs = 5;
   std::int64_t batch = 100, train_limit = 0, test_limit = 0;
   double lr = 1e-3, expect = -1;
-  bool profile = false;
+  bool profile = false, data_parallel = false;
   std::uint64_t seed = 1;
 };
 
@@ -45,6 +45,8 @@ void usage(std::ostream& os) {
         "  --data DIR         the idx.gz files (default /usr/share/datasets/fashion-mnist)\n"
         "  --expect-accuracy X  exit with status 1 when the final test accuracy is below X\n"
         "  --profile          print the training function's time per step at the end\n"
+        "  --data-parallel    under mpirun: each rank trains on its share of every batch, the\n"
+        "                     gradients averaged across ranks (th::dist); rank 0 prints\n"
         "  --save-model FILE  at the end, save the trained predictor (images in, classes out) to\n"
         "                     FILE with th::save, and ten test images to FILE.images.npy:\n"
         "                     theta run FILE FILE.images.npy predicts them without this program\n"
@@ -84,6 +86,8 @@ Args parse(int argc, char** argv) {
         a.test_limit = std::stoll(value());
       } else if (k == "--checkpoint") {
         a.checkpoint = value();
+      } else if (k == "--data-parallel") {
+        a.data_parallel = true;
       } else if (k == "--save-model") {
         a.save_model = value();
       } else if (k == "--profile") {
@@ -181,6 +185,9 @@ std::string clock_text(double s) {
 
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
+  th::dist::init(argc, argv);  // (one process unless started by mpirun)
+  const int rank = th::dist::rank(), ranks = a.data_parallel ? th::dist::size() : 1;
+  if (rank != 0) std::freopen("/dev/null", "w", stdout);  // rank 0 reports
   const bool conv = a.model == "cnn";
   th::Tensor xtr, ytr, xte, yte;
   try {
@@ -198,12 +205,20 @@ int main(int argc, char** argv) {
   std::cout << "Fashion-MNIST: " << n << " training and " << nt << " test images; model " << a.model << ", batch "
             << a.batch << ", Adam lr " << a.lr << ", " << a.epochs << " epochs\n";
 
-  th::RandomStreams srng(a.seed);
+  th::RandomStreams srng(a.seed + std::uint64_t(rank));  // (each rank its own dropout masks)
   const Model m = conv ? cnn(a.seed, srng) : mlp(a.seed);
+  if (ranks > 1) {
+    th::dist::broadcast(m.params, 0);
+    std::cout << "data-parallel over " << ranks << " ranks: each trains on 1/" << ranks << " of every batch\n";
+  }
   const th::Tensor y = th::lvector("y");
   const th::Tensor cost = th::mean(th::categorical_crossentropy(th::softmax(m.train_logits), y));
   const auto t0 = std::chrono::steady_clock::now();
-  const th::Function train = th::function({m.x, y}, {cost}, th::optim::adam(cost, m.params, a.lr));
+  // data-parallel: the ranks' gradients averaged (one allreduce per step), then Adam
+  const th::Function train =
+      ranks > 1 ? th::function({m.x, y}, {cost}, th::optim::adam(th::dist::average(th::grad(cost, std::vector<th::Tensor>(m.params.begin(), m.params.end()))),
+                                                               m.params, a.lr))
+                : th::function({m.x, y}, {cost}, th::optim::adam(cost, m.params, a.lr));
   const th::Function predict = th::function({m.x}, th::argmax(m.test_logits, 1));
   std::cout << "froze the training and prediction functions in "
             << std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() << " ms\n";
@@ -241,7 +256,9 @@ int main(int argc, char** argv) {
     double loss_sum = 0;
     for (std::int64_t s = 0; s < steps; ++s) {
       const std::int64_t lo = s * a.batch, hi = std::min(n, lo + a.batch);
-      const th::Tensor idx = th::tensor(std::vector<std::int64_t>(order.begin() + lo, order.begin() + hi), {hi - lo});
+      std::vector<std::int64_t> mine;  // this rank's share of the batch
+      for (std::int64_t i = lo + rank % ranks; i < hi; i += ranks) mine.push_back(order[std::size_t(i)]);
+      const th::Tensor idx = th::tensor(mine, {std::int64_t(mine.size())});
       loss_sum += train(th::take(xtr, idx), th::take(ytr, idx))[0].item<double>();
       if (tty && (s % 10 == 9 || s + 1 == steps)) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -255,7 +272,7 @@ int main(int argc, char** argv) {
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     acc = accuracy();
-    if (!a.checkpoint.empty()) th::save_params(a.checkpoint, train.shared_variables());
+    if (!a.checkpoint.empty() && rank == 0) th::save_params(a.checkpoint, train.shared_variables());
     std::printf("%sepoch %d/%d: loss %.4f, %.0f images/s, %.1f s; test accuracy %.4f\n", tty ? "\r\033[K" : "", epoch,
                 a.epochs, loss_sum / double(steps), double(n) / secs, secs, acc);
     std::fflush(stdout);
@@ -263,7 +280,7 @@ int main(int argc, char** argv) {
   if (a.epochs == 0) acc = accuracy();
   std::printf("final test accuracy: %.4f\n", acc);
   if (a.profile) std::cout << train.profile();
-  if (!a.save_model.empty()) {
+  if (!a.save_model.empty() && rank == 0) {
     th::save(a.save_model, predict);
     th::save_npy(a.save_model + ".images.npy", th::view(xte, th::range(0, std::min<std::int64_t>(10, nt))));
     std::printf("saved the predictor to %s and ten test images to %s.images.npy (their classes: %s); try\n"
