@@ -216,8 +216,7 @@ int main(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   // data-parallel: the ranks' gradients averaged (one allreduce per step), then Adam
   const th::Function train =
-      ranks > 1 ? th::function({m.x, y}, {cost}, th::optim::adam(th::dist::average(th::grad(cost, std::vector<th::Tensor>(m.params.begin(), m.params.end()))),
-                                                               m.params, a.lr))
+      ranks > 1 ? th::function({m.x, y}, {cost}, th::optim::adam(th::dist::average(th::grad(cost, m.params)), m.params, a.lr))
                 : th::function({m.x, y}, {cost}, th::optim::adam(cost, m.params, a.lr));
   const th::Function predict = th::function({m.x}, th::argmax(m.test_logits, 1));
   std::cout << "froze the training and prediction functions in "

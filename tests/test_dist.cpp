@@ -126,7 +126,8 @@ BOOST_AUTO_TEST_CASE(average_packs_the_gradients_into_one_allreduce) {
   th::Shared c = th::shared(th::random::uniform({2, 2, 2}, -1, 1, 9), "c");
   const Tensor x = th::dscalar("x");
   const Tensor cost = (th::sum(th::sqr(a)) + th::sum(b * b * b) + th::sum(th::exp(c))) * x;
-  const std::vector<Tensor> g = dist::average(th::grad(cost, {a, b, c}));
+  const std::vector<th::Shared> params{a, b, c};
+  const std::vector<Tensor> g = dist::average(th::grad(cost, params));  // (API.md's line, verbatim)
   const th::Function f = th::function({x}, g);
   const std::string text = th::debugprint(f);
   std::size_t count = 0;

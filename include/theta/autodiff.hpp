@@ -1,5 +1,6 @@
 // Reverse-mode differentiation over the recorded tape.
 #pragma once
+#include <type_traits>
 #include <vector>
 
 #include "tensor.hpp"
@@ -12,6 +13,12 @@ namespace th {
 Tensor grad(const Tensor& cost, const Tensor& wrt);
 /// Gradients with respect to several tensors, in order.
 std::vector<Tensor> grad(const Tensor& cost, const std::vector<Tensor>& wrt);
+/// The same for a list of another kind of tensor, e.g. a model's std::vector<th::Shared>
+/// parameters (a template: a braced list still picks the overload above).
+template <class S, std::enable_if_t<std::is_base_of_v<Tensor, S> && !std::is_same_v<S, Tensor>, int> = 0>
+std::vector<Tensor> grad(const Tensor& cost, const std::vector<S>& wrt) {
+  return grad(cost, std::vector<Tensor>(wrt.begin(), wrt.end()));
+}
 /// Vector-Jacobian product: the gradient of sum(y * v) with respect to x.
 Tensor vjp(const Tensor& y, const Tensor& x, const Tensor& v);
 /// dy/dx with shape y.shape + x.shape. For a symbolic y whose size is known only when it
