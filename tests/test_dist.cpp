@@ -142,3 +142,21 @@ BOOST_AUTO_TEST_CASE(average_packs_the_gradients_into_one_allreduce) {
   for (std::size_t i = 0; i < cv.size(); ++i) BOOST_TEST(std::fabs(gc[i] - std::exp(cv[i]) * scale) < 1e-12);
   BOOST_TEST(r[2].shape() == (th::Shape{2, 2, 2}));
 }
+
+BOOST_AUTO_TEST_CASE(a_frozen_call_packs_its_allreduces) {
+  // three allreduces written one by one (two float64 sums, then a max that waits for them)
+  const Tensor a = th::dvector("a"), b = th::dmatrix("b");
+  const Tensor s1 = dist::allreduce(a * 2.0), s2 = dist::allreduce(b);
+  const Tensor m = dist::allreduce(th::sum(s1) + th::sum(s2), dist::Op::max);
+  const th::Function f = th::function({a, b}, {s1, s2, m});
+  const std::string text = th::debugprint(f);
+  std::size_t count = 0;
+  for (std::size_t at = text.find("= allreduce("); at != std::string::npos; at = text.find("= allreduce(", at + 1)) ++count;
+  const int n = dist::size();
+  BOOST_TEST(count == (n > 1 ? 2u : 3u), text);  // s1 and s2 in one call (with several ranks)
+  const th::Result r = f(th::tensor({1.0, 2.0}), th::tensor({{1.0, double(dist::rank())}}));
+  BOOST_TEST(check::vals(r[0]) == (std::vector<double>{2.0 * n, 4.0 * n}), boost::test_tools::per_element());
+  BOOST_TEST(check::vals(r[1]) == (std::vector<double>{double(n), n * (n - 1) / 2.0}), boost::test_tools::per_element());
+  BOOST_TEST(r[1].shape() == (th::Shape{1, 2}));
+  BOOST_TEST(r[2].item<double>() == 6.0 * n + n + n * (n - 1) / 2.0);
+}

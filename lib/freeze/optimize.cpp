@@ -16,6 +16,7 @@ void optimize(Program& p) {
   note("gemm_acc", rewrite_gemm_acc(p));
   note("dead", eliminate_dead(p));
   note("scan_saves", drop_scan_saves(p));
+  note("dist_pack", pack_allreduces(p));
   note("fused", fuse_elementwise(p));  // late: the other passes match single ops
   note("fused_merge", merge_fused_passes(p));
   note("fused_reduce", fuse_reductions(p));

@@ -35,6 +35,8 @@ int rewrite_gemm_acc(Program& p);
 int eliminate_dead(Program& p);
 /// Scans whose saved values no step reads run without them (after eliminate_dead).
 int drop_scan_saves(Program& p);
+/// The allreduces of one call packed into one (rewrite_dist_pack.cpp; with several ranks).
+int pack_allreduces(Program& p);
 int fuse_elementwise(Program& p);
 int merge_fused_passes(Program& p);
 int fuse_reductions(Program& p);

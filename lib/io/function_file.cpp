@@ -48,7 +48,7 @@ const std::map<std::string, std::pair<int, int>>& arities() {
                           "sqrt", "tanh", "cast", "stop_gradient", "to", "view", "sum", "prod", "max", "min", "argmin",
                           "argmax", "count", "reshape", "transpose", "expand_dims", "squeeze", "broadcast_to",
                           "inv", "cholesky", "slogdet", "det_sign", "tri_mask", "eigh", "eigh_vectors", "qr", "qr_r",
-                          "svd", "svd_s", "svd_vt", "pool_2d", "shape_of", "zeros", "scan_part"})
+                          "svd", "svd_s", "svd_vt", "pool_2d", "shape_of", "zeros", "scan_part", "allreduce"})
       r[k] = {1, 1};
     for (const char* k : {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge",
                           "view_grad", "take", "matmul", "matmul_t", "reshape_like", "broadcast_like", "sum_to_like",

@@ -7,6 +7,7 @@
 
 #include "ops/op.hpp"
 #include "theta/control.hpp"
+#include "theta/dist.hpp"
 #include "theta/linalg.hpp"
 #include "theta/nn.hpp"
 
@@ -38,6 +39,7 @@ void link_every_family() {
       reinterpret_cast<const void*>(&th::ifelse),
       reinterpret_cast<const void*>(static_cast<Tensor (*)(const Tensor&)>(&th::linalg::inv)),
       reinterpret_cast<const void*>(&th::shape_of),
+      reinterpret_cast<const void*>(&th::dist::size),
       reinterpret_cast<const void*>(static_cast<Tensor (*)(const Tensor&, const Tensor&, std::int64_t)>(&th::take)),
   };
   (void)keep;
