@@ -177,6 +177,10 @@ BOOST_AUTO_TEST_CASE(random_draws_once_per_step) {
   }
   auto row = [](const std::vector<double>& v, std::size_t t) { return std::vector<double>(v.begin() + 40 * t, v.begin() + 40 * (t + 1)); };
   BOOST_TEST((row(y1, 0) != row(y1, 1)));  // a new mask at each step
+  // the stream the body draws from is among the function's shared variables (checkpoints)
+  bool listed = false;
+  for (const th::Shared& s : f.shared_variables()) listed = listed || s.name() == "srng.state";
+  BOOST_TEST(listed);
   BOOST_TEST((y1 != y2));                  // and at each call
 }
 

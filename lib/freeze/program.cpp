@@ -18,6 +18,7 @@
 #include "cpu/fused.hpp"
 #include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
+#include "ops/subprograms.hpp"
 
 namespace th::detail {
 
@@ -688,8 +689,24 @@ std::vector<Shared> Function::shared_variables() const {
       if (s.node() == n) return;
     r.push_back(Shared(Tensor(n)));
   };
-  for (const auto& [slot, n] : p_->shared) add(n);
-  for (const auto& [n, slot] : p_->updates) add(n);
+  // the program's, then those its sub-programs read or update (an ifelse branch's weights,
+  // the random streams a scan body draws from)
+  std::vector<const detail::Program*> todo{p_.get()};
+  while (!todo.empty()) {
+    const detail::Program& p = *todo.back();
+    todo.pop_back();
+    for (const auto& [slot, n] : p.shared) add(n);
+    for (const auto& [n, slot] : p.updates) add(n);
+    for (const detail::Step& s : p.steps) {
+      if (s.attrs.branches) {
+        todo.push_back(s.attrs.branches->then_f.program().get());
+        todo.push_back(s.attrs.branches->else_f.program().get());
+      }
+      if (s.attrs.scan && s.op == &detail::scan_op())
+        for (bool save : {false, true})
+          if (s.attrs.scan->has_body(save)) todo.push_back(s.attrs.scan->body(save).program().get());
+    }
+  }
   return r;
 }
 
