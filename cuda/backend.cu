@@ -440,15 +440,10 @@ void cublas_check(cublasStatus_t s, const char* call) {
 #define THETA_CUBLAS_CHECK(call) cublas_check((call), #call)
 
 cublasHandle_t handle(int device) {
-  static std::once_flag once[64];
-  static cublasHandle_t h[64];
-  cudaStream_t st = stream(device);  // validates the index
-  std::call_once(once[device], [&] {
-    DeviceGuard g(device);
-    THETA_CUBLAS_CHECK(cublasCreate(&h[device]));
-    THETA_CUBLAS_CHECK(cublasSetStream(h[device], st));
+  return per_device_handle<cublasHandle_t>(device, [](cublasHandle_t& h, cudaStream_t st) {
+    THETA_CUBLAS_CHECK(cublasCreate(&h));
+    THETA_CUBLAS_CHECK(cublasSetStream(h, st));
   });
-  return h[device];
 }
 
 // A matrix operand as cuBLAS sees it (column-major): a row-major M x K matrix with row

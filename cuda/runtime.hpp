@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,20 @@ class DeviceGuard {
  private:
   int previous_ = -1;
 };
+
+/// A library handle (cuBLAS, cuSOLVER) per device, made once by make(handle&, stream) with
+/// the device current and bound to its theta stream (one table per call site).
+template <class H, class Make>
+H per_device_handle(int device, Make&& make) {
+  static std::once_flag once[64];
+  static H h[64];
+  cudaStream_t st = stream(device);  // validates the index
+  std::call_once(once[device], [&] {
+    DeviceGuard g(device);
+    make(h[device], st);
+  });
+  return h[device];
+}
 
 /// Backend::factor on `device` by cuSOLVER (cuda/solver.cu).
 bool factor(int device, Factor k, const Storage& a, const Storage& b, std::vector<int>& info);

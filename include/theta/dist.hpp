@@ -36,7 +36,8 @@ Tensor allreduce(const Tensor& t, Op op = Op::sum);
 /// Sets each shared variable to its value on rank `root` (before training: every rank
 /// starts from the same weights).
 void broadcast(const std::vector<Shared>& params, int root = 0);
-/// allreduce(g, mean) of each gradient: the data-parallel step's gradients.
+/// allreduce(g, mean) of each gradient: the data-parallel step's gradients (frozen with
+/// several ranks, all of one dtype go in one MPI call).
 std::vector<Tensor> average(const std::vector<Tensor>& grads);
 /// Ends the job on every rank with exit status `code` (MPI_Abort), after printing `why`.
 [[noreturn]] void abort(const std::string& why, int code = 1);

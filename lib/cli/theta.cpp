@@ -57,9 +57,8 @@ std::string shape_text(const th::Shape& s) {
 }
 
 int info(const th::Function& f) {
-  const auto& p = f.program();
-  (void)p;
-  std::cout << th::debugprint(f).substr(0, th::debugprint(f).find('\n')) << "\n";
+  const std::string text = th::debugprint(f);
+  std::cout << text.substr(0, text.find('\n')) << "\n";  // its counts of inputs, steps, outputs, updates
   std::cout << "shared variables:\n";
   for (const th::Shared& s : f.shared_variables()) {
     const th::Tensor v = s.get_value();

@@ -72,19 +72,21 @@ Storage forward_allreduce(const Op& op, const std::vector<const Storage*>& in, c
   const Storage& x = *in[0];
   if (g_size == 1) return x;  // (one rank: the sum, mean, max and min of one value)
 #ifdef THETA_HAS_MPI
-  // the ranks must agree on the dtype, rank and sizes: one exchange of their minima and maxima
-  std::vector<long long> mine{static_cast<long long>(x.dtype), static_cast<long long>(x.shape.size())};
-  for (auto d : x.shape) mine.push_back(d);
-  long long n_meta = static_cast<long long>(mine.size()), n_max = 0;
-  check_mpi(MPI_Allreduce(&n_meta, &n_max, 1, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
-  mine.resize(std::size_t(n_max), -1);  // (ranks of other ranks: padded)
-  std::vector<long long> both(2 * mine.size()), lo(mine.size()), hi(mine.size());
-  for (std::size_t i = 0; i < mine.size(); ++i) both[i] = mine[i], both[mine.size() + i] = -mine[i];
-  std::vector<long long> red(both.size());
-  check_mpi(MPI_Allreduce(both.data(), red.data(), int(both.size()), MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD),
-            "MPI_Allreduce");
-  for (std::size_t i = 0; i < mine.size(); ++i)
-    if (red[i] != -red[mine.size() + i]) {
+  // the ranks must agree on the dtype, rank and sizes: one exchange of the maxima of each
+  // fact and of its negation (their minima), over a header of a fixed length
+  constexpr std::size_t kHeader = 2 + 32;  // dtype, rank, sizes (a tensor has up to 32 axes)
+  if (x.shape.size() > 32) throw_shape(op, "more than 32 axes", {meta_of(x)});
+  long long both[2 * kHeader], red[2 * kHeader];
+  for (std::size_t i = 0; i < kHeader; ++i) {
+    const long long v = i == 0 ? static_cast<long long>(x.dtype)
+                        : i == 1 ? static_cast<long long>(x.shape.size())
+                        : i - 2 < x.shape.size() ? x.shape[i - 2]
+                                                 : -1;
+    both[i] = v, both[kHeader + i] = -v;
+  }
+  check_mpi(MPI_Allreduce(both, red, int(2 * kHeader), MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  for (std::size_t i = 0; i < kHeader; ++i)
+    if (red[i] != -red[kHeader + i]) {
       const std::string what = i == 0 ? "dtypes" : i == 1 ? "ranks" : "sizes";
       const std::string msg = std::string(op.name) + ": the ranks' tensors differ in their " + what + " (rank " +
                               std::to_string(g_rank) + " has " + std::string(dtype_name(x.dtype)) + " " +
@@ -109,7 +111,7 @@ Storage forward_allreduce(const Op& op, const std::vector<const Storage*>& in, c
   return to_device(std::move(y), x.device());
 #else
   (void)op, (void)a, (void)out;
-  return x;
+  return x;  // (unreachable: without MPI there is one rank)
 #endif
 }
 
@@ -171,31 +173,11 @@ bool available() {
 
 Tensor allreduce(const Tensor& t, Op op) { return detail::make_allreduce(t, op); }
 
-// Horovod's tensor fusion, in the graph: the gradients of one dtype are flattened into one
-// buffer, reduced by one allreduce (one MPI call per dtype and step, frozen or eager) and
-// taken apart again by views (split_part reads the sizes when the function runs).
+// (Horovod's tensor fusion happens when the step is frozen: pack_allreduces in
+// lib/freeze/rewrite_dist_pack.cpp makes these one MPI call.)
 std::vector<Tensor> average(const std::vector<Tensor>& grads) {
-  std::vector<Tensor> r(grads.size());
-  for (DType d : {DType::float32, DType::float64, DType::int32, DType::int64, DType::boolean}) {
-    std::vector<std::size_t> idx;
-    std::vector<Tensor> flat;
-    for (std::size_t i = 0; i < grads.size(); ++i)
-      if (detail::node_of(grads[i], "dist::average").dtype == d) idx.push_back(i), flat.push_back(reshape(grads[i], {-1}));
-    if (idx.empty()) continue;
-    if (idx.size() == 1) {
-      r[idx[0]] = allreduce(grads[idx[0]], Op::mean);
-      continue;
-    }
-    const Tensor sum = allreduce(concatenate(flat, 0), Op::mean);
-    for (std::size_t k = 0; k < idx.size(); ++k) {
-      std::vector<Tensor> in{sum};
-      in.insert(in.end(), flat.begin(), flat.end());
-      detail::Attrs a;
-      a.axis = 0;
-      a.part = std::int64_t(k);
-      r[idx[k]] = detail::reshape_like(detail::apply(detail::split_part_op(), std::move(in), std::move(a)), grads[idx[k]]);
-    }
-  }
+  std::vector<Tensor> r;
+  for (const Tensor& g : grads) r.push_back(allreduce(g, Op::mean));
   return r;
 }
 

@@ -25,15 +25,14 @@ int eliminate_dead(Program& p) {
 }
 
 int drop_scan_saves(Program& p) {
+  // the slots whose saved parts (or whole tuple, read by anything but scan_part) are read
+  std::vector<char> saves_read(p.slots, 0);
+  for (const Step& r : p.steps)
+    for (std::size_t i : r.in)
+      if (r.op != &scan_part_op() || std::size_t(r.attrs.part) >= scan_user_outputs(r.attrs)) saves_read[i] = 1;
   int dropped = 0;
-  for (Step& s : p.steps) {
-    if (s.op != &scan_op() || !s.attrs.all) continue;
-    bool read = false;
-    for (const Step& r : p.steps)
-      for (std::size_t i : r.in)
-        read = read || (i == s.out && (r.op != &scan_part_op() || std::size_t(r.attrs.part) >= scan_user_outputs(s.attrs)));
-    if (!read) s.attrs.all = false, ++dropped;
-  }
+  for (Step& s : p.steps)
+    if (s.op == &scan_op() && s.attrs.all && !saves_read[s.out]) s.attrs.all = false, ++dropped;
   return dropped;
 }
 

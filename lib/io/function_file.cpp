@@ -81,11 +81,7 @@ struct Writer {
   json loops = json::array();
   std::size_t arrays = 0;
 
-  void add(const std::string& name, const Storage& s) {
-    keep.push_back(contiguous_as(transfer(s, th::cpu()), s.dtype));
-    const Storage& c = keep.back();
-    entries.push_back({name, npy_header(c.dtype, c.shape), c.bytes(), std::size_t(c.size()) * dtype_size(c.dtype)});
-  }
+  void add(const std::string& name, const Storage& s) { entries.push_back(npy_entry(name, s, keep)); }
 
   std::string array(const Storage& s) {
     const std::string name = "arrays/" + std::to_string(arrays++) + ".npy";

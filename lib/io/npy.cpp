@@ -2,6 +2,7 @@
 // the bytes actually present before anything is allocated.
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <cstring>
 #include <cstdio>
 #include <fstream>
@@ -34,12 +35,26 @@ const char* descr_of(DType d) {
   return "";
 }
 
-Bytes encode_npy(const Tensor& t) {
-  const detail::Storage& v = detail::value_of(t, "save_npy");
-  detail::Storage c = detail::contiguous_as(detail::transfer(v, th::cpu()), v.dtype);
-  Bytes out = detail::npy_header(v.dtype, v.shape);
-  out.append(c.bytes(), std::size_t(c.size()) * dtype_size(v.dtype));
-  return out;
+// Writes `path` through fill(stream): beside it first, then renamed over it, so a failed
+// write (or a throw from fill) leaves an existing file whole and no temporary behind.
+template <class Fill>
+void write_replacing(const std::string& path, const char* what, Fill&& fill) {
+  const std::string tmp = path + ".part";
+  bool ok = false;
+  try {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (f) {
+      fill(f);
+      ok = bool(f.flush());
+    }
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw IOError(std::string(what) + ": cannot write '" + path + "'");
+  }
 }
 
 [[noreturn]] void bad(const std::string& where, const std::string& what) {
@@ -134,13 +149,6 @@ Tensor detail::parse_npy(std::string_view b, const std::string& where) {
   return tensor_from_data(data, dtype, shape);
 }
 
-namespace {
-
-Bytes read_file(const std::string& path, const char* what) { return detail::read_bytes(path, what); }
-void write_file(const std::string& path, const Bytes& b, const char* what) { detail::write_bytes(path, b, what); }
-
-}  // namespace
-
 std::string detail::read_bytes(const std::string& path, const char* what) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw IOError(std::string(what) + ": cannot open '" + path + "'");
@@ -150,22 +158,6 @@ std::string detail::read_bytes(const std::string& path, const char* what) {
   f.seekg(0);
   if (!f.read(b.data(), size)) throw IOError(std::string(what) + ": cannot read '" + path + "'");
   return b;
-}
-
-void detail::write_bytes(const std::string& path, const std::string& b, const char* what) {
-  // written beside the target and renamed over it: a failed write leaves the old file whole
-  const std::string tmp = path + ".part";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f || !f.write(b.data(), std::streamsize(b.size())) || !f.flush()) {
-      std::remove(tmp.c_str());
-      throw IOError(std::string(what) + ": cannot write '" + path + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IOError(std::string(what) + ": cannot write '" + path + "'");
-  }
 }
 
 // ---- zip (stored entries only), enough for numpy.savez -----------------------------------
@@ -190,27 +182,34 @@ std::uint32_t get(std::string_view b, std::size_t at, int n, const std::string& 
 
 }  // namespace
 
-void save_npy(const std::string& path, const Tensor& t) { write_file(path, encode_npy(t), "save_npy"); }
+detail::ZipEntry detail::npy_entry(std::string name, const Storage& s, std::deque<Storage>& keep) {
+  keep.push_back(contiguous_as(transfer(s, th::cpu()), s.dtype));  // (itself when it is one already)
+  const Storage& c = keep.back();
+  return {std::move(name), npy_header(c.dtype, c.shape), c.bytes(), std::size_t(c.size()) * dtype_size(c.dtype)};
+}
 
-Tensor load_npy(const std::string& path) { return detail::parse_npy(read_file(path, "load_npy"), "'" + path + "'"); }
+void save_npy(const std::string& path, const Tensor& t) {
+  std::deque<detail::Storage> keep;
+  const detail::ZipEntry e = detail::npy_entry("", detail::value_of(t, "save_npy"), keep);
+  write_replacing(path, "save_npy", [&](std::ofstream& f) {
+    f.write(e.head.data(), std::streamsize(e.head.size()));
+    f.write(e.data, std::streamsize(e.size));
+  });
+}
+
+Tensor load_npy(const std::string& path) {
+  return detail::parse_npy(detail::read_bytes(path, "load_npy"), "'" + path + "'");
+}
 
 void save_npz(const std::string& path, const std::map<std::string, Tensor>& named) {
-  std::vector<detail::Storage> keep;  // (contiguous host copies where a value is not one)
+  std::deque<detail::Storage> keep;
   std::vector<detail::ZipEntry> entries;
-  keep.reserve(named.size());
-  for (const auto& [name, t] : named) {
-    const detail::Storage& v = detail::value_of(t, "save_npz");
-    keep.push_back(detail::contiguous_as(detail::transfer(v, th::cpu()), v.dtype));
-    entries.push_back({name + ".npy", detail::npy_header(v.dtype, v.shape), keep.back().bytes(),
-                       std::size_t(keep.back().size()) * dtype_size(v.dtype)});
-  }
+  for (const auto& [name, t] : named) entries.push_back(detail::npy_entry(name + ".npy", detail::value_of(t, "save_npz"), keep));
   detail::zip_write(path, entries, "save_npz");
 }
 
-std::string detail::npy_bytes(const Tensor& t) { return encode_npy(t); }
-
 std::map<std::string, Tensor> load_npz(const std::string& path) {
-  return detail::parse_npz(read_file(path, "load_npz"), path);
+  return detail::parse_npz(detail::read_bytes(path, "load_npz"), path);
 }
 
 std::map<std::string, Tensor> detail::parse_npz(std::string_view b, const std::string& path) {
@@ -272,23 +271,9 @@ std::string detail::zip_bytes(const std::vector<ZipEntry>& entries, const char* 
 }
 
 void detail::zip_write(const std::string& path, const std::vector<ZipEntry>& entries, const char* what) {
-  // written beside the target and renamed over it: a failed write leaves the old file whole
-  const std::string tmp = path + ".part";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    bool ok = bool(f);
-    if (ok) zip_to([&](const char* p, std::size_t n) { f.write(p, std::streamsize(n)); }, entries, what);
-    ok = ok && f.flush();
-    if (!ok) {
-      f.close();
-      std::remove(tmp.c_str());
-      throw IOError(std::string(what) + ": cannot write '" + path + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IOError(std::string(what) + ": cannot write '" + path + "'");
-  }
+  write_replacing(path, what, [&](std::ofstream& f) {
+    zip_to([&](const char* p, std::size_t n) { f.write(p, std::streamsize(n)); }, entries, what);
+  });
 }
 
 std::vector<std::pair<std::string, std::string_view>> detail::zip_entries(std::string_view b, const std::string& path,

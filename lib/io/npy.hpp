@@ -1,12 +1,14 @@
 // In-memory .npy/.npz parsing behind load_npy/load_npz (the fuzzers call these directly).
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "core/storage.hpp"
 #include "theta/tensor.hpp"
 
 namespace th::detail {
@@ -37,11 +39,9 @@ std::vector<std::pair<std::string, std::string_view>> zip_entries(std::string_vi
 std::string npy_header(DType dtype, const Shape& shape);
 /// A whole file's bytes (th::IOError naming `what` when it cannot be read).
 std::string read_bytes(const std::string& path, const char* what);
-/// Writes a whole file, through a temporary beside it renamed over the target (a failed
-/// write leaves an existing file as it was).
-void write_bytes(const std::string& path, const std::string& bytes, const char* what);
-/// The bytes of `t` as a .npy file.
-std::string npy_bytes(const Tensor& t);
+/// The zip entry of `s` as a .npy file named `name`: its header, then its elements, read
+/// from a contiguous host copy (`s` itself where it is one) that `keep` holds for the write.
+ZipEntry npy_entry(std::string name, const Storage& s, std::deque<Storage>& keep);
 /// The zip/PNG CRC-32 of `bytes` (continuing from `crc`, the CRC of the bytes before).
 std::uint32_t crc32(std::string_view bytes, std::uint32_t crc = 0);
 

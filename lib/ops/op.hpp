@@ -185,7 +185,7 @@ const Op& matmul_t_op();
 /// rewrites only (no gradient).
 const Op& matmul_acc_op();
 /// split_part(g, x0..xn) (ops/index.cpp): the part attrs.part of g along attrs.axis that
-/// concatenate took from x_part (concatenate's VJP; th::dist::average unpacks with it).
+/// concatenate took from x_part (concatenate's VJP; pack_allreduces unpacks with it).
 const Op& split_part_op();
 /// scan_part(tuple) (ops/scan.cpp): output attrs.part of a scan; th::grad hands the gradients
 /// of all of a scan's parts to the scan's VJP at once (VjpCtx::parts).

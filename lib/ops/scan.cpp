@@ -237,6 +237,22 @@ struct Loop {
   std::vector<Tensor> seqs, inits, consts;  // the operands
   bool backwards = false;
   std::int64_t n_steps = -1;
+
+  /// The body program's inputs, in its order: the slices, the states, the invariants.
+  std::vector<Tensor> inputs() const {
+    std::vector<Tensor> all = seq_in;
+    all.insert(all.end(), state_in.begin(), state_in.end());
+    all.insert(all.end(), const_in.begin(), const_in.end());
+    return all;
+  }
+  /// Their nodes; without the invariants with `step_only` (what changes from step to step).
+  std::unordered_set<const Node*> input_nodes(bool step_only = false) const {
+    std::unordered_set<const Node*> r;
+    for (const auto* v : {&seq_in, &state_in, &const_in})
+      if (!step_only || v != &const_in)
+        for (const Tensor& t : *v) r.insert(t.node().get());
+    return r;
+  }
 };
 
 Tensor body_placeholder(const Node& like, const Shape& shape, std::string name) {
@@ -248,9 +264,7 @@ Tensor body_placeholder(const Node& like, const Shape& shape, std::string name) 
 // once outside the loop. Constants stay in the body (folded there); a draw keeps reading
 // its stream's state (its update is the body's).
 void hoist(Loop& L) {
-  std::unordered_set<const Node*> inputs;
-  for (const auto* v : {&L.seq_in, &L.state_in, &L.const_in})
-    for (const Tensor& t : *v) inputs.insert(t.node().get());
+  const std::unordered_set<const Node*> inputs = L.input_nodes();
   const auto dep = step_dependence(L.outs, inputs);
   std::vector<std::pair<Tensor, Tensor>> replace;
   std::unordered_set<const Node*> hoisted;
@@ -279,18 +293,13 @@ void hoist(Loop& L) {
   if (!replace.empty()) L.outs = clone_graph(L.outs, replace);
 }
 
-// The body's values the VJP of `outs` (seeded by `seeds`, with respect to `wrt`) reads that
-// change from step to step and are not body inputs.
+// The body's values that `grads` (a VJP of the body's outputs) read which change from step
+// to step and are not body inputs.
 std::vector<Tensor> needed_by_vjp(const Loop& L, const std::vector<Tensor>& grads) {
-  std::unordered_set<const Node*> inputs;
-  for (const auto* v : {&L.seq_in, &L.state_in, &L.const_in})
-    for (const Tensor& t : *v) inputs.insert(t.node().get());
+  const std::unordered_set<const Node*> inputs = L.input_nodes();
   std::unordered_set<const Node*> fwd;
   walk(L.outs, inputs, [&](const Tensor& t) { fwd.insert(t.node().get()); });
-  std::unordered_set<const Node*> step_in;
-  for (const auto* v : {&L.seq_in, &L.state_in})
-    for (const Tensor& t : *v) step_in.insert(t.node().get());
-  const auto dep = step_dependence(L.outs, step_in);
+  const auto dep = step_dependence(L.outs, L.input_nodes(/*step_only=*/true));
   // a view (slice, reshape, transpose, broadcast) of a value is taken again from that value
   // rather than saved as a copy of its own
   auto is_view = [](const Op* op) {
@@ -323,16 +332,13 @@ std::vector<bool> floating_of(const std::vector<Tensor>& ts) {
 Tensor make_scan_node(Loop L, std::vector<Tensor>* parts_out);
 
 // The gradients of the body's inputs for output seeds `seeds` (empty: none), w.r.t. the
-// inputs flagged in `want` (seq_in, then state_in, then const_in).
-std::vector<Tensor> body_vjp(const Loop& L, const std::vector<Tensor>& seeds, std::vector<Tensor>& wrt,
-                             const std::vector<bool>& want) {
+// inputs flagged in `want` (Loop::inputs' order), one per flagged input.
+std::vector<Tensor> body_vjp(const Loop& L, const std::vector<Tensor>& seeds, const std::vector<bool>& want) {
   std::vector<Tensor> ys, ss;
   for (std::size_t o = 0; o < L.outs.size(); ++o)
     if (seeds[o]) ys.push_back(L.outs[o]), ss.push_back(seeds[o]);
-  std::vector<Tensor> all = L.seq_in;
-  all.insert(all.end(), L.state_in.begin(), L.state_in.end());
-  all.insert(all.end(), L.const_in.begin(), L.const_in.end());
-  wrt.clear();
+  const std::vector<Tensor> all = L.inputs();
+  std::vector<Tensor> wrt;
   for (std::size_t i = 0; i < all.size(); ++i)
     if (want[i]) wrt.push_back(all[i]);
   if (ys.empty() || wrt.empty()) return std::vector<Tensor>(wrt.size());
@@ -355,10 +361,7 @@ Tensor make_scan_node(Loop L, std::vector<Tensor>* parts_out) {
       const Node& n = *o.node();
       seeds.push_back(is_floating(n.dtype) ? body_placeholder(n, n.shape, "g") : none);
     }
-    std::vector<Tensor> all = L.seq_in, wrt;
-    all.insert(all.end(), L.state_in.begin(), L.state_in.end());
-    all.insert(all.end(), L.const_in.begin(), L.const_in.end());
-    const std::vector<Tensor> grads = body_vjp(L, seeds, wrt, floating_of(all));
+    const std::vector<Tensor> grads = body_vjp(L, seeds, floating_of(L.inputs()));
     std::vector<Tensor> present;
     for (const Tensor& g : grads)
       if (g) present.push_back(g);
@@ -466,8 +469,7 @@ std::vector<Tensor> vjp_scan(const Op&, const VjpCtx& c) {
   for (std::size_t j = 0; j < nst; ++j) want[ns + j] = carry[j] >= 0;
   for (std::size_t m = 0; m < nc; ++m)
     want[ns + nst + m] = c.needs[ns + nst + m] && is_floating(b.const_in[m].node()->dtype);
-  std::vector<Tensor> wrt;
-  std::vector<Tensor> grads = body_vjp(F, seeds, wrt, want);
+  std::vector<Tensor> grads = body_vjp(F, seeds, want);
   // the forward values it reads come in as sequences: saved ones, and the states
   std::vector<std::pair<Tensor, Tensor>> replace;
   std::vector<Tensor> present;
