@@ -20,13 +20,8 @@ endif()
 message(STATUS "theta: CUDA backend ${THETA_HAS_CUDA}")
 
 if(THETA_HAS_CUDA)
-  # NVRTC compiles lib/core/scalar_math.hpp into every fused kernel: embed its text.
-  file(READ ${PROJECT_SOURCE_DIR}/lib/core/scalar_math.hpp THETA_SCALAR_MATH)
-  configure_file(${PROJECT_SOURCE_DIR}/cuda/scalar_math_source.cpp.in
-                 ${CMAKE_CURRENT_BINARY_DIR}/theta_generated/scalar_math_source.cpp @ONLY)
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/lib/core/scalar_math.hpp)
   file(GLOB THETA_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/cuda/*.cu ${PROJECT_SOURCE_DIR}/cuda/*.cpp)
-  target_sources(theta PRIVATE ${THETA_CUDA_SOURCES} ${CMAKE_CURRENT_BINARY_DIR}/theta_generated/scalar_math_source.cpp)
+  target_sources(theta PRIVATE ${THETA_CUDA_SOURCES})
   set_target_properties(theta PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}"
                                          CUDA_RUNTIME_LIBRARY Shared)
   target_compile_options(theta PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)

@@ -6,6 +6,8 @@
 // its projected gradients on placeholders, freezes them into one th::function and checks
 // it against eager on the test shapes and on grown shapes (every dimension > 1 plus one),
 // and saves it (th::save), loads it back and checks that it computes the same bits.
+// Under THETA_FLAGS=native=sync (ctest's *_native runs) the frozen function's fused chains
+// run compiled by the native tier, and must compute the interpreter's bits.
 // Where a GPU is present, the op and its gradients also run there against the CPU.
 #pragma once
 #include <boost/test/unit_test.hpp>
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -131,6 +134,44 @@ inline void round_trip(const std::string& name, const th::Function& f, const Inp
   }
 }
 
+// Every result's bytes, NaNs made one NaN first (a NaN's sign after an addition depends on
+// which operand the compiler put first, which the interpreter itself does not fix).
+inline std::vector<std::string> bits(const th::Result& r) {
+  std::vector<std::string> out;
+  auto raw = [](auto v) {
+    for (auto& x : v)
+      if (std::isnan(x)) x = std::numeric_limits<std::decay_t<decltype(x)>>::quiet_NaN();
+    return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof v[0]);
+  };
+  for (const th::Tensor& t : r) {
+    const std::string head = th::dtype_name(t.dtype()) + th::shape_str(t.shape());
+    if (t.dtype() == th::DType::float32) out.push_back(head + raw(t.to_vector<float>()));
+    else if (t.dtype() == th::DType::float64) out.push_back(head + raw(t.to_vector<double>()));
+    else out.push_back(head + raw(t.to_vector<std::int64_t>()));
+  }
+  return out;
+}
+
+/// The function of `outs` over `ins` frozen twice, interpreted (native=off) and with the
+/// native tier compiling its fused chains (native=sync), called on `args`: the same bits, and
+/// no fused step of the native one left interpreted. Leaves the tier in sync mode; returns
+/// debugprint of the native one.
+inline std::string native_matches_interpreter(const std::string& what, const Inputs& ins, const Inputs& outs,
+                                       const Inputs& args) {
+  th::config().native = th::NativeMode::off;
+  const th::Function interp = th::function(ins, outs);
+  const auto want = bits(interp.call(args));
+  th::config().native = th::NativeMode::sync;
+  const th::Function native = th::function(ins, outs);
+  const auto got = bits(native.call(args));
+  const std::string dp = th::debugprint(native);
+  BOOST_TEST(dp.find("interpreted:") == std::string::npos, what << ": a fused step was not compiled:\n" << dp);
+  BOOST_TEST_REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i)
+    BOOST_TEST((got[i] == want[i]), what << ": native output " << i << " differs from the interpreter's");
+  return dp;
+}
+
 inline void frozen(const std::string& name, const Fn& fn, const Inputs& xs, const std::vector<bool>& diff,
                    std::uint64_t seed, std::size_t out_ndim, double lo, double hi,
                    const std::function<th::Shape(std::size_t, const th::Shape&)>& grow = {}) {
@@ -151,6 +192,7 @@ inline void frozen(const std::string& name, const Fn& fn, const Inputs& xs, cons
     Inputs args = xs;
     args.push_back(input(fn(xs).shape(), seed + 7, -1, 1));
     round_trip(name + " (saved and loaded)", f, args);
+    if (th::config().native == th::NativeMode::sync) native_matches_interpreter(name + " (native)", ins, outs, args);
   }
   Inputs grown;
   for (std::size_t i = 0; i < xs.size(); ++i) {

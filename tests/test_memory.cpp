@@ -23,6 +23,13 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 using th::Tensor;
 
+// The native tier's background compiler allocates as it works: the cases here run without
+// it (native=off) unless they set a mode themselves, so that each count is this thread's.
+struct InterpretedUnlessSaid {
+  InterpretedUnlessSaid() { th::config().native = th::NativeMode::off; }
+};
+BOOST_TEST_GLOBAL_FIXTURE(InterpretedUnlessSaid);
+
 namespace {
 // Whether a and b hold the same values, bit for bit, in the same shape.
 bool same(const Tensor& a, const Tensor& b) { return a.shape() == b.shape() && check::vals(a) == check::vals(b); }
@@ -101,7 +108,10 @@ BOOST_AUTO_TEST_CASE(a_softmax_runs_as_one_pass_without_allocating) {
   BOOST_TEST(same(f(X), th::softmax(X, 1)));
 }
 
-BOOST_AUTO_TEST_CASE(a_warm_mlp_step_allocates_nothing) {
+// An MLP training step under the given native-tier mode (sync: its chains compiled on the
+// first call, then run natively).
+void mlp_step_allocates_nothing(th::NativeMode mode) {
+  th::config().native = mode;
   // Buffers above what a frame keeps whole (64 KiB) give their memory back to the cache
   // between calls and keep their buffer objects with the frame; the weights' updates
   // alternate between two buffers; the gradient chains that reduce over some axes run op by
@@ -145,6 +155,13 @@ BOOST_AUTO_TEST_CASE(a_warm_mlp_step_allocates_nothing) {
   BOOST_TEST(close(W1.get_value(), w1));
   BOOST_TEST(close(W2.get_value(), w2));
   BOOST_TEST(close(b1.get_value(), bb));
+  th::config().native = th::NativeMode::off;
+}
+
+BOOST_AUTO_TEST_CASE(a_warm_mlp_step_allocates_nothing) { mlp_step_allocates_nothing(th::NativeMode::off); }
+
+BOOST_AUTO_TEST_CASE(a_warm_mlp_step_allocates_nothing_with_native_chains) {
+  mlp_step_allocates_nothing(th::NativeMode::sync);
 }
 
 BOOST_AUTO_TEST_CASE(indexing_and_its_gradients_allocate_nothing_when_warm) {

@@ -348,6 +348,7 @@ void check_graph(std::uint64_t seed, const Graph& g, std::vector<Tensor> xs, Tal
     }
     f.call(xs);
     th::Result got = f.call(xs);
+    if (th::config().native == th::NativeMode::sync) check::native_matches_interpreter("native", ph, outs, xs);
     BOOST_TEST_REQUIRE(got[0].dtype() == y.dtype());
     check::expect_close("frozen value", got[0], y);
     for (std::size_t k = 0; k < eager_grads.size(); ++k) check::expect_close("frozen gradient", got[k + 1], eager_grads[k]);

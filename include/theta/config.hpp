@@ -9,10 +9,17 @@ namespace th {
 /// How frozen functions run: fast, or checking every step for NaN/Inf (nan_guard, debug).
 enum class Mode { fast, nan_guard, debug };
 
+/// The native tier of frozen functions (docs/native.md): fused elementwise chains compiled to
+/// machine code by the system's C++ compiler and cached on disk. off: interpret only;
+/// async: compile a chain in the background once it has run enough, interpreting meanwhile;
+/// sync: compile (or load from the cache) on its first call (benchmarks, tests).
+enum class NativeMode { off, async, sync };
+
 struct Config {
   DType floatX = DType::float64;  ///< default float type of lists, placeholders without prefix
   Device device = cpu();          ///< where new tensors live (cuda needs the CUDA backend)
   Mode mode = Mode::fast;         ///< the mode of every function (at least this strict)
+  NativeMode native = NativeMode::async;  ///< the native tier (THETA_FLAGS native=off|async|sync)
 };
 
 /// The settings, initialised from THETA_FLAGS on first use (th::ValueError on a bad flag).

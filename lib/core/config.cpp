@@ -29,9 +29,12 @@ Config from_flags(const char* flags) {
       c.device = cuda(index);
     } else if (key == "mode" && (value == "fast" || value == "nan_guard" || value == "debug")) {
       c.mode = value == "fast" ? Mode::fast : value == "nan_guard" ? Mode::nan_guard : Mode::debug;
+    } else if (key == "native" && (value == "off" || value == "async" || value == "sync")) {
+      c.native = value == "off" ? NativeMode::off : value == "async" ? NativeMode::async : NativeMode::sync;
     } else {
       throw ValueError("THETA_FLAGS: unknown flag or value '" + item +
-                       "' (known: floatX=float32|float64, device=cpu|cuda[:N], mode=fast|nan_guard|debug)");
+                       "' (known: floatX=float32|float64, device=cpu|cuda[:N], mode=fast|nan_guard|debug, "
+                       "native=off|async|sync)");
     }
   }
   return c;

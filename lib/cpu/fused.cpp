@@ -13,6 +13,7 @@
 #include "core/scalar_math.hpp"
 #include "core/stack_or_heap.hpp"
 #include "cpu/multiversion.hpp"
+#include "cpu/native.hpp"
 #include "cpu/pairwise.hpp"
 #include "cpu/parallel.hpp"
 #include "ops/elementwise_list.hpp"
@@ -84,6 +85,7 @@ struct Chain {
   const std::vector<void*>& partial;         // per sum: each block's sum (an array of T)
   std::int64_t total;
   std::int64_t width;  // elements per scratch block: kBlock, or the whole (smaller) total
+  const std::vector<char>& written;  // per instruction: stored (y, out_to or summed; the native tier's outputs)
 };
 
 // Part k of m of the next block (from element `next`): its lines of every streamed input
@@ -153,6 +155,58 @@ constexpr bool kCanStream = false;
 inline void store_fence() {}
 #endif
 
+// Rows repeated over the output, and columns' values each repeated along a row: block
+// [off, off + n)'s elements, copied out in runs into their scratch blocks.
+template <class T>
+__attribute__((always_inline)) inline void fill_rows(const Chain& c, T* temps, std::int64_t off, std::int64_t n) {
+  for (std::size_t e = 0; e < c.period.size(); ++e) {
+    const std::int64_t p = c.period[e];
+    if (!p) continue;
+    T* dst = temps + c.row_slot[e] * std::size_t(c.width);
+    const T* src = static_cast<const T*>(c.base[e]);
+    if (p > 0) {
+      for (std::int64_t i = 0, at = off % p; i < n; at = 0) {
+        const std::int64_t run = std::min(n - i, p - at);
+        std::copy(src + at, src + at + run, dst + i);
+        i += run;
+      }
+    } else {
+      const std::int64_t cnt = c.count[e];  // values cycle: a (C, 1, 1) bias over (N, C, H, W)
+      for (std::int64_t i = 0, j = (off / -p) % cnt, at = off % -p; i < n; j = j + 1 == cnt ? 0 : j + 1, at = 0) {
+        const std::int64_t run = std::min(n - i, -p - at);
+        std::fill(dst + i, dst + i + run, src[j]);
+        i += run;
+      }
+    }
+  }
+}
+
+// After a block's instructions: the streamed outputs' values copied out of scratch, and the
+// folded sums' values reduced while still in cache, in the whole-reduction order.
+template <class T>
+__attribute__((always_inline)) inline void finish_block(const Chain& c, const T* const* at, const std::int64_t* stride,
+                                                        std::int64_t blk, std::int64_t off, std::int64_t n) {
+  const std::size_t m = c.code.size();
+  // Streamed outputs: this block's results, from their scratch blocks.
+  for (std::size_t k = 0; k < m && !c.out_to.empty(); ++k) {
+    if (!c.out_to[k]) continue;
+    T* dst = static_cast<T*>(c.out_to[k]) + off;
+    if (stride[k]) stream_block(at[k], dst, n);
+    else std::fill(dst, dst + n, at[k][0]);
+  }
+  // Folded sums: this block's values, still in cache, reduced in the whole-reduction order.
+  for (std::size_t j = 0; j < c.sum_instr.size(); ++j) {
+    const std::size_t k = std::size_t(c.sum_instr[j]);
+    const T* v = at[k];
+    StackOrHeap<T, 1> spread(stride[k] ? 0 : std::size_t(n));  // one value standing for the block
+    if (!stride[k]) {
+      std::fill(spread.data(), spread.data() + n, v[0]);
+      v = spread.data();
+    }
+    static_cast<T*>(c.partial[j])[blk] = pairwise(v, n, [](T x, T y) { return T(x + y); });
+  }
+}
+
 // Blocks [lo, hi) of the chain, each instruction over a block at a time (a temporary's
 // result in its scratch block, temp_slot). An identity (a gradient's no-op
 // broadcast_like/sum_to_like) computes nothing: its result is its operand's block.
@@ -167,28 +221,7 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
   std::int64_t* stride = strides.data();
   for (std::int64_t blk = lo; blk < hi; ++blk) {
     const std::int64_t off = blk * kBlock, n = std::min(kBlock, c.total - off);
-    // Rows repeated over the output, and columns' values each repeated along a row: this
-    // block's elements, copied out in runs.
-    for (std::size_t e = 0; e < c.period.size(); ++e) {
-      const std::int64_t p = c.period[e];
-      if (!p) continue;
-      T* dst = temps + c.row_slot[e] * std::size_t(c.width);
-      const T* src = static_cast<const T*>(c.base[e]);
-      if (p > 0) {
-        for (std::int64_t i = 0, at = off % p; i < n; at = 0) {
-          const std::int64_t run = std::min(n - i, p - at);
-          std::copy(src + at, src + at + run, dst + i);
-          i += run;
-        }
-      } else {
-        const std::int64_t cnt = c.count[e];  // values cycle: a (C, 1, 1) bias over (N, C, H, W)
-        for (std::int64_t i = 0, j = (off / -p) % cnt, at = off % -p; i < n; j = j + 1 == cnt ? 0 : j + 1, at = 0) {
-          const std::int64_t run = std::min(n - i, -p - at);
-          std::fill(dst + i, dst + i + run, src[j]);
-          i += run;
-        }
-      }
-    }
+    fill_rows(c, temps, off, n);
     auto operand = [&](int o, std::int64_t& st) -> const T* {
       if (o < 0) {
         const std::size_t e = std::size_t(-1 - o);
@@ -229,24 +262,38 @@ __attribute__((always_inline)) inline void run_blocks(const Chain& c, T* temps, 
         binary_block<T>(BinaryKind(in.code), a, sa, b, sb, dst, len);
       }
     }
-    // Streamed outputs: this block's results, from their scratch blocks.
-    for (std::size_t k = 0; k < m && !c.out_to.empty(); ++k) {
-      if (!c.out_to[k]) continue;
-      T* dst = static_cast<T*>(c.out_to[k]) + off;
-      if (stride[k]) stream_block(at[k], dst, n);
-      else std::fill(dst, dst + n, at[k][0]);
+    finish_block(c, at, stride, blk, off, n);
+  }
+}
+
+// A native block loop (cpu/native.hpp) over blocks [lo, hi): per block, the rows, then the
+// compiled chain writing every stored instruction (outputs into place, summed and streamed
+// values into scratch: temp_slot), then the same streams and sums as run_blocks.
+template <class T>
+void native_blocks(const Chain& c, NativeFn fn, T* temps, std::int64_t lo, std::int64_t hi) {
+  const std::size_t m = c.code.size(), ins = c.base.size();
+  StackOrHeap<const void*, 32> in(ins);
+  StackOrHeap<void*, 64> out(m);
+  StackOrHeap<const T*, 64> results(m);
+  StackOrHeap<std::int64_t, 64> strides(m);
+  const T** at = results.data();
+  std::int64_t* stride = strides.data();
+  for (std::size_t k = 0; k < m; ++k) stride[k] = 1;
+  for (std::int64_t blk = lo; blk < hi; ++blk) {
+    const std::int64_t off = blk * kBlock, n = std::min(kBlock, c.total - off);
+    fill_rows(c, temps, off, n);
+    for (std::size_t e = 0; e < ins; ++e)
+      in.data()[e] = c.period[e] ? temps + c.row_slot[e] * std::size_t(c.width)
+                                 : static_cast<const T*>(c.base[e]) + off * c.step[e];
+    std::size_t j = 0;
+    for (std::size_t k = 0; k < m; ++k) {
+      if (!c.written[k]) continue;
+      T* dst = c.y[k] ? static_cast<T*>(c.y[k]) + off : temps + c.temp_slot[k] * std::size_t(c.width);
+      out.data()[j++] = dst;
+      at[k] = dst;
     }
-    // Folded sums: this block's values, still in cache, reduced in the whole-reduction order.
-    for (std::size_t j = 0; j < c.sum_instr.size(); ++j) {
-      const std::size_t k = std::size_t(c.sum_instr[j]);
-      const T* v = at[k];
-      StackOrHeap<T, 1> spread(stride[k] ? 0 : std::size_t(n));  // one value standing for the block
-      if (!stride[k]) {
-        std::fill(spread.data(), spread.data() + n, v[0]);
-        v = spread.data();
-      }
-      static_cast<T*>(c.partial[j])[blk] = pairwise(v, n, [](T x, T y) { return T(x + y); });
-    }
+    fn(in.data(), out.data(), n);
+    finish_block(c, at, stride, blk, off, n);
   }
 }
 
@@ -256,6 +303,12 @@ THETA_MULTIVERSION void blocks_f32(const Chain& c, float* temps, std::int64_t lo
 }
 THETA_MULTIVERSION void blocks_f64(const Chain& c, double* temps, std::int64_t lo, std::int64_t hi) {
   run_blocks<double>(c, temps, lo, hi);
+}
+THETA_MULTIVERSION void native_f32(const Chain& c, NativeFn fn, float* temps, std::int64_t lo, std::int64_t hi) {
+  native_blocks<float>(c, fn, temps, lo, hi);
+}
+THETA_MULTIVERSION void native_f64(const Chain& c, NativeFn fn, double* temps, std::int64_t lo, std::int64_t hi) {
+  native_blocks<double>(c, fn, temps, lo, hi);
 }
 
 // Scratch blocks for the chain's temporaries (instructions whose result is not a step
@@ -368,11 +421,31 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
       fit.temp_blocks = assign_temps(code, y, sum_instr, out_to, fit.temp_slot);
     }
     fit.temps_known = true;
+    fit.native_known = false;  // the stored instructions may differ
   }
   place_outputs(fit.stream);
   const bool stream = fit.stream;
-  const std::vector<std::size_t>& temp_slot = fit.temp_slot;
-  std::size_t slots = fit.temp_blocks;  // scratch blocks: the temporaries', then rows'
+  // The stored instructions (outputs, streamed, summed): what a native kernel writes.
+  thread_local std::vector<char> written;
+  written.assign(code.size(), 0);
+  for (std::size_t k = 0; k < code.size(); ++k) written[k] = y[k] || (!out_to.empty() && out_to[k]);
+  for (int k : sum_instr) written[std::size_t(k)] = 1;
+  if (!fit.native_known) {
+    fit.native = native_kernel(code, std::is_same_v<T, float> ? DType::float32 : DType::float64, scalar, written);
+    fit.native_known = true;
+  }
+  const NativeFn native = fit.native ? fit.native->fn.load(std::memory_order_acquire) : nullptr;
+  // Scratch blocks: the interpreter's temporaries (assign_temps), or a native kernel's
+  // stored values that are no output (each its own), then the rows'.
+  thread_local std::vector<std::size_t> native_slot;
+  std::size_t slots = fit.temp_blocks;
+  if (native) {
+    native_slot.assign(code.size(), 0);
+    slots = 0;
+    for (std::size_t k = 0; k < code.size(); ++k)
+      if (written[k] && !y[k]) native_slot[k] = slots++;
+  }
+  const std::vector<std::size_t>& temp_slot = native ? native_slot : fit.temp_slot;
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
     step.push_back(scalar[k] ? 0 : 1);
@@ -388,14 +461,16 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     partials[j].resize(std::size_t(blocks));
     partial.push_back(partials[j].data());
   }
-  const Chain c{code, base, step, period, count, row_slot, y, temp_slot, out_to, sum_instr, partial, total, std::min(kBlock, total)};
+  const Chain c{code,      base,       step,  period, count, row_slot, y, temp_slot, out_to, sum_instr, partial, total,
+                std::min(kBlock, total), written};
   const std::size_t temp_size = slots * std::size_t(c.width);
   // One reference captured: the closure fits std::function's inline buffer (no allocation).
   const struct {
     const Chain& c;
     std::size_t temp_size;
     bool stream;
-  } job{c, temp_size, stream};
+    NativeFn native;
+  } job{c, temp_size, stream, native};
   parallel_for(blocks, kBlock * std::int64_t(code.size()), [&job](std::int64_t lo, std::int64_t hi) {
     // Per-thread scratch, kept between calls (not zeroed: every element is written first).
     thread_local std::unique_ptr<T[]> keep;
@@ -405,10 +480,17 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
       kept = job.temp_size;
     }
     T* temps = keep.get();
-    if constexpr (std::is_same_v<T, float>) blocks_f32(job.c, temps, lo, hi);
-    else blocks_f64(job.c, temps, lo, hi);
+    if (job.native) {
+      if constexpr (std::is_same_v<T, float>) native_f32(job.c, job.native, temps, lo, hi);
+      else native_f64(job.c, job.native, temps, lo, hi);
+    } else if constexpr (std::is_same_v<T, float>) {
+      blocks_f32(job.c, temps, lo, hi);
+    } else {
+      blocks_f64(job.c, temps, lo, hi);
+    }
     if (job.stream) store_fence();  // the streamed stores visible before the pass is over
   });
+  if (!native && fit.native) native_heat(*fit.native, total * std::int64_t(code.size()));
   const std::size_t tail = epi.tail ? epi.tail->size() : 0;
   StackOrHeap<T, 16> scalars(sum_instr.size() + tail);
   T* v = scalars.data();

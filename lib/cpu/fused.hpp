@@ -9,6 +9,8 @@
 
 namespace th::detail::cpu {
 
+struct NativeKernel;  // cpu/native.hpp
+
 /// What fused_inputs_fit found for a step's inputs, kept by a frozen function's frame for
 /// its next call with the same argument layouts (which gives every step the same layouts).
 struct FusedFit {
@@ -21,6 +23,8 @@ struct FusedFit {
   bool stream = false;       // outputs streamed out of scratch (large outputs, little scratch)
   std::vector<std::size_t> temp_slot;
   std::size_t temp_blocks = 0;
+  bool native_known = false;       // (after temps_known)
+  NativeKernel* native = nullptr;  // the chain's native-tier record (null: the tier is off)
 };
 
 /// What a fused pass computes after its elementwise work: sums[k] (0-d) gets the sum of

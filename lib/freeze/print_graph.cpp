@@ -3,6 +3,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "cpu/native.hpp"
 #include "freeze/program.hpp"
 
 namespace th {
@@ -130,6 +131,9 @@ std::string debugprint(const Function& f) {
       for (std::size_t slot : p.release[k]) os << " " << slot_name(slot);
       os << "]";
     }
+    if (st.fused)  // the native tier (cpu/native.hpp): compiled, or why not (yet)
+      if (const detail::cpu::NativeKernel* nk = st.fused->native.kernel.load(std::memory_order_relaxed))
+        if (const std::string line = detail::cpu::native_state_line(*nk); !line.empty()) os << "  [" << line << "]";
     os << "\n";
   }
   for (std::size_t o = 0; o < p.outputs.size(); ++o) os << "  output " << o << " = " << slot_name(p.outputs[o]) << "\n";

@@ -16,6 +16,7 @@
 #include "core/backend.hpp"
 #include "core/stack_or_heap.hpp"
 #include "cpu/fused.hpp"
+#include "cpu/native.hpp"
 #include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
 #include "ops/subprograms.hpp"
@@ -140,6 +141,8 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
   const bool done = on_cpu ? cpu::run_fused(f.code, f.dtype, in, f.out_instr, outs, like, fit, &epi)
                            : cuda_run_fused(f.code, f.dtype, in, f.out_instr, outs);
   reduced = done && on_cpu;
+  if (done && fit && fit->native && f.native.kernel.load(std::memory_order_relaxed) != fit->native)
+    f.native.kernel.store(fit->native, std::memory_order_relaxed);
   return done;
 }
 
@@ -721,6 +724,7 @@ std::string Function::profile() const {
   struct Row {
     double sec = 0;
     std::uint64_t fell_back = 0;  // calls in which the op's fused pass ran op by op
+    std::string native;           // the native tier's word on it (cpu/native.hpp), if any
   };
   std::vector<std::pair<std::string, Row>> rows;
   std::int64_t calls, timed;
@@ -739,6 +743,9 @@ std::string Function::profile() const {
       Row& r = by_op[detail::step_name(p_->steps[k])];
       r.sec += p_->prof_ticks[k] * second_per_tick * scale;
       r.fell_back += p_->fallbacks[k].load(std::memory_order_relaxed);
+      if (const detail::Step& st = p_->steps[k]; st.fused)
+        if (const auto* nk = st.fused->native.kernel.load(std::memory_order_relaxed))
+          r.native = detail::cpu::native_state_line(*nk);
     }
     rows.assign(by_op.begin(), by_op.end());
   }
@@ -752,6 +759,7 @@ std::string Function::profile() const {
     os << "  " << name << ": " << r.sec * 1e3 << " ms (" << (total > 0 ? 100 * r.sec / total : 0) << "%), "
        << (calls ? r.sec * 1e6 / double(calls) : 0) << " us/call";
     if (r.fell_back) os << ", op by op in " << r.fell_back << " calls (its inputs did not fit one pass)";
+    if (!r.native.empty()) os << ", " << r.native;
     os << "\n";
   }
   return os.str();

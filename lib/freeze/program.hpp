@@ -36,6 +36,14 @@ struct Step {
 /// or when the NaN guard must check every op. A merged step keeps its chains as `parts`
 /// and falls back to them first.
 struct Fused {
+  /// The native-tier record (cpu/native.hpp) this step's CPU pass last used, for debugprint
+  /// and profile: set by the calls; a copied step starts without one.
+  struct NativeSeen {
+    mutable std::atomic<cpu::NativeKernel*> kernel{nullptr};
+    NativeSeen() = default;
+    NativeSeen(const NativeSeen&) {}
+    NativeSeen& operator=(const NativeSeen&) { return *this; }
+  };
   std::vector<FusedInstr> code;
   DType dtype;
   std::vector<Step> members;
@@ -59,6 +67,7 @@ struct Fused {
   std::vector<Step> tail_steps;
   /// Per head: read by nothing but folded reductions, so the CPU pass leaves it unwritten.
   std::vector<bool> unread;
+  NativeSeen native;
 };
 
 /// The Op of fused steps (it is never run itself).
