@@ -1,6 +1,6 @@
 // Fused elementwise kernels for the GPU, generated at run time as Theano generated its GPU
 // elementwise code: a fused chain (freeze/rewrite_fuse.cpp) becomes the source of one CUDA
-// kernel, built from the same formula text as every other kernel (ops/elementwise_list.hpp
+// kernel, built from the same formula text as every other kernel (core/elementwise_list.hpp
 // stringified, core/scalar_math.hpp embedded), compiled once by NVRTC to a cubin for the
 // device (PTX without a GPU, for the tests), loaded with cudaLibraryLoadData and launched on
 // theta's stream. Compiled kernels are cached by source and architecture.

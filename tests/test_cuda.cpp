@@ -13,7 +13,7 @@
 
 #include "check.hpp"
 #include "core/backend.hpp"
-#include "ops/elementwise_list.hpp"
+#include "core/elementwise_list.hpp"
 
 using check::has;
 using check::message_of;

@@ -17,6 +17,17 @@ BOOST_AUTO_TEST_CASE(dot_alignment_names_operands) {
   BOOST_TEST(has(message_of<th::ShapeError>([&] { th::dot(th::zeros({2, 2, 2}), th::zeros({2})); }), "th::matmul"));
 }
 
+BOOST_AUTO_TEST_CASE(a_frozen_call_names_the_function_the_user_wrote) {
+  // dot records a matmul step; the frozen call's error still says dot, with the inputs' names
+  Tensor x = th::dmatrix("x"), w = th::dvector("w");
+  const th::Function f = th::function({x, w}, th::dot(x, w) * 2.0);
+  std::string m = message_of<th::ShapeError>([&] { f(th::zeros({125, 4}), th::zeros({3})); });
+  BOOST_TEST(has(m, "dot: shapes not aligned: 4 (dim 1) != 3 (dim 0)"), m);
+  BOOST_TEST(has(m, "[x, w]"), m);
+  const th::Function g = th::function({x, w}, th::matmul(x, w));
+  BOOST_TEST(has(message_of<th::ShapeError>([&] { g(th::zeros({2, 3}), th::zeros({2})); }), "matmul: shapes"));
+}
+
 BOOST_AUTO_TEST_CASE(broadcast_and_shape_errors) {
   Tensor a = th::variable(th::zeros({2, 3}), "a");
   std::string m = message_of<th::ShapeError>([&] { a + th::zeros({4}); });

@@ -1,11 +1,11 @@
 // A backend is a handful of entry points over Storage. Kernels are instantiated from the
-// op lists (ops/elementwise_list.hpp); adding an op never adds an entry point here.
+// op lists (core/elementwise_list.hpp); adding an op never adds an entry point here.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "core/storage.hpp"
-#include "ops/elementwise_list.hpp"
+#include "core/elementwise_list.hpp"
 
 namespace th::detail {
 

@@ -1,7 +1,6 @@
 // Node lifetime (iterative release of long chains) and small accessors.
 #include "core/node.hpp"
 
-#include "ops/op.hpp"
 #include "theta/error.hpp"
 
 namespace th::detail {
@@ -38,16 +37,6 @@ std::int64_t live_nodes() { return g_live.load(std::memory_order_relaxed); }
 Node& node_of(const Tensor& t, const char* what) {
   if (!t.node()) throw ValueError(std::string(what) + ": empty tensor (default-constructed th::Tensor)");
   return *t.node();
-}
-
-std::string display_name(const Node& n, int depth) {
-  if (!n.name.empty() || !n.op || depth == 0) return n.name;
-  std::string r = std::string(n.op->name) + "(";
-  for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-    std::string in = display_name(*n.inputs[i].node(), depth - 1);
-    r += (i ? ", " : "") + (in.empty() ? std::string("?") : in);
-  }
-  return r + ")";
 }
 
 Tensor make_leaf(NodeKind kind, DType dtype, Shape shape, std::optional<Storage> value, std::string name) {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/storage.hpp"
-#include "ops/attrs.hpp"
+#include "core/attrs.hpp"
 #include "theta/tensor.hpp"
 
 namespace th::detail {
@@ -50,8 +50,6 @@ std::int64_t live_nodes();
 
 /// The node of `t`, or th::ValueError("<what>: empty tensor") when `t` is empty.
 Node& node_of(const Tensor& t, const char* what);
-/// The user's name, or for an unnamed op result "op(input names)" (for run-time errors).
-std::string display_name(const Node& n, int depth = 2);
 /// A new leaf (no op): recorded unless a constant, symbolic when a placeholder. The one
 /// place leaves are made; `shape` is the static shape (-1 for sizes open until run time).
 Tensor make_leaf(NodeKind kind, DType dtype, Shape shape, std::optional<Storage> value, std::string name = "");

@@ -1,5 +1,5 @@
 // The scalar formulas of the elementwise ops that are more than an expression (see
-// ops/elementwise_list.hpp); the CPU kernels (plain and fused) and the CUDA kernels
+// core/elementwise_list.hpp); the CPU kernels (plain and fused) and the CUDA kernels
 // (cuda/backend.cu, compiled by nvcc) all use them, so every backend computes the same.
 // NVRTC compiles this same text into every fused kernel (cuda/fused.cpp), with its own
 // minimal std:: (no system headers there).

@@ -3,7 +3,6 @@
 
 #include "core/backend.hpp"
 #include "core/node.hpp"
-#include "ops/op.hpp"
 #include "theta/error.hpp"
 #include "theta/ops.hpp"
 
@@ -33,20 +32,6 @@ void Tensor::copy_to_(void* dst, DType dst_type, std::size_t n, const char* what
   if (v.device() != cpu()) host = detail::transfer(v, cpu());
   detail::Storage c = detail::contiguous_as(host, dst_type);
   if (n) std::memcpy(dst, c.bytes(), n * dtype_size(dst_type));
-}
-
-Tensor Tensor::to(Device device) const {
-  const detail::Node& n = node_of(*this, "to");
-  if (n.value && n.value->device() == device) return *this;
-  const std::string from = n.value ? n.value->device().str() : std::string("its device");
-  if (device.type == Device::Type::cuda && (device.index < 0 || device.index >= detail::cuda_device_count()))
-    throw DeviceError("to: cannot move a tensor" + (n.name.empty() ? std::string() : " '" + n.name + "'") + " from " +
-                      from + " to " + device.str() +
-                      (cuda_available() ? " (" + std::to_string(detail::cuda_device_count()) + " CUDA devices present)"
-                                        : " (no CUDA device is available)"));
-  detail::Attrs a;
-  a.device = device;
-  return detail::apply(detail::to_op(), {*this}, std::move(a));
 }
 
 Tensor Tensor::astype(DType dtype) const { return cast(*this, dtype); }

@@ -1,4 +1,4 @@
-// Elementwise kernels, generated from ops/elementwise_list.hpp: one typed loop per op.
+// Elementwise kernels, generated from core/elementwise_list.hpp: one typed loop per op.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>

@@ -1,5 +1,5 @@
 // Fused elementwise chains: blocks of kBlock elements; each instruction runs over the block
-// with the same scalar formulas as the ordinary kernels (ops/elementwise_list.hpp).
+// with the same scalar formulas as the ordinary kernels (core/elementwise_list.hpp).
 #include "cpu/fused.hpp"
 
 #include <algorithm>
@@ -16,7 +16,7 @@
 #include "cpu/native.hpp"
 #include "cpu/pairwise.hpp"
 #include "cpu/parallel.hpp"
-#include "ops/elementwise_list.hpp"
+#include "core/elementwise_list.hpp"
 
 namespace th::detail::cpu {
 

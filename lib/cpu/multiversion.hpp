@@ -3,7 +3,7 @@
 // the default build stays portable (no -march=native) and still uses wide vectors and FMA
 // where the CPU has them. The files holding such kernels (cpu/elementwise.cpp, the eager
 // loops, and cpu/fused.cpp, the fused blocks) are the only ones compiled with
-// -ffp-contract=fast, and both apply the same formulas (ops/elementwise_list.hpp) to one
+// -ffp-contract=fast, and both apply the same formulas (core/elementwise_list.hpp) to one
 // element at a time: an op gives the same bits eager or fused on a given CPU, while results
 // may differ in the last place between CPUs (an FMA rounds a*b+c once).
 // Sanitizer builds keep one version (their runtimes start after ifunc resolvers run).

@@ -21,7 +21,7 @@
 #include <sstream>
 #include <thread>
 
-#include "ops/elementwise_list.hpp"
+#include "core/elementwise_list.hpp"
 #include "theta/config.hpp"
 
 extern char** environ;

@@ -1,5 +1,5 @@
 // The native tier (Theano's C linker, kept small): a fused elementwise chain that runs often
-// becomes C++ source, generated from the formulas' text (ops/elementwise_list.hpp,
+// becomes C++ source, generated from the formulas' text (core/elementwise_list.hpp,
 // core/scalar_math.hpp), compiled by the C++ compiler that built theta (THETA_CXX overrides)
 // into a shared object, loaded with dlopen and cached on disk under a hash of the source,
 // the compiler and its flags (THETA_CACHE_DIR, else $XDG_CACHE_HOME/theta, else

@@ -1,5 +1,6 @@
 // The frozen form of a function: an immutable list of steps over numbered value slots,
-// built by freeze() from the recorded graph and run by execute() (lib/freeze/program.cpp).
+// built by freeze() from the recorded graph (lib/freeze/freeze.cpp) and run by execute()
+// (lib/freeze/execute.cpp); lib/freeze/function.cpp is th::Function over them.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -156,6 +157,13 @@ struct Program {
   Program& operator=(const Program&) = delete;
   ~Program() { delete hot.load(); }
 };
+
+/// Calls of functions with updates hold the locks of every shared variable they read or
+/// write for the whole call (read, compute, apply), taken in index order, so concurrent
+/// training calls are serializable and never lose an update: kStripes mutexes, a shared
+/// variable's picked by its node's address (Program::stripes, freeze/execute.cpp).
+constexpr std::size_t kStripes = 64;
+inline std::size_t lock_stripe(const Node* n) { return (reinterpret_cast<std::uintptr_t>(n) >> 4) % kStripes; }
 
 /// A new slot of the given static type (rewrites that add steps use it).
 std::size_t new_slot(Program& p, DType dtype, Shape shape);

@@ -16,6 +16,16 @@ Meta meta_of(const Tensor& t) {
   return {n.dtype, n.shape, n.name};
 }
 
+std::string display_name(const Node& n, int depth) {
+  if (!n.name.empty() || !n.op || depth == 0) return n.name;
+  std::string r = std::string(n.op->name) + "(";
+  for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+    std::string in = display_name(*n.inputs[i].node(), depth - 1);
+    r += (i ? ", " : "") + (in.empty() ? std::string("?") : in);
+  }
+  return r + ")";
+}
+
 Meta meta_of(const Storage& s, std::string_view name) { return {s.dtype, s.shape, name}; }
 
 Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
@@ -34,7 +44,15 @@ Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::v
       throw DeviceError(message(op, "operands live on different devices, " + in[lead]->device().str() + " and " +
                                         d.str(), metas));
   }
-  Meta out = op.infer(op, metas, a);
+  Meta out;
+  try {
+    out = op.infer(op, metas, a);
+  } catch (const Error&) {
+    if (!a.called) throw;
+    const Op named{Op::Unlisted{}, a.called, op.infer, op.forward};  // the same rule, the user's name
+    named.infer(named, metas, a);
+    throw;
+  }
   if (inferred) *inferred = out;
   if (!on_gpu || lead == in.size()) return op.forward(op, in, a, out);
   std::vector<Storage> moved(in.size());

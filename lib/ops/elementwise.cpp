@@ -290,3 +290,22 @@ Tensor cast(const Tensor& x, DType dtype) {
 Tensor stop_gradient(const Tensor& x) { return detail::apply(detail::op_stop_gradient, {x}); }
 
 }  // namespace th
+
+namespace th {
+
+// Tensor::to applies the `to` op (a transfer on the tape), so it lives with the op.
+Tensor Tensor::to(Device device) const {
+  const detail::Node& n = detail::node_of(*this, "to");
+  if (n.value && n.value->device() == device) return *this;
+  const std::string from = n.value ? n.value->device().str() : std::string("its device");
+  if (device.type == Device::Type::cuda && (device.index < 0 || device.index >= detail::cuda_device_count()))
+    throw DeviceError("to: cannot move a tensor" + (n.name.empty() ? std::string() : " '" + n.name + "'") + " from " +
+                      from + " to " + device.str() +
+                      (cuda_available() ? " (" + std::to_string(detail::cuda_device_count()) + " CUDA devices present)"
+                                        : " (no CUDA device is available)"));
+  detail::Attrs a;
+  a.device = device;
+  return detail::apply(detail::to_op(), {*this}, std::move(a));
+}
+
+}  // namespace th

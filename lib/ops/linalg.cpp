@@ -236,7 +236,9 @@ Tensor matmul_as(const char* name, const Tensor& a, const Tensor& b) {
     OperandScratch scratch;
     infer_matmul(named, scratch_metas(scratch, named, {a, b}), {});
   }
-  return apply(op_matmul, {a, b});
+  Attrs attrs;
+  attrs.called = name;  // a frozen call's errors name it too
+  return apply(op_matmul, {a, b}, std::move(attrs));
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 
 #include "core/backend.hpp"
 #include "core/node.hpp"
-#include "ops/attrs.hpp"
+#include "core/attrs.hpp"
 #include "theta/error.hpp"
 
 namespace th::detail {
@@ -69,6 +69,9 @@ struct Op {
 const Op* op_by_key(const std::string& key);
 /// All registered ops (tests check that each one has a unique name and a known arity).
 std::vector<const Op*> all_ops();
+
+/// The user's name, or for an unnamed op result "op(input names)" (for run-time errors).
+std::string display_name(const Node& n, int depth = 2);
 
 /// Runs `op` on `inputs`: computes it now when every input is concrete, and records it
 /// when an input is recorded or symbolic.

@@ -1,7 +1,7 @@
 // Random draws (API.md section 10): one op, random_draw(state[, shape]), whose values are a
 // pure function of (the stream's seed, the draw's id, the call counter, the element index)
 // through Philox-4x32-10 (Salmon et al., SC'11): the same on any number of threads. The
-// state is an ordinary shared variable; freezing adds its update (lib/freeze/program.cpp).
+// state is an ordinary shared variable; freezing adds its update (lib/freeze/freeze.cpp).
 // Distributions other than the three base kinds are composites over them.
 #include "theta/random.hpp"
 

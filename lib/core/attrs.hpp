@@ -28,6 +28,9 @@ struct Attrs {
   double scale = 0;                // matmul_acc: the constant factor of the product
   std::shared_ptr<const Branches> branches;  // ifelse
   std::shared_ptr<const ScanBody> scan;      // scan and its outputs (part: which one)
+  /// The public function the user called, where it records another op (th::dot records
+  /// matmul): run-time errors of the op, frozen ones too, name it.
+  const char* called = nullptr;
 };
 
 }  // namespace th::detail
