@@ -15,6 +15,7 @@ enum class Mode { fast, nan_guard, debug };
 /// sync: compile (or load from the cache) on its first call (benchmarks, tests).
 enum class NativeMode { off, async, sync };
 
+/// Global settings (th::config()).
 struct Config {
   DType floatX = DType::float64;  ///< default float type of lists, placeholders without prefix
   Device device = cpu();          ///< where new tensors live (cuda needs the CUDA backend)

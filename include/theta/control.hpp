@@ -15,6 +15,7 @@ namespace th {
 /// branches' gradients, lazy the same way. (th::where computes both sides.)
 Tensor ifelse(const Tensor& cond, const Tensor& then_value, const Tensor& else_value);
 
+/// The options of th::scan.
 struct ScanOptions {
   /// Steps to run: needed without sequences; with sequences, at most this many (-1: all).
   std::int64_t n_steps = -1;
@@ -26,6 +27,7 @@ struct ScanOptions {
 /// previous value of each output that has an initial value, then each non-sequence, and
 /// returns one tensor per entry of outputs_info.
 using StepFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+/// A step function of one output (th::map, th::foldl).
 using StepFn1 = std::function<Tensor(const std::vector<Tensor>&)>;
 
 /// Theano's scan. Each entry of outputs_info is an output's initial value (fed back as the

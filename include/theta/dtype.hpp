@@ -24,11 +24,13 @@ void set_floatX(DType dtype);
 const char* dtype_name(DType dtype);
 /// Size of one element in bytes.
 std::size_t dtype_size(DType dtype);
+/// float32 or float64.
 bool is_floating(DType dtype);
 /// numpy's result_type for two arrays (int32 + float32 -> float64, as numpy).
 DType promote_types(DType a, DType b);
 /// "(125, 4)"; unknown (symbolic) dimensions print as "?".
 std::string shape_str(const Shape& shape);
+/// Prints dtype_name().
 std::ostream& operator<<(std::ostream& os, DType dtype);
 
 /// The DType of a C++ element type.

@@ -18,6 +18,9 @@ namespace th {
 
 // ---- placeholders (symbolic inputs) ----------------------------------------------------------
 /// A symbolic input of `dtype` and rank `ndim`; its sizes are fixed only when a function runs.
+/// Theano's shorthands make them too: th::scalar, vector, matrix, tensor3, tensor4 (floatX)
+/// and the same names prefixed with d (float64), f (float32), i (int32) and l (int64), as
+/// th::dmatrix("x").
 Tensor placeholder(DType dtype, std::int64_t ndim, std::string name = "");
 #define THETA_PLACEHOLDERS(prefix, dtype_expr)                                                     \
   inline Tensor prefix##scalar(std::string name = "") { return placeholder(dtype_expr, 0, std::move(name)); } \
@@ -37,6 +40,7 @@ THETA_PLACEHOLDERS(l, DType::int64)
 class Shared : public Tensor {
  public:
   Shared() = default;
+  /// The tensor of a shared variable (th::shared makes them).
   explicit Shared(Tensor t) : Tensor(std::move(t)) {}
   /// A copy of the current value.
   Tensor get_value() const;
@@ -47,9 +51,10 @@ class Shared : public Tensor {
 Shared shared(const Tensor& value, std::string name = "");
 
 // ---- functions --------------------------------------------------------------------------------
+/// How a function is frozen and run.
 struct Options {
-  Mode mode = Mode::fast;
-  bool allow_input_downcast = false;
+  Mode mode = Mode::fast;             ///< fast, or checking every step for NaN/Inf (at least th::config().mode)
+  bool allow_input_downcast = false;  ///< accept arguments that lose precision (float64 for a float32 input)
 };
 /// (shared variable, its new value): all computed from the values before the call, then applied.
 using Updates = std::vector<std::pair<Shared, Tensor>>;
@@ -58,24 +63,32 @@ using Updates = std::vector<std::pair<Shared, Tensor>>;
 /// made with a single output (not a list).
 class Result {
  public:
+  /// The outputs `values`; `single`: the function was made with one output.
   Result(std::vector<Tensor> values, bool single);
   /// The n tensors first[0], ..., first[n - 1] (up to four kept inline: no heap allocation).
   Result(const Tensor* first, std::size_t n, bool single);
+  /// The number of outputs.
   std::size_t size() const { return n_; }
   /// The i-th output (std::out_of_range past the end).
   const Tensor& operator[](std::size_t i) const;
+  /// The outputs, for range-for.
+  ///@{
   const Tensor* begin() const { return n_ <= kInline ? few_.data() : many_.data(); }
   const Tensor* end() const { return begin() + n_; }
+  ///@}
   /// The single output (th::ValueError for a function made with a list of outputs).
   operator Tensor() const;
+  /// The single output's one value (Tensor::item).
   template <class T = double>
   T item() const {
     return Tensor(*this).item<T>();
   }
+  /// The single output's values (Tensor::to_vector).
   template <class T = double>
   std::vector<T> to_vector() const {
     return Tensor(*this).to_vector<T>();
   }
+  /// Whether the function was made with one output (not a list).
   bool single() const { return single_; }
 
  private:
@@ -85,6 +98,7 @@ class Result {
   std::size_t n_ = 0;
   bool single_;
 };
+/// Prints the outputs (one, or a list).
 std::ostream& operator<<(std::ostream& os, const Result& r);
 
 namespace detail {
@@ -116,6 +130,7 @@ Tensor as_argument(const A& a) {
 /// A frozen, reusable, optimized function (cheap to copy; immutable).
 class Function {
  public:
+  /// A function over a frozen program (th::function and th::load_function make them).
   explicit Function(std::shared_ptr<detail::Program> p) : p_(std::move(p)) {}
   /// Calls with one argument per input: Tensors, C++ numbers, std::vector<T>, xt::xarray<T>.
   template <class... A>
@@ -130,6 +145,7 @@ class Function {
   /// random streams), in the order it first meets them; the handles themselves, so
   /// set_value on one changes what the function sees.
   std::vector<Shared> shared_variables() const;
+  /// The frozen program (internal: debugprint, to_dot, th::save read it).
   const std::shared_ptr<detail::Program>& program() const { return p_; }
 
  private:
@@ -143,12 +159,18 @@ class Function {
   std::shared_ptr<detail::Program> p_;
 };
 
+/// Freezes the recorded graph from `inputs` (placeholders) to the outputs, with `updates`
+/// of shared variables applied after each call (all computed from the values before it):
+/// Theano's theano.function. One output gives a Result that converts to a Tensor; a list
+/// gives a list.
+///@{
 Function function(const std::vector<Tensor>& inputs, const Tensor& output, const Updates& updates = {},
                   const Options& options = {});
 Function function(const std::vector<Tensor>& inputs, std::initializer_list<Tensor> outputs,
                   const Updates& updates = {}, const Options& options = {});
 Function function(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
                   const Updates& updates = {}, const Options& options = {});
+///@}
 
 /// Freezes `f` by calling it once on the placeholders.
 template <class F, class... P>
@@ -156,11 +178,16 @@ Function trace(F&& f, const P&... placeholders) {
   return function(std::vector<Tensor>{placeholders...}, f(placeholders...));
 }
 
-/// Readable text of the graph of a tensor or of a function.
+/// Readable text of the graph of a tensor or of a function (a function's: its optimized
+/// steps, the memory plan, the rewrites that fired, and which fused steps run natively).
+///@{
 std::string debugprint(const Tensor& t);
 std::string debugprint(const Function& f);
+///@}
 /// Graphviz (dot) text of the graph.
+///@{
 std::string to_dot(const Tensor& t);
 std::string to_dot(const Function& f);
+///@}
 
 }  // namespace th

@@ -21,16 +21,18 @@ struct Padding {
   static Padding half() { return Padding(kHalf, kHalf); }
   /// Explicit rows and columns of zeros on each side.
   Padding(std::int64_t rows, std::int64_t cols) : rows(rows), cols(cols) {}
-  std::int64_t rows, cols;  // >= 0, or kFull / kHalf
-  static constexpr std::int64_t kFull = -1, kHalf = -2;
+  std::int64_t rows;  ///< rows of zeros above and below (>= 0), or kFull / kHalf
+  std::int64_t cols;  ///< columns of zeros left and right (>= 0), or kFull / kHalf
+  static constexpr std::int64_t kFull = -1;  ///< rows/cols of full()
+  static constexpr std::int64_t kHalf = -2;  ///< rows/cols of half()
 };
 
 /// The options of conv2d (Theano's AbstractConv2d).
 struct ConvOptions {
-  Padding border_mode = Padding::valid();
-  std::array<std::int64_t, 2> subsample = {1, 1};  ///< stride
-  std::array<std::int64_t, 2> filter_dilation = {1, 1};
-  std::int64_t num_groups = 1;
+  Padding border_mode = Padding::valid();                 ///< zero padding of the input
+  std::array<std::int64_t, 2> subsample = {1, 1};        ///< stride
+  std::array<std::int64_t, 2> filter_dilation = {1, 1};  ///< spacing of the filter's taps
+  std::int64_t num_groups = 1;                           ///< channel groups (filters see channels / num_groups)
   /// true: convolution (filters flipped), as Theano; false: cross-correlation, as PyTorch.
   bool filter_flip = true;
 };
@@ -40,6 +42,8 @@ struct ConvOptions {
 /// Its gradients are convolutions too, so they differentiate again.
 Tensor conv2d(const Tensor& input, const Tensor& filters, const ConvOptions& options = {});
 
+/// What pool_2d computes over a window: its maximum, its sum, or its mean counting the
+/// padding (inc_pad) or not (exc_pad).
 enum class PoolMode { max, sum, average_inc_pad, average_exc_pad };
 
 /// The options of pool_2d (Theano's pool_2d).
@@ -48,7 +52,7 @@ struct PoolOptions {
   bool ignore_border = true;
   std::optional<std::array<std::int64_t, 2>> stride;  ///< default: the window size
   std::array<std::int64_t, 2> pad = {0, 0};          ///< zeros on each side (smaller than the window)
-  PoolMode mode = PoolMode::max;
+  PoolMode mode = PoolMode::max;  ///< max, sum or average
 };
 
 /// Pools windows of ws = (rows, cols) over the last two axes of x (rank >= 2). Max pooling's

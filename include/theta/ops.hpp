@@ -13,24 +13,38 @@ namespace th {
 
 /// The axes of a reduction: all of them (default, `{}`), one (`1`, `-1`) or several (`{0, 2}`).
 struct Axes {
+  /// All axes.
   Axes() = default;
+  /// One axis, or several (negative axes count from the end).
+  ///@{
   Axes(int axis) : all(false), axes{axis} {}
   Axes(std::int64_t axis) : all(false), axes{axis} {}
   Axes(std::initializer_list<std::int64_t> list) : all(false), axes(list) {}
   Axes(std::vector<std::int64_t> list) : all(false), axes(std::move(list)) {}
-  bool all = true;
-  std::vector<std::int64_t> axes;
+  ///@}
+  bool all = true;                ///< every axis (then `axes` is unused)
+  std::vector<std::int64_t> axes;  ///< the axes, when not all
 };
 
 // ---- arithmetic ---------------------------------------------------------------------------
+/// Elementwise a + b, a - b, a * b with numpy broadcasting and dtype promotion; integers wrap.
+///@{
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
+///@}
 /// True division: integers divide to floatX, as numpy.
 Tensor operator/(const Tensor& a, const Tensor& b);
+/// Elementwise negation.
+///@{
 Tensor operator-(const Tensor& a);
 Tensor neg(const Tensor& x);
+///@}
+/// a to the power b, elementwise (broadcasting; exact integer powers for integers).
 Tensor pow(const Tensor& a, const Tensor& b);
+/// The operators and pow with a C++ number on one side (the number takes the tensor's dtype
+/// when it fits, as numpy's weak scalars).
+///@{
 Tensor operator+(const Tensor& a, double b);
 Tensor operator+(double a, const Tensor& b);
 Tensor operator-(const Tensor& a, double b);
@@ -41,8 +55,11 @@ Tensor operator/(const Tensor& a, double b);
 Tensor operator/(double a, const Tensor& b);
 Tensor pow(const Tensor& a, double b);
 Tensor pow(double a, const Tensor& b);
+///@}
 
 // ---- comparisons (boolean results, no gradient) --------------------------------------------
+/// Elementwise comparisons (broadcasting): boolean tensors, without gradient.
+///@{
 Tensor operator<(const Tensor& a, const Tensor& b);
 Tensor operator<=(const Tensor& a, const Tensor& b);
 Tensor operator>(const Tensor& a, const Tensor& b);
@@ -61,8 +78,13 @@ Tensor operator>(double a, const Tensor& b);
 Tensor operator>=(double a, const Tensor& b);
 Tensor operator==(double a, const Tensor& b);
 Tensor operator!=(double a, const Tensor& b);
+///@}
 
 // ---- elementwise ---------------------------------------------------------------------------
+/// Elementwise functions: x squared, square root, e^x, ln x, ln(1 + x), |x|, sine, cosine,
+/// tanh, the logistic sigmoid, max(x, 0), ln(1 + e^x) and the sign (-1, 0, 1). Integers
+/// go to floatX where the result is not an integer.
+///@{
 Tensor sqr(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor exp(const Tensor& x);
@@ -76,19 +98,29 @@ Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor softplus(const Tensor& x);
 Tensor sign(const Tensor& x);
+///@}
+/// Elementwise larger / smaller of a and b (NaN propagates; ties send the gradient to a).
+///@{
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor maximum(const Tensor& a, double b);
 Tensor maximum(double a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, double b);
 Tensor minimum(double a, const Tensor& b);
+///@}
+/// x limited to [lo, hi] elementwise.
+///@{
 Tensor clip(const Tensor& x, const Tensor& lo, const Tensor& hi);
 Tensor clip(const Tensor& x, double lo, double hi);
+///@}
 /// cond ? a : b elementwise; cond is converted to boolean.
+///@{
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, double b);
 Tensor where(const Tensor& cond, double a, const Tensor& b);
 Tensor where(const Tensor& cond, double a, double b);
+///@}
+/// x converted to `dtype` (differentiable between float types).
 Tensor cast(const Tensor& x, DType dtype);
 /// The identity whose gradient is zero.
 Tensor stop_gradient(const Tensor& x);
@@ -98,15 +130,21 @@ Tensor stop_gradient(const Tensor& x);
 Tensor sum(const Tensor& x, Axes axis = {}, bool keepdims = false);
 /// Means; integers average to floatX.
 Tensor mean(const Tensor& x, Axes axis = {}, bool keepdims = false);
+/// Largest, smallest values and products over the axes.
+///@{
 Tensor max(const Tensor& x, Axes axis = {}, bool keepdims = false);
 Tensor min(const Tensor& x, Axes axis = {}, bool keepdims = false);
 Tensor prod(const Tensor& x, Axes axis = {}, bool keepdims = false);
+///@}
 /// log(sum(exp(x))), computed stably.
 Tensor logsumexp(const Tensor& x, Axes axis = {}, bool keepdims = false);
 /// Index of the largest value (of the flattened tensor when axis is not given); int64.
 Tensor argmax(const Tensor& x, std::optional<std::int64_t> axis = std::nullopt, bool keepdims = false);
+/// Index of the smallest value (of the flattened tensor when axis is not given); int64.
 Tensor argmin(const Tensor& x, std::optional<std::int64_t> axis = std::nullopt, bool keepdims = false);
+/// exp(x) / sum(exp(x)) along `axis`, computed stably.
 Tensor softmax(const Tensor& x, std::int64_t axis = -1);
+/// log(softmax(x)) along `axis`, computed stably.
 Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
 
 // ---- linear algebra ------------------------------------------------------------------------
@@ -124,26 +162,37 @@ Tensor transpose(const Tensor& x, const std::vector<std::int64_t>& perm);
 // ---- shape ---------------------------------------------------------------------------------
 /// New shape with the same number of elements; one entry may be -1.
 Tensor reshape(const Tensor& x, const Shape& shape);
+/// The elements as a 1-d tensor.
 Tensor flatten(const Tensor& x);
+/// A new axis of size 1 at `axis`.
 Tensor expand_dims(const Tensor& x, std::int64_t axis);
 /// Removes the given axes (which must have size 1), or without axes every axis known to
 /// have size 1 (a symbolic tensor's dims that its expression fixes at 1; others stay).
 Tensor squeeze(const Tensor& x, Axes axis = {});
+/// x repeated to `shape` by numpy broadcasting.
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
+/// The tensors joined along an existing axis.
 Tensor concatenate(const std::vector<Tensor>& xs, std::int64_t axis = 0);
+/// The tensors (of one shape) joined along a new axis.
 Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis = 0);
 /// Elements of x at integer `indices` along `axis` (numpy.take); negative indices wrap.
 Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis = 0);
 
 /// One index of th::view: an integer, th::all() or th::range(start, stop, step).
 struct Index {
+  /// What the index selects: one position, a range, the whole axis.
   enum class Kind : unsigned char { integer, range, all };
-  Kind kind = Kind::all;
-  std::int64_t i = 0;
-  std::optional<std::int64_t> start, stop;
-  std::int64_t step = 1;
+  Kind kind = Kind::all;                    ///< which of the three
+  std::int64_t i = 0;                       ///< the position (integer)
+  std::optional<std::int64_t> start;        ///< the range's first position (nullopt: open)
+  std::optional<std::int64_t> stop;         ///< the range's end, excluded (nullopt: open)
+  std::int64_t step = 1;                    ///< the range's step
+  /// One position (negative counts from the end); the axis is dropped.
+  ///@{
   Index(int index) : kind(Kind::integer), i(index) {}
   Index(std::int64_t index) : kind(Kind::integer), i(index) {}
+  ///@}
+  /// Any index (th::range and th::all make them).
   Index(Kind k, std::optional<std::int64_t> a, std::optional<std::int64_t> b, std::int64_t s)
       : kind(k), start(a), stop(b), step(s) {}
 };
@@ -156,6 +205,7 @@ inline Index range(std::optional<std::int64_t> start, std::optional<std::int64_t
 inline Index all() { return Index(Index::Kind::all, std::nullopt, std::nullopt, 1); }
 /// Basic slicing; trailing axes not indexed are taken whole. Zero-copy on concrete tensors.
 Tensor view(const Tensor& x, const std::vector<Index>& indices);
+/// th::view(x, 0, th::range(1, 3)): the indices as arguments.
 template <class... I>
 Tensor view(const Tensor& x, I... indices) {
   return view(x, std::vector<Index>{Index(indices)...});

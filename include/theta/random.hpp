@@ -15,12 +15,19 @@ namespace th {
 /// A tensor or a C++ number: a draw's parameters, a learning rate.
 class TensorOrNumber {
  public:
+  /// A number.
+  ///@{
   TensorOrNumber(double v) : number_(v) {}
   TensorOrNumber(int v) : number_(v) {}
   TensorOrNumber(std::int64_t v) : number_(double(v)) {}
+  ///@}
+  /// A tensor (symbolic or concrete).
   TensorOrNumber(const Tensor& t) : tensor_(t) {}
+  /// Whether it holds a tensor (else a number).
   bool is_tensor() const { return bool(tensor_); }
+  /// The number (when not a tensor).
   double number() const { return number_; }
+  /// The tensor (when is_tensor()).
   const Tensor& tensor() const { return tensor_; }
 
  private:
@@ -32,11 +39,18 @@ class TensorOrNumber {
 /// symbolic when x is).
 class ShapeArg {
  public:
+  /// The 0-d shape.
   ShapeArg() : fixed_(Shape{}) {}
+  /// A shape known now.
+  ///@{
   ShapeArg(const Shape& s) : fixed_(s) {}
   ShapeArg(std::initializer_list<std::int64_t> s) : fixed_(Shape(s)) {}
+  ///@}
+  /// A shape computed by the graph (an int64 vector tensor).
   ShapeArg(const Tensor& shape) : tensor_(shape) {}
+  /// The shape when known now.
   const std::optional<Shape>& fixed() const { return fixed_; }
+  /// The shape tensor, when not known now.
   const Tensor& tensor() const { return tensor_; }
 
  private:

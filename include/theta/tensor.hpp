@@ -25,6 +25,7 @@ class Tensor {
  public:
   /// An empty handle; any use other than assignment throws th::ValueError.
   Tensor() = default;
+  /// A handle to a graph node (internal: operations make tensors).
   explicit Tensor(std::shared_ptr<detail::Node> node) : node_(std::move(node)) {}
 
   /// Shape of a concrete tensor; th::ValueError on a symbolic one.
@@ -33,10 +34,13 @@ class Tensor {
   std::int64_t ndim() const;
   /// Number of elements; th::ValueError on a symbolic tensor.
   std::int64_t size() const;
+  /// Element type (known for symbolic tensors too).
   DType dtype() const;
+  /// Where the value lives (a symbolic tensor: the default Device).
   Device device() const;
   /// The user's name ("" when unnamed).
   const std::string& name() const;
+  /// True when the tensor depends on a placeholder (it has no value until a function runs).
   bool is_symbolic() const;
   /// True when operations on this tensor are recorded for th::grad.
   bool is_recorded() const;
@@ -87,6 +91,7 @@ class Tensor {
 
   /// The graph node (internal).
   const std::shared_ptr<detail::Node>& node() const { return node_; }
+  /// False for an empty handle.
   explicit operator bool() const { return node_ != nullptr; }
 
  private:
@@ -103,7 +108,8 @@ Tensor tensor(double value, std::optional<DType> dtype = std::nullopt);
 /// One number of a 1-d list literal. NOTE: a wrapper (not plain double) so that a column
 /// literal such as {{1}, {2}} reads as 2-d rather than as a 1-d list.
 struct ListValue {
-  double v;
+  double v;  ///< the number
+  /// Any number of a list literal.
   ListValue(double x) : v(x) {}
 };
 /// A 1-d tensor from a list.
@@ -129,9 +135,12 @@ Tensor tensor(const std::vector<T>& data, Shape shape, std::optional<DType> dtyp
   return dtype && *dtype != t.dtype() ? t.astype(*dtype) : t;
 }
 
+/// A tensor of `shape` filled with 0, with 1, or with `value` (floatX unless `dtype` is given).
+///@{
 Tensor zeros(const Shape& shape, std::optional<DType> dtype = std::nullopt);
 Tensor ones(const Shape& shape, std::optional<DType> dtype = std::nullopt);
 Tensor full(const Shape& shape, double value, std::optional<DType> dtype = std::nullopt);
+///@}
 /// [0, stop): int64 when the bound is integral, floatX otherwise (as numpy).
 Tensor arange(double stop, std::optional<DType> dtype = std::nullopt);
 /// [start, stop) by step: int64 when all three are integral, floatX otherwise.

@@ -16,3 +16,9 @@
 #include "random.hpp"
 #include "tensor.hpp"
 #include "xtensor.hpp"
+
+/// theta's public API: tensors and their operations (eager, recorded on a tape), gradients
+/// (th::grad), placeholders, shared variables and frozen functions (th::function), neural
+/// network operations, optimizers, random streams, scan, linear algebra, files, devices and
+/// distributed training. The user guide: docs/guide.md.
+namespace th {}
