@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${THETA_BENCH_THREADS:-$(nproc)}"
 rounds="${THETA_BENCH_ROUNDS:-1}"
+# theta's native tier compiles each fused chain on its first call (in the warm-up), so the
+# timed calls run compiled code; THETA_FLAGS=native=off measures the interpreter.
+export THETA_FLAGS="${THETA_FLAGS:-native=sync}"
 export THETA_BENCH_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" \
   MKL_NUM_THREADS="$threads" OMP_WAIT_POLICY=PASSIVE
 pin=(taskset -c "0-$((threads - 1))")

@@ -23,8 +23,9 @@ struct FusedFit {
   bool stream = false;       // outputs streamed out of scratch (large outputs, little scratch)
   std::vector<std::size_t> temp_slot;
   std::size_t temp_blocks = 0;
-  bool native_known = false;       // (after temps_known)
+  bool native_known = false;       // `native` is this layout's
   NativeKernel* native = nullptr;  // the chain's native-tier record (null: the tier is off)
+  bool placed_native = false;      // the temps above were placed for a native kernel
 };
 
 /// What a fused pass computes after its elementwise work: sums[k] (0-d) gets the sum of
