@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -232,6 +233,15 @@ NativeFn build(NativeKernel& k) {
   }
   std::error_code ec;
   fs::create_directories(dir, ec);
+  // Temporaries of compilations that never finished (their process ended first) older than
+  // an hour are swept away.
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::error_code age_ec;
+    const auto age = fs::file_time_type::clock::now() - fs::last_write_time(it->path(), age_ec);
+    if (name.rfind("tmp-", 0) == 0 && !age_ec && age > std::chrono::hours(1)) fs::remove(it->path(), age_ec);
+  }
+  ec.clear();
   static std::atomic<int> serial{0};
   const std::string tmp = "tmp-" + std::to_string(::getpid()) + "-" + std::to_string(serial++) + "-" + key;
   const fs::path src = dir / (tmp + ".cpp"), out = dir / (tmp + ".so"), log = dir / (tmp + ".log"),
