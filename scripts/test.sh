@@ -7,7 +7,7 @@
 #   3. the thread tests under ThreadSanitizer;
 #   4. bounded libFuzzer runs (clang) of the .npy/.npz/idx readers, of function-call argument
 #      checking and of loading saved functions, starting from tests/fuzz/corpus.
-# THETA_QUICK=1 stops after stage 1. THETA_FUZZ_SECONDS (default 25) bounds each fuzzer;
+# THETA_QUICK=1 stops after stage 1. THETA_FUZZ_SECONDS (default 20) bounds each fuzzer;
 # THETA_PROPERTY_GRAPHS / THETA_PROPERTY_SEED override the property-test budget and seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +53,7 @@ for f in npy npz call idx function; do
   rm -rf "$work" && mkdir -p "$work" && cp tests/fuzz/corpus/"$f"/* "$work"/
   rc=0
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "build-fuzz/tests/fuzz/fuzz_$f" "$work" \
-    -max_total_time="${THETA_FUZZ_SECONDS:-25}" -max_len="$([ $f = function ] && echo 16384 || echo 4096)" \
+    -max_total_time="${THETA_FUZZ_SECONDS:-20}" -max_len="$([ $f = function ] && echo 16384 || echo 4096)" \
     -rss_limit_mb=2048 -timeout=10 \
     -artifact_prefix=build-fuzz/ -print_final_stats=1 > "build-fuzz/fuzz_$f.log" 2>&1 || rc=$?
   grep -E "^stat::number_of_executed_runs|^Done" "build-fuzz/fuzz_$f.log" | sed "s/^/fuzz_$f: /"

@@ -465,8 +465,8 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     partials[j].resize(std::size_t(blocks));
     partial.push_back(partials[j].data());
   }
-  const Chain c{code,      base,       step,  period, count, row_slot, y, temp_slot, out_to, sum_instr, partial, total,
-                std::min(kBlock, total), written};
+  const Chain c{code,   base,      step,    period, count, row_slot, y, temp_slot, out_to, sum_instr,
+                partial, total, std::min(kBlock, total), written};
   const std::size_t temp_size = slots * std::size_t(c.width);
   // One reference captured: the closure fits std::function's inline buffer (no allocation).
   const struct {
