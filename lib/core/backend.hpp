@@ -13,6 +13,18 @@ namespace th::detail {
 enum class UnaryKind : unsigned char { THETA_UNARY_OPS(THETA_ENUM_ENTRY) };
 enum class BinaryKind : unsigned char { THETA_BINARY_OPS(THETA_ENUM_ENTRY) };
 #undef THETA_ENUM_ENTRY
+/// The op's name ("tanh", "add"), from the same list: generated kernels call the formula
+/// functions by it (u_tanh, b_add).
+inline const char* unary_name(UnaryKind k) {
+#define THETA_NAME_ENTRY(name, ...) #name,
+  static constexpr const char* names[] = {THETA_UNARY_OPS(THETA_NAME_ENTRY)};
+  return names[static_cast<int>(k)];
+}
+inline const char* binary_name(BinaryKind k) {
+  static constexpr const char* names[] = {THETA_BINARY_OPS(THETA_NAME_ENTRY)};
+#undef THETA_NAME_ENTRY
+  return names[static_cast<int>(k)];
+}
 enum class ReduceKind : unsigned char { sum, prod, max, min };
 
 /// One 2-d convolution (lib/ops/nn.cpp): x (N, C, H, W), filters (O, C / G, KH, KW), y (N, O,

@@ -407,49 +407,49 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     for (std::size_t k = 0; k < outs.size(); ++k)
       if (outs[k]) (stream ? out_to : y)[std::size_t(out_instr[k])] = outs[k]->data<T>();
   };
-  // The stored instructions (the outputs written, the summed values): what a native kernel
-  // writes (cpu/native.hpp).
-  thread_local std::vector<char> written;
-  written.assign(code.size(), 0);
-  for (std::size_t k = 0; k < outs.size(); ++k)
-    if (outs[k]) written[std::size_t(out_instr[k])] = 1;
-  for (int k : sum_instr) written[std::size_t(k)] = 1;
   if (!fit.native_known) {
-    fit.native = native_kernel(code, std::is_same_v<T, float> ? DType::float32 : DType::float64, scalar, written);
+    // The stored instructions (the outputs written, the summed values): what a native
+    // kernel writes (cpu/native.hpp).
+    fit.written.assign(code.size(), 0);
+    for (std::size_t k = 0; k < outs.size(); ++k)
+      if (outs[k]) fit.written[std::size_t(out_instr[k])] = 1;
+    for (int k : sum_instr) fit.written[std::size_t(k)] = 1;
+    fit.native = native_kernel(code, std::is_same_v<T, float> ? DType::float32 : DType::float64, scalar, fit.written);
     fit.native_known = true;
   }
   const NativeFn native = fit.native ? fit.native->fn.load(std::memory_order_acquire) : nullptr;
   if (!fit.temps_known || fit.placed_native != (native != nullptr)) {
-    // Interpreted, outputs too large to stay in cache are computed in scratch and streamed
-    // out, when the scratch that takes stays well inside L1 (else the writes are left to the
-    // cache). A native kernel writes them in place: one pass with every value in registers
-    // streams better through the cache than through scratch (W3: 3.8 against 4.9-6.1 ms).
     fit.stream = false;
-    if (!native && kCanStream && total * std::int64_t(sizeof(T)) >= kStreamBytes) {
-      place_outputs(true);
-      fit.temp_blocks = assign_temps(code, y, sum_instr, out_to, fit.temp_slot);
-      fit.stream = fit.temp_blocks * std::size_t(kBlock) * sizeof(T) <= kStreamScratchBytes;
-    }
-    if (!fit.stream) {
+    if (native) {
+      // A native kernel writes its outputs in place (one pass with every value in registers
+      // streams better through the cache than through scratch: W3 3.8 against 4.9-6.1 ms),
+      // and each summed value that is no output into a scratch block of its own.
       place_outputs(false);
-      fit.temp_blocks = assign_temps(code, y, sum_instr, out_to, fit.temp_slot);
+      fit.temp_slot.assign(code.size(), 0);
+      fit.temp_blocks = 0;
+      for (std::size_t k = 0; k < code.size(); ++k)
+        if (fit.written[k] && !y[k]) fit.temp_slot[k] = fit.temp_blocks++;
+    } else {
+      // Interpreted, outputs too large to stay in cache are computed in scratch and
+      // streamed out, when the scratch that takes stays well inside L1 (else the writes are
+      // left to the cache).
+      if (kCanStream && total * std::int64_t(sizeof(T)) >= kStreamBytes) {
+        place_outputs(true);
+        fit.temp_blocks = assign_temps(code, y, sum_instr, out_to, fit.temp_slot);
+        fit.stream = fit.temp_blocks * std::size_t(kBlock) * sizeof(T) <= kStreamScratchBytes;
+      }
+      if (!fit.stream) {
+        place_outputs(false);
+        fit.temp_blocks = assign_temps(code, y, sum_instr, out_to, fit.temp_slot);
+      }
     }
     fit.temps_known = true;
     fit.placed_native = native != nullptr;
   }
   place_outputs(fit.stream);
   const bool stream = fit.stream;
-  // Scratch blocks: the interpreter's temporaries (assign_temps), or a native kernel's
-  // stored values that are no output (each its own), then the rows'.
-  thread_local std::vector<std::size_t> native_slot;
-  std::size_t slots = fit.temp_blocks;
-  if (native) {
-    native_slot.assign(code.size(), 0);
-    slots = 0;
-    for (std::size_t k = 0; k < code.size(); ++k)
-      if (written[k] && !y[k]) native_slot[k] = slots++;
-  }
-  const std::vector<std::size_t>& temp_slot = native ? native_slot : fit.temp_slot;
+  const std::vector<std::size_t>& temp_slot = fit.temp_slot;
+  std::size_t slots = fit.temp_blocks;  // scratch blocks: the temporaries', then rows'
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     base.push_back(inputs[k]->data<T>());  // NOTE: a shape-only input is never read
     step.push_back(scalar[k] ? 0 : 1);
@@ -466,7 +466,7 @@ void run_typed(const std::vector<FusedInstr>& code, const std::vector<const Stor
     partial.push_back(partials[j].data());
   }
   const Chain c{code,   base,      step,    period, count, row_slot, y, temp_slot, out_to, sum_instr,
-                partial, total, std::min(kBlock, total), written};
+                partial, total, std::min(kBlock, total), fit.written};
   const std::size_t temp_size = slots * std::size_t(c.width);
   // One reference captured: the closure fits std::function's inline buffer (no allocation).
   const struct {

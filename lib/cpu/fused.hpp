@@ -23,9 +23,10 @@ struct FusedFit {
   bool stream = false;       // outputs streamed out of scratch (large outputs, little scratch)
   std::vector<std::size_t> temp_slot;
   std::size_t temp_blocks = 0;
-  bool native_known = false;       // `native` is this layout's
+  bool native_known = false;       // `native` and `written` are this layout's
   NativeKernel* native = nullptr;  // the chain's native-tier record (null: the tier is off)
-  bool placed_native = false;      // the temps above were placed for a native kernel
+  std::vector<char> written;       // per instruction: stored (an output written, or summed)
+  bool placed_native = false;      // the temps above were placed for a native kernel (its stored values)
 };
 
 /// What a fused pass computes after its elementwise work: sums[k] (0-d) gets the sum of

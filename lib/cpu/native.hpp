@@ -31,8 +31,12 @@ struct NativeKernel {
   std::atomic<NativeFn> fn{nullptr};
   std::atomic<int> state{cold};
   std::atomic<std::int64_t> heat{0};  // element-instructions the interpreter has run for it
-  std::string source;                 // the generated C++ (set once, before compiling)
-  std::string why;                    // a failed kernel: what went wrong (set before state = failed)
+  // The chain (its source is generated when it is compiled: most chains never get hot).
+  std::vector<FusedInstr> code;
+  DType dtype = DType::float32;
+  std::vector<bool> scalar;
+  std::vector<char> written;
+  std::string why;  // a failed kernel: what went wrong (set before state = failed)
   bool from_cache = false;            // loaded from the disk cache without compiling
 };
 

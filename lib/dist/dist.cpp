@@ -125,7 +125,7 @@ std::vector<Tensor> vjp_allreduce(const Op&, const VjpCtx& c) {
   return {make_allreduce(c.g, th::dist::Op::sum) * cast(c.x[0] == c.y, node_of(c.g, "allreduce").dtype)};
 }
 
-const Op op_allreduce{"allreduce", 0, &infer_allreduce, &forward_allreduce, &vjp_allreduce};
+const Op op_allreduce{"allreduce", {1, 1}, 0, &infer_allreduce, &forward_allreduce, &vjp_allreduce};
 
 Tensor make_allreduce(const Tensor& t, th::dist::Op op) {
   Attrs a;

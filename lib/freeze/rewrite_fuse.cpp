@@ -61,7 +61,7 @@ std::optional<FusedInstr> fused_instr_of(const Program& p, const Step& s) {
 }
 
 const Op& fused_op() {
-  static const Op op{"fused", 0, nullptr, nullptr, nullptr};
+  static const Op op{"fused", {1, -1}, 0, nullptr, nullptr, nullptr};
   return op;
 }
 

@@ -39,35 +39,6 @@ constexpr int kUnaryKinds = 0 THETA_UNARY_OPS(THETA_COUNT_ENTRY);
 constexpr int kBinaryKinds = 0 THETA_BINARY_OPS(THETA_COUNT_ENTRY);
 #undef THETA_COUNT_ENTRY
 
-// Operand counts per op key: [least, most] (-1: no limit). A file naming an op with another
-// count is refused before any of the op's code reads its operands.
-const std::map<std::string, std::pair<int, int>>& arities() {
-  static const std::map<std::string, std::pair<int, int>> m = [] {
-    std::map<std::string, std::pair<int, int>> r;
-    for (const char* k : {"abs", "cos", "exp", "log", "log1p", "neg", "relu", "sigmoid", "sign", "sin", "softplus",
-                          "sqrt", "tanh", "cast", "stop_gradient", "to", "view", "sum", "prod", "max", "min", "argmin",
-                          "argmax", "count", "reshape", "transpose", "expand_dims", "squeeze", "broadcast_to",
-                          "inv", "cholesky", "slogdet", "det_sign", "tri_mask", "eigh", "eigh_vectors", "qr", "qr_r",
-                          "svd", "svd_s", "svd_vt", "pool_2d", "shape_of", "zeros", "scan_part", "allreduce"})
-      r[k] = {1, 1};
-    for (const char* k : {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge",
-                          "view_grad", "take", "matmul", "matmul_t", "reshape_like", "broadcast_like", "sum_to_like",
-                          "solve", "solve_triangular", "conv2d", "pool_2d_grad", "pool_2d_select", "reshape_by"})
-      r[k] = {2, 2};
-    for (const char* k : {"where", "take_grad", "matmul_acc", "conv2d_grad_input", "conv2d_grad_filters"}) r[k] = {3, 3};
-    r["one_hot"] = {1, 2};
-    r["random_draw"] = {1, 2};
-    r["concatenate"] = {1, -1};
-    r["split_part"] = {2, -1};
-    r["broadcast_shape"] = {1, -1};
-    r["ifelse"] = {1, -1};
-    r["scan"] = {0, -1};
-    r["fused"] = {1, -1};
-    return r;
-  }();
-  return m;
-}
-
 json shape_json(const Shape& s) { return json(s); }
 
 // ---- writing --------------------------------------------------------------------------------------
@@ -360,10 +331,9 @@ struct Reader {
     Step s{&op, {}, {}, 0, {}};
     s.in = ints<std::size_t>(j.at("in"), 0, std::int64_t(p.slots) - 1, "a slot");
     s.out = std::size_t(integer(j.at("out"), 0, std::int64_t(p.slots) - 1, "a slot", *this));
-    const auto ar = arities().find(op.key);
-    if (ar == arities().end()) bad(std::string("the op '") + op.key + "' cannot be loaded");
-    if (int(s.in.size()) < ar->second.first || (ar->second.second >= 0 && int(s.in.size()) > ar->second.second))
-      bad(std::string("the op '") + op.key + "' has " + std::to_string(s.in.size()) + " operands");
+    const int n = int(s.in.size());  // checked before any of the op's code reads its operands
+    if (n < op.operands.least || (op.operands.most >= 0 && n > op.operands.most))
+      bad(std::string("the op '") + op.key + "' has " + std::to_string(n) + " operands");
     for (std::size_t i : s.in)
       if (!defined[i]) bad(std::string("the op '") + op.key + "' reads a slot before it is written");
     if (defined[s.out]) bad("a slot is written twice");

@@ -88,7 +88,7 @@ std::vector<Tensor> vjp_ifelse(const Op&, const VjpCtx& c) {
   return out;
 }
 
-const Op op_ifelse{"ifelse", 0, &infer_ifelse, &forward_ifelse, &vjp_ifelse, ~0u};
+const Op op_ifelse{"ifelse", {1, -1}, 0, &infer_ifelse, &forward_ifelse, &vjp_ifelse, ~0u};
 
 Tensor make_ifelse(const Tensor& cond, const Tensor& then_value, const Tensor& else_value) {
   const Node& cn = node_of(cond, "ifelse");

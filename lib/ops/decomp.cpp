@@ -155,8 +155,8 @@ std::vector<Tensor> vjp_solve(const Op& op, const VjpCtx& c) {
   return {ga, c.needs[1] ? gb : none};
 }
 
-const Op op_solve{"solve", 0, &infer_solve, &forward_solve, &vjp_solve};
-const Op op_solve_triangular{"solve_triangular", 1, &infer_solve, &forward_solve, &vjp_solve};
+const Op op_solve{"solve", {2, 2}, 0, &infer_solve, &forward_solve, &vjp_solve};
+const Op op_solve_triangular{"solve_triangular", {2, 2}, 1, &infer_solve, &forward_solve, &vjp_solve};
 
 Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower) {
   Attrs at;
@@ -256,13 +256,13 @@ std::vector<Tensor> vjp_matrix(const Op& op, const VjpCtx& c) {
   }
 }
 
-const Op op_inv{"inv", kInv, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_cholesky{"cholesky", kCholesky, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_logabsdet{"slogdet", kLogAbsDet, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_det_sign{"det_sign", kDetSign, &infer_matrix, &forward_matrix, nullptr};
-const Op op_tri_mask{"tri_mask", kTriMask, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_eig_values{"eigh", kEigValues, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_eig_vectors{"eigh_vectors", kEigVectors, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_inv{"inv", {1, 1}, kInv, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_cholesky{"cholesky", {1, 1}, kCholesky, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_logabsdet{"slogdet", {1, 1}, kLogAbsDet, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_det_sign{"det_sign", {1, 1}, kDetSign, &infer_matrix, &forward_matrix, nullptr};
+const Op op_tri_mask{"tri_mask", {1, 1}, kTriMask, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_eig_values{"eigh", {1, 1}, kEigValues, &infer_matrix, &forward_matrix, &vjp_matrix};
+const Op op_eig_vectors{"eigh_vectors", {1, 1}, kEigVectors, &infer_matrix, &forward_matrix, &vjp_matrix};
 
 Tensor eigh_part(const Tensor& a, int kind) { return apply(kind == kEigValues ? op_eig_values : op_eig_vectors, {a}); }
 
@@ -360,11 +360,11 @@ std::vector<Tensor> vjp_factor(const Op& op, const VjpCtx& c) {
   return {matmul(matmul(U, inner), Vt) + matmul(U, swap_last((gV - matmul(V, K)) / expand_dims(S, -2)))};
 }
 
-const Op op_qr_q{"qr", kQ, &infer_factor, &forward_factor, &vjp_factor};
-const Op op_qr_r{"qr_r", kR, &infer_factor, &forward_factor, &vjp_factor};
-const Op op_svd_u{"svd", kU, &infer_factor, &forward_factor, &vjp_factor};
-const Op op_svd_s{"svd_s", kS, &infer_factor, &forward_factor, &vjp_factor};
-const Op op_svd_vt{"svd_vt", kVt, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_qr_q{"qr", {1, 1}, kQ, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_qr_r{"qr_r", {1, 1}, kR, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_svd_u{"svd", {1, 1}, kU, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_svd_s{"svd_s", {1, 1}, kS, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_svd_vt{"svd_vt", {1, 1}, kVt, &infer_factor, &forward_factor, &vjp_factor};
 
 Tensor factor(const Tensor& a, int kind) {
   static const Op* const ops[] = {&op_qr_q, &op_qr_r, &op_svd_u, &op_svd_s, &op_svd_vt};

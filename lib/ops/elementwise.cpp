@@ -112,17 +112,17 @@ THETA_BINARY_OPS(THETA_BINARY_VJP)
 #undef THETA_BINARY_VJP
 
 #define THETA_UNARY_DEF(name, ...) \
-  const Op op_##name{#name, int(UnaryKind::name), &infer_unary, &forward_unary, &vjp_##name};
+  const Op op_##name{#name, {1, 1}, int(UnaryKind::name), &infer_unary, &forward_unary, &vjp_##name};
 THETA_UNARY_OPS(THETA_UNARY_DEF)
 #undef THETA_UNARY_DEF
 #define THETA_BINARY_DEF(name, ...) \
-  const Op op_##name{#name, int(BinaryKind::name), &infer_binary, &forward_binary, &vjp_##name};
+  const Op op_##name{#name, {2, 2}, int(BinaryKind::name), &infer_binary, &forward_binary, &vjp_##name};
 THETA_BINARY_OPS(THETA_BINARY_DEF)
 #undef THETA_BINARY_DEF
 
 // where(c, a, b) = c ? a : b
 const Op op_where{
-    "where", 0,
+    "where", {3, 3}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs&) {
       return Meta{promote_types(in[1].dtype, in[2].dtype), broadcast_shapes(op, in)};
     },
@@ -139,7 +139,7 @@ const Op op_where{
 
 // y = x converted to attrs.dtype; gradients flow back between float types only.
 const Op op_cast{
-    "cast", 0, [](const Op&, const std::vector<Meta>& in, const Attrs& a) { return Meta{a.dtype, in[0].shape}; },
+    "cast", {1, 1}, 0, [](const Op&, const std::vector<Meta>& in, const Attrs& a) { return Meta{a.dtype, in[0].shape}; },
     [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
       return in[0]->dtype == a.dtype ? *in[0] : contiguous_as(*in[0], a.dtype);
     },
@@ -150,13 +150,13 @@ const Op op_cast{
 
 // y = x, with no gradient
 const Op op_stop_gradient{
-    "stop_gradient", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return in[0]; },
+    "stop_gradient", {1, 1}, 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return in[0]; },
     [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta&) { return *in[0]; }, nullptr};
 
 // y = x on attrs.device. NOTE: the gradient goes back to the device x had when recorded
 // (the CPU for a placeholder).
 const Op op_to{
-    "to", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return in[0]; },
+    "to", {1, 1}, 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return in[0]; },
     [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
       return transfer(*in[0], a.device);
     },

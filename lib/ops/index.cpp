@@ -105,7 +105,7 @@ void slice_into(const Op& op, const Storage& s, const std::vector<Index>& index,
 
 // ---- view(x, index...) and its adjoint --------------------------------------------------------
 const Op op_slice{
-    "view", 0, &infer_slice,
+    "view", {1, 1}, 0, &infer_slice,
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
       Storage v = view_of(*in[0]);  // an offered storage's vectors, when there is one
       slice_into(op, *in[0], a.index, v);
@@ -115,7 +115,7 @@ const Op op_slice{
 
 // view_grad(g, x): zeros shaped like x with g written into the viewed region.
 const Op op_slice_grad{
-    "view_grad", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return Meta{in[0].dtype, in[1].shape}; },
+    "view_grad", {2, 2}, 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return Meta{in[0].dtype, in[1].shape}; },
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
       Storage y = alloc_storage(out.dtype, out.shape, in[0]->device());
       Backend& be = backend_for(y.device());
@@ -180,7 +180,7 @@ void check_index_dtype(const Op& op, const std::vector<Meta>& in, std::size_t wh
 }  // namespace
 
 const Op op_take{
-    "take", 0,
+    "take", {2, 2}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
       check_index_dtype(op, in, 1);
       return Meta{in[0].dtype, take_shape(in[0].shape, in[1].shape, a.axis)};
@@ -203,7 +203,7 @@ const Op op_take{
 
 // take_grad(g, indices, x): zeros shaped like x, g scattered (added) at the indices.
 const Op op_take_grad{
-    "take_grad", 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return Meta{in[0].dtype, in[2].shape}; },
+    "take_grad", {3, 3}, 0, [](const Op&, const std::vector<Meta>& in, const Attrs&) { return Meta{in[0].dtype, in[2].shape}; },
     [](const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
       thread_local Storage scratch;
       const ScratchGuard held(scratch);
@@ -222,7 +222,7 @@ const Op op_take_grad{
 
 // ---- concatenate(xs, axis) and split_part(g, xs..., part) ---------------------------------------
 const Op op_concatenate{
-    "concatenate", 0,
+    "concatenate", {1, -1}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
       Shape s = in[0].shape;
       DType d = in[0].dtype;
@@ -279,7 +279,7 @@ const Op op_concatenate{
 
 // split_part(g, x0..xn): the part of g along attrs.axis that concatenate took from x_part.
 const Op op_split_part{
-    "split_part", 0,
+    "split_part", {2, -1}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
       // (made by concatenate's VJP; checked for the sake of loaded files)
       if (a.part < 0 || std::size_t(a.part) + 1 >= in.size()) throw_shape(op, "no such part", in);

@@ -171,8 +171,8 @@ std::vector<Tensor> vjp_matmul(const Op&, const VjpCtx& c) {
   return {c.needs[0] ? matmul(g, swap_last(b)) : none, c.needs[1] ? matmul(swap_last(a), g) : none};
 }
 
-const Op op_matmul{"matmul", 0, &infer_matmul, &forward_matmul, &vjp_matmul};
-const Op op_matmul_t{"matmul_t", 0, &infer_matmul, &forward_matmul, nullptr};
+const Op op_matmul{"matmul", {2, 2}, 0, &infer_matmul, &forward_matmul, &vjp_matmul};
+const Op op_matmul_t{"matmul_t", {2, 2}, 0, &infer_matmul, &forward_matmul, nullptr};
 
 // matmul_acc(a, b, c) = c - m * k (attrs.axis 0), c + m * k (1) or m * k + c (2), with m =
 // a @ b read as matmul_t reads them (attrs.transpose), summed down to c's shape first when
@@ -226,7 +226,7 @@ Storage forward_matmul_acc(const Op&, const std::vector<const Storage*>& in, con
   return run_op(comb, {&c, &t}, {meta_of(c), meta_of(t)}, {});
 }
 
-const Op op_matmul_acc{"matmul_acc", 0, &infer_matmul_acc, &forward_matmul_acc, nullptr};
+const Op op_matmul_acc{"matmul_acc", {3, 3}, 0, &infer_matmul_acc, &forward_matmul_acc, nullptr};
 
 // The public matmul/dot: `name` is the user's function, so errors speak of dot when the
 // user called dot (the shapes are checked here, before anything is recorded).

@@ -203,9 +203,9 @@ Storage conv_through_backend(int mode, const Storage& a, const Storage& b, const
 
 namespace {
 
-const Op op_conv{"conv2d", kForward, &infer_conv, &forward_conv, &vjp_conv};
-const Op op_conv_grad_input{"conv2d_grad_input", kGradInput, &infer_conv, &forward_conv, &vjp_conv, 0b100};
-const Op op_conv_grad_filters{"conv2d_grad_filters", kGradFilters, &infer_conv, &forward_conv, &vjp_conv, 0b100};
+const Op op_conv{"conv2d", {2, 2}, kForward, &infer_conv, &forward_conv, &vjp_conv};
+const Op op_conv_grad_input{"conv2d_grad_input", {3, 3}, kGradInput, &infer_conv, &forward_conv, &vjp_conv, 0b100};
+const Op op_conv_grad_filters{"conv2d_grad_filters", {3, 3}, kGradFilters, &infer_conv, &forward_conv, &vjp_conv, 0b100};
 
 Tensor conv_apply(int mode, const Tensor& a, const Tensor& b, const Tensor& like, const Attrs& attrs) {
   if (mode == kForward) return apply(op_conv, {a, b}, attrs);
@@ -296,9 +296,9 @@ std::vector<Tensor> vjp_pool(const Op& op, const VjpCtx& c) {
   return {none, apply(pool_op(kPoolGrad), {c.x[0], c.g}, c.attrs)};
 }
 
-const Op op_pool{"pool_2d", kPool, &infer_pool, &forward_pool, &vjp_pool};
-const Op op_pool_grad{"pool_2d_grad", kPoolGrad, &infer_pool, &forward_pool, &vjp_pool};
-const Op op_pool_select{"pool_2d_select", kPoolSelect, &infer_pool, &forward_pool, &vjp_pool};
+const Op op_pool{"pool_2d", {1, 1}, kPool, &infer_pool, &forward_pool, &vjp_pool};
+const Op op_pool_grad{"pool_2d_grad", {2, 2}, kPoolGrad, &infer_pool, &forward_pool, &vjp_pool};
+const Op op_pool_select{"pool_2d_select", {2, 2}, kPoolSelect, &infer_pool, &forward_pool, &vjp_pool};
 
 const Op& pool_op(int kind) { return kind == kPool ? op_pool : kind == kPoolGrad ? op_pool_grad : op_pool_select; }
 
@@ -340,10 +340,10 @@ Storage forward_one_hot(const Op& op, const std::vector<const Storage*>& in, con
   return to_device(y, in.size() > 1 ? in[1]->device() : in[0]->device());
 }
 
-const Op op_one_hot{"one_hot", 0, &infer_one_hot, &forward_one_hot, nullptr, 0b11};
+const Op op_one_hot{"one_hot", {1, 2}, 0, &infer_one_hot, &forward_one_hot, nullptr, 0b11};
 
 const Op op_shape_of{
-    "shape_of", 0,
+    "shape_of", {1, 1}, 0,
     [](const Op&, const std::vector<Meta>& in, const Attrs&) {
       return Meta{DType::int64, {std::int64_t(in[0].shape.size())}};
     },
@@ -356,7 +356,7 @@ const Op op_shape_of{
 
 // reshape_by(x, shape): attrs unused; the target shape is read at run time.
 const Op op_reshape_by{
-    "reshape", 0,
+    "reshape", {2, 2}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs&) {
       return Meta{in[0].dtype, Shape(std::size_t(shape_operand_rank(op, in[1], in)), -1)};
     },
@@ -379,7 +379,7 @@ const Op op_reshape_by{
     "reshape_by"};
 
 const Op op_zeros_by{
-    "zeros", 0,
+    "zeros", {1, 1}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
       return Meta{a.dtype, Shape(std::size_t(shape_operand_rank(op, in[0], in)), -1)};
     },

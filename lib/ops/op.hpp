@@ -36,17 +36,24 @@ struct Op {
   using InferFn = Meta (*)(const Op& op, const std::vector<Meta>& in, const Attrs& a);
   using ForwardFn = Storage (*)(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out);
   using VjpFn = std::vector<Tensor> (*)(const Op& op, const VjpCtx& c);
+  /// How many operands the op takes: [least, most], most -1 for no limit.
+  struct Operands {
+    int least, most;
+  };
   /// Every Op registers itself (saved functions name their ops: op_by_key below).
-  Op(const char* name_, int code_, InferFn infer_, ForwardFn forward_, VjpFn vjp_, unsigned any_device_ = 0,
-     bool shape_only_ = false, const char* key_ = nullptr);
+  Op(const char* name_, Operands operands_, int code_, InferFn infer_, ForwardFn forward_, VjpFn vjp_,
+     unsigned any_device_ = 0, bool shape_only_ = false, const char* key_ = nullptr);
   /// An op that is not registered: a stand-in that only names an operation in errors.
   struct Unlisted {};
   Op(Unlisted, const char* name_, InferFn infer_, ForwardFn forward_)
-      : name(name_), code(0), infer(infer_), forward(forward_), vjp(nullptr), key(name_) {}
+      : name(name_), operands{0, -1}, code(0), infer(infer_), forward(forward_), vjp(nullptr), key(name_) {}
   Op(const Op&) = delete;
   Op& operator=(const Op&) = delete;
 
   const char* name;
+  /// Its operand counts (a saved function's steps are checked against them before any of
+  /// the op's code reads an operand).
+  Operands operands;
   int code;  // selects the kernel within a family (UnaryKind, BinaryKind, ReduceKind, ...)
   /// Shape and dtype rule; throws th::ShapeError/TypeError naming the op and operands.
   Meta (*infer)(const Op& op, const std::vector<Meta>& in, const Attrs& a);
@@ -67,7 +74,7 @@ struct Op {
 /// The op a saved function names `key` (Op::key; the registry refuses two ops of one key),
 /// or nullptr. Every op family is linked in by this call.
 const Op* op_by_key(const std::string& key);
-/// All registered ops (tests check that each one has a unique name and a known arity).
+/// All registered ops.
 std::vector<const Op*> all_ops();
 
 /// The user's name, or for an unnamed op result "op(input names)" (for run-time errors).

@@ -110,7 +110,7 @@ Storage forward_draw(const Op& op, const std::vector<const Storage*>& in, const 
   return a.all ? to_device(std::move(y), in[1]->device()) : y;
 }
 
-const Op op_draw{"random_draw", 0, &infer_draw, &forward_draw, nullptr, 0b11};
+const Op op_draw{"random_draw", {1, 2}, 0, &infer_draw, &forward_draw, nullptr, 0b11};
 
 DType float_dtype(std::optional<DType> d, const char* what) {
   const DType r = d.value_or(floatX());

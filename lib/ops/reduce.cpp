@@ -78,10 +78,10 @@ std::vector<Tensor> vjp_extreme(const Op&, const VjpCtx& c) {
   return {where(hit, keep_reduced(c.g, c.attrs) / ties, 0.0)};
 }
 
-const Op op_sum{"sum", int(ReduceKind::sum), &infer_reduce, &forward_reduce, &vjp_sum};
-const Op op_prod{"prod", int(ReduceKind::prod), &infer_reduce, &forward_reduce, &vjp_prod};
-const Op op_max{"max", int(ReduceKind::max), &infer_reduce, &forward_reduce, &vjp_extreme};
-const Op op_min{"min", int(ReduceKind::min), &infer_reduce, &forward_reduce, &vjp_extreme};
+const Op op_sum{"sum", {1, 1}, int(ReduceKind::sum), &infer_reduce, &forward_reduce, &vjp_sum};
+const Op op_prod{"prod", {1, 1}, int(ReduceKind::prod), &infer_reduce, &forward_reduce, &vjp_prod};
+const Op op_max{"max", {1, 1}, int(ReduceKind::max), &infer_reduce, &forward_reduce, &vjp_extreme};
+const Op op_min{"min", {1, 1}, int(ReduceKind::min), &infer_reduce, &forward_reduce, &vjp_extreme};
 
 Meta infer_arg(const Op&, const std::vector<Meta>& in, const Attrs& a) {
   if (a.all) return {DType::int64, a.keepdims ? Shape(in[0].shape.size(), 1) : Shape{}};
@@ -135,12 +135,12 @@ Storage forward_arg(const Op& op, const std::vector<const Storage*>& in, const A
   return y;
 }
 
-const Op op_argmin{"argmin", 0, &infer_arg, &forward_arg, nullptr};
-const Op op_argmax{"argmax", 1, &infer_arg, &forward_arg, nullptr};
+const Op op_argmin{"argmin", {1, 1}, 0, &infer_arg, &forward_arg, nullptr};
+const Op op_argmax{"argmax", {1, 1}, 1, &infer_arg, &forward_arg, nullptr};
 
 // The number of elements over attrs.axes, as a 0-d tensor of attrs.dtype.
 const Op op_count{
-    "count", 0, [](const Op&, const std::vector<Meta>&, const Attrs& a) { return Meta{a.dtype, {}}; },
+    "count", {1, 1}, 0, [](const Op&, const std::vector<Meta>&, const Attrs& a) { return Meta{a.dtype, {}}; },
     [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
       double n = 1;
       for (auto ax : a.axes) n *= double(in[0]->shape[std::size_t(ax)]);

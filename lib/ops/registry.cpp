@@ -46,9 +46,9 @@ void link_every_family() {
 }
 }  // namespace
 
-Op::Op(const char* name_, int code_, InferFn infer_, ForwardFn forward_, VjpFn vjp_, unsigned any_device_,
-       bool shape_only_, const char* key_)
-    : name(name_), code(code_), infer(infer_), forward(forward_), vjp(vjp_), any_device(any_device_),
+Op::Op(const char* name_, Operands operands_, int code_, InferFn infer_, ForwardFn forward_, VjpFn vjp_,
+       unsigned any_device_, bool shape_only_, const char* key_)
+    : name(name_), operands(operands_), code(code_), infer(infer_), forward(forward_), vjp(vjp_), any_device(any_device_),
       shape_only(shape_only_), key(key_ ? key_ : name_) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);

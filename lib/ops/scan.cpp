@@ -217,8 +217,8 @@ std::vector<Tensor> vjp_scan(const Op&, const VjpCtx& c);
 // (scan_part's gradient is gathered by th::grad and given to the scan's VJP.)
 std::vector<Tensor> vjp_part(const Op&, const VjpCtx&) { return {none}; }
 
-const Op op_scan{"scan", 0, &infer_scan, &forward_scan, &vjp_scan, ~0u};
-const Op op_scan_part{"scan_part", 0, &infer_part, &forward_part, &vjp_part, ~0u};
+const Op op_scan{"scan", {0, -1}, 0, &infer_scan, &forward_scan, &vjp_scan, ~0u};
+const Op op_scan_part{"scan_part", {1, 1}, 0, &infer_part, &forward_part, &vjp_part, ~0u};
 
 Tensor part(const Tensor& tuple, const std::shared_ptr<const ScanBody>& b, std::size_t o) {
   Attrs a;

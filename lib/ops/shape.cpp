@@ -52,10 +52,10 @@ Storage forward_view_reshape(const Op&, const std::vector<const Storage*>& in, c
 
 std::vector<Tensor> vjp_reshape(const Op&, const VjpCtx& c) { return {reshape_like(c.g, c.x[0])}; }
 
-const Op op_reshape{"reshape", 0, &infer_reshape, &forward_view_reshape, &vjp_reshape};
+const Op op_reshape{"reshape", {1, 1}, 0, &infer_reshape, &forward_view_reshape, &vjp_reshape};
 
 const Op op_reshape_like{
-    "reshape_like", 0,
+    "reshape_like", {2, 2}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs&) {
       if (known(in[0].shape) && known(in[1].shape) && shape_size(in[0].shape) != shape_size(in[1].shape))
         throw_shape(op, "element counts differ", in);
@@ -81,7 +81,7 @@ Meta infer_transpose(const Op& op, const std::vector<Meta>& in, const Attrs& a) 
 }
 
 const Op op_transpose{
-    "transpose", 0, &infer_transpose,
+    "transpose", {1, 1}, 0, &infer_transpose,
     [](const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
       Storage v = view_of(*in[0]);
       v.shape = out.shape;
@@ -95,7 +95,7 @@ const Op op_transpose{
     }};
 
 const Op op_expand_dims{
-    "expand_dims", 0,
+    "expand_dims", {1, 1}, 0,
     [](const Op&, const std::vector<Meta>& in, const Attrs& a) {
       Shape s = in[0].shape;
       s.insert(s.begin() + a.axis, 1);
@@ -104,7 +104,7 @@ const Op op_expand_dims{
     &forward_view_reshape, &vjp_reshape};
 
 const Op op_squeeze{
-    "squeeze", 0,
+    "squeeze", {1, 1}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
       Shape s;
       for (std::size_t i = 0; i < in[0].shape.size(); ++i) {
@@ -134,7 +134,7 @@ Storage forward_broadcast(const Op&, const std::vector<const Storage*>& in, cons
 }
 
 const Op op_broadcast_to{
-    "broadcast_to", 0,
+    "broadcast_to", {1, 1}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
       check_broadcastable(op, in[0].shape, a.shape, in);
       return Meta{in[0].dtype, a.shape};
@@ -142,7 +142,7 @@ const Op op_broadcast_to{
     &forward_broadcast, [](const Op&, const VjpCtx& c) -> std::vector<Tensor> { return {sum_to_like(c.g, c.x[0])}; }};
 
 const Op op_broadcast_like{
-    "broadcast_like", 0,
+    "broadcast_like", {2, 2}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs&) {
       check_broadcastable(op, in[0].shape, in[1].shape, in);
       return Meta{in[0].dtype, in[1].shape};
@@ -153,7 +153,7 @@ const Op op_broadcast_like{
 
 // g summed over the axes along which `like` was broadcast up to g's shape.
 const Op op_sum_to_like{
-    "sum_to_like", 0,
+    "sum_to_like", {2, 2}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs&) {
       check_broadcastable(op, in[1].shape, in[0].shape, in);
       return Meta{in[0].dtype, in[1].shape};
@@ -177,7 +177,7 @@ Tensor reshape_to(const Op& op, const Tensor& x, Attrs a) { return apply(op, {x}
 // attrs.axis dimensions: what a gradient's broadcast_like/sum_to_like needs of its `like`
 // operand (rewrite_like_shapes.cpp), without keeping that operand's values alive.
 const Op op_broadcast_shape{
-    "broadcast_shape", 0,
+    "broadcast_shape", {1, -1}, 0,
     [](const Op& op, const std::vector<Meta>& in, const Attrs& a) {
       Shape s = broadcast_shapes(op, in);
       s.insert(s.begin(), std::size_t(a.axis) - std::min(s.size(), std::size_t(a.axis)), 1);

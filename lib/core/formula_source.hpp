@@ -1,0 +1,14 @@
+// The elementwise formulas as source text, for the kernels generated at run time (NVRTC's:
+// cuda/fused.cpp; the native tier's: cpu/native.cpp), so that they compute what the compiled
+// kernels do from the same text.
+#pragma once
+#include <string>
+
+namespace th::detail {
+
+/// core/scalar_math.hpp's text, then in namespace th::detail one function per op of
+/// core/elementwise_list.hpp: `u_<name>(x)` and `b_<name>(a, b)`, templates on the element
+/// type, host and device.
+const std::string& formula_source();
+
+}  // namespace th::detail
