@@ -74,11 +74,11 @@ int pack_allreduces(Program& p) {
     const Step& s = steps[k];
     bool reads = false;
     for (std::size_t i : s.in) reads = reads || (i < pending.size() && pending[i]);
-    const bool joinable = s.op == allreduce && !s.fused && s.in.size() == 1 &&
-                          (group.empty() || (steps[group[0]].attrs.axis == s.attrs.axis &&
-                                             p.slot_dtype[steps[group[0]].in[0]] == p.slot_dtype[s.in[0]]));
-    if (reads || (s.op == allreduce && !joinable)) close(out);
-    if (s.op == allreduce && s.in.size() == 1 && !s.fused) {
+    const bool is_allreduce = s.op == allreduce && !s.fused;
+    const bool joins = is_allreduce && (group.empty() || (steps[group[0]].attrs.axis == s.attrs.axis &&
+                                                          p.slot_dtype[steps[group[0]].in[0]] == p.slot_dtype[s.in[0]]));
+    if (reads || (is_allreduce && !joins)) close(out);
+    if (is_allreduce) {
       group.push_back(k);
       if (s.out >= pending.size()) pending.resize(s.out + 1, 0);
       pending[s.out] = 1;
