@@ -12,7 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <thread>
 #include "check.hpp"
+#include "cpu/gemv_reference.hpp"
+#include "cpu/gemv_small.hpp"
 #include "cpu/native.hpp"
 
 namespace fs = std::filesystem;
@@ -57,6 +60,29 @@ void same_bits(const std::string& what, const std::vector<Tensor>& ins, const st
                const std::vector<Tensor>& args) {
   const std::string dp = check::native_matches_interpreter(what, ins, outs, args);
   BOOST_TEST(dp.find("[native") != std::string::npos, what << ": no step ran natively:\n" << dp);
+}
+
+// cpu/gemv_reference.hpp's products for the sizes the test below uses (they are template
+// arguments there, fixed in generated code).
+template <class T, std::int64_t R, std::int64_t C>
+bool reference_at(bool trans, std::int64_t rows, std::int64_t cols, const T* a, const T* b, T* y) {
+  if (rows != R || cols != C) return false;
+  if (trans) th::detail::cpu::gemv_reference::cols<T, R, C, C + 1>(a, b, y);
+  else th::detail::cpu::gemv_reference::rows<T, R, C, C + 1>(a, b, y);
+  return true;
+}
+template <class T, std::int64_t R, std::int64_t... Cs>
+bool reference_row(bool trans, std::int64_t rows, std::int64_t cols, const T* a, const T* b, T* y) {
+  return (reference_at<T, R, Cs>(trans, rows, cols, a, b, y) || ...);
+}
+template <class T>
+void reference(bool trans, std::int64_t rows, std::int64_t cols, std::int64_t lda, const T* a, const T* b, T* y) {
+  BOOST_TEST_REQUIRE(lda == cols + 1);
+  const bool done =
+      reference_row<T, 1, 1, 2, 4, 7, 9>(trans, rows, cols, a, b, y) || reference_row<T, 3, 1, 2, 4, 7, 9>(trans, rows, cols, a, b, y) ||
+      reference_row<T, 4, 1, 2, 4, 7, 9>(trans, rows, cols, a, b, y) || reference_row<T, 5, 1, 2, 4, 7, 9>(trans, rows, cols, a, b, y) ||
+      reference_row<T, 8, 1, 2, 4, 7, 9>(trans, rows, cols, a, b, y) || reference_row<T, 13, 1, 2, 4, 7, 9>(trans, rows, cols, a, b, y);
+  BOOST_TEST_REQUIRE(done);
 }
 
 using Unary = Tensor (*)(const Tensor&);
@@ -221,4 +247,220 @@ BOOST_AUTO_TEST_CASE(async_compiles_hot_chains_in_the_background) {
   for (int i = 0; i < 10; ++i) g.call({small, small});
   BOOST_TEST(th::debugprint(g).find("[native") == std::string::npos, th::debugprint(g));
   BOOST_TEST(th::debugprint(g).find("[interpreted") == std::string::npos, th::debugprint(g));
+}
+
+// ---- Whole programs (lib/freeze/whole.cpp): a small function compiled as one C++ function.
+
+namespace {
+
+// A function with shared variables of its own: built twice, interpreted and native, each
+// trains its own copies.
+struct Built {
+  th::Function f;
+  std::vector<th::Shared> vars;
+};
+using Builder = std::function<Built()>;
+
+std::vector<std::string> value_bits(const th::Shared& v) { return check::bits(th::Result({v.get_value()}, true)); }
+
+// `build`'s function called `calls` times on `args` interpreted (native=off) and with the
+// native tier (native=sync: from the third call on, as a whole program): the same bits for
+// every result and every shared value after each call.
+std::string whole_matches(const std::string& what, const Builder& build, const std::vector<Tensor>& args,
+                          bool expect_whole = true, int calls = 5) {
+  th::config().native = th::NativeMode::off;
+  Built interp = build();
+  th::config().native = th::NativeMode::sync;
+  Built whole = build();
+  for (int i = 0; i < calls; ++i) {
+    th::config().native = th::NativeMode::off;  // (read by each call)
+    const auto want = check::bits(interp.f.call(args));
+    th::config().native = th::NativeMode::sync;
+    const auto got = check::bits(whole.f.call(args));
+    BOOST_TEST((got == want), what << ": call " << i << "'s results differ from the interpreter's");
+    for (std::size_t v = 0; v < interp.vars.size(); ++v)
+      BOOST_TEST((value_bits(whole.vars[v]) == value_bits(interp.vars[v])),
+                 what << ": shared variable " << v << " after call " << i << " differs");
+  }
+  const std::string dp = th::debugprint(whole.f);
+  BOOST_TEST((dp.find("[whole program: native") != std::string::npos) == expect_whole, what << ":\n" << dp);
+  return dp;
+}
+
+// W1: least squares by gradient descent, 125 x 4 float64 (bench/theta_workloads.cpp).
+Built w1_step(th::DType dt = th::DType::float64) {
+  const Tensor x = th::placeholder(dt, 2, "x"), y = th::placeholder(dt, 1, "y");
+  th::Shared w = th::shared(th::zeros({4}, dt), "w");
+  const Tensor cost = th::mean(th::sqr(th::dot(x, w) - y));
+  return {th::function({x, y}, cost, {{w, w - 0.1 * th::grad(cost, w)}}), {w}};
+}
+
+std::vector<Tensor> w1_data(th::DType dt = th::DType::float64) {
+  return {th::random::uniform({125, 4}, -1, 1, 21, dt), th::random::uniform({125}, -1, 1, 22, dt)};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(whole_programs_compute_the_interpreters_bits) {
+  Tier tier(th::NativeMode::sync);
+  for (th::DType dt : {th::DType::float64, th::DType::float32})
+    whole_matches(std::string("W1 ") + th::dtype_name(dt), [dt] { return w1_step(dt); }, w1_data(dt));
+
+  // the tutorial's logistic regression, float32: a bias, a penalty, two updates, two results
+  whole_matches("logistic regression", [] {
+    const Tensor x = th::fmatrix("x"), y = th::fvector("y");
+    th::Shared w = th::shared(th::random::uniform({5}, -1, 1, 23, th::DType::float32), "w");
+    th::Shared b = th::shared(th::zeros({}, th::DType::float32), "b");
+    const Tensor p1 = th::sigmoid(th::dot(x, w) + b);
+    const Tensor xent = -y * th::log(p1) - (1.0f - y) * th::log(1.0f - p1);
+    const Tensor cost = th::mean(xent) + 0.01f * th::sum(th::sqr(w));
+    const Tensor gw = th::grad(cost, w), gb = th::grad(cost, b);
+    return Built{th::function({x, y}, {cost, p1}, {{w, w - 0.1f * gw}, {b, b - 0.1f * gb}}), {w, b}};
+  }, {th::random::uniform({100, 5}, -2, 2, 24, th::DType::float32),
+      th::tensor(std::vector<float>(100, 1.0f), {100}) - th::random::uniform({100}, 0, 1, 25, th::DType::float32)});
+
+  // three blocks of the sums' order (3000 elements), a shared scalar read, no update
+  whole_matches("three blocks", [] {
+    const Tensor a = th::dvector("a"), b = th::dvector("b");
+    th::Shared c = th::shared(th::tensor(std::vector<double>{0.25}, {}), "c");
+    const Tensor y = th::tanh(a * b + c);
+    return Built{th::function({a, b}, {th::sum(y), th::grad(th::sum(y) * 0.5, a)}), {c}};
+  }, {th::random::uniform({3000}, -2, 2, 26), th::random::uniform({3000}, -2, 2, 27)});
+
+  // a vector times a matrix, and the gradient's matrix times a vector
+  whole_matches("vector @ matrix", [] {
+    const Tensor v = th::dvector("v"), m = th::dmatrix("m");
+    const Tensor cost = th::sum(th::exp(th::dot(v, m) * 0.1));
+    return Built{th::function({v, m}, {cost, th::grad(cost, v)}), {}};
+  }, {th::random::uniform({50}, -1, 1, 28), th::random::uniform({50, 30}, -1, 1, 29)});
+
+  // a matrix product is no matrix-vector product: the interpreter runs it all, as before
+  const std::string dp = whole_matches("matrix @ matrix", [] {
+    const Tensor a = th::dmatrix("a"), m = th::dmatrix("m");
+    return Built{th::function({a, m}, th::sum(th::tanh(th::dot(a, m)))), {}};
+  }, {th::random::uniform({20, 30}, -1, 1, 30), th::random::uniform({30, 10}, -1, 1, 31)}, false);
+  BOOST_TEST(dp.find("[whole program") == std::string::npos, dp);
+  th::config().native = th::NativeMode::sync;
+  const Tensor a = th::dmatrix("a"), m = th::dmatrix("m");
+  const th::Function f = th::function({a, m}, th::sum(th::tanh(th::dot(a, m))));
+  for (int i = 0; i < 3; ++i) f(th::ones({20, 30}), th::ones({30, 10}));
+  BOOST_TEST(f.profile().find("whole program: interpreted (step 0 (matmul): no native form)") != std::string::npos,
+             f.profile());
+}
+
+BOOST_AUTO_TEST_CASE(whole_programs_never_write_what_the_caller_holds) {
+  Tier tier(th::NativeMode::sync);
+  Built b = w1_step();
+  const std::vector<Tensor> data = w1_data();
+  for (int i = 0; i < 3; ++i) b.f.call(data);
+  BOOST_TEST_REQUIRE(th::debugprint(b.f).find("[whole program: native]") != std::string::npos);
+  // a result and a shared value kept by the caller stay as they were
+  const Tensor r1 = b.f.call(data);
+  const Tensor w1 = b.vars[0].get_value();
+  const double r1v = r1.item<double>();
+  const std::vector<double> w1v = w1.to_vector<double>();
+  for (int i = 0; i < 3; ++i) b.f.call(data);
+  BOOST_TEST(r1.item<double>() == r1v);
+  BOOST_TEST((w1.to_vector<double>() == w1v));
+  BOOST_TEST((b.vars[0].get_value().to_vector<double>() != w1v));
+  // a result given back as an argument
+  const Tensor pv = th::dvector("v");
+  const th::Function dbl = th::function({pv}, th::tanh(pv) * 2.0);
+  Tensor v = th::random::uniform({10}, -1, 1, 32);
+  std::vector<double> want = v.to_vector<double>();
+  for (int i = 0; i < 6; ++i) {
+    Tensor next = dbl(v);
+    for (double& x : want) x = std::tanh(x) * 2.0;
+    const std::vector<double> got = next.to_vector<double>();
+    for (std::size_t k = 0; k < want.size(); ++k) BOOST_TEST(got[k] == want[k], "call " << i << " element " << k);
+    v = next;
+  }
+  BOOST_TEST(th::debugprint(dbl).find("[whole program: native]") != std::string::npos, th::debugprint(dbl));
+}
+
+BOOST_AUTO_TEST_CASE(whole_programs_leave_other_calls_to_the_interpreter) {
+  Tier tier(th::NativeMode::sync);
+  Built b = w1_step();
+  const std::vector<Tensor> data = w1_data();
+  for (int i = 0; i < 3; ++i) b.f.call(data);
+  BOOST_TEST_REQUIRE(th::debugprint(b.f).find("[whole program: native]") != std::string::npos);
+  th::config().native = th::NativeMode::off;
+  Built ref = w1_step();
+  for (int i = 0; i < 3; ++i) ref.f.call(data);
+  // other shapes: the interpreter, the same results as an interpreted function's
+  const std::vector<Tensor> other{th::random::uniform({60, 4}, -1, 1, 33), th::random::uniform({60}, -1, 1, 34)};
+  const auto want = check::bits(ref.f.call(other));
+  th::config().native = th::NativeMode::sync;
+  BOOST_TEST((check::bits(b.f.call(other)) == want));
+  BOOST_TEST((value_bits(b.vars[0]) == value_bits(ref.vars[0])));
+  // bad arguments: the interpreter's errors, and no update applied
+  const std::vector<double> before = b.vars[0].get_value().to_vector<double>();
+  BOOST_CHECK_THROW(b.f.call({data[1], data[1]}), th::TypeError);
+  BOOST_CHECK_THROW(b.f.call({th::random::uniform({125, 5}, -1, 1, 35), data[1]}), th::Error);
+  BOOST_CHECK_THROW(b.f.call({data[0]}), th::TypeError);
+  BOOST_TEST((b.vars[0].get_value().to_vector<double>() == before));
+  // the native tier turned off: interpreted again, the same bits
+  th::config().native = th::NativeMode::off;
+  const auto a = check::bits(ref.f.call(data));
+  const auto c = check::bits(b.f.call(data));
+  BOOST_TEST((a == c));
+  // the profile counts the whole program's calls
+  th::config().native = th::NativeMode::sync;
+  for (int i = 0; i < 40; ++i) b.f.call(data);
+  BOOST_TEST(b.f.profile().find("whole program: ") != std::string::npos, b.f.profile());
+  BOOST_TEST(b.f.profile().find("us/call, native") != std::string::npos, b.f.profile());
+}
+
+BOOST_AUTO_TEST_CASE(whole_programs_serialize_concurrent_training_calls) {
+  Tier tier(th::NativeMode::sync);
+  const std::vector<Tensor> data = w1_data();
+  Built b = w1_step();
+  for (int i = 0; i < 3; ++i) b.f.call(data);
+  BOOST_TEST_REQUIRE(th::debugprint(b.f).find("[whole program: native]") != std::string::npos);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) b.f.call(data);
+    });
+  for (auto& t : threads) t.join();
+  // every call applied whole, in some order: 1003 identical steps in all
+  th::config().native = th::NativeMode::off;
+  Built ref = w1_step();
+  for (int i = 0; i < 1003; ++i) ref.f.call(data);
+  BOOST_TEST((value_bits(b.vars[0]) == value_bits(ref.vars[0])));
+}
+
+BOOST_AUTO_TEST_CASE(the_generated_products_compute_the_small_gemv_kernels_bits) {
+  // cpu/gemv_reference.hpp (compiled into whole programs) against cpu/gemv_small.cpp's
+  // kernels, both orientations, sizes around the kernels' multiples of 4, with signed
+  // zeros, infinities and NaN among the values
+  namespace cpu = th::detail::cpu;
+  if (!cpu::gemv_small_applies(4, 4)) return;  // (no AVX2 and FMA here: whole programs have no products)
+  auto check = [](auto zero, std::int64_t rows, std::int64_t cols) {
+    using T = decltype(zero);
+    const std::int64_t lda = cols + 1;  // a row stride beyond the row
+    const std::int64_t n = std::max(rows, cols);
+    const std::size_t na = static_cast<std::size_t>(rows * lda), nb = static_cast<std::size_t>(n);
+    std::vector<T> a(na), b(nb), want(nb), got(nb);
+    const std::vector<double> u = th::random::uniform({std::int64_t(a.size() + b.size())}, -2, 2, std::uint64_t(rows * 131 + cols)).to_vector<double>();
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = T(u[i]);
+    for (std::size_t i = 0; i < b.size(); ++i) b[i] = T(u[a.size() + i]);
+    a[0] = T(-0.0), b[0] = T(-0.0);  // products of -0 and the sums of zeros
+    if (rows * cols > 20) a[std::size_t(lda + 1)] = T(INFINITY), a[std::size_t(2 * lda)] = std::numeric_limits<T>::quiet_NaN();
+    for (bool trans : {false, true}) {
+      const std::int64_t out = trans ? cols : rows;
+      std::fill(want.begin(), want.end(), T(7)), std::fill(got.begin(), got.end(), T(7));
+      BOOST_TEST_REQUIRE(cpu::gemv_small<T>(trans, rows, cols, a.data(), lda, b.data(), want.data()));
+      reference(trans, rows, cols, lda, a.data(), b.data(), got.data());
+      for (std::int64_t i = 0; i < out; ++i) {
+        const bool same = std::isnan(want[std::size_t(i)]) ? std::isnan(got[std::size_t(i)])
+                                                           : std::memcmp(&want[std::size_t(i)], &got[std::size_t(i)], sizeof(T)) == 0;
+        BOOST_TEST(same, th::dtype_name(sizeof(T) == 4 ? th::DType::float32 : th::DType::float64)
+                             << " " << rows << "x" << cols << (trans ? " transposed" : "") << " element " << i << ": "
+                             << want[std::size_t(i)] << " vs " << got[std::size_t(i)]);
+      }
+    }
+  };
+  for (std::int64_t rows : {1, 3, 4, 5, 8, 13})
+    for (std::int64_t cols : {1, 2, 4, 7, 9}) check(0.0, rows, cols), check(0.0f, rows, cols);
 }

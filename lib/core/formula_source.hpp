@@ -10,5 +10,9 @@ namespace th::detail {
 /// core/elementwise_list.hpp: `u_<name>(x)` and `b_<name>(a, b)`, templates on the element
 /// type, host and device.
 const std::string& formula_source();
+/// cpu/pairwise.hpp's text (theta's order of whole sums).
+const char* pairwise_source();
+/// cpu/gemv_reference.hpp's text (the small matrix-vector products, one value at a time).
+const char* gemv_reference_source();
 
 }  // namespace th::detail

@@ -1,11 +1,20 @@
 // Storage: a strided view of a device buffer. Values are immutable once computed, so
 // views (transpose, slice, broadcast, reshape) share buffers freely.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
 #include "theta/device.hpp"
 #include "theta/dtype.hpp"
+
+#if defined(__SANITIZE_THREAD__)
+#define THETA_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define THETA_TSAN 1
+#endif
+#endif
 
 namespace th::detail {
 
@@ -81,13 +90,18 @@ void set_contiguous_strides(const Shape& shape, Shape& strides);
 
 /// Whether `p` is held by its holder alone, ready to be written or freed by this thread.
 /// use_count() is a relaxed read: when copies were let go of on other threads, their last
-/// reads are ordered before ours only through an acquiring read-modify-write of the count,
-/// which the copy made here is (a drop releases). Call it, not use_count() == 1, on an
-/// object other threads may have seen (a function's results, shared values).
+/// reads are ordered before our writes through their releasing decrement of the count and
+/// an acquire fence after our read (under ThreadSanitizer, which does not model fences, an
+/// acquiring increment instead). Call it, not use_count() == 1, on an object other threads
+/// may have seen (a function's results, shared values).
 template <class T>
 bool held_alone(const std::shared_ptr<T>& p) {
   if (!p || p.use_count() != 1) return false;
+#if defined(THETA_TSAN)
   const std::shared_ptr<T> order = p;  // NOTE: the point is the acq_rel increment, not the copy
+#else
+  std::atomic_thread_fence(std::memory_order_acquire);  // (no locked instruction: frozen calls do this often)
+#endif
   return true;
 }
 

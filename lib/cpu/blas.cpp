@@ -88,9 +88,27 @@ void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::i
 
 }  // namespace
 
+bool matvec_small(DType dtype, std::int64_t M, std::int64_t K, std::int64_t sa0, std::int64_t sa1, std::int64_t sx,
+                  SmallGemv& g) {
+  if ((dtype != DType::float64 && dtype != DType::float32) || M == 0 || K == 0) return false;
+  const MatLayout la = layout(M, K, sa0, sa1);
+  if (!la.ok || (sx == 0 && K != 1) || (K != 1 && sx != 1)) return false;
+  g = la.trans == CblasNoTrans ? SmallGemv{false, M, K, la.ld} : SmallGemv{true, K, M, la.ld};
+  return gemv_small_applies(g.rows, g.cols);
+}
+
 bool matvec(DType dtype, std::int64_t M, std::int64_t K, const void* a, std::int64_t sa0, std::int64_t sa1,
             const void* x, std::int64_t sx, void* y) {
   if ((dtype != DType::float64 && dtype != DType::float32) || M == 0 || K == 0) return false;
+  if (SmallGemv g; matvec_small(dtype, M, K, sa0, sa1, sx, g)) {
+    if (dtype == DType::float64)
+      gemv_small(g.trans, g.rows, g.cols, static_cast<const double*>(a), g.lda, static_cast<const double*>(x),
+                 static_cast<double*>(y));
+    else
+      gemv_small(g.trans, g.rows, g.cols, static_cast<const float*>(a), g.lda, static_cast<const float*>(x),
+                 static_cast<float*>(y));
+    return true;
+  }
   const MatLayout la = layout(M, K, sa0, sa1);
   if (!la.ok || (sx == 0 && K != 1)) return false;
   const std::int64_t inc = K == 1 ? 1 : sx;

@@ -2,6 +2,7 @@
 // are spread over the files of lib/cpu/ by family.
 #pragma once
 #include "core/backend.hpp"
+#include "cpu/gemv_small.hpp"
 
 namespace th::detail::cpu {
 
@@ -22,6 +23,11 @@ struct CpuBackend final : Backend {
   void col2im(const Storage& col, const ConvGeom& g, std::int64_t group, const Storage& x) override;
 };
 
+/// Whether matvec with these arguments runs gemv_small, and with which (`g`): the one
+/// place that decides it, for matvec and for the native tier's whole programs
+/// (freeze/whole.cpp), which compile the same kernel.
+bool matvec_small(DType dtype, std::int64_t M, std::int64_t K, std::int64_t sa0, std::int64_t sa1, std::int64_t sx,
+                  SmallGemv& g);
 /// y(M) = A x on the CPU without building GEMM views (a frozen matrix-vector step runs it
 /// on every call): A read as M x K with element strides (sa0, sa1), x of K elements at
 /// stride sx, y contiguous, all of `dtype`. False, computing nothing, when it is not

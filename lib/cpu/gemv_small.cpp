@@ -49,6 +49,7 @@ struct Lanes<float> {
   THETA_AVX2 static V sums(V a, V b, V c, V d) { return _mm_hadd_ps(_mm_hadd_ps(a, b), _mm_hadd_ps(c, d)); }
 };
 
+// (cpu/gemv_reference.hpp writes what these compute one value at a time.)
 // y[i] = a[i, :] . b: four rows at a time, four products per FMA along the row; the row's
 // last k % 4 products added one by one.
 template <class T>
@@ -123,14 +124,18 @@ bool have_avx2_fma() {
 
 }  // namespace
 
+bool gemv_small_applies(std::int64_t rows, std::int64_t cols) { return rows * cols <= kSmallElements && have_avx2_fma(); }
+
 template <class T>
 bool gemv_small(bool trans, std::int64_t rows, std::int64_t cols, const T* a, std::int64_t lda, const T* b, T* y) {
-  if (rows * cols > kSmallElements || !have_avx2_fma()) return false;
+  if (!gemv_small_applies(rows, cols)) return false;
   if (trans) cols_kernel<T>(rows, cols, a, lda, b, y);
   else rows_kernel<T>(rows, cols, a, lda, b, y);
   return true;
 }
 #else
+bool gemv_small_applies(std::int64_t, std::int64_t) { return false; }
+
 template <class T>
 bool gemv_small(bool, std::int64_t, std::int64_t, const T*, std::int64_t, const T*, T*) {
   return false;

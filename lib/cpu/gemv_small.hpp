@@ -11,6 +11,16 @@ constexpr std::int64_t kSmallElements = 8192;
 /// With a (rows x cols, unit column stride, row stride lda) and b contiguous: y = a b
 /// (y of rows) or, with trans, y = a^T b (y of cols). False, computing nothing, when the
 /// matrix is not small or the CPU lacks AVX2 and FMA (the caller then uses BLAS).
+/// gemv_small's arguments (after the pointers' types): y = a b, or a^T b with trans.
+struct SmallGemv {
+  bool trans = false;
+  std::int64_t rows = 0, cols = 0, lda = 0;
+};
+
+/// Whether gemv_small runs for a rows x cols matrix here (small enough, and the CPU has
+/// AVX2 and FMA).
+bool gemv_small_applies(std::int64_t rows, std::int64_t cols);
+
 template <class T>
 bool gemv_small(bool trans, std::int64_t rows, std::int64_t cols, const T* a, std::int64_t lda, const T* b, T* y);
 

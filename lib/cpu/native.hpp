@@ -11,6 +11,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct NativeKernel {
   DType dtype = DType::float32;
   std::vector<bool> scalar;
   std::vector<char> written;
+  // A whole program (freeze/whole.cpp): its source, whose entry point `theta_program` is a
+  // NativeProgramFn (fn holds it, cast); empty for a chain.
+  std::string program;
   std::string why;  // a failed kernel: what went wrong (set before state = failed)
   bool from_cache = false;            // loaded from the disk cache without compiling
 };
@@ -46,6 +50,15 @@ struct NativeKernel {
 /// not compiled yet is compiled (or loaded) before this returns.
 NativeKernel* native_kernel(const std::vector<FusedInstr>& code, DType dtype, const std::vector<bool>& scalar,
                             const std::vector<char>& written);
+/// A whole program's entry point: p[r] is the data of the program's value r.
+using NativeProgramFn = void (*)(void* const* p);
+/// The record of a whole program's source (theta_program); null when the tier is off.
+/// Under native=sync compiled (or loaded) before this returns.
+NativeKernel* native_program(const std::string& source);
+/// Writes a chain's block function, named `name` (e.g. "static void chain3": the text
+/// before the parameter list), to `os`: the body of native_source's theta_chain.
+void chain_function_source(std::ostream& os, const std::string& name, const std::vector<FusedInstr>& code,
+                           DType dtype, const std::vector<bool>& scalar, const std::vector<char>& written);
 /// The interpreter ran `work` element-instructions of `k`: past a threshold the kernel is
 /// queued for compilation on the background thread (native=async).
 void native_heat(NativeKernel& k, std::int64_t work);

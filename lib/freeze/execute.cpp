@@ -7,6 +7,7 @@
 #include <memory>
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
@@ -18,6 +19,7 @@
 #include "cpu/native.hpp"
 #include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
+#include "freeze/whole.hpp"
 #include "ops/subprograms.hpp"
 
 namespace th::detail {
@@ -26,6 +28,11 @@ namespace {
 
 // The lock stripes of shared variables (program.hpp: lock_stripe).
 std::mutex g_stripes[kStripes];
+}  // namespace
+
+std::mutex& stripe_mutex(std::size_t k) { return g_stripes[k]; }
+
+namespace {
 
 std::string input_label(const Program& p, std::size_t i) {
   return "input " + std::to_string(i) + (p.input_names[i].empty() ? "" : " '" + p.input_names[i] + "'");
@@ -339,6 +346,9 @@ class Call {
     return result;
   }
 
+  // This call had the layouts of the frame's last complete call (a warm CPU call).
+  bool warm() const { return same_; }
+
   // After a completed call: the profile's share, and whether the next call may take the
   // recorded metas and fits.
   void completed() {
@@ -460,10 +470,115 @@ class Call {
 };
 }  // namespace
 
+namespace {
+// A call by the whole program's compiled code (freeze/whole.hpp), when it is ready, no other
+// call is running it, and the arguments and shared values have the layouts it was planned
+// for; nothing (and nothing done) otherwise, and the interpreter runs the call. As the
+// interpreter: the shared variables' stripes held for the whole call, the shared values
+// read under them or under the values' lock, every new value computed before any is
+// applied (under the values' lock), the results' tensors and buffers and the updates' spare
+// buffers reused only when nothing else holds them.
+std::optional<Result> run_whole(const Program& p, const Tensor* const* args) {
+  Whole* w = p.whole.load(std::memory_order_acquire);
+  if (!w || !w->kernel) return std::nullopt;
+  // (the record's entry point, stored as a chain's type: through void (*)() to its own)
+  const auto fn = reinterpret_cast<cpu::NativeProgramFn>(
+      reinterpret_cast<void (*)()>(w->kernel->fn.load(std::memory_order_acquire)));
+  const Config& cfg = config();
+  if (!fn || cfg.mode != Mode::fast || p.options.mode != Mode::fast || cfg.native == NativeMode::off) return std::nullopt;
+  // One call at a time runs it: a training call holds its variables' stripes anyway (and
+  // reads their values under them alone: their writers hold them too), others take `busy`.
+  const bool striped = !p.stripes.empty();
+  std::optional<StripeLocks> held;
+  if (striped) held.emplace(p.stripes);
+  else if (w->busy.exchange(true, std::memory_order_acquire)) return std::nullopt;
+  struct Busy {
+    std::atomic<bool>* b;
+    ~Busy() {
+      if (b) b->store(false, std::memory_order_release);
+    }
+  } busy{striped ? nullptr : &w->busy};
+  void** table = w->table.data();
+  auto fits = [](const Storage& v, const Whole::In& in) {
+    return v.dtype == in.dtype && v.buf && v.buf->data && v.buf->device.type == Device::Type::cpu &&
+           same_dims(v.shape, in.shape) && same_dims(v.strides, in.strides);
+  };
+  for (std::size_t i = 0; i < w->args.size(); ++i) {
+    const Node* node = args[i]->node().get();
+    if (!node || !node->value || !fits(*node->value, w->args[i])) return std::nullopt;
+    table[w->args[i].ref] = node->value->bytes();
+  }
+  struct Holds {  // without the stripes: the shared values' buffers, held while the call reads them
+    std::vector<Whole::In>* vars;
+    ~Holds() {
+      if (vars)
+        for (Whole::In& v : *vars) v.hold.reset();
+    }
+  } holds{striped ? nullptr : &w->vars};
+  if (!w->vars.empty()) {
+    std::unique_lock<std::mutex> lock(shared_values_mutex(), std::defer_lock);
+    if (!striped) lock.lock();
+    for (Whole::In& v : w->vars) {
+      if (!v.node->value || !fits(*v.node->value, v)) return std::nullopt;
+      if (!striped) v.hold = v.node->value->buf;
+      table[v.ref] = v.node->value->bytes();
+    }
+  }
+  // The results: last call's tensor and buffer when the caller let go of both, else new.
+  for (std::size_t i = 0; i < w->outs.size(); ++i) {
+    const Whole::Out& o = w->outs[i];
+    Tensor& r = w->results[i];
+    const std::shared_ptr<Node>& node = r.node();
+    if (node && held_alone(node) && node->value && held_alone(node->value->buf)) {
+      Node& n = *node;  // as make_constant leaves it: the caller may have named or recorded it
+      n.kind = NodeKind::constant;
+      n.recorded = false;
+      if (!n.name.empty()) n.name.clear();
+    } else {
+      r = make_constant(alloc_storage(o.dtype, o.shape, th::cpu()));
+    }
+    table[o.ref] = r.node()->value->bytes();
+  }
+  for (Whole::Out& u : w->updates) {
+    if (!held_alone(u.spare)) u.spare = alloc_storage(u.dtype, u.shape, th::cpu()).buf;
+    table[u.ref] = u.spare->data;
+  }
+  for (const auto& [v, of] : w->views) table[v] = table[of];
+  const std::int64_t calls = w->calls.load(std::memory_order_relaxed);
+  const bool timed = calls % std::int64_t(kProfileEvery) == 0;
+  const std::uint64_t t0 = timed ? profile_clock() : 0;
+  fn(table);
+  if (timed) {
+    w->ticks.store(w->ticks.load(std::memory_order_relaxed) + (profile_clock() - t0), std::memory_order_relaxed);
+    w->timed.store(w->timed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  if (!w->updates.empty()) {
+    std::lock_guard<std::mutex> lock(shared_values_mutex());
+    for (Whole::Out& u : w->updates) {
+      Node& n = *u.node;
+      if (!n.value) n.value.emplace();
+      Storage& cur = *n.value;
+      cur.buf.swap(u.spare);  // the replaced buffer is the next call's spare, when nothing else holds it
+      cur.dtype = u.dtype;
+      cur.offset = 0;
+      if (!same_dims(cur.shape, u.shape)) cur.shape = u.shape;
+      if (!same_dims(cur.strides, u.strides)) cur.strides = u.strides;
+    }
+  }
+  Result result(w->results.data(), w->results.size(), p.single);
+  for (Tensor& r : w->results)  // a large result is the caller's alone (as the interpreter's)
+    if (r.node()->value->buf->bytes > kKeepBytes) r = Tensor();
+  w->calls.store(calls + 1, std::memory_order_relaxed);  // (profile() adds them to the interpreter's)
+  return result;
+}
+}  // namespace
+
 Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   if (n != p.input_slots.size())
     throw TypeError("function: expected " + std::to_string(p.input_slots.size()) + " arguments, got " +
                     std::to_string(n));
+  if (p.whole.load(std::memory_order_relaxed))
+    if (std::optional<Result> r = run_whole(p, args)) return std::move(*r);
   Lease lease(p);
   Call call(p, *lease.f);
   call.arguments(args, n);
@@ -475,6 +590,9 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   Result result = call.finish();
   lease.completed = true;
   call.completed();
+  // A warm call (the layouts of the last): the program may run whole (freeze/whole.hpp).
+  if (call.warm() && p.whole_state.load(std::memory_order_relaxed) == 0) plan_whole(p, *lease.f);
+  if (const Whole* w = p.whole.load(std::memory_order_relaxed); w && w->kernel) cpu::native_heat(*w->kernel, w->work);
   return result;
 }
 

@@ -18,6 +18,7 @@
 #include "cpu/native.hpp"
 #include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
+#include "freeze/whole.hpp"
 #include "ops/subprograms.hpp"
 
 namespace th {
@@ -48,7 +49,9 @@ void Shared::set_value(const Tensor& value) {
     throw TypeError("set_value: '" + n.name + "' is " + dtype_name(n.dtype) + " with " +
                     std::to_string(n.shape.size()) + " dimensions; got " + dtype_name(v.dtype) + " of shape " +
                     shape_str(v.shape));
-  std::lock_guard<std::mutex> lock(detail::shared_values_mutex());
+  // (its stripe first, as a training call takes them: no call is using the value meanwhile)
+  const std::lock_guard<std::mutex> stripe(detail::stripe_mutex(detail::lock_stripe(&n)));
+  const std::lock_guard<std::mutex> lock(detail::shared_values_mutex());
   n.value = v;
 }
 
@@ -127,7 +130,7 @@ std::string Function::profile() const {
   std::int64_t calls, timed;
   {
     std::lock_guard<std::mutex> lock(p_->prof_mu);
-    calls = p_->calls.load();
+    calls = p_->calls.load();  // (the interpreter's; a whole program's are added below)
     timed = p_->timed_calls;
     std::unordered_map<std::string, Row> by_op;
     // The ticks' length: elapsed steady time over elapsed ticks since freezing; the timed
@@ -135,7 +138,18 @@ std::string Function::profile() const {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - p_->time0).count();
     const std::uint64_t ticks = detail::profile_clock() - p_->ticks0;
     const double second_per_tick = ticks > 0 ? elapsed / double(ticks) : 0.0;
+    // the calls the interpreter ran (a whole program's are timed apart, below)
+    const detail::Whole* whole = p_->whole.load(std::memory_order_acquire);
+    const std::int64_t whole_calls = whole ? whole->calls.load(std::memory_order_relaxed) : 0;
     const double scale = timed > 0 ? double(calls) / double(timed) : 0.0;
+    calls += whole_calls;
+    if (whole_calls > 0) {
+      const std::int64_t whole_timed = whole->timed.load(std::memory_order_relaxed);
+      Row& r = by_op["whole program"];
+      r.sec = double(whole->ticks.load(std::memory_order_relaxed)) * second_per_tick *
+              (whole_timed > 0 ? double(whole_calls) / double(whole_timed) : 0.0);
+      r.native = detail::whole_state_line(*p_);
+    }
     for (std::size_t k = 0; k < p_->steps.size(); ++k) {
       Row& r = by_op[detail::step_name(p_->steps[k])];
       r.sec += p_->prof_ticks[k] * second_per_tick * scale;
@@ -157,8 +171,11 @@ std::string Function::profile() const {
        << (calls ? r.sec * 1e6 / double(calls) : 0) << " us/call";
     if (r.fell_back) os << ", op by op in " << r.fell_back << " calls (its inputs did not fit one pass)";
     if (!r.native.empty()) os << ", " << r.native;
+    if (name == "whole program") os << " (every step, as one compiled function)";
     os << "\n";
   }
+  if (const detail::Whole* w = p_->whole.load(std::memory_order_acquire); w && !w->why.empty())
+    os << "  whole program: interpreted (" << w->why << ")\n";  // why the native tier could not take it all
   return os.str();
 }
 

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "cpu/native.hpp"
+#include "freeze/whole.hpp"
 #include "freeze/program.hpp"
 
 namespace th {
@@ -104,7 +105,10 @@ std::string debugprint(const Function& f) {
   std::ostringstream os;
   auto slot_name = [&](std::size_t s) { return "%" + std::to_string(s); };
   os << "function: " << p.input_slots.size() << " inputs, " << p.steps.size() << " steps, " << p.outputs.size()
-     << " outputs, " << p.updates.size() << " updates\n";
+     << " outputs, " << p.updates.size() << " updates";
+  // the native tier's whole program (freeze/whole.hpp): compiled, or why not (yet)
+  if (const std::string line = detail::whole_state_line(p); !line.empty()) os << "  [whole program: " << line << "]";
+  os << "\n";
   for (std::size_t i = 0; i < p.input_slots.size(); ++i)
     os << "  " << slot_name(p.input_slots[i]) << " = input " << i
        << (p.input_names[i].empty() ? "" : " '" + p.input_names[i] + "'") << " " << dtype_name(p.input_meta[i].dtype)

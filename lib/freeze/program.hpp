@@ -19,6 +19,8 @@
 namespace th::detail {
 
 struct Fused;
+struct Whole;  // freeze/whole.hpp
+void delete_whole(Whole* w);
 
 struct Step {
   const Op* op;
@@ -149,13 +151,20 @@ struct Program {
   std::unique_ptr<std::atomic<std::uint64_t>[]> fallbacks;
   std::uint64_t ticks0 = 0;                // profile_clock() and steady time at freeze: their
   std::chrono::steady_clock::time_point time0;  // rates give the ticks' length
+  // The native tier's whole-program plan (freeze/whole.hpp), made once after a warm call
+  // (whole_state 0: not tried yet; 1: tried, `whole` set when done), owned by the program.
+  mutable std::atomic<int> whole_state{0};
+  mutable std::atomic<Whole*> whole{nullptr};
   mutable std::atomic<std::int64_t> calls = 0;
   mutable std::int64_t timed_calls = 0;  // the calls whose steps were timed (prof_mu)
 
   Program() = default;
   Program(const Program&) = delete;
   Program& operator=(const Program&) = delete;
-  ~Program() { delete hot.load(); }
+  ~Program() {
+    delete hot.load();
+    delete_whole(whole.load());
+  }
 };
 
 /// Calls of functions with updates hold the locks of every shared variable they read or
@@ -164,6 +173,9 @@ struct Program {
 /// variable's picked by its node's address (Program::stripes, freeze/execute.cpp).
 constexpr std::size_t kStripes = 64;
 inline std::size_t lock_stripe(const Node* n) { return (reinterpret_cast<std::uintptr_t>(n) >> 4) % kStripes; }
+/// Stripe k's mutex. Shared::set_value holds its variable's too: a call holding a stripe
+/// is the only writer of its variables' values, and reads them without the values' lock.
+std::mutex& stripe_mutex(std::size_t k);
 
 /// A new slot of the given static type (rewrites that add steps use it).
 std::size_t new_slot(Program& p, DType dtype, Shape shape);

@@ -97,19 +97,31 @@ void gemm_operand(const Storage& s, bool row, bool col, bool swap, const Shape& 
   }
 }
 
+// a @ b (read as matmul_t reads them) as y(M) = A x: which operand is the matrix A (read
+// as M x K with element strides s0, s1) and which the vector x; false when it is not a
+// matrix times a vector of y's dtype.
+struct MatvecForm {
+  bool matrix_first;
+  std::int64_t s0, s1;
+};
+bool matvec_form(const Storage& a, const Storage& b, unsigned transpose, DType ydtype, MatvecForm& f) {
+  const bool a1 = a.shape.size() == 1, b1 = b.shape.size() == 1;
+  if (a1 == b1 || a.shape.size() + b.shape.size() != 3 || a.dtype != ydtype || b.dtype != ydtype) return false;
+  const Storage& m = b1 ? a : b;  // the matrix, as stored
+  const bool swap = transpose & (b1 ? 1u : 2u);
+  f.s0 = m.strides[swap ? 1 : 0], f.s1 = m.strides[swap ? 0 : 1];  // read as (rows, cols)
+  if (a1) std::swap(f.s0, f.s1);  // y = x^T B: the rows of B^T
+  f.matrix_first = b1;
+  return true;
+}
+
 // A matrix times a vector on the CPU, straight to the GEMV kernels (no GEMM views: a
 // frozen matrix-vector step runs this on every call); false when the general path must run.
 bool matvec_step(const Storage& a, const Storage& b, unsigned transpose, const Storage& y) {
-  const bool a1 = a.shape.size() == 1, b1 = b.shape.size() == 1;
-  if (a1 == b1 || a.shape.size() + b.shape.size() != 3 || a.dtype != y.dtype || b.dtype != y.dtype ||
-      y.device() != th::cpu())
-    return false;
-  const Storage& m = b1 ? a : b;  // the matrix, as stored
-  const bool swap = transpose & (b1 ? 1u : 2u);
-  std::int64_t s0 = m.strides[swap ? 1 : 0], s1 = m.strides[swap ? 0 : 1];  // read as (rows, cols)
-  if (a1) std::swap(s0, s1);  // y = x^T B: the rows of B^T
-  const Storage& x = b1 ? b : a;
-  return cpu::matvec(y.dtype, y.shape[0], x.shape[0], m.bytes(), s0, s1, x.bytes(), x.strides[0], y.bytes());
+  MatvecForm f;
+  if (y.device() != th::cpu() || !matvec_form(a, b, transpose, y.dtype, f)) return false;
+  const Storage &m = f.matrix_first ? a : b, &x = f.matrix_first ? b : a;
+  return cpu::matvec(y.dtype, y.shape[0], x.shape[0], m.bytes(), f.s0, f.s1, x.bytes(), x.strides[0], y.bytes());
 }
 
 Storage forward_matmul(const Op&, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
@@ -200,13 +212,12 @@ void combine_acc(const Storage& c, const Storage& y, double k, std::int64_t how)
   }
 }
 
+bool acc_in_place(const std::vector<const Storage*>& in, const Attrs& a, const Meta& out, Meta& m);
+
 Storage forward_matmul_acc(const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const Storage &c = *in[2];
   thread_local Meta m;  // reused: no allocation per call
-  m.dtype = promote_types(in[0]->dtype, in[1]->dtype);
-  matmul_shape(in[0]->shape, in[1]->shape, a.transpose, m.shape);  // the shape rule accepted them
-  if (c.device() == th::cpu() && m.dtype == out.dtype && c.dtype == out.dtype && same_dims(m.shape, c.shape) &&
-      same_dims(out.shape, c.shape) && c.contiguous() && (out.dtype == DType::float32 || out.dtype == DType::float64)) {
+  if (c.device() == th::cpu() && acc_in_place(in, a, out, m)) {  // (the shape rule accepted the operands)
     thread_local std::vector<const Storage*> ab(2);
     ab[0] = in[0], ab[1] = in[1];
     Storage y = forward_matmul(op_matmul_t, ab, a, m);
@@ -228,6 +239,16 @@ Storage forward_matmul_acc(const Op&, const std::vector<const Storage*>& in, con
 
 const Op op_matmul_acc{"matmul_acc", {3, 3}, 0, &infer_matmul_acc, &forward_matmul_acc, nullptr};
 
+// forward_matmul_acc's one-step case: the product has c's shape and the result's dtype,
+// and c is contiguous (the caller checks the device); `m` gets the product's meta.
+bool acc_in_place(const std::vector<const Storage*>& in, const Attrs& a, const Meta& out, Meta& m) {
+  const Storage& c = *in[2];
+  m.dtype = promote_types(in[0]->dtype, in[1]->dtype);
+  matmul_shape(in[0]->shape, in[1]->shape, a.transpose, m.shape);
+  return m.dtype == out.dtype && c.dtype == out.dtype && same_dims(m.shape, c.shape) && same_dims(out.shape, c.shape) &&
+         c.contiguous() && (out.dtype == DType::float32 || out.dtype == DType::float64);
+}
+
 // The public matmul/dot: `name` is the user's function, so errors speak of dot when the
 // user called dot (the shapes are checked here, before anything is recorded).
 Tensor matmul_as(const char* name, const Tensor& a, const Tensor& b) {
@@ -242,6 +263,23 @@ Tensor matmul_as(const char* name, const Tensor& a, const Tensor& b) {
 }
 
 }  // namespace
+
+bool small_product(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out,
+                   SmallProduct& sp) {
+  if (&op != &op_matmul && &op != &op_matmul_t && &op != &op_matmul_acc) return false;
+  sp.acc = &op == &op_matmul_acc;
+  Meta m = out;
+  if (sp.acc) {
+    if (!acc_in_place(in, attrs, out, m)) return false;
+    sp.scale = attrs.scale;
+    sp.how = int(attrs.axis);
+  }
+  MatvecForm f;
+  if (m.shape.size() != 1 || !matvec_form(*in[0], *in[1], attrs.transpose, m.dtype, f)) return false;
+  sp.matrix = f.matrix_first ? 0 : 1;
+  const Storage& x = *in[1 - sp.matrix];
+  return cpu::matvec_small(m.dtype, m.shape[0], x.shape[0], f.s0, f.s1, x.strides[0], sp.g);
+}
 
 const Op& matmul_op() { return op_matmul; }
 const Op& matmul_t_op() { return op_matmul_t; }

@@ -10,6 +10,7 @@
 #include "core/backend.hpp"
 #include "core/node.hpp"
 #include "core/attrs.hpp"
+#include "cpu/gemv_small.hpp"
 #include "theta/error.hpp"
 
 namespace th::detail {
@@ -194,6 +195,21 @@ const Op& matmul_t_op();
 /// c -/+ k * (a @ b) in one step (attrs: see lib/ops/linalg.cpp), made by freeze-time
 /// rewrites only (no gradient).
 const Op& matmul_acc_op();
+/// How a matmul, matmul_t or matmul_acc step with operands of these layouts (shapes,
+/// strides, dtypes; no values needed) and result `out` runs on the CPU when it is one small
+/// GEMV kernel (cpu/gemv_small.hpp): the kernel's arguments, which operand is the matrix,
+/// and for matmul_acc the combination after it (forward_matmul_acc: with k = scale, c - p*k
+/// for how 0, c + p*k for 1, p*k + c for 2, c the third operand). False when the step takes
+/// another path. The native tier's whole programs (freeze/whole.cpp) compile exactly this.
+struct SmallProduct {
+  cpu::SmallGemv g;
+  int matrix = 0;
+  bool acc = false;
+  double scale = 0;
+  int how = 0;
+};
+bool small_product(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out,
+                   SmallProduct& sp);
 /// split_part(g, x0..xn) (ops/index.cpp): the part attrs.part of g along attrs.axis that
 /// concatenate took from x_part (concatenate's VJP; pack_allreduces unpacks with it).
 const Op& split_part_op();
