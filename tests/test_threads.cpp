@@ -144,3 +144,60 @@ BOOST_AUTO_TEST_CASE(concurrent_convolutions_and_random_draws_match_serial) {
   // 8 threads x 5 calls: the stream advanced once per call, none lost
   BOOST_TEST(srng.state().get_value().to_vector<std::int64_t>()[1] == kThreads * 5);
 }
+
+BOOST_AUTO_TEST_CASE(whole_programs_called_from_eight_threads_match_serial_calls) {
+  // The native tier's whole programs (freeze/whole.cpp, compiled at once under native=sync):
+  // a training step (its calls serialized by the variables' stripes) and a function without
+  // updates (one call at a time runs the compiled program, the others the interpreter),
+  // each from 8 threads, against serial calls, with a reader of the variable meanwhile.
+  const th::NativeMode saved = th::config().native;
+  th::config().native = th::NativeMode::sync;
+  auto x = th::dmatrix("x");
+  auto y = th::dvector("y");
+  const Tensor X = check::input({125, 4}, 7, -1, 1), Y = check::input({125}, 8, -1, 1);
+  auto make = [&](th::Shared& w) {
+    Tensor cost = th::mean(th::sqr(th::dot(x, w) - y));
+    return th::function({x, y}, cost, {{w, w - 0.1 * th::grad(cost, w)}});
+  };
+  th::Shared w1 = th::shared(th::zeros({4}), "w"), w2 = th::shared(th::zeros({4}), "w");
+  auto serial = make(w1), parallel = make(w2);
+  for (int k = 0; k < kThreads * 50 + 3; ++k) serial(X, Y);
+  for (int k = 0; k < 3; ++k) parallel(X, Y);  // planned and compiled
+  std::atomic<bool> done{false};
+  std::atomic<int> torn{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      if (vals(w2.get_value()).size() != 4u) ++torn;
+    }
+  });
+  run_threads([&](int) {
+    for (int i = 0; i < 50; ++i) parallel(X, Y);
+  });
+  done = true;
+  reader.join();
+  BOOST_TEST((vals(w2.get_value()) == vals(w1.get_value())));  // bit-identical
+  BOOST_TEST(torn.load() == 0);
+  // set_value between calls: the next calls start from it
+  w1.set_value(th::zeros({4}));
+  w2.set_value(th::zeros({4}));
+  for (int k = 0; k < 3; ++k) serial(X, Y), parallel(X, Y);
+  BOOST_TEST((vals(w2.get_value()) == vals(w1.get_value())));
+
+  auto v = th::dvector("v");
+  auto f = th::function({x, v}, {th::tanh(th::dot(x, v)), th::sum(th::exp(x * 0.5))});
+  const Tensor V = check::input({4}, 9, -1, 1);
+  std::vector<double> want;
+  for (const Tensor& t : f(X, V)) for (double d : vals(t)) want.push_back(d);
+  for (int k = 0; k < 3; ++k) f(X, V);
+  BOOST_TEST(th::debugprint(f).find("[whole program: ") != std::string::npos, th::debugprint(f));
+  std::atomic<int> wrong{0};
+  run_threads([&](int) {
+    for (int i = 0; i < 200; ++i) {
+      std::vector<double> got;
+      for (const Tensor& t : f(X, V)) for (double d : vals(t)) got.push_back(d);
+      if (got != want) ++wrong;
+    }
+  });
+  BOOST_TEST(wrong.load() == 0);
+  th::config().native = saved;
+}

@@ -335,13 +335,11 @@ class Planner {
     const FusedInstr code{ins.unary, ins.code, -1, -2};
     const std::string fn = "op" + std::to_string(k);
     cpu::chain_function_source(fns_, "static inline void " + fn, {code}, out.dtype, scalar, {1});
-    const char* t = ctype(out.dtype);
     const std::size_t y = value(s.out, out.dtype, out.shape, Kind::made);
     work_ += n;
     src_ << "  {  // " << step_name(s) << "\n    const void* in[] = {";
     for (std::size_t e = 0; e < in.size(); ++e) src_ << (e ? ", " : "") << "p[" << in[e] << "]";
     src_ << "};\n    void* out[] = {p[" << y << "]};\n    " << fn << "(in, out, " << n << ");\n  }\n";
-    (void)t;
     return "";
   }
 
