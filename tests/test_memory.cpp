@@ -43,10 +43,13 @@ double allocations_per_call(F&& step, int calls = 300) {
 }
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(a_warm_training_step_allocates_nothing) {
-  // The seed's linear regression step: loss out, w updated. Once warm, a call reuses the
-  // result tensor the caller let go of and its buffer, and writes w's update into the
-  // buffer the last update retired.
+namespace {
+// The seed's linear regression step: loss out, w updated. Once warm, a call reuses the
+// result tensor the caller let go of and its buffer, and writes w's update into the
+// buffer the last update retired. Under native=sync it runs as a whole program
+// (freeze/whole.cpp), which keeps the same buffers.
+void training_step_allocates_nothing(th::NativeMode mode) {
+  th::config().native = mode;
   const Tensor X = th::random::uniform({125, 4}, -1, 1, 1), Y = th::random::uniform({125}, -1, 1, 2);
   auto x = th::dmatrix("x");
   auto y = th::dvector("y");
@@ -68,6 +71,16 @@ BOOST_AUTO_TEST_CASE(a_warm_training_step_allocates_nothing) {
     if (i >= 320) BOOST_TEST(train(X, Y).item() == cv.item());
   }
   BOOST_TEST(same(w.get_value(), we));
+  if (mode == th::NativeMode::sync)
+    BOOST_TEST(th::debugprint(train).find("[whole program: native") != std::string::npos, th::debugprint(train));
+  th::config().native = th::NativeMode::off;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_warm_training_step_allocates_nothing) { training_step_allocates_nothing(th::NativeMode::off); }
+
+BOOST_AUTO_TEST_CASE(a_warm_training_step_allocates_nothing_as_a_whole_program) {
+  training_step_allocates_nothing(th::NativeMode::sync);
 }
 
 BOOST_AUTO_TEST_CASE(results_the_caller_keeps_are_not_reused) {
