@@ -128,7 +128,7 @@ std::string cuda_fused_source(const std::vector<FusedInstr>& code, DType dtype, 
   if (outs.empty()) outs.push_back(int(code.size()) - 1);
   std::ostringstream os;
   os << kPrelude << formula_source() << "namespace th::detail {\n";
-  os << "using T = " << (dtype == DType::float32 ? "float" : "double") << ";\n";
+  os << "using T = " << c_type_name(dtype) << ";\n";
   os << "extern \"C\" __global__ void theta_fused(";
   for (std::size_t k = 0; k < scalar.size(); ++k) os << "const T* __restrict__ p" << k << ", ";
   for (std::size_t k = 0; k < outs.size(); ++k) os << "T* __restrict__ out" << k << ", ";

@@ -52,6 +52,11 @@ NativeKernel* native_kernel(const std::vector<FusedInstr>& code, DType dtype, co
                             const std::vector<char>& written);
 /// A whole program's entry point: p[r] is the data of the program's value r.
 using NativeProgramFn = void (*)(void* const* p);
+/// A whole program's compiled entry point (NativeKernel::fn holds it as a chain's type), or
+/// null while it is not compiled.
+inline NativeProgramFn program_fn(const NativeKernel& k) {
+  return reinterpret_cast<NativeProgramFn>(reinterpret_cast<void (*)()>(k.fn.load(std::memory_order_acquire)));
+}
 /// The record of a whole program's source (theta_program); null when the tier is off.
 /// Under native=sync compiled (or loaded) before this returns.
 NativeKernel* native_program(const std::string& source);

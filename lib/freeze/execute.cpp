@@ -143,6 +143,14 @@ bool run_fused(const Step& s, std::vector<Storage>& vals, cpu::FusedFit* fit, bo
 }  // namespace
 
 namespace {
+// A last call's result node the caller let go of, made a plain constant again, as
+// make_constant leaves a node (the caller may have named or recorded it).
+void reset_result_node(Node& n) {
+  n.kind = NodeKind::constant;
+  n.recorded = false;
+  if (!n.name.empty()) n.name.clear();
+}
+
 // `r` := a constant tensor holding `v`: in r's node when nothing else holds it (the caller
 // let go of the last call's result; `alone`: known so since the call started), its fields
 // assigned in place; else in a new node.
@@ -152,10 +160,8 @@ void set_result(Tensor& r, bool alone, const Storage& v) {
     r = make_constant(v);
     return;
   }
-  Node& n = *node;  // as make_constant leaves it: the caller may have named or recorded it
-  n.kind = NodeKind::constant;
-  n.recorded = false;
-  n.name.clear();
+  Node& n = *node;
+  reset_result_node(n);
   n.dtype = v.dtype;
   if (!same_dims(n.shape, v.shape)) n.shape = v.shape;
   assign_view(*n.value, v);
@@ -481,9 +487,7 @@ namespace {
 std::optional<Result> run_whole(const Program& p, const Tensor* const* args) {
   Whole* w = p.whole.load(std::memory_order_acquire);
   if (!w || !w->kernel) return std::nullopt;
-  // (the record's entry point, stored as a chain's type: through void (*)() to its own)
-  const auto fn = reinterpret_cast<cpu::NativeProgramFn>(
-      reinterpret_cast<void (*)()>(w->kernel->fn.load(std::memory_order_acquire)));
+  const cpu::NativeProgramFn fn = cpu::program_fn(*w->kernel);
   const Config& cfg = config();
   if (!fn || cfg.mode != Mode::fast || p.options.mode != Mode::fast || cfg.native == NativeMode::off) return std::nullopt;
   // One call at a time runs it: a training call holds its variables' stripes anyway (and
@@ -530,10 +534,7 @@ std::optional<Result> run_whole(const Program& p, const Tensor* const* args) {
     Tensor& r = w->results[i];
     const std::shared_ptr<Node>& node = r.node();
     if (node && held_alone(node) && node->value && held_alone(node->value->buf)) {
-      Node& n = *node;  // as make_constant leaves it: the caller may have named or recorded it
-      n.kind = NodeKind::constant;
-      n.recorded = false;
-      if (!n.name.empty()) n.name.clear();
+      reset_result_node(*node);
     } else {
       r = make_constant(alloc_storage(o.dtype, o.shape, th::cpu()));
     }

@@ -22,8 +22,6 @@ namespace {
 // compiled chains do as well, and the call's overhead no longer matters.
 constexpr std::int64_t kWholeElements = std::int64_t(1) << 16;
 
-const char* ctype(DType d) { return d == DType::float32 ? "float" : "double"; }
-
 // A double as an exact C++ literal.
 std::string exact(double v) {
   char buf[64];
@@ -64,7 +62,7 @@ class Planner {
       else if (s.fused) why = fused(k, s);
       else if (is_view(s)) why = view(s);
       else if (s.op == &reduce_op(ReduceKind::sum) || s.op == &sum_to_like_op()) why = whole_sum(s);
-      else if (fused_instr_of(p_, s)) why = elementwise(k, s);
+      else if (const auto ins = fused_instr_of(p_, s)) why = elementwise(k, s, *ins);
       else why = product(s);
       if (!why.empty()) return "step " + std::to_string(k) + " (" + step_name(s) + "): " + why;
     }
@@ -115,6 +113,7 @@ class Planner {
          << formula_source() << "\n" << pairwise_source() << "\n";
     if (gemv_) head << gemv_reference_source() << "\n";
     w_.source = head.str() + fns_.str() + src_.str();
+    w_.work = work_;
     return "";
   }
 
@@ -171,7 +170,7 @@ class Planner {
   std::string fused(std::size_t k, const Step& s) {
     const Fused& fu = *s.fused;
     const cpu::FusedFit& fit = f_.fits[k];
-    if (!fit.known || !fit.fits) return "its inputs did not fit one pass";
+    if (!fit.known || !fit.fits || !fit.native_known) return "its inputs did not fit one pass";
     if (fu.dtype != DType::float32 && fu.dtype != DType::float64) return "not float32 or float64";
     for (std::int64_t per : fit.period)
       if (per) return "an input repeats a row or a column";
@@ -179,7 +178,7 @@ class Planner {
     if (total < 1 || total > kWholeElements) return std::to_string(total) + " elements";
     for (const FusedInstr& t : fu.tail)
       if (t.identity()) return "an identity in its tail";
-    const char* t = ctype(fu.dtype);
+    const char* t = c_type_name(fu.dtype);
     const std::size_t m = fu.code.size();
     // Each input's value, its data the block's (a broadcast one: its one element).
     std::vector<std::size_t> in(s.in.size());
@@ -187,29 +186,22 @@ class Planner {
       in[e] = ref_[s.in[e]];
       if (in[e] == kNone) return "an input is not planned";
     }
-    // What the pass writes: each read output's instruction in place, the summed values.
-    std::vector<char> written(m, 0);
+    // What the pass writes (the interpreter's record of it, cpu::FusedFit::written): each
+    // read output's instruction in place, the other summed values into scratch blocks.
+    const std::vector<char>& written = fit.written;
     std::vector<std::size_t> dst(m, kNone);  // per written instruction: its output value, or scratch
     std::vector<char> scratch(m, 0);         // dst is a scratch block (the same for every block)
     for (std::size_t j = 0; j < fu.out_slots.size(); ++j) {
       if (!fu.unread.empty() && fu.unread[j]) continue;
       const std::size_t i = std::size_t(fu.out_instr[j]);
-      if (written[i]) return "two outputs of one instruction";
-      written[i] = 1;
+      if (dst[i] != kNone) return "two outputs of one instruction";
       dst[i] = value(fu.out_slots[j], fu.dtype, fit.shape, Kind::made);
     }
     const std::int64_t width = std::min(cpu::kPairwiseBlock, total), blocks = (total + cpu::kPairwiseBlock - 1) / cpu::kPairwiseBlock;
+    for (std::size_t i = 0; i < m; ++i)
+      if (written[i] && dst[i] == kNone) dst[i] = value(kNone, fu.dtype, {width}, Kind::made), scratch[i] = 1;
     std::vector<int> sums;
-    for (const Fused::Reduction& r : fu.reductions) {
-      const std::size_t i = std::size_t(fu.out_instr[r.head]);
-      sums.push_back(int(i));
-      if (!written[i]) {
-        written[i] = 1;
-        dst[i] = value(kNone, fu.dtype, {width}, Kind::made);
-        scratch[i] = 1;
-      }
-    }
-    if (fit.native_known && fit.written != written) return "its stored values differ from the interpreter's";
+    for (const Fused::Reduction& r : fu.reductions) sums.push_back(fu.out_instr[r.head]);
     const std::string chain = "chain" + std::to_string(k);
     cpu::chain_function_source(fns_, "static inline void " + chain, fu.code, fu.dtype, fit.scalar, written);
     work_ += total * std::int64_t(m);
@@ -296,7 +288,7 @@ class Planner {
       return "not a float sum of a contiguous value";
     const std::int64_t n = shape_size(x.shape), blocks = (n + cpu::kPairwiseBlock - 1) / cpu::kPairwiseBlock;
     if (n > kWholeElements) return std::to_string(n) + " elements";
-    const char* t = ctype(out.dtype);
+    const char* t = c_type_name(out.dtype);
     const std::size_t y = value(s.out, out.dtype, out.shape, Kind::made);
     work_ += n;
     src_ << "  {  // " << step_name(s) << "\n    using T = " << t << ";\n    const T* x = " << at(r, t) << ";\n";
@@ -314,8 +306,7 @@ class Planner {
 
   // An elementwise op on its own (cpu/elementwise.cpp: the same formula per element), its
   // operands of its result's shape or single elements.
-  std::string elementwise(std::size_t k, const Step& s) {
-    const FusedInstr ins = *fused_instr_of(p_, s);
+  std::string elementwise(std::size_t k, const Step& s, const FusedInstr& ins) {
     if (ins.identity()) return "a broadcast";
     const Meta& out = f_.out_meta[s.out];
     const std::int64_t n = shape_size(out.shape);
@@ -354,7 +345,7 @@ class Planner {
     const Meta& out = f_.out_meta[s.out];
     SmallProduct sp;
     if (!small_product(*s.op, in, s.attrs, out, sp)) return "no native form";
-    const char* t = ctype(out.dtype);
+    const char* t = c_type_name(out.dtype);
     const std::size_t a = ref_[s.in[std::size_t(sp.matrix)]], x = ref_[s.in[std::size_t(1 - sp.matrix)]];
     const std::size_t c = sp.acc ? ref_[s.in[2]] : kNone;
     const std::size_t y = value(s.out, out.dtype, out.shape, Kind::made);
@@ -373,10 +364,6 @@ class Planner {
     return "";
   }
 
- public:
-  std::int64_t work_ = 0;
-
- private:
   const Program& p_;
   const Frame& f_;
   Whole& w_;
@@ -386,6 +373,7 @@ class Planner {
   std::vector<void*> fixed_;      // per fixed value: its data
   std::vector<std::size_t> alias_;  // per view: the value whose data it is
   bool gemv_ = false;             // the source has matrix-vector products
+  std::int64_t work_ = 0;         // element operations per call
   std::ostringstream fns_, src_;  // the chains' functions; theta_program
 };
 
@@ -398,10 +386,7 @@ void plan_whole(const Program& p, const Frame& f) {
   auto w = std::make_unique<Whole>();
   Planner planner(p, f, *w);
   w->why = planner.plan();
-  if (w->why.empty()) {
-    w->work = planner.work_;
-    w->kernel = cpu::native_program(w->source);
-  }
+  if (w->why.empty()) w->kernel = cpu::native_program(w->source);
   p.whole.store(w.release(), std::memory_order_release);
 }
 
