@@ -67,6 +67,31 @@ BOOST_AUTO_TEST_CASE(load_is_all_or_nothing) {
   std::remove(path.c_str());
 }
 
+// A checkpoint of another architecture (PyTorch's "size mismatch for ..."): refused, naming
+// the entry and both shapes, with nothing loaded; accepted only when asked for.
+BOOST_AUTO_TEST_CASE(load_refuses_another_shape_unless_asked) {
+  Model m;
+  const std::string path = tmp("shape.npz");
+  th::save_npz(path, {{"w1", th::ones({5, 8})}, {"b1", th::ones({8})}});
+  const auto w1 = m.w1.get_value().to_vector<double>();
+  const auto b1 = m.b1.get_value().to_vector<double>();
+  // b1 comes first and fits: it must not be replaced when w1 does not
+  const std::string msg =
+      check::message_of<th::ShapeError>([&] { th::load_params(path, {m.b1, m.w1}); });
+  BOOST_TEST(check::has(msg, "load_params: size mismatch for 'w1'"));
+  BOOST_TEST(check::has(msg, "holds shape (5, 8)"));
+  BOOST_TEST(check::has(msg, "has shape (6, 8)"));
+  BOOST_TEST(check::has(msg, "allow_new_shapes"));
+  BOOST_TEST(m.w1.get_value().to_vector<double>() == w1, boost::test_tools::per_element());
+  BOOST_TEST(m.b1.get_value().to_vector<double>() == b1, boost::test_tools::per_element());
+  // on purpose: both replaced, w1 with its new shape
+  th::load_params(path, {m.b1, m.w1}, /*allow_new_shapes=*/true);
+  BOOST_TEST((m.w1.get_value().shape() == th::Shape{5, 8}));
+  BOOST_TEST(th::sum(m.w1.get_value()).item<double>() == 40.0);
+  BOOST_TEST(th::sum(m.b1.get_value()).item<double>() == 8.0);
+  std::remove(path.c_str());
+}
+
 BOOST_AUTO_TEST_CASE(resumed_in_new_processes_follows_the_uninterrupted_run) {
   const char* role = std::getenv("THETA_CKPT_ROLE");
   const char* dir = std::getenv("THETA_CKPT_PATH");

@@ -249,6 +249,66 @@ BOOST_AUTO_TEST_CASE(async_compiles_hot_chains_in_the_background) {
   BOOST_TEST(th::debugprint(g).find("[interpreted") == std::string::npos, th::debugprint(g));
 }
 
+// native=async must never cost a short program more than the interpreter: its compiler runs
+// at the SCHED_IDLE policy (only on CPU time nothing else wants), and a compilation that
+// outlives its process (a short program ended first) is not lost: the next process adopts
+// the finished object from the cache instead of compiling again.
+BOOST_AUTO_TEST_CASE(async_compiles_at_idle_priority_and_outlives_its_process) {
+  namespace cpu = th::detail::cpu;
+  const std::int64_t n = 1 << 21;  // hot on the first call
+  const Tensor pa = th::fvector("a"), pb = th::fvector("b");
+  const Tensor y = th::sigmoid(pa * pb) - pb;
+  const Tensor A = th::random::uniform({n}, -4, 4, 10, th::DType::float32),
+               B = th::random::uniform({n}, -4, 4, 11, th::DType::float32);
+  auto has_file = [](const fs::path& dir, const std::string& prefix, const std::string& suffix) {
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string f = it->path().filename().string();
+      if (f.rfind(prefix, 0) == 0 && f.size() >= suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0)
+        return true;
+    }
+    return false;
+  };
+  if (const char* role = std::getenv("THETA_NATIVE_ROLE"); role && std::string(role) == "short") {
+    // the short program: one hot call (queued), then it ends as soon as the compiler started
+    th::config().native = th::NativeMode::async;
+    th::function({pa, pb}, y).call({A, B});
+    const fs::path dir = std::getenv("THETA_CACHE_DIR");
+    for (int i = 0; i < 600 && !has_file(dir, "tmp-", ".log"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::_Exit(has_file(dir, "tmp-", ".log") ? 0 : 3);
+  }
+  Tier tier(th::NativeMode::async);
+  fs::create_directories(tier.dir);
+  // a compiler that records its scheduling policy (5 is SCHED_IDLE) before it compiles
+  const fs::path cxx = tier.dir / "cxx.sh";
+  std::ofstream(cxx) << "#!/bin/sh\ngrep policy /proc/$$/sched > '" << (tier.dir / "policy").string()
+                     << "'\nexec c++ \"$@\"\n";
+  fs::permissions(cxx, fs::perms::owner_all);
+  ::setenv("THETA_CXX", cxx.c_str(), 1);
+  const std::string exe = boost::unit_test::framework::master_test_suite().argv[0];
+  const std::string cmd = "THETA_NATIVE_ROLE=short '" + exe +
+                          "' --run_test=async_compiles_at_idle_priority_and_outlives_its_process > /dev/null 2>&1";
+  BOOST_TEST_REQUIRE(std::system(cmd.c_str()) == 0, "the short process failed");
+  // its compilation goes on without it and leaves the finished object
+  for (int i = 0; i < 3000 && !has_file(tier.dir, "", ".new.so"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  BOOST_TEST_REQUIRE(has_file(tier.dir, "", ".new.so"));
+  std::string policy;
+  std::getline(std::ifstream(tier.dir / "policy"), policy);
+  BOOST_TEST(policy.substr(policy.find(':') + 1).find('5') != std::string::npos, policy);
+  // the next process (this one, under sync) adopts it: loaded, not compiled again
+  th::config().native = th::NativeMode::off;
+  const auto want = check::bits(th::function({pa, pb}, y).call({A, B}));
+  th::config().native = th::NativeMode::sync;
+  const cpu::NativeStats s0 = cpu::native_stats();
+  const th::Function f = th::function({pa, pb}, y);
+  BOOST_TEST((check::bits(f.call({A, B})) == want));
+  BOOST_TEST(cpu::native_stats().compiled == s0.compiled);
+  BOOST_TEST(cpu::native_stats().loaded == s0.loaded + 1);
+  BOOST_TEST(th::debugprint(f).find("[native (cached)]") != std::string::npos, th::debugprint(f));
+  BOOST_TEST(!has_file(tier.dir, "", ".new.so"));
+}
+
 // ---- Whole programs (lib/freeze/whole.cpp): a small function compiled as one C++ function.
 
 namespace {

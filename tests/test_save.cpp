@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(bad_files_are_io_errors) {
       if (entry.name == "function.json") entry.head = j;
     return load(th::detail::zip_bytes(e, "test"));
   };
-  BOOST_TEST(check::has(with("\"version\":1", "\"version\":7"), "format version 7 is newer"));
+  BOOST_TEST(check::has(with("\"version\":2", "\"version\":7"), "format version 7 is newer"));
   BOOST_TEST(check::has(with("\"op\":\"argmax\"", "\"op\":\"frobnicate\""), "unknown op 'frobnicate'"));
   BOOST_TEST(check::has(with("\"outputs\":[", "\"outputs\":[123456,"), "out of range"));
   BOOST_TEST(check::has(with("\"format\":\"theta.function\"", "\"format\":\"other\""), "not a theta function file"));
@@ -123,6 +123,26 @@ BOOST_AUTO_TEST_CASE(bad_files_are_io_errors) {
   th::save_npz(npz, {{"a", th::zeros({2})}});
   BOOST_TEST(check::has(check::message_of<th::IOError>([&] { th::load_function(npz); }), "no function.json"));
   std::filesystem::remove(npz);
+}
+
+// A loaded function's errors name what the user wrote (dot records a matmul step), as the
+// frozen function's in memory do; files of format version 1 (no `called`) still load.
+BOOST_AUTO_TEST_CASE(loaded_errors_name_the_users_function_and_old_files_load) {
+  const Tensor x = th::dmatrix("x"), w = th::dvector("w");
+  const std::string path = temp("dot.theta");
+  th::save(path, th::function({x, w}, th::dot(x, w) * 2.0));
+  const th::Function g = th::load_function(path);
+  std::filesystem::remove(path);
+  const std::string m = check::message_of<th::ShapeError>([&] { g(th::zeros({125, 4}), th::zeros({3})); });
+  BOOST_TEST(check::has(m, "dot: shapes not aligned: 4 (dim 1) != 3 (dim 0)"), m);
+  BOOST_TEST(check::has(m, "[x, w]"), m);
+  BOOST_TEST(Tensor(g(th::ones({2, 3}), th::ones({3}))).to_vector<double>() == std::vector<double>({6.0, 6.0}), boost::test_tools::per_element());
+  // version 1 (predictor.theta: argmax(matmul(x, w)), w (3, 2)) loads and runs
+  const th::Function old = th::load_function(std::string(THETA_TEST_CORPUS) + "/function/predictor.theta");
+  const Tensor w0 = old.shared_variables().at(0).get_value();
+  const Tensor X = th::random::uniform({5, w0.shape()[0]}, -1, 1, 4);
+  BOOST_TEST(Tensor(old(X)).to_vector<std::int64_t>() == th::argmax(th::matmul(X, w0), 1).to_vector<std::int64_t>(),
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(loops_and_branches_round_trip) {

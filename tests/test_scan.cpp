@@ -40,6 +40,19 @@ BOOST_AUTO_TEST_CASE(values_match_a_loop) {
                  (std::vector<double>{3, 6, 9, 12}),
              boost::test_tools::per_element());
   BOOST_TEST(th::foldl([](const V& s) { return s[0] + s[1]; }, {x}, th::tensor(0.0)).item() == 10.0);
+  // steps written as scan steps (one-element vectors), a th::StepFn1 object, a function pointer
+  BOOST_TEST(check::vals(th::map([](const V& s) { return V{s[0] * s[1]}; }, {x}, {th::tensor(3.0)})) ==
+                 (std::vector<double>{3, 6, 9, 12}),
+             boost::test_tools::per_element());
+  BOOST_TEST(th::foldl([](const V& s) { return V{s[0] + s[1]}; }, {x}, th::tensor(0.0)).item() == 10.0);
+  const th::StepFn1 twice = [](const V& s) { return s[0] * 2.0; };
+  BOOST_TEST(check::vals(th::map(twice, {x})) == (std::vector<double>{2, 4, 6, 8}), boost::test_tools::per_element());
+  BOOST_TEST(check::vals(th::map(th::StepFn1(twice), {x})) == (std::vector<double>{2, 4, 6, 8}),
+             boost::test_tools::per_element());
+  Tensor (*neg)(const V&) = [](const V& s) { return -s[0]; };
+  BOOST_TEST(check::vals(th::map(neg, {x})) == (std::vector<double>{-1, -2, -3, -4}), boost::test_tools::per_element());
+  BOOST_TEST(check::has(check::message_of<th::ValueError>([&] { th::map([](const V& s) { return V{s[0], s[0]}; }, {x}); }),
+                        "map: the step function returned 2 tensors; a map step returns one"));
   // an Elman RNN against the loop written out
   const Tensor xs = check::input({4, 2, 3}, 1, -1, 1), h0 = check::input({2, 5}, 2, -1, 1);
   const Tensor W = check::input({3, 5}, 3, -1, 1), U = check::input({5, 5}, 4, -1, 1), bias = check::input({5}, 5, -1, 1);

@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tensor.hpp"
@@ -49,5 +51,51 @@ Tensor map(const StepFn1& fn, const std::vector<Tensor>& sequences, const std::v
 /// zero steps).
 Tensor foldl(const StepFn1& fn, const std::vector<Tensor>& sequences, const Tensor& init,
              const std::vector<Tensor>& non_sequences = {});
+
+namespace detail {
+/// The one tensor of a step function written as a scan step (th::ValueError naming `what`
+/// when it returned another number of tensors).
+Tensor single_step_output(const std::vector<Tensor>& outs, const char* what);
+
+/// A map/foldl step from any callable: one returning th::Tensor, or one returning a
+/// std::vector<th::Tensor> of one element (written as a scan step is). Anything else is one
+/// short compiler message naming the signature expected.
+template <class F>
+StepFn1 as_step_fn1(F&& fn, const char* what) {
+  using Args = const std::vector<Tensor>&;
+  constexpr bool callable = std::is_invocable_v<std::decay_t<F>&, Args>;
+  static_assert(callable,
+                "th::map / th::foldl: the step function must be callable as fn(const std::vector<th::Tensor>& args) "
+                "(the slices of the sequences, [the state,] then the non-sequences)");
+  if constexpr (callable) {
+    using R = std::invoke_result_t<std::decay_t<F>&, Args>;
+    constexpr bool one = std::is_convertible_v<R, Tensor>, list = std::is_convertible_v<R, std::vector<Tensor>>;
+    static_assert(one || list,
+                  "th::map / th::foldl: the step function must return th::Tensor (or a std::vector<th::Tensor> "
+                  "holding one tensor, as a th::scan step does)");
+    if constexpr (one) {
+      return StepFn1(std::forward<F>(fn));
+    } else if constexpr (list) {
+      return [f = std::decay_t<F>(std::forward<F>(fn)), what](Args a) { return single_step_output(f(a), what); };
+    }
+  }
+  return {};
+}
+}  // namespace detail
+
+/// th::map with any step callable: returning th::Tensor, or a std::vector<th::Tensor> of one
+/// element as a th::scan step does.
+template <class F>
+Tensor map(F&& fn, const std::vector<Tensor>& sequences, const std::vector<Tensor>& non_sequences = {}) {
+  const StepFn1 step = detail::as_step_fn1(std::forward<F>(fn), "map");  // (an lvalue: the overload above)
+  return map(step, sequences, non_sequences);
+}
+/// th::foldl with any step callable, as th::map's.
+template <class F>
+Tensor foldl(F&& fn, const std::vector<Tensor>& sequences, const Tensor& init,
+             const std::vector<Tensor>& non_sequences = {}) {
+  const StepFn1 step = detail::as_step_fn1(std::forward<F>(fn), "foldl");
+  return foldl(step, sequences, init, non_sequences);
+}
 
 }  // namespace th

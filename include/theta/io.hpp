@@ -28,9 +28,11 @@ Tensor load_idx(const std::string& path);
 /// e.g. f.shared_variables(), to resume training exactly).
 void save_params(const std::string& path, const std::vector<Shared>& params);
 /// Sets each listed shared variable to the checkpoint's entry of its name. Every entry is
-/// checked (present, same dtype and rank) before any value is replaced: a bad checkpoint
-/// throws th::IOError / th::TypeError and changes nothing. Entries not listed are ignored.
-void load_params(const std::string& path, const std::vector<Shared>& params);
+/// checked (present, same dtype, rank and shape) before any value is replaced: a bad
+/// checkpoint throws th::IOError / th::TypeError / th::ShapeError (naming the entry and both
+/// shapes) and changes nothing. Entries not listed are ignored. `allow_new_shapes` accepts an
+/// entry of another shape (same dtype and rank) on purpose, as Shared::set_value does.
+void load_params(const std::string& path, const std::vector<Shared>& params, bool allow_new_shapes = false);
 
 /// Writes a frozen function to one file (API.md section 14; the format: docs/format.md): its
 /// optimized program, its constants, and its shared variables' current values under their

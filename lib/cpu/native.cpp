@@ -4,6 +4,8 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -134,11 +136,19 @@ fs::path cache_dir() {
 
 std::atomic<std::int64_t> g_compiled{0}, g_loaded{0}, g_rejected{0}, g_failed{0};
 
-// Runs the compiler on `src` into `so`, its messages into `log`; true when it succeeded.
-bool run_compiler(const Compiler& c, const fs::path& src, const fs::path& so, const fs::path& log) {
-  std::vector<std::string> args = c.argv;
+// Runs the compiler on `src` into `tmp`, its messages into `log`, and (when it succeeded)
+// renames `tmp` to `fresh`: the rename is done by a small shell around the compiler, so a
+// compilation that outlives its process (a short program that ended first) still leaves its
+// result, for the next process to adopt (adopt_fresh). The compiler inherits the calling
+// thread's scheduling policy (the background thread's is SCHED_IDLE: see worker). True when
+// it succeeded.
+bool run_compiler(const Compiler& c, const fs::path& src, const fs::path& tmp, const fs::path& fresh,
+                  const fs::path& log) {
+  std::vector<std::string> args = {"sh", "-c", "o=$1; d=$2; shift 2; \"$@\" && mv -f -- \"$o\" \"$d\"",
+                                   "theta-native", tmp.string(), fresh.string()};
+  args.insert(args.end(), c.argv.begin(), c.argv.end());
   for (std::string& f : split_words(c.flags)) args.push_back(std::move(f));
-  args.insert(args.end(), {src.string(), "-o", so.string()});
+  args.insert(args.end(), {src.string(), "-o", tmp.string()});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -157,6 +167,30 @@ bool run_compiler(const Compiler& c, const fs::path& src, const fs::path& so, co
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+// A finished compilation's object `fresh` (complete: renamed there after the compiler
+// succeeded, maybe by a process that has ended since) becomes the cache entry `so` + `sum`.
+// False when there is none (or another process adopted it first).
+bool adopt_fresh(const fs::path& fresh, const fs::path& so, const fs::path& sum) {
+  std::string bytes;
+  if (!read_file(fresh, bytes)) return false;
+  static std::atomic<int> serial{0};
+  const fs::path tsum = sum.parent_path() / ("tmp-" + std::to_string(::getpid()) + "-" + std::to_string(serial++) + "-" +
+                                             sum.filename().string());  // (swept as build's temporaries are)
+  {
+    std::ofstream s(tsum, std::ios::binary);
+    s << hash_hex(bytes);
+    if (!s.flush()) return false;
+  }
+  std::error_code ec;
+  fs::rename(fresh, so, ec);  // the object first: an entry without its .sum is not one
+  if (!ec) fs::rename(tsum, sum, ec);
+  if (ec) {
+    fs::remove(tsum, ec);
+    return false;
+  }
+  return true;
+}
+
 // Loads a verified entry: its entry point `symbol`, or null (with `why`).
 NativeFn load(const fs::path& so, const char* symbol, std::string& why) {
   void* h = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -170,8 +204,8 @@ NativeFn load(const fs::path& so, const char* symbol, std::string& why) {
   return reinterpret_cast<NativeFn>(f);
 }
 
-// Finds the kernel in the disk cache (checking its hash) or compiles it there; the loaded
-// function, or null with k.why set.
+// Finds the kernel in the disk cache (checking its hash), adopts a compilation an earlier
+// process left finished, or compiles it there; the loaded function, or null with k.why set.
 NativeFn build(NativeKernel& k) {
   const Compiler c = compiler();
   if (c.identity.empty()) {
@@ -182,21 +216,28 @@ NativeFn build(NativeKernel& k) {
   const std::string source = k.program.empty() ? native_source(k.code, k.dtype, k.scalar, k.written) : k.program;
   const char* symbol = k.program.empty() ? "theta_chain" : "theta_program";
   const std::string key = hash_hex(source + '\0' + c.identity + '\0' + c.flags);
-  const fs::path dir = cache_dir(), so = dir / (key + ".so"), sum = dir / (key + ".sum");
-  std::string bytes, want;
-  if (read_file(so, bytes) && read_file(sum, want)) {
-    if (want == hash_hex(bytes)) {
+  const fs::path dir = cache_dir(), so = dir / (key + ".so"), sum = dir / (key + ".sum"),
+                 fresh = dir / (key + ".new.so");
+  // The entry, when it is there and whole (else removed: corrupted or edited entries are
+  // rebuilt, never loaded).
+  auto cached = [&]() -> NativeFn {
+    std::string bytes, want;
+    if (!read_file(so, bytes) || !read_file(sum, want)) return nullptr;
+    if (want == hash_hex(bytes))
       if (NativeFn f = load(so, symbol, k.why)) {
         k.from_cache = true;
         ++g_loaded;
         return f;
       }
-    }
-    ++g_rejected;  // corrupted or edited: rebuilt, never loaded
+    ++g_rejected;
     std::error_code ec;
     fs::remove(so, ec);
     fs::remove(sum, ec);
-  }
+    return nullptr;
+  };
+  if (NativeFn f = cached()) return f;
+  if (adopt_fresh(fresh, so, sum))
+    if (NativeFn f = cached()) return f;
   std::error_code ec;
   fs::create_directories(dir, ec);
   // Temporaries of compilations that never finished (their process ended first) older than
@@ -210,8 +251,7 @@ NativeFn build(NativeKernel& k) {
   ec.clear();
   static std::atomic<int> serial{0};
   const std::string tmp = "tmp-" + std::to_string(::getpid()) + "-" + std::to_string(serial++) + "-" + key;
-  const fs::path src = dir / (tmp + ".cpp"), out = dir / (tmp + ".so"), log = dir / (tmp + ".log"),
-                 tsum = dir / (tmp + ".sum");
+  const fs::path src = dir / (tmp + ".cpp"), out = dir / (tmp + ".so"), log = dir / (tmp + ".log");
   {
     std::ofstream s(src, std::ios::binary);
     s << source;
@@ -221,26 +261,20 @@ NativeFn build(NativeKernel& k) {
       return nullptr;
     }
   }
-  const bool ok = run_compiler(c, src, out, log);
+  const bool ok = run_compiler(c, src, out, fresh, log);
   std::string msg;
   read_file(log, msg);
   fs::remove(src, ec);
   fs::remove(log, ec);
-  if (!ok || !read_file(out, bytes)) {
+  if (!ok) {
     fs::remove(out, ec);
     const std::string first = msg.substr(0, msg.find('\n'));
     k.why = "the compiler failed (" + c.argv[0] + (first.empty() ? "" : ": " + first.substr(0, 200)) + ")";
     return nullptr;
   }
-  {
-    std::ofstream s(tsum, std::ios::binary);
-    s << hash_hex(bytes);
-  }
-  fs::rename(out, so, ec);  // the object first: an entry without its .sum is not one
-  if (!ec) fs::rename(tsum, sum, ec);
-  if (ec) {
-    fs::remove(out, ec);
-    fs::remove(tsum, ec);
+  adopt_fresh(fresh, so, sum);  // (false when another process adopted the same object first)
+  std::string bytes, want;
+  if (!read_file(so, bytes) || !read_file(sum, want) || want != hash_hex(bytes)) {
     k.why = "could not store the compiled kernel in " + dir.string();
     return nullptr;
   }
@@ -274,6 +308,14 @@ Queue& queue() {
 }
 
 void worker() {
+  // SCHED_IDLE, inherited by the compilers it starts (and their cc1plus, as, ld): a
+  // background compilation only takes CPU time that nothing else wants, so native=async never
+  // slows the program it is meant to speed up (a short program ends before it pays back).
+#ifdef SCHED_IDLE
+  sched_param sp{};
+  sp.sched_priority = 0;
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);  // (where refused: normal priority)
+#endif
   Queue& q = queue();
   std::unique_lock<std::mutex> lock(q.mu);
   for (;;) {
@@ -388,7 +430,7 @@ NativeKernel* record(const std::string& key, Init&& init) {
     native_wait();  // a queued build of it finishes first
     std::lock_guard<std::mutex> lock(t.build_mu);
     int cold = NativeKernel::cold;
-    if (k->state.compare_exchange_strong(cold, NativeKernel::queued)) build_into(*k);
+    if (k->state.compare_exchange_strong(cold, NativeKernel::queued)) build_into(*k);  // (at the caller's priority: it waits)
   }
   return k;
 }

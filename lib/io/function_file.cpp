@@ -15,6 +15,8 @@
 
 #include <deque>
 #include <map>
+#include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "freeze/program.hpp"
@@ -30,7 +32,7 @@ namespace {
 using json = nlohmann::ordered_json;
 
 constexpr const char* kFormat = "theta.function";
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;  // 2: steps' `called` (the user's function name)
 constexpr int kMaxDepth = 16;          // sub-programs inside sub-programs
 constexpr std::size_t kMaxRank = 32;
 constexpr std::int64_t kMaxDevice = 64;  // (the CUDA backend's per-device tables)
@@ -40,6 +42,19 @@ constexpr int kBinaryKinds = 0 THETA_BINARY_OPS(THETA_COUNT_ENTRY);
 #undef THETA_COUNT_ENTRY
 
 json shape_json(const Shape& s) { return json(s); }
+
+// Attrs::called points at a string that lives as long as the program: a loaded name is
+// interned here (an identifier of at most 64 characters; the table holds at most 1024 names,
+// so files cannot grow it without bound: past that the op's own name is used).
+const char* intern_called(const std::string& name) {
+  static std::mutex mu;
+  static std::set<std::string>* names = new std::set<std::string>;  // leaked: programs outlive statics
+  std::lock_guard<std::mutex> lock(mu);
+  const auto it = names->find(name);
+  if (it != names->end()) return it->c_str();
+  if (names->size() >= 1024) return nullptr;
+  return names->insert(name).first->c_str();
+}
 
 // ---- writing --------------------------------------------------------------------------------------
 
@@ -122,6 +137,7 @@ struct Writer {
     if (a.device != th::cpu()) j["device"] = {int(a.device.type), a.device.index};
     if (a.transpose) j["transpose"] = a.transpose;
     if (a.scale != 0) j["scale"] = a.scale;
+    if (a.called) j["called"] = a.called;
     if (a.branches) {
       const Branches& b = *a.branches;
       j["branches"] = {{"then", program(*b.then_f.program())}, {"else", program(*b.else_f.program())},
@@ -200,6 +216,14 @@ struct Reader {
     return v;
   }
   DType dtype(const json& j) const { return DType(integer(j, 0, int(DType::float64), "a dtype", *this)); }
+  const char* called_name(const json& j) const {
+    if (!j.is_string()) bad("a step's 'called' is not a string");
+    const std::string n = j.get<std::string>();
+    if (n.empty() || n.size() > 64 ||
+        n.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:") != std::string::npos)
+      bad("a step's 'called' is not a function name");
+    return intern_called(n);
+  }
   Shape shape(const json& j) const {
     if (!j.is_array() || j.size() > kMaxRank) bad("a shape is not a list of at most 32 sizes");
     Shape s;
@@ -250,7 +274,8 @@ struct Reader {
       else if (k == "scale") {
         if (!v.is_number()) bad("a scale is not a number");
         a.scale = v.get<double>();
-      } else if (k == "branches") a.branches = branches(v, depth);
+      } else if (k == "called") a.called = called_name(v);
+      else if (k == "branches") a.branches = branches(v, depth);
       else if (k == "loop") a.scan = loop(std::size_t(integer(v, 0, 1 << 20, "a loop index", *this)), depth);
       else bad("unknown attribute '" + k + "'");
     }

@@ -28,7 +28,7 @@ void save_params(const std::string& path, const std::vector<Shared>& params) {
   save_npz(path, named);
 }
 
-void load_params(const std::string& path, const std::vector<Shared>& params) {
+void load_params(const std::string& path, const std::vector<Shared>& params, bool allow_new_shapes) {
   const std::map<std::string, Tensor> named = load_npz(path);
   std::vector<Tensor> values;
   std::set<std::string> seen;
@@ -41,6 +41,14 @@ void load_params(const std::string& path, const std::vector<Shared>& params) {
     if (v.dtype() != s.dtype() || v.ndim() != s.ndim())
       throw TypeError("load_params: '" + n + "' is " + dtype_name(s.dtype()) + " with " + std::to_string(s.ndim()) +
                       " dimensions; '" + path + "' holds " + dtype_name(v.dtype()) + " of shape " + shape_str(v.shape()));
+    if (!allow_new_shapes) {
+      const Shape now = s.get_value().shape();
+      if (now != v.shape())
+        throw ShapeError("load_params: size mismatch for '" + n + "': '" + path + "' holds shape " + shape_str(v.shape()) +
+                         ", the shared variable has shape " + shape_str(now) +
+                         " (a checkpoint of another architecture? load_params(path, params, "
+                         "/*allow_new_shapes=*/true) replaces the shape on purpose)");
+    }
     values.push_back(v.to(s.device()));
   }
   for (std::size_t i = 0; i < params.size(); ++i) Shared(params[i]).set_value(values[i]);

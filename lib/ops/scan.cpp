@@ -650,6 +650,13 @@ std::vector<Tensor> scan(const StepFn& fn, const std::vector<Tensor>& sequences,
   return parts;
 }
 
+Tensor detail::single_step_output(const std::vector<Tensor>& outs, const char* what) {
+  if (outs.size() != 1)
+    throw ValueError(std::string(what) + ": the step function returned " + std::to_string(outs.size()) +
+                     " tensors; a " + what + " step returns one (th::scan takes steps with several outputs)");
+  return outs[0];
+}
+
 Tensor map(const StepFn1& fn, const std::vector<Tensor>& sequences, const std::vector<Tensor>& non_sequences) {
   if (sequences.empty()) throw ValueError("map: needs at least one sequence");
   return scan([&](const std::vector<Tensor>& a) { return std::vector<Tensor>{fn(a)}; }, sequences, {Tensor()},
