@@ -88,16 +88,27 @@ inline std::int64_t w7_steps() {
   return s ? std::atoll(s) : 600;
 }
 
-/// The three layer shapes of W7's conv-only measurement: input (N, C, H, W), filters (O, C, K, K).
+/// The layer shapes of the conv-only measurements: input (N, C, H, W), filters (O, C, K, K),
+/// padded K / 2 ("same", W7's network) or not at all ("valid", the LeNet of W7L).
 struct ConvShape {
   const char* name;
   std::int64_t n, c, h, w, o, k;
+  bool same = true;
 };
 inline const std::vector<ConvShape>& conv_shapes() {
   static const std::vector<ConvShape> s{{"W7_conv1_100x1x28x28_32x5x5", 100, 1, 28, 28, 32, 5},
                                         {"W7_conv2_100x32x14x14_64x5x5", 100, 32, 14, 14, 64, 5},
-                                        {"W7_conv3_32x64x28x28_64x3x3", 32, 64, 28, 28, 64, 3}};
+                                        {"W7_conv3_32x64x28x28_64x3x3", 32, 64, 28, 28, 64, 3},
+                                        {"W7L_conv1_100x1x28x28_16x5x5", 100, 1, 28, 28, 16, 5, false},
+                                        {"W7L_conv2_100x16x12x12_32x5x5", 100, 16, 12, 12, 32, 5, false}};
   return s;
 }
+
+/// W7L, a LeNet-size CNN: conv 1->16 and 16->32, 5x5 valid, relu, 2x2 max-pool after each,
+/// dense 512->128 (relu) ->10, Adam 1e-3, batch 100. Its initial weights, by parameter.
+struct LeNetInit {
+  std::vector<float> c1 = uniform_init(16 * 25, std::sqrt(6.0 / 25), 13), c2 = uniform_init(32 * 16 * 25, std::sqrt(6.0 / 400), 14),
+                     w3 = uniform_init(512 * 128, std::sqrt(6.0 / 512), 15), w4 = uniform_init(128 * 10, std::sqrt(6.0 / 138), 16);
+};
 
 }  // namespace bench

@@ -1,7 +1,7 @@
 // libtorch (C++) eager peers: W1 step, W2 MLP step, W5 adds (recorded + backward, and
 // under NoGradGuard), W6/W7 Fashion-MNIST epochs, W8 torch::nn::GRU forward + backward.
 // Built when Debian's libtorch-dev is installed; prints RESULT lines.
-//   ./bench_libtorch [W1 W2 W5 W6 W7 W8]
+//   ./bench_libtorch [W1 W2 W5 W6 W7 W7L W8]
 #include <torch/torch.h>
 
 #include "fashion.hpp"
@@ -110,12 +110,13 @@ void w7() {
     auto X = torch::empty({c.n, c.c, c.h, c.w}).uniform_(-1, 1).set_requires_grad(true);
     auto W = torch::empty({c.o, c.c, c.k, c.k}).uniform_(-0.1, 0.1).set_requires_grad(true);
     auto f = [&] {
-      auto y = torch::conv2d(X, W, {}, 1, c.k / 2);
+      auto y = torch::conv2d(X, W, {}, 1, c.same ? c.k / 2 : 0);
       return torch::autograd::grad({y.sum()}, {X, W});
     };
     f();
     bench::result(c.name, "libtorch", bench::median_us([&] { f(); }, 1, 7));
   }
+  if (std::getenv("THETA_BENCH_CONV_ONLY")) return;
   bench::Fashion d = bench::load_fashion();
   if (!d.ok) return;
   const int64_t n = int64_t(d.train_y.size()), nt = int64_t(d.test_y.size());
@@ -149,6 +150,43 @@ void w7() {
                 accuracy([&](const torch::Tensor& x) { return features(x).matmul(p[6]) + p[7]; }, Xt, Yt));
 }
 
+// W7L (bench/fashion.hpp): the LeNet-size CNN's training step, as theta's; and max pooling's
+// gradient on its first pooling shape.
+void w7l() {
+  {
+    torch::manual_seed(1);
+    auto A = torch::empty({100, 16, 24, 24}).uniform_(-1, 1).set_requires_grad(true);
+    auto gy = torch::empty({100, 16, 12, 12}).uniform_(-1, 1);
+    auto f = [&] { return torch::autograd::grad({torch::max_pool2d(A, 2)}, {A}, {gy}); };
+    f();
+    bench::result("W7L_pool_grad", "libtorch", bench::median_us([&] { f(); }, 1, 9));
+  }
+  bench::Fashion d = bench::load_fashion();
+  if (!d.ok) return;
+  const int64_t n = int64_t(d.train_y.size());
+  auto X = torch::from_blob(d.train_x.data(), {n, 1, 28, 28}, torch::kFloat32), Y = torch::from_blob(d.train_y.data(), {n}, torch::kInt64);
+  auto z = [](int64_t k) { return torch::zeros({k}, torch::kFloat32).set_requires_grad(true); };
+  bench::LeNetInit init;
+  std::vector<torch::Tensor> p{param(init.c1, {16, 1, 5, 5}), z(16), param(init.c2, {32, 16, 5, 5}), z(32),
+                               param(init.w3, {512, 128}), z(128), param(init.w4, {128, 10}), z(10)};
+  torch::optim::Adam adam(p, torch::optim::AdamOptions(1e-3));
+  auto step = [&](int64_t s) {
+    auto x = X.slice(0, s * bench::kBatch, (s + 1) * bench::kBatch);
+    auto h1 = torch::max_pool2d(torch::relu(torch::conv2d(x, p[0], p[1])), 2);
+    auto h2 = torch::max_pool2d(torch::relu(torch::conv2d(h1, p[2], p[3])), 2);
+    auto h3 = torch::relu(h2.reshape({-1, 512}).matmul(p[4]) + p[5]);
+    auto loss = torch::nn::functional::cross_entropy(h3.matmul(p[6]) + p[7], Y.slice(0, s * bench::kBatch, (s + 1) * bench::kBatch));
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+  };
+  step(0);  // warm up
+  const int steps = 20;
+  bench::result("W7L_step", "libtorch", bench::median_us([&] {
+    for (int s = 0; s < steps; ++s) step(s);
+  }, steps, 5));
+}
+
 // W8: torch::nn::GRU, 50 steps, batch 32, input and hidden 256, float32: forward, the sum of
 // its outputs, backward (the gradients of its weights), as theta's W8.
 void w8() {
@@ -173,5 +211,6 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "W5")) w5();
   if (bench::wanted(argc, argv, "W6")) w6();
   if (bench::wanted(argc, argv, "W7")) w7();
+  if (bench::wanted(argc, argv, "W7L")) w7l();
   if (bench::wanted(argc, argv, "W8")) w8();
 }

@@ -1,5 +1,5 @@
 // theta's side of the workloads of bench/README (W1..W9); prints RESULT lines.
-//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W8 W9 S1]   (default: all)
+//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W7L W8 W9 S1]   (default: all)
 #include <filesystem>
 #include <fstream>
 
@@ -144,14 +144,26 @@ void w7() {
     const th::Tensor W = th::random::uniform({c.o, c.c, c.k, c.k}, -0.1, 0.1, 2, f32);
     auto x = th::ftensor4("x"), w = th::ftensor4("w");
     th::ConvOptions o;
-    o.border_mode = th::Padding::half();
+    o.border_mode = c.same ? th::Padding::half() : th::Padding::valid();
     o.filter_flip = false;  // cross-correlation, as torch
     auto y = th::conv2d(x, w, o);
     auto g = th::grad(th::sum(y), std::vector<th::Tensor>{x, w});
     const th::Function f = th::function({x, w}, {y, g[0], g[1]});
     f(X, W);
     bench::result(c.name, "theta", bench::median_us([&] { f(X, W); }, 1, 7));
+    if (std::getenv("THETA_BENCH_PROFILE")) {  // each of the three convolutions alone
+      auto r = th::ftensor4("r");
+      const th::Tensor R = th::random::uniform(f(X, W)[0].shape(), -1, 1, 3, f32);
+      const th::Function fy = th::function({x, w}, y);
+      const th::Function fdx = th::function({x, w, r}, th::grad(th::sum(y * r), x));
+      const th::Function fdw = th::function({x, w, r}, th::grad(th::sum(y * r), w));
+      fy(X, W), fdx(X, W, R), fdw(X, W, R);
+      std::fprintf(stderr, "%s: forward %.0f us, input gradient %.0f us, filter gradient %.0f us\n", c.name,
+                   bench::median_us([&] { fy(X, W); }, 1, 7), bench::median_us([&] { fdx(X, W, R); }, 1, 7),
+                   bench::median_us([&] { fdw(X, W, R); }, 1, 7));
+    }
   }
+  if (std::getenv("THETA_BENCH_CONV_ONLY")) return;
   const bench::Fashion d = bench::load_fashion();
   if (!d.ok) return;
   const std::int64_t n = std::int64_t(d.train_y.size()), nt = std::int64_t(d.test_y.size());
@@ -187,6 +199,59 @@ void w7() {
   bench::result("W7_epoch", "theta", us * double(n / bench::kBatch) / double(steps));  // scaled to one epoch
   bench::result("W7_test_accuracy", "theta", double(correct(predict, Xt, Yt)) / double(nt));
 }
+
+// W7L: the LeNet-size CNN of bench/fashion.hpp, its training step (median of 5 runs of 20
+// steps over Fashion-MNIST's first batches); and max pooling's gradient on its first pooling
+// shape beside one copy of the pooled input (issue 27: within 2x of the copy).
+void w7l() {
+  {
+    const th::Tensor A = th::random::uniform({100, 16, 24, 24}, -1, 1, 1, th::DType::float32);
+    auto a = th::ftensor4("a");
+    const th::Tensor gy = th::random::uniform({100, 16, 12, 12}, -1, 1, 2, th::DType::float32);
+    auto g = th::ftensor4("g");
+    const th::Function f = th::function({a, g}, th::grad(th::sum(th::pool_2d(a, {2, 2}) * g), a));
+    f(A, gy);
+    bench::result("W7L_pool_grad", "theta", bench::median_us([&] { f(A, gy); }, 1, 9));
+    if (std::getenv("THETA_BENCH_PROFILE")) std::fprintf(stderr, "%s\n%s\n", th::debugprint(f).c_str(), f.profile().c_str());
+    const std::vector<float> src = A.to_vector<float>();
+    std::vector<float> dst(src.size());
+    bench::result("W7L_pool_grad", "copy", bench::median_us([&] {
+      std::vector<float> fresh(src.size());  // (a new buffer each time, as the gradient's)
+      std::memcpy(fresh.data(), src.data(), src.size() * sizeof(float));
+      dst.swap(fresh);
+    }, 1, 9));
+  }
+  const bench::Fashion d = bench::load_fashion();
+  if (!d.ok) return;
+  const std::int64_t n = std::int64_t(d.train_y.size());
+  const th::Tensor X = th::tensor(d.train_x, {n, 1, 28, 28}), Y = th::tensor(d.train_y, {n});
+  const bench::LeNetInit init;
+  std::vector<th::Shared> p{weight(init.c1, {16, 1, 5, 5}, "c1"), weight(std::vector<float>(16, 0), {16, 1, 1}, "cb1"),
+                            weight(init.c2, {32, 16, 5, 5}, "c2"), weight(std::vector<float>(32, 0), {32, 1, 1}, "cb2"),
+                            weight(init.w3, {512, 128}, "w3"), weight(std::vector<float>(128, 0), {128}, "b3"),
+                            weight(init.w4, {128, 10}, "w4"), weight(std::vector<float>(10, 0), {10}, "b4")};
+  auto x = th::ftensor4("x");
+  auto y = th::lvector("y");
+  th::ConvOptions valid;
+  valid.filter_flip = false;
+  auto h1 = th::pool_2d(th::relu(th::conv2d(x, p[0], valid) + p[1]), {2, 2});
+  auto h2 = th::pool_2d(th::relu(th::conv2d(h1, p[2], valid) + p[3]), {2, 2});
+  auto h3 = th::relu(th::dot(th::reshape(h2, {-1, 512}), p[4]) + p[5]);
+  auto loss = th::mean(th::categorical_crossentropy(th::softmax(th::dot(h3, p[6]) + p[7]), y));
+  const th::Function train = th::function({x, y}, loss, th::optim::adam(loss, p, 1e-3));
+  auto batch = [&](std::int64_t s) { return th::range(s * bench::kBatch, (s + 1) * bench::kBatch); };
+  train(th::view(X, batch(0)), th::view(Y, batch(0)));  // warm up
+  const int steps = 20;
+  bench::result("W7L_step", "theta", bench::median_us([&] {
+    for (int s = 0; s < steps; ++s) train(th::view(X, batch(s)), th::view(Y, batch(s)));
+  }, steps, 5));
+  if (std::getenv("THETA_BENCH_PROFILE")) {  // a second function of the same graph: its first call is warm too
+    const th::Function again = th::function({x, y}, loss, th::optim::adam(loss, p, 1e-3));
+    for (int s = 0; s < 48; ++s) again(th::view(X, batch(s)), th::view(Y, batch(s)));
+    std::fprintf(stderr, "%s\n", again.profile().c_str());
+  }
+}
+
 
 // W8: a GRU (PyTorch's formulation and sizes: 50 steps, batch 32, input and hidden 256,
 // float32) by th::scan, forward and the gradients of every weight, frozen; and the time to
@@ -288,6 +353,7 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "F1")) f1();
   if (bench::wanted(argc, argv, "W6")) w6();
   if (bench::wanted(argc, argv, "W7")) w7();
+  if (bench::wanted(argc, argv, "W7L")) w7l();
   if (bench::wanted(argc, argv, "W8")) w8();
   if (bench::wanted(argc, argv, "W9")) w9();
   if (bench::wanted(argc, argv, "S1")) s1();

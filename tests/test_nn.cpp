@@ -1,6 +1,7 @@
 // Neural-network ops (API.md section 9): conv2d and pool_2d values against plain loops over
 // every option, their gradients (and gradients of gradients) through the shared checker,
 // the losses and statistics, shape_of, weight initialisation, and the errors.
+#include <filesystem>
 #define BOOST_TEST_MODULE nn
 #include <cmath>
 #include <limits>
@@ -8,6 +9,7 @@
 #include "check.hpp"
 #include "core/node.hpp"
 #include "ops/conv.hpp"
+#include "cpu/dnnl.hpp"
 
 using th::Tensor;
 using X = check::Inputs;
@@ -164,6 +166,77 @@ BOOST_AUTO_TEST_CASE(conv2d_large_batch_runs_in_chunks) {
   expect_values("filter gradient summed over chunks", g[1], dw_sum, 1e-10);
 }
 
+namespace {
+// th::config().conv for one scope.
+struct Engine {
+  th::ConvEngine saved = th::config().conv;
+  explicit Engine(th::ConvEngine e) { th::config().conv = e; }
+  ~Engine() { th::config().conv = saved; }
+};
+
+// The number of threads this process runs (/proc/self/task).
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+}  // namespace
+
+// float32 convolutions run on oneDNN (conv=dnnl; conv=auto where built with it) or theta's own
+// kernels (conv=theta): both give the float64 result (whose gradients the shared checker
+// verifies against central differences below) to float32 precision, for the value and both
+// gradients over every option; oneDNN's results are the same bits eager and frozen and from
+// call to call, on a batch the kernel threads split (odd sizes, one image too).
+BOOST_AUTO_TEST_CASE(conv2d_float32_engines_over_every_option) {
+  const th::DType f32 = th::DType::float32;
+  BOOST_TEST_MESSAGE("oneDNN built in: " << th::detail::cpu::dnnl_built());
+  for (th::ConvEngine e : {th::ConvEngine::dnnl, th::ConvEngine::theta}) {
+    const Engine engine(e);
+    for (const ConvCase& c : conv_cases())
+      for (std::int64_t n : {1, 5}) {
+        BOOST_TEST_CONTEXT(c.label << " batch " << n << (e == th::ConvEngine::dnnl ? " dnnl" : " theta")) {
+          const Tensor x = check::input({n, 4, 7, 6}, 41, -1, 1), w = check::input({6, 4 / c.o.num_groups, 3, 2}, 42, -1, 1);
+          const Tensor y64 = th::conv2d(x, w, c.o);
+          const Tensor r = check::input(y64.shape(), 43, -1, 1);
+          const Tensor xv = th::variable(x), wv = th::variable(w);
+          const auto g64 = th::grad(th::sum(th::conv2d(xv, wv, c.o) * r), {xv, wv});
+          const Tensor x32 = th::variable(x.astype(f32)), w32 = th::variable(w.astype(f32)), r32 = r.astype(f32);
+          const Tensor y32 = th::conv2d(x32, w32, c.o);
+          const auto g32 = th::grad(th::sum(y32 * r32), {x32, w32});
+          expect_values("value", y32, y64, 2e-5);
+          expect_values("input gradient", g32[0], g64[0], 2e-5);
+          expect_values("filter gradient", g32[1], g64[1], 1e-4);
+          // frozen == eager, bit for bit, and again on a second call
+          const Tensor px = th::ftensor4("x"), pw = th::ftensor4("w"), pr = th::ftensor4("r");
+          const Tensor py = th::conv2d(px, pw, c.o);
+          const auto pg = th::grad(th::sum(py * pr), {px, pw});
+          const th::Function f = th::function({px, pw, pr}, {py, pg[0], pg[1]});
+          for (int call = 0; call < 2; ++call) {
+            const th::Result got = f(x32, w32, r32);
+            BOOST_TEST((check::bits(got) == check::bits(th::Result({y32, g32[0], g32[1]}, false))), "call " << call);
+          }
+        }
+      }
+  }
+}
+
+// One thread budget: a oneDNN convolution runs on theta's kernel threads (THETA_NUM_THREADS)
+// with OpenMP held to one thread in each: it starts no thread of its own, and leaves the
+// caller's OpenMP setting as it was.
+BOOST_AUTO_TEST_CASE(conv2d_on_onednn_starts_no_threads) {
+  const Engine engine(th::ConvEngine::dnnl);
+  const th::DType f32 = th::DType::float32;
+  const Tensor x = th::random::uniform({8, 3, 32, 32}, -1, 1, 1, f32), w = th::random::uniform({16, 3, 3, 3}, -1, 1, 2, f32);
+  const Tensor xv = th::variable(x), wv = th::variable(w);
+  th::sum(th::exp(th::random::uniform({1 << 20}, -1, 1, 3, f32))).item<float>();  // theta's pool started
+  const std::size_t before = thread_count();
+  for (int i = 0; i < 3; ++i) {
+    const auto g = th::grad(th::sum(th::sqr(th::conv2d(xv, wv))), {xv, wv});
+    th::sum(g[1]).item<float>();
+  }
+  BOOST_TEST(thread_count() == before);
+}
+
 BOOST_AUTO_TEST_CASE(conv2d_gradients_over_every_option) {
   std::size_t k = 0;
   for (const ConvCase& c : conv_cases()) {
@@ -262,6 +335,13 @@ std::vector<PoolCase> pool_cases() {
         c.label = "pool_2d " + mn + (ib ? " ignore_border" : " border") + " variant " + std::to_string(variant);
         r.push_back(c);
       }
+  for (const auto& [m, mn] : modes) {  // 2 x 2 windows tiling the image (max pooling's fast kernels)
+    PoolCase c;
+    c.ws = {2, 2};
+    c.o.mode = m;
+    c.label = "pool_2d " + mn + " 2x2 tiling";
+    r.push_back(c);
+  }
   return r;
 }
 }  // namespace
@@ -285,6 +365,46 @@ BOOST_AUTO_TEST_CASE(pool_2d_gradients_over_every_option) {
     check::op(
         c.label, [ws, po](const X& v) { return th::sqr(th::pool_2d(v[0], ws, po)); }, {{2, 5, 7}},
         pool_reference(x, ws, po).shape(), o);
+  }
+}
+
+// Max pooling over 2 x 2 windows that tile the image runs vectorised kernels (blocks of
+// windows, then a tail, odd rows and columns left over): the values and the gradient (to each
+// window's first maximum in row-major order, NaN winning) against the definition, in both
+// dtypes, with many ties (values on a coarse grid: ReLU outputs tie at 0) and NaNs.
+BOOST_AUTO_TEST_CASE(max_pool_2x2_tiling_kernels) {
+  for (th::DType dt : {th::DType::float32, th::DType::float64}) {
+    const th::Shape s{3, 2, 9, 21};
+    std::vector<double> v = th::random::uniform(s, -2, 2, 51, th::DType::float64).to_vector<double>();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      v[i] = std::round(v[i]);  // five levels: ties everywhere
+      if (i % 37 == 5) v[i] = std::numeric_limits<double>::quiet_NaN();
+    }
+    const Tensor x = th::tensor(v, s).astype(dt);
+    const Tensor gy = check::input({3, 2, 4, 10}, 52, -1, 1).astype(dt);
+    const Tensor xv = th::variable(x);
+    const Tensor y = th::pool_2d(xv, {2, 2});
+    const Tensor dx = th::grad(th::sum(y * gy), xv);
+    std::vector<double> want_y(3 * 2 * 4 * 10), want_dx(v.size(), 0.0);
+    const auto g = gy.to_vector<double>(), xr = x.to_vector<double>();
+    for (std::int64_t p = 0; p < 6; ++p)
+      for (std::int64_t oh = 0; oh < 4; ++oh)
+        for (std::int64_t ow = 0; ow < 10; ++ow) {
+          std::int64_t at = -1;
+          for (std::int64_t i = 0; i < 2; ++i)
+            for (std::int64_t j = 0; j < 2; ++j) {
+              const std::int64_t k = (p * 9 + 2 * oh + i) * 21 + 2 * ow + j;
+              const double e = xr[std::size_t(k)], best = at < 0 ? 0 : xr[std::size_t(at)];
+              if (at < 0 || e > best || (std::isnan(e) && !std::isnan(best))) at = k;
+            }
+          const std::size_t o = std::size_t((p * 4 + oh) * 10 + ow);
+          want_y[o] = xr[std::size_t(at)];
+          want_dx[std::size_t(at)] += g[o];
+        }
+    const auto got_y = y.to_vector<double>(), got_dx = dx.to_vector<double>();
+    for (std::size_t i = 0; i < want_y.size(); ++i)
+      BOOST_TEST((got_y[i] == want_y[i] || (std::isnan(got_y[i]) && std::isnan(want_y[i]))), th::dtype_name(dt) << " y[" << i << "]");
+    BOOST_TEST(got_dx == want_dx, th::dtype_name(dt) << boost::test_tools::per_element());
   }
 }
 

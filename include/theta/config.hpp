@@ -15,12 +15,19 @@ enum class Mode { fast, nan_guard, debug };
 /// sync: compile (or load from the cache) on its first call (benchmarks, tests).
 enum class NativeMode { off, async, sync };
 
+/// The engine of float32 convolutions on the CPU (docs/design.md, "Convolutions"): automatic
+/// (oneDNN where theta was built with it and it takes the geometry, else theta's own
+/// im2col + GEMM kernels), dnnl (oneDNN wherever it takes the geometry) or theta (theta's own
+/// kernels always). float64 always runs theta's kernels.
+enum class ConvEngine { automatic, dnnl, theta };
+
 /// Global settings (th::config()).
 struct Config {
   DType floatX = DType::float64;  ///< default float type of lists, placeholders without prefix
   Device device = cpu();          ///< where new tensors live (cuda needs the CUDA backend)
   Mode mode = Mode::fast;         ///< the mode of every function (at least this strict)
   NativeMode native = NativeMode::async;  ///< the native tier (THETA_FLAGS native=off|async|sync)
+  ConvEngine conv = ConvEngine::automatic;  ///< float32 convolutions (THETA_FLAGS conv=auto|dnnl|theta)
 };
 
 /// The settings, initialised from THETA_FLAGS on first use (th::ValueError on a bad flag).

@@ -31,10 +31,12 @@ Config from_flags(const char* flags) {
       c.mode = value == "fast" ? Mode::fast : value == "nan_guard" ? Mode::nan_guard : Mode::debug;
     } else if (key == "native" && (value == "off" || value == "async" || value == "sync")) {
       c.native = value == "off" ? NativeMode::off : value == "async" ? NativeMode::async : NativeMode::sync;
+    } else if (key == "conv" && (value == "auto" || value == "dnnl" || value == "theta")) {
+      c.conv = value == "auto" ? ConvEngine::automatic : value == "dnnl" ? ConvEngine::dnnl : ConvEngine::theta;
     } else {
       throw ValueError("THETA_FLAGS: unknown flag or value '" + item +
                        "' (known: floatX=float32|float64, device=cpu|cuda[:N], mode=fast|nan_guard|debug, "
-                       "native=off|async|sync)");
+                       "native=off|async|sync, conv=auto|dnnl|theta)");
     }
   }
   return c;

@@ -10,10 +10,13 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "core/dispatch.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "cpu/dnnl.hpp"
+#include "cpu/multiversion.hpp"
 #include "cpu/parallel.hpp"
 
 namespace th::detail::cpu {
@@ -405,8 +408,176 @@ RowScratch<T>& row_scratch(std::int64_t n) {
   return s;
 }
 
+// Max pooling's 2 x 2 windows that tile the image (stride 2, no padding: the common case),
+// a pair of input rows at a time, branch-free so that the compiler vectorises them (built per
+// CPU level). The first maximum in window order (a, b / c, d) wins; NaN wins, as numpy's max.
+// (Bitwise | and & on the comparisons, not || and &&: no branches, so the loops vectorise.)
+template <class T>
+inline bool takes(T e, T v) {
+  return (e > v) | ((e != e) & (v == v));
+}
+// Its gradient: gy to each window's first maximum, 0 to the window's other cells. Blocks of
+// 16 bytes of windows in vector registers (GCC/Clang vector extensions, SSE2 in the baseline
+// build, VEX in the CPU levels'); the rest one window at a time.
+#define THETA_INLINE inline __attribute__((always_inline))
+template <class T>
+struct Lanes;
+template <>
+struct Lanes<float> {
+  typedef float V __attribute__((vector_size(16)));
+  typedef std::int32_t M __attribute__((vector_size(16)));
+};
+template <>
+struct Lanes<double> {
+  typedef double V __attribute__((vector_size(16)));
+  typedef std::int64_t M __attribute__((vector_size(16)));
+};
+template <class V>
+THETA_INLINE V load_v(const void* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class V, class M>
+THETA_INLINE M takes_v(V e, V v) {
+  return (e > v) | ((e != e) & (v == v));
+}
+template <class V, class M>
+THETA_INLINE V pick_v(M m, V x, V y) {
+  return V((M(x) & m) | (M(y) & ~m));
+}
+template <class T, std::size_t... I>
+THETA_INLINE void max2x2_grad_block(const T* x0, const T* x1, const T* gy, T* d0, T* d1, std::index_sequence<I...>) {
+  using V = typename Lanes<T>::V;
+  using M = typename Lanes<T>::M;
+  constexpr std::size_t L = sizeof...(I);
+  const V p0 = load_v<V>(x0), p1 = load_v<V>(x0 + L), q0 = load_v<V>(x1), q1 = load_v<V>(x1 + L), g = load_v<V>(gy);
+  const V a = __builtin_shufflevector(p0, p1, (2 * I)...), b = __builtin_shufflevector(p0, p1, (2 * I + 1)...);
+  const V c = __builtin_shufflevector(q0, q1, (2 * I)...), d = __builtin_shufflevector(q0, q1, (2 * I + 1)...);
+  const M tb = takes_v<V, M>(b, a);
+  const V v1 = pick_v<V, M>(tb, b, a);
+  const M tc = takes_v<V, M>(c, v1);
+  const V v2 = pick_v<V, M>(tc, c, v1);
+  const M td = takes_v<V, M>(d, v2);
+  const M gi = M(g);
+  const V oa = V(gi & ~(tb | tc | td)), ob = V(gi & tb & ~tc & ~td), oc = V(gi & tc & ~td), od = V(gi & td);
+  const V r0 = __builtin_shufflevector(oa, ob, (I % 2 == 0 ? I / 2 : L + I / 2)...);
+  const V r1 = __builtin_shufflevector(oa, ob, (I % 2 == 0 ? L / 2 + I / 2 : L + L / 2 + I / 2)...);
+  const V s0 = __builtin_shufflevector(oc, od, (I % 2 == 0 ? I / 2 : L + I / 2)...);
+  const V s1 = __builtin_shufflevector(oc, od, (I % 2 == 0 ? L / 2 + I / 2 : L + L / 2 + I / 2)...);
+  std::memcpy(d0, &r0, sizeof r0), std::memcpy(d0 + L, &r1, sizeof r1);
+  std::memcpy(d1, &s0, sizeof s0), std::memcpy(d1 + L, &s1, sizeof s1);
+}
+template <class T>
+THETA_INLINE void max2x2_grad_row(const T* __restrict x0, const T* __restrict x1, const T* __restrict gy, T* __restrict d0,
+                            T* __restrict d1, std::int64_t n) {
+  constexpr std::int64_t L = 16 / sizeof(T);
+  std::int64_t i = 0;
+  for (; i + L <= n; i += L)
+    max2x2_grad_block(x0 + 2 * i, x1 + 2 * i, gy + i, d0 + 2 * i, d1 + 2 * i, std::make_index_sequence<L>());
+  for (; i < n; ++i) {
+    const T a = x0[2 * i], b = x0[2 * i + 1], c = x1[2 * i], d = x1[2 * i + 1];
+    const bool tb = takes(b, a);
+    const T v1 = tb ? b : a;
+    const bool tc = takes(c, v1);
+    const T v2 = tc ? c : v1;
+    const bool td = takes(d, v2);
+    const T g = gy[i], z = T(0);
+    d1[2 * i + 1] = td ? g : z;
+    d1[2 * i] = (tc & !td) ? g : z;
+    d0[2 * i + 1] = (tb & !tc & !td) ? g : z;
+    d0[2 * i] = (tb | tc | td) ? z : g;
+  }
+}
+template <class T, std::size_t... I>
+THETA_INLINE void max2x2_block(const T* x0, const T* x1, T* y, std::index_sequence<I...>) {
+  using V = typename Lanes<T>::V;
+  using M = typename Lanes<T>::M;
+  constexpr std::size_t L = sizeof...(I);
+  const V p0 = load_v<V>(x0), p1 = load_v<V>(x0 + L), q0 = load_v<V>(x1), q1 = load_v<V>(x1 + L);
+  const V a = __builtin_shufflevector(p0, p1, (2 * I)...), b = __builtin_shufflevector(p0, p1, (2 * I + 1)...);
+  const V c = __builtin_shufflevector(q0, q1, (2 * I)...), d = __builtin_shufflevector(q0, q1, (2 * I + 1)...);
+  const V v1 = pick_v<V, M>(takes_v<V, M>(b, a), b, a);
+  const V v2 = pick_v<V, M>(takes_v<V, M>(c, v1), c, v1);
+  const V v3 = pick_v<V, M>(takes_v<V, M>(d, v2), d, v2);
+  std::memcpy(y, &v3, sizeof v3);
+}
+template <class T>
+THETA_INLINE void max2x2_row(const T* __restrict x0, const T* __restrict x1, T* __restrict y, std::int64_t n) {
+  constexpr std::int64_t L = 16 / sizeof(T);
+  std::int64_t i = 0;
+  for (; i + L <= n; i += L) max2x2_block(x0 + 2 * i, x1 + 2 * i, y + i, std::make_index_sequence<L>());
+  for (; i < n; ++i) {
+    const T a = x0[2 * i], b = x0[2 * i + 1], c = x1[2 * i], d = x1[2 * i + 1];
+    const T v1 = takes(b, a) ? b : a;
+    const T v2 = takes(c, v1) ? c : v1;
+    y[i] = takes(d, v2) ? d : v2;
+  }
+}
+THETA_MULTIVERSION void max2x2_row_f32(const float* x0, const float* x1, float* y, std::int64_t n) {
+  max2x2_row(x0, x1, y, n);
+}
+THETA_MULTIVERSION void max2x2_row_f64(const double* x0, const double* x1, double* y, std::int64_t n) {
+  max2x2_row(x0, x1, y, n);
+}
+THETA_MULTIVERSION void max2x2_grad_row_f32(const float* x0, const float* x1, const float* gy, float* d0, float* d1,
+                                            std::int64_t n) {
+  max2x2_grad_row(x0, x1, gy, d0, d1, n);
+}
+THETA_MULTIVERSION void max2x2_grad_row_f64(const double* x0, const double* x1, const double* gy, double* d0,
+                                            double* d1, std::int64_t n) {
+  max2x2_grad_row(x0, x1, gy, d0, d1, n);
+}
+inline void max2x2_rows(const float* x0, const float* x1, float* y, std::int64_t n) { max2x2_row_f32(x0, x1, y, n); }
+inline void max2x2_rows(const double* x0, const double* x1, double* y, std::int64_t n) { max2x2_row_f64(x0, x1, y, n); }
+inline void max2x2_grad_rows(const float* x0, const float* x1, const float* gy, float* d0, float* d1, std::int64_t n) {
+  max2x2_grad_row_f32(x0, x1, gy, d0, d1, n);
+}
+inline void max2x2_grad_rows(const double* x0, const double* x1, const double* gy, double* d0, double* d1,
+                             std::int64_t n) {
+  max2x2_grad_row_f64(x0, x1, gy, d0, d1, n);
+}
+
+bool tiled_max2x2(const PoolGeom& g) {
+  return g.kind == PoolKind::max && g.wh == 2 && g.ww == 2 && g.sh == 2 && g.sw == 2 && !g.ph && !g.pw &&
+         2 * g.OH <= g.H && 2 * g.OW <= g.W;
+}
+
+// Max pooling's gradient over tiling 2 x 2 windows: each input cell written once (no zeroing
+// pass, no scatter); issue 27 measured the general walk at 27x a copy of the input on a LeNet
+// layer's gradient.
+template <class T>
+bool pool_backward_tiled(const PoolGeom& g, const T* x, const T* gy, T* dx) {
+  if (!tiled_max2x2(g)) return false;
+  each_plane(g, [&](std::int64_t p) {
+    const T* xp = x + p * g.H * g.W;
+    const T* gp = gy + p * g.OH * g.OW;
+    T* dp = dx + p * g.H * g.W;
+    for (std::int64_t oh = 0; oh < g.OH; ++oh) {
+      const std::int64_t r = 2 * oh * g.W;
+      max2x2_grad_rows(xp + r, xp + r + g.W, gp + oh * g.OW, dp + r, dp + r + g.W, g.OW);
+      if (2 * g.OW < g.W)  // columns past the last window
+        for (std::int64_t i = 0; i < 2; ++i) std::fill(dp + r + i * g.W + 2 * g.OW, dp + r + (i + 1) * g.W, T(0));
+    }
+    std::fill(dp + 2 * g.OH * g.W, dp + g.H * g.W, T(0));  // rows past the last window
+  });
+  return true;
+}
+
+template <class T>
+bool pool_forward_tiled(const PoolGeom& g, const T* x, T* y) {
+  if (!tiled_max2x2(g)) return false;
+  each_plane(g, [&](std::int64_t p) {
+    const T* xp = x + p * g.H * g.W;
+    for (std::int64_t oh = 0; oh < g.OH; ++oh)
+      max2x2_rows(xp + 2 * oh * g.W, xp + (2 * oh + 1) * g.W, y + (p * g.OH + oh) * g.OW, g.OW);
+  });
+  return true;
+}
+
 template <class T>
 void pool_forward_t(const PoolGeom& g, const T* x, T* y) {
+  if (pool_forward_tiled(g, x, y)) return;
   const Windows ws(g);
   const T area = T(g.wh * g.ww);
   each_plane(g, [&](std::int64_t p) {
@@ -442,6 +613,7 @@ void pool_forward_t(const PoolGeom& g, const T* x, T* y) {
 
 template <class T>
 void pool_backward_t(const PoolGeom& g, const T* x, const T* gy, T* dx) {
+  if (pool_backward_tiled(g, x, gy, dx)) return;
   const Windows ws(g);
   const T area = T(g.wh * g.ww);
   each_plane(g, [&](std::int64_t p) {
@@ -516,13 +688,22 @@ void pool_select_t(const PoolGeom& g, const T* x, const T* gx, T* y) {
 #define THETA_CONV_IN(p) static_cast<const T*>(p)
 #define THETA_CONV_OUT(p) static_cast<T*>(p)
 
+// float32: oneDNN where it takes the geometry (cpu/dnnl.hpp), else theta's kernels.
+#define THETA_CONV_DNNL(mode, a, b, y)                                                                                  \
+  if (dtype == DType::float32 &&                                                                                      \
+      dnnl_conv(mode, g, static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(y)))         \
+    return;
+
 void conv_forward(DType dtype, const ConvGeom& g, const void* x, const void* w, void* y) {
+  THETA_CONV_DNNL(0, x, w, y)
   THETA_DISPATCH_FLOAT(dtype, T, forward_t(g, THETA_CONV_IN(x), THETA_CONV_IN(w), THETA_CONV_OUT(y)));
 }
 void conv_backward_input(DType dtype, const ConvGeom& g, const void* gy, const void* w, void* dx) {
+  THETA_CONV_DNNL(1, gy, w, dx)
   THETA_DISPATCH_FLOAT(dtype, T, backward_input_t(g, THETA_CONV_IN(gy), THETA_CONV_IN(w), THETA_CONV_OUT(dx)));
 }
 void conv_backward_filters(DType dtype, const ConvGeom& g, const void* x, const void* gy, void* dw) {
+  THETA_CONV_DNNL(2, x, gy, dw)
   THETA_DISPATCH_FLOAT(dtype, T, backward_filters_t(g, THETA_CONV_IN(x), THETA_CONV_IN(gy), THETA_CONV_OUT(dw)));
 }
 void pool_forward(DType dtype, const PoolGeom& g, const void* x, void* y) {
@@ -537,6 +718,7 @@ void pool_select(DType dtype, const PoolGeom& g, const void* x, const void* gx, 
 
 #undef THETA_CONV_IN
 #undef THETA_CONV_OUT
+#undef THETA_CONV_DNNL
 
 namespace {
 // The backend entry points: every image's patches (fold: folded back), images over the threads.

@@ -1,0 +1,245 @@
+// float32 convolutions on oneDNN (see cpu/dnnl.hpp): primitives created once per geometry
+// and chunk size and kept for the process, run chunk by chunk on theta's kernel threads.
+#include "cpu/dnnl.hpp"
+
+#include "theta/config.hpp"
+
+#ifdef THETA_HAS_DNNL
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+#include <vector>
+
+#include "cpu/parallel.hpp"
+#endif
+
+namespace th::detail::cpu {
+
+#ifndef THETA_HAS_DNNL
+
+bool dnnl_built() { return false; }
+bool dnnl_takes(int, const ConvGeom&) { return false; }
+bool dnnl_conv(int, const ConvGeom&, const float*, const float*, float*) { return false; }
+
+#else
+
+bool dnnl_built() { return true; }
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+dnnl::engine& engine() {
+  static dnnl::engine* e = new dnnl::engine(dnnl::engine::kind::cpu, 0);  // leaked: primitives outlive statics
+  return *e;
+}
+
+// The right padding that makes oneDNN's output size theta's (negative when the last window
+// ends before the padded edge: stride not dividing the extent).
+std::int64_t pad_right(std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t s, std::int64_t d,
+                       std::int64_t pl) {
+  return (out - 1) * s + (k - 1) * d + 1 - in - pl;
+}
+
+// One primitive for one mode, geometry and chunk size, and the reorders between theta's
+// layouts and the ones oneDNN chose (null where they are the same). Roles: 0 (x, w) -> y;
+// 1 (gy, w) -> dx; 2 (x, gy) -> dw.
+struct Prim {
+  dnnl::primitive prim;
+  int arg_in0 = 0, arg_in1 = 0, arg_out = 0;
+  memory::desc user_in0, user_in1, user_out, in0, in1, out, scratch;
+  std::unique_ptr<dnnl::reorder> to_in0, to_in1, from_out;
+};
+
+memory::dims act_dims(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) { return {n, c, h, w}; }
+
+std::unique_ptr<Prim> make_prim(int mode, const ConvGeom& g, std::int64_t n) {
+  const memory::dims x = act_dims(n, g.C, g.H, g.W), y = act_dims(n, g.O, g.OH, g.OW);
+  const memory::dims w = g.G > 1 ? memory::dims{g.G, g.O / g.G, g.C / g.G, g.KH, g.KW} : memory::dims{g.O, g.C, g.KH, g.KW};
+  const tag wtag = g.G > 1 ? tag::goihw : tag::oihw;
+  const memory::dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pl{g.ph, g.pw},
+      pr{pad_right(g.H, g.OH, g.KH, g.sh, g.dh, g.ph), pad_right(g.W, g.OW, g.KW, g.sw, g.dw, g.pw)};
+  const auto f32 = memory::data_type::f32;
+  auto any = [&](const memory::dims& d) { return memory::desc(d, f32, tag::any); };
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // each thread's own scratchpad: chunks run concurrently
+  const dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                           any(x), any(w), any(y), strides, dil, pl, pr);
+  const dnnl::convolution_forward::primitive_desc fpd(fd, attr, engine());
+  auto p = std::make_unique<Prim>();
+  const memory::desc ux(x, f32, tag::nchw), uy(y, f32, tag::nchw), uw(w, f32, wtag);
+  if (mode == 0) {
+    p->prim = dnnl::convolution_forward(fpd);
+    p->user_in0 = ux, p->user_in1 = uw, p->user_out = uy;
+    p->in0 = fpd.src_desc(), p->in1 = fpd.weights_desc(), p->out = fpd.dst_desc(), p->scratch = fpd.scratchpad_desc();
+    p->arg_in0 = DNNL_ARG_SRC, p->arg_in1 = DNNL_ARG_WEIGHTS, p->arg_out = DNNL_ARG_DST;
+  } else if (mode == 1) {
+    const dnnl::convolution_backward_data::desc bd(dnnl::algorithm::convolution_direct, any(x), any(w), any(y), strides,
+                                                   dil, pl, pr);
+    const dnnl::convolution_backward_data::primitive_desc pd(bd, attr, engine(), fpd);
+    p->prim = dnnl::convolution_backward_data(pd);
+    p->user_in0 = uy, p->user_in1 = uw, p->user_out = ux;
+    p->in0 = pd.diff_dst_desc(), p->in1 = pd.weights_desc(), p->out = pd.diff_src_desc(), p->scratch = pd.scratchpad_desc();
+    p->arg_in0 = DNNL_ARG_DIFF_DST, p->arg_in1 = DNNL_ARG_WEIGHTS, p->arg_out = DNNL_ARG_DIFF_SRC;
+  } else {
+    const dnnl::convolution_backward_weights::desc bd(dnnl::algorithm::convolution_direct, any(x), any(w), any(y),
+                                                      strides, dil, pl, pr);
+    const dnnl::convolution_backward_weights::primitive_desc pd(bd, attr, engine(), fpd);
+    p->prim = dnnl::convolution_backward_weights(pd);
+    p->user_in0 = ux, p->user_in1 = uy, p->user_out = uw;
+    p->in0 = pd.src_desc(), p->in1 = pd.diff_dst_desc(), p->out = pd.diff_weights_desc(), p->scratch = pd.scratchpad_desc();
+    p->arg_in0 = DNNL_ARG_SRC, p->arg_in1 = DNNL_ARG_DIFF_DST, p->arg_out = DNNL_ARG_DIFF_WEIGHTS;
+  }
+  auto reorder = [&](const memory::desc& from, const memory::desc& to) {
+    return from == to ? nullptr : std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(engine(), from, engine(), to));
+  };
+  p->to_in0 = reorder(p->user_in0, p->in0);
+  p->to_in1 = reorder(p->user_in1, p->in1);
+  p->from_out = reorder(p->out, p->user_out);
+  return p;
+}
+
+// The primitives by (mode, geometry, chunk size); never freed (threads hold plain pointers).
+const Prim& prim(int mode, const ConvGeom& g, std::int64_t n) {
+  static std::mutex mu;
+  static auto* cache = new std::map<std::string, std::unique_ptr<Prim>>;
+  ConvGeom k = g;
+  k.N = n;
+  k.flip = false;  // (flipping is done on theta's side)
+  std::string key(1, char(mode));
+  key.append(reinterpret_cast<const char*>(&k), sizeof k);
+  std::lock_guard<std::mutex> lock(mu);
+  std::unique_ptr<Prim>& slot = (*cache)[key];
+  if (!slot) slot = make_prim(mode, g, n);  // (created under the caller's one-thread OpenMP setting)
+  return *slot;
+}
+
+// 64-byte aligned scratch memory, kept per thread from call to call.
+struct Buffer {
+  std::unique_ptr<void, void (*)(void*)> p{nullptr, std::free};
+  std::size_t bytes = 0;
+  void* get(std::size_t n) {
+    if (n > bytes) {
+      const std::size_t rounded = (n + 63) / 64 * 64;
+      p.reset(std::aligned_alloc(64, rounded));
+      if (!p) throw std::bad_alloc();
+      bytes = rounded;
+    }
+    return p.get();
+  }
+};
+struct ThreadBuffers {
+  Buffer in0, in1, out, scratch;
+};
+ThreadBuffers& buffers() {
+  thread_local ThreadBuffers b;
+  return b;
+}
+
+// OpenMP held to one thread while it lives, in this thread only (restored after: the
+// caller's own OpenMP code keeps its setting).
+struct OneOmpThread {
+  int saved = omp_get_max_threads();
+  OneOmpThread() {
+    if (saved != 1) omp_set_num_threads(1);
+  }
+  ~OneOmpThread() {
+    if (saved != 1) omp_set_num_threads(saved);
+  }
+};
+
+// Runs the primitive of `n` images: in0/in1/out in theta's layouts.
+void run(int mode, const ConvGeom& g, std::int64_t n, const float* in0, const float* in1, float* out) {
+  const OneOmpThread one;
+  const Prim& p = prim(mode, g, n);
+  dnnl::stream s(engine());
+  ThreadBuffers& b = buffers();
+  auto input = [&](const memory::desc& user, const memory::desc& want, const dnnl::reorder* r, const float* data,
+                   Buffer& buf) {
+    const memory u(user, engine(), const_cast<float*>(data));
+    if (!r) return u;
+    const memory m(want, engine(), buf.get(want.get_size()));
+    r->execute(s, {{DNNL_ARG_FROM, u}, {DNNL_ARG_TO, m}});
+    return m;
+  };
+  const memory m0 = input(p.user_in0, p.in0, p.to_in0.get(), in0, b.in0);
+  const memory m1 = input(p.user_in1, p.in1, p.to_in1.get(), in1, b.in1);
+  const memory uo(p.user_out, engine(), out);
+  const memory mo = p.from_out ? memory(p.out, engine(), b.out.get(p.out.get_size())) : uo;
+  const memory sp(p.scratch, engine(), b.scratch.get(std::max<std::size_t>(p.scratch.get_size(), 1)));
+  p.prim.execute(s, {{p.arg_in0, m0}, {p.arg_in1, m1}, {p.arg_out, mo}, {DNNL_ARG_SCRATCHPAD, sp}});
+  if (p.from_out) p.from_out->execute(s, {{DNNL_ARG_FROM, mo}, {DNNL_ARG_TO, uo}});
+  s.wait();
+}
+
+// The filters reversed along both spatial axes (a true convolution as oneDNN's correlation).
+void flip_filters(const ConvGeom& g, const float* w, float* out) {
+  const std::int64_t k = g.KH * g.KW, n = g.O * (g.C / g.G);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < k; ++j) out[i * k + j] = w[i * k + (k - 1 - j)];
+}
+
+}  // namespace
+
+// The rule of conv=auto, measured (docs/benchmarks.md, "oneDNN convolutions"; 2-core AMD
+// EPYC, AVX-512): oneDNN runs the forward convolution and the filter gradient 2-3x faster
+// than theta's im2col + GEMM on every layer of W7 and W7L (1, 16, 32 and 64 input channels),
+// and the input gradient 2.6-2.8x faster from 16 channels on; but its input gradient with one
+// input channel (a first layer's, which training never needs) is 2.1-2.2x slower, so that one
+// stays theta's below 4 channels per group. oneDNN also declines a right padding below zero
+// (a window that ends before the padded edge): theta's kernels take those geometries.
+bool dnnl_takes(int mode, const ConvGeom& g) {
+  const ConvEngine e = th::config().conv;
+  if (e == ConvEngine::theta) return false;
+  if (e == ConvEngine::automatic && mode == 1 && g.C / g.G < 4) return false;
+  return pad_right(g.H, g.OH, g.KH, g.sh, g.dh, g.ph) >= 0 && pad_right(g.W, g.OW, g.KW, g.sw, g.dw, g.pw) >= 0;
+}
+
+bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, float* y) {
+  if (!dnnl_takes(mode, g) || g.N <= 0) return false;
+  std::vector<float> flipped;
+  const float* w = mode == 0 ? b : mode == 1 ? b : nullptr;
+  if (g.flip && w) {
+    flipped.resize(std::size_t(g.O * (g.C / g.G) * g.KH * g.KW));
+    flip_filters(g, w, flipped.data());
+    w = flipped.data();
+  }
+  // One chunk of images per kernel thread, the same chunks whether the pool runs them or not.
+  const std::int64_t parts = std::min<std::int64_t>(g.N, num_threads());
+  auto lo_of = [&](std::int64_t i) { return g.N * i / parts; };
+  const std::int64_t xs = g.C * g.H * g.W, ys = g.O * g.OH * g.OW, wsz = g.O * (g.C / g.G) * g.KH * g.KW;
+  std::vector<float> partial;
+  if (mode == 2 && parts > 1) partial.resize(std::size_t((parts - 1) * wsz));
+  const std::int64_t cost = std::int64_t(1) << 30;  // (always worth a thread each)
+  parallel_for(parts, cost, [&](std::int64_t plo, std::int64_t phi) {
+    for (std::int64_t i = plo; i < phi; ++i) {
+      const std::int64_t n0 = lo_of(i), n = lo_of(i + 1) - n0;
+      if (mode == 0) run(0, g, n, a + n0 * xs, w, y + n0 * ys);
+      else if (mode == 1) run(1, g, n, a + n0 * ys, w, y + n0 * xs);
+      else run(2, g, n, a + n0 * xs, b + n0 * ys, i == 0 ? y : partial.data() + (i - 1) * wsz);
+    }
+  });
+  if (mode == 2) {
+    for (std::int64_t i = 1; i < parts; ++i) {  // the chunks' sums, added in chunk order
+      const float* part = partial.data() + (i - 1) * wsz;
+      for (std::int64_t j = 0; j < wsz; ++j) y[j] += part[j];
+    }
+    if (g.flip) {
+      std::vector<float> t(y, y + wsz);
+      flip_filters(g, t.data(), y);
+    }
+  }
+  return true;
+}
+
+#endif
+
+}  // namespace th::detail::cpu

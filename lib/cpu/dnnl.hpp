@@ -1,0 +1,28 @@
+// oneDNN (Debian's libdnnl, what libtorch's CPU convolutions run on) as theta's float32
+// convolution engine (lib/cpu/dnnl.cpp). Built when CMake finds it (THETA_DNNL); without it
+// dnnl_conv() declines every convolution and theta's own im2col + GEMM kernels run.
+//
+// One thread budget: the batch is cut into one chunk per kernel thread (cpu::num_threads(),
+// i.e. THETA_NUM_THREADS) and theta's own pool runs the chunks, each a oneDNN primitive
+// executed with OpenMP held to one thread; so no OpenMP team is ever started beside theta's
+// threads and OpenBLAS's, and the chunks (hence the bits) are the same on every call,
+// eager or frozen, whether the pool was free or not.
+#pragma once
+#include "core/backend.hpp"
+
+namespace th::detail::cpu {
+
+/// True when theta was built with oneDNN.
+bool dnnl_built();
+
+/// Which engine runs a float32 convolution of this mode (as dnnl_conv's) and geometry under
+/// th::config().conv: true for oneDNN (conv=dnnl, or conv=auto and the measured rule in
+/// dnnl.cpp).
+bool dnnl_takes(int mode, const ConvGeom& g);
+
+/// mode 0: y = conv(a = x, b = w); 1: dx = grad_input(a = gy, b = w); 2: dw = grad_filters(a
+/// = x, b = gy); float32, contiguous, in theta's layouts (NCHW, OIHW). False (nothing
+/// written) when oneDNN is not built in or does not take the geometry.
+bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, float* y);
+
+}  // namespace th::detail::cpu
