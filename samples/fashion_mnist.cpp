@@ -1,9 +1,11 @@
 // Fashion-MNIST (Zalando's 70,000 clothing images, Debian's dataset-fashion-mnist) trained
-// with one frozen training function: an MLP (784-256-10) or a small CNN (two conv + relu +
-// max-pool blocks, a dense layer with dropout, softmax), Adam, float32. Prints a progress
+// with one frozen training function: an MLP (784-256-10), a small CNN (two conv + relu +
+// max-pool blocks, a dense layer with dropout, softmax) or a deeper one with batch
+// normalization (three 3x3 conv + batch-norm + relu blocks), Adam, float32. Prints a progress
 // bar while an epoch runs (on a terminal; one line per epoch otherwise) and the test
 // accuracy after each epoch.
 //   ./build/samples/fashion_mnist --model cnn --epochs 5
+//   ./build/samples/fashion_mnist --model bncnn --epochs 12
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,12 +32,15 @@ struct Args {
 };
 
 void usage(std::ostream& os) {
-  os << "usage: fashion_mnist [--model mlp|cnn] [--epochs N] [--batch N] [--lr X] [--seed N]\n"
+  os << "usage: fashion_mnist [--model mlp|cnn|bncnn] [--epochs N] [--batch N] [--lr X] [--seed N]\n"
         "                     [--train-limit N] [--test-limit N] [--data DIR] [--save-model FILE]\n"
         "Trains on Fashion-MNIST (Debian: apt-get install dataset-fashion-mnist) with Adam and\n"
         "prints the test accuracy after each epoch.\n"
-        "  --model mlp|cnn    784-256-10 perceptron, or 2 conv+pool blocks, dense 256 with\n"
-        "                     dropout 0.5, softmax (default cnn)\n"
+        "  --model mlp|cnn|bncnn  784-256-10 perceptron; 2 conv+pool blocks, dense 256 with\n"
+        "                     dropout 0.5, softmax (default cnn); or bncnn: three 3x3 conv +\n"
+        "                     batch-norm + relu blocks (32, 32, 64 channels, max-pool after the\n"
+        "                     2nd and 3rd), dense 128 with dropout 0.5, softmax; its predictor\n"
+        "                     normalizes with the running statistics\n"
         "  --epochs N         passes over the training set (default 5)\n"
         "  --batch N          images per step (default 100)\n"
         "  --lr X             Adam's learning rate (default 0.001)\n"
@@ -106,8 +111,8 @@ Args parse(int argc, char** argv) {
       std::exit(2);
     }
   }
-  if ((a.model != "mlp" && a.model != "cnn") || a.epochs < 0 || a.batch < 1 || a.lr <= 0) {
-    std::cerr << "fashion_mnist: --model must be mlp or cnn, --epochs >= 0, --batch >= 1, --lr > 0\n";
+  if ((a.model != "mlp" && a.model != "cnn" && a.model != "bncnn") || a.epochs < 0 || a.batch < 1 || a.lr <= 0) {
+    std::cerr << "fashion_mnist: --model must be mlp, cnn or bncnn, --epochs >= 0, --batch >= 1, --lr > 0\n";
     std::exit(2);
   }
   return a;
@@ -133,8 +138,9 @@ th::Shared param(th::Tensor init, const std::string& name) { return th::shared(i
 struct Model {
   std::vector<th::Shared> params;
   th::Tensor x;              // the input placeholder
-  th::Tensor train_logits;   // with dropout
-  th::Tensor test_logits;    // without
+  th::Tensor train_logits;   // with dropout (and batch statistics)
+  th::Tensor test_logits;    // without (and with the running statistics)
+  th::Updates state;         // batch normalization's running statistics, updated by each step
 };
 
 Model mlp(std::uint64_t seed) {
@@ -174,6 +180,50 @@ Model cnn(std::uint64_t seed, th::RandomStreams& srng) {
   return m;
 }
 
+// A 3x3 convolution (no bias: the batch norm's beta is one), batch normalization and relu;
+// in training on the batch's statistics (the running ones updated), in the predictor on the
+// running ones.
+struct BnBlock {
+  th::Tensor train, test;
+};
+BnBlock bn_block(Model& m, const th::Tensor& train_in, const th::Tensor& test_in, std::int64_t cin, std::int64_t cout,
+                 std::uint64_t seed, const std::string& name) {
+  const auto f32 = th::DType::float32;
+  auto w = param(th::init::he_uniform({cout, cin, 3, 3}, seed, std::sqrt(2.0), f32), name + ".w");
+  auto gamma = param(th::ones({cout}, f32), name + ".gamma");
+  auto beta = param(th::zeros({cout}, f32), name + ".beta");
+  auto rm = param(th::zeros({cout}, f32), name + ".running_mean");
+  auto rv = param(th::ones({cout}, f32), name + ".running_var");
+  m.params.insert(m.params.end(), {w, gamma, beta});
+  th::ConvOptions same;
+  same.border_mode = th::Padding::half();
+  same.filter_flip = false;
+  const th::BatchNormTrain bn =
+      th::batch_normalization_train(th::conv2d(train_in, w, same), gamma, beta, {}, 1e-5, 0.1, rm, rv);
+  m.state.push_back({rm, bn.new_running_mean});
+  m.state.push_back({rv, bn.new_running_var});
+  return {th::relu(bn.out), th::relu(th::batch_normalization_test(th::conv2d(test_in, w, same), gamma, beta, rm, rv, {}, 1e-5))};
+}
+
+Model bncnn(std::uint64_t seed, th::RandomStreams& srng) {
+  const auto f32 = th::DType::float32;
+  Model m;
+  m.x = th::ftensor4("x");
+  const BnBlock b1 = bn_block(m, m.x, m.x, 1, 32, seed, "block1");
+  const BnBlock b2 = bn_block(m, b1.train, b1.test, 32, 32, seed + 1, "block2");
+  auto p2 = [](const th::Tensor& t) { return th::pool_2d(t, {2, 2}); };
+  const BnBlock b3 = bn_block(m, p2(b2.train), p2(b2.test), 32, 64, seed + 2, "block3");  // (n, 64, 14, 14)
+  auto w4 = param(th::init::he_uniform({64 * 7 * 7, 128}, seed + 3, std::sqrt(2.0), f32), "dense.w");
+  auto b4 = param(th::zeros({128}, f32), "dense.b");
+  auto w5 = param(th::init::glorot_uniform({128, 10}, seed + 4, 1, f32), "out.w");
+  auto b5 = param(th::zeros({10}, f32), "out.b");
+  m.params.insert(m.params.end(), {w4, b4, w5, b5});
+  auto dense = [&](const th::Tensor& t) { return th::relu(th::dot(th::reshape(p2(t), {-1, 64 * 7 * 7}), w4) + b4); };
+  m.train_logits = th::dot(th::dropout(dense(b3.train), 0.5, srng), w5) + b5;
+  m.test_logits = th::dot(dense(b3.test), w5) + b5;
+  return m;
+}
+
 std::string clock_text(double s) {
   char b[32];
   if (s >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
@@ -188,7 +238,7 @@ int main(int argc, char** argv) {
   th::dist::init(argc, argv);  // (one process unless started by mpirun)
   const int rank = th::dist::rank(), ranks = a.data_parallel ? th::dist::size() : 1;
   if (rank != 0) std::freopen("/dev/null", "w", stdout);  // rank 0 reports
-  const bool conv = a.model == "cnn";
+  const bool conv = a.model != "mlp";
   th::Tensor xtr, ytr, xte, yte;
   try {
     xtr = images(a.data + "/train-images-idx3-ubyte.gz", a.train_limit, conv);
@@ -206,7 +256,7 @@ int main(int argc, char** argv) {
             << a.batch << ", Adam lr " << a.lr << ", " << a.epochs << " epochs\n";
 
   th::RandomStreams srng(a.seed + std::uint64_t(rank));  // (each rank its own dropout masks)
-  const Model m = conv ? cnn(a.seed, srng) : mlp(a.seed);
+  const Model m = a.model == "cnn" ? cnn(a.seed, srng) : a.model == "bncnn" ? bncnn(a.seed, srng) : mlp(a.seed);
   if (ranks > 1) {
     th::dist::broadcast(m.params, 0);
     std::cout << "data-parallel over " << ranks << " ranks: each trains on 1/" << ranks << " of every batch\n";
@@ -215,9 +265,10 @@ int main(int argc, char** argv) {
   const th::Tensor cost = th::mean(th::categorical_crossentropy(th::softmax(m.train_logits), y));
   const auto t0 = std::chrono::steady_clock::now();
   // data-parallel: the ranks' gradients averaged (one allreduce per step), then Adam
-  const th::Function train =
-      ranks > 1 ? th::function({m.x, y}, {cost}, th::optim::adam(th::dist::average(th::grad(cost, m.params)), m.params, a.lr))
-                : th::function({m.x, y}, {cost}, th::optim::adam(cost, m.params, a.lr));
+  th::Updates updates = ranks > 1 ? th::optim::adam(th::dist::average(th::grad(cost, m.params)), m.params, a.lr)
+                                  : th::optim::adam(cost, m.params, a.lr);
+  updates.insert(updates.end(), m.state.begin(), m.state.end());  // (each rank keeps its own running statistics)
+  const th::Function train = th::function({m.x, y}, {cost}, updates);
   const th::Function predict = th::function({m.x}, th::argmax(m.test_logits, 1));
   std::cout << "froze the training and prediction functions in "
             << std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() << " ms\n";

@@ -254,6 +254,57 @@ BOOST_AUTO_TEST_CASE(conv2d_gradients_over_every_option) {
   }
 }
 
+// conv2d_transpose is the input gradient of conv2d (API.md section 16): against that
+// definition over every option, with output padding; PyTorch's conv_transpose2d on a hand
+// example; gradients through the shared checker; errors.
+BOOST_AUTO_TEST_CASE(conv2d_transpose_is_the_input_gradient) {
+  std::size_t k = 0;
+  for (const ConvCase& c : conv_cases())
+    for (std::int64_t opad : {0, 1}) {
+      if (opad && c.o.subsample[0] == 1 && c.o.filter_dilation[0] == 1) continue;  // (needs stride or dilation > 1)
+      BOOST_TEST_CONTEXT(c.label << " output_padding " << opad) {
+        const std::array<std::int64_t, 2> op{opad, 0};
+        // input: the output of a conv2d of (2, 4, 7, 6) by filters (6, 4 / G, 3, 2)
+        const Tensor w = check::input({6, 4 / c.o.num_groups, 3, 2}, 61, -1, 1);
+        const th::Shape conv_in{2, 4, 7 + opad, 6};
+        const Tensor probe = th::conv2d(th::zeros(conv_in), w, c.o);
+        const Tensor x = check::input(probe.shape(), 62, -1, 1);
+        const Tensor y = th::conv2d_transpose(x, w, c.o, op);
+        const Tensor v = th::variable(th::zeros(conv_in));
+        const Tensor want = th::grad(th::sum(th::conv2d(v, w, c.o) * x), v);
+        expect_values("conv2d_transpose", y, want, 1e-12);
+        if (k++ % 8 == 0) {  // the shared checker on a spread of the cases (frozen, saved, symbolic too)
+          const th::ConvOptions co = c.o;
+          check::Options o;
+          o.grad2 = k % 16 == 1;
+          o.grow = [](std::size_t i, const th::Shape& sh) { return i == 0 ? th::Shape{sh[0] + 1, sh[1], sh[2] + 1, sh[3] + 2} : sh; };
+          check::op(c.label + " conv2d_transpose", [co, op](const X& a) { return th::conv2d_transpose(a[0], a[1], co, op); },
+                    {x.shape(), w.shape()}, y.shape(), o);
+        }
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_transpose_as_pytorch_and_errors) {
+  th::ConvOptions corr;
+  corr.filter_flip = false;
+  const Tensor x = th::reshape(th::tensor({1, 2, 3, 4}), {1, 1, 2, 2}), w = th::reshape(th::tensor({1, 0, 0, 1}), {1, 1, 2, 2});
+  // torch.nn.functional.conv_transpose2d(x, w): out[i + a, j + b] += x[i, j] w[a, b]
+  expect_values("pytorch", th::conv2d_transpose(x, w, corr), th::reshape(th::tensor({1, 2, 0, 3, 5, 2, 0, 3, 4}), {1, 1, 3, 3}));
+  th::ConvOptions s2 = corr;
+  s2.subsample = {2, 2};
+  BOOST_TEST((th::conv2d_transpose(x, w, s2, {1, 1}).shape() == th::Shape{1, 1, 5, 5}));
+  const Tensor xv = th::variable(th::zeros({2, 3, 4, 4}), "x"), wv = th::variable(th::zeros({4, 2, 3, 3}), "w");
+  const std::string m = check::message_of<th::ShapeError>([&] { th::conv2d_transpose(xv, wv); });
+  BOOST_TEST(check::has(m, "conv2d_transpose: the filters take 4 input channels but the input has 3"), m);
+  BOOST_TEST(check::has(m, "[x, w]"), m);
+  BOOST_TEST(check::has(check::message_of<th::ValueError>([&] { th::conv2d_transpose(x, w, s2, {2, 0}); }),
+                        "output_padding 2 must be >= 0 and smaller than the stride or the dilation"));
+  th::ConvOptions big = corr;
+  big.border_mode = th::Padding(3, 0);
+  BOOST_TEST(check::has(check::message_of<th::ShapeError>([&] { th::conv2d_transpose(x, w, big); }), "would number"));
+}
+
 BOOST_AUTO_TEST_CASE(conv2d_gradients_are_convolutions) {
   // the three ops of the family, each differentiated again
   const Tensor x = th::variable(check::input({1, 2, 4, 5}, 3, -1, 1)), w = th::variable(check::input({3, 2, 2, 2}, 4, -1, 1));

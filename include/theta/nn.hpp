@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <type_traits>
+#include <vector>
 
 #include "ops.hpp"
 #include "tensor.hpp"
@@ -42,6 +43,18 @@ struct ConvOptions {
 /// Its gradients are convolutions too, so they differentiate again.
 Tensor conv2d(const Tensor& input, const Tensor& filters, const ConvOptions& options = {});
 
+/// The transposed convolution (PyTorch's conv_transpose2d, Theano's conv2d_grad_wrt_inputs):
+/// the gradient of conv2d(., filters, options) with respect to its input, for an input of
+/// (batch, in_channels, rows, cols). filters (in_channels, out_channels / num_groups, rows,
+/// cols), as PyTorch's ConvTranspose2d; the result (batch, out_channels, (rows - 1) * stride -
+/// 2 * padding + dilation * (filter rows - 1) + 1 + output_padding, likewise for columns).
+/// With filter_flip = false exactly PyTorch's; the default true flips the filters as
+/// Theano's convolution does. output_padding (< the stride or the dilation) adds rows and
+/// columns at the bottom and right. Differentiable in both operands (its gradients are
+/// convolutions).
+Tensor conv2d_transpose(const Tensor& input, const Tensor& filters, const ConvOptions& options = {},
+                        std::array<std::int64_t, 2> output_padding = {0, 0});
+
 /// What pool_2d computes over a window: its maximum, its sum, or its mean counting the
 /// padding (inc_pad) or not (exc_pad).
 enum class PoolMode { max, sum, average_inc_pad, average_exc_pad };
@@ -58,6 +71,31 @@ struct PoolOptions {
 /// Pools windows of ws = (rows, cols) over the last two axes of x (rank >= 2). Max pooling's
 /// gradient goes to each window's first maximum.
 Tensor pool_2d(const Tensor& x, std::array<std::int64_t, 2> ws, const PoolOptions& options = {});
+
+/// The results of batch_normalization_train.
+struct BatchNormTrain {
+  Tensor out;               ///< (x - mean) * invstd * gamma + beta, x's shape
+  Tensor mean;              ///< the batch mean over the reduced axes, gamma's shape
+  Tensor invstd;            ///< 1 / sqrt(biased batch variance + eps), gamma's shape
+  Tensor new_running_mean;  ///< (1 - f) running_mean + f mean (no gradient); empty without running statistics
+  Tensor new_running_var;   ///< (1 - f) running_var + f unbiased variance (no gradient); empty without them
+};
+/// Batch normalization in training (Theano's bn.batch_normalization_train): x normalized by
+/// its mean and biased variance over `axes` (empty: (0, 2, 3, ...) for input of 3 or more
+/// dimensions, "spatial"; (0,) for 2-d, "per-activation"), then scaled by gamma and shifted by
+/// beta. gamma, beta and the running statistics have x's shape with the reduced axes dropped
+/// (e.g. (C,)) or kept as 1 (e.g. (1, C, 1, 1)). With running statistics, the new ones use the
+/// factor f = running_average_factor (PyTorch's momentum) and the unbiased variance; put them in
+/// the training function's updates. Differentiable in x, gamma and beta (twice, too).
+BatchNormTrain batch_normalization_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                         std::vector<int> axes = {}, double eps = 1e-4,
+                                         double running_average_factor = 0.1, const Tensor& running_mean = {},
+                                         const Tensor& running_var = {});
+/// Batch normalization in inference (Theano's bn.batch_normalization_test): (x - mean) /
+/// sqrt(var + eps) * gamma + beta with given statistics (e.g. the running ones), shapes as
+/// batch_normalization_train's parameters.
+Tensor batch_normalization_test(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                                const Tensor& var, std::vector<int> axes = {}, double eps = 1e-4);
 
 /// Variance over `axis` with `ddof` delta degrees of freedom (numpy.var).
 Tensor var(const Tensor& x, Axes axis = {}, bool keepdims = false, std::int64_t ddof = 0);

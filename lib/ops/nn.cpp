@@ -79,10 +79,39 @@ ConvRoles roles(int mode) {
   return {0, 2, 1};
 }
 
+// conv2d_transpose: the input gradient of a convolution with no third operand; the
+// convolution's input shape comes from the output gradient's, the filters' and the output
+// padding (attrs.axes[8], [9]), as PyTorch's ConvTranspose2d: (n - 1) stride - 2 pad +
+// dilated filter + output_padding.
+Shape transposed_shape(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+  const Shape& gy = in[0].shape;
+  const Shape& w = in[1].shape;
+  const std::int64_t G = a.axes[6];
+  if (gy[1] >= 0 && w[0] >= 0 && gy[1] != w[0])
+    throw_shape(op, "the filters take " + std::to_string(w[0]) + " input channels but the input has " + std::to_string(gy[1]),
+                in);
+  if (w[0] >= 0 && w[0] % G != 0)
+    throw_shape(op, std::to_string(w[0]) + " input channels do not split into " + std::to_string(G) + " groups", in);
+  Shape x{gy[0], w[1] < 0 ? -1 : w[1] * G, -1, -1};
+  for (std::size_t k = 0; k < 2; ++k) {
+    const std::int64_t n = gy[2 + k], kk = w[2 + k];
+    if (n < 0 || kk < 0) continue;
+    const std::int64_t dil = a.axes[4 + k], dk = (kk - 1) * dil + 1, pad = resolve_pad(a.axes[k], kk, dil);
+    const std::int64_t size = (n - 1) * a.axes[2 + k] - 2 * pad + dk + a.axes[8 + k];
+    if (size < 1)
+      throw_shape(op, std::string("the output's ") + (k ? "columns" : "rows") + " would number " + std::to_string(size) +
+                          " (the padding " + std::to_string(pad) + " on each side exceeds what the filters add)",
+                  in);
+    x[2 + k] = size;
+  }
+  return x;
+}
+
 Meta infer_conv(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   const ConvRoles r = roles(op.code);
   for (std::size_t i = 0; i < in.size(); ++i) need_rank(op, in, i, 4, i == std::size_t(r.w) ? "filters" : "input");
   const DType d = float_type(op, in, 0, 1);
+  if (op.code == kGradInput && in.size() == 2) return {d, transposed_shape(op, in, a)};
   const Shape y = conv_shape(op, in, in[std::size_t(r.x)].shape, in[std::size_t(r.w)].shape, a);
   if (op.code == kForward) return {d, y};
   const Shape& gy = in[std::size_t(r.gy)].shape;
@@ -106,7 +135,7 @@ ConvGeom geom_of(const Shape& x, const Shape& w, const Shape& y, const Attrs& a)
 
 Storage forward_conv(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const ConvRoles r = roles(op.code);
-  const Shape& xs = in[std::size_t(r.x)]->shape;
+  const Shape& xs = std::size_t(r.x) < in.size() ? in[std::size_t(r.x)]->shape : out.shape;  // (conv2d_transpose: out)
   const Shape& ws = in[std::size_t(r.w)]->shape;
   const Shape ys = op.code == kForward ? out.shape : in[std::size_t(r.gy)]->shape;
   const ConvGeom g = geom_of(xs, ws, ys, a);
@@ -154,9 +183,12 @@ std::vector<Tensor> vjp_conv(const Op& op, const VjpCtx& c) {
   if (op.code == kForward)
     return {c.needs[0] ? conv_apply(kGradInput, g, c.x[1], c.x[0], c.attrs) : none,
             c.needs[1] ? conv_apply(kGradFilters, c.x[0], g, c.x[1], c.attrs) : none};
-  if (op.code == kGradInput)
-    return {c.needs[0] ? conv_apply(kForward, g, c.x[1], none, c.attrs) : none,
-            c.needs[1] ? conv_apply(kGradFilters, g, c.x[0], c.x[1], c.attrs) : none, none};
+  if (op.code == kGradInput) {
+    std::vector<Tensor> r{c.needs[0] ? conv_apply(kForward, g, c.x[1], none, c.attrs) : none,
+                          c.needs[1] ? conv_apply(kGradFilters, g, c.x[0], c.x[1], c.attrs) : none};
+    if (c.x.size() == 3) r.push_back(none);  // (conv2d_transpose has no third operand)
+    return r;
+  }
   return {c.needs[0] ? conv_apply(kGradInput, c.x[1], g, c.x[0], c.attrs) : none,
           c.needs[1] ? conv_apply(kForward, c.x[0], g, none, c.attrs) : none, none};
 }
@@ -204,12 +236,17 @@ Storage conv_through_backend(int mode, const Storage& a, const Storage& b, const
 namespace {
 
 const Op op_conv{"conv2d", {2, 2}, kForward, &infer_conv, &forward_conv, &vjp_conv};
-const Op op_conv_grad_input{"conv2d_grad_input", {3, 3}, kGradInput, &infer_conv, &forward_conv, &vjp_conv, 0b100};
+const Op op_conv_grad_input{"conv2d_grad_input", {2, 3}, kGradInput, &infer_conv, &forward_conv, &vjp_conv, 0b100};
 const Op op_conv_grad_filters{"conv2d_grad_filters", {3, 3}, kGradFilters, &infer_conv, &forward_conv, &vjp_conv, 0b100};
 
 Tensor conv_apply(int mode, const Tensor& a, const Tensor& b, const Tensor& like, const Attrs& attrs) {
   if (mode == kForward) return apply(op_conv, {a, b}, attrs);
   return apply(mode == kGradInput ? op_conv_grad_input : op_conv_grad_filters, {a, b, like}, attrs);
+}
+
+// conv2d_transpose(x, w): conv2d_grad_input without the shape operand (see transposed_shape).
+Tensor conv_transpose_apply(const Tensor& x, const Tensor& w, Attrs attrs) {
+  return apply(op_conv_grad_input, {x, w}, std::move(attrs));
 }
 
 // ---- pool_2d -----------------------------------------------------------------------------
@@ -440,12 +477,17 @@ Tensor zeros_by(const Tensor& shape, std::optional<DType> dtype) {
 
 namespace th {
 
-Tensor conv2d(const Tensor& input, const Tensor& filters, const ConvOptions& o) {
+namespace {
+// conv2d's options as the conv family's attributes (see infer_conv), checked; `extra` (the
+// output padding of conv2d_transpose) appended. `op` names the user's function in errors.
+detail::Attrs conv_attrs(const char* op, const Tensor& input, const Tensor& filters, const ConvOptions& o,
+                         const std::array<std::int64_t, 2>* output_padding = nullptr) {
   const auto bad = [&](const std::string& what) {
-    throw ValueError("conv2d: " + what + ": " + detail::describe({detail::meta_of(input), detail::meta_of(filters)}));
+    throw ValueError(std::string(op) + ": " + what + ": " +
+                     detail::describe({detail::meta_of(input), detail::meta_of(filters)}));
   };
-  detail::node_of(input, "conv2d");
-  detail::node_of(filters, "conv2d");
+  detail::node_of(input, op);
+  detail::node_of(filters, op);
   for (auto p : {o.border_mode.rows, o.border_mode.cols})
     if (p < 0 && p != Padding::kFull && p != Padding::kHalf) bad("padding must be >= 0");
   for (auto s : o.subsample)
@@ -456,7 +498,26 @@ Tensor conv2d(const Tensor& input, const Tensor& filters, const ConvOptions& o) 
   detail::Attrs a;
   a.axes = {o.border_mode.rows, o.border_mode.cols, o.subsample[0], o.subsample[1],
             o.filter_dilation[0], o.filter_dilation[1], o.num_groups, o.filter_flip ? 1 : 0};
-  return detail::conv_apply(detail::kForward, input, filters, Tensor(), a);
+  if (output_padding)
+    for (int k = 0; k < 2; ++k) {
+      const std::int64_t p = (*output_padding)[k];
+      if (p < 0 || p >= std::max(o.subsample[k], o.filter_dilation[k]))
+        bad("output_padding " + std::to_string(p) + " must be >= 0 and smaller than the stride or the dilation");
+      a.axes.push_back(p);
+    }
+  return a;
+}
+}  // namespace
+
+Tensor conv2d(const Tensor& input, const Tensor& filters, const ConvOptions& o) {
+  return detail::conv_apply(detail::kForward, input, filters, Tensor(), conv_attrs("conv2d", input, filters, o));
+}
+
+Tensor conv2d_transpose(const Tensor& input, const Tensor& filters, const ConvOptions& o,
+                        std::array<std::int64_t, 2> output_padding) {
+  detail::Attrs a = conv_attrs("conv2d_transpose", input, filters, o, &output_padding);
+  a.called = "conv2d_transpose";  // (errors, frozen ones too, name what the user called)
+  return detail::conv_transpose_apply(input, filters, std::move(a));
 }
 
 Tensor pool_2d(const Tensor& x, std::array<std::int64_t, 2> ws, const PoolOptions& o) {

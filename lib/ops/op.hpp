@@ -46,8 +46,8 @@ struct Op {
      unsigned any_device_ = 0, bool shape_only_ = false, const char* key_ = nullptr);
   /// An op that is not registered: a stand-in that only names an operation in errors.
   struct Unlisted {};
-  Op(Unlisted, const char* name_, InferFn infer_, ForwardFn forward_)
-      : name(name_), operands{0, -1}, code(0), infer(infer_), forward(forward_), vjp(nullptr), key(name_) {}
+  Op(Unlisted, const char* name_, InferFn infer_, ForwardFn forward_, int code_ = 0)
+      : name(name_), operands{0, -1}, code(code_), infer(infer_), forward(forward_), vjp(nullptr), key(name_) {}
   Op(const Op&) = delete;
   Op& operator=(const Op&) = delete;
 
