@@ -35,12 +35,68 @@ T whole(const T* x, std::int64_t n, F f) {
   return combine_blocks(partials.data(), std::size_t(blocks), f);
 }
 
+// x contiguous as (N, C, P) and y reducing the N and P axes into C contiguous elements (a
+// per-channel sum over the batch and the image: a conv bias's gradient, batch norm's
+// statistics): x's axes reduced, kept, reduced, in that order. Gives N, C, P.
+bool outer_inner(const Storage& x, const Storage& y, std::int64_t& N, std::int64_t& C, std::int64_t& P) {
+  if (!x.contiguous()) return false;
+  const std::size_t nd = x.shape.size();
+  std::size_t a = 0;
+  while (a < nd && y.strides[a] == 0) ++a;
+  std::size_t b = a;
+  while (b < nd && y.strides[b] != 0) ++b;
+  for (std::size_t d = b; d < nd; ++d)
+    if (y.strides[d] != 0) return false;
+  if (a == b) return false;
+  N = C = P = 1;
+  std::int64_t want = 1;
+  for (std::size_t d = b; d-- > a;) {  // the kept axes contiguous in y
+    if (x.shape[d] != 1 && y.strides[d] != want) return false;
+    want *= x.shape[d];
+  }
+  for (std::size_t d = 0; d < a; ++d) N *= x.shape[d];
+  for (std::size_t d = a; d < b; ++d) C *= x.shape[d];
+  for (std::size_t d = b; d < nd; ++d) P *= x.shape[d];
+  return P >= 16;  // (short inner lines: the strided walk below is as good)
+}
+
+// x's n >= 1 contiguous values in theta's whole-reduction order, on this thread.
+template <class T, class F>
+T whole_serial(const T* x, std::int64_t n, F f) {
+  if (n <= kPairwiseBlock) return pairwise(x, n, f);
+  const std::int64_t blocks = (n + kPairwiseBlock - 1) / kPairwiseBlock;
+  StackOrHeap<T, 64> partials(static_cast<std::size_t>(blocks));
+  for (std::int64_t b = 0; b < blocks; ++b)
+    partials.data()[b] = pairwise(x + b * kPairwiseBlock, std::min(kPairwiseBlock, n - b * kPairwiseBlock), f);
+  return combine_blocks(partials.data(), std::size_t(blocks), f);
+}
+
 template <class T, class F>
 void reduce_loop(const Storage& x, const Storage& y, F f) {
   // The whole of a contiguous x into one element (a loss): in theta's order, then into y's
   // start value (0 or 1, or the first element for max/min).
   if (x.contiguous() && std::all_of(y.strides.begin(), y.strides.end(), [](std::int64_t s) { return s == 0; })) {
     if (x.size() > 0) *y.data<T>() = f(*y.data<T>(), whole(x.data<T>(), x.size(), f));
+    return;
+  }
+  // Per-channel reductions: each output element accumulates its N lines of P values, each
+  // line in theta's pairwise order (independent chains: vectorised), the lines in batch
+  // order; the channels spread over the kernel threads. The same bits on any number of
+  // threads.
+  if (std::int64_t N, C, P; outer_inner(x, y, N, C, P)) {
+    struct Job {
+      const T* x;
+      T* y;
+      std::int64_t N, C, P;
+      F f;
+    } job{x.data<T>(), y.data<T>(), N, C, P, f};
+    parallel_for(C, N * P, [&job](std::int64_t lo, std::int64_t hi) {  // one capture: no heap
+      for (std::int64_t c = lo; c < hi; ++c) {
+        T acc = job.y[c];
+        for (std::int64_t n = 0; n < job.N; ++n) acc = job.f(acc, whole_serial(job.x + (n * job.C + c) * job.P, job.P, job.f));
+        job.y[c] = acc;
+      }
+    });
     return;
   }
   for_each_strided<2>(x.shape, {&y, &x}, [&f](char** p, const std::int64_t* s, std::int64_t n) {
