@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -23,7 +24,7 @@
 namespace {
 
 struct Args {
-  std::string model = "cnn", data = "/usr/share/datasets/fashion-mnist", checkpoint, save_model;
+  std::string model = "cnn", data = "/usr/share/datasets/fashion-mnist", checkpoint, save_model, schedule;
   int epochs = 5;
   std::int64_t batch = 100, train_limit = 0, test_limit = 0;
   double lr = 1e-3, expect = -1;
@@ -44,6 +45,9 @@ void usage(std::ostream& os) {
         "  --epochs N         passes over the training set (default 5)\n"
         "  --batch N          images per step (default 100)\n"
         "  --lr X             Adam's learning rate (default 0.001)\n"
+        "  --lr-schedule constant|cosine  the learning rate over the run: constant, or cosine\n"
+        "                     decay from X to 0 over all the steps (default: cosine for bncnn,\n"
+        "                     constant otherwise)\n"
         "  --seed N           weights, dropout and shuffling (default 1)\n"
         "  --train-limit N    train on the first N images only (0: all 60000)\n"
         "  --test-limit N     test on the first N images only (0: all 10000)\n"
@@ -83,6 +87,8 @@ Args parse(int argc, char** argv) {
         a.batch = std::stoll(value());
       } else if (k == "--lr") {
         a.lr = std::stod(value());
+      } else if (k == "--lr-schedule") {
+        a.schedule = value();
       } else if (k == "--seed") {
         a.seed = std::stoull(value());
       } else if (k == "--train-limit") {
@@ -113,6 +119,11 @@ Args parse(int argc, char** argv) {
   }
   if ((a.model != "mlp" && a.model != "cnn" && a.model != "bncnn") || a.epochs < 0 || a.batch < 1 || a.lr <= 0) {
     std::cerr << "fashion_mnist: --model must be mlp, cnn or bncnn, --epochs >= 0, --batch >= 1, --lr > 0\n";
+    std::exit(2);
+  }
+  if (a.schedule.empty()) a.schedule = a.model == "bncnn" ? "cosine" : "constant";
+  if (a.schedule != "constant" && a.schedule != "cosine") {
+    std::cerr << "fashion_mnist: --lr-schedule must be constant or cosine\n";
     std::exit(2);
   }
   return a;
@@ -253,7 +264,7 @@ int main(int argc, char** argv) {
   }
   const std::int64_t n = xtr.shape()[0], nt = xte.shape()[0];
   std::cout << "Fashion-MNIST: " << n << " training and " << nt << " test images; model " << a.model << ", batch "
-            << a.batch << ", Adam lr " << a.lr << ", " << a.epochs << " epochs\n";
+            << a.batch << ", Adam lr " << a.lr << " (" << a.schedule << "), " << a.epochs << " epochs\n";
 
   th::RandomStreams srng(a.seed + std::uint64_t(rank));  // (each rank its own dropout masks)
   const Model m = a.model == "cnn" ? cnn(a.seed, srng) : a.model == "bncnn" ? bncnn(a.seed, srng) : mlp(a.seed);
@@ -265,8 +276,10 @@ int main(int argc, char** argv) {
   const th::Tensor cost = th::mean(th::categorical_crossentropy(th::softmax(m.train_logits), y));
   const auto t0 = std::chrono::steady_clock::now();
   // data-parallel: the ranks' gradients averaged (one allreduce per step), then Adam
-  th::Updates updates = ranks > 1 ? th::optim::adam(th::dist::average(th::grad(cost, m.params)), m.params, a.lr)
-                                  : th::optim::adam(cost, m.params, a.lr);
+  // the learning rate: a shared scalar, so that a schedule sets it between steps
+  th::Shared lr = th::shared(th::tensor(a.lr, th::DType::float32), "lr");
+  th::Updates updates = ranks > 1 ? th::optim::adam(th::dist::average(th::grad(cost, m.params)), m.params, lr)
+                                  : th::optim::adam(cost, m.params, lr);
   updates.insert(updates.end(), m.state.begin(), m.state.end());  // (each rank keeps its own running statistics)
   const th::Function train = th::function({m.x, y}, {cost}, updates);
   const th::Function predict = th::function({m.x}, th::argmax(m.test_logits, 1));
@@ -308,6 +321,10 @@ int main(int argc, char** argv) {
       const std::int64_t lo = s * a.batch, hi = std::min(n, lo + a.batch);
       std::vector<std::int64_t> mine;  // this rank's share of the batch
       for (std::int64_t i = lo + rank % ranks; i < hi; i += ranks) mine.push_back(order[std::size_t(i)]);
+      if (a.schedule == "cosine") {
+        const double t = double((epoch - 1) * steps + s) / double(std::max<std::int64_t>(1, a.epochs * steps));
+        lr.set_value(th::tensor(0.5 * a.lr * (1 + std::cos(3.141592653589793 * t)), th::DType::float32));
+      }
       const th::Tensor idx = th::tensor(mine, {std::int64_t(mine.size())});
       loss_sum += train(th::take(xtr, idx), th::take(ytr, idx))[0].item<double>();
       if (tty && (s % 10 == 9 || s + 1 == steps)) {

@@ -4,6 +4,8 @@
 #include <filesystem>
 #define BOOST_TEST_MODULE nn
 #include <cmath>
+#include <unistd.h>
+#include <functional>
 #include <limits>
 
 #include "check.hpp"
@@ -303,6 +305,64 @@ BOOST_AUTO_TEST_CASE(conv2d_transpose_as_pytorch_and_errors) {
   th::ConvOptions big = corr;
   big.border_mode = th::Padding(3, 0);
   BOOST_TEST(check::has(check::message_of<th::ShapeError>([&] { th::conv2d_transpose(x, w, big); }), "would number"));
+}
+
+// A frozen function folds a convolution's epilogue into it (conv2d_fused, one oneDNN
+// primitive in float32): relu(conv + bias), conv + bias, and an inference batch
+// normalization (x * scale + shift) with a relu. Fused == unfused (eager) within float32
+// precision; float64 and shifts that are not per channel run the replaced ops' own kernels
+// (the same bits); a saved fused function loads and computes the same bits.
+BOOST_AUTO_TEST_CASE(conv_epilogues_fold_into_the_convolution) {
+  const th::DType f32 = th::DType::float32;
+  th::ConvOptions same;
+  same.border_mode = th::Padding::half();
+  for (th::DType dt : {f32, th::DType::float64}) {
+    const Tensor X = check::input({5, 3, 9, 8}, 71, -1, 1).astype(dt);
+    const th::Shared w = th::shared(check::input({6, 3, 3, 3}, 72, -1, 1).astype(dt), "w");
+    const th::Shared b = th::shared(check::input({6, 1, 1}, 73, -1, 1).astype(dt), "b");
+    const th::Shared g = th::shared(check::input({6}, 74, 0.5, 2).astype(dt), "gamma");
+    const th::Shared beta = th::shared(check::input({6}, 75, -1, 1).astype(dt), "beta");
+    const th::Shared m = th::shared(check::input({6}, 76, -1, 1).astype(dt), "mean");
+    const th::Shared v = th::shared(check::input({6}, 77, 0.5, 2).astype(dt), "var");
+    const Tensor x = th::placeholder(dt, 4, "x");
+    struct Case {
+      std::string name;
+      std::function<Tensor(const Tensor&)> f;
+      bool folds;
+    };
+    const std::vector<Case> cases{
+        {"relu(conv + b)", [&](const Tensor& in) { return th::relu(th::conv2d(in, w, same) + b); }, true},
+        {"conv + b", [&](const Tensor& in) { return b + th::conv2d(in, w, same); }, true},
+        {"relu(bn_test(conv))",
+         [&](const Tensor& in) { return th::relu(th::batch_normalization_test(th::conv2d(in, w, same), g, beta, m, v)); }, true},
+        {"conv + a row (not per channel)", [&](const Tensor& in) { return th::conv2d(in, w, same) + th::view(X, 0, 0, 0); },
+         true}};
+    for (const Case& c : cases) {
+      BOOST_TEST_CONTEXT(c.name << " " << th::dtype_name(dt)) {
+        const th::Function f = th::function({x}, c.f(x));
+        const std::string text = th::debugprint(f);
+        BOOST_TEST(check::has(text, "conv2d_fused"), text);
+        const Tensor got = f(X), want = c.f(X);
+        if (dt == f32 && c.name != "conv + a row (not per channel)") expect_values(c.name, got, want, 2e-5);
+        else BOOST_TEST((check::bits(th::Result({got}, true)) == check::bits(th::Result({want}, true))));
+        const std::string path = (std::filesystem::temp_directory_path() / ("theta_nn_fused_" + std::to_string(::getpid()))).string();
+        th::save(path, f);
+        const th::Function loaded = th::load_function(path);
+        std::filesystem::remove(path);
+        BOOST_TEST((check::bits(th::Result({loaded(X)[0]}, true)) == check::bits(th::Result({got}, true))));
+      }
+    }
+  }
+  // a training function still differentiates through the convolution (its output is read by
+  // the backward pass, so it is not folded) and trains as the unfused graph
+  const Tensor x = th::ftensor4("x");
+  const th::Shared w = th::shared(check::input({4, 3, 3, 3}, 78, -1, 1).astype(f32), "w");
+  const th::Shared b = th::shared(th::zeros({4, 1, 1}, f32), "b");
+  const Tensor cost = th::sum(th::sqr(th::relu(th::conv2d(x, w) + b)));
+  const th::Function train = th::function({x}, cost, th::optim::sgd(cost, {w, b}, 0.01));
+  const Tensor X = check::input({2, 3, 6, 6}, 79, -1, 1).astype(f32);
+  const double c0 = train(X)[0].item<double>(), c1 = train(X)[0].item<double>();
+  BOOST_TEST(c1 < c0);
 }
 
 BOOST_AUTO_TEST_CASE(conv2d_gradients_are_convolutions) {

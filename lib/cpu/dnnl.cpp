@@ -15,6 +15,7 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cpu/parallel.hpp"
@@ -27,6 +28,7 @@ namespace th::detail::cpu {
 bool dnnl_built() { return false; }
 bool dnnl_takes(int, const ConvGeom&) { return false; }
 bool dnnl_conv(int, const ConvGeom&, const float*, const float*, float*) { return false; }
+bool dnnl_conv_epilogue(const ConvGeom&, const float*, const float*, const float*, bool, float*) { return false; }
 
 #else
 
@@ -51,15 +53,26 @@ std::int64_t pad_right(std::int64_t in, std::int64_t out, std::int64_t k, std::i
 
 // One primitive for one mode, geometry and chunk size, and the reorders between theta's
 // layouts and the ones oneDNN chose (null where they are the same). Roles: 0 (x, w) -> y;
-// 1 (gy, w) -> dx; 2 (x, gy) -> dw.
+// 1 (gy, w) -> dx; 2 (x, gy) -> dw; 3 (x, w, bias) -> y; 4 the same with a relu post-op.
 struct Prim {
   dnnl::primitive prim;
   int arg_in0 = 0, arg_in1 = 0, arg_out = 0;
-  memory::desc user_in0, user_in1, user_out, in0, in1, out, scratch;
+  memory::desc user_in0, user_in1, user_out, in0, in1, out, scratch, bias;
   std::unique_ptr<dnnl::reorder> to_in0, to_in1, from_out;
 };
 
 memory::dims act_dims(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) { return {n, c, h, w}; }
+
+// The reorders between theta's layouts and the primitive's (null where they are the same).
+std::unique_ptr<Prim> with_reorders(std::unique_ptr<Prim> p) {
+  auto reorder = [&](const memory::desc& from, const memory::desc& to) {
+    return from == to ? nullptr : std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(engine(), from, engine(), to));
+  };
+  p->to_in0 = reorder(p->user_in0, p->in0);
+  p->to_in1 = reorder(p->user_in1, p->in1);
+  p->from_out = reorder(p->out, p->user_out);
+  return p;
+}
 
 std::unique_ptr<Prim> make_prim(int mode, const ConvGeom& g, std::int64_t n) {
   const memory::dims x = act_dims(n, g.C, g.H, g.W), y = act_dims(n, g.O, g.OH, g.OW);
@@ -71,11 +84,27 @@ std::unique_ptr<Prim> make_prim(int mode, const ConvGeom& g, std::int64_t n) {
   auto any = [&](const memory::dims& d) { return memory::desc(d, f32, tag::any); };
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // each thread's own scratchpad: chunks run concurrently
+  auto p = std::make_unique<Prim>();
+  const memory::desc ux(x, f32, tag::nchw), uy(y, f32, tag::nchw), uw(w, f32, wtag);
+  if (mode >= 3) {  // a frozen function's conv2d_fused: the bias and the relu inside the primitive
+    if (mode == 4) {
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    const dnnl::convolution_forward::desc bd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                             any(x), any(w), memory::desc({g.O}, f32, tag::x), any(y), strides, dil, pl,
+                                             pr);
+    const dnnl::convolution_forward::primitive_desc pd(bd, attr, engine());
+    p->prim = dnnl::convolution_forward(pd);
+    p->user_in0 = ux, p->user_in1 = uw, p->user_out = uy, p->bias = pd.bias_desc();
+    p->in0 = pd.src_desc(), p->in1 = pd.weights_desc(), p->out = pd.dst_desc(), p->scratch = pd.scratchpad_desc();
+    p->arg_in0 = DNNL_ARG_SRC, p->arg_in1 = DNNL_ARG_WEIGHTS, p->arg_out = DNNL_ARG_DST;
+    return with_reorders(std::move(p));
+  }
   const dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                                            any(x), any(w), any(y), strides, dil, pl, pr);
   const dnnl::convolution_forward::primitive_desc fpd(fd, attr, engine());
-  auto p = std::make_unique<Prim>();
-  const memory::desc ux(x, f32, tag::nchw), uy(y, f32, tag::nchw), uw(w, f32, wtag);
   if (mode == 0) {
     p->prim = dnnl::convolution_forward(fpd);
     p->user_in0 = ux, p->user_in1 = uw, p->user_out = uy;
@@ -98,13 +127,7 @@ std::unique_ptr<Prim> make_prim(int mode, const ConvGeom& g, std::int64_t n) {
     p->in0 = pd.src_desc(), p->in1 = pd.diff_dst_desc(), p->out = pd.diff_weights_desc(), p->scratch = pd.scratchpad_desc();
     p->arg_in0 = DNNL_ARG_SRC, p->arg_in1 = DNNL_ARG_DIFF_DST, p->arg_out = DNNL_ARG_DIFF_WEIGHTS;
   }
-  auto reorder = [&](const memory::desc& from, const memory::desc& to) {
-    return from == to ? nullptr : std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(engine(), from, engine(), to));
-  };
-  p->to_in0 = reorder(p->user_in0, p->in0);
-  p->to_in1 = reorder(p->user_in1, p->in1);
-  p->from_out = reorder(p->out, p->user_out);
-  return p;
+  return with_reorders(std::move(p));
 }
 
 // The primitives by (mode, geometry, chunk size); never freed (threads hold plain pointers).
@@ -156,8 +179,9 @@ struct OneOmpThread {
   }
 };
 
-// Runs the primitive of `n` images: in0/in1/out in theta's layouts.
-void run(int mode, const ConvGeom& g, std::int64_t n, const float* in0, const float* in1, float* out) {
+// Runs the primitive of `n` images: in0/in1/out in theta's layouts (bias: modes 3 and 4).
+void run(int mode, const ConvGeom& g, std::int64_t n, const float* in0, const float* in1, float* out,
+         const float* bias = nullptr) {
   const OneOmpThread one;
   const Prim& p = prim(mode, g, n);
   dnnl::stream s(engine());
@@ -175,7 +199,9 @@ void run(int mode, const ConvGeom& g, std::int64_t n, const float* in0, const fl
   const memory uo(p.user_out, engine(), out);
   const memory mo = p.from_out ? memory(p.out, engine(), b.out.get(p.out.get_size())) : uo;
   const memory sp(p.scratch, engine(), b.scratch.get(std::max<std::size_t>(p.scratch.get_size(), 1)));
-  p.prim.execute(s, {{p.arg_in0, m0}, {p.arg_in1, m1}, {p.arg_out, mo}, {DNNL_ARG_SCRATCHPAD, sp}});
+  std::unordered_map<int, memory> args{{p.arg_in0, m0}, {p.arg_in1, m1}, {p.arg_out, mo}, {DNNL_ARG_SCRATCHPAD, sp}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(p.bias, engine(), const_cast<float*>(bias)));
+  p.prim.execute(s, args);
   if (p.from_out) p.from_out->execute(s, {{DNNL_ARG_FROM, mo}, {DNNL_ARG_TO, uo}});
   s.wait();
 }
@@ -203,16 +229,17 @@ bool dnnl_takes(int mode, const ConvGeom& g) {
   return pad_right(g.H, g.OH, g.KH, g.sh, g.dh, g.ph) >= 0 && pad_right(g.W, g.OW, g.KW, g.sw, g.dw, g.pw) >= 0;
 }
 
-bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, float* y) {
-  if (!dnnl_takes(mode, g) || g.N <= 0) return false;
+namespace {
+// Modes 0-4 (see make_prim) over one chunk of images per kernel thread, the same chunks
+// whether the pool runs them or not.
+void run_chunks(int mode, const ConvGeom& g, const float* a, const float* b, const float* bias, float* y) {
   std::vector<float> flipped;
-  const float* w = mode == 0 ? b : mode == 1 ? b : nullptr;
+  const float* w = mode == 2 ? nullptr : b;
   if (g.flip && w) {
     flipped.resize(std::size_t(g.O * (g.C / g.G) * g.KH * g.KW));
     flip_filters(g, w, flipped.data());
     w = flipped.data();
   }
-  // One chunk of images per kernel thread, the same chunks whether the pool runs them or not.
   const std::int64_t parts = std::min<std::int64_t>(g.N, num_threads());
   auto lo_of = [&](std::int64_t i) { return g.N * i / parts; };
   const std::int64_t xs = g.C * g.H * g.W, ys = g.O * g.OH * g.OW, wsz = g.O * (g.C / g.G) * g.KH * g.KW;
@@ -222,9 +249,9 @@ bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, floa
   parallel_for(parts, cost, [&](std::int64_t plo, std::int64_t phi) {
     for (std::int64_t i = plo; i < phi; ++i) {
       const std::int64_t n0 = lo_of(i), n = lo_of(i + 1) - n0;
-      if (mode == 0) run(0, g, n, a + n0 * xs, w, y + n0 * ys);
-      else if (mode == 1) run(1, g, n, a + n0 * ys, w, y + n0 * xs);
-      else run(2, g, n, a + n0 * xs, b + n0 * ys, i == 0 ? y : partial.data() + (i - 1) * wsz);
+      if (mode == 1) run(1, g, n, a + n0 * ys, w, y + n0 * xs);
+      else if (mode == 2) run(2, g, n, a + n0 * xs, b + n0 * ys, i == 0 ? y : partial.data() + (i - 1) * wsz);
+      else run(mode, g, n, a + n0 * xs, w, y + n0 * ys, bias);
     }
   });
   if (mode == 2) {
@@ -237,6 +264,18 @@ bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, floa
       flip_filters(g, t.data(), y);
     }
   }
+}
+}  // namespace
+
+bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, float* y) {
+  if (!dnnl_takes(mode, g) || g.N <= 0) return false;
+  run_chunks(mode, g, a, b, nullptr, y);
+  return true;
+}
+
+bool dnnl_conv_epilogue(const ConvGeom& g, const float* x, const float* w, const float* bias, bool relu, float* y) {
+  if (!dnnl_takes(0, g) || g.N <= 0) return false;
+  run_chunks(relu ? 4 : 3, g, x, w, bias, y);
   return true;
 }
 

@@ -25,4 +25,9 @@ bool dnnl_takes(int mode, const ConvGeom& g);
 /// written) when oneDNN is not built in or does not take the geometry.
 bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, float* y);
 
+/// y = relu?(conv(x, w) + bias[o]) as one primitive (a frozen function's conv2d_fused):
+/// float32, theta's layouts, bias one value per output channel. False (nothing written) where
+/// oneDNN does not take the convolution.
+bool dnnl_conv_epilogue(const ConvGeom& g, const float* x, const float* w, const float* bias, bool relu, float* y);
+
 }  // namespace th::detail::cpu

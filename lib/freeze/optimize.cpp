@@ -14,6 +14,7 @@ void optimize(Program& p) {
   note("like_shapes", rewrite_like_shapes(p));
   note("gemm_transpose", rewrite_gemm_transpose(p));
   note("gemm_acc", rewrite_gemm_acc(p));
+  note("conv_epilogue", fuse_conv_epilogues(p));
   note("dead", eliminate_dead(p));
   note("scan_saves", drop_scan_saves(p));
   note("dist_pack", pack_allreduces(p));

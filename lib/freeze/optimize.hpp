@@ -31,6 +31,8 @@ int rewrite_algebra(Program& p);
 int rewrite_stability(Program& p);
 int rewrite_like_shapes(Program& p);
 int rewrite_gemm_transpose(Program& p);
+/// relu?(conv2d [* scale] + shift) as one conv2d_fused step (rewrite_conv_fuse.cpp).
+int fuse_conv_epilogues(Program& p);
 int rewrite_gemm_acc(Program& p);
 int eliminate_dead(Program& p);
 /// Scans whose saved values no step reads run without them (after eliminate_dead).

@@ -11,6 +11,7 @@
 
 #include "core/dispatch.hpp"
 #include "cpu/conv.hpp"
+#include "cpu/dnnl.hpp"
 #include "ops/conv.hpp"
 #include "ops/op.hpp"
 
@@ -244,6 +245,79 @@ Tensor conv_apply(int mode, const Tensor& a, const Tensor& b, const Tensor& like
   return apply(mode == kGradInput ? op_conv_grad_input : op_conv_grad_filters, {a, b, like}, attrs);
 }
 
+// ---- conv2d_fused: a convolution with its epilogue, made by a freeze-time rewrite
+// (freeze/rewrite_conv_fuse.cpp) from relu?(conv2d(x, w) [* scale] + shift):
+// operands x, w, [scale,] shift; attrs.axes the convolution's, then 1 for a relu. float32 on
+// the CPU with per-channel scale and shift runs as one oneDNN primitive (the scale folded
+// into the filters, the shift as its bias, the relu as its post-op); anything else runs the
+// ops it replaced, one after the other, with their own kernels.
+const Op& elementwise(BinaryKind k) { return binary_op(k); }
+
+// The epilogue's steps after the convolution, on `z` (of the convolution's meta).
+Storage epilogue(Storage z, const std::vector<const Storage*>& in, bool relu) {
+  auto apply2 = [](const Op& op, const Storage& a, const Storage& b) {
+    const Meta m = op.infer(op, {meta_of(a), meta_of(b)}, {});
+    return op.forward(op, {&a, &b}, {}, m);
+  };
+  if (in.size() == 4) z = apply2(elementwise(BinaryKind::mul), z, *in[2]);
+  z = apply2(elementwise(BinaryKind::add), z, *in.back());
+  if (relu) {
+    const Op& r = unary_op(UnaryKind::relu);
+    const Meta m = r.infer(r, {meta_of(z)}, {});
+    z = r.forward(r, {&z}, {}, m);
+  }
+  return z;
+}
+
+// One value per output channel of a (N, O, OH, OW) result: O elements (or 1), every other
+// axis of the broadcast shape 1, contiguous, float32 on the CPU.
+bool per_channel(const Storage& v, std::int64_t O) {
+  if (v.dtype != DType::float32 || v.device() != th::cpu() || !v.contiguous() || v.shape.size() > 4) return false;
+  const std::int64_t n = shape_size(v.shape);
+  if (n == 1) return true;
+  if (n != O || v.shape.size() < 3) return false;
+  return v.shape[v.shape.size() - 3] == O;
+}
+
+Meta infer_conv_fused(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+  Meta m = infer_conv(op, {in[0], in[1]}, a);
+  if (in.size() == 4) m = elementwise(BinaryKind::mul).infer(elementwise(BinaryKind::mul), {m, in[2]}, {});
+  return elementwise(BinaryKind::add).infer(elementwise(BinaryKind::add), {m, in.back()}, {});
+}
+
+Storage forward_conv_fused(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+  const bool relu = a.axes.size() > 8 && a.axes[8] != 0;
+  const Meta cm = infer_conv(op, {meta_of(*in[0]), meta_of(*in[1])}, a);
+  const Storage& x = *in[0];
+  const Storage& w = *in[1];
+  if (out.dtype == DType::float32 && cm.dtype == DType::float32 && x.device() == th::cpu() && same_dims(out.shape, cm.shape) &&
+      shape_size(out.shape) > 0 && shape_size(x.shape) > 0) {
+    const ConvGeom g = geom_of(x.shape, w.shape, cm.shape, a);
+    const bool fits = per_channel(*in.back(), g.O) && (in.size() == 3 || per_channel(*in[2], g.O));
+    if (fits && cpu::dnnl_takes(0, g)) {
+      const Storage xs = on_host(x, DType::float32), ws = on_host(w, DType::float32);
+      const std::int64_t K = w.size() / g.O;
+      std::vector<float> bias(std::size_t(g.O)), filters;
+      const float* shift = in.back()->data<float>();
+      for (std::int64_t o = 0; o < g.O; ++o) bias[std::size_t(o)] = shift[in.back()->size() == 1 ? 0 : o];
+      const float* wp = ws.data<float>();
+      if (in.size() == 4) {  // the scale folded into each output channel's filters
+        const float* sc = in[2]->data<float>();
+        filters.resize(std::size_t(w.size()));
+        for (std::int64_t o = 0; o < g.O; ++o)
+          for (std::int64_t k = 0; k < K; ++k)
+            filters[std::size_t(o * K + k)] = wp[o * K + k] * sc[in[2]->size() == 1 ? 0 : o];
+        wp = filters.data();
+      }
+      Storage y = alloc_storage(DType::float32, out.shape, th::cpu());
+      if (cpu::dnnl_conv_epilogue(g, xs.data<float>(), wp, bias.data(), relu, y.data<float>())) return y;
+    }
+  }
+  return epilogue(forward_conv(op_conv, {in[0], in[1]}, a, cm), in, relu);
+}
+
+const Op op_conv_fused{"conv2d_fused", {3, 4}, kForward, &infer_conv_fused, &forward_conv_fused, nullptr};
+
 // conv2d_transpose(x, w): conv2d_grad_input without the shape operand (see transposed_shape).
 Tensor conv_transpose_apply(const Tensor& x, const Tensor& w, Attrs attrs) {
   return apply(op_conv_grad_input, {x, w}, std::move(attrs));
@@ -464,6 +538,9 @@ std::pair<double, double> fans(const Shape& s, const char* what) {
 }
 
 }  // namespace
+
+const Op& conv_op() { return op_conv; }
+const Op& conv_fused_op() { return op_conv_fused; }
 
 Tensor reshape_by(const Tensor& x, const Tensor& shape) { return apply(op_reshape_by, {x, shape}); }
 

@@ -144,7 +144,10 @@ Tensor batch_normalization_test(const Tensor& x, const Tensor& gamma, const Tens
   if (!(eps > 0)) throw ValueError(std::string(op) + ": eps must be positive, got " + std::to_string(eps));
   const Tensor g = as_kept(op, "gamma", gamma, xn, ax), b = as_kept(op, "beta", beta, xn, ax);
   const Tensor m = as_kept(op, "mean", mean, xn, ax), v = as_kept(op, "var", var, xn, ax);
-  return (x - m) * (g / sqrt(v + eps)) + b;
+  // x * scale + shift: per-channel values computed once, one multiply-add per element, and
+  // the form a frozen function folds into a preceding convolution (rewrite_conv_fuse.cpp)
+  const Tensor scale = g / sqrt(v + eps);
+  return x * scale + (b - m * scale);
 }
 
 }  // namespace th

@@ -189,6 +189,10 @@ const Op& transpose_op();
 /// reshape, reshape_like, expand_dims or squeeze: a view of the same elements in another shape.
 bool is_reshape(const Op& op);
 const Op& matmul_op();
+/// conv2d, and conv2d_fused: a convolution with its epilogue relu?(conv [* scale] + shift),
+/// made by a freeze-time rewrite only (no gradient; lib/ops/nn.cpp).
+const Op& conv_op();
+const Op& conv_fused_op();
 /// matmul with operands read transposed (attrs.transpose), made by freeze-time rewrites
 /// only (no gradient).
 const Op& matmul_t_op();
