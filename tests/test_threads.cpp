@@ -118,31 +118,35 @@ BOOST_AUTO_TEST_CASE(shared_values_are_never_torn) {
 
 BOOST_AUTO_TEST_CASE(concurrent_convolutions_and_random_draws_match_serial) {
   // conv2d turns OpenBLAS single-threaded for its region and spreads the batch over the
-  // kernel threads; several user threads at once must neither race nor change the numbers.
+  // kernel threads (float64: theta's kernels; float32: oneDNN's primitives, cached and shared
+  // by every thread, each with its own scratchpad); several user threads at once must
+  // neither race nor change the numbers.
   th::ConvOptions o;
   o.border_mode = th::Padding::half();
-  const Tensor x = th::random::uniform({6, 3, 9, 8}, -1, 1, 1), w = th::random::uniform({4, 3, 3, 3}, -1, 1, 2);
-  const Tensor xs = th::dtensor4("x"), ws = th::dtensor4("w");
-  const Tensor y = th::conv2d(xs, ws, o);
-  const auto g = th::grad(th::sum(y * y), std::vector<Tensor>{xs, ws});
-  const th::Function f = th::function({xs, ws}, {th::pool_2d(y, {2, 2}), g[0], g[1]});
-  const th::Result want = f(x, w);
-  const auto eager = vals(th::conv2d(x, w, o));
-  th::RandomStreams srng(3);
-  const th::Function draw = th::function(std::vector<Tensor>{}, srng.uniform({1000}));
-  std::atomic<int> wrong{0};
-  run_threads([&](int) {
-    for (int i = 0; i < 5; ++i) {
-      const th::Result r = f(x, w);
-      for (std::size_t k = 0; k < 3; ++k)
-        if (vals(r[k]) != vals(want[k])) ++wrong;
-      if (vals(th::conv2d(x, w, o)) != eager) ++wrong;
-      draw.call({});
-    }
-  });
-  BOOST_TEST(wrong.load() == 0);
-  // 8 threads x 5 calls: the stream advanced once per call, none lost
-  BOOST_TEST(srng.state().get_value().to_vector<std::int64_t>()[1] == kThreads * 5);
+  for (th::DType dt : {th::DType::float64, th::DType::float32}) {
+    const Tensor x = th::random::uniform({6, 3, 9, 8}, -1, 1, 1, dt), w = th::random::uniform({4, 3, 3, 3}, -1, 1, 2, dt);
+    const Tensor xs = th::placeholder(dt, 4, "x"), ws = th::placeholder(dt, 4, "w");
+    const Tensor y = th::conv2d(xs, ws, o);
+    const auto g = th::grad(th::sum(y * y), std::vector<Tensor>{xs, ws});
+    const th::Function f = th::function({xs, ws}, {th::pool_2d(y, {2, 2}), g[0], g[1]});
+    const th::Result want = f(x, w);
+    const auto eager = vals(th::conv2d(x, w, o));
+    th::RandomStreams srng(3);
+    const th::Function draw = th::function(std::vector<Tensor>{}, srng.uniform({1000}));
+    std::atomic<int> wrong{0};
+    run_threads([&](int) {
+      for (int i = 0; i < 5; ++i) {
+        const th::Result r = f(x, w);
+        for (std::size_t k = 0; k < 3; ++k)
+          if (vals(r[k]) != vals(want[k])) ++wrong;
+        if (vals(th::conv2d(x, w, o)) != eager) ++wrong;
+        draw.call({});
+      }
+    });
+    BOOST_TEST(wrong.load() == 0, th::dtype_name(dt));
+    // 8 threads x 5 calls: the stream advanced once per call, none lost
+    BOOST_TEST(srng.state().get_value().to_vector<std::int64_t>()[1] == kThreads * 5);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(whole_programs_called_from_eight_threads_match_serial_calls) {
