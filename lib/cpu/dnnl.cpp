@@ -134,11 +134,11 @@ std::unique_ptr<Prim> make_prim(int mode, const ConvGeom& g, std::int64_t n) {
 const Prim& prim(int mode, const ConvGeom& g, std::int64_t n) {
   static std::mutex mu;
   static auto* cache = new std::map<std::string, std::unique_ptr<Prim>>;
-  ConvGeom k = g;
-  k.N = n;
-  k.flip = false;  // (flipping is done on theta's side)
+  // (field by field: the struct's padding bytes are not part of the key; flip is not either,
+  // flipping is done on theta's side)
   std::string key(1, char(mode));
-  key.append(reinterpret_cast<const char*>(&k), sizeof k);
+  for (std::int64_t v : {n, g.C, g.H, g.W, g.O, g.KH, g.KW, g.OH, g.OW, g.ph, g.pw, g.sh, g.sw, g.dh, g.dw, g.G})
+    key.append(reinterpret_cast<const char*>(&v), sizeof v);
   std::lock_guard<std::mutex> lock(mu);
   std::unique_ptr<Prim>& slot = (*cache)[key];
   if (!slot) slot = make_prim(mode, g, n);  // (created under the caller's one-thread OpenMP setting)
