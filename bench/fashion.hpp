@@ -111,4 +111,14 @@ struct LeNetInit {
                      w3 = uniform_init(512 * 128, std::sqrt(6.0 / 512), 15), w4 = uniform_init(128 * 10, std::sqrt(6.0 / 138), 16);
 };
 
+/// W7B, the sample's batch-normalized CNN (fashion_mnist --model bncnn): three 3x3 "same"
+/// conv (no bias) + batch norm + relu blocks of 32, 32, 64 channels, 2x2 max-pool after the
+/// 2nd and 3rd, dense 3136->128 (relu) ->10, Adam 1e-3, batch 100 (no dropout here, so that
+/// both sides compute the same thing). Its initial weights.
+struct BnCnnInit {
+  std::vector<float> c1 = uniform_init(32 * 9, std::sqrt(6.0 / 9), 21), c2 = uniform_init(32 * 32 * 9, std::sqrt(6.0 / 288), 22),
+                     c3 = uniform_init(64 * 32 * 9, std::sqrt(6.0 / 288), 23), w4 = uniform_init(3136 * 128, std::sqrt(6.0 / 3136), 24),
+                     w5 = uniform_init(128 * 10, std::sqrt(6.0 / 138), 25);
+};
+
 }  // namespace bench

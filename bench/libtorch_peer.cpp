@@ -1,7 +1,7 @@
 // libtorch (C++) eager peers: W1 step, W2 MLP step, W5 adds (recorded + backward, and
 // under NoGradGuard), W6/W7 Fashion-MNIST epochs, W8 torch::nn::GRU forward + backward.
 // Built when Debian's libtorch-dev is installed; prints RESULT lines.
-//   ./bench_libtorch [W1 W2 W5 W6 W7 W7L W8]
+//   ./bench_libtorch [W1 W2 W5 W6 W7 W7L W7B W8]
 #include <torch/torch.h>
 
 #include "fashion.hpp"
@@ -187,6 +187,43 @@ void w7l() {
   }, steps, 5));
 }
 
+// W7B (bench/fashion.hpp): the batch-normalized CNN's training step, as theta's.
+void w7b() {
+  bench::Fashion d = bench::load_fashion();
+  if (!d.ok) return;
+  const int64_t n = int64_t(d.train_y.size());
+  auto X = torch::from_blob(d.train_x.data(), {n, 1, 28, 28}, torch::kFloat32), Y = torch::from_blob(d.train_y.data(), {n}, torch::kInt64);
+  bench::BnCnnInit init;
+  auto ones = [](int64_t k) { return torch::ones({k}, torch::kFloat32).set_requires_grad(true); };
+  auto z = [](int64_t k) { return torch::zeros({k}, torch::kFloat32).set_requires_grad(true); };
+  std::vector<torch::Tensor> p{param(init.c1, {32, 1, 3, 3}), ones(32), z(32), param(init.c2, {32, 32, 3, 3}), ones(32), z(32),
+                               param(init.c3, {64, 32, 3, 3}), ones(64), z(64), param(init.w4, {3136, 128}), z(128),
+                               param(init.w5, {128, 10}), z(10)};
+  std::vector<torch::Tensor> rm{torch::zeros({32}), torch::zeros({32}), torch::zeros({64})},
+      rv{torch::ones({32}), torch::ones({32}), torch::ones({64})};
+  torch::optim::Adam adam(p, torch::optim::AdamOptions(1e-3));
+  namespace F = torch::nn::functional;
+  auto block = [&](const torch::Tensor& in, int i) {
+    auto c = torch::conv2d(in, p[size_t(3 * i)], {}, 1, 1);
+    return torch::relu(F::batch_norm(c, rm[size_t(i)], rv[size_t(i)],
+                                     F::BatchNormFuncOptions().weight(p[size_t(3 * i + 1)]).bias(p[size_t(3 * i + 2)]).training(true).momentum(0.1).eps(1e-5)));
+  };
+  auto step = [&](int64_t s) {
+    auto x = X.slice(0, s * bench::kBatch, (s + 1) * bench::kBatch);
+    auto h = torch::max_pool2d(block(torch::max_pool2d(block(block(x, 0), 1), 2), 2), 2);
+    auto logits = torch::relu(h.reshape({-1, 3136}).matmul(p[9]) + p[10]).matmul(p[11]) + p[12];
+    auto loss = F::cross_entropy(logits, Y.slice(0, s * bench::kBatch, (s + 1) * bench::kBatch));
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+  };
+  step(0);  // warm up
+  const int steps = 10;
+  bench::result("W7B_step", "libtorch", bench::median_us([&] {
+    for (int s = 0; s < steps; ++s) step(s);
+  }, steps, 5));
+}
+
 // W8: torch::nn::GRU, 50 steps, batch 32, input and hidden 256, float32: forward, the sum of
 // its outputs, backward (the gradients of its weights), as theta's W8.
 void w8() {
@@ -212,5 +249,6 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "W6")) w6();
   if (bench::wanted(argc, argv, "W7")) w7();
   if (bench::wanted(argc, argv, "W7L")) w7l();
+  if (bench::wanted(argc, argv, "W7B")) w7b();
   if (bench::wanted(argc, argv, "W8")) w8();
 }

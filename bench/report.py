@@ -24,6 +24,7 @@ TARGETS = [  # (label, workload, theta impl, peer impl, target ratio)
     ("W6 MLP 784-256-10 epoch (SGD, batch 100) vs libtorch", "W6", "theta_epoch", "libtorch_epoch", 0.8),
     ("W7 CNN epoch (Adam, batch 100) vs libtorch", "W7_epoch", "theta", "libtorch", 0.6),  # issue 27
     ("W7L LeNet-size CNN step (Adam, batch 100) vs libtorch", "W7L_step", "theta", "libtorch", 0.8),  # issue 27
+    ("W7B batch-normalized CNN step (Adam, batch 100) vs libtorch", "W7B_step", "theta", "libtorch", 0.8),  # issue 27
 ] + [(f"{w} conv2d forward + gradients vs libtorch", w, "theta", "libtorch", 1.0)
      for w in ("W7_conv1_100x1x28x28_32x5x5", "W7_conv2_100x32x14x14_64x5x5", "W7_conv3_32x64x28x28_64x3x3",
                "W7L_conv1_100x1x28x28_16x5x5", "W7L_conv2_100x16x12x12_32x5x5")] + [

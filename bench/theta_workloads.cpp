@@ -1,5 +1,5 @@
 // theta's side of the workloads of bench/README (W1..W9); prints RESULT lines.
-//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W7L W8 W9 S1]   (default: all)
+//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W7L W7B W8 W9 S1]   (default: all)
 #include <filesystem>
 #include <fstream>
 
@@ -266,6 +266,56 @@ th::Tensor gru_cell(const th::Tensor& gx, const th::Tensor& h, const th::Tensor&
   return (1.0 - z) * n + z * h;
 }
 
+// W7B: the batch-normalized CNN's training step (bench/fashion.hpp), running statistics
+// updated as the sample does; median of 5 runs of 10 steps.
+void w7b() {
+  const bench::Fashion d = bench::load_fashion();
+  if (!d.ok) return;
+  const std::int64_t n = std::int64_t(d.train_y.size());
+  const th::Tensor X = th::tensor(d.train_x, {n, 1, 28, 28}), Y = th::tensor(d.train_y, {n});
+  const bench::BnCnnInit init;
+  const th::DType f32 = th::DType::float32;
+  std::vector<th::Shared> p;
+  th::Updates state;
+  auto x = th::ftensor4("x");
+  auto y = th::lvector("y");
+  th::ConvOptions same;
+  same.border_mode = th::Padding::half();
+  same.filter_flip = false;
+  auto block = [&](const th::Tensor& in, const std::vector<float>& w0, std::int64_t cin, std::int64_t cout, const std::string& name) {
+    auto w = weight(w0, {cout, cin, 3, 3}, (name + ".w").c_str());
+    auto g = th::shared(th::ones({cout}, f32), name + ".gamma"), b = th::shared(th::zeros({cout}, f32), name + ".beta");
+    auto rm = th::shared(th::zeros({cout}, f32), name + ".rm"), rv = th::shared(th::ones({cout}, f32), name + ".rv");
+    p.insert(p.end(), {w, g, b});
+    const th::BatchNormTrain bn = th::batch_normalization_train(th::conv2d(in, w, same), g, b, {}, 1e-5, 0.1, rm, rv);
+    state.push_back({rm, bn.new_running_mean});
+    state.push_back({rv, bn.new_running_var});
+    return th::relu(bn.out);
+  };
+  auto h1 = block(x, init.c1, 1, 32, "b1");
+  auto h2 = th::pool_2d(block(h1, init.c2, 32, 32, "b2"), {2, 2});
+  auto h3 = th::pool_2d(block(h2, init.c3, 32, 64, "b3"), {2, 2});
+  auto w4 = weight(init.w4, {3136, 128}, "w4"), w5 = weight(init.w5, {128, 10}, "w5");
+  auto b4 = weight(std::vector<float>(128, 0), {128}, "b4"), b5 = weight(std::vector<float>(10, 0), {10}, "b5");
+  p.insert(p.end(), {w4, b4, w5, b5});
+  auto logits = th::dot(th::relu(th::dot(th::reshape(h3, {-1, 3136}), w4) + b4), w5) + b5;
+  auto loss = th::mean(th::categorical_crossentropy(th::softmax(logits), y));
+  th::Updates updates = th::optim::adam(loss, p, 1e-3);
+  updates.insert(updates.end(), state.begin(), state.end());
+  const th::Function train = th::function({x, y}, loss, updates);
+  auto batch = [&](std::int64_t s) { return th::range(s * bench::kBatch, (s + 1) * bench::kBatch); };
+  train(th::view(X, batch(0)), th::view(Y, batch(0)));  // warm up
+  const int steps = 10;
+  bench::result("W7B_step", "theta", bench::median_us([&] {
+    for (int s = 0; s < steps; ++s) train(th::view(X, batch(s)), th::view(Y, batch(s)));
+  }, steps, 5));
+  if (std::getenv("THETA_BENCH_PROFILE")) {
+    const th::Function again = th::function({x, y}, loss, updates);
+    for (int s = 0; s < 32; ++s) again(th::view(X, batch(s)), th::view(Y, batch(s)));
+    std::fprintf(stderr, "%s\n", again.profile().c_str());
+  }
+}
+
 void w8() {
   const std::int64_t T = 50, B = 32, I = 256, H = 256;
   const th::DType f32 = th::DType::float32;
@@ -354,6 +404,7 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "W6")) w6();
   if (bench::wanted(argc, argv, "W7")) w7();
   if (bench::wanted(argc, argv, "W7L")) w7l();
+  if (bench::wanted(argc, argv, "W7B")) w7b();
   if (bench::wanted(argc, argv, "W8")) w8();
   if (bench::wanted(argc, argv, "W9")) w9();
   if (bench::wanted(argc, argv, "S1")) s1();
