@@ -23,6 +23,15 @@ void optimize(Program& p) {
   note("fused_reduce", fuse_reductions(p));
 }
 
+std::vector<int> reader_counts(const Program& p) {
+  std::vector<int> uses(p.slots, 0);
+  for (const Step& s : p.steps)
+    for (std::size_t i : s.in) ++uses[i];
+  for (std::size_t o : p.outputs) uses[o] += 2;
+  for (const auto& [n, s] : p.updates) uses[s] += 2;
+  return uses;
+}
+
 std::vector<long> producers(const Program& p) {
   std::vector<long> r(p.slots, -1);
   for (std::size_t k = 0; k < p.steps.size(); ++k) {

@@ -47,6 +47,9 @@ int fuse_reductions(Program& p);
 /// For each slot, the index of the step that writes it (-1 for inputs, shared, constants;
 /// a fused step for each of its results).
 std::vector<long> producers(const Program& p);
+/// For each slot, how many step operands read it; outputs and updates' values count 2 more
+/// (read after the steps: a pass that folds a value with one reader away never takes them).
+std::vector<int> reader_counts(const Program& p);
 /// The constant value held by `slot`, or nullptr.
 const Storage* constant_of(const Program& p, std::size_t slot);
 /// True when `slot` is a constant of one element, whose value (as a double) goes to `v`.

@@ -11,11 +11,7 @@ namespace th::detail {
 
 int rewrite_gemm_acc(Program& p) {
   const std::vector<long> made_by = producers(p);
-  std::vector<int> uses(p.slots, 0);
-  for (const Step& s : p.steps)
-    for (std::size_t i : s.in) ++uses[i];
-  for (std::size_t o : p.outputs) uses[o] += 2;  // read after the steps: never folded away
-  for (const auto& [n, s] : p.updates) uses[s] += 2;
+  const std::vector<int> uses = reader_counts(p);
   auto made = [&](std::size_t slot) -> const Step* {
     const long k = made_by[slot];
     return k < 0 || uses[slot] != 1 ? nullptr : &p.steps[std::size_t(k)];
