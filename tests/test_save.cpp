@@ -145,6 +145,47 @@ BOOST_AUTO_TEST_CASE(loaded_errors_name_the_users_function_and_old_files_load) {
              boost::test_tools::per_element());
 }
 
+// A file whose convolution or pooling step has attributes the public functions never make
+// (too few entries, a zero stride) is refused with an error when the step runs, never read
+// past its attributes or divided by zero.
+BOOST_AUTO_TEST_CASE(hostile_conv_and_pool_attributes_are_errors) {
+  const Tensor x = th::dtensor4("x");
+  const th::Shared w = th::shared(th::random::uniform({2, 1, 3, 3}, -1, 1, 5), "w");
+  const th::Function f = th::function({x}, th::pool_2d(th::conv2d(x, w), {2, 2}));
+  const std::string path = temp("conv.theta");
+  th::save(path, f);
+  const std::string good = th::detail::read_bytes(path, "test");
+  std::filesystem::remove(path);
+  std::vector<th::detail::ZipEntry> entries;
+  std::string json;
+  for (const auto& [n, b] : th::detail::zip_entries(good, "f.theta", "test")) {
+    entries.push_back({n, std::string(b), nullptr, 0});
+    if (n == "function.json") json = std::string(b);
+  }
+  const Tensor X = th::random::uniform({1, 1, 6, 6}, -1, 1, 6);
+  BOOST_TEST_REQUIRE(json.find("\"axes\":[0,0,1,1,1,1,1,1]") != std::string::npos, json);
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"\"axes\":[0,0,1,1,1,1,1,1]", "\"axes\":[0,0]"},
+           {"\"axes\":[0,0,1,1,1,1,1,1]", "\"axes\":[0,0,0,1,1,1,1,1]"},
+           {"\"axes\":[2,2,2,2,0,0,1,0]", "\"axes\":[2,2,0,2,0,0,1,0]"},
+           {"\"axes\":[2,2,2,2,0,0,1,0]", "\"axes\":[2]"}}) {
+    BOOST_TEST_CONTEXT(to) {
+      std::string j = json;
+      const auto at = j.find(from);
+      BOOST_TEST_REQUIRE(at != std::string::npos, from);
+      j.replace(at, from.size(), to);
+      auto e = entries;
+      for (auto& entry : e)
+        if (entry.name == "function.json") entry.head = j;
+      const std::string msg = check::message_of<th::Error>([&] {
+        const th::Function g = th::detail::load_function_bytes(th::detail::zip_bytes(e, "test"), "f.theta");
+        g(X);
+      });
+      BOOST_TEST((check::has(msg, "invalid convolution attributes") || check::has(msg, "invalid pooling attributes")), msg);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(loops_and_branches_round_trip) {
   // a training function with a scan (and its backward scan) and an ifelse, saved and loaded
   th::Shared W = th::shared(th::random::uniform({3, 3}, -0.5, 0.5, 9), "W");

@@ -593,7 +593,7 @@ Result execute(const Program& p, const Tensor* const* args, std::size_t n) {
   call.completed();
   // A warm call (the layouts of the last): the program may run whole (freeze/whole.hpp).
   if (call.warm() && p.whole_state.load(std::memory_order_relaxed) == 0) plan_whole(p, *lease.f);
-  if (const Whole* w = p.whole.load(std::memory_order_relaxed); w && w->kernel) cpu::native_heat(*w->kernel, w->work);
+  if (const Whole* w = p.whole.load(std::memory_order_acquire); w && w->kernel) cpu::native_heat(*w->kernel, w->work);
   return result;
 }
 

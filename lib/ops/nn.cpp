@@ -108,11 +108,27 @@ Shape transposed_shape(const Op& op, const std::vector<Meta>& in, const Attrs& a
   return x;
 }
 
-Meta infer_conv(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+// The conv family's attributes as the public functions make them (a saved function's file
+// is untrusted): 8 entries (10 for conv2d_transpose's output padding, 9 for conv2d_fused's
+// relu flag), padding >= 0 or a border code, strides, dilations and groups >= 1.
+void check_conv_attrs(const Op& op, const std::vector<Meta>& in, const Attrs& a, std::size_t want) {
+  bool ok = a.axes.size() == want;
+  for (std::size_t k = 0; ok && k < 2; ++k)
+    ok = (a.axes[k] >= 0 || a.axes[k] == Padding::kFull || a.axes[k] == Padding::kHalf) && a.axes[2 + k] >= 1 &&
+         a.axes[4 + k] >= 1 && a.axes[k] < (std::int64_t(1) << 32) && a.axes[2 + k] < (std::int64_t(1) << 32) &&
+         a.axes[4 + k] < (std::int64_t(1) << 32);
+  ok = ok && a.axes[6] >= 1 && a.axes[6] < (std::int64_t(1) << 32) && (a.axes[7] == 0 || a.axes[7] == 1);
+  for (std::size_t k = 8; ok && k < want; ++k) ok = a.axes[k] >= 0 && a.axes[k] < (std::int64_t(1) << 32);
+  if (!ok) throw_shape(op, "invalid convolution attributes (" + std::to_string(a.axes.size()) + " entries)", in);
+}
+
+// The conv family's shape and dtype rule, without checking the attributes (infer_conv does).
+Meta conv_meta(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   const ConvRoles r = roles(op.code);
+  const bool transposed = op.code == kGradInput && in.size() == 2;
   for (std::size_t i = 0; i < in.size(); ++i) need_rank(op, in, i, 4, i == std::size_t(r.w) ? "filters" : "input");
   const DType d = float_type(op, in, 0, 1);
-  if (op.code == kGradInput && in.size() == 2) return {d, transposed_shape(op, in, a)};
+  if (transposed) return {d, transposed_shape(op, in, a)};
   const Shape y = conv_shape(op, in, in[std::size_t(r.x)].shape, in[std::size_t(r.w)].shape, a);
   if (op.code == kForward) return {d, y};
   const Shape& gy = in[std::size_t(r.gy)].shape;
@@ -120,6 +136,11 @@ Meta infer_conv(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
     if (gy[i] >= 0 && y[i] >= 0 && gy[i] != y[i])
       throw_shape(op, "the output gradient's shape does not match the convolution's output " + shape_str(y), in);
   return {d, in[2].shape};
+}
+
+Meta infer_conv(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+  check_conv_attrs(op, in, a, op.code == kGradInput && in.size() == 2 ? 10 : 8);
+  return conv_meta(op, in, a);
 }
 
 ConvGeom geom_of(const Shape& x, const Shape& w, const Shape& y, const Attrs& a) {
@@ -181,17 +202,20 @@ Storage view_of(const Storage& s, std::int64_t offset, Shape shape, Shape stride
 // y = grad_filters(x, gy, w):  dx = grad_input(gy, g, x),   dgy = conv(x, g)
 std::vector<Tensor> vjp_conv(const Op& op, const VjpCtx& c) {
   const Tensor& g = c.g;
+  Attrs a = c.attrs;
+  a.axes.resize(8);  // (conv2d_transpose's output padding belongs to it alone)
+  a.called = nullptr;
   if (op.code == kForward)
-    return {c.needs[0] ? conv_apply(kGradInput, g, c.x[1], c.x[0], c.attrs) : none,
-            c.needs[1] ? conv_apply(kGradFilters, c.x[0], g, c.x[1], c.attrs) : none};
+    return {c.needs[0] ? conv_apply(kGradInput, g, c.x[1], c.x[0], a) : none,
+            c.needs[1] ? conv_apply(kGradFilters, c.x[0], g, c.x[1], a) : none};
   if (op.code == kGradInput) {
-    std::vector<Tensor> r{c.needs[0] ? conv_apply(kForward, g, c.x[1], none, c.attrs) : none,
-                          c.needs[1] ? conv_apply(kGradFilters, g, c.x[0], c.x[1], c.attrs) : none};
+    std::vector<Tensor> r{c.needs[0] ? conv_apply(kForward, g, c.x[1], none, a) : none,
+                          c.needs[1] ? conv_apply(kGradFilters, g, c.x[0], c.x[1], a) : none};
     if (c.x.size() == 3) r.push_back(none);  // (conv2d_transpose has no third operand)
     return r;
   }
-  return {c.needs[0] ? conv_apply(kGradInput, c.x[1], g, c.x[0], c.attrs) : none,
-          c.needs[1] ? conv_apply(kForward, c.x[0], g, none, c.attrs) : none, none};
+  return {c.needs[0] ? conv_apply(kGradInput, c.x[1], g, c.x[0], a) : none,
+          c.needs[1] ? conv_apply(kForward, c.x[0], g, none, a) : none, none};
 }
 
 }  // namespace
@@ -280,14 +304,15 @@ bool per_channel(const Storage& v, std::int64_t O) {
 }
 
 Meta infer_conv_fused(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
-  Meta m = infer_conv(op, {in[0], in[1]}, a);
+  check_conv_attrs(op, in, a, 9);
+  Meta m = conv_meta(op, {in[0], in[1]}, a);
   if (in.size() == 4) m = elementwise(BinaryKind::mul).infer(elementwise(BinaryKind::mul), {m, in[2]}, {});
   return elementwise(BinaryKind::add).infer(elementwise(BinaryKind::add), {m, in.back()}, {});
 }
 
 Storage forward_conv_fused(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const bool relu = a.axes.size() > 8 && a.axes[8] != 0;
-  const Meta cm = infer_conv(op, {meta_of(*in[0]), meta_of(*in[1])}, a);
+  const Meta cm = conv_meta(op, {meta_of(*in[0]), meta_of(*in[1])}, a);
   const Storage& x = *in[0];
   const Storage& w = *in[1];
   if (out.dtype == DType::float32 && cm.dtype == DType::float32 && x.device() == th::cpu() && same_dims(out.shape, cm.shape) &&
@@ -354,6 +379,12 @@ Shape pool_shape(const Op& op, const std::vector<Meta>& in, const Shape& x, cons
 
 Meta infer_pool(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   if (!is_floating(in[0].dtype)) throw_type(op, "the input must be float32 or float64", in);
+  // (the attributes as pool_2d makes them: a saved function's file is untrusted)
+  bool attrs_ok = a.axes.size() == 8 && a.axes[7] >= 0 && a.axes[7] <= 3 && (a.axes[6] == 0 || a.axes[6] == 1);
+  for (std::size_t k = 0; attrs_ok && k < 2; ++k)
+    attrs_ok = a.axes[k] >= 1 && a.axes[2 + k] >= 1 && a.axes[4 + k] >= 0 && a.axes[4 + k] < a.axes[k] &&
+               a.axes[k] < (std::int64_t(1) << 32) && a.axes[2 + k] < (std::int64_t(1) << 32);
+  if (!attrs_ok) throw_shape(op, "invalid pooling attributes (" + std::to_string(a.axes.size()) + " entries)", in);
   const Shape y = pool_shape(op, in, in[0].shape, a);
   if (op.code == kPool) return {in[0].dtype, y};
   // pool_grad(x, gy): x's shape; pool_select(x, gx): y's shape, gx of x's shape.
