@@ -24,17 +24,17 @@ int fuse_conv_epilogues(Program& p) {
   const Op& add = binary_op(BinaryKind::add);
   const Op& mul = binary_op(BinaryKind::mul);
   const Op& relu = unary_op(UnaryKind::relu);
+  // additions whose one reader is a relu: that relu's step fuses them (with its relu)
+  std::vector<char> relu_alone(p.slots, 0);
+  for (const Step& t : p.steps)
+    if (t.op == &relu && uses[t.in[0]] == 1) relu_alone[t.in[0]] = 1;
   int fired = 0;
   for (Step& s : p.steps) {
     // the chain's last step: a relu of the addition, or the addition itself (when no relu takes it)
     const bool with_relu = s.op == &relu;
     const Step* sum = with_relu ? made(s.in[0], add) : s.op == &add ? &s : nullptr;
     if (!sum || !is_float(s.out)) continue;
-    if (!with_relu) {  // a relu reading this addition alone fuses it from its own step
-      bool relu_reads = false;
-      for (const Step& t : p.steps) relu_reads = relu_reads || (t.op == &relu && t.in[0] == s.out && uses[s.out] == 1);
-      if (relu_reads) continue;
-    }
+    if (!with_relu && relu_alone[s.out]) continue;
     for (std::size_t side = 0; side < 2; ++side) {
       const std::size_t shift = sum->in[1 - side];
       const Step* scaled = made(sum->in[side], mul);

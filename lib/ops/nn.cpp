@@ -275,7 +275,6 @@ Tensor conv_apply(int mode, const Tensor& a, const Tensor& b, const Tensor& like
 // the CPU with per-channel scale and shift runs as one oneDNN primitive (the scale folded
 // into the filters, the shift as its bias, the relu as its post-op); anything else runs the
 // ops it replaced, one after the other, with their own kernels.
-const Op& elementwise(BinaryKind k) { return binary_op(k); }
 
 // The epilogue's steps after the convolution, on `z` (of the convolution's meta).
 Storage epilogue(Storage z, const std::vector<const Storage*>& in, bool relu) {
@@ -283,8 +282,8 @@ Storage epilogue(Storage z, const std::vector<const Storage*>& in, bool relu) {
     const Meta m = op.infer(op, {meta_of(a), meta_of(b)}, {});
     return op.forward(op, {&a, &b}, {}, m);
   };
-  if (in.size() == 4) z = apply2(elementwise(BinaryKind::mul), z, *in[2]);
-  z = apply2(elementwise(BinaryKind::add), z, *in.back());
+  if (in.size() == 4) z = apply2(binary_op(BinaryKind::mul), z, *in[2]);
+  z = apply2(binary_op(BinaryKind::add), z, *in.back());
   if (relu) {
     const Op& r = unary_op(UnaryKind::relu);
     const Meta m = r.infer(r, {meta_of(z)}, {});
@@ -306,8 +305,8 @@ bool per_channel(const Storage& v, std::int64_t O) {
 Meta infer_conv_fused(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   check_conv_attrs(op, in, a, 9);
   Meta m = conv_meta(op, {in[0], in[1]}, a);
-  if (in.size() == 4) m = elementwise(BinaryKind::mul).infer(elementwise(BinaryKind::mul), {m, in[2]}, {});
-  return elementwise(BinaryKind::add).infer(elementwise(BinaryKind::add), {m, in.back()}, {});
+  if (in.size() == 4) m = binary_op(BinaryKind::mul).infer(binary_op(BinaryKind::mul), {m, in[2]}, {});
+  return binary_op(BinaryKind::add).infer(binary_op(BinaryKind::add), {m, in.back()}, {});
 }
 
 Storage forward_conv_fused(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
