@@ -122,10 +122,52 @@ BOOST_AUTO_TEST_CASE(gradients) {
   check::op("svd u (wide, squared)", [](const X& v) { return th::sqr(std::get<0>(th::linalg::svd(v[0]))); }, {{3, 4}}, {3, 3});
   check::op("svd vt (tall, squared)", [](const X& v) { return th::sqr(std::get<2>(th::linalg::svd(v[0]))); }, {{4, 3}}, {3, 3});
   check::op("pinv", [](const X& v) { return th::linalg::pinv(v[0]); }, {{4, 3}}, {3, 4});
+  // several outputs of one step used together: their gradients reach one backward rule
+  check::op("qr q and r (tall)", [](const X& v) {
+    const auto [q, r] = th::linalg::qr(v[0]);
+    return th::matmul(q, th::sqr(r));
+  }, {{4, 3}}, {4, 3}, g2());
+  check::op("qr q and r (wide)", [](const X& v) {
+    const auto [q, r] = th::linalg::qr(v[0]);
+    return th::matmul(q, th::sqr(r));
+  }, {{3, 5}}, {3, 5});
+  check::op("svd u, s and vt (tall)", [](const X& v) {
+    const auto [u, s, vt] = th::linalg::svd(v[0]);
+    return th::matmul(th::sqr(u) * s, th::sqr(vt));
+  }, {{4, 3}}, {4, 3}, g2());
+  check::op("eigh values and vectors", [sym](const X& v) {
+    const auto [w, V] = th::linalg::eigh(sym(v[0]));
+    return th::sqr(V) * th::expand_dims(w, -2);
+  }, {{2, 3, 3}}, {2, 3, 3});
   check::op("matrix norm 2", [](const X& v) { return th::linalg::norm(v[0], 2); }, {{3, 4}}, {});
   check::op("norm", [](const X& v) { return th::linalg::norm(v[0]); }, {{3, 4}}, {}, g2());
   check::op("norm 3", [](const X& v) { return th::linalg::norm(v[0], 3); }, {{5}}, {});
   check::op("matrix norm inf", [](const X& v) { return th::linalg::norm(v[0], INFINITY); }, {{3, 4}}, {});
+}
+
+// A factorization is one step with several outputs: a frozen pinv runs the SVD once
+// (it used to run it once per factor), and the factors of one call come from one LAPACK run.
+BOOST_AUTO_TEST_CASE(factorizations_are_one_step) {
+  const Tensor a = th::dmatrix("a");
+  const th::Function f = th::function({a}, th::linalg::pinv(a));
+  const std::string text = th::debugprint(f);
+  std::size_t svds = 0;
+  for (std::size_t at = text.find("= svd("); at != std::string::npos; at = text.find("= svd(", at + 1)) ++svds;
+  BOOST_TEST(svds == 1u, text);
+  const Tensor m = check::input({5, 3}, 11, -1, 1);
+  expect("frozen pinv", f(m), th::linalg::pinv(m).to_vector<double>(), 1e-12);
+  // the eager outputs are parts of one value: q r = a, u s vt = a
+  const auto [q, r] = th::linalg::qr(m);
+  expect("q r", th::matmul(q, r), m.to_vector<double>(), 1e-12);
+  const auto [u, s, vt] = th::linalg::svd(m);
+  expect("u s vt", th::matmul(u * s, vt), m.to_vector<double>(), 1e-12);
+  const auto [sign, logabs] = th::linalg::slogdet(th::zeros({2, 0, 0}));
+  expect("slogdet of 0 x 0", sign * th::exp(logabs), {1, 1}, 0);
+  // a frozen function returning every factor: each part once, the step once
+  const th::Function g = th::function({a}, {std::get<0>(th::linalg::svd(a)), std::get<1>(th::linalg::svd(a))});
+  const auto outs = g.call({m});
+  expect("frozen u", outs[0], u.to_vector<double>(), 1e-12);
+  expect("frozen s", outs[1], s.to_vector<double>(), 1e-12);
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {

@@ -110,7 +110,7 @@ BOOST_AUTO_TEST_CASE(bad_files_are_io_errors) {
   BOOST_TEST(check::has(load(flipped), "checksum mismatch"));
   // edits of function.json, re-zipped
   auto with = [&](const std::string& from, const std::string& to) { return load(edited(good, from, to)); };
-  BOOST_TEST(check::has(with("\"version\":2", "\"version\":7"), "format version 7 is newer"));
+  BOOST_TEST(check::has(with("\"version\":3", "\"version\":7"), "format version 7 is newer"));
   BOOST_TEST(check::has(with("\"op\":\"argmax\"", "\"op\":\"frobnicate\""), "unknown op 'frobnicate'"));
   BOOST_TEST(check::has(with("\"outputs\":[", "\"outputs\":[123456,"), "out of range"));
   BOOST_TEST(check::has(with("\"format\":\"theta.function\"", "\"format\":\"other\""), "not a theta function file"));
@@ -142,6 +142,20 @@ BOOST_AUTO_TEST_CASE(loaded_errors_name_the_users_function_and_old_files_load) {
   const Tensor X = th::random::uniform({5, w0.shape()[0]}, -1, 1, 4);
   BOOST_TEST(Tensor(old(X)).to_vector<std::int64_t>() == th::argmax(th::matmul(X, w0), 1).to_vector<std::int64_t>(),
              boost::test_tools::per_element());
+  // version 2 (linalg_v2.theta, written by theta before steps with several outputs: one op per
+  // factor of qr(a), svd(a), eigh(a^T a), slogdet(a^T a)) loads and runs as today's functions
+  const th::Function lin = th::load_function(std::string(THETA_TEST_CORPUS) + "/function/linalg_v2.theta");
+  const Tensor A = th::random::uniform({4, 3}, -1, 1, 8);
+  const th::Result got = lin(A);
+  const auto [q, r] = th::linalg::qr(A);
+  const auto [u, s, vt] = th::linalg::svd(A);
+  const Tensor sq = th::matmul(th::transpose(A), A);
+  const auto [ew, V] = th::linalg::eigh(sq);
+  const auto [sign, logabs] = th::linalg::slogdet(sq);
+  const std::vector<Tensor> want{q, r, u, s, vt, ew, V, sign, logabs};
+  BOOST_TEST_REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    BOOST_TEST(got[i].to_vector<double>() == want[i].to_vector<double>(), boost::test_tools::per_element());
 }
 
 // A file whose convolution or pooling step has attributes the public functions never make

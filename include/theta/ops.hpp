@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "tensor.hpp"
@@ -210,5 +211,30 @@ template <class... I>
 Tensor view(const Tensor& x, I... indices) {
   return view(x, std::vector<Index>{Index(indices)...});
 }
+
+// ---- more of numpy's extra ops (API.md section 16) ------------------------------------------------
+/// x's values sorted along `axis` (stable: equal values keep their order; NaN sorts as the
+/// largest). The gradient flows back to each value's place.
+Tensor sort(const Tensor& x, int axis = -1, bool descending = false);
+/// The int64 positions that sort x along `axis` (stable).
+Tensor argsort(const Tensor& x, int axis = -1, bool descending = false);
+/// The k largest (or, with largest = false, smallest) values along `axis`, sorted that way,
+/// and their int64 positions (ties: the earlier first). One step computes both.
+std::pair<Tensor, Tensor> topk(const Tensor& x, std::int64_t k, int axis = -1, bool largest = true);
+/// The lower triangle of each matrix of x, the rest zero: k = 0 from the main diagonal down,
+/// k > 0 also k diagonals above it, k < 0 starting below it (numpy.tril).
+Tensor tril(const Tensor& x, std::int64_t k = 0);
+/// The upper triangle of each matrix of x, the rest zero (numpy.triu; k as tril's).
+Tensor triu(const Tensor& x, std::int64_t k = 0);
+/// x cut along `axis` into parts of the given sizes (they sum to the axis): one step, its parts
+/// views of x (no copy); e.g. a fused q|k|v projection split in three.
+std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, int axis = 0);
+/// x cut along `axis` into n near-equal parts (numpy.array_split: the first size % n parts one
+/// longer; n parts always, empty ones when n exceeds the size).
+std::vector<Tensor> chunk(const Tensor& x, std::int64_t n, int axis = 0);
+/// Running sum along `axis` (booleans count as int64). Differentiable (twice, too).
+Tensor cumsum(const Tensor& x, int axis);
+/// Running product along `axis`. Differentiable once; the gradient is exact where x has zeros.
+Tensor cumprod(const Tensor& x, int axis);
 
 }  // namespace th

@@ -64,8 +64,9 @@ void print_tree(std::ostream& os, const Tensor& t, const std::string& prefix, Id
 
 // What a step standing for several ops computes, in its operands' slot names: a GEMM with
 // transposes folded in (matmul_t), a gradient step folded into its GEMM (matmul_acc);
-// empty for the others.
+// which output of a step with several a part step reads; empty for the others.
 std::string formula_of(const detail::Step& s) {
+  if (detail::is_part(*s.op)) return "output " + std::to_string(s.attrs.part) + " of %" + std::to_string(s.in[0]);
   if (s.op != &detail::matmul_t_op() && s.op != &detail::matmul_acc_op()) return "";
   auto slot = [&](std::size_t j) { return "%" + std::to_string(s.in[j]); };
   std::string m = slot(0) + (s.attrs.transpose & 1u ? "^T" : "") + " @ " + slot(1) + (s.attrs.transpose & 2u ? "^T" : "");

@@ -32,7 +32,7 @@ namespace {
 using json = nlohmann::ordered_json;
 
 constexpr const char* kFormat = "theta.function";
-constexpr int kVersion = 2;  // 2: steps' `called` (the user's function name)
+constexpr int kVersion = 3;  // 2: steps' `called` (the user's function name); 3: steps with several outputs (ops/tuple.cpp)
 constexpr int kMaxDepth = 16;          // sub-programs inside sub-programs
 constexpr std::size_t kMaxRank = 32;
 constexpr std::int64_t kMaxDevice = 64;  // (the CUDA backend's per-device tables)

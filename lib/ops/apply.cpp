@@ -49,7 +49,7 @@ Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::v
     out = op.infer(op, metas, a);
   } catch (const Error&) {
     if (!a.called) throw;
-    const Op named{Op::Unlisted{}, a.called, op.infer, op.forward, op.code};  // the same rule, the user's name
+    const Op named{Op::Unlisted{}, a.called, op.infer, op.forward, op.code, op.parts};  // the same rule, the user's name
     named.infer(named, metas, a);
     throw;
   }

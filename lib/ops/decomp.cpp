@@ -1,5 +1,6 @@
 // th::linalg's factorization ops (API.md section 13, in part): solve, solve_triangular, inv,
-// slogdet (det is composed from it), cholesky, and tri_mask (a triangle of a matrix, scaled
+// cholesky, qr, svd, eigh, slogdet (det is composed from it; these four are one step each
+// with several outputs, ops/tuple.cpp), and tri_mask (a triangle of a matrix, scaled
 // diagonal: what the cholesky and triangular-solve gradients mask with). Forward: LAPACK per
 // matrix of the batch (lib/cpu/lapack.cpp, on the host for other devices); VJPs: PyTorch's
 // rules written with these same ops, so they differentiate again. norm is a composite.
@@ -74,7 +75,7 @@ Meta infer_solve(const Op& op, const std::vector<Meta>& in, const Attrs&) {
 }
 
 // one-matrix ops (forward_matrix below)
-enum MatKind { kInv = 0, kCholesky = 1, kLogAbsDet = 2, kDetSign = 3, kTriMask = 4, kEigValues = 5, kEigVectors = 6 };
+enum MatKind { kInv = 0, kCholesky = 1, kTriMask = 4 };
 
 // An operand on a GPU: the factorization by the device's own solver (Backend::factor) on
 // a working copy of a; nothing when the backend has none (the op runs on the host).
@@ -102,12 +103,16 @@ std::optional<Storage> on_device(const Op& op, Factor k, const Storage& a_in, co
     if (info[i] > 0)
       singular(op, a_in, std::int64_t(i), k == Factor::cholesky ? "matrix is not positive definite" : "singular matrix");
   if (k == Factor::cholesky) return a;
-  if (k != Factor::slogdet) return b;
-  Storage v = b;  // the sign's or log|det|'s column
-  v.shape = batch;
-  v.strides = contiguous_strides(batch);
+  return b;  // slogdet: (..., 2), the sign and log|det| of each matrix
+}
+
+// Column i of slogdet's (..., 2) result: the signs (0) or the log|det|s (1), a view.
+Storage column(const Storage& b, std::int64_t i) {
+  Storage v = b;
+  v.shape = Shape(b.shape.begin(), b.shape.end() - 1);
+  v.strides = contiguous_strides(v.shape);
   for (auto& st : v.strides) st *= 2;
-  v.offset += op.code == kDetSign ? 0 : 1;
+  v.offset += i;
   return v;
 }
 
@@ -139,8 +144,6 @@ Storage forward_solve(const Op& op, const std::vector<const Storage*>& in, const
 }
 
 Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower);
-Tensor eigh_part(const Tensor& a, int kind);
-Tensor factor(const Tensor& a, int kind);
 
 // x = solve(a, b): gb = solve(a^T, g), ga = -gb x^T (an outer product for a vector b)
 std::vector<Tensor> vjp_solve(const Op& op, const VjpCtx& c) {
@@ -164,23 +167,18 @@ Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower) {
   return apply(op_solve_triangular, {a, b}, std::move(at));
 }
 
-// ---- one-matrix ops: inv, cholesky, slogdet, det_sign, tri_mask --------------------------------
+// ---- one-matrix ops: inv, cholesky, tri_mask ----------------------------------------------------
 
 Meta infer_matrix(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   if (op.code != kTriMask) square(op, in, 0);  // (a triangle of any matrix)
   else if (in[0].shape.size() < 2) throw_shape(op, "needs a matrix (or a batch of them)", in);
-  const DType d = float_of(in);
-  if (op.code == kLogAbsDet || op.code == kDetSign)
-    return {d, Shape(in[0].shape.begin(), in[0].shape.end() - 2)};
-  if (op.code == kEigValues) return {d, Shape(in[0].shape.begin(), in[0].shape.end() - 1)};
-  return {d, in[0].shape};
+  return {float_of(in), in[0].shape};
 }
 
 Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
-  if (op.code == kInv || op.code == kCholesky || op.code == kLogAbsDet || op.code == kDetSign) {
-    const Factor k = op.code == kInv ? Factor::inverse : op.code == kCholesky ? Factor::cholesky : Factor::slogdet;
-    if (auto y = on_device(op, k, *in[0], nullptr, out)) return std::move(*y);
-  }
+  if (op.code != kTriMask)
+    if (auto y = on_device(op, op.code == kInv ? Factor::inverse : Factor::cholesky, *in[0], nullptr, out))
+      return std::move(*y);
   const Storage a = on_host(*in[0], out.dtype);
   const std::int64_t n = a.shape.back(), batch = batch_of(a.shape, 2);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
@@ -202,36 +200,21 @@ Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, cons
     for (std::int64_t i = 0; i < batch; ++i) {
       const T* am = a.data<T>() + i * n * n;
       std::copy(am, am + n * n, work.begin());
-      if (op.code == kEigValues || op.code == kEigVectors) {
-        std::vector<T> w(static_cast<std::size_t>(n));
-        if (cpu::lapack_eigh<T>(int(n), work.data(), w.data()) > 0) singular(op, *in[0], i, "the eigensolver did not converge");
-        if (op.code == kEigValues) std::copy(w.begin(), w.end(), y.data<T>() + i * n);
-        else std::copy(work.begin(), work.end(), y.data<T>() + i * n * n);
-        continue;
-      }
-      if (op.code == kInv || op.code == kCholesky) {
-        const int info = op.code == kInv ? cpu::lapack_inverse<T>(int(n), work.data()) : cpu::lapack_cholesky<T>(int(n), work.data());
-        if (info > 0) singular(op, *in[0], i, op.code == kInv ? "singular matrix" : "matrix is not positive definite");
-        std::copy(work.begin(), work.end(), y.data<T>() + i * n * n);
-        continue;
-      }
-      double sign, logabs;
-      cpu::lapack_slogdet<T>(int(n), work.data(), sign, logabs);
-      y.data<T>()[i] = T(op.code == kDetSign ? sign : logabs);
+      const int info = op.code == kInv ? cpu::lapack_inverse<T>(int(n), work.data()) : cpu::lapack_cholesky<T>(int(n), work.data());
+      if (info > 0) singular(op, *in[0], i, op.code == kInv ? "singular matrix" : "matrix is not positive definite");
+      std::copy(work.begin(), work.end(), y.data<T>() + i * n * n);
     }
   })
   return to_device(y, in[0]->device());
 }
 
-// kTriMask is its own adjoint; inv: ga = -y^T g y^T; log|det a|: ga = g inv(a)^T;
-// cholesky (PyTorch's rule): P = tril(L^T gL) with half its diagonal, S = L^-T P L^-1,
+// kTriMask is its own adjoint; inv: ga = -y^T g y^T; cholesky (PyTorch's rule): P = tril(L^T gL) with half its diagonal, S = L^-T P L^-1,
 // ga = (S + S^T) / 2.
 std::vector<Tensor> vjp_matrix(const Op& op, const VjpCtx& c) {
   const Tensor& g = c.g;
   switch (op.code) {
     case kTriMask: return {tri_mask(g, c.attrs.axis != 0, c.attrs.scale)};
     case kInv: return {-matmul(swap_last(c.y), matmul(g, swap_last(c.y)))};
-    case kLogAbsDet: return {expand_dims(expand_dims(g, -1), -1) * swap_last(linalg::inv(c.x[0]))};
     case kCholesky: {
       const Tensor Lt = swap_last(c.y);
       const Tensor P = tri_mask(matmul(Lt, g), true, 0.5);
@@ -239,137 +222,207 @@ std::vector<Tensor> vjp_matrix(const Op& op, const VjpCtx& c) {
       const Tensor S = swap_last(solve_tri(Lt, swap_last(Z), false));  // (L^-T (L^-T P)^T)^T = L^-T P L^-1
       return {(S + swap_last(S)) * 0.5};
     }
-    case kEigValues: {  // w = eig(a): ga = V diag(g) V^T
-      const Tensor V = eigh_part(c.x[0], kEigVectors);
-      return {matmul(V * expand_dims(g, -2), swap_last(V))};
-    }
-    case kEigVectors: {  // V = eigvec(a): ga = V (F o (V^T gV)) V^T, F_ij = 1 / (w_j - w_i) off the diagonal
-      const Tensor& V = c.y;
-      const Tensor w = eigh_part(c.x[0], kEigValues);
-      const Tensor E = expand_dims(w, -2) - expand_dims(w, -1) + identity_like(V);  // 1 on the diagonal: no division by 0
-      const Tensor M = matmul(swap_last(V), g) / E;
-      const Tensor inner = tri_mask(M, true, 0.0) + tri_mask(M, false, 0.0);
-      const Tensor ga = matmul(V, matmul(inner, swap_last(V)));
-      return {(ga + swap_last(ga)) * 0.5};  // a is read as symmetric
-    }
     default: return {none};
   }
 }
 
 const Op op_inv{"inv", {1, 1}, kInv, &infer_matrix, &forward_matrix, &vjp_matrix};
 const Op op_cholesky{"cholesky", {1, 1}, kCholesky, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_logabsdet{"slogdet", {1, 1}, kLogAbsDet, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_det_sign{"det_sign", {1, 1}, kDetSign, &infer_matrix, &forward_matrix, nullptr};
 const Op op_tri_mask{"tri_mask", {1, 1}, kTriMask, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_eig_values{"eigh", {1, 1}, kEigValues, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_eig_vectors{"eigh_vectors", {1, 1}, kEigVectors, &infer_matrix, &forward_matrix, &vjp_matrix};
 
-Tensor eigh_part(const Tensor& a, int kind) { return apply(kind == kEigValues ? op_eig_values : op_eig_vectors, {a}); }
+// ---- qr, svd, eigh, slogdet: one step computes every factor (a tuple of outputs) ------------
+enum Factors { kQR = 0, kSVD = 1, kEigh = 2, kSlogdet = 3 };
 
-// ---- qr and svd: one op per factor, each recomputing the factorization ----------------------
-enum FactorKind { kQ = 0, kR = 1, kU = 2, kS = 3, kVt = 4 };
-
-Meta infer_factor(const Op& op, const std::vector<Meta>& in, const Attrs&) {
+std::vector<Meta> factor_parts(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   const Shape& a = in[0].shape;
+  const DType d = float_of(in);
+  if (op.code == kEigh || op.code == kSlogdet) {
+    square(op, in, 0);
+    const Shape batch(a.begin(), a.end() - 2);
+    if (op.code == kSlogdet) return {{d, batch}, {d, batch}};  // sign, log|det|
+    return {{d, Shape(a.begin(), a.end() - 1)}, {d, a}};        // w, V
+  }
   if (a.size() < 2) throw_shape(op, "needs a matrix (at least 2-d)", in);
   const std::int64_t m = a[a.size() - 2], n = a.back();
   const std::int64_t k = m < 0 || n < 0 ? -1 : std::min(m, n);
-  Shape s(a.begin(), a.end() - 2);
-  switch (op.code) {
-    case kQ: case kU: s.push_back(m), s.push_back(k); break;
-    case kR: case kVt: s.push_back(k), s.push_back(n); break;
-    default: s.push_back(k);
-  }
-  return {float_of(in), s};
+  auto batch_with = [&](std::initializer_list<std::int64_t> dims) {
+    Shape s(a.begin(), a.end() - 2);
+    s.insert(s.end(), dims);
+    return Meta{d, s};
+  };
+  if (op.code == kQR) return {batch_with({m, k}), batch_with({k, n})};  // Q, R
+  return {batch_with({m, k}), batch_with({k}), batch_with({k, n})};   // U, S, Vt
 }
 
-Storage forward_factor(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
-  const Storage a = on_host(*in[0], out.dtype);
+Storage forward_factors(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta&) {
+  const std::vector<Meta> outs = factor_parts(op, {meta_of(*in[0])}, attrs);
+  const DType dt = outs[0].dtype;
+  if (op.code == kSlogdet && in[0]->shape.back() > 0)
+    if (auto b = on_device(op, Factor::slogdet, *in[0], nullptr, outs[0])) return make_tuple({column(*b, 0), column(*b, 1)});
+  const Storage a = on_host(*in[0], dt);
+  std::vector<Storage> ys;
+  for (const Meta& m : outs) ys.push_back(alloc_storage(dt, m.shape, th::cpu()));
   const std::int64_t m = a.shape[a.shape.size() - 2], n = a.shape.back(), k = std::min(m, n), batch = batch_of(a.shape, 2);
-  Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
-  THETA_DISPATCH_FLOAT(out.dtype, T, {
+  THETA_DISPATCH_FLOAT(dt, T, {
     std::vector<T> work(std::size_t(m * n)), f1(std::size_t(m * k)), f2(std::size_t(k * n)), sv(static_cast<std::size_t>(k));
     for (std::int64_t i = 0; i < batch && k > 0; ++i) {
       const T* am = a.data<T>() + i * m * n;
-      const bool qr = op.code == kQ || op.code == kR;
-      int info;
-      if (qr) {
-        info = cpu::lapack_qr<T>(int(m), int(n), am, f1.data(), f2.data());
-      } else {
-        std::copy(am, am + m * n, work.begin());
-        info = cpu::lapack_svd<T>(int(m), int(n), work.data(), f1.data(), sv.data(), f2.data());
+      std::copy(am, am + m * n, work.begin());
+      switch (op.code) {
+        case kQR:
+          if (cpu::lapack_qr<T>(int(m), int(n), am, f1.data(), f2.data()) > 0)
+            singular(op, *in[0], i, "the factorization did not converge");
+          std::copy(f1.begin(), f1.end(), ys[0].data<T>() + i * m * k);
+          std::copy(f2.begin(), f2.end(), ys[1].data<T>() + i * k * n);
+          break;
+        case kSVD:
+          if (cpu::lapack_svd<T>(int(m), int(n), work.data(), f1.data(), sv.data(), f2.data()) > 0)
+            singular(op, *in[0], i, "the factorization did not converge");
+          std::copy(f1.begin(), f1.end(), ys[0].data<T>() + i * m * k);
+          std::copy(sv.begin(), sv.end(), ys[1].data<T>() + i * k);
+          std::copy(f2.begin(), f2.end(), ys[2].data<T>() + i * k * n);
+          break;
+        case kEigh:
+          if (cpu::lapack_eigh<T>(int(n), work.data(), sv.data()) > 0)
+            singular(op, *in[0], i, "the eigensolver did not converge");
+          std::copy(sv.begin(), sv.end(), ys[0].data<T>() + i * n);
+          std::copy(work.begin(), work.end(), ys[1].data<T>() + i * n * n);
+          break;
+        default: {
+          double sign, logabs;
+          cpu::lapack_slogdet<T>(int(n), work.data(), sign, logabs);
+          ys[0].data<T>()[i] = T(sign);
+          ys[1].data<T>()[i] = T(logabs);
+        }
       }
-      if (info > 0) singular(op, *in[0], i, "the factorization did not converge");
-      const std::vector<T>& src = op.code == kQ || op.code == kU ? f1 : op.code == kS ? sv : f2;
-      std::copy(src.begin(), src.end(), y.data<T>() + i * std::int64_t(src.size()));
     }
+    if (op.code == kSlogdet && k == 0)  // the determinant of a 0 x 0 matrix is 1
+      for (std::int64_t i = 0; i < batch; ++i) ys[0].data<T>()[i] = T(1), ys[1].data<T>()[i] = T(0);
   })
-  return to_device(y, in[0]->device());
+  for (Storage& y : ys) y = to_device(std::move(y), in[0]->device());
+  return make_tuple(std::move(ys));
 }
-
-Tensor factor(const Tensor& a, int kind);
 
 // X R^-T, R upper triangular
 Tensor times_inv_rt(const Tensor& X, const Tensor& R) { return swap_last(solve_tri(R, swap_last(X), false)); }
 // M's lower triangle mirrored into the upper one (the diagonal kept once)
 Tensor copyltu(const Tensor& M) { return tri_mask(M, true, 1.0) + swap_last(tri_mask(M, true, 0.0)); }
+// a + b where either may be absent (empty)
+Tensor plus(const Tensor& a, const Tensor& b) { return !a ? b : !b ? a : a + b; }
 
-// qr (PyTorch's rule; m >= n here, wide below): gA = (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q,
-// split by factor.
-// svd (PyTorch's rule, split by factor), E_ij = s_j^2 - s_i^2 (1 on the diagonal):
+// qr (PyTorch's rule; m >= n here, wide below): gA = (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q.
+// svd (PyTorch's rule), E_ij = s_j^2 - s_i^2 (1 on the diagonal), the terms of each factor's
+// gradient summed:
 //   s:  U diag(g) Vt
 //   U:  U [((J - J^T) / E) s_j] Vt + (gU - U J) / s_j Vt,       J = U^T gU
 //   Vt: U [s_i ((K - K^T) / E)] Vt + U ((gV - V K) / s_j)^T,    K = Vt gV, gV = gVt^T
-std::vector<Tensor> vjp_factor(const Op& op, const VjpCtx& c) {
+// eigh: w: V diag(g) V^T; V: V (F o (V^T gV)) V^T, F_ij = 1 / (w_j - w_i) off the diagonal,
+// symmetrised (a is read as symmetric). slogdet: log|det a|: g inv(a)^T; the sign has none.
+std::vector<Tensor> vjp_factors(const Op& op, const VjpCtx& c) {
   const Tensor& a = c.x[0];
-  const Tensor& g = c.g;
-  const Shape& as = node_of(a, op.name).shape;
-  if (op.code == kQ || op.code == kR) {
-    const std::int64_t m = as[as.size() - 2], n = as.back();
-    const Tensor Q = op.code == kQ ? c.y : factor(a, kQ), R = op.code == kR ? c.y : factor(a, kR);
-    if (m < 0 || n < 0 || m < n) {
-      // wide, or sizes open until it runs (PyTorch's rule, without slicing by sizes unknown
-      // here): with k = min(m, n), A = [X | Y] and R = [U | V], X = Q U square, Y = Q V:
-      // the square rule on (Q, U) with gQ + Y gV^T, and gY = Q gV. Pk (n, k) is I's first
-      // k columns, c (n) marks the columns past k; for a tall matrix Pk = I and c = 0.
-      const Tensor Pk = identity_like(swap_last(R));
-      const Tensor U = matmul(R, Pk);
-      const Tensor c_row = expand_dims(1.0 - sum(Pk, Axes{-1}), -2);
-      if (op.code == kQ) return {matmul(times_inv_rt(g + matmul(Q, copyltu(-matmul(swap_last(g), Q))), U), swap_last(Pk))};
-      const Tensor gQ = matmul(a * c_row, swap_last(g)), gU = matmul(g, Pk);
-      const Tensor M = matmul(U, swap_last(gU)) - matmul(swap_last(gQ), Q);
-      return {matmul(times_inv_rt(gQ + matmul(Q, copyltu(M)), U), swap_last(Pk)) + matmul(Q, g * c_row)};
-    }
-    if (op.code == kQ) return {times_inv_rt(g + matmul(Q, copyltu(-matmul(swap_last(g), Q))), R)};
-    return {times_inv_rt(matmul(Q, copyltu(matmul(R, swap_last(g)))), R)};
+  const std::vector<Tensor> y = outputs_of(op, c);
+  const Tensor &g0 = part_grad(c, 0), &g1 = part_grad(c, 1);
+  if (op.code == kSlogdet) {
+    if (!g1) return {none};
+    return {expand_dims(expand_dims(g1, -1), -1) * swap_last(linalg::inv(a))};
   }
-  const Tensor U = op.code == kU ? c.y : factor(a, kU), S = op.code == kS ? c.y : factor(a, kS);
-  const Tensor Vt = op.code == kVt ? c.y : factor(a, kVt);
-  if (op.code == kS) return {matmul(U * expand_dims(g, -2), Vt)};
+  if (op.code == kEigh) {
+    const Tensor &w = y[0], &V = y[1];
+    Tensor ga;
+    if (g0) ga = matmul(V * expand_dims(g0, -2), swap_last(V));
+    if (g1) {
+      const Tensor E = expand_dims(w, -2) - expand_dims(w, -1) + identity_like(V);  // 1 on the diagonal: no division by 0
+      const Tensor M = matmul(swap_last(V), g1) / E;
+      const Tensor inner = tri_mask(M, true, 0.0) + tri_mask(M, false, 0.0);
+      const Tensor gv = matmul(V, matmul(inner, swap_last(V)));
+      ga = plus(ga, (gv + swap_last(gv)) * 0.5);
+    }
+    return {ga};
+  }
+  const Shape& as = node_of(a, op.name).shape;
+  if (op.code == kQR) {
+    const std::int64_t m = as[as.size() - 2], n = as.back();
+    const Tensor &Q = y[0], &R = y[1];
+    if (m >= 0 && n >= 0 && m >= n) {
+      Tensor M;
+      if (g1) M = matmul(R, swap_last(g1));
+      if (g0) M = M ? M - matmul(swap_last(g0), Q) : -matmul(swap_last(g0), Q);
+      return {times_inv_rt(plus(g0, matmul(Q, copyltu(M))), R)};
+    }
+    // wide, or sizes open until it runs (PyTorch's rule, without slicing by sizes unknown
+    // here): with k = min(m, n), A = [X | Y] and R = [U | V], X = Q U square, Y = Q V:
+    // the square rule on (Q, U) with gQ + Y gV^T, and gY = Q gV. Pk (n, k) is I's first
+    // k columns, c (n) marks the columns past k; for a tall matrix Pk = I and c = 0.
+    const Tensor Pk = identity_like(swap_last(R));
+    const Tensor U = matmul(R, Pk);
+    const Tensor c_row = expand_dims(1.0 - sum(Pk, Axes{-1}), -2);
+    Tensor gQ = g0, M;
+    if (g1) {
+      gQ = plus(gQ, matmul(a * c_row, swap_last(g1)));
+      M = matmul(U, swap_last(matmul(g1, Pk)));
+    }
+    M = M ? M - matmul(swap_last(gQ), Q) : -matmul(swap_last(gQ), Q);
+    Tensor ga = matmul(times_inv_rt(gQ + matmul(Q, copyltu(M)), U), swap_last(Pk));
+    if (g1) ga = ga + matmul(Q, g1 * c_row);
+    return {ga};
+  }
+  const Tensor &U = y[0], &S = y[1], &Vt = y[2];
+  const Tensor& g2 = part_grad(c, 2);
+  Tensor ga;
+  if (g1) ga = matmul(U * expand_dims(g1, -2), Vt);
+  if (!g0 && !g2) return {ga};
   const Tensor S2 = S * S;
   const Tensor E = expand_dims(S2, -2) - expand_dims(S2, -1);
   const Tensor Ed = E + identity_like(E);  // 1 on the diagonal: no division by 0
-  if (op.code == kU) {
-    const Tensor J = matmul(swap_last(U), g);
+  if (g0) {
+    const Tensor J = matmul(swap_last(U), g0);
     const Tensor inner = (J - swap_last(J)) / Ed * expand_dims(S, -2);
-    return {matmul(matmul(U, inner), Vt) + matmul((g - matmul(U, J)) / expand_dims(S, -2), Vt)};
+    ga = plus(ga, matmul(matmul(U, inner), Vt) + matmul((g0 - matmul(U, J)) / expand_dims(S, -2), Vt));
   }
-  const Tensor gV = swap_last(g), V = swap_last(Vt);
-  const Tensor K = matmul(Vt, gV);
-  const Tensor inner = expand_dims(S, -1) * ((K - swap_last(K)) / Ed);
-  return {matmul(matmul(U, inner), Vt) + matmul(U, swap_last((gV - matmul(V, K)) / expand_dims(S, -2)))};
+  if (g2) {
+    const Tensor gV = swap_last(g2), V = swap_last(Vt);
+    const Tensor K = matmul(Vt, gV);
+    const Tensor inner = expand_dims(S, -1) * ((K - swap_last(K)) / Ed);
+    ga = plus(ga, matmul(matmul(U, inner), Vt) + matmul(U, swap_last((gV - matmul(V, K)) / expand_dims(S, -2))));
+  }
+  return {ga};
 }
 
-const Op op_qr_q{"qr", {1, 1}, kQ, &infer_factor, &forward_factor, &vjp_factor};
-const Op op_qr_r{"qr_r", {1, 1}, kR, &infer_factor, &forward_factor, &vjp_factor};
-const Op op_svd_u{"svd", {1, 1}, kU, &infer_factor, &forward_factor, &vjp_factor};
-const Op op_svd_s{"svd_s", {1, 1}, kS, &infer_factor, &forward_factor, &vjp_factor};
-const Op op_svd_vt{"svd_vt", {1, 1}, kVt, &infer_factor, &forward_factor, &vjp_factor};
+const Op op_qr{"qr", {1, 1}, kQR, &infer_tuple, &forward_factors, &vjp_factors, 0, false, "linalg.qr", &factor_parts};
+const Op op_svd{"svd", {1, 1}, kSVD, &infer_tuple, &forward_factors, &vjp_factors, 0, false, "linalg.svd", &factor_parts};
+const Op op_eigh{"eigh", {1, 1}, kEigh, &infer_tuple, &forward_factors, &vjp_factors, 0, false, "linalg.eigh", &factor_parts};
+const Op op_slogdet{"slogdet", {1, 1}, kSlogdet, &infer_tuple, &forward_factors, &vjp_factors, 0, false,
+                    "linalg.slogdet", &factor_parts};
 
-Tensor factor(const Tensor& a, int kind) {
-  static const Op* const ops[] = {&op_qr_q, &op_qr_r, &op_svd_u, &op_svd_s, &op_svd_vt};
-  return apply(*ops[kind], {a});
+// ---- the one-factor ops of format versions 1 and 2 ------------------------------------------------
+// Saved functions written before multi-output steps name one op per factor, each computing
+// the whole factorization; they still load and run (no gradient: they are never recorded).
+struct Legacy {
+  const Op* of;
+  std::size_t part;
+};
+const Legacy kLegacy[] = {{&op_qr, 0},  {&op_qr, 1},   {&op_svd, 0},     {&op_svd, 1},    {&op_svd, 2},
+                          {&op_eigh, 0}, {&op_eigh, 1}, {&op_slogdet, 1}, {&op_slogdet, 0}};
+
+Meta infer_legacy(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
+  const Legacy& l = kLegacy[op.code];
+  return factor_parts(*l.of, in, a)[l.part];
 }
+
+Storage forward_legacy(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
+  const Legacy& l = kLegacy[op.code];
+  return tuple_part(op, forward_factors(*l.of, in, a, out), l.part);
+}
+
+const Op legacy_ops[] = {{"qr", {1, 1}, 0, &infer_legacy, &forward_legacy, nullptr},
+                         {"qr_r", {1, 1}, 1, &infer_legacy, &forward_legacy, nullptr},
+                         {"svd", {1, 1}, 2, &infer_legacy, &forward_legacy, nullptr},
+                         {"svd_s", {1, 1}, 3, &infer_legacy, &forward_legacy, nullptr},
+                         {"svd_vt", {1, 1}, 4, &infer_legacy, &forward_legacy, nullptr},
+                         {"eigh", {1, 1}, 5, &infer_legacy, &forward_legacy, nullptr},
+                         {"eigh_vectors", {1, 1}, 6, &infer_legacy, &forward_legacy, nullptr},
+                         {"slogdet", {1, 1}, 7, &infer_legacy, &forward_legacy, nullptr},
+                         {"det_sign", {1, 1}, 8, &infer_legacy, &forward_legacy, nullptr}};
 
 Tensor tri_mask(const Tensor& x, bool lower, double diag) {
   Attrs a;
@@ -397,13 +450,13 @@ Tensor inv(const Tensor& a) { return detail::apply(detail::op_inv, {to_float(a, 
 Tensor cholesky(const Tensor& a) { return detail::apply(detail::op_cholesky, {to_float(a, "cholesky")}); }
 
 std::tuple<Tensor, Tensor> qr(const Tensor& a) {
-  const Tensor af = to_float(a, "qr");
-  return {detail::factor(af, detail::kQ), detail::factor(af, detail::kR)};
+  const auto f = detail::apply_parts(detail::op_qr, {to_float(a, "qr")});
+  return {f[0], f[1]};
 }
 
 std::tuple<Tensor, Tensor, Tensor> svd(const Tensor& a) {
-  const Tensor af = to_float(a, "svd");
-  return {detail::factor(af, detail::kU), detail::factor(af, detail::kS), detail::factor(af, detail::kVt)};
+  const auto f = detail::apply_parts(detail::op_svd, {to_float(a, "svd")});
+  return {f[0], f[1], f[2]};
 }
 
 // V diag(1/s) U^T over the singular values above rcond * max(s) (numpy's default rcond)
@@ -422,13 +475,13 @@ Tensor pinv(const Tensor& a) {
 }
 
 std::pair<Tensor, Tensor> eigh(const Tensor& a) {
-  const Tensor af = to_float(a, "eigh");
-  return {detail::eigh_part(af, detail::kEigValues), detail::eigh_part(af, detail::kEigVectors)};
+  const auto f = detail::apply_parts(detail::op_eigh, {to_float(a, "eigh")});
+  return {f[0], f[1]};
 }
 
 std::pair<Tensor, Tensor> slogdet(const Tensor& a) {
-  const Tensor af = to_float(a, "slogdet");
-  return {detail::apply(detail::op_det_sign, {af}), detail::apply(detail::op_logabsdet, {af})};
+  const auto f = detail::apply_parts(detail::op_slogdet, {to_float(a, "slogdet")});
+  return {f[0], f[1]};
 }
 
 // det = sign * exp(log|det|): its gradient det * inv(a)^T comes out of the composition

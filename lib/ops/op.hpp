@@ -37,17 +37,20 @@ struct Op {
   using InferFn = Meta (*)(const Op& op, const std::vector<Meta>& in, const Attrs& a);
   using ForwardFn = Storage (*)(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out);
   using VjpFn = std::vector<Tensor> (*)(const Op& op, const VjpCtx& c);
+  /// An op with several outputs: their metas (dtype, static or concrete shape) from the
+  /// operands'; throws as infer does. Its value is a tuple (make_tuple), read by part steps.
+  using PartsFn = std::vector<Meta> (*)(const Op& op, const std::vector<Meta>& in, const Attrs& a);
   /// How many operands the op takes: [least, most], most -1 for no limit.
   struct Operands {
     int least, most;
   };
   /// Every Op registers itself (saved functions name their ops: op_by_key below).
   Op(const char* name_, Operands operands_, int code_, InferFn infer_, ForwardFn forward_, VjpFn vjp_,
-     unsigned any_device_ = 0, bool shape_only_ = false, const char* key_ = nullptr);
+     unsigned any_device_ = 0, bool shape_only_ = false, const char* key_ = nullptr, PartsFn parts_ = nullptr);
   /// An op that is not registered: a stand-in that only names an operation in errors.
   struct Unlisted {};
-  Op(Unlisted, const char* name_, InferFn infer_, ForwardFn forward_, int code_ = 0)
-      : name(name_), operands{0, -1}, code(code_), infer(infer_), forward(forward_), vjp(nullptr), key(name_) {}
+  Op(Unlisted, const char* name_, InferFn infer_, ForwardFn forward_, int code_ = 0, PartsFn parts_ = nullptr)
+      : name(name_), operands{0, -1}, code(code_), infer(infer_), forward(forward_), vjp(nullptr), key(name_), parts(parts_) {}
   Op(const Op&) = delete;
   Op& operator=(const Op&) = delete;
 
@@ -70,6 +73,8 @@ struct Op {
   bool shape_only = false;
   /// The op's name in saved functions: its name, unless another op has that name too.
   const char* key;
+  /// Set for an op with several outputs (see PartsFn; apply_parts records one).
+  PartsFn parts = nullptr;
 };
 
 /// The op a saved function names `key` (Op::key; the registry refuses two ops of one key),
@@ -80,6 +85,29 @@ std::vector<const Op*> all_ops();
 
 /// The user's name, or for an unnamed op result "op(input names)" (for run-time errors).
 std::string display_name(const Node& n, int depth = 2);
+
+// ---- several outputs: one step, its value a tuple, each output a `part` step ----------------
+/// A tuple: an empty (0-element) CPU storage whose buffer carries the parts. The executor
+/// keeps, moves and frees it like any value and reads no element of it.
+Storage make_tuple(std::vector<Storage> parts);
+bool is_tuple(const Storage& s);
+/// Part i of tuple `t`; th::ValueError naming `op` when `t` is no tuple or has no part i.
+const Storage& tuple_part(const Op& op, const Storage& t, std::size_t i);
+/// part(tuple): output attrs.part of a multi-output op, of dtype attrs.dtype and static shape
+/// attrs.shape. th::grad hands the gradients of all of a tuple's parts to its op's VJP at
+/// once (VjpCtx::parts), as for scan_part.
+const Op& part_op();
+/// The shape rule of an op with several outputs (its Op::parts checks the operands): a tuple.
+Meta infer_tuple(const Op& op, const std::vector<Meta>& in, const Attrs& a);
+/// Whether `op` reads one output of a tuple (part, scan_part).
+bool is_part(const Op& op);
+/// Runs or records op (one with Op::parts) once and returns its outputs, each a part.
+std::vector<Tensor> apply_parts(const Op& op, std::vector<Tensor> inputs, Attrs attrs = {});
+/// In a multi-output op's VJP: its outputs as tensors (parts of c.y), of the metas op.parts
+/// gives for c.x.
+std::vector<Tensor> outputs_of(const Op& op, const VjpCtx& c);
+/// The gradient of output i in a multi-output op's VJP (an empty Tensor where none).
+const Tensor& part_grad(const VjpCtx& c, std::size_t i);
 
 /// Runs `op` on `inputs`: computes it now when every input is concrete, and records it
 /// when an input is recorded or symbolic.

@@ -39,6 +39,8 @@ void link_every_family() {
       reinterpret_cast<const void*>(&th::ifelse),
       reinterpret_cast<const void*>(static_cast<Tensor (*)(const Tensor&)>(&th::linalg::inv)),
       reinterpret_cast<const void*>(&th::shape_of),
+      reinterpret_cast<const void*>(&part_op()),
+      reinterpret_cast<const void*>(static_cast<Tensor (*)(const Tensor&, int)>(&th::cumsum)),
       reinterpret_cast<const void*>(&th::dist::size),
       reinterpret_cast<const void*>(static_cast<Tensor (*)(const Tensor&, const Tensor&, std::int64_t)>(&th::take)),
   };
@@ -47,9 +49,9 @@ void link_every_family() {
 }  // namespace
 
 Op::Op(const char* name_, Operands operands_, int code_, InferFn infer_, ForwardFn forward_, VjpFn vjp_,
-       unsigned any_device_, bool shape_only_, const char* key_)
+       unsigned any_device_, bool shape_only_, const char* key_, PartsFn parts_)
     : name(name_), operands(operands_), code(code_), infer(infer_), forward(forward_), vjp(vjp_), any_device(any_device_),
-      shape_only(shape_only_), key(key_ ? key_ : name_) {
+      shape_only(shape_only_), key(key_ ? key_ : name_), parts(parts_) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   r.ops.push_back(this);

@@ -33,35 +33,6 @@ namespace {
 
 const Tensor none{};
 
-// ---- tuples: several storages in one value ----------------------------------------------------
-// A tuple is an empty (0-element) CPU storage whose buffer object carries the parts: the
-// executor keeps, moves and frees it like any value, reads no element of it (there are none)
-// and never hands its memory to the allocator (it has no bytes).
-
-void free_tuple(void* p, std::size_t) { delete static_cast<std::vector<Storage>*>(p); }
-
-Storage make_tuple(std::vector<Storage> parts) {
-  auto b = std::make_shared<Buffer>();
-  b->data = new std::vector<Storage>(std::move(parts));
-  b->bytes = 0;
-  b->device = th::cpu();
-  b->free_fn = &free_tuple;
-  Storage s;
-  s.buf = std::move(b);
-  s.dtype = DType::float64;
-  s.shape = {0};
-  s.strides = {1};
-  return s;
-}
-
-const Storage& tuple_part(const Op& op, const Storage& t, std::size_t i) {
-  if (!t.buf || t.buf->free_fn != &free_tuple)
-    throw ValueError(std::string(op.name) + ": the operand is not a scan's result");
-  const auto& parts = *static_cast<const std::vector<Storage>*>(t.buf->data);
-  if (i >= parts.size()) throw ValueError(std::string(op.name) + ": no output " + std::to_string(i));
-  return parts[i];
-}
-
 // ---- graph walks ---------------------------------------------------------------------------------
 
 // Every node reachable from `roots` (roots included), stopping at nodes in `stop`.

@@ -121,14 +121,15 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
     if (p >= 0 && relevant[std::size_t(p)]) accumulate(std::size_t(p), seeds[i]);
   }
 
-  // A scan's outputs' gradients, gathered for its VJP (by the scan's position): its parts
-  // come after it in `order`, so all of them are in when the sweep reaches the scan.
+  // The gradients of a multi-output op's outputs (a scan's too), gathered for its VJP (by
+  // the op's position): its parts come after it in `order`, so all of them are in when the
+  // sweep reaches the op.
   std::unordered_map<std::size_t, std::vector<Tensor>> part_grads;
   std::vector<bool> needs;
   for (std::size_t k = order.size(); k-- > 0;) {
     const Tensor& t = order[k];
     Node* n = t.node().get();
-    if (n->op == &scan_part_op()) {
+    if (n->op && is_part(*n->op)) {
       const long p = inpos[first[k]];
       if (!grads[k] || p < 0 || !relevant[std::size_t(p)]) continue;
       std::vector<Tensor>& parts = part_grads[std::size_t(p)];
