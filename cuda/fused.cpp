@@ -22,7 +22,7 @@ namespace {
 // NVRTC has no system headers: the few std:: names scalar_math.hpp uses, for floats.
 const char* const kPrelude = R"(
 namespace std {
-using ::exp; using ::log; using ::log1p; using ::sqrt; using ::sin; using ::cos; using ::tanh; using ::pow;
+using ::exp; using ::expm1; using ::erf; using ::log; using ::log1p; using ::sqrt; using ::sin; using ::cos; using ::tanh; using ::pow;
 template <class A, class B> constexpr bool is_same_v = false;
 template <class A> constexpr bool is_same_v<A, A> = true;
 template <class T> constexpr bool is_integral_v = false;

@@ -1,6 +1,8 @@
 // Every differentiable operation through the shared checker: shape rule, VJP against
 // central differences (float64), broadcasting and axis variants, grad of grad on a sample.
 #define BOOST_TEST_MODULE grad_ops
+#include <limits>
+
 #include "check.hpp"
 
 using th::Tensor;
@@ -35,8 +37,47 @@ BOOST_AUTO_TEST_CASE(unary) {
   op("softplus", [](const X& x) { return th::softplus(x[0]); }, {{2, 3}}, {2, 3}, g2());
   op("sqr", [](const X& x) { return th::sqr(x[0]); }, {{3, 2}}, {3, 2}, g2());
   op("relu", [](const X& x) { return th::relu(x[0]); }, {{3, 5}}, {3, 5});
+  op("expm1", [](const X& x) { return th::expm1(x[0]); }, {{2, 3}}, {2, 3}, g2());
+  op("erf", [](const X& x) { return th::erf(x[0]); }, {{2, 3}}, {2, 3}, g2());
   op("clip", [](const X& x) { return th::clip(x[0], -0.5, 0.7); }, {{3, 5}}, {3, 5});
   op("scalar arithmetic", [](const X& x) { return 2.0 - x[0] * 3.0 + 1.0 / (x[0] + 5.0); }, {{4}}, {4});
+}
+
+// The activations of API.md section 16 (composites of the elementwise ops): values against
+// PyTorch's (torch.nn.functional, float64), gradients through the checker (twice), and one
+// fused pass when frozen.
+BOOST_AUTO_TEST_CASE(activations) {
+  const Tensor v = th::tensor({-2.0, -0.5, 0.0, 1.0, 3.0});
+  auto expect = [](const std::string& what, const Tensor& got, const std::vector<double>& want) {
+    const auto g = got.to_vector<double>();
+    BOOST_TEST_REQUIRE(g.size() == want.size());
+    for (std::size_t i = 0; i < g.size(); ++i) BOOST_TEST(std::fabs(g[i] - want[i]) <= 1e-12, what << "[" << i << "] = " << g[i]);
+  };
+  expect("erf", th::erf(v), {-0.9953222650189527, -0.5204998778130465, 0, 0.8427007929497149, 0.9999779095030014});
+  expect("gelu", th::gelu(v), {-0.04550026389635842, -0.15426876936299344, 0, 0.841344746068543, 2.99595030590511});
+  expect("gelu tanh", th::gelu(v, true), {-0.04540230591222494, -0.15428599017485606, 0, 0.8411919906082768, 2.996362607918227});
+  expect("elu", th::elu(v, 0.5), {-0.43233235838169365, -0.19673467014368328, 0, 1, 3});
+  expect("selu", th::selu(v), {-1.5201664685956948, -0.6917581878028713, 0, 1.0507009873554805, 3.1521029620664414});
+  expect("leaky_relu", th::leaky_relu(v, 0.1), {-0.2, -0.05, 0, 1, 3});
+  expect("silu", th::silu(v), {-0.2384058440442351, -0.1887703343990727, 0, 0.7310585786300049, 2.8577223804672998});
+  expect("softsign", th::softsign(v), {-2.0 / 3, -1.0 / 3, 0, 0.5, 0.75});
+  expect("hard_sigmoid", th::hard_sigmoid(v), {1.0 / 6, 5.0 / 12, 0.5, 2.0 / 3, 1});
+  op("gelu", [](const X& x) { return th::gelu(x[0]); }, {{2, 3}}, {2, 3}, g2());
+  op("gelu tanh", [](const X& x) { return th::gelu(x[0], true); }, {{2, 3}}, {2, 3}, g2());
+  op("elu", [](const X& x) { return th::elu(x[0], 0.7); }, {{3, 4}}, {3, 4}, g2());
+  op("selu", [](const X& x) { return th::selu(x[0]); }, {{3, 4}}, {3, 4});
+  op("leaky_relu", [](const X& x) { return th::leaky_relu(x[0], 0.2); }, {{3, 4}}, {3, 4});
+  op("silu", [](const X& x) { return th::silu(x[0]); }, {{3, 4}}, {3, 4}, g2());
+  op("softsign", [](const X& x) { return th::softsign(x[0]); }, {{3, 4}}, {3, 4});
+  op("hard_sigmoid", [](const X& x) { return th::hard_sigmoid(x[0] * 4.0); }, {{3, 4}}, {3, 4});
+  // elu's gradient stays finite where exp overflows in the branch not taken
+  const Tensor big = th::variable(th::tensor({800.0, -800.0}));
+  BOOST_TEST(th::grad(th::sum(th::elu(big)), big).to_vector<double>() == std::vector<double>({1.0, 0.0}),
+             boost::test_tools::per_element());
+  // one pass in a frozen function
+  const Tensor x = th::dvector("x");
+  const th::Function f = th::function({x}, th::gelu(x) + th::silu(x));
+  BOOST_TEST(check::has(th::debugprint(f), "fused["), th::debugprint(f));
 }
 
 BOOST_AUTO_TEST_CASE(binary_broadcasting) {
@@ -72,6 +113,32 @@ BOOST_AUTO_TEST_CASE(reductions) {
   op("softmax", [](const X& x) { return th::softmax(x[0]); }, {{3, 4}}, {3, 4}, g2());
   op("softmax axis 0", [](const X& x) { return th::softmax(x[0], 0); }, {{3, 4}}, {3, 4});
   op("log_softmax", [](const X& x) { return th::log_softmax(x[0], 0); }, {{3, 4}}, {3, 4});
+  op("log_softmax last axis", [](const X& x) { return th::log_softmax(x[0]); }, {{2, 5}}, {2, 5}, g2());
+  op("softmax middle axis of 3", [](const X& x) { return th::softmax(x[0], 1); }, {{2, 3, 4}}, {2, 3, 4}, g2());
+}
+
+// softmax and log_softmax are primitives with their own gradient rules: values and gradients
+// stay finite for logits far apart (no exp overflow, no log of an underflowed 0), masked
+// entries (-inf, as attention's) get 0 probability and 0 gradient, and a frozen function
+// runs the same kernel as eager (same bits).
+BOOST_AUTO_TEST_CASE(softmax_primitives_are_stable) {
+  const Tensor z = th::variable(th::tensor({{1000.0, -1000.0, 0.0}, {-1e300, 5.0, -std::numeric_limits<double>::infinity()}}));
+  const Tensor p = th::softmax(z), lp = th::log_softmax(z);
+  const std::vector<double> pv = p.to_vector<double>(), lv = lp.to_vector<double>();
+  BOOST_TEST(pv == std::vector<double>({1, 0, 0, 0, 1, 0}), boost::test_tools::per_element());
+  BOOST_TEST(lv[0] == 0.0);
+  BOOST_TEST(lv[1] == -2000.0);
+  BOOST_TEST(lv[5] == -std::numeric_limits<double>::infinity());
+  const Tensor w = th::tensor({{0.5, -1.0, 2.0}, {1.0, 3.0, -2.0}});
+  for (const Tensor& g : {th::grad(th::sum(p * w), z), th::grad(th::sum(th::where(lp > -1e308, lp, 0.0) * w), z)})
+    for (double v : g.to_vector<double>()) BOOST_TEST(std::isfinite(v), v);
+  BOOST_TEST(th::grad(th::sum(p * w), z).to_vector<double>()[5] == 0.0);
+  const Tensor zs = th::dmatrix("z");
+  const th::Function f = th::function({zs}, {th::softmax(zs), th::log_softmax(zs, 0)});
+  const Tensor Z = check::input({7, 9}, 3, -5, 5);
+  const auto r = f.call({Z});
+  BOOST_TEST(r[0].to_vector<double>() == th::softmax(Z).to_vector<double>(), boost::test_tools::per_element());
+  BOOST_TEST(r[1].to_vector<double>() == th::log_softmax(Z, 0).to_vector<double>(), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(linear_algebra) {

@@ -163,3 +163,35 @@ BOOST_AUTO_TEST_CASE(errors_name_the_operation_shapes_and_names) {
   BOOST_TEST(check::has(check::message_of<th::ShapeError>([&] { th::batch_normalization_train(p, th::ones({3, 3}), th::zeros({3})); }),
                         "gamma has shape (3, 3)"));
 }
+
+// Layer normalization (API.md section 16): values against PyTorch's F.layer_norm (float64),
+// gradients in x, gamma and beta through the checker (one and two normalized axes, twice),
+// and the errors.
+BOOST_AUTO_TEST_CASE(layer_norm_values_gradients_errors) {
+  const Tensor x = th::tensor({{1.0, 2.0, 4.0}, {-1.0, 0.0, 3.0}});
+  const Tensor y = th::layer_norm(x, th::tensor({1.0, 2.0, 0.5}), th::tensor({0.0, 1.0, -1.0}));
+  close("layer_norm", y.to_vector<double>(),
+        {-1.069041531450298, 0.46547923427485083, -0.3318490428435641, -0.9805789785364645, 0.2155368171708284,
+         -0.313594715024475}, 1e-12);
+  check::op("layer_norm (last axis)", [](const X& v) { return th::layer_norm(v[0], v[1], v[2]); }, {{3, 4}, {4}, {4}},
+            {3, 4}, [] {
+              check::Options o;
+              o.grad2 = true;
+              o.grow = [](std::size_t i, const th::Shape& s) {  // gamma and beta keep x's trailing size
+                return i == 0 ? th::Shape{s[0] + 1, s[1]} : s;
+              };
+              return o;
+            }());
+  check::op("layer_norm (two axes)", [](const X& v) { return th::layer_norm(v[0], v[1], v[2], 1e-3); },
+            {{2, 3, 4}, {3, 4}, {3, 4}}, {2, 3, 4}, [] {
+              check::Options o;
+              o.grow = [](std::size_t i, const th::Shape& s) { return i == 0 ? th::Shape{s[0] + 1, s[1], s[2]} : s; };
+              return o;
+            }());
+  const Tensor g = th::ones({4}).set_name("gamma"), h = th::zeros({2, 3}).set_name("h");
+  std::string m = check::message_of<th::ShapeError>([&] { th::layer_norm(h, g, th::zeros({4})); });
+  BOOST_TEST(check::has(m, "layer_norm: gamma has shape (4,) and beta (4,); both must be x's trailing shape (x has shape (2, 3))"), m);
+  BOOST_TEST(check::has(m, "h, gamma"), m);
+  m = check::message_of<th::ValueError>([&] { th::layer_norm(x, th::ones({3}), th::zeros({3}), 0); });
+  BOOST_TEST(check::has(m, "layer_norm: eps must be positive"), m);
+}

@@ -97,6 +97,12 @@ BatchNormTrain batch_normalization_train(const Tensor& x, const Tensor& gamma, c
 Tensor batch_normalization_test(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
                                 const Tensor& var, std::vector<int> axes = {}, double eps = 1e-4);
 
+/// Layer normalization (PyTorch's layer_norm with normalized_shape = gamma's shape): x
+/// normalized over its trailing gamma.ndim() axes by their mean and biased variance, then
+/// scaled by gamma and shifted by beta (both of x's trailing shape). Composed of reductions
+/// and elementwise ops: it fuses in frozen functions and differentiates twice.
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps = 1e-5);
+
 /// Variance over `axis` with `ddof` delta degrees of freedom (numpy.var).
 Tensor var(const Tensor& x, Axes axis = {}, bool keepdims = false, std::int64_t ddof = 0);
 /// Standard deviation: sqrt(var(...)).

@@ -83,8 +83,9 @@ Tensor operator!=(double a, const Tensor& b);
 
 // ---- elementwise ---------------------------------------------------------------------------
 /// Elementwise functions: x squared, square root, e^x, ln x, ln(1 + x), |x|, sine, cosine,
-/// tanh, the logistic sigmoid, max(x, 0), ln(1 + e^x) and the sign (-1, 0, 1). Integers
-/// go to floatX where the result is not an integer.
+/// tanh, the logistic sigmoid, max(x, 0), ln(1 + e^x), e^x - 1 (accurate near 0), the error
+/// function and the sign (-1, 0, 1). Integers go to floatX where the result is not an
+/// integer.
 ///@{
 Tensor sqr(const Tensor& x);
 Tensor sqrt(const Tensor& x);
@@ -98,8 +99,27 @@ Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor softplus(const Tensor& x);
+Tensor expm1(const Tensor& x);
+Tensor erf(const Tensor& x);
 Tensor sign(const Tensor& x);
 ///@}
+// ---- activations of today's models (API.md section 16): composed of the elementwise ops
+// above, so they fuse with their neighbours in a frozen function --------------------------------
+/// x for x > 0, alpha (e^x - 1) below.
+Tensor elu(const Tensor& x, double alpha = 1);
+/// scale * elu(x, alpha) with the self-normalizing constants (PyTorch's selu).
+Tensor selu(const Tensor& x);
+/// x for x > 0, slope * x below.
+Tensor leaky_relu(const Tensor& x, double slope = 0.01);
+/// x * sigmoid(x) (swish).
+Tensor silu(const Tensor& x);
+/// x * Phi(x) with Phi the normal CDF: 0.5 x (1 + erf(x / sqrt 2)); with tanh_approximation,
+/// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) (PyTorch's approximate="tanh").
+Tensor gelu(const Tensor& x, bool tanh_approximation = false);
+/// x / (1 + |x|).
+Tensor softsign(const Tensor& x);
+/// PyTorch's: clip(x / 6 + 1/2, 0, 1).
+Tensor hard_sigmoid(const Tensor& x);
 /// Elementwise larger / smaller of a and b (NaN propagates; ties send the gradient to a).
 ///@{
 Tensor maximum(const Tensor& a, const Tensor& b);

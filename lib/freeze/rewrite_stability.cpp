@@ -3,7 +3,8 @@
 //   log(1 + x)          -> log1p(x)           accurate for tiny x
 //   log(sigmoid(x))     -> -softplus(-x)      finite for x << 0 (log(0) = -inf otherwise)
 //   log(1 - sigmoid(x)) -> -softplus(x)       finite for x >> 0
-//   log(exp(z) / s)     -> z - log(s)         log(softmax(x)) becomes log_softmax's form
+//   log(exp(z) / s)     -> z - log(s)         a softmax written out becomes log_softmax's form
+//   log(softmax(x))     -> log_softmax(x)
 // The log step is replaced in place by the new steps (inserted where it stood, so the
 // order stays topological); what it no longer reads is left to dead code elimination.
 #include "freeze/optimize.hpp"
@@ -58,6 +59,11 @@ int rewrite_stability(Program& p) {
       const std::size_t t1 = temp();
       emit(softplus, {sig->in[0]}, t1);
       emit(neg, {t1}, s.out);
+      ++fired;
+      continue;
+    }
+    if (in && in->op == &softmax_op(false) && same_type(in->in[0])) {  // log(softmax(x)) = log_softmax(x)
+      out.push_back(Step{&softmax_op(true), in->attrs, {in->in[0]}, s.out, {in->names.empty() ? std::string() : in->names[0]}});
       ++fired;
       continue;
     }

@@ -36,17 +36,4 @@ Tensor logsumexp(const Tensor& x, Axes axis, bool keepdims) {
   return axis.all ? reshape(r, {}) : squeeze(r, axis);
 }
 
-// y = exp(x - m) / sum(exp(x - m))
-Tensor softmax(const Tensor& x, std::int64_t axis) {
-  Tensor xf = detail::to_float(x, "float");
-  Tensor e = exp(xf - stable_shift(xf, axis));
-  return e / sum(e, axis, true);
-}
-
-// y = x - logsumexp(x)
-Tensor log_softmax(const Tensor& x, std::int64_t axis) {
-  Tensor xf = detail::to_float(x, "float");
-  return xf - logsumexp(xf, axis, true);
-}
-
 }  // namespace th

@@ -534,24 +534,18 @@ const Op op_zeros_by{
     },
     nullptr, 0b1};
 
-// The parts of p = softmax(z) as th::softmax builds it (e / sum(e, axis, keepdims) with
-// e = exp(zs)): true with zs and the sum, so that log p can be written zs - log(sum).
-bool softmax_parts(const Tensor& p, Tensor& zs, Tensor& s) {
-  const Node& n = *p.node();
-  if (n.op != &binary_op(BinaryKind::div) || n.inputs.size() != 2) return false;
-  const Node& e = *n.inputs[0].node();
-  const Node& sn = *n.inputs[1].node();
-  if (e.op != &unary_op(UnaryKind::exp) || sn.op != &reduce_op(ReduceKind::sum) || !sn.attrs.keepdims ||
-      sn.inputs.empty() || sn.inputs[0].node() != n.inputs[0].node())
-    return false;
-  zs = e.inputs[0];
-  s = n.inputs[1];
-  return true;
-}
-
+// log p where p = softmax(z): log_softmax(z) (no log of an underflowed 0); for a softmax
+// written out, e / sum(e, axis, keepdims) with e = exp(zs): zs - log(sum).
 Tensor log_probabilities(const Tensor& p) {
-  Tensor zs, s;
-  if (softmax_parts(p, zs, s)) return zs - log(s);  // log_softmax's form: no log of an underflowed 0
+  const Node& n = *p.node();
+  if (n.op == &softmax_op(false) && n.inputs.size() == 1) return apply(softmax_op(true), {n.inputs[0]}, n.attrs);
+  if (n.op == &binary_op(BinaryKind::div) && n.inputs.size() == 2) {
+    const Node& e = *n.inputs[0].node();
+    const Node& s = *n.inputs[1].node();
+    if (e.op == &unary_op(UnaryKind::exp) && s.op == &reduce_op(ReduceKind::sum) && s.attrs.keepdims &&
+        !s.inputs.empty() && s.inputs[0].node() == n.inputs[0].node())
+      return e.inputs[0] - log(n.inputs[1]);
+  }
   return log(p);
 }
 

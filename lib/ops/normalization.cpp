@@ -1,4 +1,4 @@
-// Batch normalization (API.md section 16, Theano's theano.tensor.nnet.bn): composites of
+// Batch and layer normalization (API.md section 16; batch's is Theano's theano.tensor.nnet.bn): composites of
 // reductions and elementwise ops, so they differentiate (twice, too), freeze and fuse through
 // their parts; in a frozen function the statistics are computed once (common
 // subexpressions) for all five results.
@@ -148,6 +148,32 @@ Tensor batch_normalization_test(const Tensor& x, const Tensor& gamma, const Tens
   // the form a frozen function folds into a preceding convolution (rewrite_conv_fuse.cpp)
   const Tensor scale = g / sqrt(v + eps);
   return x * scale + (b - m * scale);
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
+  const char* op = "layer_norm";
+  const Node& xn = node_of(x, op);
+  const Node& gn = node_of(gamma, op);
+  const Node& bn = node_of(beta, op);
+  check_float(op, xn);
+  if (!(eps > 0)) throw ValueError(std::string(op) + ": eps must be positive, got " + std::to_string(eps));
+  const std::size_t k = gn.shape.size(), nd = xn.shape.size();
+  auto names = [&] { return " [" + detail::display_name(xn) + ", " + detail::display_name(gn) + ", " + detail::display_name(bn) + "]"; };
+  bool fits = k >= 1 && k <= nd && bn.shape == gn.shape;
+  for (std::size_t i = 0; fits && i < k; ++i) {
+    const std::int64_t have = gn.shape[i], want = xn.shape[nd - k + i];
+    fits = have < 0 || want < 0 || have == want;
+  }
+  if (!fits)
+    throw ShapeError(std::string(op) + ": gamma has shape " + shape_str(gn.shape) + " and beta " + shape_str(bn.shape) +
+                     "; both must be x's trailing shape (x has shape " + shape_str(xn.shape) + ")" + names());
+  std::vector<std::int64_t> ax;
+  for (std::size_t i = nd - k; i < nd; ++i) ax.push_back(std::int64_t(i));
+  const Axes red(ax);
+  const Tensor mean = th::mean(x, red, true);
+  const Tensor centered = x - mean;
+  const Tensor invstd = 1.0 / sqrt(th::mean(centered * centered, red, true) + eps);
+  return centered * invstd * gamma + beta;
 }
 
 }  // namespace th

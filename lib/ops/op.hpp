@@ -261,6 +261,8 @@ std::vector<Tensor> clone_graph(const std::vector<Tensor>& outs,
                                 const std::vector<std::pair<Tensor, Tensor>>& replace);
 /// random_draw(state[, shape]) (ops/random.cpp): freezing adds its state's update.
 const Op& random_draw_op();
+/// softmax (false) or log_softmax (true) along attrs.axis (ops/softmax.cpp).
+const Op& softmax_op(bool log);
 /// The elementwise primitives by kind (the public functions call these).
 Tensor unary(UnaryKind k, const Tensor& x);
 Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b);
