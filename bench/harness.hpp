@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace bench {
@@ -34,6 +36,28 @@ inline bool wanted(int argc, char** argv, const char* w) {
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], w) == 0) return true;
   return false;
+}
+
+/// A field of /proc/self/status in MiB ("VmRSS": resident now, "VmHWM": the process's peak).
+inline double status_mb(const char* field) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  double kb = -1;
+  const std::size_t n = std::strlen(field);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, field, n) == 0 && line[n] == ':') kb = std::atof(line + n + 1);
+  std::fclose(f);
+  return kb / 1024;
+}
+
+/// A1's lengths: the workload names A1_512, A1_2048, A1_4096 (one process each, so that
+/// each one's peak memory is its own).
+inline int attention_length(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    for (int L : {512, 2048, 4096})
+      if (std::strcmp(argv[i], ("A1_" + std::to_string(L)).c_str()) == 0) return L;
+  return 0;
 }
 
 /// The seed regression data (W1): x 125 x 4 uniform in [0, 1), y = x . [3 3 2 2].

@@ -240,9 +240,33 @@ void w8() {
   bench::result("W8", "libtorch", bench::median_us(step, 1, 9));
 }
 
+// A1 (bench/theta_workloads.cpp): the same step with the maths written out (libtorch 1.13
+// has no fused attention): scores, softmax, weighted sum, and autograd's backward.
+void a1(int L) {
+  const int64_t B = 4, H = 8, d = 64;
+  torch::manual_seed(1);
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  torch::Tensor q = torch::empty({B, H, L, d}, f32).uniform_(-1, 1).requires_grad_(true),
+                k = torch::empty({B, H, L, d}, f32).uniform_(-1, 1).requires_grad_(true),
+                v = torch::empty({B, H, L, d}, f32).uniform_(-1, 1).requires_grad_(true),
+                w = torch::empty({B, H, L, d}, f32).uniform_(-1, 1);
+  const double scale = 1.0 / std::sqrt(double(d));
+  auto step = [&] {
+    torch::Tensor p = torch::softmax(torch::matmul(q, k.transpose(-2, -1)) * scale, -1);
+    torch::Tensor cost = (torch::matmul(p, v) * w).sum();
+    auto g = torch::autograd::grad({cost}, {q, k, v});
+  };
+  const double before = bench::status_mb("VmRSS");
+  step();
+  const std::string name = "A1_" + std::to_string(L);
+  bench::result(name.c_str(), "libtorch", bench::median_us(step, 1, 3));
+  bench::result(("A1_mem_" + std::to_string(L)).c_str(), "libtorch", bench::status_mb("VmHWM") - before);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (const int L = bench::attention_length(argc, argv)) a1(L);
   if (bench::wanted(argc, argv, "W1")) w1();
   if (bench::wanted(argc, argv, "W2")) w2();
   if (bench::wanted(argc, argv, "W5")) w5();

@@ -392,9 +392,28 @@ void s1() {
   std::filesystem::remove(raw);
 }
 
+// A1: one training step of one attention layer, batch 4, 8 heads, d 64, float32: the
+// forward and the gradients of q, k, v (of sum(y * w)); time per step and the memory the
+// step takes beyond its inputs (the process's peak RSS over its RSS before the first call).
+void a1(int L) {
+  const std::int64_t B = 4, H = 8, d = 64;
+  const auto F = th::DType::float32;
+  const th::Tensor Q = th::random::uniform({B, H, L, d}, -1, 1, 1, F), K = th::random::uniform({B, H, L, d}, -1, 1, 2, F),
+                   V = th::random::uniform({B, H, L, d}, -1, 1, 3, F), W = th::random::uniform({B, H, L, d}, -1, 1, 4, F);
+  const th::Tensor q = th::ftensor4("q"), k = th::ftensor4("k"), v = th::ftensor4("v"), w = th::ftensor4("w");
+  const th::Tensor cost = th::sum(th::scaled_dot_product_attention(q, k, v) * w);
+  const th::Function step = th::function({q, k, v, w}, {cost, th::grad(cost, q), th::grad(cost, k), th::grad(cost, v)});
+  const double before = bench::status_mb("VmRSS");
+  step(Q, K, V, W);
+  const std::string name = "A1_" + std::to_string(L);
+  bench::result(name.c_str(), "theta", bench::median_us([&] { step(Q, K, V, W); }, 1, 3));
+  bench::result(("A1_mem_" + std::to_string(L)).c_str(), "theta", bench::status_mb("VmHWM") - before);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (const int L = bench::attention_length(argc, argv)) a1(L);
   if (bench::wanted(argc, argv, "W1")) w1();
   if (bench::wanted(argc, argv, "W2")) w2();
   if (bench::wanted(argc, argv, "W3")) w3();

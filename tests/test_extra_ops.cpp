@@ -180,3 +180,50 @@ BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
   m = check::message_of<th::ShapeError>([&] { f(th::zeros({2, 2})); });
   BOOST_TEST(check::has(m, "topk: k = 3 is larger than axis 1 of size 2"), m);
 }
+
+// einsum: values against numpy.einsum's (computed by numpy on the same arange inputs),
+// gradients through the checker (its frozen functions have sizes open until they run: the
+// broadcast-product path; eager has them: the matmul path), and the errors.
+BOOST_AUTO_TEST_CASE(einsum_values_gradients_errors) {
+  const Tensor A = th::reshape(th::arange(0.0, 6.0), {2, 3}), B = th::reshape(th::arange(0.0, 12.0), {3, 4}) - 5.0,
+               S = th::reshape(th::arange(0.0, 9.0), {3, 3}), C = th::reshape(th::arange(0.0, 24.0), {2, 3, 4}) * 0.5,
+               D = th::reshape(th::arange(0.0, 8.0), {4, 2}), E = th::reshape(th::arange(0.0, 4.0), {2, 2});
+  expect("matmul", th::einsum("ij,jk->ik", {A, B}), {5, 8, 11, 14, -4, 8, 20, 32});
+  expect("implicit matmul", th::einsum("ij,jk", {A, B}), {5, 8, 11, 14, -4, 8, 20, 32});
+  expect("diagonal", th::einsum("ii->i", {S}), {0, 4, 8});
+  expect("trace", th::einsum("ii", {S}), {12});
+  expect("three operands", th::einsum("ijk,kl,lm->ijm", {C, D, E}), {34, 65, 98, 185, 162, 305, 226, 425, 290, 545, 354, 665});
+  const Tensor bx = th::einsum("...ij,jk->...ik", {th::reshape(th::arange(0.0, 6.0), {2, 1, 3}), th::reshape(th::arange(0.0, 12.0), {3, 4})});
+  BOOST_TEST(bx.shape() == th::Shape({2, 1, 4}));
+  expect("ellipsis", bx, {20, 23, 26, 29, 56, 68, 80, 92});
+  expect("implicit transpose", th::einsum("ba", {A}), {0, 3, 1, 4, 2, 5});
+  expect("outer", th::einsum("i,j", {th::arange(0.0, 2.0), th::arange(0.0, 3.0)}), {0, 0, 0, 0, 1, 2});
+  expect("sum", th::einsum("ij->", {A}), {15});
+  expect("batched", th::einsum("bij,bjk->bik", {C, th::reshape(th::arange(0.0, 16.0), {2, 4, 2})}),
+         th::matmul(C, th::reshape(th::arange(0.0, 16.0), {2, 4, 2})).to_vector<double>());
+
+  check::op("einsum matmul", [](const X& v) { return th::einsum("ij,jk->ik", {v[0], v[1]}); }, {{2, 3}, {3, 4}}, {2, 4}, g2());
+  check::op("einsum attention-like", [](const X& v) { return th::einsum("bhqd,bhkd->bhqk", {v[0], v[1]}); },
+            {{2, 2, 3, 4}, {2, 2, 5, 4}}, {2, 2, 3, 5}, g2());
+  check::op("einsum three operands", [](const X& v) { return th::einsum("ij,jk,kl->il", {v[0], v[1], v[2]}); },
+            {{2, 3}, {3, 4}, {4, 2}}, {2, 2});
+  check::op("einsum trace and diagonal", [](const X& v) { return th::einsum("ii,i->i", {v[0], v[1]}); }, {{3, 3}, {3}}, {3},
+            g2());
+  check::op("einsum ellipsis broadcast", [](const X& v) { return th::einsum("...ij,...j->...i", {v[0], v[1]}); },
+            {{2, 3, 4}, {4}}, {2, 3});
+
+  const Tensor a = th::zeros({2, 3}).set_name("a");
+  std::string m = check::message_of<th::ValueError>([&] { th::einsum("ij,jk->ik", {a}); });
+  BOOST_TEST(check::has(m, "einsum: 'ij,jk->ik': 2 subscripts for 1 operands"), m);
+  m = check::message_of<th::ShapeError>([&] { th::einsum("ijk->i", {a}); });
+  BOOST_TEST(check::has(m, "operand 0 has subscripts 'ijk' but 2 dimensions"), m);
+  BOOST_TEST(check::has(m, "[a]"), m);
+  m = check::message_of<th::ShapeError>([&] { th::einsum("ij,jk->ik", {a, th::zeros({4, 2})}); });
+  BOOST_TEST(check::has(m, "index 'j' has sizes 3 and 4"), m);
+  m = check::message_of<th::ValueError>([&] { th::einsum("ij->iz", {a}); });
+  BOOST_TEST(check::has(m, "output index 'z' is in no operand"), m);
+  m = check::message_of<th::ValueError>([&] { th::einsum("ij->ii", {a}); });
+  BOOST_TEST(check::has(m, "output index 'i' is repeated"), m);
+  m = check::message_of<th::ValueError>([&] { th::einsum("i1->i", {a}); });
+  BOOST_TEST(check::has(m, "letters"), m);
+}

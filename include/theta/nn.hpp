@@ -103,6 +103,15 @@ Tensor batch_normalization_test(const Tensor& x, const Tensor& gamma, const Tens
 /// and elementwise ops: it fuses in frozen functions and differentiates twice.
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps = 1e-5);
 
+/// Attention (PyTorch's scaled_dot_product_attention): softmax(q k^T * scale + mask) v for
+/// q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv) with the same batch dims -> (..., Lq, dv);
+/// scale 1/sqrt(d) by default. `mask`: boolean (true attends) or additive (q's dtype),
+/// broadcast to (..., Lq, Lk); `causal` hides key j > query i (top-left aligned). Runs in blocks
+/// with running softmax statistics (flash attention): no (Lq x Lk) matrix per head, forward or
+/// backward. Differentiable in q, k, v and an additive mask (once).
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = {},
+                                    bool causal = false, std::optional<double> scale = {});
+
 /// Variance over `axis` with `ddof` delta degrees of freedom (numpy.var).
 Tensor var(const Tensor& x, Axes axis = {}, bool keepdims = false, std::int64_t ddof = 0);
 /// Standard deviation: sqrt(var(...)).

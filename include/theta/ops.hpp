@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -256,5 +257,10 @@ std::vector<Tensor> chunk(const Tensor& x, std::int64_t n, int axis = 0);
 Tensor cumsum(const Tensor& x, int axis);
 /// Running product along `axis`. Differentiable once; the gradient is exact where x has zeros.
 Tensor cumprod(const Tensor& x, int axis);
+/// numpy.einsum: "ij,jk->ik" (explicit output) or "ij,jk" (implicit: the indices seen once, in
+/// letter order), repeated indices for diagonals and traces ("ii->i", "ii"), "..." for
+/// broadcast dims. Contractions are batched matmuls (BLAS), three or more operands contracted
+/// pairwise, the smallest intermediate first. Differentiable (twice, too).
+Tensor einsum(const std::string& spec, const std::vector<Tensor>& operands);
 
 }  // namespace th

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/dispatch.hpp"
+#include "cpu/blas_call.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/dnnl.hpp"
 #include "cpu/multiversion.hpp"
@@ -22,17 +23,6 @@
 namespace th::detail::cpu {
 
 namespace {
-
-// C (M x N, ldc) = alpha * op(A) op(B) + beta * C, row-major.
-template <class T>
-void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const T* A, std::int64_t lda, const T* B,
-          std::int64_t ldb, T beta, T* C, std::int64_t ldc) {
-  const auto at = ta ? CblasTrans : CblasNoTrans, bt = tb ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, double>)
-    cblas_dgemm(CblasRowMajor, at, bt, int(M), int(N), int(K), 1.0, A, int(lda), B, int(ldb), beta, C, int(ldc));
-  else
-    cblas_sgemm(CblasRowMajor, at, bt, int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), beta, C, int(ldc));
-}
 
 // Elements of the column matrix a chunk of images may take on one thread running OpenBLAS's
 // own threads (16 MiB of float64).
@@ -162,34 +152,6 @@ const T* gather_rows(const ConvGeom& g, const Dims& d, const T* gy, std::int64_t
 // GEMM each, which keeps BLAS's blocks large.
 bool per_image(const ConvGeom& g) { return g.N > 1 && num_threads() > 1; }
 
-// OpenBLAS on one thread while it lives (see per_image). NOTE: the setting is global; a
-// BLAS call that another user thread makes meanwhile runs single-threaded too (slower, not wrong).
-// Regions of several user threads nest: the first in saves the setting, the last out restores it.
-struct SerialBlas {
-  struct State {
-    std::mutex m;
-    int depth = 0, saved = 1;
-  };
-  static State& state() {
-    static State s;
-    return s;
-  }
-  SerialBlas() {
-    State& s = state();
-    const std::lock_guard<std::mutex> lock(s.m);
-    if (s.depth++ == 0) {
-      s.saved = openblas_get_num_threads();
-      if (s.saved != 1) openblas_set_num_threads(1);
-    }
-  }
-  ~SerialBlas() {
-    State& s = state();
-    const std::lock_guard<std::mutex> lock(s.m);
-    if (--s.depth == 0 && s.saved != 1) openblas_set_num_threads(s.saved);
-  }
-  SerialBlas(const SerialBlas&) = delete;
-  SerialBlas& operator=(const SerialBlas&) = delete;
-};
 
 // f(n0, m, grp, col) for each group of each chunk of images [lo, hi) (m images from n0),
 // col this thread's scratch for the chunk's (K x m*P) patch matrix.
