@@ -4,8 +4,13 @@
 //   ./bench_libtorch [W1 W2 W5 W6 W7 W7L W7B W8]
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <chrono>
+#include <limits>
+
 #include "fashion.hpp"
 #include "harness.hpp"
+#include "transformer.hpp"
 
 namespace {
 
@@ -240,6 +245,58 @@ void w8() {
   bench::result("W8", "libtorch", bench::median_us(step, 1, 9));
 }
 
+// W10 (bench/theta_workloads.cpp, bench/transformer.hpp): the same transformer step in
+// libtorch: the same weights and batches, attention written out (1.13 has no fused one),
+// torch::optim::AdamW and clip_grad_norm_.
+void w10() {
+  using G = bench::Gpt;
+  const std::vector<std::int64_t> text = bench::fortune_codes();
+  if (text.size() < 100000) return;
+  const auto shapes = bench::gpt_shapes();
+  auto init = bench::gpt_weights();
+  std::vector<torch::Tensor> p;
+  for (std::size_t i = 0; i < shapes.size(); ++i)
+    p.push_back(torch::from_blob(init[i].data(), shapes[i], torch::kFloat32).clone().requires_grad_(true));
+  const int64_t B = G::B, T = G::T, D = G::D, H = G::H, Dh = D / H;
+  const torch::Tensor hidden = torch::ones({T, T}, torch::kBool).triu(1);  // key after query
+  auto forward = [&](const torch::Tensor& X) {
+    torch::Tensor x = p[0].index_select(0, X.view({-1})).view({B, T, D}) + p[1];
+    for (int64_t l = 0; l < G::L; ++l) {
+      const torch::Tensor* b = &p[std::size_t(2 + 12 * l)];
+      auto qkv = (torch::matmul(torch::layer_norm(x, {D}, b[0], b[1]), b[2]) + b[3]).split(D, -1);
+      auto heads = [&](const torch::Tensor& t) { return t.view({B, T, H, Dh}).transpose(1, 2); };
+      torch::Tensor s = torch::matmul(heads(qkv[0]), heads(qkv[1]).transpose(-2, -1)) / std::sqrt(double(Dh));
+      s = s.masked_fill(hidden, -std::numeric_limits<float>::infinity());
+      torch::Tensor att = torch::matmul(torch::softmax(s, -1), heads(qkv[2])).transpose(1, 2).reshape({B, T, D});
+      x = x + torch::matmul(att, b[4]) + b[5];
+      x = x + torch::matmul(torch::gelu(torch::matmul(torch::layer_norm(x, {D}, b[6], b[7]), b[8]) + b[9]), b[10]) + b[11];
+    }
+    const std::size_t f = std::size_t(2 + 12 * G::L);
+    return torch::matmul(torch::layer_norm(x, {D}, p[f], p[f + 1]), p[f + 2]) + p[f + 3];
+  };
+  torch::optim::AdamW opt(p, torch::optim::AdamWOptions(G::lr).betas({0.9, 0.99}).eps(1e-8).weight_decay(G::wd));
+  std::vector<double> times;
+  double loss = 0;
+  std::vector<std::int64_t> bx, by;
+  for (int k = 0; k < G::steps; ++k) {
+    bench::gpt_batch(text, k, bx, by);
+    const torch::Tensor X = torch::from_blob(bx.data(), {B, T}, torch::kInt64).clone(),
+                        Y = torch::from_blob(by.data(), {B * T}, torch::kInt64).clone();
+    const auto a = std::chrono::steady_clock::now();
+    opt.zero_grad();
+    torch::Tensor cost = torch::nn::functional::cross_entropy(forward(X).view({-1, G::V}), Y);
+    cost.backward();
+    torch::nn::utils::clip_grad_norm_(p, G::clip);
+    opt.step();
+    loss = cost.item<double>();
+    times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::vector<double> warm(times.begin() + 5, times.end());
+  std::sort(warm.begin(), warm.end());
+  bench::result("W10", "libtorch", warm[warm.size() / 2]);
+  bench::result("W10_loss", "libtorch", loss);
+}
+
 // A1 (bench/theta_workloads.cpp): the same step with the maths written out (libtorch 1.13
 // has no fused attention): scores, softmax, weighted sum, and autograd's backward.
 void a1(int L) {
@@ -266,6 +323,7 @@ void a1(int L) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bench::wanted(argc, argv, "W10")) w10();
   if (const int L = bench::attention_length(argc, argv)) a1(L);
   if (bench::wanted(argc, argv, "W1")) w1();
   if (bench::wanted(argc, argv, "W2")) w2();

@@ -7,6 +7,7 @@
 
 #include "fashion.hpp"
 #include "harness.hpp"
+#include "transformer.hpp"
 #include "mlp.hpp"
 
 namespace {
@@ -410,9 +411,65 @@ void a1(int L) {
   bench::result(("A1_mem_" + std::to_string(L)).c_str(), "theta", bench::status_mb("VmHWM") - before);
 }
 
+// W10: one training step of samples/transformer_lm's model (bench/transformer.hpp: the same
+// weights and batches as the libtorch peer), AdamW with clipping; the median step time of
+// 50 steps after a warm-up, and the loss of the 50th step (both sides compute the same maths).
+void w10() {
+  using G = bench::Gpt;
+  const std::vector<std::int64_t> text = bench::fortune_codes();
+  if (text.size() < 100000) {
+    std::fprintf(stderr, "W10: no fortune files in /usr/share/games/fortunes (apt-get install fortunes)\n");
+    return;
+  }
+  const auto shapes = bench::gpt_shapes();
+  const auto init = bench::gpt_weights();
+  std::vector<th::Shared> p;
+  for (std::size_t i = 0; i < shapes.size(); ++i)
+    p.push_back(th::shared(th::tensor(init[i], th::Shape(shapes[i])), "p" + std::to_string(i)));
+  const std::int64_t D = G::D, H = G::H, Dh = D / H;
+  const th::Tensor xs = th::lmatrix("x"), ys = th::lmatrix("y"), ps = th::lvector("positions");
+  th::Tensor x = th::take(p[0], xs) + th::take(p[1], ps);
+  const th::Tensor bt = th::view(th::shape_of(xs), th::range(0, 2));
+  const th::Tensor split_shape = th::concatenate({bt, th::tensor(std::vector<std::int64_t>{H, Dh}, {2})});
+  const th::Tensor merge_shape = th::concatenate({bt, th::tensor(std::vector<std::int64_t>{D}, {1})});
+  auto heads = [&](const th::Tensor& t) { return th::transpose(th::reshape(t, split_shape), {0, 2, 1, 3}); };
+  for (std::int64_t l = 0; l < G::L; ++l) {
+    const th::Shared* b = &p[std::size_t(2 + 12 * l)];
+    const auto qkv = th::split(th::matmul(th::layer_norm(x, b[0], b[1]), b[2]) + b[3], {D, D, D}, -1);
+    const th::Tensor att = th::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), {}, true);
+    x = x + th::matmul(th::reshape(th::transpose(att, {0, 2, 1, 3}), merge_shape), b[4]) + b[5];
+    x = x + th::matmul(th::gelu(th::matmul(th::layer_norm(x, b[6], b[7]), b[8]) + b[9]), b[10]) + b[11];
+  }
+  const std::size_t f = std::size_t(2 + 12 * G::L);
+  const th::Tensor logits = th::matmul(th::layer_norm(x, p[f], p[f + 1]), p[f + 2]) + p[f + 3];
+  const th::Tensor cost =
+      th::mean(th::categorical_crossentropy(th::softmax(th::reshape(logits, {-1, G::V})), th::reshape(ys, {-1})));
+  const auto grads = th::optim::clip_grad_norm(th::grad(cost, p), G::clip);
+  const th::Function train = th::function({xs, ys, ps}, {cost}, th::optim::adamw(grads, p, G::lr, 0.9, 0.99, 1e-8, G::wd));
+  std::vector<std::int64_t> pos(static_cast<std::size_t>(G::T));
+  for (std::int64_t t = 0; t < G::T; ++t) pos[std::size_t(t)] = t;
+  const th::Tensor positions = th::tensor(pos, {G::T});
+  std::vector<double> times;
+  double loss = 0;
+  std::vector<std::int64_t> bx, by;
+  for (int k = 0; k < G::steps; ++k) {
+    bench::gpt_batch(text, k, bx, by);
+    const th::Tensor X = th::tensor(bx, {G::B, G::T}), Y = th::tensor(by, {G::B, G::T});
+    const auto a = std::chrono::steady_clock::now();
+    loss = train(X, Y, positions)[0].item<double>();
+    times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::vector<double> warm(times.begin() + 5, times.end());
+  std::sort(warm.begin(), warm.end());
+  bench::result("W10", "theta", warm[warm.size() / 2]);
+  bench::result("W10_loss", "theta", loss);
+  if (std::getenv("THETA_BENCH_PROFILE")) std::fprintf(stderr, "%s\n", train.profile().c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bench::wanted(argc, argv, "W10")) w10();
   if (const int L = bench::attention_length(argc, argv)) a1(L);
   if (bench::wanted(argc, argv, "W1")) w1();
   if (bench::wanted(argc, argv, "W2")) w2();

@@ -97,12 +97,45 @@ BOOST_AUTO_TEST_CASE(gradients_through_the_checker) {
   // custom axes (layer-norm-like: over the last two) and a negative axis, broadcasting gamma over the batch
   check::op("bn axes (1, -1)", [](const X& v) { return th::batch_normalization_train(v[0], v[1], v[2], {1, -1}).out; },
             {{3, 4, 5}, {3, 1, 1}, {3, 1, 1}}, {3, 4, 5});
+  // reduced axes around a kept one (no (outer, C, inner) layout: the step's other path)
+  check::op("bn axes (0, 2)", [](const X& v) { return th::batch_normalization_train(v[0], v[1], v[2], {0, 2}).out; },
+            {{3, 4, 5}, {4}, {4}}, {3, 4, 5}, o);
+  // several results of the one step used together: their gradients meet in one backward rule
+  check::op("bn out, mean and invstd together", [](const X& v) {
+    const th::BatchNormTrain bn = th::batch_normalization_train(v[0], v[1], v[2], {}, 1e-2);
+    return th::sum(bn.out, {0, 2, 3}) * bn.mean + th::sqr(bn.invstd);
+  }, {{3, 2, 3, 4}, {2}, {2}}, {2}, o);
   // inference: differentiable in x, gamma, beta, mean and var
   check::Options pos;
   pos.lo = 0.5;
   pos.hi = 2;
   check::op("bn test", [](const X& v) { return th::batch_normalization_test(v[0], v[1], v[2], v[3], v[4]); },
             {{3, 2, 3, 4}, {2}, {2}, {2}, {2}}, {3, 2, 3, 4}, pos);
+}
+
+// The training step is one step of a frozen program with several outputs, whichever of its
+// results the function reads (it was a composite whose statistics CSE had to share).
+BOOST_AUTO_TEST_CASE(one_step_for_every_result) {
+  const Tensor x = th::ftensor4("x");
+  const th::Shared g = th::shared(th::ones({3}, th::DType::float32), "g"), b = th::shared(th::zeros({3}, th::DType::float32), "b");
+  const th::Shared rm = th::shared(th::zeros({3}, th::DType::float32), "rm"), rv = th::shared(th::ones({3}, th::DType::float32), "rv");
+  const th::BatchNormTrain bn = th::batch_normalization_train(x, g, b, {}, 1e-5, 0.1, rm, rv);
+  const Tensor cost = th::sum(th::sqr(bn.out)) + th::sum(bn.mean) + th::sum(bn.invstd);
+  const th::Function f = th::function({x}, {cost, th::grad(cost, g), th::grad(cost, x)},
+                                      {{rm, bn.new_running_mean}, {rv, bn.new_running_var}});
+  const std::string text = th::debugprint(f);
+  std::size_t n = 0;
+  for (std::size_t at = text.find("= batch_normalization_train("); at != std::string::npos;
+       at = text.find("= batch_normalization_train(", at + 1))
+    ++n;
+  BOOST_TEST(n == 1u, text);
+  const Tensor X = th::random::uniform({4, 3, 5, 5}, -1, 3, 2, th::DType::float32);
+  const th::Result r = f(X);
+  const Stats st = per_channel(X);
+  std::vector<double> want(3);
+  for (std::size_t c = 0; c < 3; ++c) want[c] = 0.1 * st.mean[c];
+  close("running mean after one call", rm.get_value().to_vector<double>(), want, 1e-6);
+  BOOST_TEST(std::isfinite(r[0].item<double>()));
 }
 
 // The running statistics through a frozen training function's updates, over several steps:

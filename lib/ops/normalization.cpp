@@ -1,10 +1,14 @@
-// Batch and layer normalization (API.md section 16; batch's is Theano's theano.tensor.nnet.bn): composites of
-// reductions and elementwise ops, so they differentiate (twice, too), freeze and fuse through
-// their parts; in a frozen function the statistics are computed once (common
-// subexpressions) for all five results.
+// Batch and layer normalization (API.md section 16; batch's is Theano's theano.tensor.nnet.bn).
+// batch_normalization_train is one step with several outputs (the normalized x, the batch mean,
+// invstd and biased variance; the running statistics are composed from them): one kernel
+// pass for the statistics per channel and one for the output, and a backward rule in theta's
+// ops (so it differentiates twice). batch_normalization_test and layer_norm are composites.
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
+#include "core/dispatch.hpp"
+#include "cpu/parallel.hpp"
 #include "ops/op.hpp"
 #include "theta/nn.hpp"
 
@@ -95,6 +99,140 @@ void check_float(const char* op, const Node& x) {
                     detail::display_name(x) + "]");
 }
 
+// ---- the training step as one op: bn(x, gamma, beta) -> (out, mean, invstd, var) ------------------
+// gamma and beta in the kept form (x's shape, the reduced axes 1); attrs.axes the reduced axes
+// (sorted), attrs.scale eps. mean, invstd and the biased var have the kept shape.
+std::vector<detail::Meta> bn_parts(const detail::Op& op, const std::vector<detail::Meta>& in, const detail::Attrs& a) {
+  Shape kept = in[0].shape;
+  for (std::int64_t ax : a.axes) {
+    if (ax < 0 || std::size_t(ax) >= kept.size()) detail::throw_shape(op, "an axis is out of range", in);
+    kept[std::size_t(ax)] = 1;
+  }
+  for (std::size_t i = 1; i < in.size(); ++i)
+    if (in[i].shape.size() != kept.size()) detail::throw_shape(op, "gamma and beta must have x's rank (kept form)", in);
+  const DType d = in[0].dtype;
+  return {{d, in[0].shape}, {d, kept}, {d, kept}, {d, kept}};
+}
+
+// x's layout as (outer, C, inner) with C the kept axes, when they are one contiguous run.
+bool channel_layout(const Shape& s, const std::vector<std::int64_t>& axes, std::int64_t& outer, std::int64_t& C,
+                    std::int64_t& inner) {
+  std::int64_t first = -1, last = -1;
+  for (std::int64_t i = 0; i < std::int64_t(s.size()); ++i)
+    if (std::find(axes.begin(), axes.end(), i) == axes.end()) {
+      if (first < 0) first = i;
+      else if (last != i - 1) return false;
+      last = i;
+    }
+  outer = C = inner = 1;
+  for (std::int64_t i = 0; i < std::int64_t(s.size()); ++i)
+    (first < 0 || i < first ? outer : i <= last ? C : inner) *= s[std::size_t(i)];
+  if (first < 0) C = 1;
+  return true;
+}
+
+template <class T>
+struct BnJob {
+  const T *x, *g, *b;
+  T *y, *mean, *invstd, *var;
+  std::int64_t outer, C, inner;
+  double eps;
+  void run(std::int64_t lo, std::int64_t hi) const {  // channels [lo, hi)
+    const double m = double(outer * inner);
+    for (std::int64_t c = lo; c < hi; ++c) {
+      double sum = 0;
+      for (std::int64_t o = 0; o < outer; ++o) {
+        const T* p = x + (o * C + c) * inner;
+        for (std::int64_t i = 0; i < inner; ++i) sum += double(p[i]);
+      }
+      const double mu = sum / m;
+      double sq = 0;
+      for (std::int64_t o = 0; o < outer; ++o) {
+        const T* p = x + (o * C + c) * inner;
+        for (std::int64_t i = 0; i < inner; ++i) sq += (double(p[i]) - mu) * (double(p[i]) - mu);
+      }
+      const double v = sq / m, is = 1.0 / std::sqrt(v + eps);
+      mean[c] = T(mu), invstd[c] = T(is), var[c] = T(v);
+      const T scale = T(is * double(g[c])), shift = T(double(b[c]) - mu * is * double(g[c]));
+      for (std::int64_t o = 0; o < outer; ++o) {
+        const T* p = x + (o * C + c) * inner;
+        T* q = y + (o * C + c) * inner;
+        for (std::int64_t i = 0; i < inner; ++i) q[i] = p[i] * scale + shift;
+      }
+    }
+  }
+};
+
+Tensor bn_composed(const Tensor& x, const Tensor& g, const Tensor& b, const Axes& red, double eps, Tensor* mean,
+                   Tensor* invstd, Tensor* var);
+
+detail::Storage forward_bn(const detail::Op& op, const std::vector<const detail::Storage*>& in, const detail::Attrs& a,
+                   const detail::Meta&) {
+  const std::vector<detail::Meta> outs =
+      bn_parts(op, {detail::meta_of(*in[0]), detail::meta_of(*in[1]), detail::meta_of(*in[2])}, a);
+  const DType dt = outs[0].dtype;
+  std::int64_t outer, C, inner;
+  if (in[0]->device().type != Device::Type::cpu || !channel_layout(in[0]->shape, a.axes, outer, C, inner)) {
+    // another backend, or kept axes that are not one run: the same maths in its ops
+    Tensor mean, invstd, var;
+    const Tensor out = bn_composed(detail::make_constant(*in[0]), detail::make_constant(*in[1]),
+                                   detail::make_constant(*in[2]), Axes(a.axes), a.scale, &mean, &invstd, &var);
+    return detail::make_tuple({detail::value_of(out, op.name), detail::value_of(mean, op.name),
+                               detail::value_of(invstd, op.name), detail::value_of(var, op.name)});
+  }
+  const detail::Storage x = detail::on_host(*in[0], dt), g = detail::on_host(*in[1], dt), b = detail::on_host(*in[2], dt);
+  std::vector<detail::Storage> ys;
+  for (const detail::Meta& m : outs) ys.push_back(detail::alloc_storage(dt, m.shape, th::cpu()));
+  THETA_DISPATCH_FLOAT(dt, T, {
+    const BnJob<T> job{x.data<T>(), g.data<T>(), b.data<T>(), ys[0].data<T>(), ys[1].data<T>(), ys[2].data<T>(),
+                       ys[3].data<T>(), outer, C, inner, a.scale};
+    detail::cpu::parallel_for(C, outer * inner * 4, [&job](std::int64_t lo, std::int64_t hi) { job.run(lo, hi); });
+  })
+  return detail::make_tuple(std::move(ys));
+}
+
+// out = xhat g + b, xhat = (x - mean) invstd, m the reduced count:
+//   gx = invstd g (gout - mean(gout) - xhat mean(gout xhat)) + gmean / m
+//        - ginvstd invstd^3 (x - mean) / m + gvar 2 (x - mean) / m
+//   ggamma = sum(gout xhat), gbeta = sum(gout)   (over the reduced axes, kept)
+std::vector<Tensor> vjp_bn(const detail::Op& op, const detail::VjpCtx& c) {
+  const std::vector<Tensor> y = detail::outputs_of(op, c);
+  const Tensor &x = c.x[0], &gamma = c.x[1];
+  const Tensor &mean = y[1], &invstd = y[2];
+  const Axes red(c.attrs.axes);
+  const DType dt = detail::node_of(x, op.name).dtype;
+  const Tensor m = detail::count(x, red, dt);
+  const Tensor centered = x - mean;
+  const Tensor &gout = detail::part_grad(c, 0), &gmean = detail::part_grad(c, 1), &ginv = detail::part_grad(c, 2),
+               &gvar = detail::part_grad(c, 3);
+  Tensor gx, ggamma, gbeta;
+  if (gout) {
+    const Tensor xhat = centered * invstd;
+    const Tensor gh = gout * gamma;
+    gx = invstd * (gh - th::mean(gh, red, true) - xhat * th::mean(gh * xhat, red, true));
+    ggamma = sum(gout * xhat, red, true);
+    gbeta = sum(gout, red, true);
+  }
+  auto add = [&](const Tensor& t) { gx = gx ? gx + t : t; };
+  if (gmean) add(detail::broadcast_like(gmean / m, x));
+  if (ginv) add(centered * (-(ginv * invstd * invstd * invstd) / m));
+  if (gvar) add(centered * (gvar * 2.0 / m));
+  return {gx, ggamma, gbeta};
+}
+
+const detail::Op op_bn{"batch_normalization_train", {3, 3}, 0, &detail::infer_tuple, &forward_bn, &vjp_bn, 0, false,
+                       nullptr, &bn_parts};
+
+// The training step's maths in theta's ops (for other backends and other layouts).
+Tensor bn_composed(const Tensor& x, const Tensor& g, const Tensor& b, const Axes& red, double eps, Tensor* mean,
+                   Tensor* invstd, Tensor* var) {
+  *mean = th::mean(x, red, true);
+  const Tensor centered = x - *mean;
+  *var = th::mean(centered * centered, red, true);
+  *invstd = 1.0 / sqrt(*var + eps);
+  return centered * (*invstd * g) + b;
+}
+
 }  // namespace
 
 BatchNormTrain batch_normalization_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, std::vector<int> axes,
@@ -114,12 +252,13 @@ BatchNormTrain batch_normalization_train(const Tensor& x, const Tensor& gamma, c
   const Tensor g = as_kept(op, "gamma", gamma, xn, ax, &dropped);
   const Tensor b = as_kept(op, "beta", beta, xn, ax);
   const Axes red(ax);
-  const Tensor mean = th::mean(x, red, true);
-  const Tensor centered = x - mean;
-  const Tensor var = th::mean(centered * centered, red, true);  // biased, as the normalization uses
-  const Tensor invstd = 1.0 / sqrt(var + eps);
+  detail::Attrs a;
+  a.axes = ax;
+  a.scale = eps;
+  const std::vector<Tensor> parts = detail::apply_parts(op_bn, {x, g, b}, std::move(a));
+  const Tensor &mean = parts[1], &invstd = parts[2], &var = parts[3];  // var: biased, as the normalization uses
   BatchNormTrain r;
-  r.out = centered * (invstd * g) + b;
+  r.out = parts[0];
   r.mean = like_param(mean, dropped, ax);
   r.invstd = like_param(invstd, dropped, ax);
   if (running_mean) {
