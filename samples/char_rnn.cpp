@@ -23,6 +23,8 @@
 
 #include <theta/theta.hpp>
 
+#include "options.hpp"
+
 namespace {
 
 constexpr std::int64_t kSymbols = 27;  // 0: a word's start and end; 1..26: a..z
@@ -55,50 +57,32 @@ void usage(std::ostream& os) {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << "char_rnn: " << k << " needs a value\n";
-        usage(std::cerr);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    try {
-      if (k == "--help" || k == "-h") {
-        usage(std::cout);
-        std::exit(0);
-      } else if (k == "--epochs") {
-        a.epochs = std::stoi(value());
-      } else if (k == "--hidden") {
-        a.hidden = std::stoll(value());
-      } else if (k == "--batch") {
-        a.batch = std::stoll(value());
-      } else if (k == "--lr") {
-        a.lr = std::stod(value());
-      } else if (k == "--words") {
-        a.words = std::stoll(value());
-      } else if (k == "--samples") {
-        a.samples = std::stoll(value());
-      } else if (k == "--temperature") {
-        a.temperature = std::stod(value());
-      } else if (k == "--seed") {
-        a.seed = std::stoull(value());
-      } else if (k == "--dict") {
-        a.path = value();
-      } else if (k == "--expect-loss") {
-        a.expect = std::stod(value());
-      } else {
-        std::cerr << "char_rnn: unknown option '" << k << "'\n";
-        usage(std::cerr);
-        std::exit(2);
-      }
-    } catch (const std::logic_error&) {
-      std::cerr << "char_rnn: bad value for " << k << "\n";
-      std::exit(2);
+  sample::parse_options("char_rnn", argc, argv, usage, [&](const std::string& k, auto& value) {
+    if (k == "--epochs") {
+      a.epochs = std::stoi(value());
+    } else if (k == "--hidden") {
+      a.hidden = std::stoll(value());
+    } else if (k == "--batch") {
+      a.batch = std::stoll(value());
+    } else if (k == "--lr") {
+      a.lr = std::stod(value());
+    } else if (k == "--words") {
+      a.words = std::stoll(value());
+    } else if (k == "--samples") {
+      a.samples = std::stoll(value());
+    } else if (k == "--temperature") {
+      a.temperature = std::stod(value());
+    } else if (k == "--seed") {
+      a.seed = std::stoull(value());
+    } else if (k == "--dict") {
+      a.path = value();
+    } else if (k == "--expect-loss") {
+      a.expect = std::stod(value());
+    } else {
+      return false;
     }
-  }
+    return true;
+  });
   if (a.epochs < 0 || a.batch < 1 || a.hidden < 1 || a.lr <= 0 || a.words < 0 || a.samples < 0 || a.temperature <= 0) {
     std::cerr << "char_rnn: --epochs, --words, --samples >= 0; --batch, --hidden >= 1; --lr, --temperature > 0\n";
     std::exit(2);

@@ -21,6 +21,8 @@
 
 #include <theta/theta.hpp>
 
+#include "options.hpp"
+
 namespace {
 
 struct Args {
@@ -65,58 +67,40 @@ void usage(std::ostream& os) {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << "fashion_mnist: " << k << " needs a value\n";
-        usage(std::cerr);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    try {
-      if (k == "--help" || k == "-h") {
-        usage(std::cout);
-        std::exit(0);
-      } else if (k == "--model") {
-        a.model = value();
-      } else if (k == "--epochs") {
-        a.epochs = std::stoi(value());
-      } else if (k == "--batch") {
-        a.batch = std::stoll(value());
-      } else if (k == "--lr") {
-        a.lr = std::stod(value());
-      } else if (k == "--lr-schedule") {
-        a.schedule = value();
-      } else if (k == "--seed") {
-        a.seed = std::stoull(value());
-      } else if (k == "--train-limit") {
-        a.train_limit = std::stoll(value());
-      } else if (k == "--test-limit") {
-        a.test_limit = std::stoll(value());
-      } else if (k == "--checkpoint") {
-        a.checkpoint = value();
-      } else if (k == "--data-parallel") {
-        a.data_parallel = true;
-      } else if (k == "--save-model") {
-        a.save_model = value();
-      } else if (k == "--profile") {
-        a.profile = true;
-      } else if (k == "--expect-accuracy") {
-        a.expect = std::stod(value());
-      } else if (k == "--data") {
-        a.data = value();
-      } else {
-        std::cerr << "fashion_mnist: unknown option '" << k << "'\n";
-        usage(std::cerr);
-        std::exit(2);
-      }
-    } catch (const std::logic_error&) {
-      std::cerr << "fashion_mnist: bad value for " << k << "\n";
-      std::exit(2);
+  sample::parse_options("fashion_mnist", argc, argv, usage, [&](const std::string& k, auto& value) {
+    if (k == "--model") {
+      a.model = value();
+    } else if (k == "--epochs") {
+      a.epochs = std::stoi(value());
+    } else if (k == "--batch") {
+      a.batch = std::stoll(value());
+    } else if (k == "--lr") {
+      a.lr = std::stod(value());
+    } else if (k == "--lr-schedule") {
+      a.schedule = value();
+    } else if (k == "--seed") {
+      a.seed = std::stoull(value());
+    } else if (k == "--train-limit") {
+      a.train_limit = std::stoll(value());
+    } else if (k == "--test-limit") {
+      a.test_limit = std::stoll(value());
+    } else if (k == "--checkpoint") {
+      a.checkpoint = value();
+    } else if (k == "--data-parallel") {
+      a.data_parallel = true;
+    } else if (k == "--save-model") {
+      a.save_model = value();
+    } else if (k == "--profile") {
+      a.profile = true;
+    } else if (k == "--expect-accuracy") {
+      a.expect = std::stod(value());
+    } else if (k == "--data") {
+      a.data = value();
+    } else {
+      return false;
     }
-  }
+    return true;
+  });
   if ((a.model != "mlp" && a.model != "cnn" && a.model != "bncnn") || a.epochs < 0 || a.batch < 1 || a.lr <= 0) {
     std::cerr << "fashion_mnist: --model must be mlp, cnn or bncnn, --epochs >= 0, --batch >= 1, --lr > 0\n";
     std::exit(2);

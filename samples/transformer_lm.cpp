@@ -25,6 +25,8 @@
 
 #include <theta/theta.hpp>
 
+#include "options.hpp"
+
 namespace {
 
 constexpr std::int64_t kVocab = 96;
@@ -66,49 +68,31 @@ void usage(std::ostream& os) {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << "transformer_lm: " << k << " needs a value\n";
-        usage(std::cerr);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    try {
-      if (k == "--help" || k == "-h") {
-        usage(std::cout);
-        std::exit(0);
-      } else if (k == "--epochs") a.epochs = std::stoi(value());
-      else if (k == "--steps") a.steps = std::stoll(value());
-      else if (k == "--batch") a.batch = std::stoll(value());
-      else if (k == "--context") a.context = std::stoll(value());
-      else if (k == "--d-model") a.d_model = std::stoll(value());
-      else if (k == "--heads") a.heads = std::stoll(value());
-      else if (k == "--layers") a.layers = std::stoll(value());
-      else if (k == "--lr") a.lr = std::stod(value());
-      else if (k == "--warmup") a.warmup = std::stoll(value());
-      else if (k == "--weight-decay") a.weight_decay = std::stod(value());
-      else if (k == "--clip") a.clip = std::stod(value());
-      else if (k == "--seed") a.seed = std::stoull(value());
-      else if (k == "--data") a.data = value();
-      else if (k == "--checkpoint") a.checkpoint = value();
-      else if (k == "--save-model") a.save_model = value();
-      else if (k == "--sample") a.sample = std::stoll(value());
-      else if (k == "--temperature") a.temperature = std::stod(value());
-      else if (k == "--prompt") a.prompt = value();
-      else if (k == "--expect-bpc") a.expect_bpc = std::stod(value());
-      else {
-        std::cerr << "transformer_lm: unknown option '" << k << "'\n";
-        usage(std::cerr);
-        std::exit(2);
-      }
-    } catch (const std::logic_error&) {
-      std::cerr << "transformer_lm: bad value for " << k << "\n";
-      std::exit(2);
+  sample::parse_options("transformer_lm", argc, argv, usage, [&](const std::string& k, auto& value) {
+    if (k == "--epochs") a.epochs = std::stoi(value());
+    else if (k == "--steps") a.steps = std::stoll(value());
+    else if (k == "--batch") a.batch = std::stoll(value());
+    else if (k == "--context") a.context = std::stoll(value());
+    else if (k == "--d-model") a.d_model = std::stoll(value());
+    else if (k == "--heads") a.heads = std::stoll(value());
+    else if (k == "--layers") a.layers = std::stoll(value());
+    else if (k == "--lr") a.lr = std::stod(value());
+    else if (k == "--warmup") a.warmup = std::stoll(value());
+    else if (k == "--weight-decay") a.weight_decay = std::stod(value());
+    else if (k == "--clip") a.clip = std::stod(value());
+    else if (k == "--seed") a.seed = std::stoull(value());
+    else if (k == "--data") a.data = value();
+    else if (k == "--checkpoint") a.checkpoint = value();
+    else if (k == "--save-model") a.save_model = value();
+    else if (k == "--sample") a.sample = std::stoll(value());
+    else if (k == "--temperature") a.temperature = std::stod(value());
+    else if (k == "--prompt") a.prompt = value();
+    else if (k == "--expect-bpc") a.expect_bpc = std::stod(value());
+    else {
+      return false;
     }
-  }
+    return true;
+  });
   if (a.epochs < 0 || a.steps < 0 || a.batch < 1 || a.context < 2 || a.d_model < 1 || a.heads < 1 ||
       a.d_model % a.heads != 0 || a.layers < 1 || a.lr <= 0 || a.warmup < 0 || a.weight_decay < 0 || a.clip < 0 ||
       a.sample < 0 || a.temperature <= 0) {
@@ -171,19 +155,23 @@ Model make_model(const Args& a) {
   const th::DType f32 = th::DType::float32;
   const std::int64_t D = a.d_model;
   std::uint64_t k = a.seed * 1000;
+  std::string prefix;  // "block0." ...: the names tell checkpoints' entries apart
   auto normal = [&](th::Shape s, double std, const char* name) {
-    return th::shared(th::random::normal(s, ++k, f32) * std, name);
+    return th::shared(th::random::normal(s, ++k, f32) * std, prefix + name);
   };
-  auto fill = [&](th::Shape s, double v, const char* name) { return th::shared(th::full(s, v, f32), name); };
+  auto fill = [&](th::Shape s, double v, const char* name) { return th::shared(th::full(s, v, f32), prefix + name); };
   Model m;
   m.tok = normal({kVocab, D}, 0.02, "tok_emb");
   m.pos = normal({a.context, D}, 0.02, "pos_emb");
   const double proj = 0.02 / std::sqrt(2.0 * double(a.layers));  // GPT-2's scaled residual projections
-  for (std::int64_t l = 0; l < a.layers; ++l)
+  for (std::int64_t l = 0; l < a.layers; ++l) {
+    prefix = "block" + std::to_string(l) + ".";
     m.blocks.push_back({fill({D}, 1, "ln1_g"), fill({D}, 0, "ln1_b"), normal({D, 3 * D}, 0.02, "w_qkv"),
                         fill({3 * D}, 0, "b_qkv"), normal({D, D}, proj, "w_o"), fill({D}, 0, "b_o"), fill({D}, 1, "ln2_g"),
                         fill({D}, 0, "ln2_b"), normal({D, 4 * D}, 0.02, "w_1"), fill({4 * D}, 0, "b_1"),
                         normal({4 * D, D}, proj, "w_2"), fill({D}, 0, "b_2")});
+  }
+  prefix.clear();
   m.lnf_g = fill({D}, 1, "lnf_g");
   m.lnf_b = fill({D}, 0, "lnf_b");
   m.head_w = normal({D, kVocab}, 0.02, "head_w");
@@ -216,8 +204,19 @@ th::Tensor forward(const Model& m, const Args& a, const th::Tensor& tokens, cons
 
 }  // namespace
 
+int run(const Args& a);
+
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
+  try {
+    return run(a);
+  } catch (const th::Error& e) {
+    std::cerr << "transformer_lm: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int run(const Args& a) {
   const std::vector<std::int64_t> text = read_text(a.data);
   const auto n = std::int64_t(text.size()), n_train = n * 9 / 10;
   const std::int64_t B = a.batch, T = a.context;

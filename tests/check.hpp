@@ -13,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -91,6 +92,15 @@ inline void compare_with_fd(const std::string& what, const Fn& L, const Inputs& 
       BOOST_TEST(err < tol, what << ": d/dx" << i << "[" << j << "] analytic " << gv[j] << " vs numeric " << fd);
     }
   }
+}
+
+/// got's values (row-major) against `want`, each within tol * max(1, |want|); NaN matches NaN.
+inline void expect(const std::string& what, const th::Tensor& got, const std::vector<double>& want, double tol = 1e-12) {
+  const auto v = got.to_vector<double>();
+  BOOST_TEST_REQUIRE(v.size() == want.size(), what << ": " << v.size() << " values, want " << want.size());
+  for (std::size_t i = 0; i < v.size(); ++i)
+    BOOST_TEST((std::isnan(want[i]) ? std::isnan(v[i]) : std::fabs(v[i] - want[i]) <= tol * std::max(1.0, std::fabs(want[i]))),
+               what << "[" << i << "]: " << v[i] << " vs " << want[i]);
 }
 
 inline void expect_close(const std::string& what, const th::Tensor& got, const th::Tensor& want) {

@@ -57,6 +57,30 @@ BOOST_AUTO_TEST_CASE(run_print_dot_info) {
   BOOST_TEST((rc == 0 && check::has(text, "usage: theta COMMAND")), text);
 }
 
+// The tool links only what load_function reaches: a function of the section 16 ops (each family
+// in its own file of the library) must load and run there too.
+BOOST_AUTO_TEST_CASE(every_op_family_loads_in_the_tool) {
+  std::filesystem::create_directories(dir);
+  const th::Tensor x = th::dtensor3("x");
+  const auto parts = th::split(x, {2, 2}, -1);
+  th::Shared g = th::shared(th::ones({4}), "g"), b = th::shared(th::zeros({4}), "b");
+  const th::Tensor y = th::scaled_dot_product_attention(parts[0], parts[1], parts[1], {}, true) +
+                       th::softmax(parts[0]) + th::cumsum(th::tril(parts[1]), 1) + th::sort(parts[0]) +
+                       std::get<0>(th::linalg::qr(parts[1]));
+  const th::Tensor z = th::sum(y) + th::sum(th::batch_normalization_train(x, g, b, {0, 1}).out * x);
+  const th::Function f = th::function({x}, {z, th::grad(z, x)});
+  const std::string model = (dir / "sec16.theta").string(), in = (dir / "x16.npy").string(), out = (dir / "y16.npz").string();
+  th::save(model, f);
+  const th::Tensor xv = th::random::uniform({2, 3, 4}, -1, 1, 3);
+  th::save_npy(in, xv);
+  auto [rc, text] = theta("run " + model + " " + in + " -o " + out);
+  BOOST_TEST(rc == 0, text);
+  if (rc == 0) {
+    const th::Result want = f(xv);
+    BOOST_TEST(check::vals(th::load_npz(out).at("output_1")) == check::vals(want[1]), boost::test_tools::per_element());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(bad_input_says_what_to_do) {
   std::filesystem::create_directories(dir);
   const std::string model = (dir / "m.theta").string();

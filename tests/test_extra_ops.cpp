@@ -10,14 +10,9 @@
 using th::Tensor;
 using X = check::Inputs;
 
-namespace {
+using check::expect;
 
-void expect(const std::string& what, const Tensor& got, const std::vector<double>& want, double tol = 1e-12) {
-  const auto v = got.to_vector<double>();
-  BOOST_TEST_REQUIRE(v.size() == want.size(), what << ": " << v.size() << " values");
-  for (std::size_t i = 0; i < v.size(); ++i)
-    BOOST_TEST((std::isnan(want[i]) ? std::isnan(v[i]) : std::fabs(v[i] - want[i]) <= tol), what << "[" << i << "] = " << v[i] << ", want " << want[i]);
-}
+namespace {
 
 std::size_t count(const std::string& text, const std::string& what) {
   std::size_t n = 0;

@@ -10,13 +10,9 @@
 using th::Tensor;
 using X = check::Inputs;
 
+using check::expect;
+
 namespace {
-void expect(const std::string& what, const Tensor& got, const std::vector<double>& want, double tol = 1e-12) {
-  const auto v = got.to_vector<double>();
-  BOOST_TEST_REQUIRE(v.size() == want.size(), what);
-  for (std::size_t i = 0; i < v.size(); ++i)
-    BOOST_TEST(std::fabs(v[i] - want[i]) <= tol * std::max(1.0, std::fabs(want[i])), what << "[" << i << "]: " << v[i] << " vs " << want[i]);
-}
 // well conditioned: a + 4 I (inputs in [-2, 2])
 Tensor wc(const Tensor& a) { return a + 4.0 * th::eye(3); }
 Tensor spd(const Tensor& a) {

@@ -18,7 +18,7 @@
   X(log1p,    to_float, std::log1p(x),           g / (x + 1.0))         /* ln(1+x) */    \
   X(expm1,    to_float, std::expm1(x),           g * (y + 1.0))         /* e^x - 1 */    \
   /* erf'(x) = 2 / sqrt(pi) e^(-x^2) */                                                  \
-  X(erf,      to_float, std::erf(x),             g * exp(-(x * x)) * 1.1283791670955126)  \
+  X(erf,      to_float, erf_scalar(x),           g * exp(-(x * x)) * 1.1283791670955126)  \
   X(sqrt,     to_float, std::sqrt(x),            g / (y * 2.0))                          \
   X(sin,      to_float, std::sin(x),             g * cos(x))                             \
   X(cos,      to_float, std::cos(x),             -(g * sin(x)))                          \

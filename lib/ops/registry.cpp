@@ -41,6 +41,9 @@ void link_every_family() {
       reinterpret_cast<const void*>(&th::shape_of),
       reinterpret_cast<const void*>(&part_op()),
       reinterpret_cast<const void*>(static_cast<Tensor (*)(const Tensor&, int)>(&th::cumsum)),
+      reinterpret_cast<const void*>(&softmax_op(false)),
+      reinterpret_cast<const void*>(&th::scaled_dot_product_attention),
+      reinterpret_cast<const void*>(&th::batch_normalization_train),
       reinterpret_cast<const void*>(&th::dist::size),
       reinterpret_cast<const void*>(static_cast<Tensor (*)(const Tensor&, const Tensor&, std::int64_t)>(&th::take)),
   };
