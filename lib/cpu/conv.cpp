@@ -152,7 +152,6 @@ const T* gather_rows(const ConvGeom& g, const Dims& d, const T* gy, std::int64_t
 // GEMM each, which keeps BLAS's blocks large.
 bool per_image(const ConvGeom& g) { return g.N > 1 && num_threads() > 1; }
 
-
 // f(n0, m, grp, col) for each group of each chunk of images [lo, hi) (m images from n0),
 // col this thread's scratch for the chunk's (K x m*P) patch matrix.
 template <class T, class F>

@@ -19,18 +19,10 @@ Tensor mean(const Tensor& x, Axes axis, bool keepdims) {
   return (is_floating(d) ? s : cast(s, f)) / detail::count(x, axis, f);
 }
 
-namespace {
-// max over axes, with infinities (all -inf rows) replaced by 0 so that x - m stays finite
-Tensor stable_shift(const Tensor& x, const Axes& axis) {
-  Tensor m = stop_gradient(max(x, axis, true));
-  return where(abs(m) < std::numeric_limits<double>::infinity(), m, 0.0);
-}
-}  // namespace
-
 // y = m + log(sum(exp(x - m))), m = max(x)
 Tensor logsumexp(const Tensor& x, Axes axis, bool keepdims) {
   Tensor xf = detail::to_float(x, "float");
-  Tensor m = stable_shift(xf, axis);
+  Tensor m = detail::stable_shift(xf, axis);
   Tensor r = log(sum(exp(xf - m), axis, true)) + m;
   if (keepdims) return r;
   return axis.all ? reshape(r, {}) : squeeze(r, axis);

@@ -208,7 +208,8 @@ Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, cons
   return to_device(y, in[0]->device());
 }
 
-// kTriMask is its own adjoint; inv: ga = -y^T g y^T; cholesky (PyTorch's rule): P = tril(L^T gL) with half its diagonal, S = L^-T P L^-1,
+// kTriMask is its own adjoint; inv: ga = -y^T g y^T; cholesky (PyTorch's rule):
+// P = tril(L^T gL) with half its diagonal, S = L^-T P L^-1,
 // ga = (S + S^T) / 2.
 std::vector<Tensor> vjp_matrix(const Op& op, const VjpCtx& c) {
   const Tensor& g = c.g;

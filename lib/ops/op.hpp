@@ -263,6 +263,9 @@ std::vector<Tensor> clone_graph(const std::vector<Tensor>& outs,
 const Op& random_draw_op();
 /// softmax (false) or log_softmax (true) along attrs.axis (ops/softmax.cpp).
 const Op& softmax_op(bool log);
+/// max(x) over `axis` (kept, no gradient), infinities (all -inf lines) replaced by 0: what a
+/// stable exp(x - m) subtracts (softmax on other backends, logsumexp).
+Tensor stable_shift(const Tensor& x, const Axes& axis);
 /// The elementwise primitives by kind (the public functions call these).
 Tensor unary(UnaryKind k, const Tensor& x);
 Tensor binary(BinaryKind k, const Tensor& a, const Tensor& b);

@@ -103,15 +103,9 @@ std::vector<Tensor> vjp_softmax(const Op& op, const VjpCtx& c) {
 const Op op_softmax{"softmax", {1, 1}, 0, &infer_softmax, &forward_softmax, &vjp_softmax};
 const Op op_log_softmax{"log_softmax", {1, 1}, 1, &infer_softmax, &forward_softmax, &vjp_softmax};
 
-// max over the axis, with infinities (all -inf lines) replaced by 0 so that x - m stays finite
-Tensor stable_shift(const Tensor& x, std::int64_t axis) {
-  const Tensor m = stop_gradient(max(x, Axes(axis), true));
-  return where(abs(m) < std::numeric_limits<double>::infinity(), m, 0.0);
-}
-
 // The same maths in elementwise ops and reductions (for backends without the kernel).
 Tensor composed(bool log, const Tensor& x, std::int64_t axis) {
-  const Tensor z = x - stable_shift(x, axis);
+  const Tensor z = x - stable_shift(x, Axes(axis));
   const Tensor e = exp(z);
   return log ? z - th::log(sum(e, Axes(axis), true)) : e / sum(e, Axes(axis), true);
 }
@@ -126,6 +120,11 @@ Tensor apply_softmax(const Op& op, const Tensor& x, std::int64_t axis) {
 }  // namespace
 
 const Op& softmax_op(bool log) { return log ? op_log_softmax : op_softmax; }
+
+Tensor stable_shift(const Tensor& x, const Axes& axis) {
+  const Tensor m = stop_gradient(max(x, axis, true));
+  return where(abs(m) < std::numeric_limits<double>::infinity(), m, 0.0);
+}
 
 }  // namespace th::detail
 
