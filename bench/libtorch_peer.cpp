@@ -275,25 +275,22 @@ void w10() {
     return torch::matmul(torch::layer_norm(x, {D}, p[f], p[f + 1]), p[f + 2]) + p[f + 3];
   };
   torch::optim::AdamW opt(p, torch::optim::AdamWOptions(G::lr).betas({0.9, 0.99}).eps(1e-8).weight_decay(G::wd));
-  std::vector<double> times;
+  int k = 0;
   double loss = 0;
   std::vector<std::int64_t> bx, by;
-  for (int k = 0; k < G::steps; ++k) {
-    bench::gpt_batch(text, k, bx, by);
+  auto step = [&] {
+    bench::gpt_batch(text, k++, bx, by);
     const torch::Tensor X = torch::from_blob(bx.data(), {B, T}, torch::kInt64).clone(),
                         Y = torch::from_blob(by.data(), {B * T}, torch::kInt64).clone();
-    const auto a = std::chrono::steady_clock::now();
     opt.zero_grad();
     torch::Tensor cost = torch::nn::functional::cross_entropy(forward(X).view({-1, G::V}), Y);
     cost.backward();
     torch::nn::utils::clip_grad_norm_(p, G::clip);
     opt.step();
     loss = cost.item<double>();
-    times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a).count());
-  }
-  std::vector<double> warm(times.begin() + 5, times.end());
-  std::sort(warm.begin(), warm.end());
-  bench::result("W10", "libtorch", warm[warm.size() / 2]);
+  };
+  for (int w = 0; w < 5; ++w) step();  // warm-up, as theta's
+  bench::result("W10", "libtorch", bench::median_us(step, 1, G::steps - 5));
   bench::result("W10_loss", "libtorch", loss);
 }
 

@@ -43,6 +43,12 @@ struct Options {
   std::function<th::Shape(std::size_t i, const th::Shape&)> grow;
 };
 
+/// `o` with the gradient of the gradient checked too.
+inline Options g2(Options o = {}) {
+  o.grad2 = true;
+  return o;
+}
+
 /// The message of the E that f() throws, or a text saying what happened instead.
 template <class E, class F>
 std::string message_of(F f) {
@@ -58,6 +64,12 @@ std::string message_of(F f) {
 /// A tensor's values as doubles, row-major.
 inline std::vector<double> vals(const th::Tensor& t) { return t.to_vector<double>(); }
 inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+/// How often `part` occurs in `s` (e.g. a step's name in th::debugprint's text).
+inline std::size_t count(const std::string& s, const std::string& part) {
+  std::size_t n = 0;
+  for (std::size_t at = s.find(part); at != std::string::npos; at = s.find(part, at + 1)) ++n;
+  return n;
+}
 
 inline th::Tensor input(const th::Shape& s, std::uint64_t seed, double lo, double hi) {
   return th::random::uniform(s, lo, hi, seed, th::DType::float64);

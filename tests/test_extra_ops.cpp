@@ -9,16 +9,13 @@
 
 using th::Tensor;
 using X = check::Inputs;
+using check::g2;
 
 using check::expect;
 
-namespace {
+using check::count;
 
-std::size_t count(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
+namespace {
 
 // keeps dimension `axis` as it is when the checker grows the shapes (split sizes, topk's k)
 check::Options keep_axis(std::size_t axis, bool grad2 = false) {
@@ -30,12 +27,6 @@ check::Options keep_axis(std::size_t axis, bool grad2 = false) {
       if (i != axis && g[i] > 1) ++g[i];
     return g;
   };
-  return o;
-}
-
-check::Options g2() {
-  check::Options o;
-  o.grad2 = true;
   return o;
 }
 

@@ -7,6 +7,7 @@
 
 using th::Tensor;
 using X = check::Inputs;
+using check::g2;
 using check::op;
 
 namespace {
@@ -14,10 +15,6 @@ check::Options pos() {  // strictly positive inputs (log, sqrt, division, pow ba
   check::Options o;
   o.lo = 0.5;
   o.hi = 2.0;
-  return o;
-}
-check::Options g2(check::Options o = {}) {
-  o.grad2 = true;
   return o;
 }
 }  // namespace

@@ -124,11 +124,7 @@ BOOST_AUTO_TEST_CASE(one_step_for_every_result) {
   const th::Function f = th::function({x}, {cost, th::grad(cost, g), th::grad(cost, x)},
                                       {{rm, bn.new_running_mean}, {rv, bn.new_running_var}});
   const std::string text = th::debugprint(f);
-  std::size_t n = 0;
-  for (std::size_t at = text.find("= batch_normalization_train("); at != std::string::npos;
-       at = text.find("= batch_normalization_train(", at + 1))
-    ++n;
-  BOOST_TEST(n == 1u, text);
+  BOOST_TEST(check::count(text, "= batch_normalization_train(") == 1u, text);
   const Tensor X = th::random::uniform({4, 3, 5, 5}, -1, 3, 2, th::DType::float32);
   const th::Result r = f(X);
   const Stats st = per_channel(X);

@@ -1,7 +1,7 @@
 // th::linalg's factorization ops (API.md section 13, in part): solve, solve_triangular, inv,
 // cholesky, qr, svd, eigh, slogdet (det is composed from it; these four are one step each
-// with several outputs, ops/tuple.cpp), and tri_mask (a triangle of a matrix, scaled
-// diagonal: what the cholesky and triangular-solve gradients mask with). Forward: LAPACK per
+// with several outputs, ops/tuple.cpp); their gradients mask with tri_mask (ops/extra.cpp: a
+// triangle of a matrix, scaled diagonal). Forward: LAPACK per
 // matrix of the batch (lib/cpu/lapack.cpp, on the host for other devices); VJPs: PyTorch's
 // rules written with these same ops, so they differentiate again. norm is a composite.
 #include "theta/linalg.hpp"
@@ -49,12 +49,7 @@ std::int64_t batch_of(const Shape& s, std::size_t matrix_dims) {
                    describe({meta_of(a)}));
 }
 
-// The identity matrices of g's (..., k, k) shape (a diagonal mask in the gradients).
 Tensor tri_mask(const Tensor& x, bool lower, double diag);
-Tensor identity_like(const Tensor& g) {
-  const Tensor ones = ones_like(g);
-  return tri_mask(ones, true, 1.0) - tri_mask(ones, true, 0.0);
-}
 
 // ---- solve / solve_triangular (attrs.axis: 1 lower, 0 upper) ----------------------------------
 Meta infer_solve(const Op& op, const std::vector<Meta>& in, const Attrs&) {
@@ -75,7 +70,7 @@ Meta infer_solve(const Op& op, const std::vector<Meta>& in, const Attrs&) {
 }
 
 // one-matrix ops (forward_matrix below)
-enum MatKind { kInv = 0, kCholesky = 1, kTriMask = 4 };
+enum MatKind { kInv = 0, kCholesky = 1 };
 
 // An operand on a GPU: the factorization by the device's own solver (Backend::factor) on
 // a working copy of a; nothing when the backend has none (the op runs on the host).
@@ -167,35 +162,20 @@ Tensor solve_tri(const Tensor& a, const Tensor& b, bool lower) {
   return apply(op_solve_triangular, {a, b}, std::move(at));
 }
 
-// ---- one-matrix ops: inv, cholesky, tri_mask ----------------------------------------------------
+// ---- one-matrix ops: inv, cholesky ----------------------------------------------------------------
 
 Meta infer_matrix(const Op& op, const std::vector<Meta>& in, const Attrs&) {
-  if (op.code != kTriMask) square(op, in, 0);  // (a triangle of any matrix)
-  else if (in[0].shape.size() < 2) throw_shape(op, "needs a matrix (or a batch of them)", in);
+  square(op, in, 0);
   return {float_of(in), in[0].shape};
 }
 
-Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, const Attrs& attrs, const Meta& out) {
-  if (op.code != kTriMask)
-    if (auto y = on_device(op, op.code == kInv ? Factor::inverse : Factor::cholesky, *in[0], nullptr, out))
-      return std::move(*y);
+Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+  if (auto y = on_device(op, op.code == kInv ? Factor::inverse : Factor::cholesky, *in[0], nullptr, out))
+    return std::move(*y);
   const Storage a = on_host(*in[0], out.dtype);
   const std::int64_t n = a.shape.back(), batch = batch_of(a.shape, 2);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
   THETA_DISPATCH_FLOAT(out.dtype, T, {
-    if (op.code == kTriMask) {  // attrs.axis: 1 lower; attrs.scale: the diagonal's factor
-      const std::int64_t rows = a.shape[a.shape.size() - 2];
-      for (std::int64_t i = 0; i < batch; ++i) {
-        const T* am = a.data<T>() + i * rows * n;
-        T* ym = y.data<T>() + i * rows * n;
-        for (std::int64_t r = 0; r < rows; ++r)
-          for (std::int64_t q = 0; q < n; ++q) {
-            const bool keep = attrs.axis ? q < r : q > r;
-            ym[r * n + q] = r == q ? T(am[r * n + q] * T(attrs.scale)) : keep ? am[r * n + q] : T(0);
-          }
-      }
-      return to_device(std::move(y), in[0]->device());
-    }
     std::vector<T> work(std::size_t(n * n));
     for (std::int64_t i = 0; i < batch; ++i) {
       const T* am = a.data<T>() + i * n * n;
@@ -208,13 +188,12 @@ Storage forward_matrix(const Op& op, const std::vector<const Storage*>& in, cons
   return to_device(y, in[0]->device());
 }
 
-// kTriMask is its own adjoint; inv: ga = -y^T g y^T; cholesky (PyTorch's rule):
+// inv: ga = -y^T g y^T; cholesky (PyTorch's rule):
 // P = tril(L^T gL) with half its diagonal, S = L^-T P L^-1,
 // ga = (S + S^T) / 2.
 std::vector<Tensor> vjp_matrix(const Op& op, const VjpCtx& c) {
   const Tensor& g = c.g;
   switch (op.code) {
-    case kTriMask: return {tri_mask(g, c.attrs.axis != 0, c.attrs.scale)};
     case kInv: return {-matmul(swap_last(c.y), matmul(g, swap_last(c.y)))};
     case kCholesky: {
       const Tensor Lt = swap_last(c.y);
@@ -229,7 +208,6 @@ std::vector<Tensor> vjp_matrix(const Op& op, const VjpCtx& c) {
 
 const Op op_inv{"inv", {1, 1}, kInv, &infer_matrix, &forward_matrix, &vjp_matrix};
 const Op op_cholesky{"cholesky", {1, 1}, kCholesky, &infer_matrix, &forward_matrix, &vjp_matrix};
-const Op op_tri_mask{"tri_mask", {1, 1}, kTriMask, &infer_matrix, &forward_matrix, &vjp_matrix};
 
 // ---- qr, svd, eigh, slogdet: one step computes every factor (a tuple of outputs) ------------
 enum Factors { kQR = 0, kSVD = 1, kEigh = 2, kSlogdet = 3 };
@@ -429,7 +407,7 @@ Tensor tri_mask(const Tensor& x, bool lower, double diag) {
   Attrs a;
   a.axis = lower ? 1 : 0;
   a.scale = diag;
-  return apply(op_tri_mask, {x}, std::move(a));
+  return apply(tri_mask_op(), {x}, std::move(a));
 }
 
 

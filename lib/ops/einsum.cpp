@@ -73,15 +73,14 @@ Tensor to_end(const Tensor& x, const std::vector<std::size_t>& axes, Labels& l) 
 }
 
 // The operand's repeated labels taken as diagonals, the labels `keep` lacks summed away.
-void reduce_alone(Term& t, const std::multiset<int>& keep) {
+void reduce_alone(Term& t, const std::set<int>& keep) {
   for (bool again = true; again;) {
     again = false;
     for (std::size_t i = 0; i < t.l.size() && !again; ++i)
       for (std::size_t j = i + 1; j < t.l.size() && !again; ++j)
         if (t.l[i] == t.l[j]) {  // x[.., i, .., i, ..] -> the diagonal, at the end
           t.t = to_end(t.t, {i, j}, t.l);
-          const Tensor eye = tril(triu(detail::ones_like(t.t)));
-          t.t = sum(t.t * eye, Axes(-1));
+          t.t = sum(t.t * detail::identity_like(t.t), Axes(-1));
           t.l.pop_back();
           again = true;
         }
@@ -103,7 +102,7 @@ std::int64_t size_of(const Term& t, int label) {
 
 // a and b contracted over the labels they share that `keep` (the output and the other
 // operands) does not read.
-Term contract(const Term& a, const Term& b, const std::multiset<int>& keep) {
+Term contract(const Term& a, const Term& b, const std::set<int>& keep) {
   Labels batch, sum_l, a_only, b_only;
   for (int l : a.l) {
     const bool in_b = std::find(b.l.begin(), b.l.end(), l) != b.l.end();
@@ -240,23 +239,22 @@ Tensor einsum(const std::string& spec_in, const std::vector<Tensor>& operands) {
     for (const auto& [l, n] : seen)
       if (n == 1) out.push_back(l);
   }
-  // the labels each operand's reduction must keep: the output's and the other operands'
-  auto keep_for = [&](std::size_t skip) {
-    std::multiset<int> k(out.begin(), out.end());
-    for (std::size_t j = 0; j < ts.size(); ++j)
-      if (j != skip) k.insert(ts[j].l.begin(), ts[j].l.end());
+  // the labels the output and the operands other than i and j read: what reducing or
+  // contracting i (and j) must keep
+  auto keep_except = [&](std::size_t i, std::size_t j) {
+    std::set<int> k(out.begin(), out.end());
+    for (std::size_t o = 0; o < ts.size(); ++o)
+      if (o != i && o != j) k.insert(ts[o].l.begin(), ts[o].l.end());
     return k;
   };
-  for (std::size_t i = 0; i < ts.size(); ++i) reduce_alone(ts[i], keep_for(i));
+  for (std::size_t i = 0; i < ts.size(); ++i) reduce_alone(ts[i], keep_except(i, i));
   while (ts.size() > 1) {
     // the pair whose result is smallest (unknown sizes counted as 1024)
     std::size_t bi = 0, bj = 1;
     double best = -1;
     for (std::size_t i = 0; i < ts.size(); ++i)
       for (std::size_t j = i + 1; j < ts.size(); ++j) {
-        std::multiset<int> k(out.begin(), out.end());
-        for (std::size_t o = 0; o < ts.size(); ++o)
-          if (o != i && o != j) k.insert(ts[o].l.begin(), ts[o].l.end());
+        const std::set<int> k = keep_except(i, j);
         std::set<int> res;
         for (int l : ts[i].l)
           if (k.count(l)) res.insert(l);
@@ -269,15 +267,13 @@ Tensor einsum(const std::string& spec_in, const std::vector<Tensor>& operands) {
         }
         if (best < 0 || cost < best) best = cost, bi = i, bj = j;
       }
-    std::multiset<int> k(out.begin(), out.end());
-    for (std::size_t o = 0; o < ts.size(); ++o)
-      if (o != bi && o != bj) k.insert(ts[o].l.begin(), ts[o].l.end());
+    const std::set<int> k = keep_except(bi, bj);
     Term r = contract(ts[bi], ts[bj], k);
     ts.erase(ts.begin() + std::ptrdiff_t(bj));
     ts[bi] = std::move(r);
   }
   Term& t = ts[0];
-  reduce_alone(t, std::multiset<int>(out.begin(), out.end()));
+  reduce_alone(t, std::set<int>(out.begin(), out.end()));
   std::vector<std::int64_t> perm;
   for (int l : out) {
     const auto it = std::find(t.l.begin(), t.l.end(), l);

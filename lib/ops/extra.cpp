@@ -16,15 +16,6 @@ namespace {
 
 const Tensor none{};
 
-// A line layout: outer x n x inner elements around `axis` of a contiguous shape.
-struct Lines {
-  std::int64_t outer = 1, n = 1, inner = 1;
-  Lines(const Shape& s, std::int64_t axis) {
-    for (std::int64_t i = 0; i < std::int64_t(s.size()); ++i)
-      (i < axis ? outer : i == axis ? n : inner) *= s[std::size_t(i)];
-  }
-};
-
 template <class T>
 bool is_nan_v(T v) {
   if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
@@ -52,7 +43,7 @@ Storage forward_sort(const Op& op, const std::vector<const Storage*>& in, const 
   const Storage x = on_host(*in[0], in[0]->dtype);
   Storage vals = alloc_storage(outs[0].dtype, outs[0].shape, th::cpu());
   Storage idx = alloc_storage(DType::int64, outs[1].shape, th::cpu());
-  const Lines L(x.shape, a.axis);
+  const AxisLines L(x.shape, a.axis);
   const std::int64_t k = outs[0].shape[std::size_t(a.axis)];
   const bool desc = a.all;
   THETA_DISPATCH_ALL(x.dtype, T, {
@@ -104,7 +95,7 @@ Storage forward_take_along(const Op& op, const std::vector<const Storage*>& in, 
   const Storage src = on_host(*in[0], out.dtype), idx = on_host(*in[1], DType::int64);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
   const Shape& full = op.code == 0 ? src.shape : out.shape;  // the shape the indices point into
-  const Lines F(full, a.axis), I(idx.shape, a.axis);
+  const AxisLines F(full, a.axis), I(idx.shape, a.axis);
   if (I.outer != F.outer || I.inner != F.inner) throw_shape(op, "indices do not match x's other axes", {meta_of(*in[0]), meta_of(*in[1])});
   THETA_DISPATCH_NUMERIC(out.dtype, T, {
     const T* s = src.data<T>();
@@ -196,10 +187,18 @@ std::vector<Tensor> vjp_split(const Op& op, const VjpCtx& c) {
 
 const Op op_split{"split", {1, 1}, 0, &infer_tuple, &forward_split, &vjp_split, 0, false, nullptr, &split_parts};
 
-// ---- tril / triu: attrs.axis = k, the diagonal (0 main, > 0 above) --------------------------------
+// ---- triangles: tril / triu (attrs.axis = k, the diagonal: 0 main, > 0 above), and tri_mask
+// (the gradients' mask: attrs.axis 1 the strictly lower triangle, 0 the strictly upper one,
+// plus the diagonal times attrs.scale) ---------------------------------------------------------------
 Meta infer_tri(const Op& op, const std::vector<Meta>& in, const Attrs&) {
   if (in[0].shape.size() < 2) throw_shape(op, "needs a matrix (or a batch of them)", in);
   return {in[0].dtype, in[0].shape};
+}
+
+template <class T>
+T times(T v, double k) {  // tri_mask's diagonal
+  if constexpr (std::is_same_v<T, bool>) return v && k != 0;
+  else return T(v * T(k));
 }
 
 Storage forward_tri(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
@@ -213,7 +212,11 @@ Storage forward_tri(const Op& op, const std::vector<const Storage*>& in, const A
       for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t q = 0; q < cols; ++q) {
           const std::int64_t at = (m * rows + r) * cols + q;
-          const bool keep = op.code == 0 ? q - r <= a.axis : q - r >= a.axis;
+          if (op.code == 2 && q == r) {
+            d[at] = times(s[at], a.scale);
+            continue;
+          }
+          const bool keep = op.code == 0 ? q - r <= a.axis : op.code == 1 ? q - r >= a.axis : a.axis ? q < r : q > r;
           d[at] = keep ? s[at] : T(0);
         }
   })
@@ -224,6 +227,7 @@ std::vector<Tensor> vjp_tri(const Op& op, const VjpCtx& c) { return {apply(op, {
 
 const Op op_tril{"tril", {1, 1}, 0, &infer_tri, &forward_tri, &vjp_tri};
 const Op op_triu{"triu", {1, 1}, 1, &infer_tri, &forward_tri, &vjp_tri};
+const Op op_tri_mask{"tri_mask", {1, 1}, 2, &infer_tri, &forward_tri, &vjp_tri};
 
 // ---- cumsum / cumprod along attrs.axis (attrs.all: from the end, cumsum only) --------------------
 Meta infer_cum(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
@@ -261,7 +265,7 @@ void cumprod_grad_line(const T* x, const T* g, T* gx, std::int64_t n, std::int64
 Storage forward_cum(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const Storage x = on_host(*in[0], out.dtype);
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
-  const Lines L(out.shape, a.axis);
+  const AxisLines L(out.shape, a.axis);
   THETA_DISPATCH_NUMERIC(out.dtype, T, {
     const T* s = x.data<T>();
     T* d = y.data<T>();
@@ -304,6 +308,10 @@ std::int64_t axis_of(const Op& op, const Tensor& x, std::int64_t axis) {
 }
 
 }  // namespace
+
+const Op& tri_mask_op() { return op_tri_mask; }
+
+Tensor identity_like(const Tensor& x) { return tril(triu(ones_like(x))); }
 
 }  // namespace th::detail
 

@@ -223,7 +223,8 @@ std::vector<Tensor> vjp_bn(const detail::Op& op, const detail::VjpCtx& c) {
 const detail::Op op_bn{"batch_normalization_train", {3, 3}, 0, &detail::infer_tuple, &forward_bn, &vjp_bn, 0, false,
                        nullptr, &bn_parts};
 
-// The training step's maths in theta's ops (for other backends and other layouts).
+// The training step's maths in theta's ops (for other backends and other layouts; layer_norm's,
+// over the trailing axes).
 Tensor bn_composed(const Tensor& x, const Tensor& g, const Tensor& b, const Axes& red, double eps, Tensor* mean,
                    Tensor* invstd, Tensor* var) {
   *mean = th::mean(x, red, true);
@@ -308,11 +309,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
                      "; both must be x's trailing shape (x has shape " + shape_str(xn.shape) + ")" + names());
   std::vector<std::int64_t> ax;
   for (std::size_t i = nd - k; i < nd; ++i) ax.push_back(std::int64_t(i));
-  const Axes red(ax);
-  const Tensor mean = th::mean(x, red, true);
-  const Tensor centered = x - mean;
-  const Tensor invstd = 1.0 / sqrt(th::mean(centered * centered, red, true) + eps);
-  return centered * invstd * gamma + beta;
+  Tensor mean, invstd, var;  // batch normalization's maths over the trailing axes
+  return bn_composed(x, gamma, beta, Axes(ax), eps, &mean, &invstd, &var);
 }
 
 }  // namespace th

@@ -166,6 +166,15 @@ std::int64_t norm_axis(const Op& op, std::int64_t axis, std::int64_t ndim, const
 /// kept dims in order, with or without the reduced ones as 1s (any shape of that many
 /// elements). max and min start from each line's first element (x has none empty there).
 Storage reduce_over(ReduceKind k, const Storage& x, const std::vector<std::int64_t>& axes, const Shape& shape);
+/// A contiguous shape seen around `axis` as outer x n x inner elements: lines of n elements
+/// `inner` apart (sort, cumsum, softmax walk them).
+struct AxisLines {
+  std::int64_t outer = 1, n = 1, inner = 1;
+  AxisLines(const Shape& s, std::int64_t axis) {
+    for (std::int64_t i = 0; i < std::int64_t(s.size()); ++i)
+      (i < axis ? outer : i == axis ? n : inner) *= s[std::size_t(i)];
+  }
+};
 /// Sorted, normalised, unique axes (all axes when `all`).
 std::vector<std::int64_t> norm_axes(const Op& op, const Axes& axes, std::int64_t ndim,
                                     const std::vector<Meta>& in);
@@ -261,6 +270,11 @@ std::vector<Tensor> clone_graph(const std::vector<Tensor>& outs,
                                 const std::vector<std::pair<Tensor, Tensor>>& replace);
 /// random_draw(state[, shape]) (ops/random.cpp): freezing adds its state's update.
 const Op& random_draw_op();
+/// tri_mask(x) (ops/extra.cpp, with tril/triu): each matrix's strictly lower (attrs.axis 1) or
+/// upper (0) triangle plus its diagonal times attrs.scale, zeros elsewhere; its own adjoint.
+const Op& tri_mask_op();
+/// Ones on the diagonal of each (..., m, n) matrix of x's shape, zeros elsewhere (x's dtype).
+Tensor identity_like(const Tensor& x);
 /// softmax (false) or log_softmax (true) along attrs.axis (ops/softmax.cpp).
 const Op& softmax_op(bool log);
 /// max(x) over `axis` (kept, no gradient), infinities (all -inf lines) replaced by 0: what a

@@ -81,15 +81,12 @@ Storage forward_softmax(const Op& op, const std::vector<const Storage*>& in, con
   if (!direct) converted = on_host(*in[0], out.dtype);
   const Storage& x = direct ? *in[0] : converted;
   Storage y = alloc_storage(out.dtype, out.shape, th::cpu());
-  std::int64_t outer = 1, n = out.shape[std::size_t(a.axis)], inner = 1;
-  for (std::size_t i = 0; i < out.shape.size(); ++i)
-    if (std::int64_t(i) < a.axis) outer *= out.shape[i];
-    else if (std::int64_t(i) > a.axis) inner *= out.shape[i];
+  const AxisLines L(out.shape, a.axis);
   if (x.size() == 0) return y;
   THETA_DISPATCH_FLOAT(out.dtype, T, {
     // (one reference captured: std::function keeps it without allocating)
-    const Job<T> job{x.data<T>(), y.data<T>(), n, inner, log};
-    cpu::parallel_for(outer, n * inner * 16, [&job](std::int64_t lo, std::int64_t hi) { job.run(lo, hi); });
+    const Job<T> job{x.data<T>(), y.data<T>(), L.n, L.inner, log};
+    cpu::parallel_for(L.outer, L.n * L.inner * 16, [&job](std::int64_t lo, std::int64_t hi) { job.run(lo, hi); });
   })
   return y;
 }
