@@ -1,11 +1,14 @@
 // Tensors: creation, queries, values, numpy type promotion, printing, forward values.
 #define BOOST_TEST_MODULE tensor
+#include <array>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 
 #include "check.hpp"
 #include "core/node.hpp"
+#include "theta/config.hpp"
 
 using th::DType;
 using th::Tensor;
@@ -164,6 +167,71 @@ BOOST_AUTO_TEST_CASE(matrix_vector_products_of_every_small_shape_match_a_referen
   }
   BOOST_TEST(checked > 20000);
   BOOST_TEST(wrong == 0);
+}
+
+BOOST_AUTO_TEST_CASE(float32_matrix_products_on_every_engine_match_a_reference) {
+  // float32 GEMMs run on oneDNN's sgemm (cut into chunks of rows, or of columns when the
+  // result has more, on theta's threads) or on OpenBLAS (THETA_FLAGS gemm=auto|dnnl|blas):
+  // every engine, both operands transposed or not, row and column splits with ragged last
+  // chunks, batches folded into one product and batches looped, against a float64 sum.
+  struct Restore {
+    th::GemmEngine saved = th::config().gemm;
+    ~Restore() { th::config().gemm = saved; }
+  } restore;
+  int wrong = 0, checked = 0;
+  for (th::GemmEngine e : {th::GemmEngine::automatic, th::GemmEngine::dnnl, th::GemmEngine::blas}) {
+    th::config().gemm = e;
+    for (auto [m, n, k] : {std::array<std::int64_t, 3>{5, 7, 3}, {67, 33, 129}, {33, 301, 70}, {130, 40, 64}, {16, 16, 2}})
+      for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb) {
+          auto u = [](th::Shape s, std::uint64_t seed) { return th::random::uniform(s, -1, 1, seed, DType::float32); };
+          const Tensor a = ta ? u({k, m}, 1).T() : u({m, k}, 1), b = tb ? u({n, k}, 2).T() : u({k, n}, 2);
+          const auto av = vals(a), bv = vals(b), got = vals(th::dot(a, b));
+          BOOST_TEST_REQUIRE(std::int64_t(got.size()) == m * n);
+          for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < n; ++j) {
+              double want = 0, scale = 0;
+              for (std::int64_t p = 0; p < k; ++p) {
+                want += av[std::size_t(i * k + p)] * bv[std::size_t(p * n + j)];
+                scale += std::fabs(av[std::size_t(i * k + p)] * bv[std::size_t(p * n + j)]);
+              }
+              wrong += std::fabs(got[std::size_t(i * n + j)] - want) > 2e-6 * (scale + 1);
+              ++checked;
+            }
+        }
+    // batched: (3, 40, 50) @ (50, 60) folds into one product; (3, 40, 50) @ (3, 50, 60) loops
+    const Tensor x = th::random::uniform({3, 40, 50}, -1, 1, 3, DType::float32);
+    for (const Tensor& w : {th::random::uniform({50, 60}, -1, 1, 4, DType::float32),
+                            th::random::uniform({3, 50, 60}, -1, 1, 5, DType::float32)}) {
+      const auto xv = vals(x), wv = vals(w), got = vals(th::matmul(x, w));
+      const bool per_batch = w.ndim() == 3;
+      for (std::int64_t bi = 0; bi < 3; ++bi)
+        for (std::int64_t i = 0; i < 40; ++i)
+          for (std::int64_t j = 0; j < 60; ++j) {
+            double want = 0;
+            for (std::int64_t p = 0; p < 50; ++p)
+              want += xv[std::size_t((bi * 40 + i) * 50 + p)] * wv[std::size_t((per_batch ? bi * 3000 : 0) + p * 60 + j)];
+            wrong += std::fabs(got[std::size_t((bi * 40 + i) * 60 + j)] - want) > 2e-6 * 51;
+            ++checked;
+          }
+    }
+  }
+  BOOST_TEST(checked > 100000);
+  BOOST_TEST(wrong == 0);
+  // oneDNN's products run on theta's kernel threads (OpenMP held to one thread in each): no
+  // thread of their own, and the same bits from call to call
+  th::config().gemm = th::GemmEngine::dnnl;
+  const Tensor a = th::random::uniform({300, 200}, -1, 1, 6, DType::float32), b = th::random::uniform({200, 100}, -1, 1, 7, DType::float32);
+  th::sum(th::exp(th::random::uniform({1 << 20}, -1, 1, 3, DType::float32))).item<float>();  // theta's pool started
+  const auto first = vals(th::dot(a, b));
+  std::size_t threads = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++threads;
+  bool same_bits = true;
+  for (int i = 0; i < 3; ++i) same_bits = same_bits && vals(th::dot(a, b)) == first;
+  std::size_t after = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++after;
+  BOOST_TEST(same_bits);
+  BOOST_TEST(after == threads);
 }
 
 BOOST_AUTO_TEST_CASE(arg_reductions_over_every_axis_and_layout_match_a_reference) {

@@ -21,6 +21,12 @@ enum class NativeMode { off, async, sync };
 /// kernels always). float64 always runs theta's kernels.
 enum class ConvEngine { automatic, dnnl, theta };
 
+/// The engine of float32 matrix products on the CPU (docs/design.md, "Matrix products"):
+/// automatic (oneDNN's sgemm where theta was built with it, for products of at least 32^3
+/// multiply-adds; OpenBLAS below), dnnl (oneDNN's sgemm always) or blas (OpenBLAS always).
+/// float64 always runs OpenBLAS.
+enum class GemmEngine { automatic, dnnl, blas };
+
 /// Global settings (th::config()).
 struct Config {
   DType floatX = DType::float64;  ///< default float type of lists, placeholders without prefix
@@ -28,6 +34,7 @@ struct Config {
   Mode mode = Mode::fast;         ///< the mode of every function (at least this strict)
   NativeMode native = NativeMode::async;  ///< the native tier (THETA_FLAGS native=off|async|sync)
   ConvEngine conv = ConvEngine::automatic;  ///< float32 convolutions (THETA_FLAGS conv=auto|dnnl|theta)
+  GemmEngine gemm = GemmEngine::automatic;  ///< float32 matrix products (THETA_FLAGS gemm=auto|dnnl|blas)
 };
 
 /// The settings, initialised from THETA_FLAGS on first use (th::ValueError on a bad flag).

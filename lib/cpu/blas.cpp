@@ -1,11 +1,14 @@
-// Matrix products through OpenBLAS: GEMM, or GEMV when one side is a vector. Transposed
-// operands are passed as flags (no copy); only layouts BLAS cannot express are copied.
+// Matrix products: GEMM through OpenBLAS, or float32 through oneDNN's sgemm on theta's
+// threads (cpu/dnnl.hpp's rule), or GEMV when one side is a vector. Transposed operands are
+// passed as flags (no copy); only layouts BLAS cannot express are copied.
 #include <cblas.h>
 
 #include <cstring>
 
 #include "cpu/cpu_backend.hpp"
+#include "cpu/dnnl.hpp"
 #include "cpu/gemv_small.hpp"
+#include "cpu/parallel.hpp"
 #include "cpu/strided.hpp"
 #include "theta/error.hpp"
 
@@ -55,6 +58,38 @@ void gemv(std::int64_t M, std::int64_t K, const T* a, const MatLayout& la, const
   }
 }
 
+// y (M x N, row-major) = op(A) op(B) in float32 on oneDNN: y's rows (its columns, when it
+// has more) cut into one chunk of a multiple of 16 per kernel thread, run on theta's pool.
+// The chunks depend on the shape and the thread count only, so the bits are the same
+// whether the pool was free or the chunks ran one after another.
+void sgemm_chunks(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* a, std::int64_t lda,
+                  const float* b, std::int64_t ldb, float* y) {
+  struct Job {
+    bool ta, tb, by_rows;
+    std::int64_t M, N, K, lda, ldb, extent, step;
+    const float *a, *b;
+    float* y;
+    void operator()(std::int64_t lo, std::int64_t hi) const {
+      for (std::int64_t c = lo; c < hi; ++c) {
+        const std::int64_t i0 = c * step, i1 = std::min(extent, i0 + step);
+        if (i0 >= i1) continue;
+        if (by_rows)
+          dnnl_sgemm_here(ta, tb, i1 - i0, N, K, 1.0f, a + (ta ? i0 : i0 * lda), lda, b, ldb, 0.0f, y + i0 * N, N);
+        else
+          dnnl_sgemm_here(ta, tb, M, i1 - i0, K, 1.0f, a, lda, b + (tb ? i0 * ldb : i0), ldb, 0.0f, y + i0, N);
+      }
+    }
+  };
+  const bool by_rows = M >= N;
+  const std::int64_t extent = by_rows ? M : N;
+  const std::int64_t chunks = std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), extent / 16));
+  const std::int64_t step = ((extent + chunks - 1) / chunks + 15) / 16 * 16;
+  const Job job{ta, tb, by_rows, M, N, K, lda, ldb, extent, step, a, b, y};
+  // cost per chunk in vectorised element-operations (~4 multiply-adds each); the closure
+  // holds one pointer, so std::function keeps it without allocating
+  parallel_for(chunks, M * N * K / chunks / 4, [j = &job](std::int64_t lo, std::int64_t hi) { (*j)(lo, hi); });
+}
+
 template <class T>
 void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::int64_t sa0, std::int64_t sa1,
               const T* b, std::int64_t sb0, std::int64_t sb1, T* y) {
@@ -74,6 +109,8 @@ void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::i
       return;
     if constexpr (std::is_same_v<T, double>)
       cblas_dgemm(CblasRowMajor, la.trans, lb.trans, m, n, k, 1.0, a, int(la.ld), b, int(lb.ld), 0.0, y, n);
+    else if (dnnl_gemm_takes(M, N, K))
+      sgemm_chunks(la.trans == CblasTrans, lb.trans == CblasTrans, M, N, K, a, la.ld, b, lb.ld, y);
     else
       cblas_sgemm(CblasRowMajor, la.trans, lb.trans, m, n, k, 1.0f, a, int(la.ld), b, int(lb.ld), 0.0f, y, n);
   } else {

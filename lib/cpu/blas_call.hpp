@@ -1,5 +1,6 @@
 // Direct BLAS calls of the CPU kernels that work in blocks of their own (convolution's
-// unfolded patches, attention's tiles): a row-major GEMM on raw pointers, and OpenBLAS held
+// unfolded patches, attention's tiles): a row-major GEMM on raw pointers on the calling
+// thread (float32 on oneDNN's sgemm where cpu/dnnl.hpp's rule takes it), and OpenBLAS held
 // to one thread while a kernel runs its blocks on theta's threads.
 #pragma once
 #include <cblas.h>
@@ -7,6 +8,8 @@
 #include <cstdint>
 #include <mutex>
 #include <type_traits>
+
+#include "cpu/dnnl.hpp"
 
 namespace th::detail::cpu {
 
@@ -17,6 +20,8 @@ void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, cons
   const auto at = ta ? CblasTrans : CblasNoTrans, bt = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, double>)
     cblas_dgemm(CblasRowMajor, at, bt, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  else if (dnnl_gemm_takes(M, N, K))
+    dnnl_sgemm_here(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     cblas_sgemm(CblasRowMajor, at, bt, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }

@@ -3,6 +3,7 @@
 #include "cpu/dnnl.hpp"
 
 #include "theta/config.hpp"
+#include "theta/error.hpp"
 
 #ifdef THETA_HAS_DNNL
 #include <omp.h>
@@ -26,6 +27,9 @@ namespace th::detail::cpu {
 #ifndef THETA_HAS_DNNL
 
 bool dnnl_built() { return false; }
+bool dnnl_gemm_takes(std::int64_t, std::int64_t, std::int64_t) { return false; }
+void dnnl_sgemm_here(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
+                     const float*, std::int64_t, float, float*, std::int64_t) {}
 bool dnnl_takes(int, const ConvGeom&) { return false; }
 bool dnnl_conv(int, const ConvGeom&, const float*, const float*, float*) { return false; }
 bool dnnl_conv_epilogue(const ConvGeom&, const float*, const float*, const float*, bool, float*) { return false; }
@@ -277,6 +281,25 @@ bool dnnl_conv_epilogue(const ConvGeom& g, const float* x, const float* w, const
   if (!dnnl_takes(0, g) || g.N <= 0) return false;
   run_chunks(relu ? 4 : 3, g, x, w, bias, y);
   return true;
+}
+
+bool dnnl_gemm_takes(std::int64_t M, std::int64_t N, std::int64_t K) {
+  switch (th::config().gemm) {
+    case GemmEngine::blas: return false;
+    case GemmEngine::dnnl: return true;
+    case GemmEngine::automatic: break;
+  }
+  return M * N * K >= 32 * 32 * 32;
+}
+
+void dnnl_sgemm_here(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
+                     std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
+  const OneOmpThread one;
+  const dnnl_status_t st =
+      dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (st != dnnl_success)
+    throw Error("oneDNN sgemm failed (status " + std::to_string(int(st)) + ") on " + std::to_string(M) + " x " +
+                        std::to_string(N) + " x " + std::to_string(K));
 }
 
 #endif

@@ -15,6 +15,18 @@ namespace th::detail::cpu {
 /// True when theta was built with oneDNN.
 bool dnnl_built();
 
+/// Whether a float32 GEMM of M x N x K multiply-adds runs on oneDNN's sgemm under
+/// th::config().gemm (auto: from 32^3 multiply-adds on; OpenBLAS below, where its call is
+/// cheaper). Measured on the development VM (AMD EPYC, AVX-512), one thread: oneDNN 2.6's
+/// AVX-512 sgemm 150-180 GFLOP/s on the shapes of a transformer's or an MLP's layers,
+/// OpenBLAS 0.3.21 (which takes this CPU for a Haswell) 75-90.
+bool dnnl_gemm_takes(std::int64_t M, std::int64_t N, std::int64_t K);
+
+/// Row-major C := alpha op(A) op(B) + beta C by oneDNN's sgemm on the calling thread (its
+/// OpenMP held to one thread). Only where dnnl_gemm_takes() said yes.
+void dnnl_sgemm_here(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
+                     std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc);
+
 /// Which engine runs a float32 convolution of this mode (as dnnl_conv's) and geometry under
 /// th::config().conv: true for oneDNN (conv=dnnl, or conv=auto and the measured rule in
 /// dnnl.cpp).
