@@ -68,20 +68,26 @@ BOOST_AUTO_TEST_CASE(gradients) {
     o.tol = 1e-5;
     return o;
   };
+  // grad of grad: the gradient step's own gradient writes the first gradient out in theta's ops
   check::op("attention", [](const X& x) { return th::scaled_dot_product_attention(x[0], x[1], x[2]); },
-            {{2, 5, 4}, {2, 7, 4}, {2, 7, 3}}, {2, 5, 3});
+            {{2, 5, 4}, {2, 7, 4}, {2, 7, 3}}, {2, 5, 3}, check::g2());
   check::op("attention causal, scale", [](const X& x) { return th::scaled_dot_product_attention(x[0], x[1], x[2], {}, true, 0.7); },
-            {{2, 6, 4}, {2, 6, 4}, {2, 6, 5}}, {2, 6, 5});
+            {{2, 6, 4}, {2, 6, 4}, {2, 6, 5}}, {2, 6, 5}, check::g2());
+  // a non-linear use (dout depends on q, k, v) and one tensor as q, k and v
+  check::op("attention squared", [](const X& x) { return th::sqr(th::scaled_dot_product_attention(x[0], x[1], x[2])); },
+            {{1, 4, 3}, {1, 5, 3}, {1, 5, 2}}, {1, 4, 2}, check::g2());
+  check::op("self-attention of one x", [](const X& x) { return th::sqr(th::scaled_dot_product_attention(x[0], x[0], x[0], {}, true)); },
+            {{2, 5, 4}}, {2, 5, 4}, check::g2());
   const Tensor keep = check::input({1, 5, 7}, 9, 0, 1) > 0.25;
   check::op("attention boolean mask", [keep](const X& x) { return th::scaled_dot_product_attention(x[0], x[1], x[2], keep); },
             {{2, 5, 4}, {2, 7, 4}, {2, 7, 3}}, {2, 5, 3}, [] {
-              check::Options o;
+              check::Options o = check::g2();
               o.frozen = false;  // the mask is a fixed (5, 7): the grown shapes would not broadcast
               return o;
             }());
   check::op("attention additive mask (its gradient too)",
             [](const X& x) { return th::scaled_dot_product_attention(x[0], x[1], x[2], x[3], true); },
-            {{2, 6, 3}, {2, 6, 3}, {2, 6, 2}, {6, 6}}, {2, 6, 2}, with({true, true, true, true}));
+            {{2, 6, 3}, {2, 6, 3}, {2, 6, 2}, {6, 6}}, {2, 6, 2}, check::g2(with({true, true, true, true})));
   // tiles: lengths across the kernels' block sizes
   check::op("attention across tiles", [](const X& x) { return th::scaled_dot_product_attention(x[0], x[1], x[2], {}, true); },
             {{1, 130, 2}, {1, 140, 2}, {1, 140, 2}}, {1, 130, 2}, [] {

@@ -115,8 +115,10 @@ BOOST_AUTO_TEST_CASE(gradients) {
   check::op("triu", [](const X& v) { return th::sqr(th::triu(v[0], -1)); }, {{4, 3}}, {4, 3}, g2());
   check::op("cumsum", [](const X& v) { return th::cumsum(v[0], 1); }, {{3, 4}}, {3, 4}, g2());
   check::op("cumsum axis 0 of 3", [](const X& v) { return th::sqr(th::cumsum(v[0], 0)); }, {{3, 2, 2}}, {3, 2, 2});
-  check::op("cumprod", [](const X& v) { return th::cumprod(v[0], -1); }, {{3, 4}}, {3, 4});
-  check::op("cumprod axis 0", [](const X& v) { return th::cumprod(v[0], 0); }, {{4, 2}}, {4, 2});
+  check::op("cumprod", [](const X& v) { return th::cumprod(v[0], -1); }, {{3, 4}}, {3, 4}, g2());
+  check::op("cumprod axis 0", [](const X& v) { return th::cumprod(v[0], 0); }, {{4, 2}}, {4, 2}, g2());
+  check::op("cumprod sqr", [](const X& v) { return th::sqr(th::cumprod(v[0], -1)); }, {{2, 3}}, {2, 3}, g2());
+  check::op("cumprod middle axis", [](const X& v) { return th::sqr(th::cumprod(v[0], 1)); }, {{2, 3, 2}}, {2, 3, 2}, g2());
 }
 
 // cumprod's gradient where x has zeros (one, two, at the start, at the end) against central

@@ -5,6 +5,7 @@
 // (rarely asked for) is written out in theta's ops. Operands on another device are computed
 // on the host (docs/gpu.md).
 #include <cmath>
+#include <limits>
 
 #include "core/dispatch.hpp"
 #include "cpu/attention.hpp"
@@ -134,27 +135,75 @@ Storage forward_attention_grad(const Op&, const std::vector<const Storage*>& in,
   return make_tuple({to_device(std::move(dq), dev), to_device(std::move(dk), dev), to_device(std::move(dv), dev)});
 }
 
+std::vector<Tensor> vjp_attention_grad(const Op& op, const VjpCtx& c);
+
 const Op op_attention_grad{"scaled_dot_product_attention_grad", {6, 7}, 0, &infer_tuple, &forward_attention_grad,
-                           nullptr, 0, false, nullptr, &attention_grad_parts};
+                           &vjp_attention_grad, 0, false, nullptr, &attention_grad_parts};
+
+// The op's scale as a tensor: the one given, else 1/sqrt(d).
+Tensor attention_scale(const VjpCtx& c) {
+  const Tensor& q = c.x[0];
+  return c.attrs.keepdims ? scalar_const(c.attrs.scale, q.dtype()) : 1.0 / sqrt(count(q, Axes(-1), q.dtype()));
+}
+
+// The scores softmax(q k^T * scale + mask) of the op's operands, written out in theta's ops
+// (the L x L matrix the kernels avoid; only a gradient's gradient builds it).
+Tensor written_out_probabilities(const VjpCtx& c) {
+  Tensor S = matmul(c.x[0], swap_last(c.x[1])) * attention_scale(c);
+  const double minus_inf = -std::numeric_limits<double>::infinity();
+  if (c.attrs.axis == kAddMask) S = S + c.x[3];
+  if (c.attrs.axis == kBoolMask) S = where(c.x[3], S, minus_inf);
+  if (c.attrs.all) S = where(tril(ones_like(S)) > 0.0, S, minus_inf);  // causal: no keys after the query
+  return softmax(S, -1);
+}
+
+// The gradient's gradient (grad of grad through attention): the first gradient written out in
+// theta's ops from q, k, v, the mask and dout (P = softmax(S), dv = P^T dout, dS = P (dout
+// v^T - rowsum(dout * P v)), dq = s dS k, dk = s dS^T q), differentiated by the tape against
+// the parts' gradients. out and lse are functions of q, k and v that the written-out form
+// recomputes, so they get none.
+std::vector<Tensor> vjp_attention_grad(const Op&, const VjpCtx& c) {
+  const std::size_t at = c.attrs.axis != kNoMask ? 4 : 3;
+  const Tensor &q = c.x[0], &k = c.x[1], &v = c.x[2], &dout = c.x[at + 2];
+  const Tensor scale = attention_scale(c);
+  const Tensor P = written_out_probabilities(c);
+  const Tensor dS = P * (matmul(dout, swap_last(v)) - sum(dout * matmul(P, v), Axes(-1), true));
+  const Tensor written[3] = {matmul(dS, k) * scale, matmul(swap_last(dS), q) * scale, matmul(swap_last(P), dout)};
+  std::vector<Tensor> ys, seeds, wrt{q, k, v, dout};
+  for (std::size_t i = 0; i < 3; ++i)
+    if (const Tensor& h = part_grad(c, i)) ys.push_back(written[i]), seeds.push_back(h);
+  if (ys.empty()) return {};
+  const bool mask_grad = c.attrs.axis == kAddMask;
+  if (mask_grad) wrt.push_back(c.x[3]);
+  const std::vector<Tensor> g = backward(ys, seeds, wrt, true);
+  std::vector<Tensor> r(c.x.size());
+  r[0] = g[0], r[1] = g[1], r[2] = g[2], r[at + 2] = g[3];
+  if (mask_grad) r[3] = g[4];
+  return r;
+}
 
 std::vector<Tensor> vjp_attention(const Op& op, const VjpCtx& c) {
-  const Tensor& g = part_grad(c, 0);
-  if (!g) return {none, none, none, none};
-  const std::vector<Tensor> y = outputs_of(op, c);
-  std::vector<Tensor> args(c.x.begin(), c.x.end());
-  args.push_back(y[0]);
-  args.push_back(y[1]);
-  args.push_back(g);
-  std::vector<Tensor> r = apply_parts(op_attention_grad, std::move(args), c.attrs);
-  r.resize(c.x.size());
-  if (c.attrs.axis == kAddMask && c.needs.size() > 3 && c.needs[3]) {
+  const Tensor &g = part_grad(c, 0), &g_lse = part_grad(c, 1);
+  std::vector<Tensor> r(c.x.size());
+  const bool mask_grad = c.attrs.axis == kAddMask && c.needs.size() > 3 && c.needs[3];
+  if (g) {
+    const std::vector<Tensor> y = outputs_of(op, c);
+    std::vector<Tensor> args(c.x.begin(), c.x.end());
+    args.push_back(y[0]);
+    args.push_back(y[1]);
+    args.push_back(g);
+    r = apply_parts(op_attention_grad, std::move(args), c.attrs);
+    r.resize(c.x.size());
     // the additive mask's gradient, dS = P (dP - rowsum(dout * out)), written out
-    const Tensor &q = c.x[0], &k = c.x[1], &v = c.x[2];
-    const Tensor scale = c.attrs.keepdims ? scalar_const(c.attrs.scale, q.dtype()) : 1.0 / sqrt(count(q, Axes(-1), q.dtype()));
-    Tensor P = exp(matmul(q, swap_last(k)) * scale + c.x[3] - expand_dims(y[1], -1));
-    if (c.attrs.all) P = P * tril(ones_like(P));  // causal: keys after the query get nothing
-    const Tensor dP = matmul(g, swap_last(v));
-    r[3] = P * (dP - sum(g * y[0], Axes(-1), true));
+    if (mask_grad) r[3] = written_out_probabilities(c) * (matmul(g, swap_last(c.x[2])) - sum(g * y[0], Axes(-1), true));
+  }
+  if (g_lse) {  // lse is the kernels' own output; only a gradient's gradient reaches it
+    const Tensor &q = c.x[0], &k = c.x[1];
+    const Tensor dS = expand_dims(g_lse, -1) * written_out_probabilities(c);  // d lse / dS = P
+    auto add = [&](std::size_t i, const Tensor& t) { r[i] = r[i] ? r[i] + t : t; };
+    add(0, matmul(dS, k) * attention_scale(c));
+    add(1, matmul(swap_last(dS), q) * attention_scale(c));
+    if (mask_grad) add(3, dS);
   }
   return r;
 }

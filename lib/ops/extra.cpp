@@ -289,10 +289,39 @@ Storage forward_cum(const Op& op, const std::vector<const Storage*>& in, const A
 }
 
 std::vector<Tensor> vjp_cum(const Op& op, const VjpCtx& c);
+std::vector<Tensor> vjp_cumprod_grad(const Op& op, const VjpCtx& c);
 
 const Op op_cumsum{"cumsum", {1, 1}, 0, &infer_cum, &forward_cum, &vjp_cum};
 const Op op_cumprod{"cumprod", {1, 1}, 1, &infer_cum, &forward_cum, &vjp_cum};
-const Op op_cumprod_grad{"cumprod_grad", {2, 2}, 2, &infer_cum, &forward_cum, nullptr};
+const Op op_cumprod_grad{"cumprod_grad", {2, 2}, 2, &infer_cum, &forward_cum, &vjp_cumprod_grad};
+
+// cumprod's gradient's gradient: the kernel's gx_i = sum_{j>=i} g_j prod_{k<=j, k!=i} x_k
+// written out in theta's ops, without division (exact with zeros), and differentiated by the
+// tape: per line, an (n x n) matrix M with M[i][k] = x_k off the diagonal and 1 on it, whose
+// running product along k is C[i][j] = prod_{k<=j, k!=i} x_k, so gx_i = sum_{j>=i} g_j C[i][j].
+// n x n per line: only a gradient's gradient builds it.
+std::vector<Tensor> vjp_cumprod_grad(const Op&, const VjpCtx& c) {
+  const std::int64_t nd = std::int64_t(c.x[0].ndim()), axis = c.attrs.axis;
+  std::vector<std::int64_t> perm;  // the axis last
+  for (std::int64_t d = 0; d < nd; ++d)
+    if (d != axis) perm.push_back(d);
+  perm.push_back(axis);
+  std::vector<std::int64_t> back(perm.size());
+  for (std::size_t d = 0; d < perm.size(); ++d) back[std::size_t(perm[d])] = std::int64_t(d);
+  const bool last = axis == nd - 1;
+  const Tensor xt = last ? c.x[0] : transpose(c.x[0], perm), gt = last ? c.x[1] : transpose(c.x[1], perm);
+  const Tensor square = expand_dims(xt, -1) * expand_dims(xt, -2);  // (..., n, n): the shape
+  const Tensor M = where(identity_like(square) > 0.0, 1.0, broadcast_like(expand_dims(xt, -2), square));
+  const Tensor C = apply(op_cumprod, {M}, [&] {
+    Attrs a;
+    a.axis = nd;  // the last of M's nd + 1 axes
+    return a;
+  }());
+  Tensor gx = sum(triu(ones_like(square)) * expand_dims(gt, -2) * C, Axes(-1));
+  if (!last) gx = transpose(gx, back);
+  const std::vector<Tensor> g = backward({gx}, {c.g}, {c.x[0], c.x[1]}, true);
+  return {c.needs[0] ? g[0] : Tensor(), c.needs[1] ? g[1] : Tensor()};
+}
 
 std::vector<Tensor> vjp_cum(const Op& op, const VjpCtx& c) {
   if (op.code == 0) {  // the gradient of a running sum is the running sum from the other end

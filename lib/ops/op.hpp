@@ -262,8 +262,13 @@ const Op& scan_part_op();
 const Op& scan_op();
 std::size_t scan_user_outputs(const Attrs& scan_attrs);
 /// Gradients of sum(ys[i] * seeds[i]) with respect to each of `wrt` (lib/tape/grad.cpp).
+/// partial: each wrt taken as independent of the others (no gradient flows on past a wrt to
+/// what it was computed from): an op's VJP that differentiates its value written out in
+/// theta's ops (attention's and cumprod's gradient steps) gets its operands' partial
+/// derivatives, and the outer sweep carries them on (a node passed as several wrt gets its
+/// gradient at the first, none at the others).
 std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& seeds,
-                             const std::vector<Tensor>& wrt);
+                             const std::vector<Tensor>& wrt, bool partial = false);
 /// `outs` rebuilt with each node of `replace` swapped for its tensor (the ops above it
 /// applied again, symbolically); nodes that reach no replaced node are kept as they are.
 std::vector<Tensor> clone_graph(const std::vector<Tensor>& outs,

@@ -84,7 +84,7 @@ std::vector<Tensor> topo_order(const std::vector<Tensor>& roots, NodeIndex& inde
 
 /// Gradients of sum(ys[i] * seeds[i]) with respect to each of `wrt`.
 std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& seeds,
-                             const std::vector<Tensor>& wrt) {
+                             const std::vector<Tensor>& wrt, bool partial) {
   NodeIndex index;
   std::vector<Tensor> order = topo_order(ys, index);
   // Positions: the tape's nodes in order, then any wrt that is not on it.
@@ -129,6 +129,7 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
   for (std::size_t k = order.size(); k-- > 0;) {
     const Tensor& t = order[k];
     Node* n = t.node().get();
+    if (partial && wanted[k]) continue;  // a wrt's own inputs get nothing from it
     if (n->op && is_part(*n->op)) {
       const long p = inpos[first[k]];
       if (!grads[k] || p < 0 || !relevant[std::size_t(p)]) continue;
@@ -165,7 +166,14 @@ std::vector<Tensor> backward(const std::vector<Tensor>& ys, const std::vector<Te
   }
 
   std::vector<Tensor> out;
-  for (const Tensor& w : wrt) {
+  for (std::size_t i = 0; i < wrt.size(); ++i) {
+    const Tensor& w = wrt[i];
+    bool repeated = false;  // partial: one operand passed twice (attention(x, x, x)) gets its total once
+    for (std::size_t j = 0; partial && j < i; ++j) repeated = repeated || wrt[j].node() == w.node();
+    if (repeated) {
+      out.emplace_back();
+      continue;
+    }
     const Tensor& g = grads[std::size_t(index.find(w.node().get()))];
     DType d = is_floating(w.dtype()) ? w.dtype() : floatX();
     out.push_back(g ? g : zeros_like(w, d));
