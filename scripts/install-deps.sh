@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(cmake g++ make libxtensor-dev libxtensor-blas-dev libopenblas-dev libboost-test-dev python3-numpy
       clang libclang-rt-dev zlib1g-dev nlohmann-json3-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist wamerican doxygen
-      libdnnl-dev ocl-icd-opencl-dev opencl-headers fortunes)
+      libdnnl-dev ocl-icd-opencl-dev opencl-headers fortunes libonnx-dev libprotobuf-dev libonnx-testdata)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

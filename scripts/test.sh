@@ -6,7 +6,8 @@
 #      included: the samples run under it);
 #   3. the thread tests under ThreadSanitizer;
 #   4. bounded libFuzzer runs (clang) of the .npy/.npz/idx readers, of function-call argument
-#      checking and of loading saved functions, starting from tests/fuzz/corpus.
+#      checking, of loading saved functions and of the ONNX importer, starting from
+#      tests/fuzz/corpus.
 # THETA_QUICK=1 stops after stage 1. THETA_FUZZ_SECONDS (default 20) bounds each fuzzer;
 # THETA_PROPERTY_GRAPHS / THETA_PROPERTY_SEED override the property-test budget and seed.
 set -euo pipefail
@@ -48,13 +49,13 @@ stage "4/4 libFuzzer (clang): bounded runs from tests/fuzz/corpus"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz "${san_type[@]}" \
   -DTHETA_SANITIZE=address,undefined,fuzzer-no-link -DTHETA_FUZZ=ON -DTHETA_CUDA=OFF \
   -DTHETA_BUILD_SAMPLES=OFF -DTHETA_BUILD_BENCH=OFF
-cmake --build build-fuzz -j"$jobs" --target fuzz_npy fuzz_npz fuzz_call fuzz_idx fuzz_function
-for f in npy npz call idx function; do
+cmake --build build-fuzz -j"$jobs" --target fuzz_npy fuzz_npz fuzz_call fuzz_idx fuzz_function fuzz_onnx
+for f in npy npz call idx function onnx; do
   work="build-fuzz/corpus-$f"  # the run's own copy: the checked-in corpus stays as it is
   rm -rf "$work" && mkdir -p "$work" && cp tests/fuzz/corpus/"$f"/* "$work"/
   rc=0
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "build-fuzz/tests/fuzz/fuzz_$f" "$work" \
-    -max_total_time="${THETA_FUZZ_SECONDS:-20}" -max_len="$([ $f = function ] && echo 16384 || echo 4096)" \
+    -max_total_time="${THETA_FUZZ_SECONDS:-20}" -max_len="$([ $f = function ] || [ $f = onnx ] && echo 16384 || echo 4096)" \
     -rss_limit_mb=2048 -timeout=10 \
     -artifact_prefix=build-fuzz/ -print_final_stats=1 > "build-fuzz/fuzz_$f.log" 2>&1 || rc=$?
   grep -E "^stat::number_of_executed_runs|^Done" "build-fuzz/fuzz_$f.log" | sed "s/^/fuzz_$f: /"

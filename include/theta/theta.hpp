@@ -11,6 +11,9 @@
 #include "io.hpp"
 #include "linalg.hpp"
 #include "nn.hpp"
+#ifdef THETA_HAS_ONNX
+#include "onnx.hpp"
+#endif
 #include "ops.hpp"
 #include "optim.hpp"
 #include "random.hpp"

@@ -1,5 +1,6 @@
 // Elementwise primitives: unary and binary ops from elementwise_list.hpp, plus where,
 // cast and stop_gradient. Shape rule: numpy broadcasting; dtype rules named in the list.
+#include <cmath>
 #include <cstring>
 
 #include "core/backend.hpp"
@@ -230,7 +231,10 @@ Tensor scalar_const(double v, DType dtype) {
 
 Tensor weak_scalar(double v, const Tensor& t) {
   DType d = node_of(t, "scalar").dtype;
-  if (!is_floating(d)) d = (v == double(std::int64_t(v))) ? (d == DType::boolean ? DType::int64 : d) : floatX();
+  // (an integer value keeps an integer tensor's dtype; NaN, infinities and values beyond int64
+  // are not integers, and converting them to one would be undefined)
+  const bool integral = std::isfinite(v) && std::fabs(v) < 9.2e18 && v == std::trunc(v);
+  if (!is_floating(d)) d = integral ? (d == DType::boolean ? DType::int64 : d) : floatX();
   // The constant nodes themselves: a weak scalar is only ever an operand (never handed to
   // the user, so never renamed or marked for recording), and one node may serve any number
   // of graphs.

@@ -280,6 +280,8 @@ const Op& random_draw_op();
 const Op& tri_mask_op();
 /// Ones on the diagonal of each (..., m, n) matrix of x's shape, zeros elsewhere (x's dtype).
 Tensor identity_like(const Tensor& x);
+/// numpy's take_along_axis (ops/extra.cpp; indices in range; differentiable in x).
+Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis);
 /// softmax (false) or log_softmax (true) along attrs.axis (ops/softmax.cpp).
 const Op& softmax_op(bool log);
 /// max(x) over `axis` (kept, no gradient), infinities (all -inf lines) replaced by 0: what a

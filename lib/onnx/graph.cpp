@@ -1,0 +1,831 @@
+// An ONNX graph as theta's (import.hpp): inputs, initializers, and each node through the
+// converter of its op type below. A converter reads its node's attributes through Node,
+// which refuses attributes the converter does not know, so an unsupported one is an error
+// naming the node, its op type and the attribute instead of a silently different result.
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <set>
+#include <unordered_map>
+
+#include "onnx/import.hpp"
+#include "ops/op.hpp"
+#include "theta/error.hpp"
+#include "theta/linalg.hpp"
+#include "theta/nn.hpp"
+#include "theta/ops.hpp"
+
+namespace th::onnx::detail {
+
+namespace {
+
+namespace pb = ::onnx;
+using Ints = std::vector<std::int64_t>;
+
+// One node being converted: its inputs (empty tensors for omitted optional ones), its
+// attributes, the opset of its domain.
+struct Node {
+  const pb::NodeProto& proto;
+  std::vector<Tensor> in;
+  std::int64_t opset;
+  std::string model_dir;
+
+  std::string label() const {
+    return "onnx::load: node '" + (proto.name().empty() ? (proto.output_size() ? proto.output(0) : std::string("?")) : proto.name()) +
+           "' (" + proto.op_type() + ")";
+  }
+  [[noreturn]] void fail(const std::string& what) const { throw Error(label() + ": " + what); }
+
+  // Refuses attributes outside `known` (the converter's): never a silent wrong answer.
+  void known(std::initializer_list<const char*> names) const {
+    for (const auto& a : proto.attribute()) {
+      bool ok = false;
+      for (const char* n : names) ok = ok || a.name() == n;
+      if (!ok) fail("attribute '" + a.name() + "' is not supported");
+    }
+  }
+  const pb::AttributeProto* attr(const char* name) const {
+    for (const auto& a : proto.attribute())
+      if (a.name() == name) return &a;
+    return nullptr;
+  }
+  bool has(const char* name) const { return attr(name) != nullptr; }
+  std::int64_t i(const char* name, std::int64_t def) const {
+    const auto* a = attr(name);
+    return a ? a->i() : def;
+  }
+  double f(const char* name, double def) const {
+    const auto* a = attr(name);
+    return a ? double(a->f()) : def;
+  }
+  std::string s(const char* name, const std::string& def) const {
+    const auto* a = attr(name);
+    return a ? a->s() : def;
+  }
+  Ints ints(const char* name, Ints def = {}) const {
+    const auto* a = attr(name);
+    return a ? Ints(a->ints().begin(), a->ints().end()) : def;
+  }
+  // Input k, which must be there.
+  const Tensor& x(std::size_t k) const {
+    if (k >= in.size() || !in[k]) fail("input " + std::to_string(k) + " is missing");
+    return in[k];
+  }
+  bool given(std::size_t k) const { return k < in.size() && in[k]; }
+  // Input k's values, which theta needs when the model loads (a shape, axes, pads).
+  Ints values(std::size_t k) const {
+    const Tensor& t = x(k);
+    if (t.is_symbolic())
+      fail("input " + std::to_string(k) + " ('" + proto.input(int(k)) +
+           "') must be known when the model loads (a constant or an initializer): theta builds the graph from it");
+    return t.to_vector<std::int64_t>();
+  }
+  double scalar(std::size_t k) const {
+    const Tensor& t = x(k);
+    if (t.is_symbolic()) fail("input " + std::to_string(k) + " must be known when the model loads");
+    return t.to_vector<double>().at(0);
+  }
+  std::int64_t rank(std::size_t k = 0) const { return x(k).ndim(); }
+  std::int64_t axis(std::int64_t a, std::int64_t r) const {
+    if (a < -r || a >= std::max<std::int64_t>(r, 1)) fail("axis " + std::to_string(a) + " is out of range for rank " + std::to_string(r));
+    return a < 0 ? a + r : a;
+  }
+  // x's concrete shape (converters whose result needs it).
+  Shape shape(std::size_t k, const char* why) const {
+    if (x(k).is_symbolic()) fail(std::string("needs the shape of input ") + std::to_string(k) + " when the model loads (" + why + ")");
+    return x(k).shape();
+  }
+};
+
+// The most elements a tensor that a node makes from values in the file may have (ConstantOfShape,
+// Expand, Tile, Range): a hostile file cannot make the loader allocate without bound.
+constexpr std::int64_t kMaxMadeElements = std::int64_t(1) << 27;
+
+Shape made_shape(const Node& n, const Ints& s) {
+  std::int64_t count = 1;
+  for (auto d : s) {
+    if (d < 0) n.fail("a negative size " + std::to_string(d) + " in the shape");
+    if (d > 0 && count > kMaxMadeElements / d) n.fail("the shape asks for more than 2^27 elements");
+    count *= d;
+  }
+  return Shape(s.begin(), s.end());
+}
+
+using Converter = std::function<std::vector<Tensor>(const Node&)>;
+
+std::vector<Tensor> one(Tensor t) { return {std::move(t)}; }
+
+// Reduction axes: the attribute (before opset `input_from`), or input 1 after.
+Axes reduce_axes(const Node& n, std::int64_t input_from, bool& noop) {
+  Ints axes;
+  if (n.opset >= input_from) {
+    if (n.given(1)) axes = n.values(1);
+  } else {
+    axes = n.ints("axes");
+  }
+  noop = axes.empty() && n.i("noop_with_empty_axes", 0) != 0;
+  if (axes.empty()) return Axes();
+  return Axes(axes);
+}
+
+Converter reduction(std::int64_t input_from, std::function<Tensor(const Tensor&, const Axes&, bool)> f) {
+  return [input_from, f](const Node& n) {
+    n.known({"axes", "keepdims", "noop_with_empty_axes"});
+    bool noop = false;
+    const Axes ax = reduce_axes(n, input_from, noop);
+    if (noop) return one(n.x(0));
+    return one(f(n.x(0), ax, n.i("keepdims", 1) != 0));
+  };
+}
+
+Converter unary(Tensor (*f)(const Tensor&)) {
+  return [f](const Node& n) {
+    n.known({});
+    return one(f(n.x(0)));
+  };
+}
+
+Converter binary(std::function<Tensor(const Tensor&, const Tensor&)> f) {
+  return [f](const Node& n) {
+    n.known({});
+    return one(f(n.x(0), n.x(1)));
+  };
+}
+
+Converter variadic(std::function<Tensor(const Tensor&, const Tensor&)> f, bool mean = false) {
+  return [f, mean](const Node& n) {
+    n.known({});
+    Tensor acc = n.x(0);
+    for (std::size_t k = 1; k < n.in.size(); ++k) acc = f(acc, n.x(k));
+    if (mean) acc = acc / double(n.in.size());
+    return one(acc);
+  };
+}
+
+// Softmax-like ops: before opset 13 the input is seen as 2-d, (prod(dims[:axis]), rest).
+Converter softmax_like(bool log) {
+  return [log](const Node& n) {
+    n.known({"axis"});
+    const Tensor& x = n.x(0);
+    const std::int64_t r = n.rank();
+    const std::int64_t a = n.axis(n.i("axis", n.opset >= 13 ? -1 : 1), r);
+    auto f = [&](const Tensor& t, std::int64_t ax) { return log ? log_softmax(t, ax) : softmax(t, ax); };
+    if (n.opset >= 13 || a == r - 1) return one(f(x, a));
+    const Shape s = n.shape(0, "softmax over the trailing axes of an opset < 13 model");
+    std::int64_t rows = 1, cols = 1;
+    for (std::int64_t d = 0; d < r; ++d) (d < a ? rows : cols) *= s[std::size_t(d)];
+    return one(reshape(f(reshape(x, Shape{rows, cols}), 1), s));
+  };
+}
+
+// Symmetric 2-d padding from ONNX's pads (begin..., end...), or an error.
+Padding padding2d(const Node& n, const Ints& pads) {
+  if (pads.empty()) return Padding(0, 0);
+  if (pads.size() != 4 || pads[0] != pads[2] || pads[1] != pads[3])
+    n.fail("asymmetric pads [" + [&] {
+      std::string s;
+      for (auto p : pads) s += (s.empty() ? "" : ", ") + std::to_string(p);
+      return s;
+    }() + "] are not supported");
+  return Padding(pads[0], pads[1]);
+}
+
+// 1-d convolutions and pooling run as 2-d over a height of 1.
+Ints as2d(const Ints& v, std::int64_t fill) {
+  if (v.size() == 1) return {fill, v[0]};
+  if (v.size() == 2 && fill == 0) return {0, v[0], 0, v[1]};  // pads (begin, end) -> 2-d
+  return v;
+}
+
+void check_auto_pad(const Node& n) {
+  const std::string ap = n.s("auto_pad", "NOTSET");
+  if (ap != "NOTSET" && ap != "VALID") n.fail("auto_pad '" + ap + "' is not supported (give explicit pads)");
+}
+
+std::vector<Tensor> conv(const Node& n) {
+  n.known({"kernel_shape", "pads", "strides", "dilations", "group", "auto_pad"});
+  check_auto_pad(n);
+  Tensor x = n.x(0), w = n.x(1);
+  const std::int64_t r = n.rank();
+  if (r != 3 && r != 4) n.fail("only 1-d and 2-d convolutions are supported (input of rank " + std::to_string(r) + ")");
+  const bool one_d = r == 3;
+  if (one_d) x = expand_dims(x, 2), w = expand_dims(w, 2);
+  Ints pads = n.ints("pads"), strides = n.ints("strides", one_d ? Ints{1} : Ints{1, 1}),
+       dil = n.ints("dilations", one_d ? Ints{1} : Ints{1, 1});
+  if (one_d) pads = pads.empty() ? Ints{} : Ints{0, pads[0], 0, pads[1]}, strides = as2d(strides, 1), dil = as2d(dil, 1);
+  ConvOptions o;
+  o.border_mode = padding2d(n, pads);
+  o.subsample = {strides[0], strides[1]};
+  o.filter_dilation = {dil[0], dil[1]};
+  o.num_groups = n.i("group", 1);
+  o.filter_flip = false;
+  Tensor y = conv2d(x, w, o);
+  if (n.given(2)) y = y + reshape(n.x(2), Shape{1, -1, 1, 1});
+  if (one_d) y = squeeze(y, Axes(2));
+  return one(y);
+}
+
+std::vector<Tensor> conv_transpose(const Node& n) {
+  n.known({"kernel_shape", "pads", "strides", "dilations", "group", "auto_pad", "output_padding"});
+  check_auto_pad(n);
+  if (n.rank() != 4) n.fail("only 2-d transposed convolutions are supported");
+  const Ints strides = n.ints("strides", {1, 1}), dil = n.ints("dilations", {1, 1}), op = n.ints("output_padding", {0, 0});
+  ConvOptions o;
+  o.border_mode = padding2d(n, n.ints("pads"));
+  o.subsample = {strides[0], strides[1]};
+  o.filter_dilation = {dil[0], dil[1]};
+  o.num_groups = n.i("group", 1);
+  o.filter_flip = false;
+  Tensor y = conv2d_transpose(n.x(0), n.x(1), o, {op[0], op[1]});
+  if (n.given(2)) y = y + reshape(n.x(2), Shape{1, -1, 1, 1});
+  return one(y);
+}
+
+Converter pool(bool max) {
+  return [max](const Node& n) {
+    n.known({"kernel_shape", "pads", "strides", "auto_pad", "ceil_mode", "count_include_pad", "dilations", "storage_order"});
+    check_auto_pad(n);
+    if (n.proto.output_size() > 1 && !n.proto.output(1).empty()) n.fail("the Indices output is not supported");
+    if (n.i("ceil_mode", 0) != 0) n.fail("attribute 'ceil_mode' = 1 is not supported");
+    if (n.i("storage_order", 0) != 0) n.fail("attribute 'storage_order' = 1 is not supported");
+    for (auto d : n.ints("dilations")) if (d != 1) n.fail("attribute 'dilations' other than 1 is not supported");
+    const std::int64_t r = n.rank();
+    if (r != 3 && r != 4) n.fail("only 1-d and 2-d pooling are supported (input of rank " + std::to_string(r) + ")");
+    const bool one_d = r == 3;
+    Tensor x = one_d ? expand_dims(n.x(0), 2) : n.x(0);
+    Ints k = n.ints("kernel_shape"), pads = n.ints("pads"), strides = n.ints("strides");
+    if (one_d) k = as2d(k, 1), strides = strides.empty() ? Ints{} : as2d(strides, 1), pads = pads.empty() ? Ints{} : Ints{0, pads[0], 0, pads[1]};
+    if (k.size() != 2) n.fail("kernel_shape must have 2 values");
+    const Padding p = padding2d(n, pads);
+    PoolOptions o;
+    o.ignore_border = true;
+    o.stride = strides.empty() ? std::array<std::int64_t, 2>{1, 1} : std::array<std::int64_t, 2>{strides[0], strides[1]};
+    o.pad = {p.rows, p.cols};
+    o.mode = max ? PoolMode::max : n.i("count_include_pad", 0) ? PoolMode::average_inc_pad : PoolMode::average_exc_pad;
+    Tensor y = pool_2d(x, {k[0], k[1]}, o);
+    return one(one_d ? squeeze(y, Axes(2)) : y);
+  };
+}
+
+Ints spatial_axes(std::int64_t r) {
+  Ints a;
+  for (std::int64_t d = 2; d < r; ++d) a.push_back(d);
+  return a;
+}
+
+DType onnx_dtype(const Node& n, std::int64_t t) { return dtype_of_onnx(int(t), n.label()); }
+
+Tensor constant_from_attr(const Node& n) {
+  if (const auto* a = n.attr("value")) return tensor_of(a->t(), n.label(), n.model_dir);
+  if (const auto* a = n.attr("value_float")) return tensor(double(a->f()), DType::float32);
+  if (const auto* a = n.attr("value_int")) return tensor(double(a->i()), DType::int64);
+  if (const auto* a = n.attr("value_floats")) {
+    std::vector<float> v(a->floats().begin(), a->floats().end());
+    return tensor(v, Shape{std::int64_t(v.size())});
+  }
+  if (const auto* a = n.attr("value_ints")) {
+    std::vector<std::int64_t> v(a->ints().begin(), a->ints().end());
+    return tensor(v, Shape{std::int64_t(v.size())});
+  }
+  n.fail("needs one of value, value_float(s), value_int(s) (strings and sparse tensors are not supported)");
+}
+
+// Slice's (start, end, step) on an axis of size `dim` as a th::range (ONNX clamps like numpy).
+Index slice_range(std::int64_t start, std::int64_t end, std::int64_t step) {
+  const std::int64_t big = std::int64_t(1) << 62;
+  start = std::clamp(start, -big, big), end = std::clamp(end, -big, big);
+  return range(start, end, step);
+}
+
+std::unordered_map<std::string, Converter> converters() {
+  std::unordered_map<std::string, Converter> c;
+  c["Abs"] = unary(abs);
+  c["Neg"] = unary(neg);
+  c["Exp"] = unary(exp);
+  c["Log"] = unary(log);
+  c["Sqrt"] = unary(sqrt);
+  c["Relu"] = unary(relu);
+  c["Sigmoid"] = unary(sigmoid);
+  c["Tanh"] = unary(tanh);
+  c["Sin"] = unary(sin);
+  c["Cos"] = unary(cos);
+  c["Erf"] = unary(erf);
+  c["Sign"] = unary(sign);
+  c["Softplus"] = unary(softplus);
+  c["Softsign"] = unary(softsign);
+  c["Reciprocal"] = [](const Node& n) { n.known({}); return one(1.0 / n.x(0)); };
+  c["Identity"] = [](const Node& n) { n.known({}); return one(n.x(0)); };
+  c["Add"] = binary([](const Tensor& a, const Tensor& b) { return a + b; });
+  c["Sub"] = binary([](const Tensor& a, const Tensor& b) { return a - b; });
+  c["Mul"] = binary([](const Tensor& a, const Tensor& b) { return a * b; });
+  c["Div"] = binary([](const Tensor& a, const Tensor& b) {  // integers: the quotient truncated, as ONNX's
+    const bool ints = a.dtype() != DType::float32 && a.dtype() != DType::float64;
+    return ints ? cast(a / b, a.dtype()) : a / b;
+  });
+  c["Pow"] = binary([](const Tensor& a, const Tensor& b) { return cast(pow(a, b), a.dtype()); });
+  c["Equal"] = binary([](const Tensor& a, const Tensor& b) { return a == b; });
+  c["Less"] = binary([](const Tensor& a, const Tensor& b) { return a < b; });
+  c["Greater"] = binary([](const Tensor& a, const Tensor& b) { return a > b; });
+  c["LessOrEqual"] = binary([](const Tensor& a, const Tensor& b) { return a <= b; });
+  c["GreaterOrEqual"] = binary([](const Tensor& a, const Tensor& b) { return a >= b; });
+  c["Not"] = [](const Node& n) { n.known({}); return one(n.x(0) == 0.0); };
+  c["IsNaN"] = [](const Node& n) { n.known({}); return one(n.x(0) != n.x(0)); };
+  c["Sum"] = variadic([](const Tensor& a, const Tensor& b) { return a + b; });
+  c["Mean"] = variadic([](const Tensor& a, const Tensor& b) { return a + b; }, true);
+  c["Max"] = variadic([](const Tensor& a, const Tensor& b) { return maximum(a, b); });
+  c["Min"] = variadic([](const Tensor& a, const Tensor& b) { return minimum(a, b); });
+  c["Where"] = [](const Node& n) { n.known({}); return one(where(n.x(0), n.x(1), n.x(2))); };
+  c["PRelu"] = [](const Node& n) {
+    n.known({});
+    const Tensor& x = n.x(0);
+    Tensor slope = n.x(1);
+    if (n.opset < 7 && slope.ndim() == 1 && x.ndim() > 2) {  // before opset 7: one slope per channel
+      Shape s(std::size_t(x.ndim() - 1), 1);
+      s[0] = -1;
+      slope = reshape(slope, s);
+    }
+    return one(where(x < 0.0, x * slope, x));
+  };
+  c["LeakyRelu"] = [](const Node& n) { n.known({"alpha"}); return one(leaky_relu(n.x(0), n.f("alpha", 0.01))); };
+  c["Elu"] = [](const Node& n) { n.known({"alpha"}); return one(elu(n.x(0), n.f("alpha", 1.0))); };
+  c["Selu"] = [](const Node& n) {
+    n.known({"alpha", "gamma"});
+    const double alpha = n.f("alpha", 1.67326319217681884765625), gamma = n.f("gamma", 1.05070102214813232421875);
+    const Tensor& x = n.x(0);
+    return one(gamma * where(x > 0.0, x, alpha * expm1(x)));
+  };
+  c["HardSigmoid"] = [](const Node& n) {
+    n.known({"alpha", "beta"});
+    return one(clip(n.x(0) * n.f("alpha", 0.2) + n.f("beta", 0.5), 0.0, 1.0));
+  };
+  c["Clip"] = [](const Node& n) {
+    const double inf = std::numeric_limits<double>::infinity();
+    if (n.opset < 11) {
+      n.known({"min", "max"});
+      return one(clip(n.x(0), n.f("min", -inf), n.f("max", inf)));
+    }
+    n.known({});
+    Tensor y = n.x(0);
+    if (n.given(1)) y = maximum(y, n.x(1));
+    if (n.given(2)) y = minimum(y, n.x(2));
+    return one(y);
+  };
+  c["Softmax"] = softmax_like(false);
+  c["LogSoftmax"] = softmax_like(true);
+  c["MatMul"] = binary([](const Tensor& a, const Tensor& b) { return matmul(a, b); });
+  c["Gemm"] = [](const Node& n) {
+    n.known({"alpha", "beta", "transA", "transB", "broadcast"});
+    Tensor a = n.i("transA", 0) ? transpose(n.x(0)) : n.x(0), b = n.i("transB", 0) ? transpose(n.x(1)) : n.x(1);
+    Tensor y = matmul(a, b);
+    const double alpha = n.f("alpha", 1.0), beta = n.f("beta", 1.0);
+    if (alpha != 1.0) y = y * alpha;
+    if (n.given(2)) y = beta != 1.0 ? y + n.x(2) * beta : y + n.x(2);
+    return one(y);
+  };
+  c["ReduceSum"] = reduction(13, [](const Tensor& x, const Axes& a, bool k) { return sum(x, a, k); });
+  c["ReduceMean"] = reduction(18, [](const Tensor& x, const Axes& a, bool k) { return mean(x, a, k); });
+  c["ReduceMax"] = reduction(18, [](const Tensor& x, const Axes& a, bool k) { return max(x, a, k); });
+  c["ReduceMin"] = reduction(18, [](const Tensor& x, const Axes& a, bool k) { return min(x, a, k); });
+  c["ReduceProd"] = reduction(18, [](const Tensor& x, const Axes& a, bool k) { return prod(x, a, k); });
+  c["ReduceSumSquare"] = reduction(18, [](const Tensor& x, const Axes& a, bool k) { return sum(x * x, a, k); });
+  c["ReduceLogSumExp"] = reduction(18, [](const Tensor& x, const Axes& a, bool k) { return logsumexp(x, a, k); });
+  c["ReduceLogSum"] = reduction(18, [](const Tensor& x, const Axes& a, bool k) { return log(sum(x, a, k)); });
+  c["ReduceL1"] = reduction(18, [](const Tensor& x, const Axes& a, bool k) { return sum(abs(x), a, k); });
+  c["ReduceL2"] = reduction(18, [](const Tensor& x, const Axes& a, bool k) {
+    return cast(sqrt(sum(x * x, a, k)), x.dtype());
+  });
+  for (const char* name : {"ArgMax", "ArgMin"}) {
+    const bool is_max = std::string(name) == "ArgMax";
+    c[name] = [is_max](const Node& n) {
+      n.known({"axis", "keepdims", "select_last_index"});
+      if (n.i("select_last_index", 0) != 0) n.fail("attribute 'select_last_index' = 1 is not supported");
+      const std::int64_t a = n.axis(n.i("axis", 0), n.rank());
+      const bool keep = n.i("keepdims", 1) != 0;
+      return one(is_max ? argmax(n.x(0), a, keep) : argmin(n.x(0), a, keep));
+    };
+  }
+  c["Reshape"] = [](const Node& n) {
+    n.known({"allowzero"});
+    Ints s = n.opset >= 5 ? n.values(1) : n.ints("shape");
+    const bool allow_zero = n.i("allowzero", 0) != 0;
+    if (!allow_zero && std::find(s.begin(), s.end(), 0) != s.end()) {
+      const Shape xs = n.shape(0, "a 0 in Reshape's shape copies the input's size");
+      for (std::size_t d = 0; d < s.size(); ++d)
+        if (s[d] == 0) {
+          if (d >= xs.size()) n.fail("shape has a 0 at position " + std::to_string(d) + " beyond the input's rank");
+          s[d] = xs[d];
+        }
+    }
+    return one(reshape(n.x(0), Shape(s.begin(), s.end())));
+  };
+  c["Flatten"] = [](const Node& n) {
+    n.known({"axis"});
+    const std::int64_t r = n.rank(), a = n.i("axis", 1) < 0 ? n.i("axis", 1) + r : n.i("axis", 1);
+    if (a < 0 || a > r) n.fail("axis " + std::to_string(n.i("axis", 1)) + " is out of range for rank " + std::to_string(r));
+    if (a == 0) return one(reshape(n.x(0), Shape{1, -1}));
+    if (a == 1 && !n.x(0).is_symbolic()) return one(reshape(n.x(0), Shape{n.x(0).shape()[0], -1}));
+    const Shape s = n.shape(0, "Flatten's leading size");
+    std::int64_t rows = 1;
+    for (std::int64_t d = 0; d < a; ++d) rows *= s[std::size_t(d)];
+    return one(reshape(n.x(0), Shape{rows, -1}));
+  };
+  c["Transpose"] = [](const Node& n) {
+    n.known({"perm"});
+    Ints perm = n.ints("perm");
+    if (perm.empty())
+      for (std::int64_t d = n.rank(); d-- > 0;) perm.push_back(d);
+    return one(transpose(n.x(0), perm));
+  };
+  c["Squeeze"] = [](const Node& n) {
+    n.known({"axes"});
+    const Ints axes = n.opset >= 13 ? (n.given(1) ? n.values(1) : Ints{}) : n.ints("axes");
+    if (axes.empty()) return one(squeeze(n.x(0)));
+    return one(squeeze(n.x(0), Axes(axes)));
+  };
+  c["Unsqueeze"] = [](const Node& n) {
+    n.known({"axes"});
+    Ints axes = n.opset >= 13 ? n.values(1) : n.ints("axes");
+    const std::int64_t out_rank = n.rank() + std::int64_t(axes.size());
+    for (auto& a : axes) a = n.axis(a, out_rank);
+    std::sort(axes.begin(), axes.end());
+    Tensor y = n.x(0);
+    for (auto a : axes) y = expand_dims(y, a);
+    return one(y);
+  };
+  c["Concat"] = [](const Node& n) {
+    n.known({"axis"});
+    std::vector<Tensor> xs;
+    for (std::size_t k = 0; k < n.in.size(); ++k) xs.push_back(n.x(k));
+    return one(concatenate(xs, n.axis(n.i("axis", 0), n.rank())));
+  };
+  c["Split"] = [](const Node& n) {
+    n.known({"axis", "split", "num_outputs"});
+    const std::int64_t a = n.axis(n.i("axis", 0), n.rank());
+    const Ints sizes = n.opset >= 13 ? (n.given(1) ? n.values(1) : Ints{}) : n.ints("split");
+    if (!sizes.empty()) return split(n.x(0), sizes, int(a));
+    return chunk(n.x(0), n.proto.output_size(), int(a));
+  };
+  c["Slice"] = [](const Node& n) {
+    n.known({"starts", "ends", "axes"});
+    const std::int64_t r = n.rank();
+    Ints starts, ends, axes, steps;
+    if (n.opset < 10) {
+      starts = n.ints("starts"), ends = n.ints("ends"), axes = n.ints("axes");
+    } else {
+      starts = n.values(1), ends = n.values(2);
+      if (n.given(3)) axes = n.values(3);
+      if (n.given(4)) steps = n.values(4);
+    }
+    if (axes.empty())
+      for (std::size_t d = 0; d < starts.size(); ++d) axes.push_back(std::int64_t(d));
+    if (steps.empty()) steps.assign(starts.size(), 1);
+    if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+      n.fail("starts, ends, axes and steps must have one value each per sliced axis");
+    std::vector<Index> idx(std::size_t(r), all());
+    for (std::size_t d = 0; d < starts.size(); ++d) {
+      if (steps[d] == 0) n.fail("a step of 0");
+      idx[std::size_t(n.axis(axes[d], r))] = slice_range(starts[d], ends[d], steps[d]);
+    }
+    return one(view(n.x(0), idx));
+  };
+  c["Gather"] = [](const Node& n) {
+    n.known({"axis"});
+    return one(take(n.x(0), n.x(1), n.axis(n.i("axis", 0), n.rank())));
+  };
+  c["Expand"] = [](const Node& n) {
+    n.known({});
+    const Shape s = made_shape(n, n.values(1));
+    const Tensor& x = n.x(0);
+    if (x.dtype() == DType::boolean) return one(where(x, ones(s, DType::boolean), zeros(s, DType::boolean)));
+    return one(x + zeros(s, x.dtype()));
+  };
+  c["Tile"] = [](const Node& n) {
+    n.known({});
+    const Ints reps = n.values(1);
+    Tensor y = n.x(0);
+    if (std::int64_t(reps.size()) != n.rank()) n.fail("repeats must have one value per axis");
+    for (auto r : reps)
+      if (r > 65536) n.fail("repeats above 65536 are not supported");
+    if (!y.is_symbolic()) {
+      Ints out;
+      for (std::size_t d = 0; d < reps.size(); ++d) out.push_back(y.shape()[d] * std::max<std::int64_t>(reps[d], 0));
+      made_shape(n, out);
+    } else {
+      made_shape(n, reps);
+    }
+    for (std::size_t d = 0; d < reps.size(); ++d)
+      if (reps[d] != 1) y = concatenate(std::vector<Tensor>(std::size_t(std::max<std::int64_t>(reps[d], 0)), y), std::int64_t(d));
+    return one(y);
+  };
+  c["Constant"] = [](const Node& n) {
+    n.known({"value", "value_float", "value_floats", "value_int", "value_ints"});
+    return one(constant_from_attr(n));
+  };
+  c["ConstantOfShape"] = [](const Node& n) {
+    n.known({"value"});
+    const Shape s = made_shape(n, n.values(0));
+    Tensor v = n.has("value") ? tensor_of(n.attr("value")->t(), n.label(), n.model_dir) : tensor(0.0, DType::float32);
+    if (v.size() != 1) n.fail("value must have one element");
+    return one(full(s, v.to_vector<double>().at(0), v.dtype()));
+  };
+  c["Shape"] = [](const Node& n) {
+    n.known({"start", "end"});
+    const Tensor& x = n.x(0);
+    Tensor s = x.is_symbolic() ? shape_of(x) : [&] {
+      const Shape xs = x.shape();
+      Ints v(xs.begin(), xs.end());
+      return tensor(v, Shape{std::int64_t(v.size())});
+    }();
+    if (n.has("start") || n.has("end")) s = view(s, range(n.i("start", 0), n.has("end") ? std::optional<std::int64_t>(n.i("end", 0)) : std::nullopt));
+    return one(s);
+  };
+  c["Size"] = [](const Node& n) {
+    n.known({});
+    return one(tensor(double(n.shape(0, "Size").empty() ? 1 : n.x(0).size()), DType::int64));
+  };
+  c["Cast"] = [](const Node& n) {
+    n.known({"to", "saturate"});
+    return one(cast(n.x(0), onnx_dtype(n, n.i("to", 1))));
+  };
+  c["CastLike"] = [](const Node& n) { n.known({"saturate"}); return one(cast(n.x(0), n.x(1).dtype())); };
+  c["Range"] = [](const Node& n) {
+    n.known({});
+    const double start = n.scalar(0), limit = n.scalar(1), delta = n.scalar(2);
+    if (delta == 0 || !std::isfinite(start) || !std::isfinite(limit) || !std::isfinite(delta)) n.fail("start, limit and delta must be finite, delta non-zero");
+    const double count = std::ceil((limit - start) / delta);
+    if (count > double(kMaxMadeElements)) n.fail("the range has more than 2^27 elements");
+    return one(arange(start, limit, delta, n.x(0).dtype()));
+  };
+  c["Dropout"] = [](const Node& n) {
+    n.known({"ratio", "seed", "is_test"});
+    if (n.opset >= 12 && n.given(2) && n.scalar(2) != 0) n.fail("training mode is not supported (inference only)");
+    std::vector<Tensor> r{n.x(0)};
+    if (n.proto.output_size() > 1 && !n.proto.output(1).empty()) r.push_back(n.x(0) == n.x(0));  // mask: all kept
+    return r;
+  };
+  c["Conv"] = conv;
+  c["ConvTranspose"] = conv_transpose;
+  c["MaxPool"] = pool(true);
+  c["AveragePool"] = pool(false);
+  c["GlobalAveragePool"] = [](const Node& n) { n.known({}); return one(mean(n.x(0), Axes(spatial_axes(n.rank())), true)); };
+  c["GlobalMaxPool"] = [](const Node& n) { n.known({}); return one(max(n.x(0), Axes(spatial_axes(n.rank())), true)); };
+  c["BatchNormalization"] = [](const Node& n) {
+    n.known({"epsilon", "momentum", "spatial", "is_test", "training_mode", "consumed_inputs"});
+    if (n.i("training_mode", 0) != 0) n.fail("attribute 'training_mode' = 1 is not supported (inference only)");
+    if (n.i("spatial", 1) != 1) n.fail("attribute 'spatial' = 0 is not supported");
+    for (int k = 1; k < n.proto.output_size(); ++k)
+      if (!n.proto.output(k).empty()) n.fail("the training outputs (running statistics) are not supported");
+    return one(batch_normalization_test(n.x(0), n.x(1), n.x(2), n.x(3), n.x(4), {}, n.f("epsilon", 1e-5)));
+  };
+  c["InstanceNormalization"] = [](const Node& n) {
+    n.known({"epsilon"});
+    const Tensor& x = n.x(0);
+    const Axes ax(spatial_axes(n.rank()));
+    const Tensor mu = mean(x, ax, true), d = x - mu;
+    Shape cs(std::size_t(n.rank()), 1);
+    cs[1] = -1;
+    return one(d / sqrt(mean(d * d, ax, true) + n.f("epsilon", 1e-5)) * reshape(n.x(1), cs) + reshape(n.x(2), cs));
+  };
+  c["LayerNormalization"] = [](const Node& n) {
+    n.known({"axis", "epsilon", "stash_type"});
+    const Tensor& x = n.x(0);
+    const std::int64_t r = n.rank(), a = n.axis(n.i("axis", -1), r);
+    Ints axes;
+    for (std::int64_t d = a; d < r; ++d) axes.push_back(d);
+    const Tensor mu = mean(x, Axes(axes), true), d = x - mu;
+    const Tensor invstd = 1.0 / sqrt(mean(d * d, Axes(axes), true) + n.f("epsilon", 1e-5));
+    Tensor y = d * invstd * n.x(1);
+    if (n.given(2)) y = y + n.x(2);
+    return std::vector<Tensor>{y, mu, invstd};
+  };
+  c["Einsum"] = [](const Node& n) {
+    n.known({"equation"});
+    std::vector<Tensor> xs;
+    for (std::size_t k = 0; k < n.in.size(); ++k) xs.push_back(n.x(k));
+    std::string eq = n.s("equation", "");
+    eq.erase(std::remove(eq.begin(), eq.end(), ' '), eq.end());
+    return one(einsum(eq, xs));
+  };
+  c["TopK"] = [](const Node& n) {
+    n.known({"axis", "largest", "sorted", "k"});
+    if (n.i("sorted", 1) == 0) n.fail("attribute 'sorted' = 0 is not supported");
+    const std::int64_t k = n.opset >= 10 ? n.values(1).at(0) : n.i("k", 0);
+    auto [v, i] = topk(n.x(0), k, int(n.axis(n.i("axis", -1), n.rank())), n.i("largest", 1) != 0);
+    return std::vector<Tensor>{v, i};
+  };
+  c["CumSum"] = [](const Node& n) {
+    n.known({"exclusive", "reverse"});
+    const std::int64_t a = n.axis(n.values(1).at(0), n.rank());
+    const bool rev = n.i("reverse", 0) != 0;
+    std::vector<Index> flip(std::size_t(a + 1), all());
+    flip[std::size_t(a)] = range(std::nullopt, std::nullopt, -1);
+    Tensor x = rev ? view(n.x(0), flip) : n.x(0);
+    Tensor y = cumsum(x, int(a));
+    if (n.i("exclusive", 0) != 0) y = y - x;
+    return one(rev ? view(y, flip) : y);
+  };
+  c["Trilu"] = [](const Node& n) {
+    n.known({"upper"});
+    const std::int64_t k = n.given(1) ? n.values(1).at(0) : 0;
+    return one(n.i("upper", 1) ? triu(n.x(0), k) : tril(n.x(0), k));
+  };
+  c["And"] = binary([](const Tensor& a, const Tensor& b) { return where(a, b, a); });
+  c["Or"] = binary([](const Tensor& a, const Tensor& b) { return where(a, a, b); });
+  c["Xor"] = binary([](const Tensor& a, const Tensor& b) { return a != b; });
+  c["ThresholdedRelu"] = [](const Node& n) {
+    n.known({"alpha"});
+    const Tensor& x = n.x(0);
+    return one(where(x > n.f("alpha", 1.0), x, x * 0.0));
+  };
+  c["Shrink"] = [](const Node& n) {
+    n.known({"lambd", "bias"});
+    const Tensor& x = n.x(0);
+    const double l = n.f("lambd", 0.5), b = n.f("bias", 0.0);
+    return one(cast(where(x < -l, x + b, where(x > l, x - b, x * 0.0)), x.dtype()));
+  };
+  c["IsInf"] = [](const Node& n) {
+    n.known({"detect_positive", "detect_negative"});
+    const Tensor& x = n.x(0);
+    const double inf = std::numeric_limits<double>::infinity();
+    const bool pos = n.i("detect_positive", 1) != 0, neg = n.i("detect_negative", 1) != 0;
+    if (pos && neg) return one(abs(x) == inf);
+    if (pos) return one(x == inf);
+    if (neg) return one(x == -inf);
+    return one(x != x * 0.0 + x);  // neither: all false (NaN != NaN aside, x != x + 0 is false)
+  };
+  c["GatherElements"] = [](const Node& n) {
+    n.known({"axis"});
+    const std::int64_t a = n.axis(n.i("axis", 0), n.rank());
+    Tensor x = n.x(0), idx = n.x(1);
+    if (!x.is_symbolic() && !idx.is_symbolic()) {  // indices may be shorter than x off the axis
+      const Shape xs = x.shape(), is = idx.shape();
+      std::vector<Index> cut(xs.size(), all());
+      for (std::size_t d = 0; d < xs.size(); ++d)
+        if (std::int64_t(d) != a && is[d] < xs[d]) cut[d] = range(0, is[d]);
+      x = view(x, cut);
+    }
+    // negative indices count from the end of the axis
+    idx = cast(where(idx < 0.0, idx + th::detail::count(x, Axes(a), DType::int64), idx), DType::int64);
+    return one(th::detail::take_along_axis(x, idx, a));
+  };
+  // NegativeLogLikelihoodLoss(input (N, C, d...), target (N, d...), [weight (C)]): -input at
+  // each target class, weighted, ignore_index left out; reduction none, sum or mean (over the
+  // weights of the targets counted).
+  auto nll = [](const Node& n, const Tensor& input, const Tensor& target, const Tensor& weight) {
+    const std::string red = n.s("reduction", "mean");
+    if (red != "none" && red != "sum" && red != "mean") n.fail("reduction '" + red + "' is not supported");
+    Tensor keep = target == target;  // all true
+    Tensor t = target;
+    if (n.has("ignore_index")) {
+      keep = target != double(n.i("ignore_index", 0));
+      t = where(keep, target, target * 0);
+    }
+    t = cast(t, DType::int64);
+    const Tensor picked = squeeze(th::detail::take_along_axis(input, expand_dims(t, 1), 1), Axes(1));
+    Tensor w = cast(keep, input.dtype());
+    if (weight) w = w * take(weight, t, 0);
+    const Tensor loss = -picked * w;
+    if (red == "none") return loss;
+    if (red == "sum") return sum(loss);
+    return sum(loss) / sum(w);
+  };
+  c["NegativeLogLikelihoodLoss"] = [nll](const Node& n) {
+    n.known({"reduction", "ignore_index"});
+    return one(nll(n, n.x(0), n.x(1), n.given(2) ? n.x(2) : Tensor()));
+  };
+  c["SoftmaxCrossEntropyLoss"] = [nll](const Node& n) {
+    n.known({"reduction", "ignore_index"});
+    const Tensor lp = log_softmax(n.x(0), 1);
+    return std::vector<Tensor>{nll(n, lp, n.x(1), n.given(2) ? n.x(2) : Tensor()), lp};
+  };
+  c["Pad"] = [](const Node& n) {
+    n.known({"mode", "pads", "value"});
+    const std::string mode = n.s("mode", "constant");
+    if (mode != "constant" && mode != "reflect" && mode != "edge") n.fail("mode '" + mode + "' is not supported");
+    const Ints pads = n.opset >= 11 ? n.values(1) : n.ints("pads");
+    const double value = n.opset >= 11 ? (n.given(2) ? n.scalar(2) : 0.0) : n.f("value", 0.0);
+    Tensor y = n.x(0);
+    const std::int64_t r = n.rank();
+    if (std::int64_t(pads.size()) != 2 * r) n.fail("pads must have 2 values per axis");
+    for (std::int64_t d = 0; d < r; ++d) {
+      const std::int64_t before = pads[std::size_t(d)], after = pads[std::size_t(d + r)];
+      if (before < 0 || after < 0) n.fail("negative pads are not supported");
+      if (before > 65536 || after > 65536) n.fail("pads above 65536 are not supported");
+      if (before == 0 && after == 0) continue;
+      auto at = [&](std::int64_t i) {  // y's slice i..i+1 along d (negative: from the end)
+        std::vector<Index> idx(std::size_t(d + 1), all());
+        idx[std::size_t(d)] = range(i, i == -1 ? std::nullopt : std::optional<std::int64_t>(i + 1));
+        return view(y, idx);
+      };
+      std::vector<Tensor> parts;
+      for (std::int64_t k = before; k > 0; --k)
+        parts.push_back(mode == "edge" ? at(0) : mode == "reflect" ? at(k) : cast(at(0) * 0.0 + value, y.dtype()));
+      parts.push_back(y);
+      for (std::int64_t k = 1; k <= after; ++k)
+        parts.push_back(mode == "edge" ? at(-1) : mode == "reflect" ? at(-1 - k) : cast(at(0) * 0.0 + value, y.dtype()));
+      y = concatenate(parts, d);
+    }
+    return one(y);
+  };
+  c["Det"] = [](const Node& n) { n.known({}); return one(linalg::det(n.x(0))); };
+  return c;
+}
+
+const std::unordered_map<std::string, Converter>& table() {
+  static const auto t = converters();
+  return t;
+}
+
+// Rethrows a theta error of a node's op with the node named, keeping its type.
+[[noreturn]] void rethrow_in(const Node& n) {
+  const std::string where = n.label() + ": ";
+  try {
+    throw;
+  } catch (const ShapeError& e) {
+    throw ShapeError(where + e.what());
+  } catch (const TypeError& e) {
+    throw TypeError(where + e.what());
+  } catch (const ValueError& e) {
+    throw ValueError(where + e.what());
+  } catch (const IOError& e) {
+    throw IOError(where + e.what());
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    if (w.rfind(n.label(), 0) == 0) throw;
+    throw Error(where + w);
+  } catch (const std::exception& e) {  // (a library's own, e.g. std::length_error)
+    throw Error(where + e.what());
+  }
+}
+
+}  // namespace
+
+Model import_graph(const pb::GraphProto& g, const Opsets& opsets, const std::string& model_dir,
+                   const std::map<std::string, Tensor>& bound, const std::string& path) {
+  Model m;
+  std::unordered_map<std::string, Tensor> env;
+  if (g.sparse_initializer_size() > 0) throw Error("onnx::load: " + path + ": sparse initializers are not supported");
+  for (const auto& init : g.initializer()) {
+    Shared s = shared(tensor_of(init, "onnx::load: " + path + ": initializer", model_dir), init.name());
+    env[init.name()] = s;
+    m.parameters.push_back(s);
+  }
+  for (const auto& in : g.input()) {
+    if (env.count(in.name())) continue;  // (IR < 4: initializers are listed as inputs too)
+    const std::string where = "onnx::load: " + path + ": input '" + in.name() + "'";
+    if (!in.type().has_tensor_type()) throw Error(where + ": only tensor inputs are supported (not sequences, maps or optionals)");
+    const auto& tt = in.type().tensor_type();
+    const DType dt = dtype_of_onnx(tt.elem_type(), where);
+    if (!tt.has_shape()) throw Error(where + ": its rank is unknown (theta's placeholders have a rank)");
+    m.input_names.push_back(in.name());
+    if (auto b = bound.find(in.name()); b != bound.end()) {
+      env[in.name()] = b->second.dtype() == dt ? b->second : cast(b->second, dt);
+      continue;
+    }
+    Tensor p = placeholder(dt, tt.shape().dim_size(), in.name());
+    env[in.name()] = p;
+    m.inputs.push_back(p);
+  }
+  const std::int64_t opset = opsets.count("") ? opsets.at("") : 1;
+  for (const auto& node : g.node()) {
+    Node n{node, {}, opset, model_dir};
+    if (!node.domain().empty() && node.domain() != "ai.onnx")
+      n.fail("operator domain '" + node.domain() + "' is not supported (only the default ai.onnx)");
+    const auto conv = table().find(node.op_type());
+    if (conv == table().end()) n.fail("operator " + node.op_type() + " is not supported");
+    for (const auto& name : node.input()) {
+      if (name.empty()) {
+        n.in.emplace_back();
+        continue;
+      }
+      const auto it = env.find(name);
+      if (it == env.end())
+        n.fail("input '" + name + "' is not defined before the node (the graph is not in topological order, or has a cycle)");
+      n.in.push_back(it->second);
+    }
+    std::vector<Tensor> outs;
+    try {
+      outs = conv->second(n);
+    } catch (...) {
+      rethrow_in(n);
+    }
+    for (int k = 0; k < node.output_size(); ++k) {
+      const std::string& name = node.output(k);
+      if (name.empty()) continue;
+      if (std::size_t(k) >= outs.size() || !outs[std::size_t(k)]) n.fail("output " + std::to_string(k) + " is not supported");
+      env[name] = outs[std::size_t(k)];
+    }
+  }
+  for (const auto& out : g.output()) {
+    const auto it = env.find(out.name());
+    if (it == env.end()) throw Error("onnx::load: " + path + ": output '" + out.name() + "' is computed by no node");
+    m.outputs.push_back(it->second);
+    m.output_names.push_back(out.name());
+  }
+  return m;
+}
+
+}  // namespace th::onnx::detail

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Regenerates docs/onnx.md: ONNX's backend test suite (Debian's libonnx-testdata) through
+# th::onnx, by tests/onnx/suite.cpp. Its pass counts are ctest's floor (onnx_backend_suite
+# fails when a category passes fewer), so rerun this after adding an operator.
+#   bash scripts/onnx_table.sh   (build first: cmake --build build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x build/tests/onnx/onnx_suite ] || { echo "onnx_table: build/tests/onnx/onnx_suite not built (cmake --build build; needs libonnx-dev)"; exit 2; }
+table="$(mktemp)"
+OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE THETA_FLAGS=native=off build/tests/onnx/onnx_suite --markdown "$table"
+{
+  cat <<'HEAD'
+# ONNX: what theta imports, judged by ONNX's own backend test suite
+
+`th::onnx::load` (API.md section 17, `include/theta/onnx.hpp`) against every model of Debian's
+`libonnx-testdata` (ONNX 1.12's backend test data, `/usr/share/libonnx-testdata/data`): each
+model run on its `test_data_set_*` inputs and compared with the reference outputs (rtol 1e-3,
+atol 1e-7; integers and booleans exactly), each test in its own process with a time limit.
+"unsupported" is a `th::Error` at load naming the node, its op type and what is missing;
+"wrong" would be a result outside the tolerance. A model whose shape, axes or pads come from
+graph inputs runs with those inputs known at load ("with inputs bound"), since theta builds
+the graph from them (its placeholders have a rank, not sizes); the others run as frozen
+functions on placeholders.
+Regenerate: `bash scripts/onnx_table.sh`; ctest's `onnx_backend_suite` fails when a category
+passes fewer tests than this table says.
+
+```cpp
+th::onnx::Model m = th::onnx::load("model.onnx");     // placeholders, shared variables, outputs
+th::Function predict = th::function(m.inputs, m.outputs);
+th::Tensor loss = th::mean(th::sqr(m.outputs[0] - target));   // any theta expression on top
+th::Updates ups;
+for (const th::Shared& p : m.parameters) ups.push_back({p, p - 0.01 * th::grad(loss, p)});
+th::Function step = th::function({m.inputs[0], target}, loss, ups);  // fine-tuning
+```
+
+(`tests/onnx/test_onnx.cpp` does this with PyTorch's Conv2d and Linear test models.) Each
+operator reads the attributes it knows and refuses the others by name; an ONNX graph input
+becomes a placeholder of its rank (theta's placeholders carry no sizes), so operators that
+need a size or a value when the graph is built (`Reshape` with a 0, `Split` into equal
+parts, a `Slice`'s bounds) take it from an initializer or a `Constant`, or fail to load with
+a message saying so. float16, strings, uint64, sequences and optionals are not supported
+(theta has bool, int32, int64, float32 and float64; narrower integers are widened to int32).
+
+HEAD
+  cat "$table"
+} > docs/onnx.md
+rm -f "$table"
+echo "onnx_table: wrote docs/onnx.md"

@@ -1,0 +1,179 @@
+// th::onnx's importer: models of ONNX's test suite (Debian's libonnx-testdata) load as graphs
+// that run frozen, differentiate with respect to their parameters and train; hostile files
+// are th::IOError / th::Error naming what is wrong, never a crash.
+#define BOOST_TEST_MODULE onnx
+#include <onnx/onnx_pb.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "check.hpp"
+#include "onnx/import.hpp"
+
+namespace fs = std::filesystem;
+using th::Tensor;
+
+namespace {
+
+const std::string data = THETA_ONNX_DATA;
+
+std::string model_of(const std::string& test) { return data + "/" + test + "/model.onnx"; }
+Tensor input_of(const std::string& test, int i) {
+  return th::onnx::detail::read_tensor_file(data + "/" + test + "/test_data_set_0/input_" + std::to_string(i) + ".pb");
+}
+Tensor output_of(const std::string& test, int i) {
+  return th::onnx::detail::read_tensor_file(data + "/" + test + "/test_data_set_0/output_" + std::to_string(i) + ".pb");
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_vector<double>(), y = b.to_vector<double>();
+  BOOST_REQUIRE(x.size() == y.size());
+  double m = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
+  return m;
+}
+
+// A file in a temporary folder, removed at the end.
+struct TempDir {
+  fs::path dir = fs::temp_directory_path() / ("theta_onnx_" + std::to_string(::getpid()));
+  TempDir() { fs::create_directories(dir / "model"); }
+  ~TempDir() { fs::remove_all(dir); }
+  std::string write(const std::string& name, const std::string& bytes) const {
+    const fs::path p = dir / name;
+    std::ofstream(p, std::ios::binary) << bytes;
+    return p.string();
+  }
+};
+
+// A model of one node, op_type(x) -> y, with an initializer w of `dims` holding `values`.
+::onnx::ModelProto tiny(const std::string& op_type, std::vector<std::int64_t> dims = {3}, std::vector<float> values = {1, 2, 3}) {
+  ::onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("tiny");
+  auto* in = g->add_input();
+  in->set_name("x");
+  in->mutable_type()->mutable_tensor_type()->set_elem_type(::onnx::TensorProto::FLOAT);
+  in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(3);
+  auto* w = g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(::onnx::TensorProto::FLOAT);
+  for (auto d : dims) w->add_dims(d);
+  for (float v : values) w->add_float_data(v);
+  auto* n = g->add_node();
+  n->set_op_type(op_type);
+  n->set_name("the_node");
+  n->add_input("x");
+  n->add_input("w");
+  n->add_output("y");
+  g->add_output()->set_name("y");
+  return m;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_pytorch_conv2d_runs_frozen_and_matches_its_reference) {
+  const std::string t = "pytorch-converted/test_Conv2d";
+  th::onnx::Model m = th::onnx::load(model_of(t));
+  BOOST_TEST(m.inputs.size() == 1u);
+  BOOST_TEST(m.parameters.size() >= 1u);
+  const th::Function f = th::function(m.inputs, m.outputs);
+  BOOST_TEST(max_abs_diff(f(input_of(t, 0))[0], output_of(t, 0)) < 1e-4);
+  // load_function gives the same
+  BOOST_TEST(max_abs_diff(th::onnx::load_function(model_of(t))(input_of(t, 0))[0], output_of(t, 0)) < 1e-4);
+}
+
+// An imported model differentiates with respect to its parameters (the initializers, shared
+// variables named as in the file): the gradient of a linear layer's summed output is known
+// in closed form, and SGD on a loss of a conv model's output lowers it.
+BOOST_AUTO_TEST_CASE(imported_parameters_differentiate_and_train) {
+  const std::string lin = "pytorch-converted/test_Linear";
+  th::onnx::Model m = th::onnx::load(model_of(lin));
+  BOOST_REQUIRE(m.parameters.size() == 2u);
+  const Tensor x = input_of(lin, 0);
+  const Tensor cost = th::sum(m.outputs[0]);
+  // y = x W^T + b: d sum(y) / dW[o][i] = sum over the batch of x[:, i]; d / db = batch size
+  const th::Function g = th::function(m.inputs, th::grad(cost, {m.parameters[0], m.parameters[1]}));
+  const th::Result r = g(x);
+  const Tensor W = m.parameters[0].get_value();
+  const bool w_first = W.ndim() == 2;
+  const Tensor gw = w_first ? r[0] : r[1], gb = w_first ? r[1] : r[0];
+  const Tensor colsum = th::sum(x, 0);
+  const auto gwv = gw.to_vector<double>(), cs = colsum.to_vector<double>();
+  const std::int64_t in = x.shape()[1];
+  for (std::size_t k = 0; k < gwv.size(); ++k) BOOST_TEST(std::fabs(gwv[k] - cs[k % std::size_t(in)]) < 1e-4);
+  for (double v : gb.to_vector<double>()) BOOST_TEST(v == double(x.shape()[0]));
+
+  const std::string conv = "pytorch-converted/test_Conv2d";
+  th::onnx::Model c = th::onnx::load(model_of(conv));
+  const Tensor target = output_of(conv, 0) * 0.5;
+  const Tensor loss = th::mean(th::sqr(c.outputs[0] - target));
+  th::Updates ups;
+  for (const th::Shared& p : c.parameters) ups.push_back({p, p - 0.05 * th::grad(loss, p)});
+  const th::Function step = th::function(c.inputs, loss, ups);
+  const double first = step(input_of(conv, 0)).item();
+  double last = first;
+  for (int i = 0; i < 20; ++i) last = step(input_of(conv, 0)).item();
+  BOOST_TEST(last < 0.5 * first, "loss " << first << " -> " << last);
+}
+
+BOOST_AUTO_TEST_CASE(corrupt_and_truncated_files_are_io_errors) {
+  TempDir tmp;
+  std::ifstream in(model_of("pytorch-converted/test_Conv2d"), std::ios::binary);
+  const std::string whole((std::istreambuf_iterator<char>(in)), {});
+  const std::string half = tmp.write("half.onnx", whole.substr(0, whole.size() / 2));
+  std::string m = check::message_of<th::IOError>([&] { th::onnx::load(half); });
+  BOOST_TEST(check::has(m, "half.onnx"), m);
+  const std::string noise = tmp.write("noise.onnx", std::string(1000, '\xff'));
+  m = check::message_of<th::IOError>([&] { th::onnx::load(noise); });
+  BOOST_TEST(check::has(m, "not an ONNX model"), m);
+  m = check::message_of<th::IOError>([&] { th::onnx::load((tmp.dir / "missing.onnx").string()); });
+  BOOST_TEST(check::has(m, "cannot read"), m);
+}
+
+BOOST_AUTO_TEST_CASE(hostile_models_are_errors_naming_what_is_wrong) {
+  TempDir tmp;
+  auto save = [&](const ::onnx::ModelProto& m, const std::string& name) { return tmp.write(name, m.SerializeAsString()); };
+  // a tensor declaring more elements than it holds (no allocation from the declared size)
+  std::string m = check::message_of<th::IOError>([&] { th::onnx::load(save(tiny("Add", {1000000000}), "big.onnx")); });
+  BOOST_TEST(check::has(m, "declares 1000000000 elements but float_data holds 3"), m);
+  m = check::message_of<th::IOError>([&] { th::onnx::load(save(tiny("Add", {-3}), "neg.onnx")); });
+  BOOST_TEST(check::has(m, "negative dimension"), m);
+  // an operator theta does not have, an unknown domain, an unsupported attribute
+  m = check::message_of<th::Error>([&] { th::onnx::load(save(tiny("NoSuchOp"), "op.onnx")); });
+  BOOST_TEST(check::has(m, "node 'the_node' (NoSuchOp): operator NoSuchOp is not supported"), m);
+  ::onnx::ModelProto d = tiny("Add");
+  d.mutable_graph()->mutable_node(0)->set_domain("com.example");
+  m = check::message_of<th::Error>([&] { th::onnx::load(save(d, "domain.onnx")); });
+  BOOST_TEST(check::has(m, "operator domain 'com.example' is not supported"), m);
+  ::onnx::ModelProto a = tiny("Add");
+  auto* attr = a.mutable_graph()->mutable_node(0)->add_attribute();
+  attr->set_name("frobnicate");
+  attr->set_type(::onnx::AttributeProto::INT);
+  attr->set_i(1);
+  m = check::message_of<th::Error>([&] { th::onnx::load(save(a, "attr.onnx")); });
+  BOOST_TEST(check::has(m, "node 'the_node' (Add): attribute 'frobnicate' is not supported"), m);
+  // a node reading a value no earlier node made (a cycle, or nodes out of order)
+  ::onnx::ModelProto cyc = tiny("Add");
+  cyc.mutable_graph()->mutable_node(0)->set_input(1, "y");
+  m = check::message_of<th::Error>([&] { th::onnx::load(save(cyc, "cycle.onnx")); });
+  BOOST_TEST(check::has(m, "input 'y' is not defined before the node"), m);
+  // external data that escapes the model's folder
+  ::onnx::ModelProto ext = tiny("Add");
+  auto* w = ext.mutable_graph()->mutable_initializer(0);
+  w->clear_float_data();
+  w->set_data_location(::onnx::TensorProto::EXTERNAL);
+  auto* kv = w->add_external_data();
+  kv->set_key("location");
+  kv->set_value("../../../../etc/passwd");
+  const std::string p = (tmp.dir / "model" / "ext.onnx").string();
+  std::ofstream(p, std::ios::binary) << ext.SerializeAsString();
+  m = check::message_of<th::IOError>([&] { th::onnx::load(p); });
+  BOOST_TEST(check::has(m, "lies outside the model's folder"), m);
+  // a wrong shape inside the graph names the node
+  ::onnx::ModelProto mm = tiny("MatMul", {2, 3}, {1, 2, 3, 4, 5, 6});
+  mm.mutable_graph()->mutable_node(0)->set_input(0, "w");  // (2, 3) @ (2, 3)
+  m = check::message_of<th::ShapeError>([&] { th::onnx::load(save(mm, "shape.onnx")); });
+  BOOST_TEST(check::has(m, "node 'the_node' (MatMul)"), m);
+}
