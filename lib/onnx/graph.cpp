@@ -200,6 +200,14 @@ Ints as2d(const Ints& v, std::int64_t fill) {
   return v;
 }
 
+// An attribute list of spatial values: `count` of them (pads: 2 per axis), or absent.
+Ints spatial(const Node& n, const char* name, std::size_t count, Ints def) {
+  Ints v = n.ints(name, std::move(def));
+  if (!v.empty() && v.size() != count)
+    n.fail(std::string("attribute '") + name + "' has " + std::to_string(v.size()) + " values, expected " + std::to_string(count));
+  return v;
+}
+
 void check_auto_pad(const Node& n) {
   const std::string ap = n.s("auto_pad", "NOTSET");
   if (ap != "NOTSET" && ap != "VALID") n.fail("auto_pad '" + ap + "' is not supported (give explicit pads)");
@@ -213,8 +221,10 @@ std::vector<Tensor> conv(const Node& n) {
   if (r != 3 && r != 4) n.fail("only 1-d and 2-d convolutions are supported (input of rank " + std::to_string(r) + ")");
   const bool one_d = r == 3;
   if (one_d) x = expand_dims(x, 2), w = expand_dims(w, 2);
-  Ints pads = n.ints("pads"), strides = n.ints("strides", one_d ? Ints{1} : Ints{1, 1}),
-       dil = n.ints("dilations", one_d ? Ints{1} : Ints{1, 1});
+  const std::size_t sp = one_d ? 1 : 2;
+  spatial(n, "kernel_shape", sp, {});
+  Ints pads = spatial(n, "pads", 2 * sp, {}), strides = spatial(n, "strides", sp, Ints(sp, 1)),
+       dil = spatial(n, "dilations", sp, Ints(sp, 1));
   if (one_d) pads = pads.empty() ? Ints{} : Ints{0, pads[0], 0, pads[1]}, strides = as2d(strides, 1), dil = as2d(dil, 1);
   ConvOptions o;
   o.border_mode = padding2d(n, pads);
@@ -232,9 +242,11 @@ std::vector<Tensor> conv_transpose(const Node& n) {
   n.known({"kernel_shape", "pads", "strides", "dilations", "group", "auto_pad", "output_padding"});
   check_auto_pad(n);
   if (n.rank() != 4) n.fail("only 2-d transposed convolutions are supported");
-  const Ints strides = n.ints("strides", {1, 1}), dil = n.ints("dilations", {1, 1}), op = n.ints("output_padding", {0, 0});
+  spatial(n, "kernel_shape", 2, {});
+  const Ints strides = spatial(n, "strides", 2, {1, 1}), dil = spatial(n, "dilations", 2, {1, 1}),
+             op = spatial(n, "output_padding", 2, {0, 0});
   ConvOptions o;
-  o.border_mode = padding2d(n, n.ints("pads"));
+  o.border_mode = padding2d(n, spatial(n, "pads", 4, {}));
   o.subsample = {strides[0], strides[1]};
   o.filter_dilation = {dil[0], dil[1]};
   o.num_groups = n.i("group", 1);
@@ -256,7 +268,9 @@ Converter pool(bool max) {
     if (r != 3 && r != 4) n.fail("only 1-d and 2-d pooling are supported (input of rank " + std::to_string(r) + ")");
     const bool one_d = r == 3;
     Tensor x = one_d ? expand_dims(n.x(0), 2) : n.x(0);
-    Ints k = n.ints("kernel_shape"), pads = n.ints("pads"), strides = n.ints("strides");
+    const std::size_t sp = one_d ? 1 : 2;
+    Ints k = spatial(n, "kernel_shape", sp, {}), pads = spatial(n, "pads", 2 * sp, {}), strides = spatial(n, "strides", sp, {});
+    spatial(n, "dilations", sp, {});
     if (one_d) k = as2d(k, 1), strides = strides.empty() ? Ints{} : as2d(strides, 1), pads = pads.empty() ? Ints{} : Ints{0, pads[0], 0, pads[1]};
     if (k.size() != 2) n.fail("kernel_shape must have 2 values");
     const Padding p = padding2d(n, pads);
@@ -654,7 +668,7 @@ std::unordered_map<std::string, Converter> converters() {
     if (pos && neg) return one(abs(x) == inf);
     if (pos) return one(x == inf);
     if (neg) return one(x == -inf);
-    return one(x != x * 0.0 + x);  // neither: all false (NaN != NaN aside, x != x + 0 is false)
+    return one(where(x != x, x == x, x != x));  // neither: all false
   };
   c["GatherElements"] = [](const Node& n) {
     n.known({"axis"});
