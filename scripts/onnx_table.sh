@@ -39,7 +39,14 @@ becomes a placeholder of its rank (theta's placeholders carry no sizes), so oper
 need a size or a value when the graph is built (`Reshape` with a 0, `Split` into equal
 parts, a `Slice`'s bounds) take it from an initializer or a `Constant`, or fail to load with
 a message saying so. float16, strings, uint64, sequences and optionals are not supported
-(theta has bool, int32, int64, float32 and float64; narrower integers are widened to int32).
+(theta has bool, int32, int64, float32 and float64; narrower integers are widened to int32,
+so arithmetic that would wrap around in uint8 or int16 does not wrap here).
+
+Composed in the importer, not yet theta operations of their own: 3-d convolutions (2-d ones
+over depth slices), pooling of rank 3 or with dilation or `auto_pad` SAME (one strided view
+per window cell), LRN, the losses; these need the input's sizes when the model loads and
+are slower than a kernel would be. Floor, Ceil, Round and Mod go through a cast to int64
+(exact below 2^52, where every float is an integer anyway).
 
 HEAD
   cat "$table"

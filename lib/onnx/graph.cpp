@@ -148,11 +148,33 @@ Converter unary(Tensor (*f)(const Tensor&)) {
   };
 }
 
+// Before opset 7, arithmetic broadcast only with broadcast = 1, b's axes placed at `axis` of a
+// (default: trailing, numpy's rule).
 Converter binary(std::function<Tensor(const Tensor&, const Tensor&)> f) {
   return [f](const Node& n) {
-    n.known({});
-    return one(f(n.x(0), n.x(1)));
+    n.known({"broadcast", "axis"});
+    Tensor b = n.x(1);
+    if (n.has("axis") && n.i("broadcast", 0) != 0 && b.ndim() < n.rank()) {
+      const std::int64_t at = n.axis(n.i("axis", 0), n.rank());
+      for (std::int64_t d = at + b.ndim(); d < n.rank(); ++d) b = expand_dims(b, b.ndim());
+    }
+    return one(f(n.x(0), b));
   };
+}
+
+// floor, ceil and round-half-to-even of floats, from the truncation of a cast to int64 (exact
+// where |x| < 2^52, and x itself beyond: every float there is an integer; NaN stays NaN).
+Tensor integral(const Tensor& x, int mode) {
+  const Tensor t = cast(cast(x, DType::int64), x.dtype());  // truncated toward zero
+  Tensor r;
+  if (mode == 0) r = t - cast(x < t, x.dtype());          // floor
+  else if (mode == 1) r = t + cast(x > t, x.dtype());     // ceil
+  else {                                                   // round half to even
+    const Tensor f = integral(x + 0.5, 0);
+    const Tensor tie = (f - x) == 0.5, odd = (f - integral(f * 0.5, 0) * 2.0) != 0.0;
+    r = where(tie, where(odd, f - 1.0, f), f);
+  }
+  return where(abs(x) < 4503599627370496.0, r, x);
 }
 
 Converter variadic(std::function<Tensor(const Tensor&, const Tensor&)> f, bool mean = false) {
@@ -202,8 +224,9 @@ Ints as2d(const Ints& v, std::int64_t fill) {
 
 // An attribute list of spatial values: `count` of them (pads: 2 per axis), or absent.
 Ints spatial(const Node& n, const char* name, std::size_t count, Ints def) {
-  Ints v = n.ints(name, std::move(def));
-  if (!v.empty() && v.size() != count)
+  Ints v = n.ints(name, def);
+  if (v.empty()) return def;  // (an attribute with no values: as if absent)
+  if (v.size() != count)
     n.fail(std::string("attribute '") + name + "' has " + std::to_string(v.size()) + " values, expected " + std::to_string(count));
   return v;
 }
@@ -213,12 +236,68 @@ void check_auto_pad(const Node& n) {
   if (ap != "NOTSET" && ap != "VALID") n.fail("auto_pad '" + ap + "' is not supported (give explicit pads)");
 }
 
+// x padded along `axis` with `before` and `after` copies of `value` (a concrete x).
+Tensor pad_axis(const Tensor& x, std::int64_t axis, std::int64_t before, std::int64_t after, double value) {
+  if (before == 0 && after == 0) return x;
+  std::vector<Tensor> parts;
+  auto block = [&](std::int64_t k) {
+    Shape s = x.shape();
+    s[std::size_t(axis)] = k;
+    return full(s, value, x.dtype());
+  };
+  if (before > 0) parts.push_back(block(before));
+  parts.push_back(x);
+  if (after > 0) parts.push_back(block(after));
+  return concatenate(parts, axis);
+}
+
+// A 3-d convolution as 2-d ones over depth slices: for each filter depth tap kd, the input's
+// depth positions od * stride + kd * dilation (padded with zeros), batched with N, convolved
+// with that tap's 2-d filters, and summed. Needs x's sizes when the model loads.
+Tensor conv3d(const Node& n, const Tensor& x, const Tensor& w, const Ints& pads, const Ints& strides, const Ints& dil,
+              std::int64_t groups) {
+  const Shape xs = n.shape(0, "a 3-d convolution"), ws = n.shape(1, "a 3-d convolution");
+  if (ws.size() != 5) n.fail("the filters of a 3-d convolution must have rank 5");
+  const Ints p = pads.empty() ? Ints(6, 0) : pads;
+  for (std::size_t a = 0; a < 3; ++a)
+    if (strides[a] <= 0 || dil[a] <= 0) n.fail("strides and dilations must be positive");
+  for (auto v : p)
+    if (v < 0) n.fail("negative pads are not supported");
+  const std::int64_t N = xs[0], C = xs[1], H = xs[3], W = xs[4], KD = ws[2];
+  const Tensor xp = pad_axis(x, 2, p[0], p[3], 0.0);
+  const std::int64_t Dp = xs[2] + p[0] + p[3], OD = (Dp - dil[0] * (KD - 1) - 1) / strides[0] + 1;
+  if (OD <= 0) n.fail("the filter is deeper than the padded input");
+  ConvOptions o;
+  o.border_mode = padding2d(n, {p[1], p[2], p[4], p[5]});
+  o.subsample = {strides[1], strides[2]};
+  o.filter_dilation = {dil[1], dil[2]};
+  o.num_groups = groups;
+  o.filter_flip = false;
+  Tensor acc;
+  for (std::int64_t kd = 0; kd < KD; ++kd) {
+    const std::int64_t start = kd * dil[0];
+    const Tensor slices = view(xp, all(), all(), range(start, start + (OD - 1) * strides[0] + 1, strides[0]));
+    const Tensor batch = reshape(transpose(slices, {0, 2, 1, 3, 4}), Shape{N * OD, C, H, W});
+    const Tensor y = conv2d(batch, view(w, all(), all(), kd), o);
+    acc = acc ? acc + y : y;
+  }
+  const Shape ys = acc.shape();
+  return transpose(reshape(acc, Shape{N, OD, ys[1], ys[2], ys[3]}), {0, 2, 1, 3, 4});
+}
+
 std::vector<Tensor> conv(const Node& n) {
   n.known({"kernel_shape", "pads", "strides", "dilations", "group", "auto_pad"});
   check_auto_pad(n);
   Tensor x = n.x(0), w = n.x(1);
   const std::int64_t r = n.rank();
-  if (r != 3 && r != 4) n.fail("only 1-d and 2-d convolutions are supported (input of rank " + std::to_string(r) + ")");
+  if (r == 5) {
+    spatial(n, "kernel_shape", 3, {});
+    Tensor y = conv3d(n, x, w, spatial(n, "pads", 6, {}), spatial(n, "strides", 3, {1, 1, 1}),
+                      spatial(n, "dilations", 3, {1, 1, 1}), n.i("group", 1));
+    if (n.given(2)) y = y + reshape(n.x(2), Shape{1, -1, 1, 1, 1});
+    return one(y);
+  }
+  if (r != 3 && r != 4) n.fail("only 1-d, 2-d and 3-d convolutions are supported (input of rank " + std::to_string(r) + ")");
   const bool one_d = r == 3;
   if (one_d) x = expand_dims(x, 2), w = expand_dims(w, 2);
   const std::size_t sp = one_d ? 1 : 2;
@@ -256,16 +335,89 @@ std::vector<Tensor> conv_transpose(const Node& n) {
   return one(y);
 }
 
+// Pooling of any spatial rank and dilation, window tap by window tap: each tap a strided view
+// of the padded input (-inf for max, 0 for averages), combined by max or summed; an average
+// without the padding divides by the taps that fell inside. Needs x's sizes when it loads.
+Tensor pool_by_taps(const Node& n, bool max, const Ints& k, const Ints& pads, const Ints& strides, const Ints& dil) {
+  const Shape xs = n.shape(0, "pooling of this rank or dilation");
+  const std::size_t sp = k.size();
+  for (std::size_t a = 0; a < sp; ++a)
+    if (strides[a] <= 0 || dil[a] <= 0) n.fail("strides and dilations must be positive");
+  const double inf = std::numeric_limits<double>::infinity();
+  Tensor xp = n.x(0), inside = ones(xs, n.x(0).dtype());
+  Ints out(sp);
+  for (std::size_t a = 0; a < sp; ++a) {
+    const std::int64_t ax = std::int64_t(a) + 2, b = pads.empty() ? 0 : pads[a], e = pads.empty() ? 0 : pads[a + sp];
+    xp = pad_axis(xp, ax, b, e, max ? -inf : 0.0);
+    inside = pad_axis(inside, ax, b, e, 0.0);
+    out[a] = (xs[a + 2] + b + e - dil[a] * (k[a] - 1) - 1) / strides[a] + 1;
+    if (out[a] <= 0) n.fail("the window is larger than the padded input");
+  }
+  std::int64_t taps = 1, cells = xs[0] * xs[1];
+  for (auto v : k) taps *= v;
+  for (auto o : out) cells *= o;
+  if (taps * cells > (std::int64_t(1) << 28)) n.fail("the window taps times the output cells exceed 2^28");
+  Tensor acc, count;
+  for (std::int64_t t = 0; t < taps; ++t) {
+    std::vector<Index> idx{all(), all()};
+    std::int64_t rest = t;  // the tap's position in the window, the last axis fastest
+    std::vector<std::int64_t> pos(sp);
+    for (std::size_t a = sp; a-- > 0;) pos[a] = rest % k[a], rest /= k[a];
+    for (std::size_t a = 0; a < sp; ++a) {
+      const std::int64_t start = pos[a] * dil[a];
+      idx.push_back(range(start, start + (out[a] - 1) * strides[a] + 1, strides[a]));
+    }
+    const Tensor v = view(xp, idx);
+    if (max) {
+      acc = acc ? maximum(acc, v) : v;
+    } else {
+      acc = acc ? acc + v : v;
+      const Tensor c = view(inside, idx);
+      count = count ? count + c : c;
+    }
+  }
+  if (max) return acc;
+  return n.i("count_include_pad", 0) ? acc / double(taps) : acc / count;
+}
+
 Converter pool(bool max) {
   return [max](const Node& n) {
     n.known({"kernel_shape", "pads", "strides", "auto_pad", "ceil_mode", "count_include_pad", "dilations", "storage_order"});
-    check_auto_pad(n);
+    const std::string auto_pad = n.s("auto_pad", "NOTSET");
+    if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") check_auto_pad(n);
     if (n.proto.output_size() > 1 && !n.proto.output(1).empty()) n.fail("the Indices output is not supported");
     if (n.i("ceil_mode", 0) != 0) n.fail("attribute 'ceil_mode' = 1 is not supported");
     if (n.i("storage_order", 0) != 0) n.fail("attribute 'storage_order' = 1 is not supported");
-    for (auto d : n.ints("dilations")) if (d != 1) n.fail("attribute 'dilations' other than 1 is not supported");
     const std::int64_t r = n.rank();
-    if (r != 3 && r != 4) n.fail("only 1-d and 2-d pooling are supported (input of rank " + std::to_string(r) + ")");
+    if (r < 3) n.fail("needs an input of rank 3 or more (N, C, spatial...)");
+    bool dilated = false;
+    for (auto d : n.ints("dilations")) dilated = dilated || d != 1;
+    const bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
+    if (r > 4 || dilated || same) {
+      const std::size_t sp = std::size_t(r - 2);
+      const Ints k = spatial(n, "kernel_shape", sp, {});
+      const Ints strides = spatial(n, "strides", sp, Ints(sp, 1)), dil = spatial(n, "dilations", sp, Ints(sp, 1));
+      Ints pads = spatial(n, "pads", 2 * sp, {});
+      if (k.size() != sp) n.fail("kernel_shape must have one value per spatial axis");
+      if (same) {  // the output ceil(in / stride); the odd cell of padding at the end (UPPER) or start
+        const Shape xs = n.shape(0, "auto_pad SAME");
+        pads.assign(2 * sp, 0);
+        for (std::size_t a = 0; a < sp; ++a) {
+          if (strides[a] <= 0) n.fail("strides must be positive");
+          const std::int64_t in = xs[a + 2], out = (in + strides[a] - 1) / strides[a];
+          const std::int64_t total = std::max<std::int64_t>((out - 1) * strides[a] + (k[a] - 1) * dil[a] + 1 - in, 0);
+          pads[a] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+          pads[a + sp] = total - pads[a];
+        }
+      }
+      std::int64_t taps = 1;
+      for (auto v : k) {
+        if (v <= 0) n.fail("kernel_shape values must be positive");
+        taps *= std::min<std::int64_t>(v, 1 << 13);
+      }
+      if (taps > 65536) n.fail("windows of more than 65536 cells are not supported at this rank or dilation");
+      return one(pool_by_taps(n, max, k, pads, strides, dil));
+    }
     const bool one_d = r == 3;
     Tensor x = one_d ? expand_dims(n.x(0), 2) : n.x(0);
     const std::size_t sp = one_d ? 1 : 2;
@@ -415,10 +567,15 @@ std::unordered_map<std::string, Converter> converters() {
     const bool is_max = std::string(name) == "ArgMax";
     c[name] = [is_max](const Node& n) {
       n.known({"axis", "keepdims", "select_last_index"});
-      if (n.i("select_last_index", 0) != 0) n.fail("attribute 'select_last_index' = 1 is not supported");
       const std::int64_t a = n.axis(n.i("axis", 0), n.rank());
       const bool keep = n.i("keepdims", 1) != 0;
-      return one(is_max ? argmax(n.x(0), a, keep) : argmin(n.x(0), a, keep));
+      if (n.i("select_last_index", 0) == 0) return one(is_max ? argmax(n.x(0), a, keep) : argmin(n.x(0), a, keep));
+      // the last of equal extremes: the first in the reversed axis, counted from the end
+      std::vector<Index> flip(std::size_t(a + 1), all());
+      flip[std::size_t(a)] = range(std::nullopt, std::nullopt, -1);
+      const Tensor xr = view(n.x(0), flip);
+      const Tensor i = is_max ? argmax(xr, a, keep) : argmin(xr, a, keep);
+      return one(th::detail::count(n.x(0), Axes(a), DType::int64) - 1 - i);
     };
   }
   c["Reshape"] = [](const Node& n) {
@@ -575,7 +732,8 @@ std::unordered_map<std::string, Converter> converters() {
   };
   c["Dropout"] = [](const Node& n) {
     n.known({"ratio", "seed", "is_test"});
-    if (n.opset >= 12 && n.given(2) && n.scalar(2) != 0) n.fail("training mode is not supported (inference only)");
+    if (n.opset >= 12 && n.given(2) && n.scalar(2) != 0 && (n.given(1) ? n.scalar(1) : 0.5) != 0)
+      n.fail("training mode is not supported (inference only; a ratio of 0 is the identity)");
     std::vector<Tensor> r{n.x(0)};
     if (n.proto.output_size() > 1 && !n.proto.output(1).empty()) r.push_back(n.x(0) == n.x(0));  // mask: all kept
     return r;
@@ -743,6 +901,112 @@ std::unordered_map<std::string, Converter> converters() {
       y = concatenate(parts, d);
     }
     return one(y);
+  };
+  c["Floor"] = [](const Node& n) { n.known({}); return one(integral(n.x(0), 0)); };
+  c["Ceil"] = [](const Node& n) { n.known({}); return one(integral(n.x(0), 1)); };
+  c["Round"] = [](const Node& n) { n.known({}); return one(integral(n.x(0), 2)); };
+  c["Mod"] = [](const Node& n) {  // fmod = 1: C's fmod (the dividend's sign); 0: the divisor's
+    n.known({"fmod"});
+    const Tensor &a = n.x(0), &b = n.x(1);
+    const bool ints = a.dtype() != DType::float32 && a.dtype() != DType::float64;
+    const Tensor af = ints ? cast(a, DType::float64) : a, bf = ints ? cast(b, DType::float64) : b;
+    const Tensor q = af / bf;
+    const Tensor r = af - (n.i("fmod", 0) ? cast(cast(q, DType::int64), q.dtype()) : integral(q, 0)) * bf;
+    return one(ints ? cast(r, a.dtype()) : r);
+  };
+  c["Cosh"] = [](const Node& n) { n.known({}); return one((exp(n.x(0)) + exp(-n.x(0))) * 0.5); };
+  c["Sinh"] = [](const Node& n) { n.known({}); return one((exp(n.x(0)) - exp(-n.x(0))) * 0.5); };
+  c["Tan"] = [](const Node& n) { n.known({}); return one(sin(n.x(0)) / cos(n.x(0))); };
+  c["Asinh"] = [](const Node& n) {  // odd: computed on |x| (no cancellation for negative x)
+    n.known({});
+    const Tensor& x = n.x(0);
+    const Tensor ax = abs(x);
+    return one(sign(x) * log(ax + sqrt(ax * ax + 1.0)));
+  };
+  c["Acosh"] = [](const Node& n) { n.known({}); const Tensor& x = n.x(0); return one(log(x + sqrt(x * x - 1.0))); };
+  c["Atanh"] = [](const Node& n) { n.known({}); const Tensor& x = n.x(0); return one(0.5 * (log1p(x) - log1p(-x))); };
+  c["Hardmax"] = [](const Node& n) {
+    n.known({"axis"});
+    const Tensor& x = n.x(0);
+    const std::int64_t r = n.rank(), a = n.axis(n.i("axis", n.opset >= 13 ? -1 : 1), r);
+    if (n.opset < 13 && a != r - 1) n.fail("axis other than the last is not supported before opset 13");
+    if (a != r - 1) n.fail("axis other than the last is not supported");
+    const Shape s = n.shape(0, "Hardmax's number of classes");
+    return one(cast(one_hot(argmax(x, a), s[std::size_t(a)]), x.dtype()));
+  };
+  c["OneHot"] = [](const Node& n) {
+    n.known({"axis"});
+    const std::int64_t depth = std::int64_t(n.scalar(1));
+    if (depth <= 0 || depth > (std::int64_t(1) << 24)) n.fail("depth must be in 1..2^24");
+    const Tensor& v = n.x(2);
+    const Tensor off = view(v, 0), on = view(v, 1);
+    Tensor idx = cast(n.x(0), DType::int64);
+    idx = where(idx < 0.0, idx + double(depth), idx);
+    const Tensor h = one_hot(idx, depth, v.dtype());
+    Tensor y = off + (on - off) * h;
+    const std::int64_t r = y.ndim(), a = n.axis(n.i("axis", -1), r);
+    if (a != r - 1) {
+      std::vector<std::int64_t> perm;
+      for (std::int64_t d = 0; d < r - 1; ++d) perm.push_back(d);
+      perm.insert(perm.begin() + a, r - 1);
+      y = transpose(y, perm);
+    }
+    return one(y);
+  };
+  c["EyeLike"] = [](const Node& n) {
+    n.known({"k", "dtype"});
+    const Tensor& x = n.x(0);
+    const std::int64_t k = n.i("k", 0);
+    const DType dt = n.has("dtype") ? onnx_dtype(n, n.i("dtype", 1)) : x.dtype();
+    const Tensor o = ones(n.shape(0, "EyeLike"), DType::float64);
+    return one(cast(triu(tril(o, k), k), dt));
+  };
+  for (const char* name : {"DepthToSpace", "SpaceToDepth"}) {
+    const bool to_space = std::string(name) == "DepthToSpace";
+    c[name] = [to_space](const Node& n) {
+      n.known({"blocksize", "mode"});
+      const std::int64_t b = n.i("blocksize", 0);
+      const Shape s = n.shape(0, "the block rearrangement");
+      if (s.size() != 4 || b <= 0) n.fail("needs an (N, C, H, W) input and a positive blocksize");
+      const std::int64_t N = s[0], C = s[1], H = s[2], W = s[3];
+      const Tensor& x = n.x(0);
+      if (!to_space) {
+        if (H % b || W % b) n.fail("H and W must be multiples of blocksize");
+        const Tensor t = transpose(reshape(x, Shape{N, C, H / b, b, W / b, b}), {0, 3, 5, 1, 2, 4});
+        return one(reshape(t, Shape{N, C * b * b, H / b, W / b}));
+      }
+      if (C % (b * b)) n.fail("C must be a multiple of blocksize^2");
+      const bool crd = n.s("mode", "DCR") == "CRD";
+      const Tensor t = crd ? transpose(reshape(x, Shape{N, C / (b * b), b, b, H, W}), {0, 1, 4, 2, 5, 3})
+                           : transpose(reshape(x, Shape{N, b, b, C / (b * b), H, W}), {0, 3, 4, 1, 5, 2});
+      return one(reshape(t, Shape{N, C / (b * b), H * b, W * b}));
+    };
+  }
+  c["ScatterElements"] = [](const Node& n) {  // data with updates written at the indices along axis
+    n.known({"axis", "reduction"});
+    const std::string red = n.s("reduction", "none");
+    if (red != "none" && red != "add") n.fail("reduction '" + red + "' is not supported");
+    const Tensor &x = n.x(0), &u = n.x(2);
+    const std::int64_t a = n.axis(n.i("axis", 0), n.rank());
+    const Tensor idx = cast(where(n.x(1) < 0.0, n.x(1) + th::detail::count(x, Axes(a), DType::int64), n.x(1)), DType::int64);
+    const Tensor added = th::detail::put_along_axis(u, idx, x, a);
+    if (red == "add") return one(x + added);
+    const Tensor hit = th::detail::put_along_axis(cast(u == u, x.dtype()) + cast(u != u, x.dtype()), idx, x, a) > 0.0;
+    return one(where(hit, added, x));  // (an index given twice would add: ONNX leaves it undefined)
+  };
+  c["LRN"] = [](const Node& n) {  // x / (bias + alpha / size * sum of squares over `size` channels)^beta
+    n.known({"alpha", "beta", "bias", "size"});
+    const Tensor& x = n.x(0);
+    const std::int64_t size = n.i("size", 0);
+    if (size <= 0 || size > 1024) n.fail("size must be in 1..1024");
+    const Shape xs = n.shape(0, "LRN's channel window");
+    const Tensor sq = pad_axis(x * x, 1, (size - 1) / 2, size / 2, 0.0);
+    Tensor acc;
+    for (std::int64_t k = 0; k < size; ++k) {
+      const Tensor v = view(sq, all(), range(k, k + xs[1]));
+      acc = acc ? acc + v : v;
+    }
+    return one(x / pow(acc * (n.f("alpha", 1e-4) / double(size)) + n.f("bias", 1.0), n.f("beta", 0.75)));
   };
   c["Det"] = [](const Node& n) { n.known({}); return one(linalg::det(n.x(0))); };
   return c;

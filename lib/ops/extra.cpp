@@ -343,6 +343,9 @@ const Op& tri_mask_op() { return op_tri_mask; }
 Tensor identity_like(const Tensor& x) { return tril(triu(ones_like(x))); }
 
 Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis) { return take_along(x, indices, axis); }
+Tensor put_along_axis(const Tensor& values, const Tensor& indices, const Tensor& like, std::int64_t axis) {
+  return put_along(values, indices, like, axis);
+}
 
 }  // namespace th::detail
 

@@ -282,6 +282,8 @@ const Op& tri_mask_op();
 Tensor identity_like(const Tensor& x);
 /// numpy's take_along_axis (ops/extra.cpp; indices in range; differentiable in x).
 Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis);
+/// Zeros of like's shape with `values` added at `indices` along axis (take_along_axis's adjoint).
+Tensor put_along_axis(const Tensor& values, const Tensor& indices, const Tensor& like, std::int64_t axis);
 /// softmax (false) or log_softmax (true) along attrs.axis (ops/softmax.cpp).
 const Op& softmax_op(bool log);
 /// max(x) over `axis` (kept, no gradient), infinities (all -inf lines) replaced by 0: what a
