@@ -33,7 +33,9 @@ for (const th::Shared& p : m.parameters) ups.push_back({p, p - 0.01 * th::grad(l
 th::Function step = th::function({m.inputs[0], target}, loss, ups);  // fine-tuning
 ```
 
-(`tests/onnx/test_onnx.cpp` does this with PyTorch's Conv2d and Linear test models.) Each
+(`tests/onnx/test_onnx.cpp` does this with PyTorch's Conv2d and Linear test models.) From
+the shell: `theta run model.onnx x.npy -o out.npz`, `theta info model.onnx`, `theta print
+model.onnx` (the frozen program's steps), `theta convert model.onnx model.theta`. Each
 operator reads the attributes it knows and refuses the others by name; an ONNX graph input
 becomes a placeholder of its rank (theta's placeholders carry no sizes), so operators that
 need a size or a value when the graph is built (`Reshape` with a 0, `Split` into equal

@@ -57,6 +57,33 @@ BOOST_AUTO_TEST_CASE(run_print_dot_info) {
   BOOST_TEST((rc == 0 && check::has(text, "usage: theta COMMAND")), text);
 }
 
+#ifdef THETA_HAS_ONNX
+// ONNX models (Debian's libonnx-testdata): run like .theta files, and converted into one.
+BOOST_AUTO_TEST_CASE(onnx_models_run_and_convert, *boost::unit_test::precondition([](boost::unit_test::test_unit_id) {
+  return std::filesystem::exists("/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx");
+})) {
+  std::filesystem::create_directories(dir);
+  const std::string t = "/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/";
+  const std::string in = (dir / "conv_x.npy").string(), out = (dir / "conv_y.npz").string(),
+                    converted = (dir / "conv.theta").string();
+  const th::Function f = th::onnx::load_function(t + "model.onnx");
+  const th::Tensor x = th::random::uniform({2, 3, 6, 5}, -1, 1, 3, th::DType::float32);
+  th::save_npy(in, x);
+  auto [rc, text] = theta("run " + t + "model.onnx " + in + " -o " + out);
+  BOOST_TEST(rc == 0, text);
+  BOOST_TEST(check::vals(th::load_npz(out).at("output_0")) == check::vals(f(x)[0]), boost::test_tools::per_element());
+  std::tie(rc, text) = theta("info " + t + "model.onnx");
+  BOOST_TEST((rc == 0 && check::has(text, "shared variables:")), text);
+  std::tie(rc, text) = theta("convert " + t + "model.onnx " + converted);
+  BOOST_TEST(rc == 0, text);
+  std::tie(rc, text) = theta("run " + converted + " " + in + " -o " + out);
+  BOOST_TEST(rc == 0, text);
+  BOOST_TEST(check::vals(th::load_npz(out).at("output_0")) == check::vals(f(x)[0]), boost::test_tools::per_element());
+  std::tie(rc, text) = theta("convert " + converted + " again.theta");
+  BOOST_TEST((rc == 2 && check::has(text, "convert takes an .onnx model")), text);
+}
+#endif
+
 // The tool links only what load_function reaches: a function of the section 16 ops (each family
 // in its own file of the library) must load and run there too.
 BOOST_AUTO_TEST_CASE(every_op_family_loads_in_the_tool) {

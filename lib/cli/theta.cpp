@@ -1,9 +1,10 @@
-// The `theta` command-line tool (API.md section 14): runs, prints and draws functions that
-// th::save wrote, without the code that built them.
+// The `theta` command-line tool (API.md sections 14, 17): runs, prints and draws functions
+// that th::save wrote, and ONNX models, without the code that built them.
 //   theta run model.theta a.npy b.npy -o out.npz
 //   theta print model.theta
 //   theta dot model.theta | dot -Tsvg > model.svg
-//   theta info model.theta
+//   theta info model.onnx
+//   theta convert model.onnx model.theta
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -15,8 +16,9 @@
 namespace {
 
 void usage(std::ostream& os) {
-  os << "usage: theta COMMAND MODEL.theta [ARGS]\n"
-        "Runs and inspects functions saved by th::save (theta's frozen, optimized programs).\n"
+  os << "usage: theta COMMAND MODEL [ARGS]\n"
+        "Runs and inspects functions saved by th::save (theta's frozen, optimized programs,\n"
+        "MODEL.theta) and ONNX models (MODEL.onnx, frozen and optimized the same way).\n"
         "\n"
         "commands:\n"
         "  run MODEL.theta [INPUT ...] [-o OUT.npz]\n"
@@ -27,6 +29,8 @@ void usage(std::ostream& os) {
         "  print MODEL.theta    the program's steps (th::debugprint)\n"
         "  dot MODEL.theta      the program as Graphviz text (th::to_dot): | dot -Tsvg > f.svg\n"
         "  info MODEL.theta     its inputs, outputs and shared variables\n"
+        "  convert MODEL.onnx OUT.theta\n"
+        "      write the ONNX model's frozen, optimized program as a theta file\n"
         "\n"
         "options:\n"
         "  -h, --help           this text\n"
@@ -68,6 +72,18 @@ int info(const th::Function& f) {
   return 0;
 }
 
+bool is_onnx(const std::string& path) { return path.size() > 5 && path.compare(path.size() - 5, 5, ".onnx") == 0; }
+
+th::Function load_model(const std::string& path) {
+  if (!is_onnx(path)) return th::load_function(path);
+#ifdef THETA_HAS_ONNX
+  return th::onnx::load_function(path);
+#else
+  throw th::Error("this theta was built without ONNX support (install libonnx-dev and libprotobuf-dev, or run "
+                  "scripts/install-deps.sh, and rebuild)");
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,10 +98,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string cmd = args[0];
-  if (cmd != "run" && cmd != "print" && cmd != "dot" && cmd != "info") bad_usage("unknown command '" + cmd + "'");
-  if (args.size() < 2) bad_usage(cmd + " needs a MODEL.theta file");
+  if (cmd != "run" && cmd != "print" && cmd != "dot" && cmd != "info" && cmd != "convert")
+    bad_usage("unknown command '" + cmd + "'");
+  if (args.size() < 2) bad_usage(cmd + " needs a MODEL.theta or MODEL.onnx file");
+  if (cmd == "convert" && (args.size() != 3 || !is_onnx(args[1])))
+    bad_usage("convert takes an .onnx model and the .theta file to write");
   try {
-    const th::Function f = th::load_function(args[1]);
+    const th::Function f = load_model(args[1]);
+    if (cmd == "convert") {
+      th::save(args[2], f);
+      std::cerr << "theta: wrote " << args[2] << "\n";
+      return 0;
+    }
     if (cmd == "print") {
       if (args.size() > 2) bad_usage("print takes only the model");
       std::cout << th::debugprint(f);
