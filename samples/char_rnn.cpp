@@ -57,31 +57,10 @@ void usage(std::ostream& os) {
 
 Args parse(int argc, char** argv) {
   Args a;
-  sample::parse_options("char_rnn", argc, argv, usage, [&](const std::string& k, auto& value) {
-    if (k == "--epochs") {
-      a.epochs = std::stoi(value());
-    } else if (k == "--hidden") {
-      a.hidden = std::stoll(value());
-    } else if (k == "--batch") {
-      a.batch = std::stoll(value());
-    } else if (k == "--lr") {
-      a.lr = std::stod(value());
-    } else if (k == "--words") {
-      a.words = std::stoll(value());
-    } else if (k == "--samples") {
-      a.samples = std::stoll(value());
-    } else if (k == "--temperature") {
-      a.temperature = std::stod(value());
-    } else if (k == "--seed") {
-      a.seed = std::stoull(value());
-    } else if (k == "--dict") {
-      a.path = value();
-    } else if (k == "--expect-loss") {
-      a.expect = std::stod(value());
-    } else {
-      return false;
-    }
-    return true;
+  sample::parse_options("char_rnn", argc, argv, usage, {
+      {"--epochs", &a.epochs}, {"--hidden", &a.hidden}, {"--batch", &a.batch}, {"--lr", &a.lr},
+      {"--words", &a.words}, {"--samples", &a.samples}, {"--temperature", &a.temperature}, {"--seed", &a.seed},
+      {"--dict", &a.path}, {"--expect-loss", &a.expect},
   });
   if (a.epochs < 0 || a.batch < 1 || a.hidden < 1 || a.lr <= 0 || a.words < 0 || a.samples < 0 || a.temperature <= 0) {
     std::cerr << "char_rnn: --epochs, --words, --samples >= 0; --batch, --hidden >= 1; --lr, --temperature > 0\n";

@@ -67,39 +67,12 @@ void usage(std::ostream& os) {
 
 Args parse(int argc, char** argv) {
   Args a;
-  sample::parse_options("fashion_mnist", argc, argv, usage, [&](const std::string& k, auto& value) {
-    if (k == "--model") {
-      a.model = value();
-    } else if (k == "--epochs") {
-      a.epochs = std::stoi(value());
-    } else if (k == "--batch") {
-      a.batch = std::stoll(value());
-    } else if (k == "--lr") {
-      a.lr = std::stod(value());
-    } else if (k == "--lr-schedule") {
-      a.schedule = value();
-    } else if (k == "--seed") {
-      a.seed = std::stoull(value());
-    } else if (k == "--train-limit") {
-      a.train_limit = std::stoll(value());
-    } else if (k == "--test-limit") {
-      a.test_limit = std::stoll(value());
-    } else if (k == "--checkpoint") {
-      a.checkpoint = value();
-    } else if (k == "--data-parallel") {
-      a.data_parallel = true;
-    } else if (k == "--save-model") {
-      a.save_model = value();
-    } else if (k == "--profile") {
-      a.profile = true;
-    } else if (k == "--expect-accuracy") {
-      a.expect = std::stod(value());
-    } else if (k == "--data") {
-      a.data = value();
-    } else {
-      return false;
-    }
-    return true;
+  sample::parse_options("fashion_mnist", argc, argv, usage, {
+      {"--model", &a.model}, {"--epochs", &a.epochs}, {"--batch", &a.batch}, {"--lr", &a.lr},
+      {"--lr-schedule", &a.schedule}, {"--seed", &a.seed}, {"--train-limit", &a.train_limit},
+      {"--test-limit", &a.test_limit}, {"--checkpoint", &a.checkpoint}, {"--data-parallel", &a.data_parallel},
+      {"--save-model", &a.save_model}, {"--profile", &a.profile}, {"--expect-accuracy", &a.expect},
+      {"--data", &a.data},
   });
   if ((a.model != "mlp" && a.model != "cnn" && a.model != "bncnn") || a.epochs < 0 || a.batch < 1 || a.lr <= 0) {
     std::cerr << "fashion_mnist: --model must be mlp, cnn or bncnn, --epochs >= 0, --batch >= 1, --lr > 0\n";

@@ -11,6 +11,8 @@
 
 #include <theta/theta.hpp>
 
+#include "options.hpp"
+
 namespace {
 
 // k(a, b) = s2 exp(-(a_i - b_j)^2 / (2 l^2)) for column a (n, 1) and row b (1, m)
@@ -37,28 +39,8 @@ int main(int argc, char** argv) {
   int steps = 300;
   double noise = 0.1;
   std::uint64_t seed = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      usage(std::cout);
-      return 0;
-    }
-    if (i + 1 >= argc || (k != "--points" && k != "--steps" && k != "--noise" && k != "--seed")) {
-      std::cerr << "gaussian_process: unknown option or missing value: '" << k << "'\n";
-      usage(std::cerr);
-      return 2;
-    }
-    const std::string v = argv[++i];
-    try {
-      if (k == "--points") n = std::stoll(v);
-      else if (k == "--steps") steps = std::stoi(v);
-      else if (k == "--noise") noise = std::stod(v);
-      else seed = std::stoull(v);
-    } catch (const std::logic_error&) {
-      std::cerr << "gaussian_process: bad value for " << k << ": '" << v << "'\n";
-      return 2;
-    }
-  }
+  sample::parse_options("gaussian_process", argc, argv, usage,
+                        {{"--points", &n}, {"--steps", &steps}, {"--noise", &noise}, {"--seed", &seed}});
   if (n < 2 || steps < 0 || !(noise > 0)) {
     std::cerr << "gaussian_process: --points must be >= 2, --steps >= 0, --noise > 0\n";
     return 2;

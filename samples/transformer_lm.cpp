@@ -68,30 +68,13 @@ void usage(std::ostream& os) {
 
 Args parse(int argc, char** argv) {
   Args a;
-  sample::parse_options("transformer_lm", argc, argv, usage, [&](const std::string& k, auto& value) {
-    if (k == "--epochs") a.epochs = std::stoi(value());
-    else if (k == "--steps") a.steps = std::stoll(value());
-    else if (k == "--batch") a.batch = std::stoll(value());
-    else if (k == "--context") a.context = std::stoll(value());
-    else if (k == "--d-model") a.d_model = std::stoll(value());
-    else if (k == "--heads") a.heads = std::stoll(value());
-    else if (k == "--layers") a.layers = std::stoll(value());
-    else if (k == "--lr") a.lr = std::stod(value());
-    else if (k == "--warmup") a.warmup = std::stoll(value());
-    else if (k == "--weight-decay") a.weight_decay = std::stod(value());
-    else if (k == "--clip") a.clip = std::stod(value());
-    else if (k == "--seed") a.seed = std::stoull(value());
-    else if (k == "--data") a.data = value();
-    else if (k == "--checkpoint") a.checkpoint = value();
-    else if (k == "--save-model") a.save_model = value();
-    else if (k == "--sample") a.sample = std::stoll(value());
-    else if (k == "--temperature") a.temperature = std::stod(value());
-    else if (k == "--prompt") a.prompt = value();
-    else if (k == "--expect-bpc") a.expect_bpc = std::stod(value());
-    else {
-      return false;
-    }
-    return true;
+  sample::parse_options("transformer_lm", argc, argv, usage, {
+      {"--epochs", &a.epochs}, {"--steps", &a.steps}, {"--batch", &a.batch}, {"--context", &a.context},
+      {"--d-model", &a.d_model}, {"--heads", &a.heads}, {"--layers", &a.layers}, {"--lr", &a.lr},
+      {"--warmup", &a.warmup}, {"--weight-decay", &a.weight_decay}, {"--clip", &a.clip}, {"--seed", &a.seed},
+      {"--data", &a.data}, {"--checkpoint", &a.checkpoint}, {"--save-model", &a.save_model},
+      {"--sample", &a.sample}, {"--temperature", &a.temperature}, {"--prompt", &a.prompt},
+      {"--expect-bpc", &a.expect_bpc},
   });
   if (a.epochs < 0 || a.steps < 0 || a.batch < 1 || a.context < 2 || a.d_model < 1 || a.heads < 1 ||
       a.d_model % a.heads != 0 || a.layers < 1 || a.lr <= 0 || a.warmup < 0 || a.weight_decay < 0 || a.clip < 0 ||

@@ -61,6 +61,12 @@ std::string message_of(F f) {
   }
   return "no exception";
 }
+/// The number of threads this process runs (/proc/self/task).
+inline std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
 /// A tensor's values as doubles, row-major.
 inline std::vector<double> vals(const th::Tensor& t) { return t.to_vector<double>(); }
 inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }

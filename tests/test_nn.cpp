@@ -176,12 +176,6 @@ struct Engine {
   ~Engine() { th::config().conv = saved; }
 };
 
-// The number of threads this process runs (/proc/self/task).
-std::size_t thread_count() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
-  return n;
-}
 }  // namespace
 
 // float32 convolutions run on oneDNN (conv=dnnl; conv=auto where built with it) or theta's own
@@ -231,12 +225,12 @@ BOOST_AUTO_TEST_CASE(conv2d_on_onednn_starts_no_threads) {
   const Tensor x = th::random::uniform({8, 3, 32, 32}, -1, 1, 1, f32), w = th::random::uniform({16, 3, 3, 3}, -1, 1, 2, f32);
   const Tensor xv = th::variable(x), wv = th::variable(w);
   th::sum(th::exp(th::random::uniform({1 << 20}, -1, 1, 3, f32))).item<float>();  // theta's pool started
-  const std::size_t before = thread_count();
+  const std::size_t before = check::thread_count();
   for (int i = 0; i < 3; ++i) {
     const auto g = th::grad(th::sum(th::sqr(th::conv2d(xv, wv))), {xv, wv});
     th::sum(g[1]).item<float>();
   }
-  BOOST_TEST(thread_count() == before);
+  BOOST_TEST(check::thread_count() == before);
 }
 
 BOOST_AUTO_TEST_CASE(conv2d_gradients_over_every_option) {

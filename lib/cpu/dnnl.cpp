@@ -299,7 +299,7 @@ void dnnl_sgemm_here(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int6
       dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (st != dnnl_success)
     throw Error("oneDNN sgemm failed (status " + std::to_string(int(st)) + ") on " + std::to_string(M) + " x " +
-                        std::to_string(N) + " x " + std::to_string(K));
+                std::to_string(N) + " x " + std::to_string(K));
 }
 
 #endif

@@ -198,11 +198,11 @@ std::vector<Tensor> vjp_attention(const Op& op, const VjpCtx& c) {
     if (mask_grad) r[3] = written_out_probabilities(c) * (matmul(g, swap_last(c.x[2])) - sum(g * y[0], Axes(-1), true));
   }
   if (g_lse) {  // lse is the kernels' own output; only a gradient's gradient reaches it
-    const Tensor &q = c.x[0], &k = c.x[1];
+    const Tensor &q = c.x[0], &k = c.x[1], scale = attention_scale(c);
     const Tensor dS = expand_dims(g_lse, -1) * written_out_probabilities(c);  // d lse / dS = P
     auto add = [&](std::size_t i, const Tensor& t) { r[i] = r[i] ? r[i] + t : t; };
-    add(0, matmul(dS, k) * attention_scale(c));
-    add(1, matmul(swap_last(dS), q) * attention_scale(c));
+    add(0, matmul(dS, k) * scale);
+    add(1, matmul(swap_last(dS), q) * scale);
     if (mask_grad) add(3, dS);
   }
   return r;

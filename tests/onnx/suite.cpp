@@ -161,7 +161,7 @@ Outcome isolated(const fs::path& dir, const std::string& category, int timeout_s
   return o;
 }
 
-// The op type a node/ test is named for (test_<op>_...): the model's first node.
+// The class of reason a test does not pass, for the table's summary.
 std::string reason_class(const Outcome& o) {
   if (o.result == "unsupported") {
     const auto at = o.detail.find("operator ");
