@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x build/tests/onnx/onnx_suite ] || { echo "onnx_table: build/tests/onnx/onnx_suite not built (cmake --build build; needs libonnx-dev)"; exit 2; }
-table="$(mktemp)"
+table="$(mktemp)" saved="$(mktemp)"
 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE THETA_FLAGS=native=off build/tests/onnx/onnx_suite --markdown "$table"
+OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE THETA_FLAGS=native=off build/tests/onnx/onnx_suite --roundtrip --markdown "$saved"
 {
   cat <<'HEAD'
 # ONNX: what theta imports, judged by ONNX's own backend test suite
@@ -51,7 +52,22 @@ are slower than a kernel would be. Floor, Ceil, Round and Mod go through a cast 
 (exact below 2^52, where every float is an integer anyway).
 
 HEAD
+  cat <<'SAVED'
+## ONNX out: the same models through `th::onnx::save`
+
+`th::onnx::save(path, f)` writes a frozen function as an ONNX model (opset 14-17, IR version 8,
+accepted by `onnx::checker::check_model`, which save runs before writing). Below, every test
+model that runs as a frozen function is saved, loaded back with `th::onnx::load_function` and
+run again on its inputs (`onnx_suite --roundtrip`; ctest's `onnx_roundtrip_suite` fails below
+these counts). A theta op without an ONNX counterpart (random draws, decompositions such as
+slogdet, scan, gradients' own ops) is a `th::Error` naming the op and its step.
+
+SAVED
+  cat "$saved"
+  echo
+  echo "## ONNX in: the backend test suite"
+  echo
   cat "$table"
 } > docs/onnx.md
-rm -f "$table"
+rm -f "$table" "$saved"
 echo "onnx_table: wrote docs/onnx.md"

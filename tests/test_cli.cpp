@@ -79,6 +79,13 @@ BOOST_AUTO_TEST_CASE(onnx_models_run_and_convert, *boost::unit_test::preconditio
   std::tie(rc, text) = theta("run " + converted + " " + in + " -o " + out);
   BOOST_TEST(rc == 0, text);
   BOOST_TEST(check::vals(th::load_npz(out).at("output_0")) == check::vals(f(x)[0]), boost::test_tools::per_element());
+  // and back: the .theta file as an ONNX model, which runs to the same outputs
+  const std::string back = (dir / "conv_back.onnx").string();
+  std::tie(rc, text) = theta("convert " + converted + " " + back);
+  BOOST_TEST(rc == 0, text);
+  std::tie(rc, text) = theta("run " + back + " " + in + " -o " + out);
+  BOOST_TEST(rc == 0, text);
+  BOOST_TEST(check::vals(th::load_npz(out).at("output_0")) == check::vals(f(x)[0]), boost::test_tools::per_element());
   std::tie(rc, text) = theta("convert " + converted + " again.theta");
   BOOST_TEST((rc == 2 && check::has(text, "convert takes an .onnx model")), text);
 }

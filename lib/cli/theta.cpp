@@ -5,6 +5,7 @@
 //   theta dot model.theta | dot -Tsvg > model.svg
 //   theta info model.onnx
 //   theta convert model.onnx model.theta
+//   theta convert model.theta model.onnx
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -31,6 +32,9 @@ void usage(std::ostream& os) {
         "  info MODEL.theta     its inputs, outputs and shared variables\n"
         "  convert MODEL.onnx OUT.theta\n"
         "      write the ONNX model's frozen, optimized program as a theta file\n"
+        "  convert MODEL.theta OUT.onnx\n"
+        "      write the function as an ONNX model (th::onnx::save, opset 17; the shared\n"
+        "      variables' values as initializers)\n"
         "\n"
         "options:\n"
         "  -h, --help           this text\n"
@@ -101,12 +105,21 @@ int main(int argc, char** argv) {
   if (cmd != "run" && cmd != "print" && cmd != "dot" && cmd != "info" && cmd != "convert")
     bad_usage("unknown command '" + cmd + "'");
   if (args.size() < 2) bad_usage(cmd + " needs a MODEL.theta or MODEL.onnx file");
-  if (cmd == "convert" && (args.size() != 3 || !is_onnx(args[1])))
-    bad_usage("convert takes an .onnx model and the .theta file to write");
+  if (cmd == "convert" && (args.size() != 3 || is_onnx(args[1]) == is_onnx(args[2])))
+    bad_usage("convert takes an .onnx model and the .theta file to write, or a .theta file and the .onnx model to write");
   try {
     const th::Function f = load_model(args[1]);
     if (cmd == "convert") {
-      th::save(args[2], f);
+      if (is_onnx(args[2])) {
+#ifdef THETA_HAS_ONNX
+        th::onnx::save(args[2], f);
+#else
+        throw th::Error("this theta was built without ONNX support (install libonnx-dev and libprotobuf-dev, or "
+                        "run scripts/install-deps.sh, and rebuild)");
+#endif
+      } else {
+        th::save(args[2], f);
+      }
       std::cerr << "theta: wrote " << args[2] << "\n";
       return 0;
     }

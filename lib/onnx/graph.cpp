@@ -83,6 +83,11 @@ struct Node {
            "') must be known when the model loads (a constant or an initializer): theta builds the graph from it");
     return t.to_vector<std::int64_t>();
   }
+  // Input k is a list computed in the graph (a Shape's output): symbolic, of a known length.
+  bool computed_list(std::size_t k) const {
+    if (!given(k) || !in[k].is_symbolic() || in[k].ndim() != 1) return false;
+    return th::detail::meta_of(in[k]).shape[0] >= 0;
+  }
   double scalar(std::size_t k) const {
     const Tensor& t = x(k);
     if (t.is_symbolic()) fail("input " + std::to_string(k) + " must be known when the model loads");
@@ -386,7 +391,7 @@ Converter pool(bool max) {
     const std::string auto_pad = n.s("auto_pad", "NOTSET");
     if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") check_auto_pad(n);
     if (n.proto.output_size() > 1 && !n.proto.output(1).empty()) n.fail("the Indices output is not supported");
-    if (n.i("ceil_mode", 0) != 0) n.fail("attribute 'ceil_mode' = 1 is not supported");
+    const bool ceil_mode = n.i("ceil_mode", 0) != 0;
     if (n.i("storage_order", 0) != 0) n.fail("attribute 'storage_order' = 1 is not supported");
     const std::int64_t r = n.rank();
     if (r < 3) n.fail("needs an input of rank 3 or more (N, C, spatial...)");
@@ -394,6 +399,7 @@ Converter pool(bool max) {
     for (auto d : n.ints("dilations")) dilated = dilated || d != 1;
     const bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
     if (r > 4 || dilated || same) {
+      if (ceil_mode) n.fail("attribute 'ceil_mode' = 1 is not supported with dilations, auto_pad SAME or rank > 4");
       const std::size_t sp = std::size_t(r - 2);
       const Ints k = spatial(n, "kernel_shape", sp, {});
       const Ints strides = spatial(n, "strides", sp, Ints(sp, 1)), dil = spatial(n, "dilations", sp, Ints(sp, 1));
@@ -430,6 +436,12 @@ Converter pool(bool max) {
     o.ignore_border = true;
     o.stride = strides.empty() ? std::array<std::int64_t, 2>{1, 1} : std::array<std::int64_t, 2>{strides[0], strides[1]};
     o.pad = {p.rows, p.cols};
+    if (ceil_mode) {  // the last windows cut at the border: theta's ignore_border = false, whose
+                      // output size is ONNX's ceil((n - k) / s) + 1 when s <= k and nothing is padded
+      if (p.rows != 0 || p.cols != 0 || (*o.stride)[0] > k[0] || (*o.stride)[1] > k[1])
+        n.fail("attribute 'ceil_mode' = 1 is supported without padding and with strides no larger than the kernel");
+      o.ignore_border = false;
+    }
     o.mode = max ? PoolMode::max : n.i("count_include_pad", 0) ? PoolMode::average_inc_pad : PoolMode::average_exc_pad;
     Tensor y = pool_2d(x, {k[0], k[1]}, o);
     return one(one_d ? squeeze(y, Axes(2)) : y);
@@ -580,6 +592,10 @@ std::unordered_map<std::string, Converter> converters() {
   }
   c["Reshape"] = [](const Node& n) {
     n.known({"allowzero"});
+    // a shape computed in the graph: read when the function runs (a 0 in it is then a size
+    // of 0, as allowzero = 1 has it; with allowzero = 0 the element count then disagrees: an
+    // error, not a silently different result)
+    if (n.opset >= 5 && n.computed_list(1)) return one(reshape(n.x(0), cast(n.x(1), DType::int64)));
     Ints s = n.opset >= 5 ? n.values(1) : n.ints("shape");
     const bool allow_zero = n.i("allowzero", 0) != 0;
     if (!allow_zero && std::find(s.begin(), s.end(), 0) != s.end()) {
@@ -668,8 +684,12 @@ std::unordered_map<std::string, Converter> converters() {
   };
   c["Expand"] = [](const Node& n) {
     n.known({});
-    const Shape s = made_shape(n, n.values(1));
     const Tensor& x = n.x(0);
+    if (n.computed_list(1)) {  // sizes computed in the graph: broadcast when the function runs
+      const Tensor z = zeros(cast(n.x(1), DType::int64), x.dtype() == DType::boolean ? DType::int32 : x.dtype());
+      return one(x.dtype() == DType::boolean ? where(cast(z, DType::boolean), x, x) : x + z);
+    }
+    const Shape s = made_shape(n, n.values(1));
     if (x.dtype() == DType::boolean) return one(where(x, ones(s, DType::boolean), zeros(s, DType::boolean)));
     return one(x + zeros(s, x.dtype()));
   };
@@ -697,9 +717,14 @@ std::unordered_map<std::string, Converter> converters() {
   };
   c["ConstantOfShape"] = [](const Node& n) {
     n.known({"value"});
-    const Shape s = made_shape(n, n.values(0));
     Tensor v = n.has("value") ? tensor_of(n.attr("value")->t(), n.label(), n.model_dir) : tensor(0.0, DType::float32);
     if (v.size() != 1) n.fail("value must have one element");
+    if (n.computed_list(0)) {  // sizes computed in the graph
+      const Tensor z = zeros(cast(n.x(0), DType::int64), v.dtype() == DType::boolean ? DType::int32 : v.dtype());
+      const Tensor one_value = reshape(v, Shape{});
+      return one(v.dtype() == DType::boolean ? where(cast(z, DType::boolean), one_value, one_value) : z + one_value);
+    }
+    const Shape s = made_shape(n, n.values(0));
     return one(full(s, v.to_vector<double>().at(0), v.dtype()));
   };
   c["Shape"] = [](const Node& n) {

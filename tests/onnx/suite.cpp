@@ -4,7 +4,7 @@
 // crash or a hang is one failure. Prints one line per test and a summary per category, and
 // with --markdown writes the table of docs/onnx.md (scripts/onnx_table.sh).
 //   onnx_suite [--data DIR] [--category NAME]... [--only SUBSTRING] [--markdown FILE]
-//              [--min-pass CATEGORY=N]... [--timeout SECONDS] [--verbose]
+//              [--min-pass CATEGORY=N]... [--timeout SECONDS] [--verbose] [--roundtrip]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +29,8 @@
 namespace fs = std::filesystem;
 
 namespace {
+
+bool g_roundtrip = false;  // --roundtrip: each frozen model saved by th::onnx::save and loaded back
 
 struct Outcome {
   std::string test, category, result, detail;  // result: pass, fail, unsupported, crash, timeout
@@ -87,6 +89,17 @@ std::pair<std::string, std::string> run_one(const fs::path& dir, std::string& mo
   } catch (const th::Error& e) {
     if (!needs_known_inputs(e.what())) return {"unsupported", e.what()};
     mode = "bound";
+  }
+  if (g_roundtrip) {  // the function through th::onnx::save and back
+    if (mode == "bound") return {"unsupported", "runs only with its inputs bound at load: no function to save"};
+    const fs::path tmp = fs::temp_directory_path() / ("theta_roundtrip_" + std::to_string(getpid()) + ".onnx");
+    try {
+      th::onnx::save(tmp.string(), *f);
+    } catch (const th::Error& e) {
+      return {"unsupported", std::string("save: ") + e.what()};
+    }
+    f = th::onnx::load_function(tmp.string());
+    fs::remove(tmp);
   }
   for (const fs::path& set : sets) {
     std::vector<th::Tensor> inputs, wants;
@@ -183,7 +196,8 @@ void usage() {
                "  --markdown FILE      write the results table (docs/onnx.md)\n"
                "  --min-pass CAT=N     exit 1 when fewer than N tests of CAT pass (ctest's floor)\n"
                "  --timeout SECONDS    per test (default 60)\n"
-               "  --verbose            print each test's reason\n";
+               "  --verbose            print each test's reason\n"
+               "  --roundtrip          save each frozen model with th::onnx::save, load it back, run that\n";
 }
 
 }  // namespace
@@ -210,6 +224,7 @@ int main(int argc, char** argv) {
     else if (a == "--markdown") markdown = next();
     else if (a == "--timeout") timeout_s = std::max(1, std::atoi(next().c_str()));
     else if (a == "--verbose") verbose = true;
+    else if (a == "--roundtrip") g_roundtrip = true;
     else if (a == "--min-pass") {
       const std::string v = next();
       const auto eq = v.find('=');
@@ -259,7 +274,27 @@ int main(int argc, char** argv) {
       floor_ok = false;
     }
   }
-  if (!markdown.empty()) {
+  if (!markdown.empty() && g_roundtrip) {  // the summary: which tests pass through a saved file
+    std::ofstream md(markdown);
+    md << "| category | tests | pass after save and load | not saved | wrong | crashed | timed out |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |\n";
+    for (const std::string& cat : categories) {
+      auto& c = by_cat[cat];
+      md << "| " << cat << " (saved) | " << c["total"] << " | " << c["pass"] << " | " << c["unsupported"] << " | " << c["fail"]
+         << " | " << c["crash"] << " | " << c["timeout"] << " |\n";
+    }
+    std::map<std::string, int> reasons;
+    for (const auto& o : all)
+      if (o.result != "pass") {
+        const auto op_at = o.detail.find("theta's op");
+        std::string r = o.detail.rfind("save: ", 0) == 0 ? (op_at != std::string::npos ? o.detail.substr(op_at) : o.detail)
+                        : o.mode == "bound" ? "runs only with inputs bound (nothing to save)"
+                                            : std::string("does not load (see ONNX in, below)");
+        ++reasons[r];
+      }
+    md << "\n| why not | tests |\n| --- | --- |\n";
+    for (auto& [r, n] : reasons) md << "| " << r << " | " << n << " |\n";
+  } else if (!markdown.empty()) {
     std::ofstream md(markdown);
     md << "| category | tests | pass | of them with inputs bound | unsupported | wrong | crashed | timed out |\n"
           "| --- | --- | --- | --- | --- | --- | --- | --- |\n";

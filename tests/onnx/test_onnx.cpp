@@ -2,6 +2,7 @@
 // that run frozen, differentiate with respect to their parameters and train; hostile files
 // are th::IOError / th::Error naming what is wrong, never a crash.
 #define BOOST_TEST_MODULE onnx
+#include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
 #include <filesystem>
@@ -176,4 +177,126 @@ BOOST_AUTO_TEST_CASE(hostile_models_are_errors_naming_what_is_wrong) {
   mm.mutable_graph()->mutable_node(0)->set_input(0, "w");  // (2, 3) @ (2, 3)
   m = check::message_of<th::ShapeError>([&] { th::onnx::load(save(mm, "shape.onnx")); });
   BOOST_TEST(check::has(m, "node 'the_node' (MatMul)"), m);
+}
+
+// ---- th::onnx::save ---------------------------------------------------------------------------
+
+namespace {
+
+// f's outputs on `args` against g's, output by output (same dtype and shape, values within tol).
+void same_outputs(const th::Function& f, const th::Function& g, const std::vector<Tensor>& args, double tol) {
+  const th::Result a = f.call(args), b = g.call(args);
+  BOOST_REQUIRE_EQUAL(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    BOOST_TEST_CONTEXT("output " << i) {
+      BOOST_TEST(th::dtype_name(a[i].dtype()) == th::dtype_name(b[i].dtype()));
+      BOOST_TEST(th::shape_str(a[i].shape()) == th::shape_str(b[i].shape()));
+      if (a[i].shape() == b[i].shape()) BOOST_TEST(max_abs_diff(a[i], b[i]) <= tol);
+    }
+  }
+}
+
+Tensor uniform(const th::Shape& s, std::uint64_t seed) { return th::init::he_uniform(s, seed, 1.0, th::DType::float32); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(functions_saved_as_onnx_load_back_to_the_same_outputs) {
+  TempDir tmp;
+  const auto f32 = th::DType::float32;
+  // a small CNN: Theano's flipped convolution with half padding, its bias and relu fused at
+  // freeze time, max / average / sum pooling, a strided unflipped convolution, a dense layer
+  const Tensor x = th::ftensor4("images");
+  const Tensor labels = th::ivector("labels");
+  th::Shared c1 = th::shared(uniform({4, 2, 3, 3}, 1), "conv1.w");
+  const th::Shared cb1 = th::shared(uniform({4, 1, 1}, 2), "conv1.b");
+  const th::Shared c2 = th::shared(uniform({3, 4, 3, 2}, 3), "conv2.w");
+  const th::Shared w = th::shared(uniform({3, 5}, 4), "dense.w"), b = th::shared(uniform({5}, 5), "dense.b");
+  th::ConvOptions half;
+  half.border_mode = th::Padding::half();
+  th::ConvOptions strided;
+  strided.subsample = {2, 1};
+  strided.filter_flip = false;
+  strided.border_mode = th::Padding(1, 0);
+  const Tensor h = th::relu(th::conv2d(x, c1, half) + cb1);
+  th::PoolOptions avg, sum, cut;
+  avg.mode = th::PoolMode::average_exc_pad, avg.pad = {1, 1}, avg.stride = std::array<std::int64_t, 2>{2, 1};
+  sum.mode = th::PoolMode::sum;
+  cut.ignore_border = false, cut.stride = std::array<std::int64_t, 2>{2, 2};
+  const Tensor pooled = th::pool_2d(h, {2, 2});
+  const Tensor features = th::sum(th::conv2d(pooled, c2, strided), {2, 3});  // (n, 3)
+  const Tensor logits = th::dot(features, w) + b;                             // (n, 5)
+  const Tensor gamma = th::ones({5}, f32), beta = th::zeros({5}, f32);
+  const std::vector<Tensor> outs = {
+      th::softmax(logits),
+      th::argmax(logits, 1),
+      th::log_softmax(logits),
+      th::layer_norm(logits, gamma, beta),
+      th::log1p(th::abs(logits)) + th::expm1(logits * 0.1f) - th::sigmoid(logits) * th::tanh(logits),
+      th::where(logits > 0.0f, th::sqrt(th::abs(logits)), th::maximum(logits, -0.5f)),
+      th::cumsum(logits, 1),
+      th::concatenate({logits, features}, 1),
+      th::view(logits, th::range(std::nullopt, std::nullopt, -1), 2),
+      th::transpose(logits),
+      th::mean(th::pool_2d(h, {3, 3}, avg), {1}),
+      th::pool_2d(h, {2, 3}, sum),
+      th::pool_2d(h, {3, 3}, cut),
+      th::max(logits),
+      th::take(logits, labels, 1),
+      th::one_hot(labels, 5) * logits,
+      th::reshape(th::pool_2d(th::reshape(h, {-1, 4, 4}), {2, 2}), {-1}),
+  };
+  const th::Function f = th::function({x, labels}, outs);
+  const std::string path = (tmp.dir / "cnn.onnx").string();
+  th::onnx::save(path, f);
+  BOOST_CHECK_NO_THROW(::onnx::checker::check_model(path));
+  const th::Function g = th::onnx::load_function(path);
+  // sizes are symbolic in the file: two batch and image sizes
+  same_outputs(f, g, {uniform({2, 2, 8, 8}, 6), th::tensor(std::vector<std::int32_t>{0, 4}, {2})}, 1e-5);
+  same_outputs(f, g, {uniform({3, 2, 12, 8}, 7), th::tensor(std::vector<std::int32_t>{1, 2, 3}, {3})}, 1e-5);
+  // the shared variables are initializers named as the variables, holding their values now
+  c1.set_value(uniform({4, 2, 3, 3}, 8));
+  th::onnx::save(path, f);
+  const th::onnx::Model m = th::onnx::load(path);
+  bool found = false;
+  for (const th::Shared& p : m.parameters)
+    if (p.name() == "conv1.w") {
+      found = true;
+      BOOST_TEST(max_abs_diff(p.get_value(), c1.get_value()) == 0.0);
+    }
+  BOOST_TEST(found);
+  BOOST_TEST(m.input_names == (std::vector<std::string>{"images", "labels"}), boost::test_tools::per_element());
+  same_outputs(f, th::onnx::load_function(path), {uniform({1, 2, 6, 6}, 9), th::tensor(std::vector<std::int32_t>{3}, {1})}, 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(an_imported_model_saves_after_fine_tuning) {
+  TempDir tmp;
+  // PyTorch's Conv2d test model: one SGD step changes its weights; the saved file has them
+  const std::string test = "pytorch-converted/test_Conv2d";
+  th::onnx::Model m = th::onnx::load(model_of(test));
+  const Tensor x = input_of(test, 0);
+  const Tensor loss = th::mean(th::sqr(m.outputs[0]));
+  th::Updates ups;
+  for (const th::Shared& p : m.parameters) ups.push_back({p, p - 0.1 * th::grad(loss, p)});
+  th::function(m.inputs, loss, ups)(x);
+  const th::Function tuned = th::function(m.inputs, m.outputs);
+  const std::string path = (tmp.dir / "tuned.onnx").string();
+  th::onnx::save(path, tuned);
+  same_outputs(tuned, th::onnx::load_function(path), {x}, 1e-6);
+  BOOST_TEST(max_abs_diff(th::onnx::load_function(path)(x)[0], output_of(test, 0)) > 1e-4);  // no longer the original
+}
+
+BOOST_AUTO_TEST_CASE(what_onnx_cannot_express_is_an_error_naming_it) {
+  TempDir tmp;
+  const std::string path = (tmp.dir / "bad.onnx").string();
+  const Tensor a = th::dmatrix("a");
+  std::string m = check::message_of<th::Error>([&] { th::onnx::save(path, th::function({a}, th::linalg::cholesky(a))); });
+  BOOST_TEST(check::has(m, "onnx::save"), m);
+  BOOST_TEST(check::has(m, "'cholesky' has no ONNX counterpart"), m);
+  BOOST_TEST(!fs::exists(path));  // nothing written
+  m = check::message_of<th::Error>([&] { th::onnx::save(path, th::function({a}, th::sort(a))); });
+  BOOST_TEST(check::has(m, "'sort' has no ONNX counterpart"), m);
+  m = check::message_of<th::ValueError>([&] { th::onnx::save(path, th::function({a}, a * 2.0), 11); });
+  BOOST_TEST(check::has(m, "opset 11 is not supported: theta writes opsets 14 to 17"), m);
+  m = check::message_of<th::IOError>([&] { th::onnx::save((tmp.dir / "no" / "such" / "x.onnx").string(), th::function({a}, a * 2.0)); });
+  BOOST_TEST(check::has(m, "cannot write"), m);
 }
