@@ -6,7 +6,6 @@
 // accuracy after each epoch.
 //   ./build/samples/fashion_mnist --model cnn --epochs 5
 //   ./build/samples/fashion_mnist --model bncnn --epochs 12
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,6 +20,7 @@
 
 #include <theta/theta.hpp>
 
+#include "fashion.hpp"
 #include "options.hpp"
 
 namespace {
@@ -84,21 +84,6 @@ Args parse(int argc, char** argv) {
     std::exit(2);
   }
   return a;
-}
-
-// Images as float32 in [0, 1], (n, 1, 28, 28) for the CNN or (n, 784) for the MLP.
-th::Tensor images(const std::string& path, std::int64_t limit, bool cnn) {
-  th::Tensor raw = th::load_idx(path);
-  if (limit > 0 && limit < raw.shape()[0]) raw = th::view(raw, th::range(0, limit));
-  const std::int64_t n = raw.shape()[0];
-  th::Tensor x = th::cast(raw, th::DType::float32) / 255.0;
-  return cnn ? th::reshape(x, {n, 1, 28, 28}) : th::reshape(x, {n, 784});
-}
-
-th::Tensor labels(const std::string& path, std::int64_t limit) {
-  th::Tensor raw = th::load_idx(path);
-  if (limit > 0 && limit < raw.shape()[0]) raw = th::view(raw, th::range(0, limit));
-  return raw;
 }
 
 th::Shared param(th::Tensor init, const std::string& name) { return th::shared(init, name); }
@@ -192,13 +177,6 @@ Model bncnn(std::uint64_t seed, th::RandomStreams& srng) {
   return m;
 }
 
-std::string clock_text(double s) {
-  char b[32];
-  if (s >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
-  else std::snprintf(b, sizeof b, "%dm%02ds", int(s / 60), int(s) % 60);
-  return b;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -208,17 +186,7 @@ int main(int argc, char** argv) {
   if (rank != 0) std::freopen("/dev/null", "w", stdout);  // rank 0 reports
   const bool conv = a.model != "mlp";
   th::Tensor xtr, ytr, xte, yte;
-  try {
-    xtr = images(a.data + "/train-images-idx3-ubyte.gz", a.train_limit, conv);
-    ytr = labels(a.data + "/train-labels-idx1-ubyte.gz", a.train_limit);
-    xte = images(a.data + "/t10k-images-idx3-ubyte.gz", a.test_limit, conv);
-    yte = labels(a.data + "/t10k-labels-idx1-ubyte.gz", a.test_limit);
-  } catch (const th::IOError& e) {
-    std::cerr << "fashion_mnist: " << e.what()
-              << "\nInstall the data set with `apt-get install dataset-fashion-mnist` (scripts/install-deps.sh does), "
-                 "or point --data at a folder with the four idx.gz files.\n";
-    return 1;
-  }
+  if (!sample::load_fashion("fashion_mnist", a.data, a.train_limit, a.test_limit, conv, xtr, ytr, xte, yte)) return 1;
   const std::int64_t n = xtr.shape()[0], nt = xte.shape()[0];
   std::cout << "Fashion-MNIST: " << n << " training and " << nt << " test images; model " << a.model << ", batch "
             << a.batch << ", Adam lr " << a.lr << " (" << a.schedule << "), " << a.epochs << " epochs\n";
@@ -264,7 +232,6 @@ int main(int argc, char** argv) {
     return double(right) / double(nt);
   };
 
-  const bool tty = isatty(STDOUT_FILENO);
   std::mt19937_64 shuffle(a.seed);
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), 0);
@@ -272,7 +239,7 @@ int main(int argc, char** argv) {
   double acc = 0;
   for (int epoch = 1; epoch <= a.epochs; ++epoch) {
     std::shuffle(order.begin(), order.end(), shuffle);
-    const auto start = std::chrono::steady_clock::now();
+    const sample::EpochBar bar(epoch, a.epochs, steps);
     double loss_sum = 0;
     for (std::int64_t s = 0; s < steps; ++s) {
       const std::int64_t lo = s * a.batch, hi = std::min(n, lo + a.batch);
@@ -284,20 +251,12 @@ int main(int argc, char** argv) {
       }
       const th::Tensor idx = th::tensor(mine, {std::int64_t(mine.size())});
       loss_sum += train(th::take(xtr, idx), th::take(ytr, idx))[0].item<double>();
-      if (tty && (s % 10 == 9 || s + 1 == steps)) {
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const int width = 30, done = int(width * (s + 1) / steps);
-        std::printf("\repoch %d/%d [%s%s] %lld/%lld batches, loss %.4f, %.0f images/s, %s left ", epoch, a.epochs,
-                    std::string(std::size_t(done), '#').c_str(), std::string(std::size_t(width - done), '.').c_str(),
-                    static_cast<long long>(s + 1), static_cast<long long>(steps), loss_sum / double(s + 1),
-                    double(hi) / secs, clock_text(secs / double(s + 1) * double(steps - s - 1)).c_str());
-        std::fflush(stdout);
-      }
+      bar.step(s, loss_sum, hi);
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double secs = bar.seconds();
     acc = accuracy();
     if (!a.checkpoint.empty() && rank == 0) th::save_params(a.checkpoint, train.shared_variables());
-    std::printf("%sepoch %d/%d: loss %.4f, %.0f images/s, %.1f s; test accuracy %.4f\n", tty ? "\r\033[K" : "", epoch,
+    std::printf("%sepoch %d/%d: loss %.4f, %.0f images/s, %.1f s; test accuracy %.4f\n", bar.clear(), epoch,
                 a.epochs, loss_sum / double(steps), double(n) / secs, secs, acc);
     std::fflush(stdout);
   }

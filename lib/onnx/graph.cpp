@@ -614,6 +614,10 @@ std::unordered_map<std::string, Converter> converters() {
     if (a < 0 || a > r) n.fail("axis " + std::to_string(n.i("axis", 1)) + " is out of range for rank " + std::to_string(r));
     if (a == 0) return one(reshape(n.x(0), Shape{1, -1}));
     if (a == 1 && !n.x(0).is_symbolic()) return one(reshape(n.x(0), Shape{n.x(0).shape()[0], -1}));
+    if (n.x(0).is_symbolic()) {  // (product of the leading sizes, -1), computed when the function runs
+      const Tensor lead = prod(view(shape_of(n.x(0)), range(0, a)), Axes(0), true);
+      return one(reshape(n.x(0), concatenate({lead, tensor(Ints{-1}, Shape{1})})));
+    }
     const Shape s = n.shape(0, "Flatten's leading size");
     std::int64_t rows = 1;
     for (std::int64_t d = 0; d < a; ++d) rows *= s[std::size_t(d)];

@@ -300,3 +300,35 @@ BOOST_AUTO_TEST_CASE(what_onnx_cannot_express_is_an_error_naming_it) {
   m = check::message_of<th::IOError>([&] { th::onnx::save((tmp.dir / "no" / "such" / "x.onnx").string(), th::function({a}, a * 2.0)); });
   BOOST_TEST(check::has(m, "cannot write"), m);
 }
+
+// samples/data/fashion_cnn.onnx came from torch.onnx.export (samples/data/fashion_cnn.py), which
+// wrote PyTorch's own logits, loss and parameter gradients on 8 test images beside it: theta's
+// gradients of the imported graph must be PyTorch's.
+BOOST_AUTO_TEST_CASE(gradients_of_a_pytorch_export_equal_pytorchs) {
+  const std::string dir = THETA_SAMPLES_DATA;
+  const std::map<std::string, Tensor> ref = th::load_npz(dir + "/fashion_cnn_reference.npz");
+  th::onnx::Model m = th::onnx::load(dir + "/fashion_cnn.onnx");
+  BOOST_REQUIRE_EQUAL(m.parameters.size(), 6u);
+  const Tensor y = th::lvector("labels");
+  const Tensor loss = th::mean(th::categorical_crossentropy(th::softmax(m.outputs[0]), y));
+  std::vector<Tensor> outs{m.outputs[0], loss};
+  for (const Tensor& g : th::grad(loss, m.parameters)) outs.push_back(g);
+  const th::Result r = th::function({m.inputs[0], y}, outs)(ref.at("images"), ref.at("labels"));
+  auto close = [](const Tensor& got, const Tensor& want, const std::string& what) {
+    BOOST_TEST_CONTEXT(what) {
+      BOOST_REQUIRE(got.shape() == want.shape());
+      const auto w = want.to_vector<double>();
+      double scale = 0;
+      for (double v : w) scale = std::max(scale, std::fabs(v));
+      // float32 summed in other orders: PyTorch and theta agree to about 1e-7 of the largest value
+      BOOST_TEST(max_abs_diff(got, want) <= 1e-7 + 1e-5 * scale, max_abs_diff(got, want) << " of " << scale);
+    }
+  };
+  close(r[0], ref.at("logits"), "logits");
+  close(r[1], ref.at("loss"), "loss");
+  for (std::size_t i = 0; i < m.parameters.size(); ++i) {
+    const std::string key = "grad/" + m.parameters[i].name();
+    BOOST_REQUIRE_MESSAGE(ref.count(key), "no PyTorch gradient for " << key);
+    close(r[2 + i], ref.at(key), key);
+  }
+}
