@@ -1,7 +1,7 @@
 // libtorch (C++) eager peers: W1 step, W2 MLP step, W5 adds (recorded + backward, and
 // under NoGradGuard), W6/W7 Fashion-MNIST epochs, W8 torch::nn::GRU forward + backward.
 // Built when Debian's libtorch-dev is installed; prints RESULT lines.
-//   ./bench_libtorch [W1 W2 W5 W6 W7 W7L W7B W8]
+//   ./bench_libtorch [W1 W2 W5 W6 W7 W7L W7B W8 O1 O2]
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -317,6 +317,57 @@ void a1(int L) {
   bench::result(("A1_mem_" + std::to_string(L)).c_str(), "libtorch", bench::status_mb("VmHWM") - before);
 }
 
+// O1: the 100 MB MLP of bench_theta's O1 (Linear 5000 -> 2500, relu, Linear 2500 -> 5000),
+// its weights written by torch::save and read back into the module by torch::load.
+struct BigMlpImpl : torch::nn::Module {
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  BigMlpImpl()
+      : fc1(register_module("fc1", torch::nn::Linear(5000, 2500))), fc2(register_module("fc2", torch::nn::Linear(2500, 5000))) {}
+};
+TORCH_MODULE(BigMlp);
+
+void o1() {
+  torch::manual_seed(1);
+  BigMlp m;
+  const std::string path = "/tmp/theta_bench_100mb.pt";
+  torch::save(m, path);
+  BigMlp back;
+  bench::result("O1_load_100MB", "libtorch", bench::median_us([&] { torch::load(back, path); }, 1, 5));
+  std::remove(path.c_str());
+}
+
+// O2: samples/data/fashion_cnn.py's module (conv 5x5 8, relu, max-pool, conv 5x5 16, relu,
+// max-pool, flatten, Linear 256 -> 10) in inference mode, batch 1 and 100.
+struct FashionCnnImpl : torch::nn::Module {
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  torch::nn::Linear fc{nullptr};
+  FashionCnnImpl()
+      : conv1(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 8, 5)))),
+        conv2(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 5)))),
+        fc(register_module("fc", torch::nn::Linear(256, 10))) {}
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = torch::max_pool2d(torch::relu(conv1(x)), 2);
+    h = torch::max_pool2d(torch::relu(conv2(h)), 2);
+    return fc(torch::flatten(h, 1));
+  }
+};
+TORCH_MODULE(FashionCnn);
+
+void o2() {
+  torch::manual_seed(1);
+  FashionCnn m;
+  m->eval();
+  c10::InferenceMode guard;
+  for (const std::int64_t b : {std::int64_t(1), std::int64_t(100)}) {
+    const torch::Tensor x = torch::rand({b, 1, 28, 28});
+    for (int i = 0; i < 10; ++i) m(x);
+    const int calls = b == 1 ? 2000 : 100;
+    bench::result(b == 1 ? "O2_cnn_b1" : "O2_cnn_b100", "libtorch", bench::median_us([&] {
+      for (int i = 0; i < calls; ++i) m(x);
+    }, calls));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -330,4 +381,6 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "W7L")) w7l();
   if (bench::wanted(argc, argv, "W7B")) w7b();
   if (bench::wanted(argc, argv, "W8")) w8();
+  if (bench::wanted(argc, argv, "O1")) o1();
+  if (bench::wanted(argc, argv, "O2")) o2();
 }

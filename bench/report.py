@@ -40,6 +40,11 @@ TARGETS.append(("W10 transformer LM training step (samples/transformer_lm's mode
 for L in (512, 2048, 4096):  # issue 28: the goals are at 4096
     TARGETS.append((f"A1 attention layer step, batch 4, 8 heads, d 64, L={L}, vs libtorch written out", f"A1_{L}",
                     "theta", "libtorch", 1.0))
+TARGETS.append(("O1 load + freeze a 100 MB ONNX model vs libtorch loading the same weights (torch::load)",
+                "O1_load_100MB", "theta", "libtorch", 1.0))  # issue 30
+for b in (1, 100):
+    TARGETS.append((f"O2 PyTorch's CNN exported to ONNX, forward, batch {b}, vs the module in libtorch", f"O2_cnn_b{b}",
+                    "theta", "libtorch", 1.0))
 TARGETS.append(("A1 peak memory of that step beyond its inputs, L=4096 (MiB)", "A1_mem_4096", "theta", "libtorch", 0.1))
 ACCURACY = [("W6 test accuracy after one epoch", "W6_test_accuracy", 0.01),
             ("W7 test accuracy after the timed steps", "W7_test_accuracy", None),
@@ -101,6 +106,13 @@ def main():
     load = us.get(("S1_load_w2", "theta"))
     if load is not None:
         print(f"\nLoading W2's saved training function: {load / 1000:.2f} ms (target < 10 ms: {'yes' if load < 10000 else 'NO'})")
+    largest = us.get(("O1_load_largest", "theta"))
+    if largest is not None:
+        print(f"\nLoading and freezing the largest PyTorch-converted ONNX test model: {largest / 1000:.2f} ms")
+    raw = us.get(("O1_load_100MB", "cpp_stream"))
+    if raw is not None:
+        print(f"Reading the 100 MB ONNX file's bytes into a warm buffer: {raw / 1000:.1f} ms (the floor; a load "
+              "allocates and fills new memory)")
     print("\n| target | theta (us) | peer (us) | ratio | target | met |\n| --- | --- | --- | --- | --- | --- |")
     for label, w, mine, peer, target in TARGETS:
         a, b = us.get((w, mine)), us.get((w, peer))

@@ -1,9 +1,13 @@
 // theta's side of the workloads of bench/README (W1..W9); prints RESULT lines.
-//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W7L W7B W8 W9 S1]   (default: all)
+//   ./bench_theta [W1 W2 W3 W4 W5 F1 W6 W7 W7L W7B W8 W9 S1 O1 O2]   (default: all)
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include <theta/theta.hpp>
+#ifdef THETA_HAS_ONNX
+#include <theta/onnx.hpp>
+#endif
 
 #include "fashion.hpp"
 #include "harness.hpp"
@@ -462,6 +466,62 @@ void w10() {
   if (std::getenv("THETA_BENCH_PROFILE")) std::fprintf(stderr, "%s\n", train.profile().c_str());
 }
 
+#ifdef THETA_HAS_ONNX
+// O1: th::onnx::load_function (read, build the graph, freeze) of the largest model of ONNX's
+// PyTorch-converted tests that runs frozen, and of a 100 MB model: an MLP 5000-2500-5000 (25 M
+// float32 weights) that th::onnx::save wrote; the peers read the file's bytes (cpp_stream)
+// and load the same weights into the same torch::nn module (bench_libtorch).
+void o1() {
+  namespace fs = std::filesystem;
+  const fs::path suite = "/usr/share/libonnx-testdata/data/pytorch-converted";
+  std::vector<std::pair<std::uintmax_t, fs::path>> models;
+  if (fs::exists(suite))
+    for (const auto& e : fs::directory_iterator(suite))
+      if (fs::exists(e.path() / "model.onnx")) models.push_back({fs::file_size(e.path() / "model.onnx"), e.path() / "model.onnx"});
+  std::sort(models.rbegin(), models.rend());
+  for (const auto& [size, path] : models) {
+    try {
+      th::onnx::load_function(path.string());
+    } catch (const th::Error&) {
+      continue;  // (runs only with its inputs bound)
+    }
+    std::printf("# O1_load_largest: %s, %ju bytes\n", path.parent_path().filename().c_str(), size);
+    bench::result("O1_load_largest", "theta", bench::median_us([&] { th::onnx::load_function(path.string()); }, 1, 21));
+    break;
+  }
+  const auto f32 = th::DType::float32;
+  const th::Tensor x = th::fmatrix("x");
+  const th::Shared w1 = th::shared(th::random::uniform({5000, 2500}, -0.01, 0.01, 1, f32), "fc1.weight");
+  const th::Shared b1 = th::shared(th::zeros({2500}, f32), "fc1.bias");
+  const th::Shared w2 = th::shared(th::random::uniform({2500, 5000}, -0.01, 0.01, 2, f32), "fc2.weight");
+  const th::Shared b2 = th::shared(th::zeros({5000}, f32), "fc2.bias");
+  const std::string big = (fs::temp_directory_path() / "theta_bench_100mb.onnx").string();
+  th::onnx::save(big, th::function({x}, th::dot(th::relu(th::dot(x, w1) + b1), w2) + b2));
+  bench::result("O1_load_100MB", "theta", bench::median_us([&] { th::onnx::load_function(big); }, 1, 5));
+  std::vector<char> bytes(fs::file_size(big));
+  bench::result("O1_load_100MB", "cpp_stream", bench::median_us([&] {
+    std::ifstream in(big, std::ios::binary);
+    in.read(bytes.data(), std::streamsize(bytes.size()));
+  }, 1, 5));
+  fs::remove(big);
+}
+
+// O2: the forward pass of samples/data/fashion_cnn.onnx (PyTorch's export: conv 5x5 8, relu,
+// max-pool, conv 5x5 16, relu, max-pool, dense 256 -> 10), batch 1 and 100; the peer runs the
+// same module in libtorch (bench_libtorch, inference mode).
+void o2() {
+  const th::Function f = th::onnx::load_function(THETA_SAMPLES_DATA "/fashion_cnn.onnx");
+  for (const std::int64_t b : {std::int64_t(1), std::int64_t(100)}) {
+    const th::Tensor x = th::random::uniform({b, 1, 28, 28}, 0, 1, 3, th::DType::float32);
+    for (int i = 0; i < 10; ++i) f(x);  // warm up
+    const int calls = b == 1 ? 2000 : 100;
+    bench::result(b == 1 ? "O2_cnn_b1" : "O2_cnn_b100", "theta", bench::median_us([&] {
+      for (int i = 0; i < calls; ++i) f(x);
+    }, calls));
+  }
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -480,4 +540,8 @@ int main(int argc, char** argv) {
   if (bench::wanted(argc, argv, "W8")) w8();
   if (bench::wanted(argc, argv, "W9")) w9();
   if (bench::wanted(argc, argv, "S1")) s1();
+#ifdef THETA_HAS_ONNX
+  if (bench::wanted(argc, argv, "O1")) o1();
+  if (bench::wanted(argc, argv, "O2")) o2();
+#endif
 }

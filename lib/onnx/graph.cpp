@@ -1070,13 +1070,13 @@ const std::unordered_map<std::string, Converter>& table() {
 
 }  // namespace
 
-Model import_graph(const pb::GraphProto& g, const Opsets& opsets, const std::string& model_dir,
+Model import_graph(pb::GraphProto& g, const Opsets& opsets, const std::string& model_dir,
                    const std::map<std::string, Tensor>& bound, const std::string& path) {
   Model m;
   std::unordered_map<std::string, Tensor> env;
   if (g.sparse_initializer_size() > 0) throw Error("onnx::load: " + path + ": sparse initializers are not supported");
-  for (const auto& init : g.initializer()) {
-    Shared s = shared(tensor_of(init, "onnx::load: " + path + ": initializer", model_dir), init.name());
+  for (auto& init : *g.mutable_initializer()) {  // (large raw data is taken over, not copied)
+    Shared s = shared(tensor_of(init, "onnx::load: " + path + ": initializer", model_dir, &init), init.name());
     env[init.name()] = s;
     m.parameters.push_back(s);
   }

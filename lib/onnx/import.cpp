@@ -4,14 +4,22 @@
 // files end in th::IOError before anything is allocated from their sizes.
 #include "onnx/import.hpp"
 
+#include <fcntl.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <onnx/onnx_pb.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <mutex>
 #include <sstream>
+#include <unordered_map>
 
+#include "core/node.hpp"
+#include "core/backend.hpp"
+#include "core/storage.hpp"
+#include "theta/config.hpp"
 #include "theta/error.hpp"
 #include "theta/onnx.hpp"
 
@@ -65,7 +73,54 @@ DType dtype_of_onnx(int t, const std::string& where) {
   throw TypeError(where + ": element type " + name + " is not supported by theta (it has bool, int32, int64, float32, float64)");
 }
 
-Tensor tensor_of(const pb::TensorProto& t, const std::string& where, const std::string& model_dir) {
+namespace {
+
+// Raw data taken over as tensors' buffers: each buffer's bytes are its string's, freed with it.
+constexpr std::size_t kAdoptBytes = 1 << 20;  // smaller data is copied
+std::mutex& adopted_mu() {
+  static std::mutex* m = new std::mutex;  // (never destroyed: buffers may outlive statics)
+  return *m;
+}
+std::unordered_map<void*, std::string*>& adopted() {
+  static auto* m = new std::unordered_map<void*, std::string*>;
+  return *m;
+}
+void free_adopted(void* data, std::size_t) {
+  std::string* s = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(adopted_mu());
+    const auto it = adopted().find(data);
+    if (it == adopted().end()) return;
+    s = it->second;
+    adopted().erase(it);
+  }
+  delete s;
+}
+
+// The string's bytes as a tensor of dt and shape (the caller checked the size). A large model's
+// weights are then in memory once: the copy into a fresh buffer would touch as many new pages
+// again, which is most of the time of loading it.
+Tensor adopt(std::string* bytes, DType dt, const Shape& shape) {
+  auto b = std::make_shared<th::detail::Buffer>();
+  b->data = bytes->data();
+  b->bytes = bytes->size();
+  b->device = th::cpu();
+  {
+    std::lock_guard<std::mutex> lock(adopted_mu());
+    adopted()[b->data] = bytes;
+  }
+  b->free_fn = &free_adopted;
+  th::detail::Storage s;
+  s.buf = std::move(b);
+  s.dtype = dt;
+  s.shape = shape;
+  s.strides = th::detail::contiguous_strides(shape);
+  return th::detail::make_constant(th::detail::transfer(s, config().device));
+}
+
+}  // namespace
+
+Tensor tensor_of(const pb::TensorProto& t, const std::string& where, const std::string& model_dir, pb::TensorProto* owner) {
   const std::string what = where + (t.name().empty() ? "" : " '" + t.name() + "'");
   Shape shape;
   std::int64_t n = 1;
@@ -130,10 +185,11 @@ Tensor tensor_of(const pb::TensorProto& t, const std::string& where, const std::
       return v;
     };
     switch (src) {
-      case pb::TensorProto::FLOAT: return from(copied(0.0f).data(), dt);
-      case pb::TensorProto::DOUBLE: return from(copied(0.0).data(), dt);
-      case pb::TensorProto::INT64: return from(copied(std::int64_t(0)).data(), dt);
-      case pb::TensorProto::INT32: return from(copied(std::int32_t(0)).data(), dt);
+      // theta's dtype has the file's layout: one copy of the bytes (tensor_from_data memcpys)
+      case pb::TensorProto::FLOAT: case pb::TensorProto::DOUBLE: case pb::TensorProto::INT64: case pb::TensorProto::INT32:
+        if (owner == &t && raw == &t.raw_data() && raw->size() >= kAdoptBytes && std::int64_t(dtype_size(dt)) == width)
+          return adopt(owner->release_raw_data(), dt, shape);
+        return tensor_from_data(p, dt, shape);
       case pb::TensorProto::UINT32: {
         const std::vector<std::uint32_t> u = copied(std::uint32_t(0));
         std::vector<std::int64_t> v(u.begin(), u.end());
@@ -204,10 +260,20 @@ Tensor read_tensor_file(const std::string& path) {
 }
 
 namespace {
+// Parsed straight from the file (no copy of its bytes: a 100 MB model is read once, into its
+// tensors' fields).
 pb::ModelProto parse_model(const std::string& path) {
-  const std::string bytes = read_file(path);
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) io_error(path, "cannot read the file (" + ec.message() + ")");
+  if (std::int64_t(size) > kMaxFileBytes) io_error(path, "larger than 2 GiB, protobuf's limit");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) io_error(path, "cannot open the file");
+  google::protobuf::io::FileInputStream in(fd);
+  in.SetCloseOnDelete(true);
   pb::ModelProto m;
-  if (!m.ParseFromString(bytes)) io_error(path, "not an ONNX model (the protobuf does not parse: corrupt or truncated?)");
+  if (!m.ParseFromZeroCopyStream(&in) || in.GetErrno() != 0)
+    io_error(path, "not an ONNX model (the protobuf does not parse: corrupt or truncated?)");
   if (!m.has_graph()) io_error(path, "the model has no graph");
   return m;
 }
@@ -225,11 +291,11 @@ std::vector<std::string> graph_input_names(const std::string& path) {
 }
 
 Model import_model(const std::string& path, const std::map<std::string, Tensor>& bound) {
-  const pb::ModelProto m = parse_model(path);
+  pb::ModelProto m = parse_model(path);
   Opsets opsets;
   for (const auto& o : m.opset_import()) opsets[o.domain() == "ai.onnx" ? "" : o.domain()] = o.version();
   if (opsets.empty()) opsets[""] = 1;
-  return import_graph(m.graph(), opsets, fs::path(path).parent_path().string(), bound, path);
+  return import_graph(*m.mutable_graph(), opsets, fs::path(path).parent_path().string(), bound, path);
 }
 
 }  // namespace detail

@@ -23,15 +23,18 @@ using Opsets = std::map<std::string, std::int64_t>;
 DType dtype_of_onnx(int onnx_type, const std::string& where);
 
 /// A TensorProto's value (raw or typed fields, or external data inside model_dir);
-/// th::IOError when its sizes disagree with its data.
-Tensor tensor_of(const ::onnx::TensorProto& t, const std::string& where, const std::string& model_dir);
+/// th::IOError when its sizes disagree with its data. With `owner` == &t (a message the
+/// caller lets go of), large raw data of theta's layout becomes the tensor's buffer as it is:
+/// released from the message, not copied.
+Tensor tensor_of(const ::onnx::TensorProto& t, const std::string& where, const std::string& model_dir,
+                 ::onnx::TensorProto* owner = nullptr);
 
 /// A serialized TensorProto file (the backend test suite's input_N.pb / output_N.pb).
 Tensor read_tensor_file(const std::string& path);
 
 /// The graph as theta's: graph inputs named in `bound` become those concrete tensors instead
 /// of placeholders (the test suite runs models whose shape inputs it knows).
-Model import_graph(const ::onnx::GraphProto& g, const Opsets& opsets, const std::string& model_dir,
+Model import_graph(::onnx::GraphProto& g, const Opsets& opsets, const std::string& model_dir,
                    const std::map<std::string, Tensor>& bound, const std::string& path);
 
 /// The names of the graph's inputs that are not initializers, in order.

@@ -332,3 +332,24 @@ BOOST_AUTO_TEST_CASE(gradients_of_a_pytorch_export_equal_pytorchs) {
     close(r[2 + i], ref.at(key), key);
   }
 }
+
+// Initializers of 1 MiB and more become their tensors' buffers as parsed (no copy): their
+// values, a training step that replaces them, and their release (ASan's stage checks it).
+BOOST_AUTO_TEST_CASE(large_initializers_load_as_parsed_and_train) {
+  TempDir tmp;
+  const Tensor x = th::fmatrix("x");
+  const th::Shared w = th::shared(uniform({600, 500}, 11), "big.w");  // 1.2 MB
+  const std::string path = (tmp.dir / "big.onnx").string();
+  th::onnx::save(path, th::function({x}, th::dot(x, w)));
+  th::onnx::Model m = th::onnx::load(path);
+  BOOST_REQUIRE_EQUAL(m.parameters.size(), 1u);
+  BOOST_TEST(max_abs_diff(m.parameters[0].get_value(), w.get_value()) == 0.0);
+  const Tensor xs = uniform({3, 600}, 12);
+  const Tensor loss = th::sum(th::sqr(m.outputs[0]));
+  const th::Shared& p = m.parameters[0];
+  const th::Function step = th::function(m.inputs, loss, {{p, p - 1e-4 * th::grad(loss, p)}});
+  const double first = step(xs).item<double>();
+  for (int i = 0; i < 3; ++i) step(xs);
+  BOOST_TEST(step(xs).item<double>() < first);
+  BOOST_TEST(max_abs_diff(p.get_value(), w.get_value()) > 0.0);  // the loaded copy trained, not the original
+}
