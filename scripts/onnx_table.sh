@@ -18,10 +18,11 @@ OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE THETA_FLAGS=native=off build/test
 model run on its `test_data_set_*` inputs and compared with the reference outputs (rtol 1e-3,
 atol 1e-7; integers and booleans exactly), each test in its own process with a time limit.
 "unsupported" is a `th::Error` at load naming the node, its op type and what is missing;
-"wrong" would be a result outside the tolerance. A model whose shape, axes or pads come from
+"wrong" would be a result outside the tolerance. A graph input becomes a placeholder with the
+sizes the file declares (`dim_value`; named dimensions stay open), and a call with other sizes
+is a `th::ShapeError` naming the input. A model whose shape, axes or pads are the *values* of
 graph inputs runs with those inputs known at load ("with inputs bound"), since theta builds
-the graph from them (its placeholders have a rank, not sizes); the others run as frozen
-functions on placeholders.
+the graph from them; the others run as frozen functions on placeholders.
 Regenerate: `bash scripts/onnx_table.sh`; ctest's `onnx_backend_suite` fails when a category
 passes fewer tests than this table says.
 
@@ -37,11 +38,11 @@ th::Function step = th::function({m.inputs[0], target}, loss, ups);  // fine-tun
 (`tests/onnx/test_onnx.cpp` does this with PyTorch's Conv2d and Linear test models.) From
 the shell: `theta run model.onnx x.npy -o out.npz`, `theta info model.onnx`, `theta print
 model.onnx` (the frozen program's steps), `theta convert model.onnx model.theta`. Each
-operator reads the attributes it knows and refuses the others by name; an ONNX graph input
-becomes a placeholder of its rank (theta's placeholders carry no sizes), so operators that
-need a size or a value when the graph is built (`Reshape` with a 0, `Split` into equal
-parts, a `Slice`'s bounds) take it from an initializer or a `Constant`, or fail to load with
-a message saying so. float16, strings, uint64, sequences and optionals are not supported
+operator reads the attributes it knows and refuses the others by name. Operators that need a
+value when the graph is built (`Split` into equal parts, a `Slice`'s bounds, axes) take it
+from an initializer, a `Constant` or sizes known at load, or fail to load with a message
+saying so; `Reshape`, `Expand` and `ConstantOfShape` also take sizes computed in the graph
+(a `Shape`'s output) and read them when the function runs. float16, strings, uint64, sequences and optionals are not supported
 (theta has bool, int32, int64, float32 and float64; narrower integers are widened to int32,
 so arithmetic that would wrap around in uint8 or int16 does not wrap here).
 

@@ -67,10 +67,14 @@ BOOST_AUTO_TEST_CASE(onnx_models_run_and_convert, *boost::unit_test::preconditio
   const std::string in = (dir / "conv_x.npy").string(), out = (dir / "conv_y.npz").string(),
                     converted = (dir / "conv.theta").string();
   const th::Function f = th::onnx::load_function(t + "model.onnx");
-  const th::Tensor x = th::random::uniform({2, 3, 6, 5}, -1, 1, 3, th::DType::float32);
+  const th::Tensor x = th::random::uniform({2, 3, 7, 5}, -1, 1, 3, th::DType::float32);  // the sizes the file declares
   th::save_npy(in, x);
   auto [rc, text] = theta("run " + t + "model.onnx " + in + " -o " + out);
   BOOST_TEST(rc == 0, text);
+  const std::string wrong = (dir / "conv_wrong.npy").string();
+  th::save_npy(wrong, th::random::uniform({2, 3, 6, 5}, -1, 1, 3, th::DType::float32));
+  std::tie(rc, text) = theta("run " + t + "model.onnx " + wrong);
+  BOOST_TEST((rc == 1 && check::has(text, "input 0 '0' has the fixed shape (2, 3, 7, 5), got (2, 3, 6, 5)")), text);
   BOOST_TEST(check::vals(th::load_npz(out).at("output_0")) == check::vals(f(x)[0]), boost::test_tools::per_element());
   std::tie(rc, text) = theta("info " + t + "model.onnx");
   BOOST_TEST((rc == 0 && check::has(text, "shared variables:")), text);

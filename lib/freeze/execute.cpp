@@ -45,6 +45,10 @@ void convert_argument(const Program& p, std::size_t i, const Tensor& arg, Storag
   if (v.shape.size() != want.shape.size())
     throw TypeError("function: " + input_label(p, i) + " expects a " + std::to_string(want.shape.size()) +
                     "-d tensor, got shape " + shape_str(v.shape));
+  for (std::size_t d = 0; d < v.shape.size(); ++d)  // sizes fixed when the input was declared (an ONNX model's)
+    if (want.shape[d] >= 0 && v.shape[d] != want.shape[d])
+      throw ShapeError("function: " + input_label(p, i) + " has the fixed shape " + shape_str(want.shape) + ", got " +
+                       shape_str(v.shape));
   if (v.dtype == want.dtype) {
     assign_view(into, v);
     return;

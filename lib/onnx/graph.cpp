@@ -4,6 +4,7 @@
 // naming the node, its op type and the attribute instead of a silently different result.
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -11,6 +12,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/node.hpp"
 #include "onnx/import.hpp"
 #include "ops/op.hpp"
 #include "theta/error.hpp"
@@ -98,11 +100,17 @@ struct Node {
     if (a < -r || a >= std::max<std::int64_t>(r, 1)) fail("axis " + std::to_string(a) + " is out of range for rank " + std::to_string(r));
     return a < 0 ? a + r : a;
   }
-  // x's concrete shape (converters whose result needs it).
+  // x's shape when the model loads: a concrete value's, or the sizes a graph input declares
+  // (converters whose result needs them).
   Shape shape(std::size_t k, const char* why) const {
-    if (x(k).is_symbolic()) fail(std::string("needs the shape of input ") + std::to_string(k) + " when the model loads (" + why + ")");
-    return x(k).shape();
+    if (const Shape s = static_shape(k); !s.empty() || x(k).ndim() == 0) {
+      bool known = true;
+      for (auto d : s) known = known && d >= 0;
+      if (known) return s;
+    }
+    fail(std::string("needs the shape of input ") + std::to_string(k) + " when the model loads (" + why + ")");
   }
+  Shape static_shape(std::size_t k) const { return x(k).is_symbolic() ? th::detail::meta_of(x(k)).shape : x(k).shape(); }
 };
 
 // The most elements a tensor that a node makes from values in the file may have (ConstantOfShape,
@@ -241,12 +249,12 @@ void check_auto_pad(const Node& n) {
   if (ap != "NOTSET" && ap != "VALID") n.fail("auto_pad '" + ap + "' is not supported (give explicit pads)");
 }
 
-// x padded along `axis` with `before` and `after` copies of `value` (a concrete x).
+// x padded along `axis` with `before` and `after` copies of `value` (x's sizes known at load).
 Tensor pad_axis(const Tensor& x, std::int64_t axis, std::int64_t before, std::int64_t after, double value) {
   if (before == 0 && after == 0) return x;
   std::vector<Tensor> parts;
   auto block = [&](std::int64_t k) {
-    Shape s = x.shape();
+    Shape s = th::detail::meta_of(x).shape;
     s[std::size_t(axis)] = k;
     return full(s, value, x.dtype());
   };
@@ -286,7 +294,7 @@ Tensor conv3d(const Node& n, const Tensor& x, const Tensor& w, const Ints& pads,
     const Tensor y = conv2d(batch, view(w, all(), all(), kd), o);
     acc = acc ? acc + y : y;
   }
-  const Shape ys = acc.shape();
+  const Shape ys = th::detail::meta_of(acc).shape;  // (known: from x's and w's sizes)
   return transpose(reshape(acc, Shape{N, OD, ys[1], ys[2], ys[3]}), {0, 2, 1, 3, 4});
 }
 
@@ -595,7 +603,16 @@ std::unordered_map<std::string, Converter> converters() {
     // a shape computed in the graph: read when the function runs (a 0 in it is then a size
     // of 0, as allowzero = 1 has it; with allowzero = 0 the element count then disagrees: an
     // error, not a silently different result)
-    if (n.opset >= 5 && n.computed_list(1)) return one(reshape(n.x(0), cast(n.x(1), DType::int64)));
+    if (n.opset >= 5 && n.computed_list(1)) {
+      Tensor s = cast(n.x(1), DType::int64);
+      if (!n.i("allowzero", 0)) {  // a 0 copies the input's size at that position
+        const std::int64_t len = th::detail::meta_of(s).shape[0], r = n.rank(0);
+        Tensor xs = shape_of(n.x(0));
+        xs = len <= r ? view(xs, range(0, len)) : concatenate({xs, tensor(Ints(std::size_t(len - r), 0), Shape{len - r})});
+        s = where(s == 0.0, xs, s);
+      }
+      return one(reshape(n.x(0), s));
+    }
     Ints s = n.opset >= 5 ? n.values(1) : n.ints("shape");
     const bool allow_zero = n.i("allowzero", 0) != 0;
     if (!allow_zero && std::find(s.begin(), s.end(), 0) != s.end()) {
@@ -734,8 +751,10 @@ std::unordered_map<std::string, Converter> converters() {
   c["Shape"] = [](const Node& n) {
     n.known({"start", "end"});
     const Tensor& x = n.x(0);
-    Tensor s = x.is_symbolic() ? shape_of(x) : [&] {
-      const Shape xs = x.shape();
+    const Shape st = n.static_shape(0);
+    const bool known = std::all_of(st.begin(), st.end(), [](std::int64_t d) { return d >= 0; });
+    Tensor s = x.is_symbolic() && !known ? shape_of(x) : [&] {  // sizes known at load: a constant
+      const Shape xs = st;
       Ints v(xs.begin(), xs.end());
       return tensor(v, Shape{std::int64_t(v.size())});
     }();
@@ -744,7 +763,13 @@ std::unordered_map<std::string, Converter> converters() {
   };
   c["Size"] = [](const Node& n) {
     n.known({});
-    return one(tensor(double(n.shape(0, "Size").empty() ? 1 : n.x(0).size()), DType::int64));
+    const Shape st = n.static_shape(0);
+    if (std::all_of(st.begin(), st.end(), [](std::int64_t d) { return d >= 0; })) {
+      std::int64_t size = 1;
+      for (auto d : st) size *= d;
+      return one(tensor(double(size), DType::int64));
+    }
+    return one(th::detail::count(n.x(0), Axes(), DType::int64));  // counted when the function runs
   };
   c["Cast"] = [](const Node& n) {
     n.known({"to", "saturate"});
@@ -1092,7 +1117,13 @@ Model import_graph(pb::GraphProto& g, const Opsets& opsets, const std::string& m
       env[in.name()] = b->second.dtype() == dt ? b->second : cast(b->second, dt);
       continue;
     }
-    Tensor p = placeholder(dt, tt.shape().dim_size(), in.name());
+    // the sizes the file declares (dim_value) are the placeholder's: the graph is built with
+    // them, and a call with other sizes is a th::ShapeError; named or missing ones stay open
+    Shape dims;
+    for (const auto& d : tt.shape().dim()) dims.push_back(d.has_dim_value() && d.dim_value() >= 0 ? d.dim_value() : -1);
+    for (auto d : dims)
+      if (d > (std::int64_t(1) << 40)) throw IOError(where + ": a declared size of " + std::to_string(d) + " is out of range");
+    Tensor p = th::detail::make_leaf(th::detail::NodeKind::placeholder, dt, dims, std::nullopt, in.name());
     env[in.name()] = p;
     m.inputs.push_back(p);
   }

@@ -353,3 +353,16 @@ BOOST_AUTO_TEST_CASE(large_initializers_load_as_parsed_and_train) {
   BOOST_TEST(step(xs).item<double>() < first);
   BOOST_TEST(max_abs_diff(p.get_value(), w.get_value()) > 0.0);  // the loaded copy trained, not the original
 }
+
+// Sizes a graph input declares are its placeholder's: PyTorch's Conv3d (built over depth slices,
+// which needs them) runs frozen; a call with other sizes is a th::ShapeError naming the input.
+BOOST_AUTO_TEST_CASE(declared_input_sizes_are_the_placeholders_and_are_checked) {
+  const std::string test = "pytorch-converted/test_Conv3d";
+  const th::Function f = th::onnx::load_function(model_of(test));
+  const Tensor x = input_of(test, 0);
+  BOOST_TEST(max_abs_diff(f(x)[0], output_of(test, 0)) <= 1e-4);
+  th::Shape other = x.shape();
+  other[0] += 1;
+  const std::string m = check::message_of<th::ShapeError>([&] { f(th::zeros(other, th::DType::float32)); });
+  BOOST_TEST(check::has(m, "has the fixed shape " + th::shape_str(x.shape())), m);
+}
