@@ -393,6 +393,160 @@ Tensor pool_by_taps(const Node& n, bool max, const Ints& k, const Ints& pads, co
   return n.i("count_include_pad", 0) ? acc / double(taps) : acc / count;
 }
 
+// ---- Resize / Upsample: separable along each resized axis, as ONNX's reference computes it --
+// Each output position o of an axis of n inputs maps to a source coordinate (the coordinate
+// transformation mode), which gives the taps (nearest: 1, linear: 2, cubic: 4; indices clamped
+// to the edge, as the reference pads) and their weights; the axis is then a sum of gathers
+// (take) times weights, which differentiates as any other theta expression. Needs the input's
+// sizes when the model loads (declared or known).
+struct ResizeAxis {
+  std::vector<Ints> taps;                    // per tap: the source index of every output position
+  std::vector<std::vector<double>> weights;  // per tap: its weight at every output position
+  std::vector<char> outside;                 // tf_crop_and_resize: the position is extrapolated
+};
+
+ResizeAxis resize_axis(const Node& n, std::int64_t in, std::int64_t out, double scale, double roi_start, double roi_end,
+                       const std::string& mode, const std::string& ctm, const std::string& nearest, double A,
+                       bool exclude_outside) {
+  ResizeAxis r;
+  const int taps = mode == "nearest" ? 1 : mode == "linear" ? 2 : 4;
+  r.taps.assign(std::size_t(taps), Ints(std::size_t(out)));
+  r.weights.assign(std::size_t(taps), std::vector<double>(std::size_t(out)));
+  r.outside.assign(std::size_t(out), 0);
+  const double out_w = scale * double(in);  // (the reference's output width: fractional for scales)
+  for (std::int64_t o = 0; o < out; ++o) {
+    const double x = double(o);
+    double s;
+    if (ctm == "half_pixel") s = (x + 0.5) / scale - 0.5;
+    else if (ctm == "pytorch_half_pixel") s = out_w > 1 ? (x + 0.5) / scale - 0.5 : -0.5;
+    else if (ctm == "align_corners") s = out_w == 1 ? 0 : x * double(in - 1) / (out_w - 1);
+    else if (ctm == "asymmetric") s = x / scale;
+    else if (ctm == "tf_half_pixel_for_nn") s = (x + 0.5) / scale;
+    else if (ctm == "tf_crop_and_resize") {
+      s = out_w == 1 ? (roi_end - roi_start) * double(in - 1) / 2 : x * (roi_end - roi_start) * double(in - 1) / (out_w - 1);
+      s += roi_start * double(in - 1);
+      r.outside[std::size_t(o)] = s < 0 || s > double(in - 1);
+    } else {
+      n.fail("coordinate_transformation_mode '" + ctm + "' is not supported");
+    }
+    const double base = std::floor(s), ratio = s - base;
+    const auto clamp = [&](double i) { return std::int64_t(std::min(std::max(i, 0.0), double(in - 1))); };
+    if (mode == "nearest") {
+      bool up = false;  // the tap after base, else base itself
+      if (ratio != 0) {
+        if (nearest == "round_prefer_floor") up = ratio > 0.5;
+        else if (nearest == "round_prefer_ceil") up = ratio >= 0.5;
+        else if (nearest == "floor") up = false;
+        else if (nearest == "ceil") up = true;
+        else n.fail("nearest_mode '" + nearest + "' is not supported");
+      }
+      r.taps[0][std::size_t(o)] = clamp(base + (up ? 1 : 0));
+      r.weights[0][std::size_t(o)] = 1;
+      continue;
+    }
+    std::vector<double> c;
+    if (mode == "linear") {
+      c = {1 - ratio, ratio};
+    } else {
+      const double t = ratio, u = 1 - ratio;
+      c = {((A * (t + 1) - 5 * A) * (t + 1) + 8 * A) * (t + 1) - 4 * A, ((A + 2) * t - (A + 3)) * t * t + 1,
+           ((A + 2) * u - (A + 3)) * u * u + 1, ((A * (u + 1) - 5 * A) * (u + 1) + 8 * A) * (u + 1) - 4 * A};
+    }
+    const double first = mode == "linear" ? base : base - 1;
+    if (exclude_outside) {  // taps outside the input get no weight; the others share it all
+      double sum = 0;
+      for (int k = 0; k < taps; ++k) {
+        const double i = first + k;
+        if (i < 0 || i > double(in - 1)) c[std::size_t(k)] = 0;
+        sum += c[std::size_t(k)];
+      }
+      for (double& v : c) v = sum != 0 ? v / sum : v;
+    }
+    for (int k = 0; k < taps; ++k) {
+      r.taps[std::size_t(k)][std::size_t(o)] = clamp(first + k);
+      r.weights[std::size_t(k)][std::size_t(o)] = c[std::size_t(k)];
+    }
+  }
+  return r;
+}
+
+Tensor resize(const Node& n, const Tensor& x, const std::vector<double>& scales_in, Ints sizes, const std::vector<double>& roi,
+              const std::string& mode, const std::string& ctm, const std::string& nearest, double A, bool exclude_outside,
+              double extrapolation) {
+  if (mode != "nearest" && mode != "linear" && mode != "cubic") n.fail("mode '" + mode + "' is not supported");
+  const Shape xs = n.shape(0, "Resize computes its taps from the input's sizes");
+  const std::size_t r = xs.size();
+  std::vector<double> scales = scales_in;
+  if (!sizes.empty()) {
+    if (sizes.size() != r) n.fail("sizes must have one value per input axis");
+    scales.assign(r, 1.0);
+    for (std::size_t a = 0; a < r; ++a) scales[a] = xs[a] ? double(sizes[a]) / double(xs[a]) : 1.0;
+  } else {
+    if (scales.size() != r) n.fail("scales must have one value per input axis (or give sizes)");
+    sizes.assign(r, 0);
+    for (std::size_t a = 0; a < r; ++a) {
+      if (!(scales[a] > 0) || scales[a] > 1e6) n.fail("scales must be positive");
+      sizes[a] = std::int64_t(scales[a] * double(xs[a]));
+    }
+  }
+  for (auto v : sizes)
+    if (v < 0 || v > kMaxMadeElements) n.fail("an output size of " + std::to_string(v) + " is out of range");
+  if (ctm == "tf_crop_and_resize" && roi.size() != 2 * r) n.fail("tf_crop_and_resize needs roi with 2 values per axis");
+  Tensor y = x;
+  Tensor outside;  // tf_crop_and_resize: positions to extrapolate
+  for (std::size_t a = 0; a < r; ++a) {
+    const double rs = roi.size() == 2 * r ? roi[a] : 0, re = roi.size() == 2 * r ? roi[a + r] : 1;
+    if (sizes[a] == xs[a] && scales[a] == 1 && (ctm != "tf_crop_and_resize" || (rs == 0 && re == 1))) continue;
+    if (xs[a] == 0) n.fail("cannot resize an axis of size 0");
+    const ResizeAxis ax = resize_axis(n, xs[a], sizes[a], scales[a], rs, re, mode, ctm, nearest, A, exclude_outside);
+    Shape wshape(r, 1);
+    wshape[a] = sizes[a];
+    Tensor acc;
+    for (std::size_t k = 0; k < ax.taps.size(); ++k) {
+      const Tensor g = take(y, tensor(ax.taps[k], Shape{sizes[a]}), std::int64_t(a));
+      const Tensor t = mode == "nearest" ? g : g * tensor(ax.weights[k], wshape, x.dtype());
+      acc = acc ? acc + t : t;
+    }
+    y = acc;
+    if (ctm == "tf_crop_and_resize") {
+      std::vector<double> m(ax.outside.begin(), ax.outside.end());
+      const Tensor mask = tensor(m, wshape, DType::float32) > 0.0;
+      outside = outside ? where(outside, outside, mask) : mask;
+    }
+  }
+  if (outside) y = where(outside, tensor(extrapolation, x.dtype()), y);
+  return y;
+}
+
+// GatherND's and ScatterND's positions: for indices of shape is (last axis: k-tuples into
+// data's axes b..b+k-1, negatives counted from the end), the position of each tuple along
+// data's first b + k axes flattened (the batch position included), shaped is[:-1].
+Tensor nd_positions(const Node& n, const Shape& ds, const Shape& is, std::int64_t b, std::int64_t k) {
+  Tensor idx = cast(n.x(1), DType::int64);
+  Tensor pos;
+  for (std::int64_t j = 0; j < k; ++j) {
+    const std::int64_t size = ds[std::size_t(b + j)];
+    std::vector<Index> at(is.size() - 1, all());
+    at.push_back(Index(j));
+    Tensor t = view(idx, at);
+    t = where(t < 0.0, t + double(size), t);
+    pos = pos ? pos * double(size) + t : t;
+  }
+  if (b > 0) {  // the batch positions, each times the tuples' span
+    std::int64_t span = 1;
+    for (std::int64_t j = 0; j < k; ++j) span *= ds[std::size_t(b + j)];
+    Tensor batch;
+    for (std::int64_t d = 0; d < b; ++d) {
+      Shape sh(is.size() - 1, 1);
+      sh[std::size_t(d)] = is[std::size_t(d)];
+      const Tensor r = reshape(arange(double(is[std::size_t(d)]), DType::int64), sh);
+      batch = batch ? batch * double(ds[std::size_t(d)]) + r : r;
+    }
+    pos = pos + batch * double(span);
+  }
+  return cast(pos, DType::int64);
+}
+
 Converter pool(bool max) {
   return [max](const Node& n) {
     n.known({"kernel_shape", "pads", "strides", "auto_pad", "ceil_mode", "count_include_pad", "dilations", "storage_order"});
@@ -714,6 +868,35 @@ std::unordered_map<std::string, Converter> converters() {
     if (x.dtype() == DType::boolean) return one(where(x, ones(s, DType::boolean), zeros(s, DType::boolean)));
     return one(x + zeros(s, x.dtype()));
   };
+  c["Resize"] = [](const Node& n) {
+    n.known({"coordinate_transformation_mode", "cubic_coeff_a", "exclude_outside", "extrapolation_value", "mode",
+             "nearest_mode"});
+    auto floats = [&](std::size_t k) {
+      std::vector<double> v;
+      if (!n.given(k)) return v;
+      if (n.x(k).is_symbolic()) n.fail("input " + std::to_string(k) + " must be known when the model loads");
+      return n.x(k).to_vector<double>();
+    };
+    // opset 10: (X, scales); 11 on: (X, roi, scales, sizes)
+    const bool v10 = n.opset < 11;
+    const std::vector<double> scales = floats(v10 ? 1 : 2), roi = v10 ? std::vector<double>{} : floats(1);
+    const Ints sizes = !v10 && n.given(3) ? n.values(3) : Ints{};
+    return one(resize(n, n.x(0), scales, sizes, roi, n.s("mode", "nearest"),
+                      v10 ? std::string("asymmetric") : n.s("coordinate_transformation_mode", "half_pixel"),
+                      n.s("nearest_mode", "round_prefer_floor"), n.f("cubic_coeff_a", -0.75), n.i("exclude_outside", 0) != 0,
+                      n.f("extrapolation_value", 0.0)));
+  };
+  c["Upsample"] = [](const Node& n) {  // (opsets 7-9) Resize with asymmetric coordinates
+    n.known({"mode", "scales"});
+    std::vector<double> scales;
+    if (n.has("scales")) {
+      for (float v : n.attr("scales")->floats()) scales.push_back(double(v));
+    } else {
+      if (n.x(1).is_symbolic()) n.fail("input 1 (scales) must be known when the model loads");
+      scales = n.x(1).to_vector<double>();
+    }
+    return one(resize(n, n.x(0), scales, {}, {}, n.s("mode", "nearest"), "asymmetric", "floor", -0.75, false, 0.0));
+  };
   c["Tile"] = [](const Node& n) {
     n.known({});
     const Ints reps = n.values(1);
@@ -881,6 +1064,48 @@ std::unordered_map<std::string, Converter> converters() {
     if (pos) return one(x == inf);
     if (neg) return one(x == -inf);
     return one(where(x != x, x == x, x != x));  // neither: all false
+  };
+  // GatherND / ScatterND: data's first (batch_dims +) k axes flattened into one, the index
+  // tuples (last axis of indices, k long) turned into positions along it, then take /
+  // put_along_axis. Needs data's sizes when the model loads.
+  c["GatherND"] = [](const Node& n) {
+    n.known({"batch_dims"});
+    const Shape ds = n.shape(0, "GatherND flattens data's leading axes"), is = n.shape(1, "GatherND's index tuples");
+    const std::int64_t b = n.i("batch_dims", 0);
+    if (is.empty() || b < 0 || b >= std::int64_t(is.size()) || b > std::int64_t(ds.size())) n.fail("bad indices or batch_dims");
+    const std::int64_t k = is.back();
+    if (k < 1 || b + k > std::int64_t(ds.size())) n.fail("index tuples of length " + std::to_string(k) + " do not fit data");
+    const Tensor flat = nd_positions(n, ds, is, b, k);  // (indices' shape but its last axis) positions
+    Shape rows{-1};
+    for (std::size_t d = std::size_t(b + k); d < ds.size(); ++d) rows.push_back(ds[d]);
+    Shape out(is.begin(), is.end() - 1);
+    for (std::size_t d = std::size_t(b + k); d < ds.size(); ++d) out.push_back(ds[d]);
+    return one(reshape(take(reshape(n.x(0), rows), reshape(flat, Shape{-1}), 0), out));
+  };
+  c["ScatterND"] = [](const Node& n) {
+    n.known({"reduction"});
+    const std::string red = n.s("reduction", "none");
+    if (red != "none" && red != "add") n.fail("reduction '" + red + "' is not supported");
+    const Shape ds = n.shape(0, "ScatterND flattens data's leading axes"), is = n.shape(1, "ScatterND's index tuples");
+    if (is.empty()) n.fail("indices must have at least one axis");
+    const std::int64_t k = is.back();
+    if (k < 1 || k > std::int64_t(ds.size())) n.fail("index tuples of length " + std::to_string(k) + " do not fit data");
+    Shape rows{-1};
+    std::int64_t inner = 1;
+    for (std::size_t d = std::size_t(k); d < ds.size(); ++d) rows.push_back(ds[d]), inner *= ds[d];
+    const Tensor data = reshape(n.x(0), rows);
+    const std::int64_t m = th::detail::shape_size(Shape(is.begin(), is.end() - 1));
+    Shape lead{m};
+    for (std::size_t d = 1; d < rows.size(); ++d) lead.push_back(rows[d]);
+    const Tensor u = reshape(n.x(2), lead);
+    Shape col{m};
+    col.resize(rows.size(), 1);
+    const Tensor pos = broadcast_to(reshape(nd_positions(n, ds, is, 0, k), col), lead);
+    const Tensor added = th::detail::put_along_axis(u, pos, data, 0);
+    if (red == "add") return one(reshape(data + added, ds));
+    const Tensor hits = th::detail::put_along_axis(cast(u == u, DType::float32) + cast(u != u, DType::float32), pos,
+                                                   cast(data, DType::float32), 0) > 0.0;
+    return one(reshape(where(hits, added, data), ds));  // (an index given twice would add: ONNX leaves it undefined)
   };
   c["GatherElements"] = [](const Node& n) {
     n.known({"axis"});

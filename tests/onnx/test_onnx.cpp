@@ -366,3 +366,43 @@ BOOST_AUTO_TEST_CASE(declared_input_sizes_are_the_placeholders_and_are_checked) 
   const std::string m = check::message_of<th::ShapeError>([&] { f(th::zeros(other, th::DType::float32)); });
   BOOST_TEST(check::has(m, "has the fixed shape " + th::shape_str(x.shape())), m);
 }
+
+// Resize is composed of gathers and weights: its gradient, through the shared checker's
+// central differences in float64, for linear and cubic taps (nearest is a gather alone).
+BOOST_AUTO_TEST_CASE(resize_differentiates) {
+  TempDir tmp;
+  for (const std::string mode : {"linear", "cubic"}) {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("resize");
+    auto* in = g->add_input();
+    in->set_name("x");
+    in->mutable_type()->mutable_tensor_type()->set_elem_type(::onnx::TensorProto::DOUBLE);
+    for (int d : {1, 1, 3, 4}) in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
+    auto* sc = g->add_initializer();
+    sc->set_name("scales");
+    sc->set_data_type(::onnx::TensorProto::FLOAT);
+    sc->add_dims(4);
+    for (float v : {1.0f, 1.0f, 2.0f, 1.5f}) sc->add_float_data(v);
+    auto* n = g->add_node();
+    n->set_op_type("Resize");
+    n->set_name("up");
+    for (const char* i : {"x", "", "scales"}) n->add_input(i);
+    n->add_output("y");
+    auto* a = n->add_attribute();
+    a->set_name("mode");
+    a->set_type(::onnx::AttributeProto::STRING);
+    a->set_s(mode);
+    g->add_output()->set_name("y");
+    const std::string path = (tmp.dir / (mode + ".onnx")).string();
+    std::ofstream(path, std::ios::binary) << m.SerializeAsString();
+    const check::Fn L = [&](const check::Inputs& xs) {
+      const th::onnx::Model r = th::onnx::detail::import_model(path, {{"x", xs[0]}});
+      BOOST_REQUIRE(r.outputs[0].shape() == (th::Shape{1, 1, 6, 6}));
+      return th::sum(th::sqr(r.outputs[0]) * th::reshape(th::arange(36.0, th::DType::float64), {1, 1, 6, 6}));
+    };
+    check::compare_with_fd("Resize " + mode, L, {check::input({1, 1, 3, 4}, 7, -1, 1)}, {true}, 1e-6, 1e-6);
+  }
+}
