@@ -51,7 +51,8 @@ over depth slices), pooling of rank 3 or with dilation or `auto_pad` SAME (one s
 per window cell), LRN, the losses, `Resize`/`Upsample` (per resized axis a sum of gathers
 times weights: nearest, linear and cubic taps, every coordinate transformation mode, as
 ONNX's reference computes them), `GatherND`/`ScatterND` (data's leading axes flattened,
-then `take`/`put_along_axis`); these need the input's sizes when the model loads (declared
+then `take`/`put_along_axis`), `RNN`/`GRU`/`LSTM` (unrolled over the sequence: default
+activations, every direction and layout, peepholes, no `clip`); these need the input's sizes when the model loads (declared
 sizes do) and are slower than a kernel would be. All of them differentiate. Floor, Ceil, Round and Mod go through a cast to int64
 (exact below 2^52, where every float is an integer anyway).
 

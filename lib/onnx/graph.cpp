@@ -547,6 +547,111 @@ Tensor nd_positions(const Node& n, const Shape& ds, const Shape& is, std::int64_
   return cast(pos, DType::int64);
 }
 
+// ---- RNN / GRU / LSTM: unrolled over the sequence (its length known when the model loads) ---
+// ONNX's equations with its default activations (sigmoid for gates, tanh otherwise); gates
+// in ONNX's order (GRU: z, r, h; LSTM: i, o, f, c); directions forward, reverse and
+// bidirectional; layout 0 (sequence first) or 1 (batch first). The input's projection for
+// every step is one matrix product; each step adds the recurrent one.
+std::vector<Tensor> recurrent(const Node& n, int kind) {  // 0 RNN, 1 GRU, 2 LSTM
+  n.known({"activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout",
+           "linear_before_reset", "input_forget"});
+  const int gates = kind == 0 ? 1 : kind == 1 ? 3 : 4;
+  if (n.has("activation_alpha") || n.has("activation_beta") || n.has("clip"))
+    n.fail("activation_alpha, activation_beta and clip are not supported");
+  if (n.has("activations")) {
+    const std::vector<std::string> def = kind == 0 ? std::vector<std::string>{"Tanh"}
+                                         : kind == 1 ? std::vector<std::string>{"Sigmoid", "Tanh"}
+                                                     : std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"};
+    const auto& acts = n.attr("activations")->strings();
+    for (int k = 0; k < acts.size(); ++k)
+      if (acts[k] != def[std::size_t(k) % def.size()]) n.fail("activation '" + acts[k] + "' is not supported (only the defaults)");
+  }
+  if (n.i("input_forget", 0) != 0) n.fail("input_forget = 1 is not supported");
+
+  const std::string direction = n.s("direction", "forward");
+  if (direction != "forward" && direction != "reverse" && direction != "bidirectional")
+    n.fail("direction '" + direction + "' is not supported");
+  const int D = direction == "bidirectional" ? 2 : 1;
+  const bool batch_first = n.i("layout", 0) != 0;
+  const bool before_reset = n.i("linear_before_reset", 0) != 0;
+  const Shape xs = n.shape(0, "the recurrence is unrolled over the sequence");
+  if (xs.size() != 3) n.fail("X must have rank 3");
+  const std::int64_t T = batch_first ? xs[1] : xs[0], B = batch_first ? xs[0] : xs[1];
+  const Tensor X = batch_first ? transpose(n.x(0), {1, 0, 2}) : n.x(0);  // (T, B, I)
+  if (n.given(4))  // sequence_lens: only every sequence's full length
+    for (auto len : n.values(4))
+      if (len != T) n.fail("sequence_lens other than the full length " + std::to_string(T) + " is not supported");
+  const std::int64_t H = n.i("hidden_size", th::detail::meta_of(n.x(2)).shape.back());
+  if (H <= 0) n.fail("hidden_size must be positive");
+  const DType dt = n.x(0).dtype();
+  auto gate = [&](const Tensor& t, int k) { return view(t, all(), range(k * H, (k + 1) * H)); };  // (B, gates H)
+  auto initial = [&](std::size_t k, std::int64_t d) {  // initial_h / initial_c of direction d, (B, H)
+    if (!n.given(k)) return zeros(Shape{B, H}, dt);
+    const Tensor t = batch_first ? transpose(n.x(k), {1, 0, 2}) : n.x(k);
+    return view(t, d);
+  };
+  std::vector<Tensor> ys, hs, cs;
+  for (std::int64_t d = 0; d < D; ++d) {
+    const bool reverse = direction == "reverse" || d == 1;
+    const Tensor W = view(n.x(1), d), R = view(n.x(2), d);  // (gates H, I), (gates H, H)
+    Tensor xw = matmul(X, transpose(W));                    // (T, B, gates H)
+    Tensor wb, rb;
+    if (n.given(3)) {
+      const Tensor b = view(n.x(3), d);
+      wb = view(b, range(0, gates * H)), rb = view(b, range(gates * H, 2 * gates * H));
+      xw = xw + wb;
+    }
+    Tensor P;
+    if (kind == 2 && n.given(7)) P = view(n.x(7), d);  // peepholes (3 H): i, o, f
+    Tensor h = initial(5, d), c = kind == 2 ? initial(6, d) : Tensor();
+    std::vector<Tensor> steps(static_cast<std::size_t>(T));
+    for (std::int64_t s = 0; s < T; ++s) {
+      const std::int64_t t = reverse ? T - 1 - s : s;
+      const Tensor x_t = view(xw, t);  // (B, gates H)
+      if (kind == 0) {
+        Tensor a = x_t + dot(h, transpose(R));
+        if (rb) a = a + rb;
+        h = tanh(a);
+      } else if (kind == 1) {
+        Tensor hr = dot(h, transpose(R));  // (B, 3H)
+        if (rb) hr = hr + rb;
+        const Tensor z = sigmoid(gate(x_t, 0) + gate(hr, 0)), r = sigmoid(gate(x_t, 1) + gate(hr, 1));
+        Tensor cand;
+        if (before_reset) {
+          cand = tanh(gate(x_t, 2) + r * gate(hr, 2));
+        } else {
+          Tensor rh = dot(r * h, transpose(view(R, range(2 * H, 3 * H))));
+          if (rb) rh = rh + view(rb, range(2 * H, 3 * H));
+          cand = tanh(gate(x_t, 2) + rh);
+        }
+        h = (1.0 - z) * cand + z * h;
+      } else {
+        Tensor a = x_t + dot(h, transpose(R));
+        if (rb) a = a + rb;
+        Tensor ig = gate(a, 0), og = gate(a, 1), fg = gate(a, 2);
+        if (P) ig = ig + view(P, range(0, H)) * c, fg = fg + view(P, range(2 * H, 3 * H)) * c;
+        const Tensor i = sigmoid(ig), f = sigmoid(fg), cand = tanh(gate(a, 3));
+        c = f * c + i * cand;
+        if (P) og = og + view(P, range(H, 2 * H)) * c;
+        h = sigmoid(og) * tanh(c);
+      }
+      steps[std::size_t(t)] = h;
+    }
+    ys.push_back(stack(steps, 0));  // (T, B, H)
+    hs.push_back(h);
+    if (kind == 2) cs.push_back(c);
+  }
+  Tensor Y = stack(ys, 1), Yh = stack(hs, 0);  // (T, D, B, H), (D, B, H)
+  Tensor Yc = kind == 2 ? stack(cs, 0) : Tensor();
+  if (batch_first) {
+    Y = transpose(Y, {2, 0, 1, 3});  // (B, T, D, H)
+    Yh = transpose(Yh, {1, 0, 2});
+    if (Yc) Yc = transpose(Yc, {1, 0, 2});
+  }
+  if (kind == 2) return {Y, Yh, Yc};
+  return {Y, Yh};
+}
+
 Converter pool(bool max) {
   return [max](const Node& n) {
     n.known({"kernel_shape", "pads", "strides", "auto_pad", "ceil_mode", "count_include_pad", "dilations", "storage_order"});
@@ -897,6 +1002,9 @@ std::unordered_map<std::string, Converter> converters() {
     }
     return one(resize(n, n.x(0), scales, {}, {}, n.s("mode", "nearest"), "asymmetric", "floor", -0.75, false, 0.0));
   };
+  c["RNN"] = [](const Node& n) { return recurrent(n, 0); };
+  c["GRU"] = [](const Node& n) { return recurrent(n, 1); };
+  c["LSTM"] = [](const Node& n) { return recurrent(n, 2); };
   c["Tile"] = [](const Node& n) {
     n.known({});
     const Ints reps = n.values(1);

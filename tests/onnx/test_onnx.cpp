@@ -406,3 +406,88 @@ BOOST_AUTO_TEST_CASE(resize_differentiates) {
     check::compare_with_fd("Resize " + mode, L, {check::input({1, 1, 3, 4}, 7, -1, 1)}, {true}, 1e-6, 1e-6);
   }
 }
+
+namespace {
+
+// A one-node model op_type(X, W, R, B) -> (Y, Y_h) of ONNX's recurrent family, float64, X of
+// (T, batch, input) = (4, 2, 3), hidden 5, the weights given for `dirs` directions.
+std::string recurrent_model(const TempDir& tmp, const std::string& op, const std::string& direction,
+                            const std::vector<Tensor>& weights) {
+  ::onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(14);
+  auto* g = m.mutable_graph();
+  g->set_name("rnn");
+  auto* in = g->add_input();
+  in->set_name("X");
+  in->mutable_type()->mutable_tensor_type()->set_elem_type(::onnx::TensorProto::DOUBLE);
+  for (int d : {4, 2, 3}) in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
+  const char* names[] = {"W", "R", "B"};
+  for (std::size_t k = 0; k < weights.size(); ++k) {
+    auto* t = g->add_initializer();
+    t->set_name(names[k]);
+    t->set_data_type(::onnx::TensorProto::DOUBLE);
+    for (auto d : weights[k].shape()) t->add_dims(d);
+    for (double v : weights[k].to_vector<double>()) t->add_double_data(v);
+  }
+  auto* n = g->add_node();
+  n->set_op_type(op);
+  n->set_name("cell");
+  for (const char* i : {"X", "W", "R", "B"}) n->add_input(i);
+  n->add_output("Y");
+  n->add_output("Y_h");
+  auto* a = n->add_attribute();
+  a->set_name("hidden_size");
+  a->set_type(::onnx::AttributeProto::INT);
+  a->set_i(5);
+  auto* d = n->add_attribute();
+  d->set_name("direction");
+  d->set_type(::onnx::AttributeProto::STRING);
+  d->set_s(direction);
+  g->add_output()->set_name("Y");
+  g->add_output()->set_name("Y_h");
+  const std::string path = (tmp.dir / (op + "_" + direction + ".onnx")).string();
+  std::ofstream(path, std::ios::binary) << m.SerializeAsString();
+  return path;
+}
+
+}  // namespace
+
+// RNN, GRU and LSTM unrolled: the reverse direction is the forward one on the sequence read
+// backwards, a bidirectional layer is the two side by side, and the gradient with respect
+// to the input matches central differences (float64).
+BOOST_AUTO_TEST_CASE(recurrent_layers_run_both_ways_and_differentiate) {
+  TempDir tmp;
+  for (const auto& [op, gates] : std::vector<std::pair<std::string, std::int64_t>>{{"RNN", 1}, {"GRU", 3}, {"LSTM", 4}}) {
+    BOOST_TEST_CONTEXT(op) {
+      auto w = [&](std::int64_t dirs, std::uint64_t seed) {
+        return std::vector<Tensor>{check::input({dirs, gates * 5, 3}, seed, -0.5, 0.5),
+                                   check::input({dirs, gates * 5, 5}, seed + 1, -0.5, 0.5),
+                                   check::input({dirs, 2 * gates * 5}, seed + 2, -0.5, 0.5)};
+      };
+      const std::vector<Tensor> both = w(2, 20);
+      auto dir = [&](std::int64_t d) {
+        std::vector<Tensor> r;
+        for (const Tensor& t : both) r.push_back(th::expand_dims(th::view(t, d), 0));
+        return r;
+      };
+      const Tensor x = check::input({4, 2, 3}, 30, -1, 1);
+      const Tensor backwards = th::view(x, th::range(std::nullopt, std::nullopt, -1));
+      const th::Result fwd = th::onnx::load_function(recurrent_model(tmp, op, "forward", dir(0)))(x);
+      const th::Result rev = th::onnx::load_function(recurrent_model(tmp, op, "reverse", dir(1)))(x);
+      const th::Result rev_by_fwd = th::onnx::load_function(recurrent_model(tmp, op, "forward", dir(1)))(backwards);
+      const th::Result bi = th::onnx::load_function(recurrent_model(tmp, op, "bidirectional", both))(x);
+      BOOST_TEST(max_abs_diff(rev[0], th::view(rev_by_fwd[0], th::range(std::nullopt, std::nullopt, -1))) < 1e-12);
+      BOOST_TEST(max_abs_diff(rev[1], rev_by_fwd[1]) < 1e-12);
+      BOOST_TEST(max_abs_diff(th::view(bi[0], th::all(), th::range(0, 1)), fwd[0]) < 1e-12);
+      BOOST_TEST(max_abs_diff(th::view(bi[0], th::all(), th::range(1, 2)), rev[0]) < 1e-12);
+      BOOST_TEST(max_abs_diff(bi[1], th::concatenate({fwd[1], rev[1]}, 0)) < 1e-12);
+      const std::string path = recurrent_model(tmp, op, "bidirectional", both);
+      const check::Fn L = [&](const check::Inputs& xs) {
+        const th::onnx::Model r = th::onnx::detail::import_model(path, {{"X", xs[0]}});
+        return th::sum(th::sqr(r.outputs[0])) + th::sum(r.outputs[1]);
+      };
+      check::compare_with_fd(op + " gradient", L, {x}, {true}, 1e-6, 1e-6);
+    }
+  }
+}
