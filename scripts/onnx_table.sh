@@ -42,7 +42,10 @@ operator reads the attributes it knows and refuses the others by name. Operators
 value when the graph is built (`Split` into equal parts, a `Slice`'s bounds, axes) take it
 from an initializer, a `Constant` or sizes known at load, or fail to load with a message
 saying so; `Reshape`, `Expand` and `ConstantOfShape` also take sizes computed in the graph
-(a `Shape`'s output) and read them when the function runs. float16, strings, uint64, sequences and optionals are not supported
+(a `Shape`'s output) and read them when the function runs. `If` becomes `th::ifelse` (frozen,
+only the branch taken runs), `Scan` (opset 9 on) and `Loop` (a trip count known at load, a
+condition that stays true) become `th::scan` over the body, converted once; bodies read the
+outer graph's values. float16, strings, uint64, sequences and optionals are not supported
 (theta has bool, int32, int64, float32 and float64; narrower integers are widened to int32,
 so arithmetic that would wrap around in uint8 or int16 does not wrap here).
 

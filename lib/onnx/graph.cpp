@@ -15,6 +15,7 @@
 #include "core/node.hpp"
 #include "onnx/import.hpp"
 #include "ops/op.hpp"
+#include "theta/control.hpp"
 #include "theta/error.hpp"
 #include "theta/linalg.hpp"
 #include "theta/nn.hpp"
@@ -29,11 +30,15 @@ using Ints = std::vector<std::int64_t>;
 
 // One node being converted: its inputs (empty tensors for omitted optional ones), its
 // attributes, the opset of its domain.
+using Env = std::unordered_map<std::string, Tensor>;  // the values visible to a node, by name
+
 struct Node {
   const pb::NodeProto& proto;
   std::vector<Tensor> in;
   std::int64_t opset;
   std::string model_dir;
+  const Env* env = nullptr;  // its scope: what a subgraph (If, Loop, Scan) may read from outside
+  int depth = 0;             // subgraphs it sits in
 
   std::string label() const {
     return "onnx::load: node '" + (proto.name().empty() ? (proto.output_size() ? proto.output(0) : std::string("?")) : proto.name()) +
@@ -128,6 +133,16 @@ Shape made_shape(const Node& n, const Ints& s) {
 }
 
 using Converter = std::function<std::vector<Tensor>(const Node&)>;
+
+void run_nodes(const pb::GraphProto& g, Env& env, std::int64_t opset, const std::string& model_dir, int depth);
+// A subgraph (If's branches, Loop's and Scan's bodies) on `inputs`, reading the node's scope:
+// its outputs.
+std::vector<Tensor> run_body(const Node& n, const pb::GraphProto& body, const std::vector<Tensor>& inputs);
+const pb::GraphProto& graph_attr(const Node& n, const char* name) {
+  const auto* a = n.attr(name);
+  if (!a || !a->has_g()) n.fail("attribute '" + std::string(name) + "' (a graph) is missing");
+  return a->g();
+}
 
 std::vector<Tensor> one(Tensor t) { return {std::move(t)}; }
 
@@ -1002,6 +1017,74 @@ std::unordered_map<std::string, Converter> converters() {
     }
     return one(resize(n, n.x(0), scales, {}, {}, n.s("mode", "nearest"), "asymmetric", "floor", -0.75, false, 0.0));
   };
+  // Control flow (API.md section 17): If is ifelse (only the branch taken runs, frozen), Scan
+  // and Loop are th::scan over the body converted once on the step's placeholders.
+  c["If"] = [](const Node& n) {
+    n.known({"then_branch", "else_branch"});
+    const std::vector<Tensor> t = run_body(n, graph_attr(n, "then_branch"), {}), e = run_body(n, graph_attr(n, "else_branch"), {});
+    if (t.size() != e.size()) n.fail("its branches have different numbers of outputs");
+    const Tensor cond = reshape(cast(n.x(0), DType::boolean), Shape{});
+    std::vector<Tensor> outs;
+    for (std::size_t k = 0; k < t.size(); ++k) outs.push_back(ifelse(cond, t[k], e[k]));
+    return outs;
+  };
+  c["Scan"] = [](const Node& n) {
+    n.known({"body", "num_scan_inputs", "scan_input_axes", "scan_input_directions", "scan_output_axes",
+             "scan_output_directions"});
+    if (n.opset < 9) n.fail("Scan of opset 8 (a batch axis and sequence_lens) is not supported");
+    for (const char* a : {"scan_input_axes", "scan_output_axes", "scan_output_directions"})
+      for (auto v : n.ints(a))
+        if (v != 0) n.fail(std::string("attribute '") + a + "' other than 0 is not supported");
+    const Ints dirs = n.ints("scan_input_directions");
+    const bool backwards = !dirs.empty() && dirs[0] == 1;
+    for (auto v : dirs)
+      if (v != dirs[0]) n.fail("scan inputs in different directions are not supported");
+    const pb::GraphProto& body = graph_attr(n, "body");
+    const std::int64_t M = n.i("num_scan_inputs", 0), N = std::int64_t(n.in.size()) - M;
+    if (M < 1 || N < 0) n.fail("num_scan_inputs must be between 1 and the number of inputs");
+    const std::int64_t K = body.output_size() - N;
+    if (K < 0) n.fail("its body has fewer outputs than states");
+    std::vector<Tensor> sequences, info;
+    for (std::int64_t k = 0; k < N; ++k) info.push_back(n.x(std::size_t(k)));
+    for (std::int64_t k = 0; k < M; ++k) sequences.push_back(n.x(std::size_t(N + k)));
+    info.resize(std::size_t(N + K));
+    const StepFn fn = [&](const std::vector<Tensor>& a) {  // slices (M), then states (N)
+      std::vector<Tensor> in(a.begin() + M, a.begin() + M + N);
+      in.insert(in.end(), a.begin(), a.begin() + M);  // the body reads states first
+      return run_body(n, body, in);
+    };
+    ScanOptions o;
+    o.go_backwards = backwards;
+    std::vector<Tensor> r = scan(fn, sequences, info, {}, o);
+    for (std::int64_t k = 0; k < N; ++k) r[std::size_t(k)] = view(r[std::size_t(k)], -1);  // final states
+    return r;
+  };
+  c["Loop"] = [](const Node& n) {
+    n.known({"body"});
+    if (!n.given(0)) n.fail("a loop without a trip count is not supported");
+    const Ints trip = n.values(0);
+    if (trip.size() != 1 || trip[0] < 1 || trip[0] > kMaxMadeElements) n.fail("the trip count must be between 1 and 2^27");
+    if (n.given(1) && (n.x(1).is_symbolic() || !n.x(1).to_vector<bool>().at(0)))
+      n.fail("an initial condition that is not known to be true when the model loads is not supported");
+    const pb::GraphProto& body = graph_attr(n, "body");
+    const std::size_t C = n.in.size() - 2;  // loop-carried values
+    if (body.output_size() < int(C) + 1) n.fail("its body has fewer outputs than loop-carried values");
+    const std::size_t K = std::size_t(body.output_size()) - 1 - C;
+    std::vector<Tensor> info;
+    for (std::size_t k = 0; k < C; ++k) info.push_back(n.x(2 + k));
+    info.resize(C + K);
+    const StepFn fn = [&](const std::vector<Tensor>& a) {  // the iteration number, then the carried values
+      std::vector<Tensor> in{a[0], tensor(1.0, DType::boolean)};
+      in.insert(in.end(), a.begin() + 1, a.end());
+      std::vector<Tensor> outs = run_body(n, body, in);
+      if (outs[0].is_symbolic() || !outs[0].to_vector<bool>().at(0))
+        n.fail("a body that computes its own condition (a loop that may stop early) is not supported");
+      return std::vector<Tensor>(outs.begin() + 1, outs.end());
+    };
+    std::vector<Tensor> r = scan(fn, {arange(double(trip[0]), DType::int64)}, info);
+    for (std::size_t k = 0; k < C; ++k) r[k] = view(r[k], -1);  // final values
+    return r;
+  };
   c["RNN"] = [](const Node& n) { return recurrent(n, 0); };
   c["GRU"] = [](const Node& n) { return recurrent(n, 1); };
   c["LSTM"] = [](const Node& n) { return recurrent(n, 2); };
@@ -1461,8 +1544,22 @@ Model import_graph(pb::GraphProto& g, const Opsets& opsets, const std::string& m
     m.inputs.push_back(p);
   }
   const std::int64_t opset = opsets.count("") ? opsets.at("") : 1;
+  run_nodes(g, env, opset, model_dir, 0);
+  for (const auto& out : g.output()) {
+    const auto it = env.find(out.name());
+    if (it == env.end()) throw Error("onnx::load: " + path + ": output '" + out.name() + "' is computed by no node");
+    m.outputs.push_back(it->second);
+    m.output_names.push_back(out.name());
+  }
+  return m;
+}
+
+namespace {
+
+// The graph's nodes in order, each through its converter, their outputs added to env.
+void run_nodes(const pb::GraphProto& g, Env& env, std::int64_t opset, const std::string& model_dir, int depth) {
   for (const auto& node : g.node()) {
-    Node n{node, {}, opset, model_dir};
+    Node n{node, {}, opset, model_dir, &env, depth};
     if (!node.domain().empty() && node.domain() != "ai.onnx")
       n.fail("operator domain '" + node.domain() + "' is not supported (only the default ai.onnx)");
     const auto conv = table().find(node.op_type());
@@ -1490,13 +1587,25 @@ Model import_graph(pb::GraphProto& g, const Opsets& opsets, const std::string& m
       env[name] = outs[std::size_t(k)];
     }
   }
-  for (const auto& out : g.output()) {
-    const auto it = env.find(out.name());
-    if (it == env.end()) throw Error("onnx::load: " + path + ": output '" + out.name() + "' is computed by no node");
-    m.outputs.push_back(it->second);
-    m.output_names.push_back(out.name());
-  }
-  return m;
 }
+
+std::vector<Tensor> run_body(const Node& n, const pb::GraphProto& body, const std::vector<Tensor>& inputs) {
+  if (n.depth >= 16) n.fail("subgraphs nested more than 16 deep");
+  if (body.input_size() != int(inputs.size()))
+    n.fail("its body has " + std::to_string(body.input_size()) + " inputs, expected " + std::to_string(inputs.size()));
+  Env env = *n.env;  // the outer scope, then the body's own names over it
+  for (const auto& init : body.initializer()) env[init.name()] = tensor_of(init, n.label() + ": body initializer", n.model_dir);
+  for (std::size_t k = 0; k < inputs.size(); ++k) env[body.input(int(k)).name()] = inputs[k];
+  run_nodes(body, env, n.opset, n.model_dir, n.depth + 1);
+  std::vector<Tensor> outs;
+  for (const auto& out : body.output()) {
+    const auto it = env.find(out.name());
+    if (it == env.end()) n.fail("its body's output '" + out.name() + "' is computed by no node");
+    outs.push_back(it->second);
+  }
+  return outs;
+}
+
+}  // namespace
 
 }  // namespace th::onnx::detail

@@ -491,3 +491,90 @@ BOOST_AUTO_TEST_CASE(recurrent_layers_run_both_ways_and_differentiate) {
     }
   }
 }
+
+// If is ifelse, frozen: the branch taken follows the condition given at each call, each
+// branch reading the outer graph's values; Scan is th::scan over its body (here a running
+// sum of the rows, and the states' final value).
+BOOST_AUTO_TEST_CASE(if_and_scan_become_ifelse_and_scan) {
+  TempDir tmp;
+  auto input = [](::onnx::GraphProto* g, const char* name, int type, std::vector<int> dims) {
+    auto* in = g->add_input();
+    in->set_name(name);
+    in->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+    auto* shape = in->mutable_type()->mutable_tensor_type()->mutable_shape();  // (rank 0 too)
+    for (int d : dims) shape->add_dim()->set_dim_value(d);
+  };
+  auto node = [](::onnx::GraphProto* g, const char* op, std::vector<const char*> in, std::vector<const char*> out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    for (auto* i : in) n->add_input(i);
+    for (auto* o : out) n->add_output(o);
+    return n;
+  };
+  {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("if");
+    input(g, "cond", ::onnx::TensorProto::BOOL, {});
+    input(g, "x", ::onnx::TensorProto::DOUBLE, {3});
+    auto* n = node(g, "If", {"cond"}, {"y"});
+    for (const auto& [branch, op] : {std::pair<const char*, const char*>{"then_branch", "Add"}, {"else_branch", "Mul"}}) {
+      auto* a = n->add_attribute();
+      a->set_name(branch);
+      a->set_type(::onnx::AttributeProto::GRAPH);
+      auto* b = a->mutable_g();
+      b->set_name(branch);
+      node(b, op, {"x", "x"}, {"out"});  // x + x, or x * x: x from the outer graph
+      b->add_output()->set_name("out");
+    }
+    g->add_output()->set_name("y");
+    const std::string path = (tmp.dir / "if.onnx").string();
+    std::ofstream(path, std::ios::binary) << m.SerializeAsString();
+    const th::Function f = th::onnx::load_function(path);
+    const Tensor x = th::tensor({1.0, 2.0, 3.0});
+    BOOST_TEST(check::vals(f(th::tensor(1.0, th::DType::boolean), x)[0]) == (std::vector<double>{2, 4, 6}),
+               boost::test_tools::per_element());
+    BOOST_TEST(check::vals(f(th::tensor(0.0, th::DType::boolean), x)[0]) == (std::vector<double>{1, 4, 9}),
+               boost::test_tools::per_element());
+  }
+  for (const int direction : {0, 1}) {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(11);
+    auto* g = m.mutable_graph();
+    g->set_name("scan");
+    input(g, "init", ::onnx::TensorProto::DOUBLE, {2});
+    input(g, "xs", ::onnx::TensorProto::DOUBLE, {3, 2});
+    auto* n = node(g, "Scan", {"init", "xs"}, {"final", "sums"});
+    auto* k = n->add_attribute();
+    k->set_name("num_scan_inputs");
+    k->set_type(::onnx::AttributeProto::INT);
+    k->set_i(1);
+    auto* d = n->add_attribute();
+    d->set_name("scan_input_directions");
+    d->set_type(::onnx::AttributeProto::INTS);
+    d->add_ints(direction);
+    auto* b = n->add_attribute();
+    b->set_name("body");
+    b->set_type(::onnx::AttributeProto::GRAPH);
+    auto* body = b->mutable_g();
+    body->set_name("body");
+    input(body, "s", ::onnx::TensorProto::DOUBLE, {2});
+    input(body, "row", ::onnx::TensorProto::DOUBLE, {2});
+    node(body, "Add", {"s", "row"}, {"s2"});
+    node(body, "Identity", {"s2"}, {"out"});
+    body->add_output()->set_name("s2");
+    body->add_output()->set_name("out");
+    g->add_output()->set_name("final");
+    g->add_output()->set_name("sums");
+    const std::string path = (tmp.dir / "scan.onnx").string();
+    std::ofstream(path, std::ios::binary) << m.SerializeAsString();
+    const th::Result r = th::onnx::load_function(path)(th::tensor({10.0, 20.0}), th::tensor({{1.0, 2.0}, {3.0, 4.0}, {5.0, 6.0}}));
+    BOOST_TEST(check::vals(r[0]) == (std::vector<double>{19, 32}), boost::test_tools::per_element());
+    const std::vector<double> want = direction == 0 ? std::vector<double>{11, 22, 14, 26, 19, 32}
+                                                    : std::vector<double>{15, 26, 18, 30, 19, 32};
+    BOOST_TEST(check::vals(r[1]) == want, boost::test_tools::per_element());
+  }
+}
