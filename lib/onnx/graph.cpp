@@ -504,8 +504,12 @@ Tensor resize(const Node& n, const Tensor& x, const std::vector<double>& scales_
       sizes[a] = std::int64_t(scales[a] * double(xs[a]));
     }
   }
-  for (auto v : sizes)
+  double total = 1;
+  for (auto v : sizes) {
     if (v < 0 || v > kMaxMadeElements) n.fail("an output size of " + std::to_string(v) + " is out of range");
+    total *= double(v);
+  }
+  if (total > double(kMaxMadeElements)) n.fail("the output would have more than 2^27 elements");
   if (ctm == "tf_crop_and_resize" && roi.size() != 2 * r) n.fail("tf_crop_and_resize needs roi with 2 values per axis");
   Tensor y = x;
   Tensor outside;  // tf_crop_and_resize: positions to extrapolate
@@ -592,6 +596,7 @@ std::vector<Tensor> recurrent(const Node& n, int kind) {  // 0 RNN, 1 GRU, 2 LST
   const Shape xs = n.shape(0, "the recurrence is unrolled over the sequence");
   if (xs.size() != 3) n.fail("X must have rank 3");
   const std::int64_t T = batch_first ? xs[1] : xs[0], B = batch_first ? xs[0] : xs[1];
+  if (T > 4096) n.fail("sequences longer than 4096 steps are not unrolled (got " + std::to_string(T) + ")");
   const Tensor X = batch_first ? transpose(n.x(0), {1, 0, 2}) : n.x(0);  // (T, B, I)
   if (n.given(4))  // sequence_lens: only every sequence's full length
     for (auto len : n.values(4))
@@ -1063,7 +1068,7 @@ std::unordered_map<std::string, Converter> converters() {
     n.known({"body"});
     if (!n.given(0)) n.fail("a loop without a trip count is not supported");
     const Ints trip = n.values(0);
-    if (trip.size() != 1 || trip[0] < 1 || trip[0] > kMaxMadeElements) n.fail("the trip count must be between 1 and 2^27");
+    if (trip.size() != 1 || trip[0] < 1 || trip[0] > (1 << 20)) n.fail("the trip count must be between 1 and 2^20");
     if (n.given(1) && (n.x(1).is_symbolic() || !n.x(1).to_vector<bool>().at(0)))
       n.fail("an initial condition that is not known to be true when the model loads is not supported");
     const pb::GraphProto& body = graph_attr(n, "body");
