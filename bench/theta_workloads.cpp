@@ -479,7 +479,9 @@ void o1() {
     for (const auto& e : fs::directory_iterator(suite))
       if (fs::exists(e.path() / "model.onnx")) models.push_back({fs::file_size(e.path() / "model.onnx"), e.path() / "model.onnx"});
   std::sort(models.rbegin(), models.rend());
-  for (const auto& [size, path] : models) {
+  for (const auto& model : models) {
+    const std::uintmax_t size = model.first;
+    const fs::path path = model.second;
     try {
       th::onnx::load_function(path.string());
     } catch (const th::Error&) {

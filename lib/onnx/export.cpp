@@ -611,8 +611,10 @@ void save(const std::string& path, const Function& f, int opset) {
     }
     fill_tensor(*g.add_initializer(), w.slot_name[slot], v);
   }
-  for (const auto& [slot, value] : p.constants)
-    w.slot_name[slot] = w.constant("const", [&](pb::TensorProto& t) { fill_tensor(t, "", value); });
+  for (const auto& c : p.constants) {
+    const th::detail::Storage& value = c.second;  // (lambdas capture no structured bindings before C++20)
+    w.slot_name[c.first] = w.constant("const", [&](pb::TensorProto& t) { fill_tensor(t, "", value); });
+  }
   for (const Step& s : p.steps) w.step(s);
   for (std::size_t k = 0; k < p.outputs.size(); ++k) {
     const std::size_t slot = p.outputs[k];

@@ -458,7 +458,9 @@ std::string recurrent_model(const TempDir& tmp, const std::string& op, const std
 // to the input matches central differences (float64).
 BOOST_AUTO_TEST_CASE(recurrent_layers_run_both_ways_and_differentiate) {
   TempDir tmp;
-  for (const auto& [op, gates] : std::vector<std::pair<std::string, std::int64_t>>{{"RNN", 1}, {"GRU", 3}, {"LSTM", 4}}) {
+  for (const auto& cell : std::vector<std::pair<std::string, std::int64_t>>{{"RNN", 1}, {"GRU", 3}, {"LSTM", 4}}) {
+    const std::string op = cell.first;
+    const std::int64_t gates = cell.second;
     BOOST_TEST_CONTEXT(op) {
       auto w = [&](std::int64_t dirs, std::uint64_t seed) {
         return std::vector<Tensor>{check::input({dirs, gates * 5, 3}, seed, -0.5, 0.5),
