@@ -63,7 +63,7 @@ void CpuBackend::copy(const Storage& src, const Storage& dst) {
 
 void CpuBackend::fill(const Storage& dst, double value) {
   THETA_DISPATCH_ALL(dst.dtype, T, {
-    const T v = static_cast<T>(value);
+    const T v = convert<T>(value);  // (an integer filled with -inf or NaN saturates, as a copy does)
     for_each_strided<1>(dst.shape, {&dst}, [v](char** p, const std::int64_t* s, std::int64_t n) {
       for (std::int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;
     }, 1);

@@ -108,8 +108,10 @@ Compiler compiler() {
   Compiler r;
   const char* env = std::getenv("THETA_CXX");
   r.argv = split_words(env && *env ? env : THETA_BUILD_CXX);
-  static const std::string arch = march();
-  r.flags = "-O3 -std=c++17 -fPIC -shared -fvisibility=hidden -w" + arch + " " THETA_BUILD_FP_FLAGS;
+  // Leaked, like the queue: the detached compiling thread may read it after static
+  // destructors ran (ASan saw this string freed under it at exit, on a loaded machine).
+  static const std::string* const arch = new std::string(march());
+  r.flags = "-O3 -std=c++17 -fPIC -shared -fvisibility=hidden -w" + *arch + " " THETA_BUILD_FP_FLAGS;
   if (r.argv.empty()) return r;
   fs::path exe = r.argv[0];
   if (r.argv[0].find('/') == std::string::npos) {  // looked up in PATH, as posix_spawnp will

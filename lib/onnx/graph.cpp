@@ -266,6 +266,7 @@ void check_auto_pad(const Node& n) {
 
 // x padded along `axis` with `before` and `after` copies of `value` (x's sizes known at load).
 Tensor pad_axis(const Tensor& x, std::int64_t axis, std::int64_t before, std::int64_t after, double value) {
+  if (axis < 0 || axis >= x.ndim()) throw ShapeError("pad: axis " + std::to_string(axis) + " of a " + std::to_string(x.ndim()) + "-d input");
   if (before == 0 && after == 0) return x;
   std::vector<Tensor> parts;
   auto block = [&](std::int64_t k) {
@@ -285,7 +286,7 @@ Tensor pad_axis(const Tensor& x, std::int64_t axis, std::int64_t before, std::in
 Tensor conv3d(const Node& n, const Tensor& x, const Tensor& w, const Ints& pads, const Ints& strides, const Ints& dil,
               std::int64_t groups) {
   const Shape xs = n.shape(0, "a 3-d convolution"), ws = n.shape(1, "a 3-d convolution");
-  if (ws.size() != 5) n.fail("the filters of a 3-d convolution must have rank 5");
+  if (ws.size() != 5 || xs.size() != 5) n.fail("a 3-d convolution needs input and filters of rank 5");
   const Ints p = pads.empty() ? Ints(6, 0) : pads;
   for (std::size_t a = 0; a < 3; ++a)
     if (strides[a] <= 0 || dil[a] <= 0) n.fail("strides and dilations must be positive");
@@ -1475,6 +1476,7 @@ std::unordered_map<std::string, Converter> converters() {
     const std::int64_t size = n.i("size", 0);
     if (size <= 0 || size > 1024) n.fail("size must be in 1..1024");
     const Shape xs = n.shape(0, "LRN's channel window");
+    if (xs.size() < 2) n.fail("needs an input of rank 2 or more (N, C, ...)");
     const Tensor sq = pad_axis(x * x, 1, (size - 1) / 2, size / 2, 0.0);
     Tensor acc;
     for (std::int64_t k = 0; k < size; ++k) {
