@@ -3,6 +3,7 @@
 #pragma once
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -46,6 +47,18 @@ inline bool load_fashion(const std::string& program, const std::string& dir, std
                  "or point --data at a folder with the four idx.gz files.\n";
     return false;
   }
+}
+
+/// The fraction of the images x whose class `predict` (images in, classes out) gets right,
+/// 1000 images per call.
+inline double accuracy(const th::Function& predict, const th::Tensor& x, const th::Tensor& y) {
+  const std::int64_t n = x.shape()[0];
+  std::int64_t right = 0;
+  for (std::int64_t i = 0; i < n; i += 1000) {
+    const std::int64_t e = std::min(n, i + 1000);
+    right += th::sum(predict(th::view(x, th::range(i, e)))[0] == th::view(y, th::range(i, e))).item<std::int64_t>();
+  }
+  return double(right) / double(n);
 }
 
 /// Seconds as "1m05s" or "2h03m".

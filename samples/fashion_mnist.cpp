@@ -222,15 +222,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  auto accuracy = [&] {
-    std::int64_t right = 0;
-    for (std::int64_t i = 0; i < nt; i += 1000) {
-      const std::int64_t e = std::min(nt, i + 1000);
-      const th::Tensor p = predict(th::view(xte, th::range(i, e)));
-      right += th::sum(p == th::view(yte, th::range(i, e))).item<std::int64_t>();
-    }
-    return double(right) / double(nt);
-  };
+  auto accuracy = [&] { return sample::accuracy(predict, xte, yte); };
+
 
   std::mt19937_64 shuffle(a.seed);
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));

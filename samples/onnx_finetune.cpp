@@ -96,14 +96,8 @@ int main(int argc, char** argv) {
   const th::Function predict = th::function({x}, th::argmax(m.outputs[0], 1));
 
   const std::int64_t n = xtr.shape()[0], nt = xte.shape()[0];
-  auto accuracy = [&] {
-    std::int64_t right = 0;
-    for (std::int64_t i = 0; i < nt; i += 1000) {
-      const std::int64_t e = std::min(nt, i + 1000);
-      right += th::sum(predict(th::view(xte, th::range(i, e))) == th::view(yte, th::range(i, e))).item<std::int64_t>();
-    }
-    return double(right) / double(nt);
-  };
+  auto accuracy = [&] { return sample::accuracy(predict, xte, yte); };
+
   const double before = accuracy();
   std::printf("test accuracy as loaded: %.4f (%lld test images)\n", before, static_cast<long long>(nt));
 
