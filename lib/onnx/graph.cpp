@@ -264,19 +264,30 @@ void check_auto_pad(const Node& n) {
   if (ap != "NOTSET" && ap != "VALID") n.fail("auto_pad '" + ap + "' is not supported (give explicit pads)");
 }
 
-// x padded along `axis` with `before` and `after` copies of `value` (x's sizes known at load).
-Tensor pad_axis(const Tensor& x, std::int64_t axis, std::int64_t before, std::int64_t after, double value) {
+// x padded along `axis` by `before` and `after` cells, each side one gather (differentiable,
+// for symbolic x too): copies of `value` ("constant"), of the edge cells ("edge") or the
+// cells mirrored about the edge ("reflect"). Pad's modes, and the zeros or -inf that
+// composed convolutions and pooling pad with.
+Tensor pad_axis(const Tensor& x, std::int64_t axis, std::int64_t before, std::int64_t after, double value,
+                const std::string& mode = "constant") {
   if (axis < 0 || axis >= x.ndim()) throw ShapeError("pad: axis " + std::to_string(axis) + " of a " + std::to_string(x.ndim()) + "-d input");
   if (before == 0 && after == 0) return x;
-  std::vector<Tensor> parts;
-  auto block = [&](std::int64_t k) {
-    Shape s = th::detail::meta_of(x).shape;
-    s[std::size_t(axis)] = k;
-    return full(s, value, x.dtype());
+  Tensor fill;  // constant: one cell's slice of `value` (x's dtype; -inf saturates for integers)
+  if (mode == "constant") {
+    std::vector<Index> first(std::size_t(axis + 1), all());
+    first[std::size_t(axis)] = range(0, 1);
+    fill = cast(zeros(shape_of(view(x, first)), DType::float64) + value, x.dtype());
+  }
+  auto side = [&](std::int64_t k, bool end) {  // the k cells before x (end: after it)
+    Ints idx(static_cast<std::size_t>(k));
+    for (std::int64_t i = 0; i < k; ++i)
+      idx[std::size_t(i)] = mode == "constant" ? 0 : mode == "edge" ? (end ? -1 : 0) : (end ? -2 - i : k - i);
+    return take(fill ? fill : x, tensor(idx, Shape{k}), axis);
   };
-  if (before > 0) parts.push_back(block(before));
+  std::vector<Tensor> parts;
+  if (before > 0) parts.push_back(side(before, false));
   parts.push_back(x);
-  if (after > 0) parts.push_back(block(after));
+  if (after > 0) parts.push_back(side(after, true));
   return concatenate(parts, axis);
 }
 
@@ -1362,19 +1373,7 @@ std::unordered_map<std::string, Converter> converters() {
       const std::int64_t before = pads[std::size_t(d)], after = pads[std::size_t(d + r)];
       if (before < 0 || after < 0) n.fail("negative pads are not supported");
       if (before > 65536 || after > 65536) n.fail("pads above 65536 are not supported");
-      if (before == 0 && after == 0) continue;
-      auto at = [&](std::int64_t i) {  // y's slice i..i+1 along d (negative: from the end)
-        std::vector<Index> idx(std::size_t(d + 1), all());
-        idx[std::size_t(d)] = range(i, i == -1 ? std::nullopt : std::optional<std::int64_t>(i + 1));
-        return view(y, idx);
-      };
-      std::vector<Tensor> parts;
-      for (std::int64_t k = before; k > 0; --k)
-        parts.push_back(mode == "edge" ? at(0) : mode == "reflect" ? at(k) : cast(at(0) * 0.0 + value, y.dtype()));
-      parts.push_back(y);
-      for (std::int64_t k = 1; k <= after; ++k)
-        parts.push_back(mode == "edge" ? at(-1) : mode == "reflect" ? at(-1 - k) : cast(at(0) * 0.0 + value, y.dtype()));
-      y = concatenate(parts, d);
+      y = pad_axis(y, d, before, after, value, mode);
     }
     return one(y);
   };

@@ -46,6 +46,15 @@ struct TempDir {
   }
 };
 
+// Declares graph input `name` of ONNX element type `type` and sizes `dims` (rank 0 too).
+void declare_input(::onnx::GraphProto* g, const std::string& name, int type, const std::vector<std::int64_t>& dims) {
+  auto* in = g->add_input();
+  in->set_name(name);
+  in->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  auto* shape = in->mutable_type()->mutable_tensor_type()->mutable_shape();
+  for (auto d : dims) shape->add_dim()->set_dim_value(d);
+}
+
 // A model of one node, op_type(x) -> y, with an initializer w of `dims` holding `values`.
 ::onnx::ModelProto tiny(const std::string& op_type, std::vector<std::int64_t> dims = {3}, std::vector<float> values = {1, 2, 3}) {
   ::onnx::ModelProto m;
@@ -53,10 +62,7 @@ struct TempDir {
   m.add_opset_import()->set_version(13);
   auto* g = m.mutable_graph();
   g->set_name("tiny");
-  auto* in = g->add_input();
-  in->set_name("x");
-  in->mutable_type()->mutable_tensor_type()->set_elem_type(::onnx::TensorProto::FLOAT);
-  in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(3);
+  declare_input(g, "x", ::onnx::TensorProto::FLOAT, {3});
   auto* w = g->add_initializer();
   w->set_name("w");
   w->set_data_type(::onnx::TensorProto::FLOAT);
@@ -377,10 +383,7 @@ BOOST_AUTO_TEST_CASE(resize_differentiates) {
     m.add_opset_import()->set_version(13);
     auto* g = m.mutable_graph();
     g->set_name("resize");
-    auto* in = g->add_input();
-    in->set_name("x");
-    in->mutable_type()->mutable_tensor_type()->set_elem_type(::onnx::TensorProto::DOUBLE);
-    for (int d : {1, 1, 3, 4}) in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
+    declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {1, 1, 3, 4});
     auto* sc = g->add_initializer();
     sc->set_name("scales");
     sc->set_data_type(::onnx::TensorProto::FLOAT);
@@ -418,10 +421,7 @@ std::string recurrent_model(const TempDir& tmp, const std::string& op, const std
   m.add_opset_import()->set_version(14);
   auto* g = m.mutable_graph();
   g->set_name("rnn");
-  auto* in = g->add_input();
-  in->set_name("X");
-  in->mutable_type()->mutable_tensor_type()->set_elem_type(::onnx::TensorProto::DOUBLE);
-  for (int d : {4, 2, 3}) in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
+  declare_input(g, "X", ::onnx::TensorProto::DOUBLE, {4, 2, 3});
   const char* names[] = {"W", "R", "B"};
   for (std::size_t k = 0; k < weights.size(); ++k) {
     auto* t = g->add_initializer();
@@ -499,13 +499,6 @@ BOOST_AUTO_TEST_CASE(recurrent_layers_run_both_ways_and_differentiate) {
 // sum of the rows, and the states' final value).
 BOOST_AUTO_TEST_CASE(if_and_scan_become_ifelse_and_scan) {
   TempDir tmp;
-  auto input = [](::onnx::GraphProto* g, const char* name, int type, std::vector<int> dims) {
-    auto* in = g->add_input();
-    in->set_name(name);
-    in->mutable_type()->mutable_tensor_type()->set_elem_type(type);
-    auto* shape = in->mutable_type()->mutable_tensor_type()->mutable_shape();  // (rank 0 too)
-    for (int d : dims) shape->add_dim()->set_dim_value(d);
-  };
   auto node = [](::onnx::GraphProto* g, const char* op, std::vector<const char*> in, std::vector<const char*> out) {
     auto* n = g->add_node();
     n->set_op_type(op);
@@ -519,8 +512,8 @@ BOOST_AUTO_TEST_CASE(if_and_scan_become_ifelse_and_scan) {
     m.add_opset_import()->set_version(13);
     auto* g = m.mutable_graph();
     g->set_name("if");
-    input(g, "cond", ::onnx::TensorProto::BOOL, {});
-    input(g, "x", ::onnx::TensorProto::DOUBLE, {3});
+    declare_input(g, "cond", ::onnx::TensorProto::BOOL, {});
+    declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {3});
     auto* n = node(g, "If", {"cond"}, {"y"});
     for (const auto& [branch, op] : {std::pair<const char*, const char*>{"then_branch", "Add"}, {"else_branch", "Mul"}}) {
       auto* a = n->add_attribute();
@@ -547,8 +540,8 @@ BOOST_AUTO_TEST_CASE(if_and_scan_become_ifelse_and_scan) {
     m.add_opset_import()->set_version(11);
     auto* g = m.mutable_graph();
     g->set_name("scan");
-    input(g, "init", ::onnx::TensorProto::DOUBLE, {2});
-    input(g, "xs", ::onnx::TensorProto::DOUBLE, {3, 2});
+    declare_input(g, "init", ::onnx::TensorProto::DOUBLE, {2});
+    declare_input(g, "xs", ::onnx::TensorProto::DOUBLE, {3, 2});
     auto* n = node(g, "Scan", {"init", "xs"}, {"final", "sums"});
     auto* k = n->add_attribute();
     k->set_name("num_scan_inputs");
@@ -563,8 +556,8 @@ BOOST_AUTO_TEST_CASE(if_and_scan_become_ifelse_and_scan) {
     b->set_type(::onnx::AttributeProto::GRAPH);
     auto* body = b->mutable_g();
     body->set_name("body");
-    input(body, "s", ::onnx::TensorProto::DOUBLE, {2});
-    input(body, "row", ::onnx::TensorProto::DOUBLE, {2});
+    declare_input(body, "s", ::onnx::TensorProto::DOUBLE, {2});
+    declare_input(body, "row", ::onnx::TensorProto::DOUBLE, {2});
     node(body, "Add", {"s", "row"}, {"s2"});
     node(body, "Identity", {"s2"}, {"out"});
     body->add_output()->set_name("s2");
@@ -578,5 +571,52 @@ BOOST_AUTO_TEST_CASE(if_and_scan_become_ifelse_and_scan) {
     const std::vector<double> want = direction == 0 ? std::vector<double>{11, 22, 14, 26, 19, 32}
                                                     : std::vector<double>{15, 26, 18, 30, 19, 32};
     BOOST_TEST(check::vals(r[1]) == want, boost::test_tools::per_element());
+  }
+}
+
+// Pad's three modes are one gather per side (pad_axis): a constant pad next to an infinite
+// edge stays the constant (a pad made as edge * 0 + value was NaN there), edge and reflect
+// copy and mirror the border, frozen on a placeholder.
+BOOST_AUTO_TEST_CASE(pad_modes_match_numpy) {
+  TempDir tmp;
+  const double inf = std::numeric_limits<double>::infinity();
+  const Tensor x = th::tensor({{inf, 1.0, 2.0}, {3.0, 4.0, -inf}});
+  const std::vector<std::pair<std::string, std::vector<double>>> cases = {
+      // pads: rows (0 before, 1 after), columns (2 before, 1 after); value 7
+      {"constant", {7, 7, inf, 1, 2, 7, 7, 7, 3, 4, -inf, 7, 7, 7, 7, 7, 7, 7}},
+      {"edge", {inf, inf, inf, 1, 2, 2, 3, 3, 3, 4, -inf, -inf, 3, 3, 3, 4, -inf, -inf}},
+      {"reflect", {2, 1, inf, 1, 2, 1, -inf, 4, 3, 4, -inf, 4, 2, 1, inf, 1, 2, 1}}};
+  for (const auto& c : cases) {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("pad");
+    declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {2, 3});
+    auto* pads = g->add_initializer();
+    pads->set_name("pads");
+    pads->set_data_type(::onnx::TensorProto::INT64);
+    pads->add_dims(4);
+    for (std::int64_t v : {0, 2, 1, 1}) pads->add_int64_data(v);
+    auto* value = g->add_initializer();
+    value->set_name("value");
+    value->set_data_type(::onnx::TensorProto::DOUBLE);
+    value->add_double_data(7);
+    auto* n = g->add_node();
+    n->set_op_type("Pad");
+    for (const char* i : {"x", "pads", "value"}) n->add_input(i);
+    n->add_output("y");
+    auto* a = n->add_attribute();
+    a->set_name("mode");
+    a->set_type(::onnx::AttributeProto::STRING);
+    a->set_s(c.first);
+    g->add_output()->set_name("y");
+    const std::string path = (tmp.dir / (c.first + ".onnx")).string();
+    std::ofstream(path, std::ios::binary) << m.SerializeAsString();
+    const Tensor y = th::onnx::load_function(path)(x)[0];
+    BOOST_TEST_CONTEXT(c.first) {
+      BOOST_TEST(th::shape_str(y.shape()) == "(3, 6)");
+      BOOST_TEST(check::vals(y) == c.second, boost::test_tools::per_element());
+    }
   }
 }
