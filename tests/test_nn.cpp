@@ -12,6 +12,7 @@
 #include "core/node.hpp"
 #include "ops/conv.hpp"
 #include "cpu/dnnl.hpp"
+#include "cpu/parallel.hpp"
 
 using th::Tensor;
 using X = check::Inputs;
@@ -214,6 +215,62 @@ BOOST_AUTO_TEST_CASE(conv2d_float32_engines_over_every_option) {
         }
       }
   }
+}
+
+// Winograd's algorithm (THETA_FLAGS winograd=on, the default): oneDNN picks it for 3x3
+// stride-1 layers from 16 images a chunk (its rule), forward and input gradient; off gives
+// the direct algorithm. Its results stay within float32 tolerance of the float64 ones, the
+// same bits eager and frozen, and differ from the direct algorithm's (it did run).
+BOOST_AUTO_TEST_CASE(conv2d_winograd_3x3) {
+  if (!th::detail::cpu::dnnl_built()) {
+    BOOST_TEST_MESSAGE("built without oneDNN: nothing to check");
+    return;
+  }
+  const th::DType f32 = th::DType::float32;
+  const Engine engine(th::ConvEngine::dnnl);
+  struct Winograd {
+    bool saved = th::config().winograd;
+    explicit Winograd(bool on) { th::config().winograd = on; }
+    ~Winograd() { th::config().winograd = saved; }
+  };
+  th::detail::ConvGeom geom;
+  geom.N = 32, geom.C = 32, geom.H = geom.W = 14, geom.O = 32, geom.KH = geom.KW = 3, geom.OH = geom.OW = 14;
+  geom.ph = geom.pw = 1, geom.flip = false;
+  th::ConvOptions o;
+  o.border_mode = th::Padding::half();
+  o.filter_flip = false;
+  const Tensor x = check::input({32, 32, 14, 14}, 81, -1, 1), w = check::input({32, 32, 3, 3}, 82, -0.3, 0.3);
+  const Tensor r = check::input({32, 32, 14, 14}, 83, -1, 1);
+  const Tensor xv = th::variable(x), wv = th::variable(w);
+  const auto g64 = th::grad(th::sum(th::conv2d(xv, wv, o) * r), {xv, wv});
+  const Tensor y64 = th::conv2d(x, w, o);
+  std::vector<th::Result> runs;
+  for (bool on : {true, false}) {
+    BOOST_TEST_CONTEXT("winograd " << on) {
+      const Winograd wino(on);
+      for (int mode : {0, 1}) {
+        const std::string impl = th::detail::cpu::dnnl_conv_impl(mode, geom, 16);
+        BOOST_TEST((impl.find("wino") != std::string::npos) == on, "mode " << mode << ": " << impl);
+      }
+      BOOST_TEST(th::detail::cpu::dnnl_conv_impl(2, geom, 16).find("wino") == std::string::npos);
+      const Tensor x32 = th::variable(x.astype(f32)), w32 = th::variable(w.astype(f32)), r32 = r.astype(f32);
+      const Tensor y32 = th::conv2d(x32, w32, o);
+      const auto g32 = th::grad(th::sum(y32 * r32), {x32, w32});
+      expect_values("value", y32, y64, 2e-5);
+      expect_values("input gradient", g32[0], g64[0], 2e-5);
+      expect_values("filter gradient", g32[1], g64[1], 5e-4);  // (sums of 6272 products)
+      const Tensor px = th::ftensor4("x"), pw = th::ftensor4("w"), pr = th::ftensor4("r");
+      const Tensor py = th::conv2d(px, pw, o);
+      const auto pg = th::grad(th::sum(py * pr), {px, pw});
+      const th::Function f = th::function({px, pw, pr}, {py, pg[0], pg[1]});
+      const th::Result got = f(x32, w32, r32);
+      BOOST_TEST((check::bits(got) == check::bits(th::Result({y32, g32[0], g32[1]}, false))));
+      runs.push_back(got);
+    }
+  }
+  // chunks of 16 or more images (one or two kernel threads) ran Winograd's forward
+  if (th::detail::cpu::num_threads() <= 2)
+    BOOST_TEST(!(check::bits(th::Result({runs[0][0]}, false)) == check::bits(th::Result({runs[1][0]}, false))));
 }
 
 // One thread budget: a oneDNN convolution runs on theta's kernel threads (THETA_NUM_THREADS)

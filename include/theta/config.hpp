@@ -35,6 +35,11 @@ struct Config {
   NativeMode native = NativeMode::async;  ///< the native tier (THETA_FLAGS native=off|async|sync)
   ConvEngine conv = ConvEngine::automatic;  ///< float32 convolutions (THETA_FLAGS conv=auto|dnnl|theta)
   GemmEngine gemm = GemmEngine::automatic;  ///< float32 matrix products (THETA_FLAGS gemm=auto|dnnl|blas)
+  /// oneDNN may run a float32 3x3 stride-1 convolution by Winograd's algorithm where its
+  /// rule finds that faster (docs/design.md, "Convolutions"): fewer multiplications, a few
+  /// times the rounding error of the direct algorithm (relative ~1e-6). false: the direct
+  /// algorithm always, as libtorch (THETA_FLAGS winograd=on|off).
+  bool winograd = true;
 };
 
 /// The settings, initialised from THETA_FLAGS on first use (th::ValueError on a bad flag).

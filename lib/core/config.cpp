@@ -35,10 +35,12 @@ Config from_flags(const char* flags) {
       c.conv = value == "auto" ? ConvEngine::automatic : value == "dnnl" ? ConvEngine::dnnl : ConvEngine::theta;
     } else if (key == "gemm" && (value == "auto" || value == "dnnl" || value == "blas")) {
       c.gemm = value == "auto" ? GemmEngine::automatic : value == "dnnl" ? GemmEngine::dnnl : GemmEngine::blas;
+    } else if (key == "winograd" && (value == "on" || value == "off")) {
+      c.winograd = value == "on";
     } else {
       throw ValueError("THETA_FLAGS: unknown flag or value '" + item +
                        "' (known: floatX=float32|float64, device=cpu|cuda[:N], mode=fast|nan_guard|debug, "
-                       "native=off|async|sync, conv=auto|dnnl|theta, gemm=auto|dnnl|blas)");
+                       "native=off|async|sync, conv=auto|dnnl|theta, gemm=auto|dnnl|blas, winograd=on|off)");
     }
   }
   return c;

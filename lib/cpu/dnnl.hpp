@@ -8,6 +8,8 @@
 // threads and OpenBLAS's, and the chunks (hence the bits) are the same on every call,
 // eager or frozen, whether the pool was free or not.
 #pragma once
+#include <string>
+
 #include "core/backend.hpp"
 
 namespace th::detail::cpu {
@@ -41,5 +43,10 @@ bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, floa
 /// float32, theta's layouts, bias one value per output channel. False (nothing written) where
 /// oneDNN does not take the convolution.
 bool dnnl_conv_epilogue(const ConvGeom& g, const float* x, const float* w, const float* bias, bool relu, float* y);
+
+/// oneDNN's name of the implementation that runs mode `mode` (0-4, as above) of geometry `g`
+/// on chunks of `n` images ("jit:avx512_core", "jit_wino_4x3:avx512_core", ...); empty where
+/// oneDNN does not take it. For tests and benchmarks.
+std::string dnnl_conv_impl(int mode, const ConvGeom& g, std::int64_t n);
 
 }  // namespace th::detail::cpu
