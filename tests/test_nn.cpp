@@ -404,16 +404,35 @@ BOOST_AUTO_TEST_CASE(conv_epilogues_fold_into_the_convolution) {
       }
     }
   }
-  // a training function still differentiates through the convolution (its output is read by
-  // the backward pass, so it is not folded) and trains as the unfused graph
-  const Tensor x = th::ftensor4("x");
-  const th::Shared w = th::shared(check::input({4, 3, 3, 3}, 78, -1, 1).astype(f32), "w");
-  const th::Shared b = th::shared(th::zeros({4, 1, 1}, f32), "b");
-  const Tensor cost = th::sum(th::sqr(th::relu(th::conv2d(x, w) + b)));
-  const th::Function train = th::function({x}, cost, th::optim::sgd(cost, {w, b}, 0.01));
-  const Tensor X = check::input({2, 3, 6, 6}, 79, -1, 1).astype(f32);
-  const double c0 = train(X)[0].item<double>(), c1 = train(X)[0].item<double>();
-  BOOST_TEST(c1 < c0);
+  // In a training function the backward pass reads the convolution's output for its shape
+  // only (a shape twin reads it now), so bias and relu fold into the convolution there too:
+  // three SGD steps equal the graph as recorded (debug mode: no rewrites) within float32
+  // tolerance, costs and both parameters, for per-channel biases (oneDNN's post-ops) and a
+  // bias of another shape (the replaced ops' kernels).
+  for (const th::Shape& bias_shape : {th::Shape{4, 1, 1}, th::Shape{1, 1, 6}}) {
+    BOOST_TEST_CONTEXT("training, bias " << th::shape_str(bias_shape)) {
+      const Tensor x = th::ftensor4("x");
+      const Tensor W0 = check::input({4, 3, 3, 3}, 78, -1, 1).astype(f32), B0 = check::input(bias_shape, 80, -1, 1).astype(f32);
+      const Tensor X = check::input({2, 3, 8, 8}, 79, -1, 1).astype(f32);
+      std::vector<std::vector<double>> seen;
+      for (th::Mode mode : {th::Mode::fast, th::Mode::debug}) {
+        const th::Shared w = th::shared(W0, "w"), b = th::shared(B0, "b");
+        const Tensor cost = th::sum(th::sqr(th::pool_2d(th::relu(th::conv2d(x, w) + b), {2, 2})));
+        th::Options o;
+        o.mode = mode;
+        const th::Function train = th::function({x}, cost, th::optim::sgd(cost, {w, b}, 0.01), o);
+        BOOST_TEST(check::has(th::debugprint(train), "conv2d_fused") == (mode == th::Mode::fast), th::debugprint(train));
+        std::vector<double> got;
+        for (int step = 0; step < 3; ++step) got.push_back(train(X)[0].item<double>());
+        for (const th::Shared& v : {w, b})
+          for (double e : v.get_value().to_vector<double>()) got.push_back(e);
+        seen.push_back(got);
+      }
+      BOOST_TEST(seen[0][2] < seen[0][0]);
+      for (std::size_t i = 0; i < seen[0].size(); ++i)
+        BOOST_TEST(std::fabs(seen[0][i] - seen[1][i]) <= 2e-5 * std::max(1.0, std::fabs(seen[1][i])), i << ": " << seen[0][i] << " vs " << seen[1][i]);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(conv2d_gradients_are_convolutions) {
@@ -568,6 +587,32 @@ BOOST_AUTO_TEST_CASE(max_pool_2x2_tiling_kernels) {
       BOOST_TEST((got_y[i] == want_y[i] || (std::isnan(got_y[i]) && std::isnan(want_y[i]))), th::dtype_name(dt) << " y[" << i << "]");
     BOOST_TEST(got_dx == want_dx, th::dtype_name(dt) << boost::test_tools::per_element());
   }
+}
+
+// A gradient reads the pooling's or the convolution's output for its shape only: the frozen
+// function runs their shape twins (no pooling, no convolution), gives eager's bits, and saves
+// and loads (the twins are ops of the format).
+BOOST_AUTO_TEST_CASE(shape_only_reads_run_no_pooling_or_convolution) {
+  const th::DType f32 = th::DType::float32;
+  const Tensor A = check::input({3, 2, 6, 8}, 91, -1, 1).astype(f32), G = check::input({3, 2, 3, 4}, 92, -1, 1).astype(f32);
+  const Tensor W = check::input({4, 2, 3, 3}, 93, -1, 1).astype(f32), R = check::input({3, 4, 4, 6}, 94, -1, 1).astype(f32);
+  const Tensor a = th::ftensor4("a"), g = th::ftensor4("g"), w = th::ftensor4("w"), r = th::ftensor4("r");
+  const th::Function f = th::function({a, g, w, r}, {th::grad(th::sum(th::pool_2d(a, {2, 2}) * g), a),
+                                                     th::grad(th::sum(th::conv2d(a, w) * r), a)});
+  const std::string text = th::debugprint(f);
+  BOOST_TEST(check::has(text, "pool_2d_shape"), text);
+  BOOST_TEST(check::has(text, "conv2d_shape"), text);
+  BOOST_TEST(!check::has(text, "= pool_2d("), text);
+  BOOST_TEST(!check::has(text, "= conv2d("), text);
+  const Tensor av = th::variable(A);
+  const th::Result want({th::grad(th::sum(th::pool_2d(av, {2, 2}) * G), av), th::grad(th::sum(th::conv2d(av, W) * R), av)},
+                        false);
+  BOOST_TEST((check::bits(f(A, G, W, R)) == check::bits(want)));
+  const std::string path = (std::filesystem::temp_directory_path() / ("theta_nn_twins_" + std::to_string(::getpid()))).string();
+  th::save(path, f);
+  const th::Function loaded = th::load_function(path);
+  std::filesystem::remove(path);
+  BOOST_TEST((check::bits(loaded(A, G, W, R)) == check::bits(want)));
 }
 
 BOOST_AUTO_TEST_CASE(max_pool_gradient_goes_to_the_first_maximum) {

@@ -8,7 +8,11 @@
 //    step is replaced by what its class is made of (one slot of that rank, or a zero-copy
 //    broadcast_shape of the sources), so the forward value is no longer kept alive for its
 //    shape, elementwise fusion can absorb it, and chains that needed only its shape no
-//    longer wait for it (a mean's gradient and its forward then merge into one pass).
+//    longer wait for it (a mean's gradient and its forward then merge into one pass);
+//  - a `like` made by a convolution or a pooling (or a class source so made) is replaced by
+//    its shape twin (ops/op.hpp): the same shape rule, no values. A pooling's gradient then
+//    no longer runs the pooling, and in training a convolution's output has one reader left,
+//    its bias addition, so the conv epilogue rewrite folds bias and relu into it.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -57,15 +61,37 @@ int rewrite_like_shapes(Program& p) {
   // class is made of (one slot of that rank, or a zero-copy broadcast_shape of the sources,
   // one step per class).
   std::map<std::pair<std::set<std::size_t>, std::size_t>, std::size_t> made_shapes;
+  // A slot made by an op with a shape twin (conv2d, pool_2d): the twin's slot, one per slot,
+  // so that a shape-only reader no longer keeps (or, read by nothing else, makes) the value.
+  std::map<std::size_t, std::size_t> twins;
+  auto twin_of = [&](std::size_t slot) {
+    const long maker = slot < made_by.size() ? made_by[slot] : -1;  // (slots made here have no twin)
+    if (maker < 0) return slot;
+    const Step& m = p.steps[std::size_t(maker)];
+    const Op* twin = shape_twin(*m.op);
+    if (!twin) return slot;
+    const auto known = twins.find(slot);
+    if (known != twins.end()) return known->second;
+    const std::size_t t = new_slot(p, p.slot_dtype[slot], p.slot_shape[slot]);
+    const ShapeClass same = cls[slot];
+    cls.push_back(same);
+    out.push_back(Step{twin, m.attrs, m.in, t, m.names});
+    twins[slot] = t;
+    return t;
+  };
   auto shape_source = [&](std::size_t& like) {
-    const long maker = made_by[like];
+    const long maker = like < made_by.size() ? made_by[like] : -1;
     const ShapeClass lc = cls[like];  // a copy: cls grows below
+    if (maker >= 0 && shape_twin(*p.steps[std::size_t(maker)].op)) {
+      like = twin_of(like);
+      return true;
+    }
     if (maker < 0 || !(is_unary(p.steps[std::size_t(maker)].op) || is_binary(p.steps[std::size_t(maker)].op)) ||
         lc.sources.empty())
       return false;
     const std::size_t first = *lc.sources.begin();
     if (lc.sources.size() == 1 && cls[first].rank == lc.rank) {
-      like = first;
+      like = twin_of(first);
       return true;
     }
     const auto key = std::make_pair(lc.sources, lc.rank);
@@ -81,7 +107,7 @@ int rewrite_like_shapes(Program& p) {
     a.dtype = p.slot_dtype[like];
     Step b{&broadcast_shape_op(), a, {}, slot, {}};
     for (std::size_t s : lc.sources) {
-      b.in.push_back(s);
+      b.in.push_back(twin_of(s));
       b.names.push_back("");
     }
     out.push_back(std::move(b));

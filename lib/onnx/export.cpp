@@ -465,6 +465,12 @@ void Writer::step(const Step& s) {
     if (s.attrs.axis == 0) return void(last(s, "Sub", {c, t}));
     return void(last(s, "Add", s.attrs.axis == 2 ? std::vector<std::string>{t, c} : std::vector<std::string>{c, t}));
   }
+  if (const th::detail::Op* origin = th::detail::twin_origin(*s.op)) {  // read for its shape only: the op itself
+    th::detail::Step o = s;
+    o.op = origin;
+    written[s.out] = 0;
+    return step(o);
+  }
   if (key == "conv2d" || key == "conv2d_fused") return conv(s, key == "conv2d_fused");
   if (key == "conv2d_grad_input" && s.in.size() == 2) return conv_transpose(s);
   if (key == "split") {  // the parts as Split's outputs; `part` steps name them

@@ -566,6 +566,27 @@ std::pair<double, double> fans(const Shape& s, const char* what) {
 const Op& conv_op() { return op_conv; }
 const Op& conv_fused_op() { return op_conv_fused; }
 
+namespace {
+Storage forward_shape_twin(const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
+  return zero_broadcast(out.dtype, out.shape, in[0]->device());
+}
+// (the shape rules of conv2d and pool_2d, the values of neither: shape_twin in ops/op.hpp)
+const Op op_conv_shape{"conv2d_shape", {2, 2}, kForward, &infer_conv, &forward_shape_twin, nullptr, ~0u, true};
+const Op op_pool_shape{"pool_2d_shape", {1, 1}, kPool, &infer_pool, &forward_shape_twin, nullptr, ~0u, true};
+}  // namespace
+
+const Op* shape_twin(const Op& op) {
+  if (&op == &op_conv) return &op_conv_shape;
+  if (&op == &op_pool) return &op_pool_shape;
+  return nullptr;
+}
+
+const Op* twin_origin(const Op& op) {
+  if (&op == &op_conv_shape) return &op_conv;
+  if (&op == &op_pool_shape) return &op_pool;
+  return nullptr;
+}
+
 Tensor reshape_by(const Tensor& x, const Tensor& shape) { return apply(op_reshape_by, {x, shape}); }
 
 Tensor zeros_by(const Tensor& shape, std::optional<DType> dtype) {

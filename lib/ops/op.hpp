@@ -219,6 +219,16 @@ const Op& where_op();
 const Op& sum_to_like_op();
 const Op& broadcast_like_op();
 const Op& broadcast_shape_op();
+/// A zero-copy zero tensor of `shape` (one element, stride 0) on `dev`: the value of ops that
+/// stand for a shape (broadcast_shape, shape twins).
+Storage zero_broadcast(DType dtype, const Shape& shape, Device dev);
+/// The shape twin of an op whose output shape follows from its operands' shapes and attrs
+/// (conv2d -> conv2d_shape, pool_2d -> pool_2d_shape), else nullptr: the same operands and
+/// attrs, its value a zero_broadcast of the op's output shape. rewrite_like_shapes.cpp gives
+/// it to the readers of the op's output that need only its shape (a gradient's sum_to_like).
+const Op* shape_twin(const Op& op);
+/// The op whose shape twin `op` is, else nullptr.
+const Op* twin_origin(const Op& op);
 /// The reductions sum/prod/max/min, and count (freeze-time rewrites match them).
 const Op& reduce_op(ReduceKind k);
 const Op& count_op();

@@ -184,17 +184,21 @@ const Op op_broadcast_shape{
       return Meta{a.dtype, s};
     },
     [](const Op&, const std::vector<const Storage*>& in, const Attrs&, const Meta& out) {
-      Storage one = alloc_storage(out.dtype, {}, in[0]->device());
-      backend_for(one.device()).fill(one, 0.0);
-      one.shape = out.shape;  // broadcast in place: the vectors (reused between calls) stay
-      one.strides.assign(out.shape.size(), 0);
-      return one;
+      return zero_broadcast(out.dtype, out.shape, in[0]->device());
     },
     nullptr, ~0u, true};  // shapes only: the result lives with the first operand
 
 }  // namespace
 
 const Op& broadcast_shape_op() { return op_broadcast_shape; }
+
+Storage zero_broadcast(DType dtype, const Shape& shape, Device dev) {
+  Storage one = alloc_storage(dtype, {}, dev);
+  backend_for(one.device()).fill(one, 0.0);
+  one.shape = shape;  // broadcast in place: the vectors (reused between calls) stay
+  one.strides.assign(shape.size(), 0);
+  return one;
+}
 const Op& transpose_op() { return op_transpose; }
 bool is_reshape(const Op& op) {
   return &op == &op_reshape || &op == &op_reshape_like || &op == &op_expand_dims || &op == &op_squeeze;
