@@ -435,6 +435,54 @@ BOOST_AUTO_TEST_CASE(conv_epilogues_fold_into_the_convolution) {
   }
 }
 
+// Consecutive convolutions and 2 x 2 max poolings of an inference function run as one
+// conv_chain step, the values between them in oneDNN's layouts (blocked, NHWC, padded
+// channels): eager's bits over filter flips, strides, channel counts that do and do not fill
+// a block, plain and fused convolutions, one image and an odd batch (float64 is not
+// chained); a pooling that does not tile (odd sizes, ignore_border off) makes the step run
+// its links, still eager's bits; th::save writes the links and the loaded function chains them again; a training
+// function (its backward pass reads the values between) gets no chain.
+BOOST_AUTO_TEST_CASE(conv_chains_keep_onednn_layouts_between_layers) {
+  const th::DType f32 = th::DType::float32;
+  for (th::DType dt : {f32, th::DType::float64})
+    for (std::int64_t c1 : {8, 20})
+      for (int variant = 0; variant < 3; ++variant) {
+        BOOST_TEST_CONTEXT(th::dtype_name(dt) << " channels " << c1 << " variant " << variant) {
+          th::ConvOptions o1, o2;
+          o1.filter_flip = variant != 1;
+          o1.border_mode = variant == 2 ? th::Padding::half() : th::Padding::valid();
+          o2.subsample = {variant == 1 ? 2 : 1, 1};
+          const th::Shared w1 = th::shared(check::input({c1, 3, 3, 3}, 101, -0.5, 0.5).astype(dt), "w1");
+          const th::Shared b1 = th::shared(check::input({c1, 1, 1}, 102, -0.2, 0.2).astype(dt), "b1");
+          const th::Shared w2 = th::shared(check::input({16, c1, 3, 3}, 103, -0.3, 0.3).astype(dt), "w2");
+          th::PoolOptions tail;
+          tail.ignore_border = variant != 2;  // (variant 2: an odd size left over, a pooling that does not tile)
+          auto net = [&](const Tensor& in) {
+            const Tensor h = th::pool_2d(th::relu(th::conv2d(in, w1, o1) + b1), {2, 2});
+            return th::pool_2d(th::conv2d(h, w2, o2), {2, 2}, tail);
+          };
+          const Tensor x = th::placeholder(dt, 4, "x");
+          const th::Function f = th::function({x}, net(x));
+          const std::string text = th::debugprint(f);
+          BOOST_TEST(check::has(text, "conv_chain[conv2d_fused pool_2d conv2d pool_2d]") == (dt == f32), text);
+          const std::string path = (std::filesystem::temp_directory_path() / ("theta_nn_chain_" + std::to_string(::getpid()))).string();
+          th::save(path, f);
+          const th::Function loaded = th::load_function(path);
+          std::filesystem::remove(path);
+          BOOST_TEST(check::has(th::debugprint(loaded), "conv_chain[") == (dt == f32), th::debugprint(loaded));
+          for (std::int64_t n : {1, 5}) {
+            const Tensor X = check::input({n, 3, 22, 19}, 104, -1, 1).astype(dt);
+            const th::Result want({net(X)}, true);
+            BOOST_TEST((check::bits(th::Result({f(X)[0]}, true)) == check::bits(want)), "batch " << n);
+            BOOST_TEST((check::bits(th::Result({loaded(X)[0]}, true)) == check::bits(want)), "loaded, batch " << n);
+          }
+          const Tensor cost = th::sum(th::sqr(net(x)));
+          const th::Function train = th::function({x}, cost, th::optim::sgd(cost, {w1, b1, w2}, 0.01));
+          BOOST_TEST(!check::has(th::debugprint(train), "conv_chain"), th::debugprint(train));
+        }
+      }
+}
+
 BOOST_AUTO_TEST_CASE(conv2d_gradients_are_convolutions) {
   // the three ops of the family, each differentiated again
   const Tensor x = th::variable(check::input({1, 2, 4, 5}, 3, -1, 1)), w = th::variable(check::input({3, 2, 2, 2}, 4, -1, 1));

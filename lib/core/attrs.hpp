@@ -13,6 +13,7 @@ namespace th::detail {
 
 struct Branches;  // ifelse's two frozen sub-programs (ops/control.cpp)
 struct ScanBody;  // scan's body as a frozen sub-program (ops/scan.cpp)
+struct ConvChain;  // conv_chain's links (ops/conv_chain.hpp)
 
 struct Attrs {
   std::vector<std::int64_t> axes;  // reductions, squeeze, transpose's permutation
@@ -28,6 +29,7 @@ struct Attrs {
   double scale = 0;                // matmul_acc: the constant factor of the product
   std::shared_ptr<const Branches> branches;  // ifelse
   std::shared_ptr<const ScanBody> scan;      // scan and its outputs (part: which one)
+  std::shared_ptr<const ConvChain> chain;    // conv_chain: the steps it runs
   /// The public function the user called, where it records another op (th::dot records
   /// matmul): run-time errors of the op, frozen ones too, name it.
   const char* called = nullptr;

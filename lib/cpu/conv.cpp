@@ -499,6 +499,36 @@ inline void max2x2_grad_rows(const double* x0, const double* x1, const double* g
   max2x2_grad_row_f64(x0, x1, gy, d0, d1, n);
 }
 
+// Channel-blocked images ((blocks, H, W, lanes): oneDNN's nChw16c, nChw8c, or NHWC with
+// lanes = C) through the same windows: 8 lanes of a window side by side in a vector.
+typedef float V8 __attribute__((vector_size(32)));
+typedef std::int32_t M8 __attribute__((vector_size(32)));
+THETA_MULTIVERSION void max2x2_lanes_f32(const float* x, float* y, std::int64_t blocks, std::int64_t H, std::int64_t W,
+                                         std::int64_t OH, std::int64_t OW, std::int64_t L) {
+  const std::int64_t vec = L % 8 == 0 ? L : 0;
+  for (std::int64_t i = 0; i < blocks; ++i)
+    for (std::int64_t oh = 0; oh < OH; ++oh)
+      for (std::int64_t ow = 0; ow < OW; ++ow) {
+        const float* a = x + ((i * H + 2 * oh) * W + 2 * ow) * L;
+        const float* b = a + L;
+        const float* c = a + W * L;
+        const float* d = c + L;
+        float* out = y + ((i * OH + oh) * OW + ow) * L;
+        for (std::int64_t l = 0; l < vec; l += 8) {
+          const V8 va = load_v<V8>(a + l), vb = load_v<V8>(b + l), vc = load_v<V8>(c + l), vd = load_v<V8>(d + l);
+          const V8 v1 = pick_v<V8, M8>(takes_v<V8, M8>(vb, va), vb, va);
+          const V8 v2 = pick_v<V8, M8>(takes_v<V8, M8>(vc, v1), vc, v1);
+          const V8 v3 = pick_v<V8, M8>(takes_v<V8, M8>(vd, v2), vd, v2);
+          std::memcpy(out + l, &v3, sizeof v3);
+        }
+        for (std::int64_t l = vec; l < L; ++l) {
+          const float v1 = takes(b[l], a[l]) ? b[l] : a[l];
+          const float v2 = takes(c[l], v1) ? c[l] : v1;
+          out[l] = takes(d[l], v2) ? d[l] : v2;
+        }
+      }
+}
+
 bool tiled_max2x2(const PoolGeom& g) {
   return g.kind == PoolKind::max && g.wh == 2 && g.ww == 2 && g.sh == 2 && g.sw == 2 && !g.ph && !g.pw &&
          2 * g.OH <= g.H && 2 * g.OW <= g.W;
@@ -666,6 +696,13 @@ void conv_backward_input(DType dtype, const ConvGeom& g, const void* gy, const v
 void conv_backward_filters(DType dtype, const ConvGeom& g, const void* x, const void* gy, void* dw) {
   THETA_CONV_DNNL(2, x, gy, dw)
   THETA_DISPATCH_FLOAT(dtype, T, backward_filters_t(g, THETA_CONV_IN(x), THETA_CONV_IN(gy), THETA_CONV_OUT(dw)));
+}
+void max_pool_2x2_lanes(const float* x, float* y, std::int64_t blocks, std::int64_t H, std::int64_t W, std::int64_t OH,
+                        std::int64_t OW, std::int64_t lanes) {
+  if (lanes > 1) return max2x2_lanes_f32(x, y, blocks, H, W, OH, OW, lanes);
+  for (std::int64_t p = 0; p < blocks; ++p)  // NCHW: theta's rows
+    for (std::int64_t oh = 0; oh < OH; ++oh)
+      max2x2_rows(x + (p * H + 2 * oh) * W, x + (p * H + 2 * oh + 1) * W, y + (p * OH + oh) * OW, OW);
 }
 void pool_forward(DType dtype, const PoolGeom& g, const void* x, void* y) {
   THETA_DISPATCH_FLOAT(dtype, T, pool_forward_t(g, THETA_CONV_IN(x), THETA_CONV_OUT(y)));

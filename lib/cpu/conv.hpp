@@ -28,6 +28,11 @@ struct PoolGeom {
 
 /// y = pool(x).
 void pool_forward(DType dtype, const PoolGeom& g, const void* x, void* y);
+/// Max pooling over 2 x 2 windows that tile the image, on the calling thread, of float32
+/// images in channel blocks ((blocks, H, W, lanes): oneDNN's nChw16c / nChw8c, NHWC with
+/// lanes = C, NCHW with lanes = 1): the bits of pool_forward (first maximum, NaN wins).
+void max_pool_2x2_lanes(const float* x, float* y, std::int64_t blocks, std::int64_t H, std::int64_t W, std::int64_t OH,
+                        std::int64_t OW, std::int64_t lanes);
 /// dx = the gradient of sum(pool(x) * gy) with respect to x (max: to each window's first maximum).
 void pool_backward(DType dtype, const PoolGeom& g, const void* x, const void* gy, void* dx);
 /// y[window] = gx at the window's first maximum of x (max pooling's gradient, differentiated again).

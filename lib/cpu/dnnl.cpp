@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cpu/conv.hpp"
 #include "cpu/parallel.hpp"
 #endif
 
@@ -34,6 +35,7 @@ bool dnnl_takes(int, const ConvGeom&) { return false; }
 bool dnnl_conv(int, const ConvGeom&, const float*, const float*, float*) { return false; }
 bool dnnl_conv_epilogue(const ConvGeom&, const float*, const float*, const float*, bool, float*) { return false; }
 std::string dnnl_conv_impl(int, const ConvGeom&, std::int64_t) { return ""; }
+bool dnnl_chain(const std::vector<ChainLink>&, std::int64_t, const float*, float*) { return false; }
 
 #else
 
@@ -290,6 +292,109 @@ bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, floa
 bool dnnl_conv_epilogue(const ConvGeom& g, const float* x, const float* w, const float* bias, bool relu, float* y) {
   if (!dnnl_takes(0, g) || g.N <= 0) return false;
   run_chunks(relu ? 4 : 3, g, x, w, bias, y);
+  return true;
+}
+
+namespace {
+
+// A reorder between two layouts, made once per thread (a primitive made per call costs more
+// than a small reorder itself).
+const dnnl::reorder& reorder_of(const memory::desc& from, const memory::desc& to) {
+  struct Known {
+    memory::desc from, to;
+    dnnl::reorder r;
+  };
+  thread_local std::vector<Known> known;
+  for (const Known& k : known)
+    if (k.from == from && k.to == to) return k.r;
+  if (known.size() >= 256) known.clear();
+  known.push_back({from, to, dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to))});
+  return known.back().r;
+}
+
+struct ChainBuffers {
+  Buffer stage, w, scratch, vals[2];
+};
+
+// The links on images [n0, n0 + n) of x into y.
+void chain_chunk(const std::vector<ChainLink>& links, const std::vector<const float*>& filters, std::int64_t n0,
+                 std::int64_t n, const float* x, float* y) {
+  const OneOmpThread one;
+  thread_local ChainBuffers b;
+  dnnl::stream s(engine());
+  const auto f32 = memory::data_type::f32;
+  const ChainLink& first = links.front();
+  const std::int64_t C0 = first.mode == 5 ? first.C : first.g.C, H0 = first.mode == 5 ? first.H : first.g.H,
+                     W0 = first.mode == 5 ? first.W : first.g.W;
+  memory cur(memory::desc({n, C0, H0, W0}, f32, tag::nchw), engine(), const_cast<float*>(x + n0 * C0 * H0 * W0));
+  int k = 0;  // cur lives in vals[k] (after the first link)
+  auto as = [&](const memory::desc& want) {  // cur in layout `want` (reordered into stage where it is not)
+    if (cur.get_desc() == want) return cur;
+    memory m(want, engine(), b.stage.get(want.get_size()));
+    reorder_of(cur.get_desc(), want).execute(s, cur, m);
+    return m;
+  };
+  std::int64_t C = C0, H = H0, W = W0;
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    const ChainLink& l = links[i];
+    if (l.mode == 5) {
+      const memory::dims d{n, C, H, W}, od{n, C, l.OH, l.OW};
+      std::int64_t lanes = 1;
+      tag t = tag::nchw;
+      for (auto [tg, bl] : {std::pair<tag, std::int64_t>{tag::aBcd16b, 16}, {tag::aBcd8b, 8}, {tag::nhwc, C}})
+        if (lanes == 1 && cur.get_desc() == memory::desc(d, f32, tg)) t = tg, lanes = bl;
+      const memory in = as(memory::desc(d, f32, t));
+      const memory::desc out_d(od, f32, t);
+      const memory out(out_d, engine(), b.vals[k ^ 1].get(out_d.get_size()));
+      const std::int64_t blocks = t == tag::nhwc ? n : n * ((C + lanes - 1) / lanes);
+      max_pool_2x2_lanes(static_cast<const float*>(in.get_data_handle()), static_cast<float*>(out.get_data_handle()), blocks,
+                         H, W, l.OH, l.OW, lanes);
+      cur = out, k ^= 1, H = l.OH, W = l.OW;
+      continue;
+    }
+    const Prim& p = prim(l.mode, l.g, n);
+    const memory src = as(p.in0);
+    const memory uw(p.user_in1, engine(), const_cast<float*>(filters[i]));
+    memory wm = uw;
+    if (p.to_in1) {
+      wm = memory(p.in1, engine(), b.w.get(p.in1.get_size()));
+      p.to_in1->execute(s, {{DNNL_ARG_FROM, uw}, {DNNL_ARG_TO, wm}});
+    }
+    const memory out(p.out, engine(), b.vals[k ^ 1].get(p.out.get_size()));
+    const memory sp(p.scratch, engine(), b.scratch.get(std::max<std::size_t>(p.scratch.get_size(), 1)));
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, out}, {DNNL_ARG_SCRATCHPAD, sp}};
+    if (l.mode != 0) args.emplace(DNNL_ARG_BIAS, memory(p.bias, engine(), const_cast<float*>(l.bias)));
+    p.prim.execute(s, args);
+    cur = out, k ^= 1, C = l.g.O, H = l.g.OH, W = l.g.OW;
+  }
+  memory uy(memory::desc({n, C, H, W}, f32, tag::nchw), engine(), y + n0 * C * H * W);
+  reorder_of(cur.get_desc(), uy.get_desc()).execute(s, cur, uy);
+  s.wait();
+}
+
+}  // namespace
+
+bool dnnl_chain(const std::vector<ChainLink>& links, std::int64_t N, const float* x, float* y) {
+  if (links.empty() || N <= 0) return false;
+  for (const ChainLink& l : links)
+    if (l.mode != 5 && !dnnl_takes(0, l.g)) return false;
+  std::vector<std::vector<float>> flipped(links.size());
+  std::vector<const float*> filters(links.size(), nullptr);
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    const ChainLink& l = links[i];
+    if (l.mode == 5) continue;
+    filters[i] = l.w;
+    if (l.g.flip) {
+      flipped[i].resize(std::size_t(l.g.O * (l.g.C / l.g.G) * l.g.KH * l.g.KW));
+      flip_filters(l.g, l.w, flipped[i].data());
+      filters[i] = flipped[i].data();
+    }
+  }
+  const std::int64_t parts = std::min<std::int64_t>(N, num_threads());  // (dnnl_conv's chunks)
+  auto lo_of = [&](std::int64_t i) { return N * i / parts; };
+  parallel_for(parts, std::int64_t(1) << 30, [&](std::int64_t plo, std::int64_t phi) {
+    for (std::int64_t i = plo; i < phi; ++i) chain_chunk(links, filters, lo_of(i), lo_of(i + 1) - lo_of(i), x, y);
+  });
   return true;
 }
 

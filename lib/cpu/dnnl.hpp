@@ -9,6 +9,7 @@
 // eager or frozen, whether the pool was free or not.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "core/backend.hpp"
 
@@ -43,6 +44,22 @@ bool dnnl_conv(int mode, const ConvGeom& g, const float* a, const float* b, floa
 /// float32, theta's layouts, bias one value per output channel. False (nothing written) where
 /// oneDNN does not take the convolution.
 bool dnnl_conv_epilogue(const ConvGeom& g, const float* x, const float* w, const float* bias, bool relu, float* y);
+
+/// One link of a conv_chain step (ops/conv_chain.hpp) as dnnl_chain runs it.
+struct ChainLink {
+  int mode = 0;  ///< 0 conv2d, 3 conv + bias, 4 conv + bias + relu (as dnnl_conv_epilogue), 5 max pooling 2 x 2
+  ConvGeom g;    ///< a convolution's geometry (g.N the whole batch)
+  const float* w = nullptr;     ///< its filters, OIHW (flipped here where g.flip)
+  const float* bias = nullptr;  ///< modes 3, 4: one per output channel
+  std::int64_t C = 0, H = 0, W = 0, OH = 0, OW = 0;  ///< a pooling's input channels and sizes, output sizes
+};
+
+/// Runs the links on N images x (NCHW) into y (NCHW), one chunk of images per kernel thread
+/// (the chunks of dnnl_conv), the values between links in the layouts the primitives chose:
+/// a reorder only where the next primitive wants another, and one into y. The same bits as
+/// the links run one by one. False (nothing written) where oneDNN is not built in or does
+/// not take a convolution.
+bool dnnl_chain(const std::vector<ChainLink>& links, std::int64_t N, const float* x, float* y);
 
 /// oneDNN's name of the implementation that runs mode `mode` (0-4, as above) of geometry `g`
 /// on chunks of `n` images ("jit:avx512_core", "jit_wino_4x3:avx512_core", ...); empty where

@@ -16,6 +16,7 @@ void optimize(Program& p) {
   note("gemm_acc", rewrite_gemm_acc(p));
   note("conv_epilogue", fuse_conv_epilogues(p));
   note("dead", eliminate_dead(p));
+  note("conv_chain", chain_convolutions(p));
   note("scan_saves", drop_scan_saves(p));
   note("dist_pack", pack_allreduces(p));
   note("fused", fuse_elementwise(p));  // late: the other passes match single ops

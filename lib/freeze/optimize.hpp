@@ -10,6 +10,8 @@
 //   rewrite_gemm.cpp       matmul(transpose(x), y) -> matmul_t reading x with a flag
 //   rewrite_gemm_acc.cpp   c - k * (a @ b) -> matmul_acc: the update in the GEMM's step
 //   rewrite_dce.cpp        steps, constants and shared reads no output or update needs
+//   rewrite_conv_chain.cpp  consecutive convolutions and max poolings as one step, the values
+//                          between them left in oneDNN's layouts
 //   rewrite_fuse.cpp       chains of float elementwise steps become one fused step
 //   rewrite_fuse_merge.cpp  fused passes reading the same inputs merged at the earlier one
 //   rewrite_fuse_reduce.cpp  a whole sum or count of a fused chain's result folded into it
@@ -34,6 +36,12 @@ int rewrite_gemm_transpose(Program& p);
 /// relu?(conv2d [* scale] + shift) as one conv2d_fused step (rewrite_conv_fuse.cpp).
 int fuse_conv_epilogues(Program& p);
 int rewrite_gemm_acc(Program& p);
+/// Consecutive float32 convolutions and 2 x 2 max poolings, each the only reader of the one
+/// before, as one conv_chain step (rewrite_conv_chain.cpp; after eliminate_dead).
+int chain_convolutions(Program& p);
+/// A conv_chain step's links as the steps they were; any other step itself (what th::save
+/// and th::onnx::save write).
+std::vector<Step> unchained(const Step& s);
 int eliminate_dead(Program& p);
 /// Scans whose saved values no step reads run without them (after eliminate_dead).
 int drop_scan_saves(Program& p);

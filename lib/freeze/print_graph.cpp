@@ -6,6 +6,7 @@
 #include "cpu/native.hpp"
 #include "freeze/whole.hpp"
 #include "freeze/program.hpp"
+#include "ops/conv_chain.hpp"
 
 namespace th {
 
@@ -91,6 +92,11 @@ std::string debugprint(const Tensor& t) {
 namespace detail {
 
 std::string step_name(const Step& s) {
+  if (s.attrs.chain) {
+    std::string r = "conv_chain[";
+    for (const ConvChain::Link& l : s.attrs.chain->links) r += (r.back() == '[' ? "" : " ") + std::string(l.op->name);
+    return r + "]";
+  }
   if (!s.fused) return s.op->name;
   std::string r = "fused[";
   for (std::size_t i = 0; i < s.fused->members.size(); ++i) r += (i ? " " : "") + std::string(s.fused->members[i].op->name);

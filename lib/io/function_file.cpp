@@ -3,7 +3,8 @@
 // `function.json` (the optimized program: its slots, steps with their ops by key and
 // attributes, fused passes, sub-programs, outputs and updates) and one .npy entry per
 // constant and per shared variable. Loading rebuilds the program as it was saved (no
-// rewrite runs again), so it computes bit for bit what the original computed.
+// rewrite runs again but conv_chain's, whose steps are saved as their links), so it computes
+// bit for bit what the original computed.
 //
 // A file is untrusted input: every index, count, op, operand count, dtype and sub-program
 // is checked before anything is built, and anything wrong is a th::IOError naming it.
@@ -19,6 +20,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
 #include "io/npy.hpp"
 #include "ops/op.hpp"
@@ -181,7 +183,8 @@ struct Writer {
       inputs.push_back({p.input_slots[i], p.input_names[i], int(p.input_meta[i].dtype), shape_json(p.input_meta[i].shape)});
     for (const auto& [slot, v] : p.constants) constants.push_back({slot, array(v)});
     for (const auto& [slot, n] : p.shared) shared_reads.push_back({slot, shared_index(n)});
-    for (const Step& s : p.steps) steps.push_back(step(s));
+    for (const Step& s : p.steps)
+      for (const Step& u : unchained(s)) steps.push_back(step(u));  // (a conv_chain as its links: chained again at load)
     for (const auto& [n, slot] : p.updates) updates.push_back({shared_index(n), slot});
     for (const auto& [name, count] : p.rewrites) rewrites.push_back({name, count});
     return {{"slots", slots},     {"inputs", inputs},   {"constants", constants}, {"shared", shared_reads},
@@ -493,6 +496,7 @@ struct Reader {
     p->options.mode = Mode(integer(j.at("mode"), 0, 2, "a mode", *this));
     p->options.allow_input_downcast = j.at("allow_input_downcast").get<bool>();
     for (const json& r : j.at("rewrites")) p->rewrites.push_back({r.at(0).get<std::string>(), r.at(1).get<int>()});
+    chain_convolutions(*p);  // (saved as their links; the same bits either way)
     finish_program(*p);
     return p;
   }

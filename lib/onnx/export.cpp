@@ -15,6 +15,7 @@
 #include <set>
 
 #include "core/node.hpp"
+#include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
 #include "theta/error.hpp"
 #include "theta/nn.hpp"
@@ -400,6 +401,10 @@ void Writer::view(const Step& s) {
 }
 
 void Writer::step(const Step& s) {
+  if (s.attrs.chain) {  // a conv_chain: its links
+    for (const Step& l : th::detail::unchained(s)) step(l);
+    return;
+  }
   if (s.fused) {  // the steps it replaced, as its fallback runs them
     for (const Step& m : s.fused->members) step(m);
     for (const auto& r : s.fused->reductions) step(r.step);

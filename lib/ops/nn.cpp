@@ -13,6 +13,7 @@
 #include "cpu/conv.hpp"
 #include "cpu/dnnl.hpp"
 #include "ops/conv.hpp"
+#include "ops/conv_chain.hpp"
 #include "ops/op.hpp"
 
 namespace th::detail {
@@ -309,33 +310,51 @@ Meta infer_conv_fused(const Op& op, const std::vector<Meta>& in, const Attrs& a)
   return binary_op(BinaryKind::add).infer(binary_op(BinaryKind::add), {m, in.back()}, {});
 }
 
+}  // namespace
+
+bool conv_dnnl_geometry(const std::vector<const Storage*>& in, const Attrs& a, const Meta& out, ConvGeom& g) {
+  const Meta cm = conv_meta(op_conv, {meta_of(*in[0]), meta_of(*in[1])}, a);
+  const Storage& x = *in[0];
+  if (!(out.dtype == DType::float32 && cm.dtype == DType::float32 && x.device() == th::cpu() && same_dims(out.shape, cm.shape) &&
+        shape_size(out.shape) > 0 && shape_size(x.shape) > 0))
+    return false;
+  g = geom_of(x.shape, in[1]->shape, cm.shape, a);
+  return cpu::dnnl_takes(0, g);
+}
+
+bool fused_conv_operands(const std::vector<const Storage*>& in, const Attrs& a, const Meta& out, FusedConvOperands& r) {
+  const Storage& w = *in[1];
+  if (!conv_dnnl_geometry(in, a, out, r.g)) return false;
+  const bool fits = per_channel(*in.back(), r.g.O) && (in.size() == 3 || per_channel(*in[2], r.g.O));
+  if (!fits) return false;
+  r.relu = a.axes.size() > 8 && a.axes[8] != 0;
+  r.w = on_host(w, DType::float32);
+  const std::int64_t K = w.size() / r.g.O;
+  r.bias.resize(std::size_t(r.g.O));
+  const float* shift = in.back()->data<float>();
+  for (std::int64_t o = 0; o < r.g.O; ++o) r.bias[std::size_t(o)] = shift[in.back()->size() == 1 ? 0 : o];
+  r.filters = r.w.data<float>();
+  if (in.size() == 4) {  // the scale folded into each output channel's filters
+    const float* sc = in[2]->data<float>();
+    r.scaled.resize(std::size_t(w.size()));
+    for (std::int64_t o = 0; o < r.g.O; ++o)
+      for (std::int64_t k = 0; k < K; ++k)
+        r.scaled[std::size_t(o * K + k)] = r.filters[o * K + k] * sc[in[2]->size() == 1 ? 0 : o];
+    r.filters = r.scaled.data();
+  }
+  return true;
+}
+
+namespace {
+
 Storage forward_conv_fused(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
   const bool relu = a.axes.size() > 8 && a.axes[8] != 0;
   const Meta cm = conv_meta(op, {meta_of(*in[0]), meta_of(*in[1])}, a);
-  const Storage& x = *in[0];
-  const Storage& w = *in[1];
-  if (out.dtype == DType::float32 && cm.dtype == DType::float32 && x.device() == th::cpu() && same_dims(out.shape, cm.shape) &&
-      shape_size(out.shape) > 0 && shape_size(x.shape) > 0) {
-    const ConvGeom g = geom_of(x.shape, w.shape, cm.shape, a);
-    const bool fits = per_channel(*in.back(), g.O) && (in.size() == 3 || per_channel(*in[2], g.O));
-    if (fits && cpu::dnnl_takes(0, g)) {
-      const Storage xs = on_host(x, DType::float32), ws = on_host(w, DType::float32);
-      const std::int64_t K = w.size() / g.O;
-      std::vector<float> bias(std::size_t(g.O)), filters;
-      const float* shift = in.back()->data<float>();
-      for (std::int64_t o = 0; o < g.O; ++o) bias[std::size_t(o)] = shift[in.back()->size() == 1 ? 0 : o];
-      const float* wp = ws.data<float>();
-      if (in.size() == 4) {  // the scale folded into each output channel's filters
-        const float* sc = in[2]->data<float>();
-        filters.resize(std::size_t(w.size()));
-        for (std::int64_t o = 0; o < g.O; ++o)
-          for (std::int64_t k = 0; k < K; ++k)
-            filters[std::size_t(o * K + k)] = wp[o * K + k] * sc[in[2]->size() == 1 ? 0 : o];
-        wp = filters.data();
-      }
-      Storage y = alloc_storage(DType::float32, out.shape, th::cpu());
-      if (cpu::dnnl_conv_epilogue(g, xs.data<float>(), wp, bias.data(), relu, y.data<float>())) return y;
-    }
+  FusedConvOperands f;
+  if (fused_conv_operands(in, a, out, f)) {
+    const Storage xs = on_host(*in[0], DType::float32);
+    Storage y = alloc_storage(DType::float32, out.shape, th::cpu());
+    if (cpu::dnnl_conv_epilogue(f.g, xs.data<float>(), f.filters, f.bias.data(), f.relu, y.data<float>())) return y;
   }
   return epilogue(forward_conv(op_conv, {in[0], in[1]}, a, cm), in, relu);
 }
@@ -564,6 +583,7 @@ std::pair<double, double> fans(const Shape& s, const char* what) {
 }  // namespace
 
 const Op& conv_op() { return op_conv; }
+const Op& pool_2d_op() { return op_pool; }
 const Op& conv_fused_op() { return op_conv_fused; }
 
 namespace {

@@ -240,6 +240,8 @@ const Op& matmul_op();
 /// made by a freeze-time rewrite only (no gradient; lib/ops/nn.cpp).
 const Op& conv_op();
 const Op& conv_fused_op();
+/// pool_2d (forward).
+const Op& pool_2d_op();
 /// matmul with operands read transposed (attrs.transpose), made by freeze-time rewrites
 /// only (no gradient).
 const Op& matmul_t_op();
