@@ -105,6 +105,23 @@ BOOST_AUTO_TEST_CASE(gradients_through_the_checker) {
     const th::BatchNormTrain bn = th::batch_normalization_train(v[0], v[1], v[2], {}, 1e-2);
     return th::sum(bn.out, {0, 2, 3}) * bn.mean + th::sqr(bn.invstd);
   }, {{3, 2, 3, 4}, {2}, {2}}, {2}, o);
+  // float32 runs the vectorised statistics and gradient passes (planes of 35: blocks of 8 and
+  // a tail): within float32 rounding of the float64 results, value and all three gradients
+  {
+    const Tensor x64 = check::input({4, 3, 5, 7}, 21, -2, 3), g64 = check::input({3}, 22, 0.5, 2), b64 = check::input({3}, 23, -1, 1);
+    const Tensor r64 = check::input({4, 3, 5, 7}, 24, -1, 1);
+    std::vector<std::vector<double>> got;
+    for (th::DType dt : {th::DType::float64, th::DType::float32}) {
+      const Tensor x = th::variable(x64.astype(dt)), g = th::variable(g64.astype(dt)), b = th::variable(b64.astype(dt));
+      const th::BatchNormTrain bn = th::batch_normalization_train(x, g, b);
+      const auto gr = th::grad(th::sum(bn.out * r64.astype(dt)), {x, g, b});
+      std::vector<double> all = bn.out.to_vector<double>();
+      for (const Tensor& t : gr)
+        for (double v : t.to_vector<double>()) all.push_back(v);
+      got.push_back(all);
+    }
+    close("float32 value and gradients", got[1], got[0], 2e-5);
+  }
   // inference: differentiable in x, gamma, beta, mean and var
   check::Options pos;
   pos.lo = 0.5;

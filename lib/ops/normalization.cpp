@@ -5,9 +5,11 @@
 // ops (so it differentiates twice). batch_normalization_test and layer_norm are composites.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "core/dispatch.hpp"
+#include "cpu/multiversion.hpp"
 #include "cpu/parallel.hpp"
 #include "ops/op.hpp"
 #include "theta/nn.hpp"
@@ -131,6 +133,41 @@ bool channel_layout(const Shape& s, const std::vector<std::int64_t>& axes, std::
   return true;
 }
 
+// A plane's sum, and sum of squared deviations from mu, in double; float32 planes in vectors
+// of double lanes (8 partial sums), built per CPU level: the statistics pass at memory speed.
+typedef float F4 __attribute__((vector_size(16)));
+typedef double D4 __attribute__((vector_size(32)));
+THETA_MULTIVERSION double plane_sum(const float* p, std::int64_t n, double mu, bool squares) {
+  D4 a0 = {0, 0, 0, 0}, a1 = a0;
+  const D4 m = {mu, mu, mu, mu};
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    F4 f0, f1;
+    std::memcpy(&f0, p + i, sizeof f0), std::memcpy(&f1, p + i + 4, sizeof f1);
+    D4 d0 = __builtin_convertvector(f0, D4) - m, d1 = __builtin_convertvector(f1, D4) - m;
+    if (squares) d0 *= d0, d1 *= d1;
+    a0 += d0, a1 += d1;
+  }
+  const D4 a = a0 + a1;
+  double r = (a[0] + a[1]) + (a[2] + a[3]);
+  for (; i < n; ++i) {
+    const double d = double(p[i]) - mu;
+    r += squares ? d * d : d;
+  }
+  return r;
+}
+THETA_MULTIVERSION void plane_affine(const float* __restrict p, float* __restrict q, std::int64_t n, float scale, float shift) {
+  for (std::int64_t i = 0; i < n; ++i) q[i] = p[i] * scale + shift;
+}
+double plane_sum(const double* p, std::int64_t n, double mu, bool squares) {
+  double r = 0;
+  for (std::int64_t i = 0; i < n; ++i) r += squares ? (p[i] - mu) * (p[i] - mu) : p[i] - mu;
+  return r;
+}
+void plane_affine(const double* p, double* q, std::int64_t n, double scale, double shift) {
+  for (std::int64_t i = 0; i < n; ++i) q[i] = p[i] * scale + shift;
+}
+
 template <class T>
 struct BnJob {
   const T *x, *g, *b;
@@ -141,24 +178,14 @@ struct BnJob {
     const double m = double(outer * inner);
     for (std::int64_t c = lo; c < hi; ++c) {
       double sum = 0;
-      for (std::int64_t o = 0; o < outer; ++o) {
-        const T* p = x + (o * C + c) * inner;
-        for (std::int64_t i = 0; i < inner; ++i) sum += double(p[i]);
-      }
+      for (std::int64_t o = 0; o < outer; ++o) sum += plane_sum(x + (o * C + c) * inner, inner, 0.0, false);
       const double mu = sum / m;
       double sq = 0;
-      for (std::int64_t o = 0; o < outer; ++o) {
-        const T* p = x + (o * C + c) * inner;
-        for (std::int64_t i = 0; i < inner; ++i) sq += (double(p[i]) - mu) * (double(p[i]) - mu);
-      }
+      for (std::int64_t o = 0; o < outer; ++o) sq += plane_sum(x + (o * C + c) * inner, inner, mu, true);
       const double v = sq / m, is = 1.0 / std::sqrt(v + eps);
       mean[c] = T(mu), invstd[c] = T(is), var[c] = T(v);
       const T scale = T(is * double(g[c])), shift = T(double(b[c]) - mu * is * double(g[c]));
-      for (std::int64_t o = 0; o < outer; ++o) {
-        const T* p = x + (o * C + c) * inner;
-        T* q = y + (o * C + c) * inner;
-        for (std::int64_t i = 0; i < inner; ++i) q[i] = p[i] * scale + shift;
-      }
+      for (std::int64_t o = 0; o < outer; ++o) plane_affine(x + (o * C + c) * inner, y + (o * C + c) * inner, inner, scale, shift);
     }
   }
 };
@@ -191,10 +218,149 @@ detail::Storage forward_bn(const detail::Op& op, const std::vector<const detail:
   return detail::make_tuple(std::move(ys));
 }
 
-// out = xhat g + b, xhat = (x - mean) invstd, m the reduced count:
-//   gx = invstd g (gout - mean(gout) - xhat mean(gout xhat)) + gmean / m
-//        - ginvstd invstd^3 (x - mean) / m + gvar 2 (x - mean) / m
-//   ggamma = sum(gout xhat), gbeta = sum(gout)   (over the reduced axes, kept)
+// ---- its gradient as one op: bn_grad(x, gamma, mean, invstd, gout) -> (gx, ggamma, gbeta) ------
+// With xhat = (x - mean) invstd, gh = gout gamma, m the reduced count (per channel):
+//   gx = invstd (gh - mean(gh) - xhat mean(gh xhat)),  ggamma = sum(gout xhat),  gbeta = sum(gout)
+// mean and invstd taken as given (the forward op's VJP adds their own paths). On the CPU, two
+// passes per channel: the sums, then gx as one multiply-add of gout and x.
+std::vector<detail::Meta> bn_grad_parts(const detail::Op& op, const std::vector<detail::Meta>& in, const detail::Attrs& a) {
+  const std::vector<detail::Meta> f = bn_parts(op, {in[0], in[1], in[1]}, a);
+  for (std::size_t i = 2; i < 4; ++i)
+    if (in[i].shape.size() != in[0].shape.size()) detail::throw_shape(op, "mean and invstd must have x's rank (kept form)", in);
+  if (in[4].shape.size() != in[0].shape.size()) detail::throw_shape(op, "the output gradient must have x's rank", in);
+  return {f[0], f[1], f[1]};
+}
+
+// sum(g) and sum(g (x - mu)) over a float32 plane, in double lanes.
+THETA_MULTIVERSION void plane_grad_sums(const float* g, const float* x, std::int64_t n, double mu, double& sg, double& sgx) {
+  D4 a0 = {0, 0, 0, 0}, a1 = a0, b0 = a0, b1 = a0;
+  const D4 m = {mu, mu, mu, mu};
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    F4 g0, g1, x0, x1;
+    std::memcpy(&g0, g + i, sizeof g0), std::memcpy(&g1, g + i + 4, sizeof g1);
+    std::memcpy(&x0, x + i, sizeof x0), std::memcpy(&x1, x + i + 4, sizeof x1);
+    const D4 dg0 = __builtin_convertvector(g0, D4), dg1 = __builtin_convertvector(g1, D4);
+    a0 += dg0, a1 += dg1;
+    b0 += dg0 * (__builtin_convertvector(x0, D4) - m), b1 += dg1 * (__builtin_convertvector(x1, D4) - m);
+  }
+  const D4 a = a0 + a1, b = b0 + b1;
+  sg += (a[0] + a[1]) + (a[2] + a[3]);
+  sgx += (b[0] + b[1]) + (b[2] + b[3]);
+  for (; i < n; ++i) sg += double(g[i]), sgx += double(g[i]) * (double(x[i]) - mu);
+}
+THETA_MULTIVERSION void plane_grad_out(const float* __restrict g, const float* __restrict x, float* __restrict gx, std::int64_t n,
+                                       float a, float b, float c) {
+  for (std::int64_t i = 0; i < n; ++i) gx[i] = a * g[i] + b * x[i] + c;
+}
+void plane_grad_sums(const double* g, const double* x, std::int64_t n, double mu, double& sg, double& sgx) {
+  for (std::int64_t i = 0; i < n; ++i) sg += g[i], sgx += g[i] * (x[i] - mu);
+}
+void plane_grad_out(const double* g, const double* x, double* gx, std::int64_t n, double a, double b, double c) {
+  for (std::int64_t i = 0; i < n; ++i) gx[i] = a * g[i] + b * x[i] + c;
+}
+
+template <class T>
+struct BnGradJob {
+  const T *x, *gamma, *mean, *invstd, *g;
+  T *gx, *ggamma, *gbeta;
+  std::int64_t outer, C, inner;
+  void run(std::int64_t lo, std::int64_t hi) const {  // channels [lo, hi)
+    const double m = double(outer * inner);
+    for (std::int64_t c = lo; c < hi; ++c) {
+      const double mu = double(mean[c]), s = double(invstd[c]), ga = double(gamma[c]);
+      double sg = 0, sgx = 0;
+      for (std::int64_t o = 0; o < outer; ++o) plane_grad_sums(g + (o * C + c) * inner, x + (o * C + c) * inner, inner, mu, sg, sgx);
+      ggamma[c] = T(s * sgx), gbeta[c] = T(sg);
+      // gx = ga s g - ga s sg / m - (x - mu) ga s^3 sgx / m
+      const double a = ga * s, b = -ga * s * s * s * sgx / m, k = -ga * s * sg / m - b * mu;
+      for (std::int64_t o = 0; o < outer; ++o)
+        plane_grad_out(g + (o * C + c) * inner, x + (o * C + c) * inner, gx + (o * C + c) * inner, inner, T(a), T(b), T(k));
+    }
+  }
+};
+
+void bn_grad_composed(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& invstd, const Tensor& gout,
+                      const Axes& red, Tensor* gx, Tensor* ggamma, Tensor* gbeta) {
+  const Tensor xhat = (x - mean) * invstd;
+  const Tensor gh = gout * gamma;
+  *gx = invstd * (gh - th::mean(gh, red, true) - xhat * th::mean(gh * xhat, red, true));
+  *ggamma = sum(gout * xhat, red, true);
+  *gbeta = sum(gout, red, true);
+}
+
+detail::Storage forward_bn_grad(const detail::Op& op, const std::vector<const detail::Storage*>& in, const detail::Attrs& a,
+                                const detail::Meta&) {
+  std::vector<detail::Meta> metas;
+  for (const detail::Storage* s : in) metas.push_back(detail::meta_of(*s));
+  const std::vector<detail::Meta> outs = bn_grad_parts(op, metas, a);
+  const DType dt = outs[0].dtype;
+  std::int64_t outer, C, inner;
+  bool host = channel_layout(in[0]->shape, a.axes, outer, C, inner);
+  for (const detail::Storage* s : in) host = host && s->device().type == Device::Type::cpu;
+  for (std::size_t i = 1; host && i < 4; ++i) host = in[i]->size() == C;
+  host = host && detail::same_dims(in[4]->shape, in[0]->shape);
+  if (!host) {  // another backend or layout (or operands that broadcast): the same maths in its ops
+    Tensor gx, gg, gb;
+    std::vector<Tensor> t;
+    for (const detail::Storage* s : in) t.push_back(detail::make_constant(*s));
+    bn_grad_composed(t[0], t[1], t[2], t[3], t[4], Axes(a.axes), &gx, &gg, &gb);
+    return detail::make_tuple({detail::value_of(broadcast_to(gx, outs[0].shape), op.name), detail::value_of(gg, op.name),
+                               detail::value_of(gb, op.name)});
+  }
+  std::vector<detail::Storage> h;
+  for (const detail::Storage* s : in) h.push_back(detail::on_host(*s, dt));
+  std::vector<detail::Storage> ys;
+  for (const detail::Meta& m : outs) ys.push_back(detail::alloc_storage(dt, m.shape, th::cpu()));
+  THETA_DISPATCH_FLOAT(dt, T, {
+    const BnGradJob<T> job{h[0].data<T>(), h[1].data<T>(), h[2].data<T>(), h[3].data<T>(), h[4].data<T>(),
+                           ys[0].data<T>(), ys[1].data<T>(), ys[2].data<T>(), outer, C, inner};
+    detail::cpu::parallel_for(C, outer * inner * 4, [&job](std::int64_t lo, std::int64_t hi) { job.run(lo, hi); });
+  })
+  return detail::make_tuple(std::move(ys));
+}
+
+// Its own gradient (grad of grad), with A, B, Cb the gradients of gx, ggamma, gbeta and
+// k = mean(gh xhat), a2 = mean(A xhat), P(v) = v - mean(v) - xhat mean(v xhat):
+//   ggout = gamma invstd P(A) + B xhat + Cb        ggamma' = sum(invstd P(A) gout)
+//   gxhat = -invstd (k A + a2 gh) + B gout         gx' = gxhat invstd
+//   gmean' = -invstd sum(gxhat)                    ginvstd' = sum(gxhat (x - mean)) + sum(A gx / invstd)
+std::vector<Tensor> vjp_bn_grad(const detail::Op& op, const detail::VjpCtx& c) {
+  const Tensor &x = c.x[0], &gamma = c.x[1], &mean = c.x[2], &invstd = c.x[3], &gout = c.x[4];
+  const Axes red(c.attrs.axes);
+  const Tensor &A = detail::part_grad(c, 0), &B = detail::part_grad(c, 1), &Cb = detail::part_grad(c, 2);
+  const Tensor centered = x - mean, xhat = centered * invstd, gh = gout * gamma;
+  Tensor ggout, ggamma, gxhat, ginv;
+  auto add = [](Tensor& to, const Tensor& t) { to = to ? to + t : t; };
+  if (A) {
+    const Tensor pa = A - th::mean(A, red, true) - xhat * th::mean(A * xhat, red, true);
+    const Tensor k = th::mean(gh * xhat, red, true), a2 = th::mean(A * xhat, red, true);
+    add(ggout, gamma * invstd * pa);
+    add(ggamma, sum(invstd * pa * gout, red, true));
+    add(gxhat, -(invstd * (k * A + a2 * gh)));
+    add(ginv, sum(A * (gh - th::mean(gh, red, true) - xhat * k), red, true));
+  }
+  if (B) {
+    add(ggout, B * xhat);
+    add(gxhat, B * gout);
+  }
+  if (Cb) add(ggout, detail::broadcast_like(Cb, x));
+  Tensor gx, gmean;
+  if (gxhat) {
+    gx = gxhat * invstd;
+    gmean = -(invstd * sum(gxhat, red, true));
+    add(ginv, sum(gxhat * centered, red, true));
+  }
+  (void)op;
+  return {gx, ggamma, gmean, ginv, ggout};
+}
+
+const detail::Op op_bn_grad{"batch_normalization_train_grad", {5, 5}, 0, &detail::infer_tuple, &forward_bn_grad,
+                            &vjp_bn_grad, 0, false, nullptr, &bn_grad_parts};
+
+// The forward op's gradient: the gradient op above for gout; mean, invstd and var's own
+// gradients (where they are used) as ops: d mean/dx = 1/m, d invstd/dx = -invstd^3 (x - mean)/m,
+// d var/dx = 2 (x - mean)/m.
 std::vector<Tensor> vjp_bn(const detail::Op& op, const detail::VjpCtx& c) {
   const std::vector<Tensor> y = detail::outputs_of(op, c);
   const Tensor &x = c.x[0], &gamma = c.x[1];
@@ -202,21 +368,19 @@ std::vector<Tensor> vjp_bn(const detail::Op& op, const detail::VjpCtx& c) {
   const Axes red(c.attrs.axes);
   const DType dt = detail::node_of(x, op.name).dtype;
   const Tensor m = detail::count(x, red, dt);
-  const Tensor centered = x - mean;
   const Tensor &gout = detail::part_grad(c, 0), &gmean = detail::part_grad(c, 1), &ginv = detail::part_grad(c, 2),
                &gvar = detail::part_grad(c, 3);
   Tensor gx, ggamma, gbeta;
   if (gout) {
-    const Tensor xhat = centered * invstd;
-    const Tensor gh = gout * gamma;
-    gx = invstd * (gh - th::mean(gh, red, true) - xhat * th::mean(gh * xhat, red, true));
-    ggamma = sum(gout * xhat, red, true);
-    gbeta = sum(gout, red, true);
+    detail::Attrs a;
+    a.axes = c.attrs.axes;
+    const std::vector<Tensor> g = detail::apply_parts(op_bn_grad, {x, gamma, mean, invstd, gout}, std::move(a));
+    gx = g[0], ggamma = g[1], gbeta = g[2];
   }
   auto add = [&](const Tensor& t) { gx = gx ? gx + t : t; };
   if (gmean) add(detail::broadcast_like(gmean / m, x));
-  if (ginv) add(centered * (-(ginv * invstd * invstd * invstd) / m));
-  if (gvar) add(centered * (gvar * 2.0 / m));
+  if (ginv) add((x - mean) * (-(ginv * invstd * invstd * invstd) / m));
+  if (gvar) add((x - mean) * (gvar * 2.0 / m));
   return {gx, ggamma, gbeta};
 }
 
