@@ -27,7 +27,8 @@ TARGETS = [  # (label, workload, theta impl, peer impl, target ratio)
     ("W7B batch-normalized CNN step (Adam, batch 100) vs libtorch", "W7B_step", "theta", "libtorch", 0.8),  # issue 27
 ] + [(f"{w} conv2d forward + gradients vs libtorch", w, "theta", "libtorch", 1.0)
      for w in ("W7_conv1_100x1x28x28_32x5x5", "W7_conv2_100x32x14x14_64x5x5", "W7_conv3_32x64x28x28_64x3x3",
-               "W7L_conv1_100x1x28x28_16x5x5", "W7L_conv2_100x16x12x12_32x5x5")] + [
+               "W7L_conv1_100x1x28x28_16x5x5", "W7L_conv2_100x16x12x12_32x5x5", "W7B_conv1_100x1x28x28_32x3x3",
+               "W7B_conv2_100x32x28x28_32x3x3", "W7B_conv3_100x32x14x14_64x3x3")] + [
     ("W7L max pool 2x2 gradient, 100x16x24x24, vs copying its input once", "W7L_pool_grad", "theta", "copy", 2.0)]
 TARGETS.append(("W8 GRU 50 steps, batch 32, hidden 256, forward+backward vs torch::nn::GRU", "W8", "theta_frozen",
                 "libtorch", 1.0))

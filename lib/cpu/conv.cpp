@@ -514,11 +514,16 @@ THETA_MULTIVERSION void max2x2_lanes_f32(const float* x, float* y, std::int64_t 
         const float* c = a + W * L;
         const float* d = c + L;
         float* out = y + ((i * OH + oh) * OW + ow) * L;
-        for (std::int64_t l = 0; l < vec; l += 8) {
-          const V8 va = load_v<V8>(a + l), vb = load_v<V8>(b + l), vc = load_v<V8>(c + l), vd = load_v<V8>(d + l);
-          const V8 v1 = pick_v<V8, M8>(takes_v<V8, M8>(vb, va), vb, va);
-          const V8 v2 = pick_v<V8, M8>(takes_v<V8, M8>(vc, v1), vc, v1);
-          const V8 v3 = pick_v<V8, M8>(takes_v<V8, M8>(vd, v2), vd, v2);
+        for (std::int64_t l = 0; l < vec; l += 8) {  // (no vector-returning helpers: their ABI differs per clone)
+          V8 va, vb, vc, vd;
+          std::memcpy(&va, a + l, sizeof va), std::memcpy(&vb, b + l, sizeof vb);
+          std::memcpy(&vc, c + l, sizeof vc), std::memcpy(&vd, d + l, sizeof vd);
+          const M8 t1 = (vb > va) | ((vb != vb) & (va == va));
+          const V8 v1 = V8((M8(vb) & t1) | (M8(va) & ~t1));
+          const M8 t2 = (vc > v1) | ((vc != vc) & (v1 == v1));
+          const V8 v2 = V8((M8(vc) & t2) | (M8(v1) & ~t2));
+          const M8 t3 = (vd > v2) | ((vd != vd) & (v2 == v2));
+          const V8 v3 = V8((M8(vd) & t3) | (M8(v2) & ~t3));
           std::memcpy(out + l, &v3, sizeof v3);
         }
         for (std::int64_t l = vec; l < L; ++l) {
