@@ -11,9 +11,16 @@
 
 namespace th::detail {
 
-struct Branches;  // ifelse's two frozen sub-programs (ops/control.cpp)
-struct ScanBody;  // scan's body as a frozen sub-program (ops/scan.cpp)
-struct ConvChain;  // conv_chain's links (ops/conv_chain.hpp)
+/// What an op carries beyond plain attributes: ifelse's two frozen branches
+/// (ops/subprograms.hpp Branches), scan's body (ScanBody) or conv_chain's links
+/// (ops/conv_chain.hpp ConvChain). One pointer for the three keeps every recorded node's
+/// Attrs small (an eager loop makes a node per op: W5 measures it).
+struct SubProgram {
+  enum class Kind : unsigned char { branches, scan, chain };
+  explicit SubProgram(Kind k) : kind(k) {}
+  virtual ~SubProgram() = default;
+  const Kind kind;
+};
 
 struct Attrs {
   std::vector<std::int64_t> axes;  // reductions, squeeze, transpose's permutation
@@ -27,12 +34,16 @@ struct Attrs {
   Device device;                   // to
   unsigned transpose = 0;          // matmul_t: bit 0 operand a, bit 1 operand b read with its last two axes swapped
   double scale = 0;                // matmul_acc: the constant factor of the product
-  std::shared_ptr<const Branches> branches;  // ifelse
-  std::shared_ptr<const ScanBody> scan;      // scan and its outputs (part: which one)
-  std::shared_ptr<const ConvChain> chain;    // conv_chain: the steps it runs
+  std::shared_ptr<const SubProgram> sub;     // ifelse, scan and its outputs (part: which one), conv_chain
   /// The public function the user called, where it records another op (th::dot records
   /// matmul): run-time errors of the op, frozen ones too, name it.
   const char* called = nullptr;
 };
+
+/// a.sub as a T (Branches, ScanBody, ConvChain), or nullptr when it holds none or another kind.
+template <class T>
+const T* sub_as(const Attrs& a) {
+  return a.sub && a.sub->kind == T::kKind ? static_cast<const T*>(a.sub.get()) : nullptr;
+}
 
 }  // namespace th::detail

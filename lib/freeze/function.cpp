@@ -101,13 +101,13 @@ std::vector<Shared> Function::shared_variables() const {
     for (const auto& [slot, n] : p.shared) add(n);
     for (const auto& [n, slot] : p.updates) add(n);
     for (const detail::Step& s : p.steps) {
-      if (s.attrs.branches) {
-        todo.push_back(s.attrs.branches->then_f.program().get());
-        todo.push_back(s.attrs.branches->else_f.program().get());
+      if (const detail::Branches* b = detail::sub_as<detail::Branches>(s.attrs)) {
+        todo.push_back(b->then_f.program().get());
+        todo.push_back(b->else_f.program().get());
       }
-      if (s.attrs.scan && s.op == &detail::scan_op())
+      if (detail::sub_as<detail::ScanBody>(s.attrs) && s.op == &detail::scan_op())
         for (bool save : {false, true})
-          if (s.attrs.scan->has_body(save)) todo.push_back(s.attrs.scan->body(save).program().get());
+          if (detail::sub_as<detail::ScanBody>(s.attrs)->has_body(save)) todo.push_back(detail::sub_as<detail::ScanBody>(s.attrs)->body(save).program().get());
     }
   }
   return r;

@@ -92,9 +92,9 @@ std::string debugprint(const Tensor& t) {
 namespace detail {
 
 std::string step_name(const Step& s) {
-  if (s.attrs.chain) {
+  if (const ConvChain* chain = sub_as<ConvChain>(s.attrs)) {
     std::string r = "conv_chain[";
-    for (const ConvChain::Link& l : s.attrs.chain->links) r += (r.back() == '[' ? "" : " ") + std::string(l.op->name);
+    for (const ConvChain::Link& l : chain->links) r += (r.back() == '[' ? "" : " ") + std::string(l.op->name);
     return r + "]";
   }
   if (!s.fused) return s.op->name;

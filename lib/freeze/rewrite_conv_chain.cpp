@@ -58,7 +58,7 @@ int chain_convolutions(Program& p) {
       chain->links.push_back(std::move(l));
       if (i + 1 < c.size()) drop[c[i]] = 1;
     }
-    st.attrs.chain = std::move(chain);
+    st.attrs.sub = std::move(chain);
     p.steps[c.back()] = std::move(st);
     ++fired;
   }
@@ -71,9 +71,10 @@ int chain_convolutions(Program& p) {
 }
 
 std::vector<Step> unchained(const Step& s) {
-  if (!s.attrs.chain) return {s};
+  const ConvChain* chain = sub_as<ConvChain>(s.attrs);
+  if (!chain) return {s};
   std::vector<Step> r;
-  for (const ConvChain::Link& l : s.attrs.chain->links) r.push_back(Step{l.op, l.attrs, l.in, l.out, l.names});
+  for (const ConvChain::Link& l : chain->links) r.push_back(Step{l.op, l.attrs, l.in, l.out, l.names});
   return r;
 }
 

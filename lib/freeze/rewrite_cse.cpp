@@ -19,7 +19,7 @@ bool same_index(const Index& a, const Index& b) {
 bool same_attrs(const Attrs& a, const Attrs& b) {
   if (a.axes != b.axes || a.shape != b.shape || a.axis != b.axis || a.part != b.part || a.keepdims != b.keepdims ||
       a.all != b.all || a.dtype != b.dtype || a.device != b.device || a.transpose != b.transpose ||
-      a.scale != b.scale || a.branches != b.branches || a.scan != b.scan || a.index.size() != b.index.size())
+      a.scale != b.scale || a.sub != b.sub || a.index.size() != b.index.size())
     return false;
   for (std::size_t i = 0; i < a.index.size(); ++i)
     if (!same_index(a.index[i], b.index[i])) return false;

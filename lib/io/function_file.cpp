@@ -140,12 +140,12 @@ struct Writer {
     if (a.transpose) j["transpose"] = a.transpose;
     if (a.scale != 0) j["scale"] = a.scale;
     if (a.called) j["called"] = a.called;
-    if (a.branches) {
-      const Branches& b = *a.branches;
+    if (const Branches* bp = sub_as<Branches>(a)) {
+      const Branches& b = *bp;
       j["branches"] = {{"then", program(*b.then_f.program())}, {"else", program(*b.else_f.program())},
                        {"then_args", b.then_args}, {"else_args", b.else_args}};
     }
-    if (a.scan) j["loop"] = loop_index(*a.scan, &op == &scan_op() ? int(a.all) : -1);
+    if (const ScanBody* sb = sub_as<ScanBody>(a)) j["loop"] = loop_index(*sb, &op == &scan_op() ? int(a.all) : -1);
     return j;
   }
 
@@ -278,16 +278,16 @@ struct Reader {
         if (!v.is_number()) bad("a scale is not a number");
         a.scale = v.get<double>();
       } else if (k == "called") a.called = called_name(v);
-      else if (k == "branches") a.branches = branches(v, depth);
-      else if (k == "loop") a.scan = loop(std::size_t(integer(v, 0, 1 << 20, "a loop index", *this)), depth);
+      else if (k == "branches") a.sub = branches(v, depth);
+      else if (k == "loop") a.sub = loop(std::size_t(integer(v, 0, 1 << 20, "a loop index", *this)), depth);
       else bad("unknown attribute '" + k + "'");
     }
     if (&op == &scan_part_op() || &op == &scan_op()) {
-      if (!a.scan) bad(std::string(op.name) + " without its loop");
-      if (&op == &scan_part_op() && std::size_t(a.part) >= a.scan->out_dtype.size()) bad("scan_part of an output the loop lacks");
-      if (&op == &scan_op() && !a.scan->has_body(a.all)) bad("a scan step without its body");
+      if (!sub_as<ScanBody>(a)) bad(std::string(op.name) + " without its loop");
+      if (&op == &scan_part_op() && std::size_t(a.part) >= sub_as<ScanBody>(a)->out_dtype.size()) bad("scan_part of an output the loop lacks");
+      if (&op == &scan_op() && !sub_as<ScanBody>(a)->has_body(a.all)) bad("a scan step without its body");
     }
-    if (std::string_view(op.key) == "ifelse" && !a.branches) bad("ifelse without its branches");
+    if (std::string_view(op.key) == "ifelse" && !sub_as<Branches>(a)) bad("ifelse without its branches");
     return a;
   }
 
@@ -368,8 +368,8 @@ struct Reader {
     s.names = j.at("names").get<std::vector<std::string>>();
     if (s.names.size() != s.in.size()) bad("a step's operand names do not match its operands");
     if (j.contains("attrs")) s.attrs = attrs(j.at("attrs"), op, depth);
-    if (s.attrs.branches)  // ifelse: its branches take operands 1.. by position
-      for (const auto* args : {&s.attrs.branches->then_args, &s.attrs.branches->else_args})
+    if (const Branches* b = sub_as<Branches>(s.attrs))  // ifelse: its branches take operands 1.. by position
+      for (const auto* args : {&b->then_args, &b->else_args})
         for (std::size_t i : *args)
           if (i + 1 >= s.in.size()) bad("an ifelse branch takes an operand the step does not have");
     if (!j.contains("attrs") && (&op == &scan_op() || &op == &scan_part_op() || std::string_view(op.key) == "ifelse"))

@@ -17,6 +17,7 @@
 #include "core/node.hpp"
 #include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
+#include "ops/conv_chain.hpp"
 #include "theta/error.hpp"
 #include "theta/nn.hpp"
 #include "theta/onnx.hpp"
@@ -401,7 +402,7 @@ void Writer::view(const Step& s) {
 }
 
 void Writer::step(const Step& s) {
-  if (s.attrs.chain) {  // a conv_chain: its links
+  if (th::detail::sub_as<th::detail::ConvChain>(s.attrs)) {  // a conv_chain: its links
     for (const Step& l : th::detail::unchained(s)) step(l);
     return;
   }

@@ -38,8 +38,8 @@ Meta infer_ifelse(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   for (auto d : c.shape)
     if (d > 1) throw_shape(op, "the condition must have one element", in);
   // (from the branches' programs: a loaded function has those only)
-  const Program& tp = *a.branches->then_f.program();
-  const Program& ep = *a.branches->else_f.program();
+  const Program& tp = *sub_as<Branches>(a)->then_f.program();
+  const Program& ep = *sub_as<Branches>(a)->else_f.program();
   const DType td = tp.slot_dtype[tp.outputs[0]], ed = ep.slot_dtype[ep.outputs[0]];
   const Shape& ts = tp.slot_shape[tp.outputs[0]];
   const Shape& es = ep.slot_shape[ep.outputs[0]];
@@ -57,7 +57,7 @@ Storage forward_ifelse(const Op& op, const std::vector<const Storage*>& in, cons
   const Storage c = contiguous_as(transfer(*in[0], th::cpu()), DType::boolean);
   if (c.size() != 1) throw ShapeError(std::string(op.name) + ": the condition must have one element, got shape " + shape_str(c.shape));
   const bool take = *c.data<bool>();
-  const Branches& b = *a.branches;
+  const Branches& b = *sub_as<Branches>(a);
   const std::vector<std::size_t>& idx = take ? b.then_args : b.else_args;
   std::vector<Tensor> args;
   for (std::size_t i : idx) args.push_back(make_constant(*in[1 + i]));
@@ -69,7 +69,7 @@ Tensor make_ifelse(const Tensor& cond, const Tensor& then_value, const Tensor& e
 
 // d/dleaf = ifelse(cond, vjp(then, leaf, g), vjp(else, leaf, g)): lazy like the forward
 std::vector<Tensor> vjp_ifelse(const Op&, const VjpCtx& c) {
-  const Branches& b = *c.attrs.branches;
+  const Branches& b = *sub_as<Branches>(c.attrs);
   std::vector<Tensor> out{none};
   for (std::size_t i = 1; i < c.x.size(); ++i) {
     if (!c.needs[i]) {
@@ -126,7 +126,7 @@ Tensor make_ifelse(const Tensor& cond, const Tensor& then_value, const Tensor& e
   std::vector<Tensor> inputs{cond};
   inputs.insert(inputs.end(), leaves.begin(), leaves.end());
   Attrs a;
-  a.branches = std::move(b);
+  a.sub = std::move(b);
   return apply(op_ifelse, std::move(inputs), std::move(a));
 }
 

@@ -24,10 +24,11 @@ std::vector<Meta> link_operands(const ConvChain::Link& l, const std::vector<Meta
 }
 
 Meta infer_chain(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
-  if (!a.chain || a.chain->links.empty())  // (a hostile file's step: th::save writes the links)
+  const ConvChain* chain = sub_as<ConvChain>(a);
+  if (!chain || chain->links.empty())  // (a hostile file's step: th::save writes the links)
     throw_shape(op, "a chain without links", in);
   Meta prev;
-  for (const ConvChain::Link& l : a.chain->links) prev = l.op->infer(*l.op, link_operands(l, in, prev), l.attrs);
+  for (const ConvChain::Link& l : chain->links) prev = l.op->infer(*l.op, link_operands(l, in, prev), l.attrs);
   return prev;
 }
 
@@ -36,7 +37,7 @@ Storage run_links(const std::vector<const Storage*>& in, const Attrs& a) {
   Storage prev;
   std::vector<const Storage*> ops;
   std::vector<Meta> metas;
-  for (const ConvChain::Link& l : a.chain->links) {
+  for (const ConvChain::Link& l : sub_as<ConvChain>(a)->links) {
     ops.clear(), metas.clear();
     for (std::size_t j = 0; j < l.from.size(); ++j) {
       ops.push_back(l.from[j] < 0 ? &prev : in[std::size_t(l.from[j])]);
@@ -50,7 +51,7 @@ Storage run_links(const std::vector<const Storage*>& in, const Attrs& a) {
 }
 
 Storage forward_chain(const Op&, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out) {
-  const std::vector<ConvChain::Link>& links = a.chain->links;
+  const std::vector<ConvChain::Link>& links = sub_as<ConvChain>(a)->links;
   const Storage& x = *in[std::size_t(links.front().from[0])];
   if (out.dtype != DType::float32 || x.dtype != DType::float32 || x.device() != th::cpu() || x.shape.size() != 4 ||
       shape_size(out.shape) == 0 || !cpu::dnnl_built())

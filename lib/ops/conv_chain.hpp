@@ -14,7 +14,9 @@
 
 namespace th::detail {
 
-struct ConvChain {
+struct ConvChain : SubProgram {
+  static constexpr Kind kKind = Kind::chain;
+  ConvChain() : SubProgram(kKind) {}
   /// One link: a step of the program it replaced (its slots: the program's; the links'
   /// outputs but the last are read by the next link only), and where its operands come from:
   /// >= 0 the chain step's operand of that index, -1 the previous link's result.

@@ -95,7 +95,7 @@ std::int64_t steps_of(const Op& op, const ScanBody& b, const std::vector<const S
 }
 
 Meta infer_scan(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
-  const ScanBody& b = *a.scan;
+  const ScanBody& b = *sub_as<ScanBody>(a);
   if (in.size() != b.n_seq + b.n_state + b.n_const) throw_shape(op, "wrong number of operands", in);
   for (std::size_t i = 0; i < b.n_seq; ++i)
     if (in[i].shape.empty()) throw_shape(op, "sequence " + std::to_string(i) + " has no axis to step along", in);
@@ -115,7 +115,7 @@ Storage row(const Storage& s, std::int64_t i) {
 
 Storage forward_scan(const Op& op, const std::vector<const Storage*>& in, const Attrs& a, const Meta&) {
   offer_for_reuse(nullptr);  // (the body's own steps allocate their values)
-  const ScanBody& b = *a.scan;
+  const ScanBody& b = *sub_as<ScanBody>(a);
   const std::size_t ns = b.n_seq, nst = b.n_state, nc = b.n_const;
   const std::int64_t steps = steps_of(op, b, in);
   const Function& f = b.body(a.all);
@@ -172,7 +172,7 @@ Storage forward_scan(const Op& op, const std::vector<const Storage*>& in, const 
 }
 
 Meta infer_part(const Op&, const std::vector<Meta>&, const Attrs& a) {
-  const ScanBody& b = *a.scan;
+  const ScanBody& b = *sub_as<ScanBody>(a);
   const auto o = std::size_t(a.part);
   Shape s = b.out_shape[o];
   if (!b.last_only[o]) s.insert(s.begin(), b.static_steps);
@@ -191,9 +191,9 @@ std::vector<Tensor> vjp_part(const Op&, const VjpCtx&) { return {none}; }
 const Op op_scan{"scan", {0, -1}, 0, &infer_scan, &forward_scan, &vjp_scan, ~0u};
 const Op op_scan_part{"scan_part", {1, 1}, 0, &infer_part, &forward_part, &vjp_part, ~0u};
 
-Tensor part(const Tensor& tuple, const std::shared_ptr<const ScanBody>& b, std::size_t o) {
+Tensor part(const Tensor& tuple, const std::shared_ptr<const SubProgram>& b, std::size_t o) {
   Attrs a;
-  a.scan = b;
+  a.sub = b;
   a.part = std::int64_t(o);
   return apply(op_scan_part, {tuple}, std::move(a));
 }
@@ -379,7 +379,7 @@ Tensor make_scan_node(Loop L, std::vector<Tensor>* parts_out) {
   operands.insert(operands.end(), L.inits.begin(), L.inits.end());
   operands.insert(operands.end(), L.consts.begin(), L.consts.end());
   Attrs a;
-  a.scan = b;
+  a.sub = b;
   a.all = recorded;  // (save; a frozen function that never reads the saved values drops them)
   Tensor node = apply(op_scan, std::move(operands), std::move(a));
   if (parts_out) {
@@ -397,8 +397,8 @@ Tensor flip0(const Tensor& x) {
 
 // BPTT: the backward scan over the steps in reverse (see the file's comment).
 std::vector<Tensor> vjp_scan(const Op&, const VjpCtx& c) {
-  const auto& bp = c.attrs.scan;
-  const ScanBody& b = *bp;
+  const auto& bp = c.attrs.sub;
+  const ScanBody& b = *sub_as<ScanBody>(c.attrs);
   const std::size_t ns = b.seq_in.size(), nst = b.state_in.size(), nc = b.const_in.size();
   const std::vector<Tensor> noparts;
   const std::vector<Tensor>& gp = c.parts ? *c.parts : noparts;
@@ -521,7 +521,7 @@ std::vector<Tensor> vjp_scan(const Op&, const VjpCtx& c) {
 
 const Op& scan_part_op() { return op_scan_part; }
 const Op& scan_op() { return op_scan; }
-std::size_t scan_user_outputs(const Attrs& a) { return a.scan->n_user; }
+std::size_t scan_user_outputs(const Attrs& a) { return sub_as<ScanBody>(a)->n_user; }
 
 std::vector<Tensor> clone_graph(const std::vector<Tensor>& outs, const std::vector<std::pair<Tensor, Tensor>>& replace) {
   std::unordered_map<const Node*, Tensor> memo;

@@ -7,17 +7,22 @@
 #include <optional>
 #include <vector>
 
+#include "core/attrs.hpp"
 #include "theta/function.hpp"
 
 namespace th::detail {
 
-struct Branches {
+struct Branches : SubProgram {
+  static constexpr Kind kKind = Kind::branches;
+  Branches() : SubProgram(kKind) {}
   Tensor then_value, else_value;              // the branches as recorded (for the VJP)
   Function then_f{nullptr}, else_f{nullptr};  // frozen over their placeholders
   std::vector<std::size_t> then_args, else_args;  // which leaves (operands 1..) each takes
 };
 
-struct ScanBody {
+struct ScanBody : SubProgram {
+  static constexpr Kind kKind = Kind::scan;
+  ScanBody() : SubProgram(kKind) {}
   // The body's inputs (placeholders) and outputs, for the VJP. Outputs [0, n_user) are the
   // user's, the others values saved for the backward pass.
   std::vector<Tensor> seq_in, state_in, const_in, outs;
