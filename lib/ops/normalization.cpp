@@ -1,8 +1,9 @@
 // Batch and layer normalization (API.md section 16; batch's is Theano's theano.tensor.nnet.bn).
 // batch_normalization_train is one step with several outputs (the normalized x, the batch mean,
-// invstd and biased variance; the running statistics are composed from them): one kernel
-// pass for the statistics per channel and one for the output, and a backward rule in theta's
-// ops (so it differentiates twice). batch_normalization_test and layer_norm are composites.
+// invstd and biased variance; the running statistics are composed from them): two kernel
+// passes for the statistics per channel and one for the output. Its gradient is one step too
+// (batch_normalization_train_grad: two passes), whose own gradient is written in theta's ops
+// (so it differentiates twice and more). batch_normalization_test and layer_norm are composites.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
