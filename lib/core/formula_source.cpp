@@ -12,8 +12,11 @@ extern const char* const kGemvReferenceSource;  // cpu/gemv_reference.hpp's
 const char* pairwise_source() { return kPairwiseSource; }
 const char* gemv_reference_source() { return kGemvReferenceSource; }
 
+// Leaked, like the native tier's queue: its detached compiling thread may build a chain's
+// source while the process exits, after static destructors ran (the CI's ASan stage caught
+// it reading this string freed, session 17; the report then hung on the loader's lock).
 const std::string& formula_source() {
-  static const std::string text = std::string(kScalarMathSource) + "\nnamespace th::detail {\n" +
+  static const std::string* const text = new std::string(std::string(kScalarMathSource) + "\nnamespace th::detail {\n" +
 #define THETA_UNARY_FN(name, rule, formula, vjp) \
   "template <class T> THETA_HD inline T u_" #name "(T x) { return static_cast<T>(" #formula "); }\n"
                                   THETA_UNARY_OPS(THETA_UNARY_FN)
@@ -22,8 +25,8 @@ const std::string& formula_source() {
   "template <class T> THETA_HD inline T b_" #name "(T a, T b) { return static_cast<T>(" #formula "); }\n"
                                       THETA_BINARY_OPS(THETA_BINARY_FN)
 #undef THETA_BINARY_FN
-                                          "}  // namespace th::detail\n";
-  return text;
+                                          "}  // namespace th::detail\n");
+  return *text;
 }
 
 }  // namespace th::detail
