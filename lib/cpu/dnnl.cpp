@@ -195,6 +195,25 @@ struct OneOmpThread {
   }
 };
 
+// `data` (in layout `user`) as the primitive wants it: itself, or reordered into `buf`.
+memory in_layout(dnnl::stream& s, const memory::desc& user, const memory::desc& want, const dnnl::reorder* r,
+                 const float* data, Buffer& buf) {
+  const memory u(user, engine(), const_cast<float*>(data));
+  if (!r) return u;
+  const memory m(want, engine(), buf.get(want.get_size()));
+  r->execute(s, {{DNNL_ARG_FROM, u}, {DNNL_ARG_TO, m}});
+  return m;
+}
+
+// The primitive on operands already in its layouts (bias: modes 3 and 4), with the thread's scratchpad.
+void run_prim(const Prim& p, dnnl::stream& s, const memory& m0, const memory& m1, const memory& mo, const float* bias,
+             Buffer& scratch) {
+  const memory sp(p.scratch, engine(), scratch.get(std::max<std::size_t>(p.scratch.get_size(), 1)));
+  std::unordered_map<int, memory> args{{p.arg_in0, m0}, {p.arg_in1, m1}, {p.arg_out, mo}, {DNNL_ARG_SCRATCHPAD, sp}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(p.bias, engine(), const_cast<float*>(bias)));
+  p.prim.execute(s, args);
+}
+
 // Runs the primitive of `n` images: in0/in1/out in theta's layouts (bias: modes 3 and 4).
 void run(int mode, const ConvGeom& g, std::int64_t n, const float* in0, const float* in1, float* out,
          const float* bias = nullptr) {
@@ -202,22 +221,11 @@ void run(int mode, const ConvGeom& g, std::int64_t n, const float* in0, const fl
   const Prim& p = prim(mode, g, n);
   dnnl::stream s(engine());
   ThreadBuffers& b = buffers();
-  auto input = [&](const memory::desc& user, const memory::desc& want, const dnnl::reorder* r, const float* data,
-                   Buffer& buf) {
-    const memory u(user, engine(), const_cast<float*>(data));
-    if (!r) return u;
-    const memory m(want, engine(), buf.get(want.get_size()));
-    r->execute(s, {{DNNL_ARG_FROM, u}, {DNNL_ARG_TO, m}});
-    return m;
-  };
-  const memory m0 = input(p.user_in0, p.in0, p.to_in0.get(), in0, b.in0);
-  const memory m1 = input(p.user_in1, p.in1, p.to_in1.get(), in1, b.in1);
+  const memory m0 = in_layout(s, p.user_in0, p.in0, p.to_in0.get(), in0, b.in0);
+  const memory m1 = in_layout(s, p.user_in1, p.in1, p.to_in1.get(), in1, b.in1);
   const memory uo(p.user_out, engine(), out);
   const memory mo = p.from_out ? memory(p.out, engine(), b.out.get(p.out.get_size())) : uo;
-  const memory sp(p.scratch, engine(), b.scratch.get(std::max<std::size_t>(p.scratch.get_size(), 1)));
-  std::unordered_map<int, memory> args{{p.arg_in0, m0}, {p.arg_in1, m1}, {p.arg_out, mo}, {DNNL_ARG_SCRATCHPAD, sp}};
-  if (bias) args.emplace(DNNL_ARG_BIAS, memory(p.bias, engine(), const_cast<float*>(bias)));
-  p.prim.execute(s, args);
+  run_prim(p, s, m0, m1, mo, bias, b.scratch);
   if (p.from_out) p.from_out->execute(s, {{DNNL_ARG_FROM, mo}, {DNNL_ARG_TO, uo}});
   s.wait();
 }
@@ -312,25 +320,23 @@ const dnnl::reorder& reorder_of(const memory::desc& from, const memory::desc& to
   return known.back().r;
 }
 
-struct ChainBuffers {
-  Buffer stage, w, scratch, vals[2];
-};
-
 // The links on images [n0, n0 + n) of x into y.
 void chain_chunk(const std::vector<ChainLink>& links, const std::vector<const float*>& filters, std::int64_t n0,
                  std::int64_t n, const float* x, float* y) {
   const OneOmpThread one;
-  thread_local ChainBuffers b;
+  ThreadBuffers& b = buffers();  // (in0: a staged input, in1: filters; out and `vals` hold the links' values)
+  thread_local Buffer vals;
+  Buffer* const val[2] = {&b.out, &vals};
   dnnl::stream s(engine());
   const auto f32 = memory::data_type::f32;
   const ChainLink& first = links.front();
   const std::int64_t C0 = first.mode == 5 ? first.C : first.g.C, H0 = first.mode == 5 ? first.H : first.g.H,
                      W0 = first.mode == 5 ? first.W : first.g.W;
   memory cur(memory::desc({n, C0, H0, W0}, f32, tag::nchw), engine(), const_cast<float*>(x + n0 * C0 * H0 * W0));
-  int k = 0;  // cur lives in vals[k] (after the first link)
+  int k = 0;  // cur lives in *val[k] (after the first link)
   auto as = [&](const memory::desc& want) {  // cur in layout `want` (reordered into stage where it is not)
     if (cur.get_desc() == want) return cur;
-    memory m(want, engine(), b.stage.get(want.get_size()));
+    memory m(want, engine(), b.in0.get(want.get_size()));
     reorder_of(cur.get_desc(), want).execute(s, cur, m);
     return m;
   };
@@ -345,7 +351,7 @@ void chain_chunk(const std::vector<ChainLink>& links, const std::vector<const fl
         if (lanes == 1 && cur.get_desc() == memory::desc(d, f32, tg)) t = tg, lanes = bl;
       const memory in = as(memory::desc(d, f32, t));
       const memory::desc out_d(od, f32, t);
-      const memory out(out_d, engine(), b.vals[k ^ 1].get(out_d.get_size()));
+      const memory out(out_d, engine(), val[k ^ 1]->get(out_d.get_size()));
       const std::int64_t blocks = t == tag::nhwc ? n : n * ((C + lanes - 1) / lanes);
       max_pool_2x2_lanes(static_cast<const float*>(in.get_data_handle()), static_cast<float*>(out.get_data_handle()), blocks,
                          H, W, l.OH, l.OW, lanes);
@@ -354,17 +360,9 @@ void chain_chunk(const std::vector<ChainLink>& links, const std::vector<const fl
     }
     const Prim& p = prim(l.mode, l.g, n);
     const memory src = as(p.in0);
-    const memory uw(p.user_in1, engine(), const_cast<float*>(filters[i]));
-    memory wm = uw;
-    if (p.to_in1) {
-      wm = memory(p.in1, engine(), b.w.get(p.in1.get_size()));
-      p.to_in1->execute(s, {{DNNL_ARG_FROM, uw}, {DNNL_ARG_TO, wm}});
-    }
-    const memory out(p.out, engine(), b.vals[k ^ 1].get(p.out.get_size()));
-    const memory sp(p.scratch, engine(), b.scratch.get(std::max<std::size_t>(p.scratch.get_size(), 1)));
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, out}, {DNNL_ARG_SCRATCHPAD, sp}};
-    if (l.mode != 0) args.emplace(DNNL_ARG_BIAS, memory(p.bias, engine(), const_cast<float*>(l.bias)));
-    p.prim.execute(s, args);
+    const memory out(p.out, engine(), val[k ^ 1]->get(p.out.get_size()));
+    run_prim(p, s, src, in_layout(s, p.user_in1, p.in1, p.to_in1.get(), filters[i], b.in1), out, l.mode != 0 ? l.bias : nullptr,
+            b.scratch);
     cur = out, k ^= 1, C = l.g.O, H = l.g.OH, W = l.g.OW;
   }
   memory uy(memory::desc({n, C, H, W}, f32, tag::nchw), engine(), y + n0 * C * H * W);

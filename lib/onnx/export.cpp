@@ -406,6 +406,11 @@ void Writer::step(const Step& s) {
     for (const Step& l : th::detail::unchained(s)) step(l);
     return;
   }
+  if (const th::detail::Op* origin = th::detail::twin_origin(*s.op)) {  // read for its shape only: the op itself
+    th::detail::Step o = s;
+    o.op = origin;
+    return step(o);
+  }
   if (s.fused) {  // the steps it replaced, as its fallback runs them
     for (const Step& m : s.fused->members) step(m);
     for (const auto& r : s.fused->reductions) step(r.step);
@@ -470,12 +475,6 @@ void Writer::step(const Step& s) {
     const std::string c = operand(s, 2, od);
     if (s.attrs.axis == 0) return void(last(s, "Sub", {c, t}));
     return void(last(s, "Add", s.attrs.axis == 2 ? std::vector<std::string>{t, c} : std::vector<std::string>{c, t}));
-  }
-  if (const th::detail::Op* origin = th::detail::twin_origin(*s.op)) {  // read for its shape only: the op itself
-    th::detail::Step o = s;
-    o.op = origin;
-    written[s.out] = 0;
-    return step(o);
   }
   if (key == "conv2d" || key == "conv2d_fused") return conv(s, key == "conv2d_fused");
   if (key == "conv2d_grad_input" && s.in.size() == 2) return conv_transpose(s);

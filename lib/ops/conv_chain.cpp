@@ -61,32 +61,24 @@ Storage forward_chain(const Op&, const std::vector<const Storage*>& in, const At
   std::vector<FusedConvOperands> fused(links.size());
   std::vector<Storage> filters(links.size());
   Meta prev{x.dtype, x.shape, {}};
-  Storage shape_of_prev;  // (a stand-in of prev's meta for fused_conv_operands, which reads shapes only of it)
+  std::vector<Meta> in_metas;
+  for (const Storage* v : in) in_metas.push_back(meta_of(*v));
+  std::vector<const Storage*> ops;  // (the previous link's value does not exist yet: nullptr; its meta is prev)
   for (std::size_t i = 0; i < links.size(); ++i) {
     const ConvChain::Link& l = links[i];
-    std::vector<const Storage*> ops;
-    std::vector<Meta> metas;
-    for (std::size_t j = 0; j < l.from.size(); ++j) {
-      if (l.from[j] < 0) {
-        shape_of_prev = zero_broadcast(prev.dtype, prev.shape, th::cpu());
-        ops.push_back(&shape_of_prev);
-      } else {
-        ops.push_back(in[std::size_t(l.from[j])]);
-      }
-      metas.push_back(Meta{ops.back()->dtype, ops.back()->shape, l.names[j]});
-    }
-    if (i > 0 && l.from[0] >= 0) return run_links(in, a);  // (a link reads the one before as its first operand)
-    const Meta m = l.op->infer(*l.op, metas, l.attrs);
+    ops.clear();
+    for (int f : l.from) ops.push_back(f < 0 ? nullptr : in[std::size_t(f)]);
+    const Meta m = l.op->infer(*l.op, link_operands(l, in_metas, prev), l.attrs);
     if (m.dtype != DType::float32) return run_links(in, a);
     cpu::ChainLink& c = dl[i];
     if (l.op == &conv_fused_op()) {
-      if (!fused_conv_operands(ops, l.attrs, m, fused[i])) return run_links(in, a);
+      if (!fused_conv_operands(prev, ops, l.attrs, m, fused[i])) return run_links(in, a);
       c.mode = fused[i].relu ? 4 : 3, c.g = fused[i].g, c.w = fused[i].filters, c.bias = fused[i].bias.data();
       c.g.N = x.shape[0];
     } else if (l.op == &conv_op()) {
-      if (!conv_dnnl_geometry(ops, l.attrs, m, fused[i].g)) return run_links(in, a);
+      if (!conv_dnnl_geometry(prev, meta_of(*ops[1]), l.attrs, m, c.g)) return run_links(in, a);
       filters[i] = on_host(*ops[1], DType::float32);
-      c.mode = 0, c.g = fused[i].g, c.w = filters[i].data<float>();
+      c.mode = 0, c.w = filters[i].data<float>();
       c.g.N = x.shape[0];
     } else {  // a tiling 2 x 2 max pooling
       const Shape& s = prev.shape;

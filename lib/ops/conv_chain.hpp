@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.hpp"
+#include "ops/conv.hpp"
 #include "ops/op.hpp"
 
 namespace th::detail {
@@ -30,22 +30,6 @@ struct ConvChain : SubProgram {
   };
   std::vector<Link> links;
 };
-
-/// A conv2d_fused step's operands as oneDNN's fused primitive takes them (lib/ops/nn.cpp):
-/// its geometry, filters in OIHW with the scale folded in, one bias per output channel.
-struct FusedConvOperands {
-  ConvGeom g;
-  Storage w;
-  std::vector<float> scaled, bias;
-  const float* filters = nullptr;
-  bool relu = false;
-};
-/// False where the step (operands `in`, result `out`) does not run as one oneDNN primitive
-/// (not float32 on the CPU, scale or shift not per channel, a geometry oneDNN declines).
-bool fused_conv_operands(const std::vector<const Storage*>& in, const Attrs& a, const Meta& out, FusedConvOperands& r);
-
-/// A conv2d step's (operands `in`, result `out`) geometry, where oneDNN runs it (float32 on the CPU).
-bool conv_dnnl_geometry(const std::vector<const Storage*>& in, const Attrs& a, const Meta& out, ConvGeom& g);
 
 /// The op of conv_chain steps (never recorded by the user's code; no gradient).
 const Op& conv_chain_op();

@@ -312,19 +312,19 @@ Meta infer_conv_fused(const Op& op, const std::vector<Meta>& in, const Attrs& a)
 
 }  // namespace
 
-bool conv_dnnl_geometry(const std::vector<const Storage*>& in, const Attrs& a, const Meta& out, ConvGeom& g) {
-  const Meta cm = conv_meta(op_conv, {meta_of(*in[0]), meta_of(*in[1])}, a);
-  const Storage& x = *in[0];
-  if (!(out.dtype == DType::float32 && cm.dtype == DType::float32 && x.device() == th::cpu() && same_dims(out.shape, cm.shape) &&
+bool conv_dnnl_geometry(const Meta& x, const Meta& w, const Attrs& a, const Meta& out, ConvGeom& g) {
+  const Meta cm = conv_meta(op_conv, {x, w}, a);
+  if (!(out.dtype == DType::float32 && cm.dtype == DType::float32 && same_dims(out.shape, cm.shape) &&
         shape_size(out.shape) > 0 && shape_size(x.shape) > 0))
     return false;
-  g = geom_of(x.shape, in[1]->shape, cm.shape, a);
+  g = geom_of(x.shape, w.shape, cm.shape, a);
   return cpu::dnnl_takes(0, g);
 }
 
-bool fused_conv_operands(const std::vector<const Storage*>& in, const Attrs& a, const Meta& out, FusedConvOperands& r) {
+bool fused_conv_operands(const Meta& x, const std::vector<const Storage*>& in, const Attrs& a, const Meta& out,
+                         FusedConvOperands& r) {
   const Storage& w = *in[1];
-  if (!conv_dnnl_geometry(in, a, out, r.g)) return false;
+  if (!conv_dnnl_geometry(x, meta_of(w), a, out, r.g)) return false;
   const bool fits = per_channel(*in.back(), r.g.O) && (in.size() == 3 || per_channel(*in[2], r.g.O));
   if (!fits) return false;
   r.relu = a.axes.size() > 8 && a.axes[8] != 0;
@@ -351,7 +351,7 @@ Storage forward_conv_fused(const Op& op, const std::vector<const Storage*>& in, 
   const bool relu = a.axes.size() > 8 && a.axes[8] != 0;
   const Meta cm = conv_meta(op, {meta_of(*in[0]), meta_of(*in[1])}, a);
   FusedConvOperands f;
-  if (fused_conv_operands(in, a, out, f)) {
+  if (in[0]->device() == th::cpu() && fused_conv_operands(meta_of(*in[0]), in, a, out, f)) {
     const Storage xs = on_host(*in[0], DType::float32);
     Storage y = alloc_storage(DType::float32, out.shape, th::cpu());
     if (cpu::dnnl_conv_epilogue(f.g, xs.data<float>(), f.filters, f.bias.data(), f.relu, y.data<float>())) return y;

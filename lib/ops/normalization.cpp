@@ -326,7 +326,7 @@ detail::Storage forward_bn_grad(const detail::Op& op, const std::vector<const de
 //   ggout = gamma invstd P(A) + B xhat + Cb        ggamma' = sum(invstd P(A) gout)
 //   gxhat = -invstd (k A + a2 gh) + B gout         gx' = gxhat invstd
 //   gmean' = -invstd sum(gxhat)                    ginvstd' = sum(gxhat (x - mean)) + sum(A gx / invstd)
-std::vector<Tensor> vjp_bn_grad(const detail::Op& op, const detail::VjpCtx& c) {
+std::vector<Tensor> vjp_bn_grad(const detail::Op&, const detail::VjpCtx& c) {
   const Tensor &x = c.x[0], &gamma = c.x[1], &mean = c.x[2], &invstd = c.x[3], &gout = c.x[4];
   const Axes red(c.attrs.axes);
   const Tensor &A = detail::part_grad(c, 0), &B = detail::part_grad(c, 1), &Cb = detail::part_grad(c, 2);
@@ -352,7 +352,6 @@ std::vector<Tensor> vjp_bn_grad(const detail::Op& op, const detail::VjpCtx& c) {
     gmean = -(invstd * sum(gxhat, red, true));
     add(ginv, sum(gxhat * centered, red, true));
   }
-  (void)op;
   return {gx, ggamma, gmean, ginv, ggout};
 }
 
