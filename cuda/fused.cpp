@@ -23,6 +23,7 @@ namespace {
 const char* const kPrelude = R"(
 namespace std {
 using ::exp; using ::expm1; using ::erf; using ::log; using ::log1p; using ::sqrt; using ::sin; using ::cos; using ::tanh; using ::pow;
+using ::asin; using ::acos; using ::atan;
 template <class A, class B> constexpr bool is_same_v = false;
 template <class A> constexpr bool is_same_v<A, A> = true;
 template <class T> constexpr bool is_integral_v = false;

@@ -36,6 +36,21 @@ BOOST_AUTO_TEST_CASE(unary) {
   op("relu", [](const X& x) { return th::relu(x[0]); }, {{3, 5}}, {3, 5});
   op("expm1", [](const X& x) { return th::expm1(x[0]); }, {{2, 3}}, {2, 3}, g2());
   op("erf", [](const X& x) { return th::erf(x[0]); }, {{2, 3}}, {2, 3}, g2());
+  check::Options inside;  // (-1, 1): arcsin and arccos are defined there, with finite gradients
+  inside.lo = -0.9;
+  inside.hi = 0.9;
+  op("arcsin", [](const X& x) { return th::arcsin(x[0]); }, {{2, 3}}, {2, 3}, g2(inside));
+  op("arccos", [](const X& x) { return th::arccos(x[0]); }, {{2, 3}}, {2, 3}, g2(inside));
+  op("arctan", [](const X& x) { return th::arctan(x[0]); }, {{2, 3}}, {2, 3}, g2());
+  const std::vector<double> at = th::arcsin(th::tensor({-1.0, 0.5, 1.0})).to_vector<double>();
+  BOOST_TEST(at == (std::vector<double>{-M_PI / 2, M_PI / 6, M_PI / 2}), boost::test_tools::tolerance(1e-15) << boost::test_tools::per_element());
+  const std::vector<double> ac = th::arccos(th::tensor({-1.0, 0.5, 2.0})).to_vector<double>();
+  BOOST_TEST(ac[0] == M_PI, boost::test_tools::tolerance(1e-15));
+  BOOST_TEST(ac[1] == M_PI / 3, boost::test_tools::tolerance(1e-15));
+  BOOST_TEST(std::isnan(ac[2]));  // outside [-1, 1]
+  const std::vector<float> tf = th::arctan(th::tensor({-1e30, 1.0}, th::DType::float32)).to_vector<float>();
+  BOOST_TEST(tf[0] == float(-M_PI / 2), boost::test_tools::tolerance(1e-7f));
+  BOOST_TEST(tf[1] == float(M_PI / 4), boost::test_tools::tolerance(1e-7f));
   op("clip", [](const X& x) { return th::clip(x[0], -0.5, 0.7); }, {{3, 5}}, {3, 5});
   op("scalar arithmetic", [](const X& x) { return 2.0 - x[0] * 3.0 + 1.0 / (x[0] + 5.0); }, {{4}}, {4});
 }

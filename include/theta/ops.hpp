@@ -103,6 +103,11 @@ Tensor softplus(const Tensor& x);
 Tensor expm1(const Tensor& x);
 Tensor erf(const Tensor& x);
 Tensor sign(const Tensor& x);
+/// The inverse trigonometric functions: arcsin and arccos on [-1, 1] (NaN outside), arctan
+/// on the reals; their gradients 1/sqrt(1-x^2), -1/sqrt(1-x^2), 1/(1+x^2).
+Tensor arcsin(const Tensor& x);
+Tensor arccos(const Tensor& x);
+Tensor arctan(const Tensor& x);
 ///@}
 // ---- activations of today's models (API.md section 16): composed of the elementwise ops
 // above, so they fuse with their neighbours in a frozen function --------------------------------

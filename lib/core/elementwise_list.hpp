@@ -29,7 +29,11 @@
   X(softplus, to_float, softplus_scalar(x),      g * sigmoid(x))                        \
   /* relu: a primitive so that it fuses (as where(x > 0, x, 0) it took two passes); */  \
   /* y'(x) = sign(y): 1 where x > 0, else 0 (y'(0) = 0, as Theano's)                 */  \
-  X(relu,     keep,     relu_scalar(x),          g * sign(y))
+  X(relu,     keep,     relu_scalar(x),          g * sign(y))                            \
+  /* the inverse trigonometric functions (ONNX's Asin, Acos, Atan; Theano's names) */     \
+  X(arcsin,   to_float, std::asin(x),            g / sqrt(1.0 - x * x))                  \
+  X(arccos,   to_float, std::acos(x),            -(g / sqrt(1.0 - x * x)))               \
+  X(arctan,   to_float, std::atan(x),            g / (x * x + 1.0))
 
 #define THETA_BINARY_OPS(X)                                                                    \
   X(add,     arith,   wrap_add(a, b),   g,                              g)                      \

@@ -227,7 +227,8 @@ void Writer::elementwise(const Step& s, const std::string& key) {
   static const std::map<std::string, const char*> unary = {
       {"neg", "Neg"},   {"abs", "Abs"},   {"sign", "Sign"}, {"exp", "Exp"},         {"log", "Log"},
       {"erf", "Erf"},   {"sqrt", "Sqrt"}, {"sin", "Sin"},   {"cos", "Cos"},         {"tanh", "Tanh"},
-      {"sigmoid", "Sigmoid"}, {"softplus", "Softplus"}, {"relu", "Relu"}};
+      {"sigmoid", "Sigmoid"}, {"softplus", "Softplus"}, {"relu", "Relu"}, {"arcsin", "Asin"}, {"arccos", "Acos"},
+      {"arctan", "Atan"}};
   static const std::map<std::string, const char*> binary = {
       {"add", "Add"}, {"sub", "Sub"}, {"mul", "Mul"}, {"div", "Div"}, {"pow", "Pow"}, {"maximum", "Max"}, {"minimum", "Min"}};
   static const std::map<std::string, const char*> compare = {
@@ -424,7 +425,7 @@ void Writer::step(const Step& s) {
   const DType od = dt(s.out);
   static const std::set<std::string> elementwise_keys = {
       "neg", "abs", "sign", "exp", "log", "log1p", "expm1", "erf", "sqrt", "sin", "cos", "tanh", "sigmoid", "softplus",
-      "relu", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt", "le", "gt", "ge", "eq", "ne", "where"};
+      "relu", "arcsin", "arccos", "arctan", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt", "le", "gt", "ge", "eq", "ne", "where"};
   if (elementwise_keys.count(key)) return elementwise(s, key);
   if (key == "sum" || key == "prod" || key == "max" || key == "min") return reduction(s, key);
   if (key == "cast" || key == "stop_gradient" || key == "to") return finish(s, name(s.in[0]), dt(s.in[0]));

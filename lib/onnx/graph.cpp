@@ -15,6 +15,7 @@
 #include "core/node.hpp"
 #include "onnx/import.hpp"
 #include "ops/op.hpp"
+#include "theta/autodiff.hpp"
 #include "theta/control.hpp"
 #include "theta/error.hpp"
 #include "theta/linalg.hpp"
@@ -30,11 +31,18 @@ using Ints = std::vector<std::int64_t>;
 
 // One node being converted: its inputs (empty tensors for omitted optional ones), its
 // attributes, the opset of its domain.
-using Env = std::unordered_map<std::string, Tensor>;  // the values visible to a node, by name
+// The values visible to a node, by name. An ONNX sequence is a list of tensors known when the
+// model loads (its elements may be symbolic): SequenceConstruct, SequenceInsert, SplitToSequence
+// and the others only rearrange that list, so theta's graph sees the tensors themselves.
+struct Env {
+  std::unordered_map<std::string, Tensor> values;
+  std::unordered_map<std::string, std::vector<Tensor>> sequences;
+};
 
 struct Node {
   const pb::NodeProto& proto;
   std::vector<Tensor> in;
+  std::vector<const std::vector<Tensor>*> seq;  // input k's sequence, when it is one (in[k] is empty then)
   std::int64_t opset;
   std::string model_dir;
   const Env* env = nullptr;  // its scope: what a subgraph (If, Loop, Scan) may read from outside
@@ -78,8 +86,13 @@ struct Node {
   }
   // Input k, which must be there.
   const Tensor& x(std::size_t k) const {
+    if (k < seq.size() && seq[k]) fail("input " + std::to_string(k) + " is a sequence; a tensor is expected");
     if (k >= in.size() || !in[k]) fail("input " + std::to_string(k) + " is missing");
     return in[k];
+  }
+  const std::vector<Tensor>& sequence(std::size_t k) const {
+    if (k >= seq.size() || !seq[k]) fail("input " + std::to_string(k) + " is not a sequence");
+    return *seq[k];
   }
   bool given(std::size_t k) const { return k < in.size() && in[k]; }
   // Input k's values, which theta needs when the model loads (a shape, axes, pads).
@@ -777,6 +790,18 @@ Index slice_range(std::int64_t start, std::int64_t end, std::int64_t step) {
   return range(start, end, step);
 }
 
+// A sequence position (input k, a scalar known at load, or `def`), checked against the
+// sequence's length: -n..n-1, or -n..n where a SequenceInsert may append.
+std::int64_t sequence_position(const Node& n, std::size_t k, std::int64_t length, bool insert, std::int64_t def) {
+  if (!n.given(k)) return def;
+  const Ints v = n.values(k);
+  if (v.size() != 1) n.fail("the position (input " + std::to_string(k) + ") must be one integer, got " + std::to_string(v.size()));
+  const std::int64_t hi = insert ? length : length - 1;
+  if (v[0] < -length || v[0] > hi)
+    n.fail("position " + std::to_string(v[0]) + " is out of range for a sequence of " + std::to_string(length) + " tensors");
+  return v[0] < 0 ? v[0] + length : v[0];
+}
+
 std::unordered_map<std::string, Converter> converters() {
   std::unordered_map<std::string, Converter> c;
   c["Abs"] = unary(abs);
@@ -790,6 +815,9 @@ std::unordered_map<std::string, Converter> converters() {
   c["Sin"] = unary(sin);
   c["Cos"] = unary(cos);
   c["Erf"] = unary(erf);
+  c["Asin"] = unary(arcsin);
+  c["Acos"] = unary(arccos);
+  c["Atan"] = unary(arctan);
   c["Sign"] = unary(sign);
   c["Softplus"] = unary(softplus);
   c["Softsign"] = unary(softsign);
@@ -833,6 +861,27 @@ std::unordered_map<std::string, Converter> converters() {
     const double alpha = n.f("alpha", 1.67326319217681884765625), gamma = n.f("gamma", 1.05070102214813232421875);
     const Tensor& x = n.x(0);
     return one(gamma * where(x > 0.0, x, alpha * expm1(x)));
+  };
+  c["Celu"] = [](const Node& n) {  // max(0, x) + min(0, alpha (e^(x/alpha) - 1))
+    n.known({"alpha"});
+    const double alpha = n.f("alpha", 1.0);
+    if (alpha == 0.0) n.fail("alpha must not be 0");
+    const Tensor& x = n.x(0);
+    return one(where(x > 0.0, x, alpha * expm1(x / alpha)));
+  };
+  c["HardSwish"] = [](const Node& n) {  // x * max(0, min(1, x/6 + 1/2))
+    n.known({});
+    const Tensor& x = n.x(0);
+    return one(x * clip(x * (1.0 / 6.0) + 0.5, 0.0, 1.0));
+  };
+  c["MeanVarianceNormalization"] = [](const Node& n) {  // (x - mean) / sqrt(var + 1e-9) over axes
+    n.known({"axes"});
+    const Tensor& x = n.x(0);
+    Ints list;
+    for (auto a : n.ints("axes", {0, 2, 3})) list.push_back(n.axis(a, n.rank()));
+    const Axes axes(list);
+    const Tensor centred = x - mean(x, axes, true);
+    return one(centred / sqrt(mean(centred * centred, axes, true) + 1e-9));
   };
   c["HardSigmoid"] = [](const Node& n) {
     n.known({"alpha", "beta"});
@@ -1459,6 +1508,7 @@ std::unordered_map<std::string, Converter> converters() {
   }
   c["ScatterElements"] = [](const Node& n) {  // data with updates written at the indices along axis
     n.known({"axis", "reduction"});
+    if (n.proto.op_type() == "Scatter" && n.opset >= 11) n.fail("Scatter was removed in opset 11 (use ScatterElements)");
     const std::string red = n.s("reduction", "none");
     if (red != "none" && red != "add") n.fail("reduction '" + red + "' is not supported");
     const Tensor &x = n.x(0), &u = n.x(2);
@@ -1484,12 +1534,116 @@ std::unordered_map<std::string, Converter> converters() {
     }
     return one(x / pow(acc * (n.f("alpha", 1e-4) / double(size)) + n.f("bias", 1.0), n.f("beta", 0.75)));
   };
+  c["Scatter"] = c["ScatterElements"];  // (its name before opset 11)
   c["Det"] = [](const Node& n) { n.known({}); return one(linalg::det(n.x(0))); };
+  c["SequenceAt"] = [](const Node& n) {
+    n.known({});
+    const std::vector<Tensor>& list = n.sequence(0);
+    n.x(1);  // (the position is required)
+    return one(list[std::size_t(sequence_position(n, 1, std::int64_t(list.size()), false, 0))]);
+  };
+  c["SequenceLength"] = [](const Node& n) {
+    n.known({});
+    return one(tensor(double(n.sequence(0).size()), DType::int64));
+  };
+  c["ConcatFromSequence"] = [](const Node& n) {
+    n.known({"axis", "new_axis"});
+    const std::vector<Tensor>& list = n.sequence(0);
+    if (list.empty()) n.fail("concatenating an empty sequence");
+    const bool fresh = n.i("new_axis", 0) != 0;
+    const std::int64_t r = list.front().ndim() + (fresh ? 1 : 0);
+    if (!n.has("axis")) n.fail("attribute 'axis' is required");
+    const std::int64_t a = n.axis(n.i("axis", 0), r);
+    return one(fresh ? stack(list, a) : concatenate(list, a));
+  };
+  // ai.onnx.preview.training's Gradient: d(sum of y)/dx for each x named in xs, by th::grad
+  c["Gradient"] = [](const Node& n) {
+    n.known({"xs", "y"});
+    const auto* xs = n.attr("xs");
+    if (!xs || !n.has("y")) n.fail("attributes 'xs' and 'y' are required");
+    const auto find = [&](const std::string& name) {
+      const auto it = n.env->values.find(name);
+      if (it == n.env->values.end()) n.fail("'" + name + "' is not a tensor defined before the node");
+      return it->second;
+    };
+    const Tensor y = find(n.s("y", ""));
+    if (!is_floating(y.dtype())) n.fail(std::string("y is ") + dtype_name(y.dtype()) + ": only a floating-point y has a gradient");
+    const Tensor cost = y.ndim() == 0 ? y : sum(y);
+    std::vector<Tensor> out;
+    for (const auto& name : xs->strings()) out.push_back(grad(cost, find(name)));
+    return out;
+  };
   return c;
 }
 
 const std::unordered_map<std::string, Converter>& table() {
   static const auto t = converters();
+  return t;
+}
+
+// ---- Sequences: lists known when the model loads (see Env) ---------------------------------
+
+// The operators whose one output is a sequence.
+std::unordered_map<std::string, Converter> sequence_converters() {
+  std::unordered_map<std::string, Converter> c;
+  c["SequenceEmpty"] = [](const Node& n) {
+    n.known({"dtype"});
+    return std::vector<Tensor>{};
+  };
+  c["SequenceConstruct"] = [](const Node& n) {
+    n.known({});
+    std::vector<Tensor> list;
+    for (std::size_t k = 0; k < n.in.size(); ++k) {
+      list.push_back(n.x(k));
+      if (list.back().dtype() != list.front().dtype())
+        n.fail(std::string("its inputs have different element types (") + dtype_name(list.front().dtype()) + ", " +
+               dtype_name(list.back().dtype()) + ")");
+    }
+    return list;
+  };
+  c["SequenceInsert"] = [](const Node& n) {
+    n.known({});
+    std::vector<Tensor> list = n.sequence(0);
+    const Tensor& t = n.x(1);
+    if (!list.empty() && t.dtype() != list.front().dtype())
+      n.fail(std::string("inserting a ") + dtype_name(t.dtype()) + " tensor into a sequence of " + dtype_name(list.front().dtype()));
+    const std::int64_t at = sequence_position(n, 2, std::int64_t(list.size()), true, std::int64_t(list.size()));
+    list.insert(list.begin() + at, t);
+    return list;
+  };
+  c["SequenceErase"] = [](const Node& n) {
+    n.known({});
+    std::vector<Tensor> list = n.sequence(0);
+    if (list.empty()) n.fail("erasing from an empty sequence");
+    const std::int64_t at = sequence_position(n, 1, std::int64_t(list.size()), false, std::int64_t(list.size()) - 1);
+    list.erase(list.begin() + at);
+    return list;
+  };
+  c["SplitToSequence"] = [](const Node& n) {
+    n.known({"axis", "keepdims"});
+    const Tensor& x = n.x(0);
+    const std::int64_t a = n.axis(n.i("axis", 0), n.rank());
+    const Shape xs = n.shape(0, "the sequence's length is the number of pieces");
+    if (!n.given(1)) {  // pieces of size 1, the axis kept or dropped
+      std::vector<Tensor> list = chunk(x, xs[std::size_t(a)], int(a));
+      if (n.i("keepdims", 1) == 0)
+        for (auto& t : list) t = squeeze(t, {a});
+      return list;
+    }
+    Ints sizes = n.values(1);
+    if (n.x(1).ndim() == 0) {  // one size: equal pieces, the last one shorter
+      const std::int64_t each = sizes.at(0);
+      if (each <= 0) n.fail("the split size must be positive, got " + std::to_string(each));
+      sizes.clear();
+      for (std::int64_t left = xs[std::size_t(a)]; left > 0; left -= each) sizes.push_back(std::min(each, left));
+    }
+    return split(x, sizes, int(a));
+  };
+  return c;
+}
+
+const std::unordered_map<std::string, Converter>& sequence_makers() {
+  static const auto t = sequence_converters();
   return t;
 }
 
@@ -1520,15 +1674,15 @@ const std::unordered_map<std::string, Converter>& table() {
 Model import_graph(pb::GraphProto& g, const Opsets& opsets, const std::string& model_dir,
                    const std::map<std::string, Tensor>& bound, const std::string& path) {
   Model m;
-  std::unordered_map<std::string, Tensor> env;
+  Env env;
   if (g.sparse_initializer_size() > 0) throw Error("onnx::load: " + path + ": sparse initializers are not supported");
   for (auto& init : *g.mutable_initializer()) {  // (large raw data is taken over, not copied)
     Shared s = shared(tensor_of(init, "onnx::load: " + path + ": initializer", model_dir, &init), init.name());
-    env[init.name()] = s;
+    env.values[init.name()] = s;
     m.parameters.push_back(s);
   }
   for (const auto& in : g.input()) {
-    if (env.count(in.name())) continue;  // (IR < 4: initializers are listed as inputs too)
+    if (env.values.count(in.name())) continue;  // (IR < 4: initializers are listed as inputs too)
     const std::string where = "onnx::load: " + path + ": input '" + in.name() + "'";
     if (!in.type().has_tensor_type()) throw Error(where + ": only tensor inputs are supported (not sequences, maps or optionals)");
     const auto& tt = in.type().tensor_type();
@@ -1536,7 +1690,7 @@ Model import_graph(pb::GraphProto& g, const Opsets& opsets, const std::string& m
     if (!tt.has_shape()) throw Error(where + ": its rank is unknown (theta's placeholders have a rank)");
     m.input_names.push_back(in.name());
     if (auto b = bound.find(in.name()); b != bound.end()) {
-      env[in.name()] = b->second.dtype() == dt ? b->second : cast(b->second, dt);
+      env.values[in.name()] = b->second.dtype() == dt ? b->second : cast(b->second, dt);
       continue;
     }
     // the sizes the file declares (dim_value) are the placeholder's: the graph is built with
@@ -1546,14 +1700,17 @@ Model import_graph(pb::GraphProto& g, const Opsets& opsets, const std::string& m
     for (auto d : dims)
       if (d > (std::int64_t(1) << 40)) throw IOError(where + ": a declared size of " + std::to_string(d) + " is out of range");
     Tensor p = th::detail::make_leaf(th::detail::NodeKind::placeholder, dt, dims, std::nullopt, in.name());
-    env[in.name()] = p;
+    env.values[in.name()] = p;
     m.inputs.push_back(p);
   }
   const std::int64_t opset = opsets.count("") ? opsets.at("") : 1;
   run_nodes(g, env, opset, model_dir, 0);
   for (const auto& out : g.output()) {
-    const auto it = env.find(out.name());
-    if (it == env.end()) throw Error("onnx::load: " + path + ": output '" + out.name() + "' is computed by no node");
+    if (env.sequences.count(out.name()))
+      throw Error("onnx::load: " + path + ": output '" + out.name() +
+                  "' is a sequence: theta's functions return tensors (read it with SequenceAt or ConcatFromSequence)");
+    const auto it = env.values.find(out.name());
+    if (it == env.values.end()) throw Error("onnx::load: " + path + ": output '" + out.name() + "' is computed by no node");
     m.outputs.push_back(it->second);
     m.output_names.push_back(out.name());
   }
@@ -1565,20 +1722,41 @@ namespace {
 // The graph's nodes in order, each through its converter, their outputs added to env.
 void run_nodes(const pb::GraphProto& g, Env& env, std::int64_t opset, const std::string& model_dir, int depth) {
   for (const auto& node : g.node()) {
-    Node n{node, {}, opset, model_dir, &env, depth};
-    if (!node.domain().empty() && node.domain() != "ai.onnx")
-      n.fail("operator domain '" + node.domain() + "' is not supported (only the default ai.onnx)");
+    Node n{node, {}, {}, opset, model_dir, &env, depth};
+    const bool training = node.domain() == "ai.onnx.preview.training";
+    if (!node.domain().empty() && node.domain() != "ai.onnx" && !(training && node.op_type() == "Gradient"))
+      n.fail("operator domain '" + node.domain() + "' is not supported (only the default ai.onnx, and Gradient of ai.onnx.preview.training)");
     const auto conv = table().find(node.op_type());
-    if (conv == table().end()) n.fail("operator " + node.op_type() + " is not supported");
+    const auto seq_conv = sequence_makers().find(node.op_type());
+    if (conv == table().end() && seq_conv == sequence_makers().end()) n.fail("operator " + node.op_type() + " is not supported");
     for (const auto& name : node.input()) {
+      n.seq.push_back(nullptr);
       if (name.empty()) {
         n.in.emplace_back();
         continue;
       }
-      const auto it = env.find(name);
-      if (it == env.end())
+      if (const auto s = env.sequences.find(name); s != env.sequences.end()) {
+        n.in.emplace_back();
+        n.seq.back() = &s->second;
+        continue;
+      }
+      const auto it = env.values.find(name);
+      if (it == env.values.end())
         n.fail("input '" + name + "' is not defined before the node (the graph is not in topological order, or has a cycle)");
       n.in.push_back(it->second);
+    }
+    if (seq_conv != sequence_makers().end()) {  // one output, a sequence
+      std::vector<Tensor> list;
+      try {
+        list = seq_conv->second(n);
+      } catch (...) {
+        rethrow_in(n);
+      }
+      if (node.output_size() > 0 && !node.output(0).empty()) {
+        env.values.erase(node.output(0));
+        env.sequences[node.output(0)] = std::move(list);
+      }
+      continue;
     }
     std::vector<Tensor> outs;
     try {
@@ -1590,7 +1768,8 @@ void run_nodes(const pb::GraphProto& g, Env& env, std::int64_t opset, const std:
       const std::string& name = node.output(k);
       if (name.empty()) continue;
       if (std::size_t(k) >= outs.size() || !outs[std::size_t(k)]) n.fail("output " + std::to_string(k) + " is not supported");
-      env[name] = outs[std::size_t(k)];
+      env.sequences.erase(name);
+      env.values[name] = outs[std::size_t(k)];
     }
   }
 }
@@ -1600,13 +1779,17 @@ std::vector<Tensor> run_body(const Node& n, const pb::GraphProto& body, const st
   if (body.input_size() != int(inputs.size()))
     n.fail("its body has " + std::to_string(body.input_size()) + " inputs, expected " + std::to_string(inputs.size()));
   Env env = *n.env;  // the outer scope, then the body's own names over it
-  for (const auto& init : body.initializer()) env[init.name()] = tensor_of(init, n.label() + ": body initializer", n.model_dir);
-  for (std::size_t k = 0; k < inputs.size(); ++k) env[body.input(int(k)).name()] = inputs[k];
+  for (const auto& init : body.initializer()) env.values[init.name()] = tensor_of(init, n.label() + ": body initializer", n.model_dir);
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    env.sequences.erase(body.input(int(k)).name());
+    env.values[body.input(int(k)).name()] = inputs[k];
+  }
   run_nodes(body, env, n.opset, n.model_dir, n.depth + 1);
   std::vector<Tensor> outs;
   for (const auto& out : body.output()) {
-    const auto it = env.find(out.name());
-    if (it == env.end()) n.fail("its body's output '" + out.name() + "' is computed by no node");
+    if (env.sequences.count(out.name())) n.fail("its body's output '" + out.name() + "' is a sequence, which theta's scan does not carry");
+    const auto it = env.values.find(out.name());
+    if (it == env.values.end()) n.fail("its body's output '" + out.name() + "' is computed by no node");
     outs.push_back(it->second);
   }
   return outs;

@@ -620,3 +620,82 @@ BOOST_AUTO_TEST_CASE(pad_modes_match_numpy) {
     }
   }
 }
+
+// ONNX sequences are lists known when the model loads: SplitToSequence, SequenceInsert,
+// SequenceErase and SequenceAt rearrange the tensors, and the result differentiates through
+// them. ai.onnx.preview.training's Gradient is th::grad of y's sum.
+BOOST_AUTO_TEST_CASE(sequences_are_lists_at_load_and_gradient_is_th_grad) {
+  TempDir tmp;
+  auto node = [](::onnx::GraphProto* g, const char* op, std::vector<const char*> in, std::vector<const char*> out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(std::string("the_") + op);
+    for (auto* i : in) n->add_input(i);
+    for (auto* o : out) n->add_output(o);
+    return n;
+  };
+  auto int_attr = [](::onnx::NodeProto* n, const char* name, std::int64_t v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(::onnx::AttributeProto::INT);
+    a->set_i(v);
+  };
+  auto position = [](::onnx::GraphProto* g, const char* name, std::int64_t v) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(::onnx::TensorProto::INT64);
+    t->add_int64_data(v);
+  };
+  // x (4, 3) split into its rows; row 2 erased; y inserted at the front; element `at` read
+  auto model = [&](std::int64_t at, bool sequence_out) {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("seq");
+    declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {4, 3});
+    declare_input(g, "y", ::onnx::TensorProto::DOUBLE, {3});
+    position(g, "two", 2);
+    position(g, "zero", 0);
+    position(g, "at", at);
+    int_attr(node(g, "SplitToSequence", {"x"}, {"rows"}), "keepdims", 0);
+    node(g, "SequenceErase", {"rows", "two"}, {"erased"});
+    node(g, "SequenceInsert", {"erased", "y", "zero"}, {"seq"});
+    node(g, "SequenceAt", {"seq", "at"}, {"picked"});
+    node(g, "SequenceLength", {"seq"}, {"len"});
+    auto* cat = node(g, "ConcatFromSequence", {"seq"}, {"stacked"});
+    int_attr(cat, "new_axis", 1);
+    int_attr(cat, "axis", 0);
+    g->add_output()->set_name(sequence_out ? "seq" : "picked");
+    g->add_output()->set_name("len");
+    g->add_output()->set_name("stacked");
+    return tmp.write("seq.onnx", m.SerializeAsString());
+  };
+  const Tensor x = th::tensor(std::vector<double>{0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32}, {4, 3});
+  const Tensor y = th::tensor(std::vector<double>{-1, -2, -3}, {3});
+  th::onnx::Model m = th::onnx::load(model(-1, false));  // the last: x's row 3
+  const th::Function f = th::function(m.inputs, m.outputs);
+  const th::Result r = f(x, y);
+  BOOST_TEST(r[0].to_vector<double>() == (std::vector<double>{30, 31, 32}), boost::test_tools::per_element());
+  BOOST_TEST(r[1].to_vector<std::int64_t>() == std::vector<std::int64_t>{4});
+  BOOST_TEST(r[2].shape() == (th::Shape{4, 3}));  // y, rows 0, 1, 3
+  BOOST_TEST(r[2].to_vector<double>() == (std::vector<double>{-1, -2, -3, 0, 1, 2, 10, 11, 12, 30, 31, 32}),
+             boost::test_tools::per_element());
+  // the picked element's gradient reaches x's row 3 only
+  const Tensor g = th::function(m.inputs, th::grad(th::sum(m.outputs[2] * m.outputs[2]), m.inputs[0]))(x, y)[0];
+  BOOST_TEST(g.to_vector<double>() == (std::vector<double>{0, 2, 4, 20, 22, 24, 0, 0, 0, 60, 62, 64}),
+             boost::test_tools::per_element());
+  std::string e = check::message_of<th::Error>([&] { th::onnx::load(model(4, false)); });
+  BOOST_TEST(check::has(e, "node 'the_SequenceAt' (SequenceAt): position 4 is out of range for a sequence of 4 tensors"), e);
+  e = check::message_of<th::Error>([&] { th::onnx::load(model(0, true)); });
+  BOOST_TEST(check::has(e, "output 'seq' is a sequence"), e);
+
+  // Gradient: d = (a + b) * a, so dd/da = 2a + b and dd/db = a (the suite's own model)
+  const std::string t = "simple/test_gradient_of_add_and_mul";
+  const th::Function grads = th::onnx::load_function(model_of(t));
+  const Tensor a = input_of(t, 0), b = input_of(t, 1);
+  const th::Result gr = grads(a, b);
+  BOOST_TEST(max_abs_diff(gr[1], 2.0 * a + b) == 0.0);
+  BOOST_TEST(max_abs_diff(gr[2], a) == 0.0);
+  BOOST_TEST(max_abs_diff(gr[1], output_of(t, 1)) < 1e-6);
+}
