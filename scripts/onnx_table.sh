@@ -45,9 +45,14 @@ saying so; `Reshape`, `Expand` and `ConstantOfShape` also take sizes computed in
 (a `Shape`'s output) and read them when the function runs. `If` becomes `th::ifelse` (frozen,
 only the branch taken runs), `Scan` (opset 9 on) and `Loop` (a trip count known at load, a
 condition that stays true) become `th::scan` over the body, converted once; bodies read the
-outer graph's values. float16, strings, uint64, sequences and optionals are not supported
-(theta has bool, int32, int64, float32 and float64; narrower integers are widened to int32,
-so arithmetic that would wrap around in uint8 or int16 does not wrap here).
+outer graph's values. A sequence is a list of tensors known when the model loads
+(`SequenceConstruct`, `SequenceInsert`/`SequenceErase` at positions known at load,
+`SplitToSequence`, then `SequenceAt`, `SequenceLength`, `ConcatFromSequence`): theta's graph
+sees the tensors themselves, so they differentiate; a sequence as a graph input or output, or
+carried by a loop, is not supported. `Gradient` (domain `ai.onnx.preview.training`) is
+`th::grad` of y's sum. float16, strings, uint64 and optionals are not supported (theta has
+bool, int32, int64, float32 and float64; narrower integers are widened to int32, so
+arithmetic that would wrap around in uint8 or int16 does not wrap here).
 
 Composed in the importer, not yet theta operations of their own: 3-d convolutions (2-d ones
 over depth slices), pooling of rank 3 or with dilation or `auto_pad` SAME (one strided view
@@ -55,9 +60,13 @@ per window cell), LRN, the losses, `Resize`/`Upsample` (per resized axis a sum o
 times weights: nearest, linear and cubic taps, every coordinate transformation mode, as
 ONNX's reference computes them), `GatherND`/`ScatterND` (data's leading axes flattened,
 then `take`/`put_along_axis`), `RNN`/`GRU`/`LSTM` (unrolled over the sequence: default
-activations, every direction and layout, peepholes, no `clip`); these need the input's sizes when the model loads (declared
+activations, every direction and layout, peepholes, no `clip`), `ConvTranspose` with
+asymmetric pads, `output_shape` or `auto_pad` SAME (the full output cut or zero-padded to
+ONNX's span), `BatchNormalization` in training mode, `MeanVarianceNormalization`,
+`ReverseSequence` (one gather); these need the input's sizes when the model loads (declared
 sizes do) and are slower than a kernel would be. All of them differentiate. Floor, Ceil, Round and Mod go through a cast to int64
-(exact below 2^52, where every float is an integer anyway).
+(exact below 2^52, where every float is an integer anyway). `NonZero`, `Compress`'s condition
+and the window functions' sizes must be known at load (their output sizes depend on them).
 
 HEAD
   cat <<'SAVED'

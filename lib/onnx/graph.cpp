@@ -340,7 +340,7 @@ Tensor conv3d(const Node& n, const Tensor& x, const Tensor& w, const Ints& pads,
 
 std::vector<Tensor> conv(const Node& n) {
   n.known({"kernel_shape", "pads", "strides", "dilations", "group", "auto_pad"});
-  check_auto_pad(n);
+  if (n.rank() == 5) check_auto_pad(n);
   Tensor x = n.x(0), w = n.x(1);
   const std::int64_t r = n.rank();
   if (r == 5) {
@@ -357,7 +357,21 @@ std::vector<Tensor> conv(const Node& n) {
   spatial(n, "kernel_shape", sp, {});
   Ints pads = spatial(n, "pads", 2 * sp, {}), strides = spatial(n, "strides", sp, Ints(sp, 1)),
        dil = spatial(n, "dilations", sp, Ints(sp, 1));
+  const std::string ap = n.s("auto_pad", "NOTSET");
+  if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {  // the output ceil(in / stride); the odd pad cell at the end or start
+    const Shape xs = n.shape(0, "auto_pad SAME's pads"), ws = n.shape(1, "auto_pad SAME's pads");
+    pads.assign(2 * sp, 0);
+    for (std::size_t i = 0; i < sp; ++i) {
+      const std::int64_t in = xs[2 + i], out = (in + strides[i] - 1) / strides[i];
+      const std::int64_t total = std::max<std::int64_t>((out - 1) * strides[i] + (ws[2 + i] - 1) * dil[i] + 1 - in, 0);
+      pads[i] = ap == "SAME_UPPER" ? total / 2 : total - total / 2, pads[sp + i] = total - pads[i];
+    }
+  }
   if (one_d) pads = pads.empty() ? Ints{} : Ints{0, pads[0], 0, pads[1]}, strides = as2d(strides, 1), dil = as2d(dil, 1);
+  if (pads.size() == 4 && (pads[0] != pads[2] || pads[1] != pads[3])) {  // asymmetric: zeros around x first
+    for (std::int64_t a = 2; a < 4; ++a) x = pad_axis(x, a, pads[std::size_t(a - 2)], pads[std::size_t(a)], 0.0);
+    pads.clear();
+  }
   ConvOptions o;
   o.border_mode = padding2d(n, pads);
   o.subsample = {strides[0], strides[1]};
@@ -370,21 +384,65 @@ std::vector<Tensor> conv(const Node& n) {
   return one(y);
 }
 
+// Transposed convolutions of 1 or 2 spatial axes (1-d as 2-d over a height of 1). Symmetric
+// pads go to conv2d_transpose; otherwise (asymmetric pads, output_shape, auto_pad SAME) the
+// full output is computed and each spatial axis cut (or zero-padded) to the requested span,
+// with ONNX's rule for where the difference goes.
 std::vector<Tensor> conv_transpose(const Node& n) {
-  n.known({"kernel_shape", "pads", "strides", "dilations", "group", "auto_pad", "output_padding"});
-  check_auto_pad(n);
-  if (n.rank() != 4) n.fail("only 2-d transposed convolutions are supported");
-  spatial(n, "kernel_shape", 2, {});
-  const Ints strides = spatial(n, "strides", 2, {1, 1}), dil = spatial(n, "dilations", 2, {1, 1}),
-             op = spatial(n, "output_padding", 2, {0, 0});
+  n.known({"kernel_shape", "pads", "strides", "dilations", "group", "auto_pad", "output_padding", "output_shape"});
+  const std::int64_t r = n.rank();
+  if (r != 3 && r != 4)
+    n.fail("only 1-d and 2-d transposed convolutions are supported (input of rank " + std::to_string(r) + ")");
+  const bool one_d = r == 3;
+  const std::size_t sp = one_d ? 1 : 2;
+  const std::string ap = n.s("auto_pad", "NOTSET");
+  if (ap != "NOTSET" && ap != "VALID" && ap != "SAME_UPPER" && ap != "SAME_LOWER") n.fail("auto_pad '" + ap + "' is not known");
+  Ints k = spatial(n, "kernel_shape", sp, {}), strides = spatial(n, "strides", sp, Ints(sp, 1)),
+       dil = spatial(n, "dilations", sp, Ints(sp, 1)), op = spatial(n, "output_padding", sp, Ints(sp, 0)),
+       pads = ap == "NOTSET" ? spatial(n, "pads", 2 * sp, Ints(2 * sp, 0)) : Ints(2 * sp, 0);
+  const Ints out_shape = spatial(n, "output_shape", sp, {});
+  Tensor x = n.x(0), w = n.x(1);
+  if (k.empty()) {
+    const Shape ws = n.shape(1, "the kernel's sizes");
+    k.assign(ws.end() - std::ptrdiff_t(sp), ws.end());
+  }
+  if (!out_shape.empty() || ap == "SAME_UPPER" || ap == "SAME_LOWER") {  // pads from the output's sizes
+    const Shape xs = n.shape(0, "pads that follow from the output's sizes");
+    for (std::size_t i = 0; i < sp; ++i) {
+      const std::int64_t in = xs[2 + i], full = strides[i] * (in - 1) + op[i] + (k[i] - 1) * dil[i] + 1;
+      const std::int64_t want = out_shape.empty() ? in * strides[i] : out_shape[i], total = full - want;
+      const std::int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);  // floor(total / 2)
+      const bool upper = ap == "SAME_UPPER";
+      pads[i] = upper ? half : total - half, pads[sp + i] = upper ? total - half : half;
+    }
+  }
+  if (one_d) {
+    x = expand_dims(x, 2), w = expand_dims(w, 2);
+    strides = as2d(strides, 1), dil = as2d(dil, 1), op = as2d(op, 0), pads = as2d(pads, 0);
+  }
+  const bool symmetric = pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0;
   ConvOptions o;
-  o.border_mode = padding2d(n, spatial(n, "pads", 4, {}));
+  o.border_mode = symmetric ? Padding(pads[0], pads[1]) : Padding(0, 0);
   o.subsample = {strides[0], strides[1]};
   o.filter_dilation = {dil[0], dil[1]};
   o.num_groups = n.i("group", 1);
   o.filter_flip = false;
-  Tensor y = conv2d_transpose(n.x(0), n.x(1), o, {op[0], op[1]});
+  Tensor y = conv2d_transpose(x, w, o, {op[0], op[1]});
+  if (!symmetric)
+    for (std::int64_t a = 2; a < 4; ++a) {  // cut the pads (or add zeros where a pad is negative)
+      const std::int64_t b = pads[std::size_t(a - 2)], e = pads[std::size_t(a)];
+      const std::int64_t len = y.is_symbolic() ? th::detail::meta_of(y).shape[std::size_t(a)] : y.shape()[std::size_t(a)];
+      if (b > 0 || e > 0) {
+        if (len < 0) n.fail("needs the output's sizes when the model loads (asymmetric pads)");
+        if (std::max<std::int64_t>(b, 0) + std::max<std::int64_t>(e, 0) >= len) n.fail("the pads leave no output");
+        std::vector<Index> idx(4, all());
+        idx[std::size_t(a)] = range(std::max<std::int64_t>(b, 0), len - std::max<std::int64_t>(e, 0));
+        y = view(y, idx);
+      }
+      y = pad_axis(y, a, std::max<std::int64_t>(-b, 0), std::max<std::int64_t>(-e, 0), 0.0);
+    }
   if (n.given(2)) y = y + reshape(n.x(2), Shape{1, -1, 1, 1});
+  if (one_d) y = squeeze(y, Axes(2));
   return one(y);
 }
 
@@ -1240,8 +1298,19 @@ std::unordered_map<std::string, Converter> converters() {
   c["GlobalMaxPool"] = [](const Node& n) { n.known({}); return one(max(n.x(0), Axes(spatial_axes(n.rank())), true)); };
   c["BatchNormalization"] = [](const Node& n) {
     n.known({"epsilon", "momentum", "spatial", "is_test", "training_mode", "consumed_inputs"});
-    if (n.i("training_mode", 0) != 0) n.fail("attribute 'training_mode' = 1 is not supported (inference only)");
     if (n.i("spatial", 1) != 1) n.fail("attribute 'spatial' = 0 is not supported");
+    if (n.i("training_mode", 0) != 0) {  // the batch's statistics; the running ones moved towards them
+      const Tensor& x = n.x(0);
+      Ints all_but_channels = spatial_axes(n.rank());
+      all_but_channels.insert(all_but_channels.begin(), 0);
+      const Axes ax(all_but_channels);
+      Shape cs(std::size_t(n.rank()), 1);
+      cs[1] = -1;
+      const Tensor mu = mean(x, ax, true), d = x - mu, v = mean(d * d, ax, true);  // (biased, as ONNX's)
+      const double eps = n.f("epsilon", 1e-5), m = n.f("momentum", 0.9);
+      const Tensor y = d / sqrt(v + eps) * reshape(n.x(1), cs) + reshape(n.x(2), cs);
+      return std::vector<Tensor>{y, n.x(3) * m + reshape(mu, Shape{-1}) * (1.0 - m), n.x(4) * m + reshape(v, Shape{-1}) * (1.0 - m)};
+    }
     for (int k = 1; k < n.proto.output_size(); ++k)
       if (!n.proto.output(k).empty()) n.fail("the training outputs (running statistics) are not supported");
     return one(batch_normalization_test(n.x(0), n.x(1), n.x(2), n.x(3), n.x(4), {}, n.f("epsilon", 1e-5)));
@@ -1454,9 +1523,15 @@ std::unordered_map<std::string, Converter> converters() {
     const Tensor& x = n.x(0);
     const std::int64_t r = n.rank(), a = n.axis(n.i("axis", n.opset >= 13 ? -1 : 1), r);
     if (n.opset < 13 && a != r - 1) n.fail("axis other than the last is not supported before opset 13");
-    if (a != r - 1) n.fail("axis other than the last is not supported");
     const Shape s = n.shape(0, "Hardmax's number of classes");
-    return one(cast(one_hot(argmax(x, a), s[std::size_t(a)]), x.dtype()));
+    Tensor y = cast(one_hot(argmax(x, a), s[std::size_t(a)]), x.dtype());  // (the classes last)
+    if (a != r - 1) {
+      Ints perm;
+      for (std::int64_t d = 0; d < r - 1; ++d) perm.push_back(d);
+      perm.insert(perm.begin() + a, r - 1);
+      y = transpose(y, perm);
+    }
+    return one(y);
   };
   c["OneHot"] = [](const Node& n) {
     n.known({"axis"});
@@ -1534,6 +1609,89 @@ std::unordered_map<std::string, Converter> converters() {
     }
     return one(x / pow(acc * (n.f("alpha", 1e-4) / double(size)) + n.f("bias", 1.0), n.f("beta", 0.75)));
   };
+  // Hann, Hamming and Blackman windows of a length known at load: sums of cosines of 2 pi k n / D,
+  // D the length (periodic, the default) or the length - 1 (symmetric)
+  const auto window = [](std::vector<double> coefficients) {
+    return [coefficients](const Node& n) {
+      n.known({"output_datatype", "periodic"});
+      const Ints size = n.values(0);
+      if (size.size() != 1 || size[0] < 0 || size[0] > kMaxMadeElements) n.fail("the size must be one integer in [0, 2^27]");
+      const std::int64_t len = size[0];
+      const double d = double(n.i("periodic", 1) ? len : len - 1);
+      std::vector<double> w(std::size_t(len), 0.0);
+      for (std::int64_t i = 0; i < len; ++i)
+        for (std::size_t k = 0; k < coefficients.size(); ++k)
+          w[std::size_t(i)] += (k % 2 ? -1.0 : 1.0) * coefficients[k] * (k == 0 ? 1.0 : std::cos(2.0 * M_PI * double(k) * double(i) / d));
+      return one(tensor(w, Shape{len}, onnx_dtype(n, n.i("output_datatype", 1))));
+    };
+  };
+  c["HannWindow"] = window({0.5, 0.5});
+  c["HammingWindow"] = window({25.0 / 46.0, 1.0 - 25.0 / 46.0});
+  c["BlackmanWindow"] = window({0.42, 0.5, 0.08});
+  // ReverseSequence: the first sequence_lens[b] steps of each batch entry reversed (the lengths
+  // known at load), one gather along the time axis
+  c["ReverseSequence"] = [](const Node& n) {
+    n.known({"batch_axis", "time_axis"});
+    if (n.rank() < 2) n.fail("the input needs a batch and a time axis");
+    const std::int64_t ba = n.axis(n.i("batch_axis", 1), n.rank()), ta = n.axis(n.i("time_axis", 0), n.rank());
+    if (ba == ta || ba > 1 || ta > 1) n.fail("batch_axis and time_axis must be 0 and 1 in some order");
+    const Shape xs = n.shape(0, "the gather's indices");
+    const Ints lens = n.values(1);
+    const std::int64_t B = xs[std::size_t(ba)], T = xs[std::size_t(ta)];
+    if (std::int64_t(lens.size()) != B) n.fail("sequence_lens has " + std::to_string(lens.size()) + " entries for a batch of " + std::to_string(B));
+    std::int64_t inner = 1;
+    for (std::size_t d = 2; d < xs.size(); ++d) inner *= xs[d];
+    std::vector<std::int64_t> idx(std::size_t(B * T * inner));
+    for (std::int64_t b = 0; b < B; ++b) {
+      if (lens[std::size_t(b)] < 0 || lens[std::size_t(b)] > T) n.fail("a sequence length of " + std::to_string(lens[std::size_t(b)]) + " for " + std::to_string(T) + " steps");
+      for (std::int64_t t = 0; t < T; ++t) {
+        const std::int64_t from = t < lens[std::size_t(b)] ? lens[std::size_t(b)] - 1 - t : t;
+        const std::int64_t at = (ta == 0 ? t * B + b : b * T + t) * inner;
+        for (std::int64_t i = 0; i < inner; ++i) idx[std::size_t(at + i)] = from;
+      }
+    }
+    return one(th::detail::take_along_axis(n.x(0), tensor(idx, xs, DType::int64), ta));
+  };
+  // Compress: the slices along axis (or of the flattened input) where condition, known at load, holds
+  c["Compress"] = [](const Node& n) {
+    n.known({"axis"});
+    const Ints cond = n.values(1);
+    Tensor x = n.x(0);
+    std::int64_t a = 0;
+    if (n.has("axis")) {
+      a = n.axis(n.i("axis", 0), n.rank());
+    } else {
+      x = reshape(x, Shape{-1});
+    }
+    const Shape xs = x.is_symbolic() ? th::detail::meta_of(x).shape : x.shape();
+    if (xs[std::size_t(a)] >= 0 && std::int64_t(cond.size()) > xs[std::size_t(a)])
+      n.fail("the condition has " + std::to_string(cond.size()) + " entries for an axis of " + std::to_string(xs[std::size_t(a)]));
+    std::vector<std::int64_t> picked;
+    for (std::size_t i = 0; i < cond.size(); ++i)
+      if (cond[i]) picked.push_back(std::int64_t(i));
+    return one(take(x, tensor(picked, Shape{std::int64_t(picked.size())}, DType::int64), a));
+  };
+  // NonZero of an input known at load (its result's size depends on the values): a constant
+  c["NonZero"] = [](const Node& n) {
+    n.known({});
+    const Tensor& x = n.x(0);
+    if (x.is_symbolic()) n.fail("input 0 must be known when the model loads: NonZero's output size depends on its values");
+    const Shape xs = x.shape();
+    const std::vector<double> v = x.to_vector<double>();
+    std::vector<std::int64_t> at;
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (v[i] != 0) at.push_back(std::int64_t(i));
+    const std::int64_t r = std::int64_t(xs.size()), count = std::int64_t(at.size());
+    std::vector<std::int64_t> out(std::size_t(r * count));
+    for (std::int64_t j = 0; j < count; ++j) {
+      std::int64_t rest = at[std::size_t(j)];
+      for (std::int64_t d = r - 1; d >= 0; --d) {
+        out[std::size_t(d * count + j)] = rest % xs[std::size_t(d)];
+        rest /= xs[std::size_t(d)];
+      }
+    }
+    return one(tensor(out, Shape{r, count}, DType::int64));
+  };
   c["Scatter"] = c["ScatterElements"];  // (its name before opset 11)
   c["Det"] = [](const Node& n) { n.known({}); return one(linalg::det(n.x(0))); };
   c["SequenceAt"] = [](const Node& n) {
@@ -1556,6 +1714,59 @@ std::unordered_map<std::string, Converter> converters() {
     const std::int64_t a = n.axis(n.i("axis", 0), r);
     return one(fresh ? stack(list, a) : concatenate(list, a));
   };
+  // ai.onnx.preview.training's optimizers: one step for n tensors, inputs R (the learning
+  // rate), T (the step count), then X..., G..., and the state tensors; outputs the new X...
+  // and the new states, by the formulas of ONNX's reference
+  const auto optimizer = [](std::size_t states, std::function<std::vector<Tensor>(const Node&, const Tensor& r, const Tensor& t,
+                                                                                   const Tensor& x, const Tensor& g, const std::vector<Tensor>& s)>
+                                                       step) {
+    return [states, step](const Node& n) {
+      const std::size_t groups = 2 + states;
+      if (n.in.size() < 2 + groups || (n.in.size() - 2) % groups != 0)
+        n.fail(std::to_string(n.in.size()) + " inputs: expected R, T and " + std::to_string(groups) + " tensors per optimized tensor");
+      const std::size_t count = (n.in.size() - 2) / groups;
+      std::vector<std::vector<Tensor>> out(1 + states);
+      for (std::size_t i = 0; i < count; ++i) {
+        const Tensor& x = n.x(2 + i);
+        if (!is_floating(x.dtype())) n.fail(std::string("X is ") + dtype_name(x.dtype()) + ": only floating-point tensors are optimized");
+        std::vector<Tensor> s;
+        for (std::size_t k = 0; k < states; ++k) s.push_back(n.x(2 + (2 + k) * count + i));
+        const Tensor r = cast(n.x(0), x.dtype()), t = cast(n.x(1), x.dtype());
+        const std::vector<Tensor> r_i = step(n, r, t, x, n.x(2 + count + i), s);
+        for (std::size_t k = 0; k <= states; ++k) out[k].push_back(r_i[k]);
+      }
+      std::vector<Tensor> flat;
+      for (auto& o : out) flat.insert(flat.end(), o.begin(), o.end());
+      return flat;
+    };
+  };
+  c["Adagrad"] = optimizer(1, [](const Node& n, const Tensor& r, const Tensor& t, const Tensor& x, const Tensor& g, const std::vector<Tensor>& s) {
+    n.known({"decay_factor", "epsilon", "norm_coefficient"});
+    const Tensor rate = r / (t * n.f("decay_factor", 0.0) + 1.0), gr = x * n.f("norm_coefficient", 0.0) + g;
+    const Tensor h = s[0] + gr * gr;
+    return std::vector<Tensor>{x - rate * gr / (sqrt(h) + n.f("epsilon", 1e-6)), h};
+  });
+  c["Momentum"] = optimizer(1, [](const Node& n, const Tensor& r, const Tensor& t, const Tensor& x, const Tensor& g, const std::vector<Tensor>& s) {
+    n.known({"alpha", "beta", "mode", "norm_coefficient"});
+    if (!n.has("alpha") || !n.has("beta") || !n.has("mode") || !n.has("norm_coefficient"))
+      n.fail("attributes 'alpha', 'beta', 'mode' and 'norm_coefficient' are required");
+    const std::string mode = n.s("mode", "");
+    if (mode != "standard" && mode != "nesterov") n.fail("mode '" + mode + "' is not 'standard' or 'nesterov'");
+    const double alpha = n.f("alpha", 0.0);
+    const Tensor gr = x * n.f("norm_coefficient", 0.0) + g;
+    const Tensor v = s[0] * alpha + where(t > 0.0, n.f("beta", 0.0), 1.0) * gr;
+    return std::vector<Tensor>{mode == "standard" ? x - r * v : x - r * (gr + v * alpha), v};
+  });
+  c["Adam"] = optimizer(2, [](const Node& n, const Tensor& r, const Tensor& t, const Tensor& x, const Tensor& g, const std::vector<Tensor>& s) {
+    n.known({"alpha", "beta", "epsilon", "norm_coefficient", "norm_coefficient_post"});
+    const double alpha = n.f("alpha", 0.9), beta = n.f("beta", 0.999);
+    const Tensor gr = x * n.f("norm_coefficient", 0.0) + g;
+    const Tensor v = s[0] * alpha + gr * (1.0 - alpha), h = s[1] * beta + gr * gr * (1.0 - beta);
+    const Tensor tc = maximum(t, 1.0);  // (the bias correction applies from T = 1 on)
+    const Tensor rate = where(t > 0.0, r * sqrt(1.0 - pow(tensor(beta, x.dtype()), tc)) / (1.0 - pow(tensor(alpha, x.dtype()), tc)), r);
+    const Tensor moved = x - rate * (v / (sqrt(h) + n.f("epsilon", 1e-6)));
+    return std::vector<Tensor>{moved * (1.0 - n.f("norm_coefficient_post", 0.0)), v, h};
+  });
   // ai.onnx.preview.training's Gradient: d(sum of y)/dx for each x named in xs, by th::grad
   c["Gradient"] = [](const Node& n) {
     n.known({"xs", "y"});
@@ -1723,9 +1934,12 @@ namespace {
 void run_nodes(const pb::GraphProto& g, Env& env, std::int64_t opset, const std::string& model_dir, int depth) {
   for (const auto& node : g.node()) {
     Node n{node, {}, {}, opset, model_dir, &env, depth};
-    const bool training = node.domain() == "ai.onnx.preview.training";
-    if (!node.domain().empty() && node.domain() != "ai.onnx" && !(training && node.op_type() == "Gradient"))
-      n.fail("operator domain '" + node.domain() + "' is not supported (only the default ai.onnx, and Gradient of ai.onnx.preview.training)");
+    static const std::set<std::string> training_ops = {"Gradient", "Adagrad", "Momentum", "Adam"};
+    const bool training = node.domain() == "ai.onnx.preview.training" && training_ops.count(node.op_type());
+    if (!node.domain().empty() && node.domain() != "ai.onnx" && !training)
+      n.fail("operator domain '" + node.domain() + "' is not supported (only the default ai.onnx, and ai.onnx.preview.training's Gradient, Adagrad, Momentum, Adam)");
+    if (node.domain().empty() && training_ops.count(node.op_type()))
+      n.fail("operator " + node.op_type() + " is ai.onnx.preview.training's (the node names no such domain)");
     const auto conv = table().find(node.op_type());
     const auto seq_conv = sequence_makers().find(node.op_type());
     if (conv == table().end() && seq_conv == sequence_makers().end()) n.fail("operator " + node.op_type() + " is not supported");

@@ -171,6 +171,12 @@ Outcome isolated(const fs::path& dir, const std::string& category, int timeout_s
   const auto t1 = text.find('\t'), t2 = text.find('\t', t1 == std::string::npos ? 0 : t1 + 1);
   if (t1 == std::string::npos || t2 == std::string::npos) return {o.test, category, "crash", "no result", ""};
   o.result = text.substr(0, t1), o.mode = text.substr(t1 + 1, t2 - t1 - 1), o.detail = text.substr(t2 + 1);
+  // references that disagree with their own model (checked by hand; still counted as wrong)
+  static const std::map<std::string, std::string> bad_reference = {
+      {"test_adam_multiple",
+       "ONNX's reference was computed with epsilon 1e-2, which the model's Adam node does not set "
+       "(default 1e-6); with 1e-2 every output matches"}};
+  if (const auto b = bad_reference.find(o.test); o.result == "fail" && b != bad_reference.end()) o.detail += " [" + b->second + "]";
   return o;
 }
 

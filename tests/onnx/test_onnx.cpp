@@ -699,3 +699,122 @@ BOOST_AUTO_TEST_CASE(sequences_are_lists_at_load_and_gradient_is_th_grad) {
   BOOST_TEST(max_abs_diff(gr[2], a) == 0.0);
   BOOST_TEST(max_abs_diff(gr[1], output_of(t, 1)) < 1e-6);
 }
+
+// ConvTranspose with asymmetric pads or an output_shape (the full output cut, or zero-padded,
+// to the span ONNX's rule gives) and BatchNormalization in training mode are composites: both
+// differentiate (central differences, float64), and training mode's running statistics follow
+// ONNX's formula (biased variance, momentum on the old value).
+BOOST_AUTO_TEST_CASE(composed_layers_differentiate) {
+  TempDir tmp;
+  auto ints = [](::onnx::NodeProto* n, const char* name, std::vector<std::int64_t> v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(::onnx::AttributeProto::INTS);
+    for (auto i : v) a->add_ints(i);
+  };
+  auto model = [&](const std::string& file, const std::function<void(::onnx::NodeProto*)>& attrs) {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(15);
+    auto* g = m.mutable_graph();
+    g->set_name("ct");
+    declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {1, 2, 3, 4});
+    declare_input(g, "w", ::onnx::TensorProto::DOUBLE, {2, 3, 3, 2});
+    auto* n = g->add_node();
+    n->set_op_type("ConvTranspose");
+    n->set_name("up");
+    n->add_input("x");
+    n->add_input("w");
+    n->add_output("y");
+    attrs(n);
+    g->add_output()->set_name("y");
+    return tmp.write(file, m.SerializeAsString());
+  };
+  // full output: (3 - 1) * 2 + 3 = 7 rows, (4 - 1) * 1 + 2 = 5 columns
+  const std::string asym = model("asym.onnx", [&](auto* n) { ints(n, "strides", {2, 1}), ints(n, "pads", {0, 1, 2, 0}); });
+  const std::string wide = model("wide.onnx", [&](auto* n) { ints(n, "strides", {2, 1}), ints(n, "output_shape", {8, 4}); });
+  for (const auto& [path, shape] : {std::pair{asym, th::Shape{1, 3, 5, 4}}, {wide, th::Shape{1, 3, 8, 4}}}) {
+    const check::Fn L = [&, path = path, shape = shape](const check::Inputs& xs) {
+      const th::onnx::Model r = th::onnx::detail::import_model(path, {{"x", xs[0]}, {"w", xs[1]}});
+      BOOST_REQUIRE(r.outputs[0].shape() == shape);
+      std::int64_t count = 1;
+      for (auto d : shape) count *= d;
+      return th::sum(th::sqr(r.outputs[0]) * th::reshape(th::arange(double(count), th::DType::float64), shape));
+    };
+    check::compare_with_fd("ConvTranspose " + path, L, {check::input({1, 2, 3, 4}, 3, -1, 1), check::input({2, 3, 3, 2}, 4, -1, 1)},
+                           {true, true}, 1e-6, 1e-6);
+  }
+  // the output_shape (8, 4) is the full (7, 5) with a zero row added at the end and the first
+  // column cut (ONNX: pads at the start total - total / 2, rounded down)
+  const Tensor x = check::input({1, 2, 3, 4}, 5, -1, 1), w = check::input({2, 3, 3, 2}, 6, -1, 1);
+  const Tensor full = th::conv2d_transpose(x, w, [] {
+    th::ConvOptions o;
+    o.subsample = {2, 1};
+    o.filter_flip = false;
+    return o;
+  }());
+  const Tensor y = th::onnx::detail::import_model(wide, {{"x", x}, {"w", w}}).outputs[0];
+  BOOST_TEST(max_abs_diff(th::view(y, th::all(), th::all(), th::range(0, 7), th::all()), th::view(full, th::all(), th::all(), th::all(), th::range(1, 5))) == 0.0);
+  BOOST_TEST(th::max(th::abs(th::view(y, th::all(), th::all(), th::range(7, 8), th::all()))).item<double>() == 0.0);
+
+  // BatchNormalization, training_mode = 1
+  ::onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(15);
+  auto* g = m.mutable_graph();
+  g->set_name("bn");
+  declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {4, 3, 2});
+  for (const char* p : {"scale", "bias", "mean", "var"}) declare_input(g, p, ::onnx::TensorProto::DOUBLE, {3});
+  auto* n = g->add_node();
+  n->set_op_type("BatchNormalization");
+  n->set_name("bn");
+  for (const char* i : {"x", "scale", "bias", "mean", "var"}) n->add_input(i);
+  for (const char* o : {"y", "running_mean", "running_var"}) n->add_output(o), g->add_output()->set_name(o);
+  auto* a = n->add_attribute();
+  a->set_name("training_mode");
+  a->set_type(::onnx::AttributeProto::INT);
+  a->set_i(1);
+  const std::string bn = tmp.write("bn.onnx", m.SerializeAsString());
+  const Tensor s = th::tensor({0.5, 1.0, 2.0}), b = th::tensor({0.0, 1.0, -1.0}), mu = th::tensor({0.1, 0.2, 0.3}),
+               var = th::tensor({1.0, 2.0, 3.0});
+  auto bound = [&](const Tensor& xv) {
+    return th::onnx::detail::import_model(bn, {{"x", xv}, {"scale", s}, {"bias", b}, {"mean", mu}, {"var", var}}).outputs;
+  };
+  const Tensor xb = check::input({4, 3, 2}, 8, -1, 1);
+  const std::vector<Tensor> out = bound(xb);
+  const Tensor batch_mean = th::mean(xb, {0, 2}), batch_var = th::var(xb, {0, 2});
+  BOOST_TEST(max_abs_diff(out[1], mu * 0.9 + batch_mean * 0.1) < 1e-15);
+  BOOST_TEST(max_abs_diff(out[2], var * 0.9 + batch_var * 0.1) < 1e-15);
+  check::compare_with_fd("BatchNormalization training", [&](const check::Inputs& xs) { return th::sum(th::sqr(bound(xs[0])[0]) * xs[0]); },
+                         {xb}, {true}, 1e-6, 1e-6);
+}
+
+// ai.onnx.preview.training's Adam, Adagrad and Momentum are one optimizer step by ONNX's
+// formulas. The suite's test_adam_multiple reference was made with epsilon 1e-2, which its
+// model does not set: with the attribute added, theta's step matches every output.
+BOOST_AUTO_TEST_CASE(onnx_training_optimizers_follow_the_reference) {
+  TempDir tmp;
+  const std::string t = "node/test_adam_multiple";
+  ::onnx::ModelProto m;
+  {
+    std::ifstream in(model_of(t), std::ios::binary);
+    BOOST_REQUIRE(m.ParseFromIstream(&in));
+  }
+  auto* eps = m.mutable_graph()->mutable_node(0)->add_attribute();
+  eps->set_name("epsilon");
+  eps->set_type(::onnx::AttributeProto::FLOAT);
+  eps->set_f(1e-2f);
+  const th::Function step = th::onnx::load_function(tmp.write("adam.onnx", m.SerializeAsString()));
+  std::vector<Tensor> args;
+  for (int i = 0; i < 10; ++i) args.push_back(input_of(t, i));
+  const th::Result r = step.call(args);
+  BOOST_REQUIRE(r.size() == 6u);
+  for (int k = 0; k < 6; ++k) BOOST_TEST(max_abs_diff(r[std::size_t(k)], output_of(t, k)) < 1e-5, "output " << k);
+  // without the attribute, the default epsilon 1e-6 moves X1 further
+  const th::Result d = th::onnx::load_function(model_of(t)).call(args);
+  BOOST_TEST(std::fabs(d[0].to_vector<double>()[0] - (1.0 - 0.1 * 1.85005 / (std::sqrt(0.5747) + 1e-6))) < 1e-5);
+  // an optimizer named without its domain is refused
+  m.mutable_graph()->mutable_node(0)->clear_domain();
+  const std::string e = check::message_of<th::Error>([&] { th::onnx::load(tmp.write("nodomain.onnx", m.SerializeAsString())); });
+  BOOST_TEST(check::has(e, "operator Adam is ai.onnx.preview.training's"), e);
+}
