@@ -76,8 +76,11 @@ HEAD
 accepted by `onnx::checker::check_model`, which save runs before writing). Below, every test
 model that runs as a frozen function is saved, loaded back with `th::onnx::load_function` and
 run again on its inputs (`onnx_suite --roundtrip`; ctest's `onnx_roundtrip_suite` fails below
-these counts). A theta op without an ONNX counterpart (random draws, decompositions such as
-slogdet, scan, gradients' own ops) is a `th::Error` naming the op and its step.
+these counts). `th::ifelse` is written as `If` (each branch a subgraph), `th::scan` as `Scan`
+over its sequences or as `Loop` when it has none (the body a subgraph; stacked outputs, states
+and non-sequences as ONNX carries them), `sort`/`argsort` as `TopK` over the whole axis. A
+theta op without an ONNX counterpart (random draws, decompositions such as slogdet,
+gradients' own ops) is a `th::Error` naming the op and its step.
 
 SAVED
   cat "$saved"

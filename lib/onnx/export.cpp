@@ -13,11 +13,13 @@
 #include <limits>
 #include <mutex>
 #include <set>
+#include <tuple>
 
 #include "core/node.hpp"
 #include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
 #include "ops/conv_chain.hpp"
+#include "ops/subprograms.hpp"
 #include "theta/error.hpp"
 #include "theta/nn.hpp"
 #include "theta/onnx.hpp"
@@ -55,14 +57,32 @@ void fill_tensor(pb::TensorProto& t, const std::string& name, const th::detail::
   t.set_raw_data(std::string(s.bytes(), std::size_t(s.size()) * dtype_size(s.dtype)));
 }
 
+// A value's declared type: dtype and sizes (named dimensions where the size is open).
+void value_info(pb::ValueInfoProto& v, const std::string& name, DType d, const Shape& s) {
+  v.set_name(name);
+  auto* t = v.mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx_type(d));
+  auto* sh = t->mutable_shape();
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    auto* dim = sh->add_dim();
+    if (s[k] >= 0) dim->set_dim_value(s[k]);
+    else dim->set_dim_param(name + "_" + std::to_string(k));
+  }
+}
+
+// Writes one program into one graph: the model's, or a subgraph (If's branches, Loop's body)
+// whose writer shares the model's names (unique across all graphs, as ONNX wants) and its
+// shared variables (initializers of the model's graph).
 struct Writer {
   const Program& p;
   pb::GraphProto& g;
   int opset;
+  Writer* root = this;
   std::vector<std::string> slot_name;           // given names: inputs, constants, shared variables
   std::vector<const th::detail::Node*> shared;  // per slot: its shared variable, if any
-  std::set<std::string> used;
-  std::int64_t counter = 0;
+  std::set<std::string> used;                                   // (the root's: every name of the model)
+  std::int64_t counter = 0;                                     // (the root's)
+  std::map<const th::detail::Node*, std::string> shared_names;  // (the root's: initializers by variable)
   std::vector<char> written;                                  // per slot: a node computes it already
   std::map<std::size_t, std::vector<std::string>> tuples;    // a tuple's slot: its parts' names
 
@@ -71,13 +91,58 @@ struct Writer {
 
   // A name no other value has: `base`, else base_1, base_2, ...
   std::string unique(std::string base) {
+    std::set<std::string>& u = root->used;
     if (base.empty()) base = "v";
     std::string n = base;
-    for (std::int64_t k = 1; used.count(n); ++k) n = base + "_" + std::to_string(k);
-    used.insert(n);
+    for (std::int64_t k = 1; u.count(n); ++k) n = base + "_" + std::to_string(k);
+    u.insert(n);
     return n;
   }
-  std::string fresh(const std::string& base) { return unique(base + "_" + std::to_string(counter++)); }
+  std::string fresh(const std::string& base) { return unique(base + "_" + std::to_string(root->counter++)); }
+
+  // The initializer of shared variable n (added to the model's graph the first time).
+  std::string shared_variable(const th::detail::Node* n) {
+    const auto it = root->shared_names.find(n);
+    if (it != root->shared_names.end()) return it->second;
+    const std::string nm = unique(n->name.empty() ? "shared" : n->name);
+    th::detail::Storage v;
+    {
+      std::lock_guard<std::mutex> lock(th::detail::shared_values_mutex());
+      v = *n->value;
+    }
+    fill_tensor(*root->g.add_initializer(), nm, v);
+    return root->shared_names[n] = nm;
+  }
+  // Names the program's shared variables and constants, then writes its steps.
+  void body() {
+    for (const auto& [slot, n] : p.shared) {
+      shared[slot] = n.get();
+      slot_name[slot] = shared_variable(n.get());
+    }
+    for (const auto& c : p.constants) {
+      const th::detail::Storage& value = c.second;  // (lambdas capture no structured bindings before C++20)
+      slot_name[c.first] = constant("const", [&](pb::TensorProto& t) { fill_tensor(t, "", value); });
+    }
+    for (const Step& s : p.steps) step(s);
+  }
+  // Program q as subgraph sg: its inputs read the values named `inputs` (outer names, or the
+  // subgraph's own inputs that the caller declares); its outputs Identity copies, declared.
+  std::vector<std::string> subgraph(const Program& q, pb::GraphProto& sg, const std::string& graph_name,
+                                    const std::vector<std::string>& inputs) {
+    Writer w(q, sg, opset);
+    w.root = root;
+    sg.set_name(unique(graph_name));
+    if (inputs.size() != q.input_slots.size()) throw Error("onnx::save: a sub-program's inputs do not match its operands");
+    for (std::size_t i = 0; i < inputs.size(); ++i) w.slot_name[q.input_slots[i]] = inputs[i];
+    w.body();
+    std::vector<std::string> outs;
+    for (std::size_t slot : q.outputs) {
+      outs.push_back(unique(sg.name() + "_out"));
+      w.node("Identity", {w.name(slot)}, outs.back());
+      value_info(*sg.add_output(), outs.back(), q.slot_dtype[slot], q.slot_shape[slot]);
+    }
+    return outs;
+  }
 
   const std::string& name(std::size_t slot) {
     if (slot_name[slot].empty()) slot_name[slot] = unique("t" + std::to_string(slot));
@@ -213,6 +278,8 @@ struct Writer {
   void conv_transpose(const Step& s);
   void pool(const Step& s);
   void view(const Step& s);
+  void ifelse(const Step& s);
+  void scan(const Step& s);
 };
 
 // Transposes of the last two axes of a rank-r value.
@@ -494,7 +561,7 @@ void Writer::step(const Step& s) {
     attr(n, "axis", s.attrs.axis);
     return;
   }
-  if (key == "part") {
+  if (key == "part" || key == "scan_part") {
     const auto t = tuples.find(s.in[0]);
     if (t == tuples.end() || std::size_t(s.attrs.part) >= t->second.size())
       refuse(s, "a part of an op whose ONNX counterpart theta does not write");
@@ -575,7 +642,127 @@ void Writer::step(const Step& s) {
     attr(last(s, "OneHot", {name(s.in[0]), depth, values}), "axis", std::int64_t(-1));
     return;
   }
+  if (key == "ifelse") return ifelse(s);
+  if (key == "scan") return scan(s);
+  if (key == "sort") {  // TopK over the whole axis (or k): values and int64 indices, ties in index order
+    if (dt(s.in[0]) == DType::boolean) refuse(s, "sorting booleans (ONNX's TopK takes numbers)");
+    std::vector<std::string>& parts = tuples[s.out];
+    const std::int64_t k = s.attrs.axes.empty() ? -1 : s.attrs.axes[0];
+    const std::string count = k >= 0 ? ints({k}) : temp("Gather", {temp("Shape", {name(s.in[0])}), ints({s.attrs.axis})});
+    pb::NodeProto& n = *g.add_node();
+    n.set_op_type("TopK");
+    n.set_name(fresh("TopK"));
+    n.add_input(name(s.in[0]));
+    n.add_input(count);
+    for (const char* part : {"_values", "_indices"}) {
+      parts.push_back(fresh(name(s.out) + part));
+      n.add_output(parts.back());
+    }
+    attr(n, "axis", s.attrs.axis);
+    attr(n, "largest", std::int64_t(s.attrs.all));
+    attr(n, "sorted", std::int64_t(1));
+    return;
+  }
   refuse(s, std::string("theta's op '") + s.op->name + "' has no ONNX counterpart");
+}
+
+// th::scan as Scan (over sequences: their rows are the body's inputs after the states) or, with
+// no sequences, as Loop with its trip count. The body is the scan's frozen body; its outputs
+// that feed states are the carried values, the others stacked per step; an output kept only
+// at its last step is its state's final value.
+void Writer::scan(const Step& s) {
+  using th::detail::ScanBody;
+  const ScanBody& b = *th::detail::sub_as<ScanBody>(s.attrs);
+  const Program& q = *b.body(s.attrs.all).program();
+  const std::size_t ns = b.n_seq, nst = b.n_state, nc = b.n_const, n_out = q.outputs.size();
+  if (q.input_slots.size() != ns + nst + nc || b.feed.size() < n_out) refuse(s, "a body whose inputs do not match its operands");
+  std::vector<int> feeder(nst, -1);
+  for (std::size_t o = 0; o < n_out; ++o) {
+    const int j = b.feed[o];
+    if (j < 0) continue;
+    if (feeder[std::size_t(j)] >= 0) refuse(s, "two outputs feed state " + std::to_string(j));
+    feeder[std::size_t(j)] = int(o);
+  }
+  const bool loop = ns == 0;
+  if (loop && (b.n_steps < 1 || b.n_steps > (1 << 20)))
+    refuse(s, "a scan without sequences needs 1 to 2^20 steps known when it is saved (ONNX's Loop), got " + std::to_string(b.n_steps));
+  std::vector<std::string> in;
+  if (loop) in = {ints({b.n_steps}, true), ""};
+  for (std::size_t j = 0; j < nst; ++j) in.push_back(name(s.in[ns + j]));
+  if (!loop)
+    for (std::size_t i = 0; i < ns; ++i) in.push_back(name(s.in[i]));
+  pb::NodeProto& n = *g.add_node();
+  n.set_op_type(loop ? "Loop" : "Scan");
+  n.set_name(fresh(loop ? "Loop" : "Scan"));
+  for (const auto& i : in) n.add_input(i);
+  auto* a = n.add_attribute();
+  a->set_name("body");
+  a->set_type(pb::AttributeProto::GRAPH);
+  pb::GraphProto& sg = *a->mutable_g();
+  Writer w(q, sg, opset);
+  w.root = root;
+  sg.set_name(unique("scan_body"));
+  const auto declare = [&](const std::string& base, DType d, const Shape& shape) {
+    const std::string nm = unique(sg.name() + "_" + base);
+    value_info(*sg.add_input(), nm, d, shape);
+    return nm;
+  };
+  std::string cond;
+  if (loop) declare("iteration", DType::int64, {}), cond = declare("cond", DType::boolean, {});
+  for (std::size_t j = 0; j < nst; ++j)
+    w.slot_name[q.input_slots[ns + j]] = declare("state", q.input_meta[ns + j].dtype, q.input_meta[ns + j].shape);
+  for (std::size_t i = 0; i < ns; ++i)  // (a row of sequence i)
+    w.slot_name[q.input_slots[i]] = declare("row", q.input_meta[i].dtype, q.input_meta[i].shape);
+  for (std::size_t m = 0; m < nc; ++m) w.slot_name[q.input_slots[ns + nst + m]] = name(s.in[ns + nst + m]);
+  w.body();
+  const auto put = [&](const std::string& base, const std::string& value, DType d, const Shape& shape) {
+    const std::string nm = unique(sg.name() + "_" + base);
+    w.node("Identity", {value}, nm);
+    value_info(*sg.add_output(), nm, d, shape);
+  };
+  if (loop) put("cond_out", cond, DType::boolean, {});
+  for (std::size_t j = 0; j < nst; ++j) {
+    const std::size_t slot = feeder[j] >= 0 ? q.outputs[std::size_t(feeder[j])] : q.input_slots[ns + j];
+    put("state_out", w.name(slot), q.slot_dtype[slot], q.slot_shape[slot]);
+  }
+  std::vector<std::string>& parts = tuples[s.out];
+  parts.assign(n_out, "");
+  std::vector<std::string> finals(nst);
+  for (std::size_t j = 0; j < nst; ++j) finals[j] = fresh(name(s.out) + "_final"), n.add_output(finals[j]);
+  for (std::size_t o = 0; o < n_out; ++o) {
+    if (b.last_only[o]) {
+      parts[o] = finals[std::size_t(b.feed[o])];
+      continue;
+    }
+    put("stacked", w.name(q.outputs[o]), q.slot_dtype[q.outputs[o]], q.slot_shape[q.outputs[o]]);
+    parts[o] = fresh(name(s.out) + "_stacked");
+    n.add_output(parts[o]);
+  }
+  if (!loop) {  // (without sequences, the direction changes nothing)
+    attr(n, "num_scan_inputs", std::int64_t(ns));
+    if (b.backwards) attr(n, "scan_input_directions", Ints(ns, 1));
+  }
+}
+
+// th::ifelse as If: each branch a subgraph reading the outer values it takes by name.
+void Writer::ifelse(const Step& s) {
+  const th::detail::Branches& b = *th::detail::sub_as<th::detail::Branches>(s.attrs);
+  if (!b.then_f.program() || !b.else_f.program()) refuse(s, "a branch without its program");
+  const std::string cond = temp("Reshape", {operand(s, 0, DType::boolean), ints({})});
+  pb::NodeProto& n = *g.add_node();  // (added before its branches' Constant nodes would be: none go to g)
+  n.set_op_type("If");
+  n.set_name(fresh("If"));
+  n.add_input(cond);
+  n.add_output(name(s.out));
+  for (const auto& [key, f, args] : {std::tuple{"then_branch", &b.then_f, &b.then_args}, {"else_branch", &b.else_f, &b.else_args}}) {
+    std::vector<std::string> inputs;
+    for (std::size_t i : *args) inputs.push_back(name(s.in[1 + i]));
+    auto* a = n.add_attribute();
+    a->set_name(key);
+    a->set_type(pb::AttributeProto::GRAPH);
+    const std::vector<std::string> outs = subgraph(*f->program(), *a->mutable_g(), key, inputs);
+    if (outs.size() != 1) refuse(s, "a branch with " + std::to_string(outs.size()) + " outputs");
+  }
 }
 
 }  // namespace
@@ -595,17 +782,6 @@ void save(const std::string& path, const Function& f, int opset) {
   g.set_name("theta");
   Writer w(p, g, opset);
 
-  auto value_info = [&](pb::ValueInfoProto& v, const std::string& name, DType d, const Shape& s) {
-    v.set_name(name);
-    auto* t = v.mutable_type()->mutable_tensor_type();
-    t->set_elem_type(onnx_type(d));
-    auto* sh = t->mutable_shape();
-    for (std::size_t k = 0; k < s.size(); ++k) {
-      auto* dim = sh->add_dim();
-      if (s[k] >= 0) dim->set_dim_value(s[k]);
-      else dim->set_dim_param(name + "_" + std::to_string(k));
-    }
-  };
   for (std::size_t i = 0; i < p.input_slots.size(); ++i) {
     const std::size_t slot = p.input_slots[i];
     const std::string& given = p.input_names[i];
@@ -613,21 +789,7 @@ void save(const std::string& path, const Function& f, int opset) {
     w.slot_name[slot] = w.unique(given.empty() ? "input_" + std::to_string(i) : given);
     value_info(*g.add_input(), w.slot_name[slot], p.input_meta[i].dtype, p.input_meta[i].shape);
   }
-  for (const auto& [slot, n] : p.shared) {
-    w.shared[slot] = n.get();
-    w.slot_name[slot] = w.unique(n->name.empty() ? "shared" : n->name);
-    th::detail::Storage v;
-    {
-      std::lock_guard<std::mutex> lock(th::detail::shared_values_mutex());
-      v = *n->value;
-    }
-    fill_tensor(*g.add_initializer(), w.slot_name[slot], v);
-  }
-  for (const auto& c : p.constants) {
-    const th::detail::Storage& value = c.second;  // (lambdas capture no structured bindings before C++20)
-    w.slot_name[c.first] = w.constant("const", [&](pb::TensorProto& t) { fill_tensor(t, "", value); });
-  }
-  for (const Step& s : p.steps) w.step(s);
+  w.body();
   for (std::size_t k = 0; k < p.outputs.size(); ++k) {
     const std::size_t slot = p.outputs[k];
     const std::string out = w.unique("output_" + std::to_string(k));

@@ -848,6 +848,19 @@ Index slice_range(std::int64_t start, std::int64_t end, std::int64_t step) {
   return range(start, end, step);
 }
 
+// Whether k is x's size along axis as the graph computes it, Gather(Shape(x), [axis]) (what
+// th::onnx::save writes for a sort over an axis of open size).
+bool is_axis_size(const Tensor& k, const Tensor& x, std::int64_t axis) {
+  const th::detail::Node& kn = th::detail::node_of(k, "TopK");
+  if (!kn.op || std::string(kn.op->key) != "take" || kn.inputs.size() != 2) return false;
+  const th::detail::Node& sn = th::detail::node_of(kn.inputs[0], "TopK");
+  if (!sn.op || std::string(sn.op->key) != "shape_of" || sn.inputs.size() != 1 || sn.inputs[0].node() != x.node()) return false;
+  const Tensor& at = kn.inputs[1];
+  if (at.is_symbolic() || at.size() != 1) return false;
+  const std::int64_t v = at.to_vector<std::int64_t>()[0];
+  return v == axis || v == axis - x.ndim();
+}
+
 // A sequence position (input k, a scalar known at load, or `def`), checked against the
 // sequence's length: -n..n-1, or -n..n where a SequenceInsert may append.
 std::int64_t sequence_position(const Node& n, std::size_t k, std::int64_t length, bool insert, std::int64_t def) {
@@ -1347,8 +1360,12 @@ std::unordered_map<std::string, Converter> converters() {
   c["TopK"] = [](const Node& n) {
     n.known({"axis", "largest", "sorted", "k"});
     if (n.i("sorted", 1) == 0) n.fail("attribute 'sorted' = 0 is not supported");
+    const std::int64_t a = n.axis(n.i("axis", -1), n.rank());
+    const bool largest = n.i("largest", 1) != 0;
+    if (n.opset >= 10 && n.x(1).is_symbolic() && is_axis_size(n.x(1), n.x(0), a))  // all of the axis: a sort
+      return std::vector<Tensor>{sort(n.x(0), int(a), largest), argsort(n.x(0), int(a), largest)};
     const std::int64_t k = n.opset >= 10 ? n.values(1).at(0) : n.i("k", 0);
-    auto [v, i] = topk(n.x(0), k, int(n.axis(n.i("axis", -1), n.rank())), n.i("largest", 1) != 0);
+    auto [v, i] = topk(n.x(0), k, int(a), largest);
     return std::vector<Tensor>{v, i};
   };
   c["CumSum"] = [](const Node& n) {
