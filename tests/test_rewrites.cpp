@@ -3,6 +3,7 @@
 // improved where the rewrite exists for stability.
 #define BOOST_TEST_MODULE rewrites
 #include "check.hpp"
+#include "core/node.hpp"
 
 using check::has;
 using check::vals;
@@ -662,4 +663,38 @@ BOOST_AUTO_TEST_CASE(nan_guard_checks_each_op_of_a_fused_chain) {
   auto f = th::function({x}, th::exp(th::sqrt(x * 2.0) + 1.0), {}, o);
   BOOST_TEST(has(fused_steps_of(f), "fused["), fused_steps_of(f));
   BOOST_TEST(has(check::message_of<th::ValueError>([&] { f(th::tensor({1.0, -1.0})); }), "sqrt: produced NaN"));
+}
+
+// th::grad writes sum_to_like(broadcast_like(g, ...), x) for an operand that might broadcast;
+// when the shapes are open at freeze time the chain stays, and a call where they are equal
+// takes g itself (shared, not copied). The caller's g is never written, a later call never
+// reuses it as scratch, and a call that does broadcast still sums.
+BOOST_AUTO_TEST_CASE(gradient_plumbing_of_equal_shapes_aliases_its_operand) {
+  auto a = th::dmatrix("a"), g = th::dmatrix("g"), m = th::dmatrix("m");
+  // the gradient itself (a result that is g), and the gradient read by a product
+  auto f = th::function({a, g}, th::grad(th::sum(a * g), a));
+  auto h = th::function({a, g, m}, th::dot(th::grad(th::sum(a * g), a), m));
+  for (const auto* fn : {&f, &h}) BOOST_TEST(has(fused_steps_of(*fn), "fused[broadcast_like sum_to_like]"), fused_steps_of(*fn));
+  const Tensor av = th::random::uniform({3, 4}, -1, 1, 1), gv = th::random::uniform({3, 4}, -1, 1, 2),
+               mv = th::random::uniform({4, 2}, -1, 1, 3);
+  const std::vector<double> g_before = vals(gv);
+  auto expect = [&](const Tensor& at, const Tensor& gg) {
+    Tensor v = th::variable(at);
+    const Tensor want = th::grad(th::sum(v * gg), v);
+    BOOST_TEST(vals(f(at, gg)[0]) == vals(want), boost::test_tools::per_element());
+    BOOST_TEST(vals(h(at, gg, mv)[0]) == vals(th::dot(want, mv)), boost::test_tools::tolerance(1e-15));
+  };
+  const Tensor r1 = f(av, gv)[0];
+  BOOST_TEST(vals(r1) == g_before, boost::test_tools::per_element());
+  BOOST_TEST(th::detail::node_of(r1, "r1").value->buf == th::detail::node_of(gv, "g").value->buf);  // g itself, not a copy
+  expect(av, gv);
+  // more calls, other arguments: g and the first result keep their values
+  for (std::uint64_t seed = 3; seed < 6; ++seed) expect(th::random::uniform({3, 4}, -1, 1, seed), th::random::uniform({3, 4}, -1, 1, seed + 10));
+  BOOST_TEST(vals(gv) == g_before, boost::test_tools::per_element());
+  BOOST_TEST(vals(r1) == g_before, boost::test_tools::per_element());
+  // g of one row broadcasts over a's rows: the gradient is that row repeated (the pass runs)
+  const Tensor row = th::random::uniform({1, 4}, -1, 1, 7);
+  expect(av, row);
+  expect(av, th::random::uniform({3, 4}, -1, 1, 8));
+  BOOST_TEST(vals(gv) == g_before, boost::test_tools::per_element());
 }

@@ -436,6 +436,31 @@ class Call {
     else run_step(s, &fr_.out_meta[s.out]);
   }
 
+  // A chain that computes nothing (broadcast_like / sum_to_like of one value, as th::grad
+  // writes for operands that might broadcast) whose result has that value's shape and dtype
+  // at this call: the value itself, its buffer shared (a view, in the memory plan's terms:
+  // note_output records the owner, so retiring frees nothing of the caller's and no step
+  // writes into it; renew_storage takes a buffer over only when nothing else holds it).
+  // Otherwise (a real broadcast or sum) the pass runs.
+  bool alias_plumbing(const Step& s) {
+    const Fused& f = *s.fused;
+    if (f.out_slots.size() != 1 || !f.reductions.empty() || !f.tail.empty() || f.out_instr.size() != 1) return false;
+    int o = f.out_instr[0];
+    while (o >= 0) {
+      const FusedInstr& in = f.code[std::size_t(o)];
+      if (!in.identity()) return false;
+      o = in.a;
+    }
+    const std::size_t src = s.in[std::size_t(-1 - o)];
+    const Storage& v = vals_[src];
+    if (!v.buf || !v.buf->data || v.dtype != f.dtype || !v.contiguous()) return false;
+    for (std::size_t slot : s.in)  // every operand (the shape-only ones too) of v's very shape: no broadcast, no sum
+      if (vals_[slot].device() != v.device() || !same_dims(vals_[slot].shape, v.shape)) return false;
+    vals_[s.out] = v;
+    fr_.alias[s.out] = fr_.alias[src] == kNoSlot ? src : fr_.alias[src];
+    return true;
+  }
+
   // A fused step's sums and the steps on them, one by one (after its chains ran so).
   void run_epilogue(const Fused& f) {
     for (const Fused::Reduction& r : f.reductions) run_one(r.step);
@@ -450,6 +475,7 @@ class Call {
       run_one(s);
       return true;
     }
+    if (alias_plumbing(s)) return true;
     bool reduced = false;
     bool one_pass = true;
     if (run_fused(s, vals_, fit, reduced)) {  // its results in buffers of their own
