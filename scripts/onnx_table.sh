@@ -67,6 +67,10 @@ ONNX's span), `BatchNormalization` in training mode, `MeanVarianceNormalization`
 sizes do) and are slower than a kernel would be. All of them differentiate. Floor, Ceil, Round and Mod go through a cast to int64
 (exact below 2^52, where every float is an integer anyway). `NonZero`, `Compress`'s condition
 and the window functions' sizes must be known at load (their output sizes depend on them).
+Quantized 8-bit values (`QuantizeLinear`, `DequantizeLinear`, `DynamicQuantizeLinear`,
+`MatMulInteger`, `ConvInteger`, `QLinearMatMul`, `QLinearConv`) are int32 in theta, computed
+exactly (products in float64) and saturated to the range of the zero point's type, which
+the file must state (an initializer, a `Constant`, a `Cast` or a graph input).
 
 HEAD
   cat <<'SAVED'

@@ -37,6 +37,9 @@ using Ints = std::vector<std::int64_t>;
 struct Env {
   std::unordered_map<std::string, Tensor> values;
   std::unordered_map<std::string, std::vector<Tensor>> sequences;
+  // ONNX element types where the file states them (graph inputs, initializers, Constants):
+  // theta widens uint8 and int8 alike to int32, and a quantized zero point's type is its range
+  std::unordered_map<std::string, int> types;
 };
 
 struct Node {
@@ -95,6 +98,12 @@ struct Node {
     return *seq[k];
   }
   bool given(std::size_t k) const { return k < in.size() && in[k]; }
+  // Input k's ONNX element type where the file states it, else 0 (UNDEFINED).
+  int elem_type(std::size_t k) const {
+    if (!env || k >= std::size_t(proto.input_size())) return 0;
+    const auto it = env->types.find(proto.input(int(k)));
+    return it == env->types.end() ? 0 : it->second;
+  }
   // Input k's values, which theta needs when the model loads (a shape, axes, pads).
   Ints values(std::size_t k) const {
     const Tensor& t = x(k);
@@ -846,6 +855,39 @@ Index slice_range(std::int64_t start, std::int64_t end, std::int64_t step) {
   const std::int64_t big = std::int64_t(1) << 62;
   start = std::clamp(start, -big, big), end = std::clamp(end, -big, big);
   return range(start, end, step);
+}
+
+// ---- Quantized (8-bit) operators: theta holds uint8/int8 values widened to int32 --------------
+
+// The range of the 8-bit type of zero point input k (uint8 when it is absent, as ONNX says).
+std::pair<double, double> quant_range(const Node& n, std::size_t k) {
+  const int t = n.given(k) ? n.elem_type(k) : int(pb::TensorProto::UINT8);
+  if (t == pb::TensorProto::UINT8) return {0.0, 255.0};
+  if (t == pb::TensorProto::INT8) return {-128.0, 127.0};
+  if (t == 0) n.fail("the zero point's element type (uint8 or int8) must be stated in the file (an initializer, a Constant or a graph input)");
+  n.fail("a zero point of ONNX element type " + std::to_string(t) + ": only uint8 and int8 are supported");
+}
+// The axis of a per-axis scale (attribute 'axis', default 1); unused (0) for a per-tensor one.
+std::int64_t quant_axis(const Node& n, const Tensor& scale) {
+  return scale.ndim() == 1 ? n.axis(n.i("axis", 1), n.rank()) : 0;
+}
+// A per-axis (1-d) scale or zero point shaped to broadcast along `axis` of a rank-r value.
+Tensor along(const Tensor& v, std::int64_t axis, std::int64_t r) {
+  if (v.ndim() != 1 || r <= 1) return v;
+  Shape s(std::size_t(r), 1);
+  s[std::size_t(axis)] = -1;
+  return reshape(v, s);
+}
+// v (floating) rounded half to even, shifted by the zero point, saturated to [lo, hi], as int32.
+Tensor saturate(const Tensor& v, const Tensor& zp, std::pair<double, double> range) {
+  Tensor q = integral(v, 2);
+  if (zp) q = q + cast(zp, q.dtype());
+  return cast(clip(q, range.first, range.second), DType::int32);
+}
+// x - zero point, as float64 (exact for 8-bit and int32 values).
+Tensor shifted(const Tensor& x, const Tensor& zp) {
+  const Tensor xf = cast(x, DType::float64);
+  return zp ? xf - cast(zp, DType::float64) : xf;
 }
 
 // Whether k is x's size along axis as the graph computes it, Gather(Shape(x), [axis]) (what
@@ -1709,6 +1751,59 @@ std::unordered_map<std::string, Converter> converters() {
     }
     return one(tensor(out, Shape{r, count}, DType::int64));
   };
+  c["QuantizeLinear"] = [](const Node& n) {  // saturate(round(x / scale) + zero point)
+    n.known({"axis"});
+    const std::int64_t r = n.rank(), a = quant_axis(n, n.x(1));
+    const Tensor& x = n.x(0);
+    const Tensor xf = is_floating(x.dtype()) ? x : cast(x, DType::float32);
+    return one(saturate(xf / along(n.x(1), a, r), n.given(2) ? along(n.x(2), a, r) : Tensor(), quant_range(n, 2)));
+  };
+  c["DequantizeLinear"] = [](const Node& n) {  // (x - zero point) * scale
+    n.known({"axis"});
+    const std::int64_t r = n.rank(), a = quant_axis(n, n.x(1));
+    const Tensor& scale = n.x(1);
+    Tensor v = cast(n.x(0), scale.dtype());
+    if (n.given(2)) v = v - cast(along(n.x(2), a, r), scale.dtype());
+    return one(v * along(scale, a, r));
+  };
+  c["DynamicQuantizeLinear"] = [](const Node& n) {  // uint8 over [min(x, 0), max(x, 0)]
+    n.known({});
+    const Tensor& x = n.x(0);
+    const Tensor lo = minimum(min(x), 0.0), hi = maximum(max(x), 0.0);
+    const Tensor scale = (hi - lo) / 255.0;
+    const Tensor zp = saturate(-(lo / scale), Tensor(), {0.0, 255.0});
+    return std::vector<Tensor>{saturate(x / scale, zp, {0.0, 255.0}), scale, zp};
+  };
+  c["MatMulInteger"] = [](const Node& n) {  // (A - a_zero_point) (B - b_zero_point) in int32
+    n.known({});
+    const Tensor a_zp = n.given(2) ? along(n.x(2), n.rank(0) - 2, n.rank(0)) : Tensor();  // (per row of A)
+    const Tensor y = matmul(shifted(n.x(0), a_zp), shifted(n.x(1), n.given(3) ? n.x(3) : Tensor()));
+    return one(cast(y, DType::int32));
+  };
+  c["ConvInteger"] = [](const Node& n) {  // the convolution of x - x_zero_point and w - w_zero_point in int32
+    Node m = n;
+    m.in = {shifted(n.x(0), n.given(2) ? n.x(2) : Tensor()), shifted(n.x(1), n.given(3) ? along(n.x(3), 0, n.rank(1)) : Tensor())};
+    m.seq.assign(2, nullptr);
+    return one(cast(conv(m)[0], DType::int32));
+  };
+  c["QLinearMatMul"] = [](const Node& n) {  // the int32 product rescaled by a_scale b_scale / y_scale, requantized
+    n.known({});
+    const Tensor a_zp = along(n.x(2), n.rank(0) - 2, n.rank(0));
+    const Tensor prod = matmul(shifted(n.x(0), a_zp), shifted(n.x(3), n.x(5)));
+    const Tensor m = n.x(1) * n.x(4) / n.x(6);  // (float32, as ONNX's reference)
+    return one(saturate(prod * cast(m, DType::float64), n.x(7), quant_range(n, 7)));
+  };
+  c["QLinearConv"] = [](const Node& n) {
+    Node m = n;
+    const std::int64_t wr = n.rank(3);
+    m.in = {shifted(n.x(0), n.x(2)), shifted(n.x(3), along(n.x(5), 0, wr))};
+    m.seq.assign(2, nullptr);
+    Tensor acc = conv(m)[0];
+    const std::int64_t r = acc.ndim();
+    if (n.given(8)) acc = acc + along(cast(n.x(8), DType::float64), 1, r);
+    const Tensor scale = n.x(1) * along(n.x(4), 1, r) / n.x(6);
+    return one(saturate(acc * cast(scale, DType::float64), n.x(7), quant_range(n, 7)));
+  };
   c["Scatter"] = c["ScatterElements"];  // (its name before opset 11)
   c["Det"] = [](const Node& n) { n.known({}); return one(linalg::det(n.x(0))); };
   c["SequenceAt"] = [](const Node& n) {
@@ -1905,6 +2000,7 @@ Model import_graph(pb::GraphProto& g, const Opsets& opsets, const std::string& m
   Env env;
   if (g.sparse_initializer_size() > 0) throw Error("onnx::load: " + path + ": sparse initializers are not supported");
   for (auto& init : *g.mutable_initializer()) {  // (large raw data is taken over, not copied)
+    env.types[init.name()] = init.data_type();
     Shared s = shared(tensor_of(init, "onnx::load: " + path + ": initializer", model_dir, &init), init.name());
     env.values[init.name()] = s;
     m.parameters.push_back(s);
@@ -1915,6 +2011,7 @@ Model import_graph(pb::GraphProto& g, const Opsets& opsets, const std::string& m
     if (!in.type().has_tensor_type()) throw Error(where + ": only tensor inputs are supported (not sequences, maps or optionals)");
     const auto& tt = in.type().tensor_type();
     const DType dt = dtype_of_onnx(tt.elem_type(), where);
+    env.types[in.name()] = tt.elem_type();
     if (!tt.has_shape()) throw Error(where + ": its rank is unknown (theta's placeholders have a rank)");
     m.input_names.push_back(in.name());
     if (auto b = bound.find(in.name()); b != bound.end()) {
@@ -2001,6 +2098,9 @@ void run_nodes(const pb::GraphProto& g, Env& env, std::int64_t opset, const std:
       if (std::size_t(k) >= outs.size() || !outs[std::size_t(k)]) n.fail("output " + std::to_string(k) + " is not supported");
       env.sequences.erase(name);
       env.values[name] = outs[std::size_t(k)];
+      env.types.erase(name);
+      if (node.op_type() == "Constant" && n.has("value")) env.types[name] = n.attr("value")->t().data_type();
+      if (node.op_type() == "Cast") env.types[name] = int(n.i("to", 0));
     }
   }
 }
@@ -2010,7 +2110,10 @@ std::vector<Tensor> run_body(const Node& n, const pb::GraphProto& body, const st
   if (body.input_size() != int(inputs.size()))
     n.fail("its body has " + std::to_string(body.input_size()) + " inputs, expected " + std::to_string(inputs.size()));
   Env env = *n.env;  // the outer scope, then the body's own names over it
-  for (const auto& init : body.initializer()) env.values[init.name()] = tensor_of(init, n.label() + ": body initializer", n.model_dir);
+  for (const auto& init : body.initializer()) {
+    env.values[init.name()] = tensor_of(init, n.label() + ": body initializer", n.model_dir);
+    env.types[init.name()] = init.data_type();
+  }
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     env.sequences.erase(body.input(int(k)).name());
     env.values[body.input(int(k)).name()] = inputs[k];

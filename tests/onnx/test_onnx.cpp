@@ -894,3 +894,53 @@ BOOST_AUTO_TEST_CASE(onnx_training_optimizers_follow_the_reference) {
   const std::string e = check::message_of<th::Error>([&] { th::onnx::load(tmp.write("nodomain.onnx", m.SerializeAsString())); });
   BOOST_TEST(check::has(e, "operator Adam is ai.onnx.preview.training's"), e);
 }
+
+// 8-bit quantized values are int32 in theta: QuantizeLinear takes its range from the zero
+// point's ONNX type (int8: [-128, 127]; uint8 or none: [0, 255]) and rounds half to even;
+// DequantizeLinear undoes it; a zero point whose type the file does not state is an error.
+BOOST_AUTO_TEST_CASE(quantize_linear_saturates_to_the_zero_points_type) {
+  TempDir tmp;
+  auto model = [&](int zp_type, bool computed_zp) {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("q");
+    declare_input(g, "x", ::onnx::TensorProto::FLOAT, {6});
+    auto* scale = g->add_initializer();
+    scale->set_name("scale");
+    scale->set_data_type(::onnx::TensorProto::FLOAT);
+    scale->add_float_data(0.5f);
+    auto* zp = g->add_initializer();
+    zp->set_name("zp");
+    zp->set_data_type(zp_type);
+    zp->add_int32_data(zp_type == ::onnx::TensorProto::INT8 ? -3 : 10);
+    if (computed_zp) {
+      auto* id = g->add_node();
+      id->set_op_type("Identity");
+      id->add_input("zp");
+      id->add_output("zp2");
+    }
+    auto* q = g->add_node();
+    q->set_op_type("QuantizeLinear");
+    q->set_name("q");
+    for (const char* i : {"x", "scale", computed_zp ? "zp2" : "zp"}) q->add_input(i);
+    q->add_output("y");
+    auto* d = g->add_node();
+    d->set_op_type("DequantizeLinear");
+    for (const char* i : {"y", "scale", computed_zp ? "zp2" : "zp"}) d->add_input(i);
+    d->add_output("back");
+    g->add_output()->set_name("y");
+    g->add_output()->set_name("back");
+    return tmp.write("q.onnx", m.SerializeAsString());
+  };
+  const Tensor x = th::tensor({-100.0, -1.25, 0.25, 0.75, 1.0, 100.0}, th::DType::float32);
+  // x / 0.5 = -200, -2.5, 0.5, 1.5, 2, 200: halves to even (-2, 0, 2), then + zero point, saturated
+  th::Result r = th::onnx::load_function(model(::onnx::TensorProto::INT8, false))(x);
+  BOOST_TEST(r[0].to_vector<std::int32_t>() == (std::vector<std::int32_t>{-128, -5, -3, -1, -1, 127}), boost::test_tools::per_element());
+  BOOST_TEST(r[1].to_vector<double>() == (std::vector<double>{-62.5, -1, 0, 1, 1, 65}), boost::test_tools::per_element());
+  r = th::onnx::load_function(model(::onnx::TensorProto::UINT8, false))(x);
+  BOOST_TEST(r[0].to_vector<std::int32_t>() == (std::vector<std::int32_t>{0, 8, 10, 12, 12, 210}), boost::test_tools::per_element());
+  const std::string e = check::message_of<th::Error>([&] { th::onnx::load(model(::onnx::TensorProto::UINT8, true)); });
+  BOOST_TEST(check::has(e, "node 'q' (QuantizeLinear): the zero point's element type (uint8 or int8) must be stated"), e);
+}
