@@ -63,7 +63,10 @@ then `take`/`put_along_axis`), `RNN`/`GRU`/`LSTM` (unrolled over the sequence: d
 activations, every direction and layout, peepholes, no `clip`), `ConvTranspose` with
 asymmetric pads, `output_shape` or `auto_pad` SAME (the full output cut or zero-padded to
 ONNX's span), `BatchNormalization` in training mode, `MeanVarianceNormalization`,
-`ReverseSequence` (one gather); these need the input's sizes when the model loads (declared
+`ReverseSequence` (one gather), `GridSample` (2-d; per tap one gather of the flattened image
+times its weight: bilinear, nearest and bicubic, every padding mode, differentiable in X and
+the grid), `DFT` (products with cosine and sine matrices of the length known at load, in
+float64); these need the input's sizes when the model loads (declared
 sizes do) and are slower than a kernel would be. All of them differentiate. Floor, Ceil, Round and Mod go through a cast to int64
 (exact below 2^52, where every float is an integer anyway). `NonZero`, `Compress`'s condition
 and the window functions' sizes must be known at load (their output sizes depend on them).

@@ -1347,7 +1347,14 @@ std::unordered_map<std::string, Converter> converters() {
   };
   c["Conv"] = conv;
   c["ConvTranspose"] = conv_transpose;
-  c["MaxPool"] = pool(true);
+  c["MaxPool"] = [max_pool = pool(true)](const Node& n) {  // integers (uint8, int8) through float64: exact
+    if (is_floating(n.x(0).dtype())) return max_pool(n);
+    Node m = n;
+    m.in[0] = cast(n.x(0), DType::float64);
+    std::vector<Tensor> r = max_pool(m);
+    r[0] = cast(r[0], n.x(0).dtype());
+    return r;
+  };
   c["AveragePool"] = pool(false);
   c["GlobalAveragePool"] = [](const Node& n) { n.known({}); return one(mean(n.x(0), Axes(spatial_axes(n.rank())), true)); };
   c["GlobalMaxPool"] = [](const Node& n) { n.known({}); return one(max(n.x(0), Axes(spatial_axes(n.rank())), true)); };
@@ -1803,6 +1810,118 @@ std::unordered_map<std::string, Converter> converters() {
     if (n.given(8)) acc = acc + along(cast(n.x(8), DType::float64), 1, r);
     const Tensor scale = n.x(1) * along(n.x(4), 1, r) / n.x(6);
     return one(saturate(acc * cast(scale, DType::float64), n.x(7), quant_range(n, 7)));
+  };
+  // GridSample (2-d): X sampled at the grid's normalized (x, y) positions, as PyTorch's
+  // grid_sample: each tap one gather of X's flattened image, weighted (differentiable in X
+  // and in the grid); padding zeros (taps outside read 0), border (coordinates clamped) or
+  // reflection (reflected by the borders, then clamped); bicubic pads each tap instead.
+  c["GridSample"] = [](const Node& n) {
+    n.known({"align_corners", "mode", "padding_mode"});
+    const std::string mode = n.s("mode", "bilinear"), pad = n.s("padding_mode", "zeros");
+    if (mode != "bilinear" && mode != "nearest" && mode != "bicubic") n.fail("mode '" + mode + "' is not known");
+    if (pad != "zeros" && pad != "border" && pad != "reflection") n.fail("padding_mode '" + pad + "' is not known");
+    if (n.rank(0) != 4 || n.rank(1) != 4) n.fail("only 2-d sampling (X and grid of rank 4) is supported");
+    const bool corners = n.i("align_corners", 0) != 0;
+    const Shape xs = n.shape(0, "X's sizes index its pixels"), gs = n.shape(1, "the grid's sizes shape the output");
+    const std::int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], P = gs[1] * gs[2];
+    if (gs[0] != N || gs[3] != 2) n.fail("the grid must be (N, H_out, W_out, 2) for X " + shape_str(xs));
+    const Tensor& x = n.x(0);
+    const Tensor flat = reshape(x, Shape{N, C, H * W});
+    const Tensor grid = cast(n.x(1), x.dtype());
+    auto coord = [&](std::int64_t k, std::int64_t size) {  // pixel units, (N, 1, P)
+      const Tensor g = reshape(view(grid, all(), all(), all(), k), Shape{N, 1, P});
+      return corners ? (g + 1.0) * (0.5 * double(size - 1)) : ((g + 1.0) * double(size) - 1.0) * 0.5;
+    };
+    auto padded = [&](Tensor v, std::int64_t size) {  // border / reflection: into [0, size - 1]
+      if (pad == "reflection") {
+        const double lo = corners ? 0.0 : -0.5, span = corners ? double(size - 1) : double(size);
+        if (span <= 0) return v * 0.0;
+        const Tensor d = abs(v - lo), flips = integral(d / span, 0), extra = d - flips * span;
+        const Tensor odd = (flips - integral(flips * 0.5, 0) * 2.0) != 0.0;
+        v = where(odd, span - extra + lo, extra + lo);
+      }
+      return pad == "zeros" ? v : clip(v, 0.0, double(size - 1));
+    };
+    // X at integer positions (ix, iy) (N, 1, P), times weight; 0 outside the image
+    auto tap = [&](const Tensor& ix, const Tensor& iy, const Tensor& weight) {
+      const Tensor w = where(ix >= 0.0, where(ix <= double(W - 1), where(iy >= 0.0, where(iy <= double(H - 1), weight, 0.0), 0.0), 0.0), 0.0);
+      const Tensor at = cast(clip(iy, 0.0, double(H - 1)) * double(W) + clip(ix, 0.0, double(W - 1)), DType::int64);
+      return th::detail::take_along_axis(flat, broadcast_to(at, Shape{N, C, P}), 2) * w;
+    };
+    Tensor fx = coord(0, W), fy = coord(1, H);
+    Tensor y;
+    if (mode == "nearest") {
+      fx = padded(fx, W), fy = padded(fy, H);
+      y = tap(integral(fx, 2), integral(fy, 2), tensor(1.0, x.dtype()));
+    } else if (mode == "bilinear") {
+      fx = padded(fx, W), fy = padded(fy, H);
+      const Tensor x0 = integral(fx, 0), y0 = integral(fy, 0), tx = fx - x0, ty = fy - y0;
+      y = tap(x0, y0, (1.0 - tx) * (1.0 - ty)) + tap(x0 + 1.0, y0, tx * (1.0 - ty)) + tap(x0, y0 + 1.0, (1.0 - tx) * ty) +
+          tap(x0 + 1.0, y0 + 1.0, tx * ty);
+    } else {  // bicubic, A = -0.75 (Keys), each tap's position padded on its own
+      const Tensor x0 = integral(fx, 0), y0 = integral(fy, 0), tx = fx - x0, ty = fy - y0;
+      auto weights = [](const Tensor& t) {
+        const double A = -0.75;
+        auto near = [&](const Tensor& d) { return ((A + 2.0) * d - (A + 3.0)) * d * d + 1.0; };     // |d| <= 1
+        auto far = [&](const Tensor& d) { return ((A * d - 5.0 * A) * d + 8.0 * A) * d - 4.0 * A; };  // 1 < |d| < 2
+        return std::vector<Tensor>{far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)};
+      };
+      const std::vector<Tensor> wx = weights(tx), wy = weights(ty);
+      for (int j = 0; j < 4; ++j)
+        for (int i = 0; i < 4; ++i) {
+          const Tensor t = tap(padded(x0 + double(i - 1), W), padded(y0 + double(j - 1), H), wx[std::size_t(i)] * wy[std::size_t(j)]);
+          y = y ? y + t : t;
+        }
+    }
+    return one(reshape(y, Shape{N, C, gs[1], gs[2]}));
+  };
+  // DFT (opset 17): along `axis`, as products with the cosine and sine matrices of the length
+  // known at load (float64, so near-zero bins stay near zero), the input real ([..., 1]) or
+  // complex ([..., 2]), zero-padded or cut to dft_length; one-sided keeps n / 2 + 1 bins.
+  c["DFT"] = [](const Node& n) {
+    n.known({"axis", "inverse", "onesided"});
+    const Tensor& x = n.x(0);
+    const std::int64_t r = n.rank();
+    const Shape xs = n.shape(0, "the transform's length");
+    if (r < 2 || (xs.back() != 1 && xs.back() != 2)) n.fail("the input's last axis must hold 1 (real) or 2 (complex) values");
+    const std::int64_t a = n.axis(n.i("axis", 1), r - 1);
+    const bool inverse = n.i("inverse", 0) != 0, onesided = n.i("onesided", 0) != 0;
+    if (inverse && onesided) n.fail("an inverse one-sided transform is not supported");
+    const std::int64_t in_len = xs[std::size_t(a)];
+    const std::int64_t L = n.given(1) ? n.values(1).at(0) : in_len;
+    if (L < 1 || L > 65536) n.fail("dft_length must be between 1 and 65536, got " + std::to_string(L));
+    const std::int64_t bins = onesided ? L / 2 + 1 : L;
+    Ints perm;  // the axis moved last (before it, the others in order)
+    for (std::int64_t d = 0; d < r - 1; ++d)
+      if (d != a) perm.push_back(d);
+    perm.push_back(a);
+    const Tensor xd = cast(x, DType::float64);
+    auto part = [&](std::int64_t k) {
+      std::vector<Index> pick(std::size_t(r - 1), all());
+      pick.push_back(Index(k));
+      Tensor v = transpose(view(xd, pick), perm);
+      std::vector<Index> cut(std::size_t(r - 2), all());
+      cut.push_back(range(0, L));
+      if (L < in_len) v = view(v, cut);
+      if (L > in_len) v = pad_axis(v, r - 2, 0, L - in_len, 0.0);
+      return v;
+    };
+    const Tensor re = part(0), im = xs.back() == 2 ? part(1) : Tensor();
+    std::vector<double> cs(std::size_t(L * bins)), sn(std::size_t(L * bins));
+    for (std::int64_t t = 0; t < L; ++t)
+      for (std::int64_t f = 0; f < bins; ++f) {
+        const double th = 2.0 * M_PI * double((t * f) % L) / double(L);
+        cs[std::size_t(t * bins + f)] = std::cos(th), sn[std::size_t(t * bins + f)] = std::sin(th);
+      }
+    const Tensor Cm = tensor(cs, Shape{L, bins}), Sm = tensor(sn, Shape{L, bins});
+    const double sign = inverse ? 1.0 : -1.0;  // e^(sign i theta)
+    Tensor out_re = matmul(re, Cm), out_im = matmul(re, Sm) * sign;
+    if (im) out_re = out_re - matmul(im, Sm) * sign, out_im = out_im + matmul(im, Cm);
+    if (inverse) out_re = out_re / double(L), out_im = out_im / double(L);
+    Ints back(perm.size());  // the inverse permutation
+    for (std::size_t i = 0; i < perm.size(); ++i) back[std::size_t(perm[i])] = std::int64_t(i);
+    const Tensor y = stack({transpose(out_re, back), transpose(out_im, back)}, r - 1);
+    return one(cast(y, x.dtype()));
   };
   c["Scatter"] = c["ScatterElements"];  // (its name before opset 11)
   c["Det"] = [](const Node& n) { n.known({}); return one(linalg::det(n.x(0))); };

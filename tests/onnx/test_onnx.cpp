@@ -944,3 +944,82 @@ BOOST_AUTO_TEST_CASE(quantize_linear_saturates_to_the_zero_points_type) {
   const std::string e = check::message_of<th::Error>([&] { th::onnx::load(model(::onnx::TensorProto::UINT8, true)); });
   BOOST_TEST(check::has(e, "node 'q' (QuantizeLinear): the zero point's element type (uint8 or int8) must be stated"), e);
 }
+
+// GridSample is composed of gathers and weights: it differentiates with respect to X and to
+// the grid (a spatial transformer's sampler), bilinear and bicubic, padded or not.
+BOOST_AUTO_TEST_CASE(grid_sample_differentiates_in_x_and_the_grid) {
+  TempDir tmp;
+  for (const auto& [mode, pad] : {std::pair<std::string, std::string>{"bilinear", "zeros"}, {"bicubic", "border"}, {"bilinear", "reflection"}}) {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(16);
+    auto* g = m.mutable_graph();
+    g->set_name("gs");
+    declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {1, 2, 3, 4});
+    declare_input(g, "grid", ::onnx::TensorProto::DOUBLE, {1, 2, 3, 2});
+    auto* n = g->add_node();
+    n->set_op_type("GridSample");
+    n->add_input("x");
+    n->add_input("grid");
+    n->add_output("y");
+    for (const auto& [key, value] : {std::pair<const char*, std::string>{"mode", mode}, {"padding_mode", pad}}) {
+      auto* a = n->add_attribute();
+      a->set_name(key);
+      a->set_type(::onnx::AttributeProto::STRING);
+      a->set_s(value);
+    }
+    g->add_output()->set_name("y");
+    const std::string path = tmp.write("gs_" + mode + pad + ".onnx", m.SerializeAsString());
+    const check::Fn L = [&](const check::Inputs& xs) {
+      const th::onnx::Model r = th::onnx::detail::import_model(path, {{"x", xs[0]}, {"grid", xs[1]}});
+      BOOST_REQUIRE(r.outputs[0].shape() == (th::Shape{1, 2, 2, 3}));
+      return th::sum(th::sqr(r.outputs[0]) * th::reshape(th::arange(12.0, th::DType::float64), {1, 2, 2, 3}));
+    };
+    // grid points inside and a little outside the image, off the pixel centres
+    check::compare_with_fd("GridSample " + mode + " " + pad, L,
+                           {check::input({1, 2, 3, 4}, 11, -1, 1), check::input({1, 2, 3, 2}, 12, -0.9, 0.9)}, {true, true}, 1e-6, 1e-6);
+  }
+}
+
+// DFT: one-sided, zero-padded to dft_length, against the sum written out; it is linear, and
+// its gradient passes the checker.
+BOOST_AUTO_TEST_CASE(dft_matches_the_sum_and_differentiates) {
+  TempDir tmp;
+  ::onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("dft");
+  declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {2, 5, 1});
+  auto* len = g->add_initializer();
+  len->set_name("len");
+  len->set_data_type(::onnx::TensorProto::INT64);
+  len->add_int64_data(6);
+  auto* n = g->add_node();
+  n->set_op_type("DFT");
+  n->add_input("x");
+  n->add_input("len");
+  n->add_output("y");
+  auto* a = n->add_attribute();
+  a->set_name("onesided");
+  a->set_type(::onnx::AttributeProto::INT);
+  a->set_i(1);
+  g->add_output()->set_name("y");
+  const std::string path = tmp.write("dft.onnx", m.SerializeAsString());
+  const Tensor x = check::input({2, 5, 1}, 21, -1, 1);
+  const Tensor y = th::onnx::load_function(path)(x)[0];
+  BOOST_REQUIRE(y.shape() == (th::Shape{2, 4, 2}));  // 6 / 2 + 1 bins
+  const std::vector<double> xv = x.to_vector<double>(), yv = y.to_vector<double>();
+  for (int b = 0; b < 2; ++b)
+    for (int f = 0; f < 4; ++f) {
+      double re = 0, im = 0;
+      for (int t = 0; t < 5; ++t) re += xv[std::size_t(b * 5 + t)] * std::cos(2 * M_PI * f * t / 6), im -= xv[std::size_t(b * 5 + t)] * std::sin(2 * M_PI * f * t / 6);
+      BOOST_TEST(std::fabs(yv[std::size_t((b * 4 + f) * 2)] - re) < 1e-12);
+      BOOST_TEST(std::fabs(yv[std::size_t((b * 4 + f) * 2 + 1)] - im) < 1e-12);
+    }
+  const check::Fn L = [&](const check::Inputs& xs) {
+    const th::onnx::Model r = th::onnx::detail::import_model(path, {{"x", xs[0]}});
+    return th::sum(th::sqr(r.outputs[0]));
+  };
+  check::compare_with_fd("DFT", L, {x}, {true}, 1e-6, 1e-6);
+}
