@@ -749,7 +749,7 @@ void Writer::ifelse(const Step& s) {
   const th::detail::Branches& b = *th::detail::sub_as<th::detail::Branches>(s.attrs);
   if (!b.then_f.program() || !b.else_f.program()) refuse(s, "a branch without its program");
   const std::string cond = temp("Reshape", {operand(s, 0, DType::boolean), ints({})});
-  pb::NodeProto& n = *g.add_node();  // (added before its branches' Constant nodes would be: none go to g)
+  pb::NodeProto& n = *g.add_node();  // (the branches' own nodes go to their subgraphs)
   n.set_op_type("If");
   n.set_name(fresh("If"));
   n.add_input(cond);

@@ -55,6 +55,42 @@ void declare_input(::onnx::GraphProto* g, const std::string& name, int type, con
   for (auto d : dims) shape->add_dim()->set_dim_value(d);
 }
 
+// Model building for the tests below: a model of IR version 8 importing `opset`, its graph
+// named `name`; a node op_type(in) -> out; attributes; an int64 scalar initializer.
+::onnx::GraphProto* new_graph(::onnx::ModelProto& m, std::int64_t opset, const std::string& name) {
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(opset);
+  m.mutable_graph()->set_name(name);
+  return m.mutable_graph();
+}
+::onnx::NodeProto* add_node(::onnx::GraphProto* g, const std::string& op, const std::vector<std::string>& in,
+                            const std::vector<std::string>& out, const std::string& name = "") {
+  auto* n = g->add_node();
+  n->set_op_type(op);
+  n->set_name(name.empty() ? "the_" + op : name);
+  for (const auto& i : in) n->add_input(i);
+  for (const auto& o : out) n->add_output(o);
+  return n;
+}
+::onnx::AttributeProto* add_attr(::onnx::NodeProto* n, const std::string& name, ::onnx::AttributeProto::AttributeType type) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(type);
+  return a;
+}
+void set_int(::onnx::NodeProto* n, const std::string& name, std::int64_t v) { add_attr(n, name, ::onnx::AttributeProto::INT)->set_i(v); }
+void set_ints(::onnx::NodeProto* n, const std::string& name, const std::vector<std::int64_t>& v) {
+  auto* a = add_attr(n, name, ::onnx::AttributeProto::INTS);
+  for (auto i : v) a->add_ints(i);
+}
+void set_string(::onnx::NodeProto* n, const std::string& name, const std::string& v) { add_attr(n, name, ::onnx::AttributeProto::STRING)->set_s(v); }
+void int64_initializer(::onnx::GraphProto* g, const std::string& name, std::int64_t v) {
+  auto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(::onnx::TensorProto::INT64);
+  t->add_int64_data(v);
+}
+
 // A model of one node, op_type(x) -> y, with an initializer w of `dims` holding `values`.
 ::onnx::ModelProto tiny(const std::string& op_type, std::vector<std::int64_t> dims = {3}, std::vector<float> values = {1, 2, 3}) {
   ::onnx::ModelProto m;
@@ -702,49 +738,24 @@ BOOST_AUTO_TEST_CASE(pad_modes_match_numpy) {
 // them. ai.onnx.preview.training's Gradient is th::grad of y's sum.
 BOOST_AUTO_TEST_CASE(sequences_are_lists_at_load_and_gradient_is_th_grad) {
   TempDir tmp;
-  auto node = [](::onnx::GraphProto* g, const char* op, std::vector<const char*> in, std::vector<const char*> out) {
-    auto* n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(std::string("the_") + op);
-    for (auto* i : in) n->add_input(i);
-    for (auto* o : out) n->add_output(o);
-    return n;
-  };
-  auto int_attr = [](::onnx::NodeProto* n, const char* name, std::int64_t v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(::onnx::AttributeProto::INT);
-    a->set_i(v);
-  };
-  auto position = [](::onnx::GraphProto* g, const char* name, std::int64_t v) {
-    auto* t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(::onnx::TensorProto::INT64);
-    t->add_int64_data(v);
-  };
   // x (4, 3) split into its rows; row 2 erased; y inserted at the front; element `at` read
   auto model = [&](std::int64_t at, bool sequence_out) {
     ::onnx::ModelProto m;
-    m.set_ir_version(8);
-    m.add_opset_import()->set_version(13);
-    auto* g = m.mutable_graph();
-    g->set_name("seq");
+    auto* g = new_graph(m, 13, "seq");
     declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {4, 3});
     declare_input(g, "y", ::onnx::TensorProto::DOUBLE, {3});
-    position(g, "two", 2);
-    position(g, "zero", 0);
-    position(g, "at", at);
-    int_attr(node(g, "SplitToSequence", {"x"}, {"rows"}), "keepdims", 0);
-    node(g, "SequenceErase", {"rows", "two"}, {"erased"});
-    node(g, "SequenceInsert", {"erased", "y", "zero"}, {"seq"});
-    node(g, "SequenceAt", {"seq", "at"}, {"picked"});
-    node(g, "SequenceLength", {"seq"}, {"len"});
-    auto* cat = node(g, "ConcatFromSequence", {"seq"}, {"stacked"});
-    int_attr(cat, "new_axis", 1);
-    int_attr(cat, "axis", 0);
-    g->add_output()->set_name(sequence_out ? "seq" : "picked");
-    g->add_output()->set_name("len");
-    g->add_output()->set_name("stacked");
+    int64_initializer(g, "two", 2);
+    int64_initializer(g, "zero", 0);
+    int64_initializer(g, "at", at);
+    set_int(add_node(g, "SplitToSequence", {"x"}, {"rows"}), "keepdims", 0);
+    add_node(g, "SequenceErase", {"rows", "two"}, {"erased"});
+    add_node(g, "SequenceInsert", {"erased", "y", "zero"}, {"seq"});
+    add_node(g, "SequenceAt", {"seq", "at"}, {"picked"});
+    add_node(g, "SequenceLength", {"seq"}, {"len"});
+    auto* cat = add_node(g, "ConcatFromSequence", {"seq"}, {"stacked"});
+    set_int(cat, "new_axis", 1);
+    set_int(cat, "axis", 0);
+    for (const char* o : {sequence_out ? "seq" : "picked", "len", "stacked"}) g->add_output()->set_name(o);
     return tmp.write("seq.onnx", m.SerializeAsString());
   };
   const Tensor x = th::tensor(std::vector<double>{0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32}, {4, 3});
@@ -782,33 +793,18 @@ BOOST_AUTO_TEST_CASE(sequences_are_lists_at_load_and_gradient_is_th_grad) {
 // ONNX's formula (biased variance, momentum on the old value).
 BOOST_AUTO_TEST_CASE(composed_layers_differentiate) {
   TempDir tmp;
-  auto ints = [](::onnx::NodeProto* n, const char* name, std::vector<std::int64_t> v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(::onnx::AttributeProto::INTS);
-    for (auto i : v) a->add_ints(i);
-  };
   auto model = [&](const std::string& file, const std::function<void(::onnx::NodeProto*)>& attrs) {
     ::onnx::ModelProto m;
-    m.set_ir_version(8);
-    m.add_opset_import()->set_version(15);
-    auto* g = m.mutable_graph();
-    g->set_name("ct");
+    auto* g = new_graph(m, 15, "ct");
     declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {1, 2, 3, 4});
     declare_input(g, "w", ::onnx::TensorProto::DOUBLE, {2, 3, 3, 2});
-    auto* n = g->add_node();
-    n->set_op_type("ConvTranspose");
-    n->set_name("up");
-    n->add_input("x");
-    n->add_input("w");
-    n->add_output("y");
-    attrs(n);
+    attrs(add_node(g, "ConvTranspose", {"x", "w"}, {"y"}, "up"));
     g->add_output()->set_name("y");
     return tmp.write(file, m.SerializeAsString());
   };
   // full output: (3 - 1) * 2 + 3 = 7 rows, (4 - 1) * 1 + 2 = 5 columns
-  const std::string asym = model("asym.onnx", [&](auto* n) { ints(n, "strides", {2, 1}), ints(n, "pads", {0, 1, 2, 0}); });
-  const std::string wide = model("wide.onnx", [&](auto* n) { ints(n, "strides", {2, 1}), ints(n, "output_shape", {8, 4}); });
+  const std::string asym = model("asym.onnx", [&](auto* n) { set_ints(n, "strides", {2, 1}), set_ints(n, "pads", {0, 1, 2, 0}); });
+  const std::string wide = model("wide.onnx", [&](auto* n) { set_ints(n, "strides", {2, 1}), set_ints(n, "output_shape", {8, 4}); });
   for (const auto& [path, shape] : {std::pair{asym, th::Shape{1, 3, 5, 4}}, {wide, th::Shape{1, 3, 8, 4}}}) {
     const check::Fn L = [&, path = path, shape = shape](const check::Inputs& xs) {
       const th::onnx::Model r = th::onnx::detail::import_model(path, {{"x", xs[0]}, {"w", xs[1]}});
@@ -835,21 +831,12 @@ BOOST_AUTO_TEST_CASE(composed_layers_differentiate) {
 
   // BatchNormalization, training_mode = 1
   ::onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(15);
-  auto* g = m.mutable_graph();
-  g->set_name("bn");
+  auto* g = new_graph(m, 15, "bn");
   declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {4, 3, 2});
   for (const char* p : {"scale", "bias", "mean", "var"}) declare_input(g, p, ::onnx::TensorProto::DOUBLE, {3});
-  auto* n = g->add_node();
-  n->set_op_type("BatchNormalization");
-  n->set_name("bn");
-  for (const char* i : {"x", "scale", "bias", "mean", "var"}) n->add_input(i);
-  for (const char* o : {"y", "running_mean", "running_var"}) n->add_output(o), g->add_output()->set_name(o);
-  auto* a = n->add_attribute();
-  a->set_name("training_mode");
-  a->set_type(::onnx::AttributeProto::INT);
-  a->set_i(1);
+  set_int(add_node(g, "BatchNormalization", {"x", "scale", "bias", "mean", "var"}, {"y", "running_mean", "running_var"}, "bn"),
+          "training_mode", 1);
+  for (const char* o : {"y", "running_mean", "running_var"}) g->add_output()->set_name(o);
   const std::string bn = tmp.write("bn.onnx", m.SerializeAsString());
   const Tensor s = th::tensor({0.5, 1.0, 2.0}), b = th::tensor({0.0, 1.0, -1.0}), mu = th::tensor({0.1, 0.2, 0.3}),
                var = th::tensor({1.0, 2.0, 3.0});
@@ -876,10 +863,7 @@ BOOST_AUTO_TEST_CASE(onnx_training_optimizers_follow_the_reference) {
     std::ifstream in(model_of(t), std::ios::binary);
     BOOST_REQUIRE(m.ParseFromIstream(&in));
   }
-  auto* eps = m.mutable_graph()->mutable_node(0)->add_attribute();
-  eps->set_name("epsilon");
-  eps->set_type(::onnx::AttributeProto::FLOAT);
-  eps->set_f(1e-2f);
+  add_attr(m.mutable_graph()->mutable_node(0), "epsilon", ::onnx::AttributeProto::FLOAT)->set_f(1e-2f);
   const th::Function step = th::onnx::load_function(tmp.write("adam.onnx", m.SerializeAsString()));
   std::vector<Tensor> args;
   for (int i = 0; i < 10; ++i) args.push_back(input_of(t, i));
@@ -902,10 +886,7 @@ BOOST_AUTO_TEST_CASE(quantize_linear_saturates_to_the_zero_points_type) {
   TempDir tmp;
   auto model = [&](int zp_type, bool computed_zp) {
     ::onnx::ModelProto m;
-    m.set_ir_version(8);
-    m.add_opset_import()->set_version(13);
-    auto* g = m.mutable_graph();
-    g->set_name("q");
+    auto* g = new_graph(m, 13, "q");
     declare_input(g, "x", ::onnx::TensorProto::FLOAT, {6});
     auto* scale = g->add_initializer();
     scale->set_name("scale");
@@ -915,21 +896,10 @@ BOOST_AUTO_TEST_CASE(quantize_linear_saturates_to_the_zero_points_type) {
     zp->set_name("zp");
     zp->set_data_type(zp_type);
     zp->add_int32_data(zp_type == ::onnx::TensorProto::INT8 ? -3 : 10);
-    if (computed_zp) {
-      auto* id = g->add_node();
-      id->set_op_type("Identity");
-      id->add_input("zp");
-      id->add_output("zp2");
-    }
-    auto* q = g->add_node();
-    q->set_op_type("QuantizeLinear");
-    q->set_name("q");
-    for (const char* i : {"x", "scale", computed_zp ? "zp2" : "zp"}) q->add_input(i);
-    q->add_output("y");
-    auto* d = g->add_node();
-    d->set_op_type("DequantizeLinear");
-    for (const char* i : {"y", "scale", computed_zp ? "zp2" : "zp"}) d->add_input(i);
-    d->add_output("back");
+    const std::string z = computed_zp ? "zp2" : "zp";
+    if (computed_zp) add_node(g, "Identity", {"zp"}, {"zp2"});
+    add_node(g, "QuantizeLinear", {"x", "scale", z}, {"y"}, "q");
+    add_node(g, "DequantizeLinear", {"y", "scale", z}, {"back"});
     g->add_output()->set_name("y");
     g->add_output()->set_name("back");
     return tmp.write("q.onnx", m.SerializeAsString());
@@ -951,23 +921,12 @@ BOOST_AUTO_TEST_CASE(grid_sample_differentiates_in_x_and_the_grid) {
   TempDir tmp;
   for (const auto& [mode, pad] : {std::pair<std::string, std::string>{"bilinear", "zeros"}, {"bicubic", "border"}, {"bilinear", "reflection"}}) {
     ::onnx::ModelProto m;
-    m.set_ir_version(8);
-    m.add_opset_import()->set_version(16);
-    auto* g = m.mutable_graph();
-    g->set_name("gs");
+    auto* g = new_graph(m, 16, "gs");
     declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {1, 2, 3, 4});
     declare_input(g, "grid", ::onnx::TensorProto::DOUBLE, {1, 2, 3, 2});
-    auto* n = g->add_node();
-    n->set_op_type("GridSample");
-    n->add_input("x");
-    n->add_input("grid");
-    n->add_output("y");
-    for (const auto& [key, value] : {std::pair<const char*, std::string>{"mode", mode}, {"padding_mode", pad}}) {
-      auto* a = n->add_attribute();
-      a->set_name(key);
-      a->set_type(::onnx::AttributeProto::STRING);
-      a->set_s(value);
-    }
+    auto* n = add_node(g, "GridSample", {"x", "grid"}, {"y"});
+    set_string(n, "mode", mode);
+    set_string(n, "padding_mode", pad);
     g->add_output()->set_name("y");
     const std::string path = tmp.write("gs_" + mode + pad + ".onnx", m.SerializeAsString());
     const check::Fn L = [&](const check::Inputs& xs) {
@@ -986,24 +945,10 @@ BOOST_AUTO_TEST_CASE(grid_sample_differentiates_in_x_and_the_grid) {
 BOOST_AUTO_TEST_CASE(dft_matches_the_sum_and_differentiates) {
   TempDir tmp;
   ::onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("dft");
+  auto* g = new_graph(m, 17, "dft");
   declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {2, 5, 1});
-  auto* len = g->add_initializer();
-  len->set_name("len");
-  len->set_data_type(::onnx::TensorProto::INT64);
-  len->add_int64_data(6);
-  auto* n = g->add_node();
-  n->set_op_type("DFT");
-  n->add_input("x");
-  n->add_input("len");
-  n->add_output("y");
-  auto* a = n->add_attribute();
-  a->set_name("onesided");
-  a->set_type(::onnx::AttributeProto::INT);
-  a->set_i(1);
+  int64_initializer(g, "len", 6);
+  set_int(add_node(g, "DFT", {"x", "len"}, {"y"}), "onesided", 1);
   g->add_output()->set_name("y");
   const std::string path = tmp.write("dft.onnx", m.SerializeAsString());
   const Tensor x = check::input({2, 5, 1}, 21, -1, 1);
