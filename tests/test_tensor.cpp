@@ -169,8 +169,9 @@ BOOST_AUTO_TEST_CASE(matrix_vector_products_of_every_small_shape_match_a_referen
 }
 
 BOOST_AUTO_TEST_CASE(float32_matrix_products_on_every_engine_match_a_reference) {
-  // float32 GEMMs run on oneDNN's sgemm (cut into chunks of rows, or of columns when the
-  // result has more, on theta's threads) or on OpenBLAS (THETA_FLAGS gemm=auto|dnnl|blas):
+  // float32 GEMMs run on oneDNN (cut into chunks of rows, or of columns when the result has
+  // more, on theta's threads; sgemm, or its matmul primitive for chunks from 256^3 to sides of
+  // 1024, as 330 x 320 x 320 in two chunks) or on OpenBLAS (THETA_FLAGS gemm=auto|dnnl|blas):
   // every engine, both operands transposed or not, row and column splits with ragged last
   // chunks, batches folded into one product and batches looped, against a float64 sum.
   struct Restore {
@@ -180,7 +181,7 @@ BOOST_AUTO_TEST_CASE(float32_matrix_products_on_every_engine_match_a_reference) 
   int wrong = 0, checked = 0;
   for (th::GemmEngine e : {th::GemmEngine::automatic, th::GemmEngine::dnnl, th::GemmEngine::blas}) {
     th::config().gemm = e;
-    for (auto [m, n, k] : {std::array<std::int64_t, 3>{5, 7, 3}, {67, 33, 129}, {33, 301, 70}, {130, 40, 64}, {16, 16, 2}})
+    for (auto [m, n, k] : {std::array<std::int64_t, 3>{5, 7, 3}, {67, 33, 129}, {33, 301, 70}, {130, 40, 64}, {16, 16, 2}, {330, 320, 320}})
       for (int ta = 0; ta < 2; ++ta)
         for (int tb = 0; tb < 2; ++tb) {
           auto u = [](th::Shape s, std::uint64_t seed) { return th::random::uniform(s, -1, 1, seed, DType::float32); };

@@ -411,9 +411,54 @@ bool dnnl_gemm_takes(std::int64_t M, std::int64_t N, std::int64_t K) {
   return M * N * K >= 32 * 32 * 32;
 }
 
+namespace {
+// A matmul primitive for one row-major product shape and its leading dimensions, with a user
+// scratchpad (the thread's, kept from call to call): made once per shape, kept for the process.
+struct MatmulPrim {
+  dnnl::matmul prim;
+  memory::desc a, b, c, scratch;
+};
+const MatmulPrim& matmul_prim(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, std::int64_t lda,
+                              std::int64_t ldb, std::int64_t ldc) {
+  static std::mutex mu;
+  static auto* cache = new std::map<std::vector<std::int64_t>, std::unique_ptr<MatmulPrim>>;
+  const std::vector<std::int64_t> key{ta, tb, M, N, K, lda, ldb, ldc};
+  std::lock_guard<std::mutex> lock(mu);
+  std::unique_ptr<MatmulPrim>& slot = (*cache)[key];
+  if (!slot) {
+    auto p = std::make_unique<MatmulPrim>();
+    const auto f32 = memory::data_type::f32;
+    p->a = memory::desc({M, K}, f32, ta ? memory::dims{1, lda} : memory::dims{lda, 1});
+    p->b = memory::desc({K, N}, f32, tb ? memory::dims{1, ldb} : memory::dims{ldb, 1});
+    p->c = memory::desc({M, N}, f32, memory::dims{ldc, 1});
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p->a, p->b, p->c), attr, engine());
+    p->prim = dnnl::matmul(pd);
+    p->scratch = pd.scratchpad_desc();
+    slot = std::move(p);
+  }
+  return *slot;
+}
+}  // namespace
+
 void dnnl_sgemm_here(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
                      std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
   const OneOmpThread one;
+  // From 256^3 multiply-adds up to sides of 1024: oneDNN's matmul primitive on the thread's
+  // scratchpad. sgemm allocates its packing buffers per call, and until glibc's heap settles
+  // (4-6 calls of a shape) each call faults ~2 MB of fresh pages in (11.4 ms instead of 5.1 for
+  // 512 x 1024 x 1024 here); the primitive equals sgemm's warm speed on these shapes but is
+  // 10-35 % slower on larger ones (docs/benchmarks.md, session 18), which keep sgemm.
+  if (alpha == 1.0f && beta == 0.0f && M * N * K >= 256 * 256 * 256 && std::max({M, N, K}) <= 1024) {
+    const MatmulPrim& p = matmul_prim(ta, tb, M, N, K, lda, ldb, ldc);
+    dnnl::stream s(engine());
+    const memory ma(p.a, engine(), const_cast<float*>(A)), mb(p.b, engine(), const_cast<float*>(B)), mc(p.c, engine(), C);
+    const memory sp(p.scratch, engine(), buffers().scratch.get(std::max<std::size_t>(p.scratch.get_size(), 1)));
+    p.prim.execute(s, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, sp}});
+    s.wait();
+    return;
+  }
   const dnnl_status_t st =
       dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (st != dnnl_success)
