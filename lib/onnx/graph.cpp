@@ -1701,7 +1701,7 @@ std::unordered_map<std::string, Converter> converters() {
     if (n.rank() < 2) n.fail("the input needs a batch and a time axis");
     const std::int64_t ba = n.axis(n.i("batch_axis", 1), n.rank()), ta = n.axis(n.i("time_axis", 0), n.rank());
     if (ba == ta || ba > 1 || ta > 1) n.fail("batch_axis and time_axis must be 0 and 1 in some order");
-    const Shape xs = n.shape(0, "the gather's indices");
+    const Shape xs = made_shape(n, n.shape(0, "the gather's indices"));  // (capped: the indices are made here)
     const Ints lens = n.values(1);
     const std::int64_t B = xs[std::size_t(ba)], T = xs[std::size_t(ta)];
     if (std::int64_t(lens.size()) != B) n.fail("sequence_lens has " + std::to_string(lens.size()) + " entries for a batch of " + std::to_string(B));
@@ -1889,7 +1889,7 @@ std::unordered_map<std::string, Converter> converters() {
     if (inverse && onesided) n.fail("an inverse one-sided transform is not supported");
     const std::int64_t in_len = xs[std::size_t(a)];
     const std::int64_t L = n.given(1) ? n.values(1).at(0) : in_len;
-    if (L < 1 || L > 65536) n.fail("dft_length must be between 1 and 65536, got " + std::to_string(L));
+    if (L < 1 || L > 4096) n.fail("dft_length must be between 1 and 4096 (the transform is a product with L x L matrices), got " + std::to_string(L));
     const std::int64_t bins = onesided ? L / 2 + 1 : L;
     Ints perm;  // the axis moved last (before it, the others in order)
     for (std::int64_t d = 0; d < r - 1; ++d)
