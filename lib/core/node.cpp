@@ -3,6 +3,22 @@
 
 #include "theta/error.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define THETA_NODE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define THETA_NODE_ASAN 1
+#endif
+#endif
+#ifdef THETA_NODE_ASAN
+#include <sanitizer/asan_interface.h>
+#define THETA_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define THETA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define THETA_POISON(p, n) ((void)(p), (void)(n))
+#define THETA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace th::detail {
 
 namespace {
@@ -27,6 +43,74 @@ Node::~Node() {
   t_draining = false;
 }
 
+namespace {
+
+// Freed node blocks kept per thread (at most kKeep of them, ~50 MB) for the next new_node().
+// A block freed on another thread joins that thread's cache. Under AddressSanitizer a kept
+// block is poisoned, so a use after free is still reported.
+struct NodeBlocks {
+  static constexpr std::size_t kKeep = std::size_t(1) << 17;
+  std::vector<void*> free;
+  std::size_t bytes = 0;  // the block size (one allocator type: one size)
+  ~NodeBlocks();
+};
+thread_local NodeBlocks* t_blocks = nullptr;  // (null before first use and after the thread's cache is gone)
+thread_local bool t_blocks_gone = false;
+
+NodeBlocks* blocks() {
+  if (!t_blocks && !t_blocks_gone) {
+    thread_local NodeBlocks b;
+    t_blocks = &b;
+  }
+  return t_blocks;
+}
+
+NodeBlocks::~NodeBlocks() {
+  for (void* p : free) {
+    THETA_UNPOISON(p, bytes);
+    ::operator delete(p);
+  }
+  free.clear();
+  t_blocks = nullptr;
+  t_blocks_gone = true;
+}
+
+template <class T>
+struct NodeAllocator {
+  using value_type = T;
+  NodeAllocator() = default;
+  template <class U>
+  NodeAllocator(const NodeAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    NodeBlocks* b = blocks();
+    if (n == 1 && b && !b->free.empty() && b->bytes == sizeof(T)) {
+      void* p = b->free.back();
+      b->free.pop_back();
+      THETA_UNPOISON(p, sizeof(T));
+      return static_cast<T*>(p);
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) {
+    NodeBlocks* b = blocks();
+    if (n == 1 && b && (b->bytes == 0 || b->bytes == sizeof(T)) && b->free.size() < NodeBlocks::kKeep) {
+      b->bytes = sizeof(T);
+      THETA_POISON(p, sizeof(T));
+      b->free.push_back(p);
+      return;
+    }
+    ::operator delete(p);
+  }
+  template <class U>
+  bool operator==(const NodeAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const NodeAllocator<U>&) const { return false; }
+};
+
+}  // namespace
+
+std::shared_ptr<Node> new_node() { return std::allocate_shared<Node>(NodeAllocator<Node>()); }
+
 std::mutex& shared_values_mutex() {
   static std::mutex m;  // a shared value is read and replaced whole under it: never torn
   return m;
@@ -40,7 +124,7 @@ Node& node_of(const Tensor& t, const char* what) {
 }
 
 Tensor make_leaf(NodeKind kind, DType dtype, Shape shape, std::optional<Storage> value, std::string name) {
-  auto n = std::make_shared<Node>();
+  auto n = new_node();
   n->kind = kind;
   n->dtype = dtype;
   n->shape = std::move(shape);

@@ -42,6 +42,11 @@ struct Node {
   Node& operator=(const Node&) = delete;
 };
 
+/// A new node (its shared_ptr control block in the same block), from the calling thread's
+/// cache of freed node blocks: an eager loop records and frees nodes by the hundred thousand,
+/// and blocks glibc returned to the system cost a page fault each time they come back.
+std::shared_ptr<Node> new_node();
+
 /// Guards every shared variable's value: a value is read and replaced whole under it.
 std::mutex& shared_values_mutex();
 

@@ -116,7 +116,7 @@ Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
     symbolic = symbolic || n.symbolic;
     record = record || n.recorded;
   }
-  auto node = std::make_shared<Node>();
+  auto node = new_node();
   if (symbolic) {
     Meta m = op.infer(op, metas, attrs);
     node->dtype = m.dtype;
