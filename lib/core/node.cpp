@@ -45,61 +45,53 @@ Node::~Node() {
 
 namespace {
 
-// Freed node blocks kept per thread (at most kKeep of them, ~50 MB) for the next new_node().
-// A block freed on another thread joins that thread's cache. Under AddressSanitizer a kept
-// block is poisoned, so a use after free is still reported.
-struct NodeBlocks {
+// Freed blocks of `Size` bytes kept per thread (at most kKeep of them, ~50 MB for nodes) for
+// the next new_node(). A block freed on another thread joins that thread's cache. Under
+// AddressSanitizer a kept block is poisoned, so a use after free is still reported.
+template <std::size_t Size>
+struct BlockCache {
   static constexpr std::size_t kKeep = std::size_t(1) << 17;
   std::vector<void*> free;
-  std::size_t bytes = 0;  // the block size (one allocator type: one size)
-  ~NodeBlocks();
+  ~BlockCache() {
+    for (void* p : free) {
+      THETA_UNPOISON(p, Size);
+      ::operator delete(p);
+    }
+    gone() = true;
+  }
+  static bool& gone() {  // (trivial: still readable while the thread's objects are destroyed)
+    thread_local bool g = false;
+    return g;
+  }
+  // The thread's cache; null once it was destroyed (nodes released by other thread_locals).
+  static BlockCache* get() {
+    if (gone()) return nullptr;
+    thread_local BlockCache c;
+    return &c;
+  }
 };
-thread_local NodeBlocks* t_blocks = nullptr;  // (null before first use and after the thread's cache is gone)
-thread_local bool t_blocks_gone = false;
 
-NodeBlocks* blocks() {
-  if (!t_blocks && !t_blocks_gone) {
-    thread_local NodeBlocks b;
-    t_blocks = &b;
-  }
-  return t_blocks;
-}
-
-NodeBlocks::~NodeBlocks() {
-  for (void* p : free) {
-    THETA_UNPOISON(p, bytes);
-    ::operator delete(p);
-  }
-  free.clear();
-  t_blocks = nullptr;
-  t_blocks_gone = true;
-}
-
+// The allocator of new_node()'s shared_ptr: one block holds the node and its control block.
 template <class T>
 struct NodeAllocator {
   using value_type = T;
+  using Cache = BlockCache<sizeof(T)>;
   NodeAllocator() = default;
   template <class U>
   NodeAllocator(const NodeAllocator<U>&) {}
   T* allocate(std::size_t n) {
-    NodeBlocks* b = blocks();
-    if (n == 1 && b && !b->free.empty() && b->bytes == sizeof(T)) {
-      void* p = b->free.back();
-      b->free.pop_back();
-      THETA_UNPOISON(p, sizeof(T));
-      return static_cast<T*>(p);
-    }
-    return static_cast<T*>(::operator new(n * sizeof(T)));
+    Cache* c = n == 1 ? Cache::get() : nullptr;
+    if (!c || c->free.empty()) return static_cast<T*>(::operator new(n * sizeof(T)));
+    void* p = c->free.back();
+    c->free.pop_back();
+    THETA_UNPOISON(p, sizeof(T));
+    return static_cast<T*>(p);
   }
   void deallocate(T* p, std::size_t n) {
-    NodeBlocks* b = blocks();
-    if (n == 1 && b && (b->bytes == 0 || b->bytes == sizeof(T)) && b->free.size() < NodeBlocks::kKeep) {
-      b->bytes = sizeof(T);
-      THETA_POISON(p, sizeof(T));
-      b->free.push_back(p);
-      return;
-    }
-    ::operator delete(p);
+    Cache* c = n == 1 ? Cache::get() : nullptr;
+    if (!c || c->free.size() >= Cache::kKeep) return ::operator delete(p);
+    THETA_POISON(p, sizeof(T));
+    c->free.push_back(p);
   }
   template <class U>
   bool operator==(const NodeAllocator<U>&) const { return true; }

@@ -146,19 +146,30 @@ std::unique_ptr<Prim> make_prim(int mode, const ConvGeom& g, std::int64_t n) {
   return with_reorders(std::move(p));
 }
 
-// The primitives by (mode, geometry, chunk size); never freed (threads hold plain pointers).
-const Prim& prim(int mode, const ConvGeom& g, std::int64_t n) {
+// Objects made once per key by `make` (under the caller's one-thread OpenMP setting) and
+// kept for the process: threads hold plain references. One cache per call site.
+template <class T, class Make>
+const T& kept(const std::string& key, Make make) {
   static std::mutex mu;
-  static auto* cache = new std::map<std::string, std::unique_ptr<Prim>>;
-  // (field by field: the struct's padding bytes are not part of the key; flip is not either,
-  // flipping is done on theta's side)
-  std::string key{char(mode), char(th::config().winograd)};
-  for (std::int64_t v : {n, g.C, g.H, g.W, g.O, g.KH, g.KW, g.OH, g.OW, g.ph, g.pw, g.sh, g.sw, g.dh, g.dw, g.G})
-    key.append(reinterpret_cast<const char*>(&v), sizeof v);
+  static auto* cache = new std::map<std::string, std::unique_ptr<T>>;
   std::lock_guard<std::mutex> lock(mu);
-  std::unique_ptr<Prim>& slot = (*cache)[key];
-  if (!slot) slot = make_prim(mode, g, n);  // (created under the caller's one-thread OpenMP setting)
+  std::unique_ptr<T>& slot = (*cache)[key];
+  if (!slot) slot = make();
   return *slot;
+}
+// A cache key of integers, byte by byte.
+std::string key_of(std::initializer_list<std::int64_t> values) {
+  std::string key;
+  for (std::int64_t v : values) key.append(reinterpret_cast<const char*>(&v), sizeof v);
+  return key;
+}
+
+// The primitives by (mode, geometry, chunk size). (Field by field: the struct's padding bytes
+// are not part of the key; flip is not either, flipping is done on theta's side.)
+const Prim& prim(int mode, const ConvGeom& g, std::int64_t n) {
+  const std::string key = key_of({mode, th::config().winograd, n, g.C, g.H, g.W, g.O, g.KH, g.KW, g.OH, g.OW, g.ph, g.pw,
+                                  g.sh, g.sw, g.dh, g.dw, g.G});
+  return kept<Prim>(key, [&] { return make_prim(mode, g, n); });
 }
 
 // 64-byte aligned scratch memory, kept per thread from call to call.
@@ -420,12 +431,7 @@ struct MatmulPrim {
 };
 const MatmulPrim& matmul_prim(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, std::int64_t lda,
                               std::int64_t ldb, std::int64_t ldc) {
-  static std::mutex mu;
-  static auto* cache = new std::map<std::vector<std::int64_t>, std::unique_ptr<MatmulPrim>>;
-  const std::vector<std::int64_t> key{ta, tb, M, N, K, lda, ldb, ldc};
-  std::lock_guard<std::mutex> lock(mu);
-  std::unique_ptr<MatmulPrim>& slot = (*cache)[key];
-  if (!slot) {
+  return kept<MatmulPrim>(key_of({ta, tb, M, N, K, lda, ldb, ldc}), [&] {
     auto p = std::make_unique<MatmulPrim>();
     const auto f32 = memory::data_type::f32;
     p->a = memory::desc({M, K}, f32, ta ? memory::dims{1, lda} : memory::dims{lda, 1});
@@ -436,9 +442,8 @@ const MatmulPrim& matmul_prim(bool ta, bool tb, std::int64_t M, std::int64_t N, 
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p->a, p->b, p->c), attr, engine());
     p->prim = dnnl::matmul(pd);
     p->scratch = pd.scratchpad_desc();
-    slot = std::move(p);
-  }
-  return *slot;
+    return p;
+  });
 }
 }  // namespace
 

@@ -25,8 +25,10 @@ bool dnnl_built();
 /// OpenBLAS 0.3.21 (which takes this CPU for a Haswell) 75-90.
 bool dnnl_gemm_takes(std::int64_t M, std::int64_t N, std::int64_t K);
 
-/// Row-major C := alpha op(A) op(B) + beta C by oneDNN's sgemm on the calling thread (its
-/// OpenMP held to one thread). Only where dnnl_gemm_takes() said yes.
+/// Row-major C := alpha op(A) op(B) + beta C by oneDNN on the calling thread (its OpenMP held
+/// to one thread): plain products (alpha 1, beta 0) from 256^3 multiply-adds up to sides of
+/// 1024 on its matmul primitive with the thread's scratchpad, the others on its sgemm. Only
+/// where dnnl_gemm_takes() said yes.
 void dnnl_sgemm_here(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
                      std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc);
 

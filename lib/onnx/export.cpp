@@ -125,23 +125,26 @@ struct Writer {
     }
     for (const Step& s : p.steps) step(s);
   }
-  // Program q as subgraph sg: its inputs read the values named `inputs` (outer names, or the
-  // subgraph's own inputs that the caller declares); its outputs Identity copies, declared.
-  std::vector<std::string> subgraph(const Program& q, pb::GraphProto& sg, const std::string& graph_name,
-                                    const std::vector<std::string>& inputs) {
+  // A writer of program q into subgraph sg (named after `base`), sharing this model's names
+  // and initializers. The caller names q's inputs, then writes its body and outputs.
+  Writer sub(const Program& q, pb::GraphProto& sg, const std::string& base) {
     Writer w(q, sg, opset);
     w.root = root;
-    sg.set_name(unique(graph_name));
-    if (inputs.size() != q.input_slots.size()) throw Error("onnx::save: a sub-program's inputs do not match its operands");
-    for (std::size_t i = 0; i < inputs.size(); ++i) w.slot_name[q.input_slots[i]] = inputs[i];
-    w.body();
-    std::vector<std::string> outs;
-    for (std::size_t slot : q.outputs) {
-      outs.push_back(unique(sg.name() + "_out"));
-      w.node("Identity", {w.name(slot)}, outs.back());
-      value_info(*sg.add_output(), outs.back(), q.slot_dtype[slot], q.slot_shape[slot]);
-    }
-    return outs;
+    sg.set_name(unique(base));
+    return w;
+  }
+  // A declared input of this (sub)graph.
+  std::string input(const std::string& base, DType d, const Shape& shape) {
+    const std::string nm = unique(g.name() + "_" + base);
+    value_info(*g.add_input(), nm, d, shape);
+    return nm;
+  }
+  // A declared output of this (sub)graph: an Identity of `value`.
+  std::string output(const std::string& base, const std::string& value, DType d, const Shape& shape) {
+    const std::string nm = unique(g.name() + "_" + base);
+    node("Identity", {value}, nm);
+    value_info(*g.add_output(), nm, d, shape);
+    return nm;
   }
 
   const std::string& name(std::size_t slot) {
@@ -698,32 +701,19 @@ void Writer::scan(const Step& s) {
   auto* a = n.add_attribute();
   a->set_name("body");
   a->set_type(pb::AttributeProto::GRAPH);
-  pb::GraphProto& sg = *a->mutable_g();
-  Writer w(q, sg, opset);
-  w.root = root;
-  sg.set_name(unique("scan_body"));
-  const auto declare = [&](const std::string& base, DType d, const Shape& shape) {
-    const std::string nm = unique(sg.name() + "_" + base);
-    value_info(*sg.add_input(), nm, d, shape);
-    return nm;
-  };
+  Writer w = sub(q, *a->mutable_g(), "scan_body");
   std::string cond;
-  if (loop) declare("iteration", DType::int64, {}), cond = declare("cond", DType::boolean, {});
+  if (loop) w.input("iteration", DType::int64, {}), cond = w.input("cond", DType::boolean, {});
   for (std::size_t j = 0; j < nst; ++j)
-    w.slot_name[q.input_slots[ns + j]] = declare("state", q.input_meta[ns + j].dtype, q.input_meta[ns + j].shape);
+    w.slot_name[q.input_slots[ns + j]] = w.input("state", q.input_meta[ns + j].dtype, q.input_meta[ns + j].shape);
   for (std::size_t i = 0; i < ns; ++i)  // (a row of sequence i)
-    w.slot_name[q.input_slots[i]] = declare("row", q.input_meta[i].dtype, q.input_meta[i].shape);
+    w.slot_name[q.input_slots[i]] = w.input("row", q.input_meta[i].dtype, q.input_meta[i].shape);
   for (std::size_t m = 0; m < nc; ++m) w.slot_name[q.input_slots[ns + nst + m]] = name(s.in[ns + nst + m]);
   w.body();
-  const auto put = [&](const std::string& base, const std::string& value, DType d, const Shape& shape) {
-    const std::string nm = unique(sg.name() + "_" + base);
-    w.node("Identity", {value}, nm);
-    value_info(*sg.add_output(), nm, d, shape);
-  };
-  if (loop) put("cond_out", cond, DType::boolean, {});
+  if (loop) w.output("cond_out", cond, DType::boolean, {});
   for (std::size_t j = 0; j < nst; ++j) {
     const std::size_t slot = feeder[j] >= 0 ? q.outputs[std::size_t(feeder[j])] : q.input_slots[ns + j];
-    put("state_out", w.name(slot), q.slot_dtype[slot], q.slot_shape[slot]);
+    w.output("state_out", w.name(slot), q.slot_dtype[slot], q.slot_shape[slot]);
   }
   std::vector<std::string>& parts = tuples[s.out];
   parts.assign(n_out, "");
@@ -734,7 +724,7 @@ void Writer::scan(const Step& s) {
       parts[o] = finals[std::size_t(b.feed[o])];
       continue;
     }
-    put("stacked", w.name(q.outputs[o]), q.slot_dtype[q.outputs[o]], q.slot_shape[q.outputs[o]]);
+    w.output("stacked", w.name(q.outputs[o]), q.slot_dtype[q.outputs[o]], q.slot_shape[q.outputs[o]]);
     parts[o] = fresh(name(s.out) + "_stacked");
     n.add_output(parts[o]);
   }
@@ -755,13 +745,15 @@ void Writer::ifelse(const Step& s) {
   n.add_input(cond);
   n.add_output(name(s.out));
   for (const auto& [key, f, args] : {std::tuple{"then_branch", &b.then_f, &b.then_args}, {"else_branch", &b.else_f, &b.else_args}}) {
-    std::vector<std::string> inputs;
-    for (std::size_t i : *args) inputs.push_back(name(s.in[1 + i]));
+    const Program& q = *f->program();
+    if (q.outputs.size() != 1 || q.input_slots.size() != args->size()) refuse(s, "a branch that is not one value of its operands");
     auto* a = n.add_attribute();
     a->set_name(key);
     a->set_type(pb::AttributeProto::GRAPH);
-    const std::vector<std::string> outs = subgraph(*f->program(), *a->mutable_g(), key, inputs);
-    if (outs.size() != 1) refuse(s, "a branch with " + std::to_string(outs.size()) + " outputs");
+    Writer w = sub(q, *a->mutable_g(), key);
+    for (std::size_t i = 0; i < args->size(); ++i) w.slot_name[q.input_slots[i]] = name(s.in[1 + (*args)[i]]);  // outer values
+    w.body();
+    w.output("out", w.name(q.outputs[0]), q.slot_dtype[q.outputs[0]], q.slot_shape[q.outputs[0]]);
   }
 }
 

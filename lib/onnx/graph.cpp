@@ -42,6 +42,9 @@ struct Env {
   std::unordered_map<std::string, int> types;
 };
 
+// t's sizes as the graph knows them now: a value's, or a symbolic tensor's static ones (-1 open).
+Shape static_shape_of(const Tensor& t) { return t.is_symbolic() ? th::detail::meta_of(t).shape : t.shape(); }
+
 struct Node {
   const pb::NodeProto& proto;
   std::vector<Tensor> in;
@@ -137,7 +140,15 @@ struct Node {
     }
     fail(std::string("needs the shape of input ") + std::to_string(k) + " when the model loads (" + why + ")");
   }
-  Shape static_shape(std::size_t k) const { return x(k).is_symbolic() ? th::detail::meta_of(x(k)).shape : x(k).shape(); }
+  Shape static_shape(std::size_t k) const { return static_shape_of(x(k)); }
+  // This node (its op, attributes, scope) on other inputs, all tensors: a converter that
+  // prepares operands (casts, zero points) and hands them to another converter.
+  Node on(std::vector<Tensor> inputs) const {
+    Node m = *this;
+    m.seq.assign(inputs.size(), nullptr);
+    m.in = std::move(inputs);
+    return m;
+  }
 };
 
 // The most elements a tensor that a node makes from values in the file may have (ConstantOfShape,
@@ -440,7 +451,7 @@ std::vector<Tensor> conv_transpose(const Node& n) {
   if (!symmetric)
     for (std::int64_t a = 2; a < 4; ++a) {  // cut the pads (or add zeros where a pad is negative)
       const std::int64_t b = pads[std::size_t(a - 2)], e = pads[std::size_t(a)];
-      const std::int64_t len = y.is_symbolic() ? th::detail::meta_of(y).shape[std::size_t(a)] : y.shape()[std::size_t(a)];
+      const std::int64_t len = static_shape_of(y)[std::size_t(a)];
       if (b > 0 || e > 0) {
         if (len < 0) n.fail("needs the output's sizes when the model loads (asymmetric pads)");
         if (std::max<std::int64_t>(b, 0) + std::max<std::int64_t>(e, 0) >= len) n.fail("the pads leave no output");
@@ -1349,9 +1360,7 @@ std::unordered_map<std::string, Converter> converters() {
   c["ConvTranspose"] = conv_transpose;
   c["MaxPool"] = [max_pool = pool(true)](const Node& n) {  // integers (uint8, int8) through float64: exact
     if (is_floating(n.x(0).dtype())) return max_pool(n);
-    Node m = n;
-    m.in[0] = cast(n.x(0), DType::float64);
-    std::vector<Tensor> r = max_pool(m);
+    std::vector<Tensor> r = max_pool(n.on({cast(n.x(0), DType::float64)}));
     r[0] = cast(r[0], n.x(0).dtype());
     return r;
   };
@@ -1729,7 +1738,7 @@ std::unordered_map<std::string, Converter> converters() {
     } else {
       x = reshape(x, Shape{-1});
     }
-    const Shape xs = x.is_symbolic() ? th::detail::meta_of(x).shape : x.shape();
+    const Shape xs = static_shape_of(x);
     if (xs[std::size_t(a)] >= 0 && std::int64_t(cond.size()) > xs[std::size_t(a)])
       n.fail("the condition has " + std::to_string(cond.size()) + " entries for an axis of " + std::to_string(xs[std::size_t(a)]));
     std::vector<std::int64_t> picked;
@@ -1788,9 +1797,7 @@ std::unordered_map<std::string, Converter> converters() {
     return one(cast(y, DType::int32));
   };
   c["ConvInteger"] = [](const Node& n) {  // the convolution of x - x_zero_point and w - w_zero_point in int32
-    Node m = n;
-    m.in = {shifted(n.x(0), n.given(2) ? n.x(2) : Tensor()), shifted(n.x(1), n.given(3) ? along(n.x(3), 0, n.rank(1)) : Tensor())};
-    m.seq.assign(2, nullptr);
+    const Node m = n.on({shifted(n.x(0), n.given(2) ? n.x(2) : Tensor()), shifted(n.x(1), n.given(3) ? along(n.x(3), 0, n.rank(1)) : Tensor())});
     return one(cast(conv(m)[0], DType::int32));
   };
   c["QLinearMatMul"] = [](const Node& n) {  // the int32 product rescaled by a_scale b_scale / y_scale, requantized
@@ -1801,11 +1808,7 @@ std::unordered_map<std::string, Converter> converters() {
     return one(saturate(prod * cast(m, DType::float64), n.x(7), quant_range(n, 7)));
   };
   c["QLinearConv"] = [](const Node& n) {
-    Node m = n;
-    const std::int64_t wr = n.rank(3);
-    m.in = {shifted(n.x(0), n.x(2)), shifted(n.x(3), along(n.x(5), 0, wr))};
-    m.seq.assign(2, nullptr);
-    Tensor acc = conv(m)[0];
+    Tensor acc = conv(n.on({shifted(n.x(0), n.x(2)), shifted(n.x(3), along(n.x(5), 0, n.rank(3)))}))[0];
     const std::int64_t r = acc.ndim();
     if (n.given(8)) acc = acc + along(cast(n.x(8), DType::float64), 1, r);
     const Tensor scale = n.x(1) * along(n.x(4), 1, r) / n.x(6);
@@ -2192,24 +2195,19 @@ void run_nodes(const pb::GraphProto& g, Env& env, std::int64_t opset, const std:
         n.fail("input '" + name + "' is not defined before the node (the graph is not in topological order, or has a cycle)");
       n.in.push_back(it->second);
     }
-    if (seq_conv != sequence_makers().end()) {  // one output, a sequence
-      std::vector<Tensor> list;
-      try {
-        list = seq_conv->second(n);
-      } catch (...) {
-        rethrow_in(n);
-      }
-      if (node.output_size() > 0 && !node.output(0).empty()) {
-        env.values.erase(node.output(0));
-        env.sequences[node.output(0)] = std::move(list);
-      }
-      continue;
-    }
+    const bool makes_sequence = seq_conv != sequence_makers().end();
     std::vector<Tensor> outs;
     try {
-      outs = conv->second(n);
+      outs = (makes_sequence ? seq_conv : conv)->second(n);
     } catch (...) {
       rethrow_in(n);
+    }
+    if (makes_sequence) {  // one output, the list
+      if (node.output_size() > 0 && !node.output(0).empty()) {
+        env.values.erase(node.output(0));
+        env.sequences[node.output(0)] = std::move(outs);
+      }
+      continue;
     }
     for (int k = 0; k < node.output_size(); ++k) {
       const std::string& name = node.output(k);

@@ -84,6 +84,12 @@ void set_ints(::onnx::NodeProto* n, const std::string& name, const std::vector<s
   for (auto i : v) a->add_ints(i);
 }
 void set_string(::onnx::NodeProto* n, const std::string& name, const std::string& v) { add_attr(n, name, ::onnx::AttributeProto::STRING)->set_s(v); }
+// A subgraph attribute (If's branches, Scan's body), named `name`.
+::onnx::GraphProto* set_graph(::onnx::NodeProto* n, const std::string& name) {
+  auto* g = add_attr(n, name, ::onnx::AttributeProto::GRAPH)->mutable_g();
+  g->set_name(name);
+  return g;
+}
 void int64_initializer(::onnx::GraphProto* g, const std::string& name, std::int64_t v) {
   auto* t = g->add_initializer();
   t->set_name(name);
@@ -529,10 +535,7 @@ namespace {
 std::string recurrent_model(const TempDir& tmp, const std::string& op, const std::string& direction,
                             const std::vector<Tensor>& weights) {
   ::onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(14);
-  auto* g = m.mutable_graph();
-  g->set_name("rnn");
+  auto* g = new_graph(m, 14, "rnn");
   declare_input(g, "X", ::onnx::TensorProto::DOUBLE, {4, 2, 3});
   const char* names[] = {"W", "R", "B"};
   for (std::size_t k = 0; k < weights.size(); ++k) {
@@ -542,20 +545,9 @@ std::string recurrent_model(const TempDir& tmp, const std::string& op, const std
     for (auto d : weights[k].shape()) t->add_dims(d);
     for (double v : weights[k].to_vector<double>()) t->add_double_data(v);
   }
-  auto* n = g->add_node();
-  n->set_op_type(op);
-  n->set_name("cell");
-  for (const char* i : {"X", "W", "R", "B"}) n->add_input(i);
-  n->add_output("Y");
-  n->add_output("Y_h");
-  auto* a = n->add_attribute();
-  a->set_name("hidden_size");
-  a->set_type(::onnx::AttributeProto::INT);
-  a->set_i(5);
-  auto* d = n->add_attribute();
-  d->set_name("direction");
-  d->set_type(::onnx::AttributeProto::STRING);
-  d->set_s(direction);
+  auto* n = add_node(g, op, {"X", "W", "R", "B"}, {"Y", "Y_h"}, "cell");
+  set_int(n, "hidden_size", 5);
+  set_string(n, "direction", direction);
   g->add_output()->set_name("Y");
   g->add_output()->set_name("Y_h");
   const std::string path = (tmp.dir / (op + "_" + direction + ".onnx")).string();
@@ -611,29 +603,15 @@ BOOST_AUTO_TEST_CASE(recurrent_layers_run_both_ways_and_differentiate) {
 // sum of the rows, and the states' final value).
 BOOST_AUTO_TEST_CASE(if_and_scan_become_ifelse_and_scan) {
   TempDir tmp;
-  auto node = [](::onnx::GraphProto* g, const char* op, std::vector<const char*> in, std::vector<const char*> out) {
-    auto* n = g->add_node();
-    n->set_op_type(op);
-    for (auto* i : in) n->add_input(i);
-    for (auto* o : out) n->add_output(o);
-    return n;
-  };
   {
     ::onnx::ModelProto m;
-    m.set_ir_version(8);
-    m.add_opset_import()->set_version(13);
-    auto* g = m.mutable_graph();
-    g->set_name("if");
+    auto* g = new_graph(m, 13, "if");
     declare_input(g, "cond", ::onnx::TensorProto::BOOL, {});
     declare_input(g, "x", ::onnx::TensorProto::DOUBLE, {3});
-    auto* n = node(g, "If", {"cond"}, {"y"});
+    auto* n = add_node(g, "If", {"cond"}, {"y"});
     for (const auto& [branch, op] : {std::pair<const char*, const char*>{"then_branch", "Add"}, {"else_branch", "Mul"}}) {
-      auto* a = n->add_attribute();
-      a->set_name(branch);
-      a->set_type(::onnx::AttributeProto::GRAPH);
-      auto* b = a->mutable_g();
-      b->set_name(branch);
-      node(b, op, {"x", "x"}, {"out"});  // x + x, or x * x: x from the outer graph
+      auto* b = set_graph(n, branch);
+      add_node(b, op, {"x", "x"}, {"out"});  // x + x, or x * x: x from the outer graph
       b->add_output()->set_name("out");
     }
     g->add_output()->set_name("y");
@@ -648,30 +626,17 @@ BOOST_AUTO_TEST_CASE(if_and_scan_become_ifelse_and_scan) {
   }
   for (const int direction : {0, 1}) {
     ::onnx::ModelProto m;
-    m.set_ir_version(8);
-    m.add_opset_import()->set_version(11);
-    auto* g = m.mutable_graph();
-    g->set_name("scan");
+    auto* g = new_graph(m, 11, "scan");
     declare_input(g, "init", ::onnx::TensorProto::DOUBLE, {2});
     declare_input(g, "xs", ::onnx::TensorProto::DOUBLE, {3, 2});
-    auto* n = node(g, "Scan", {"init", "xs"}, {"final", "sums"});
-    auto* k = n->add_attribute();
-    k->set_name("num_scan_inputs");
-    k->set_type(::onnx::AttributeProto::INT);
-    k->set_i(1);
-    auto* d = n->add_attribute();
-    d->set_name("scan_input_directions");
-    d->set_type(::onnx::AttributeProto::INTS);
-    d->add_ints(direction);
-    auto* b = n->add_attribute();
-    b->set_name("body");
-    b->set_type(::onnx::AttributeProto::GRAPH);
-    auto* body = b->mutable_g();
-    body->set_name("body");
+    auto* n = add_node(g, "Scan", {"init", "xs"}, {"final", "sums"});
+    set_int(n, "num_scan_inputs", 1);
+    set_ints(n, "scan_input_directions", {direction});
+    auto* body = set_graph(n, "body");
     declare_input(body, "s", ::onnx::TensorProto::DOUBLE, {2});
     declare_input(body, "row", ::onnx::TensorProto::DOUBLE, {2});
-    node(body, "Add", {"s", "row"}, {"s2"});
-    node(body, "Identity", {"s2"}, {"out"});
+    add_node(body, "Add", {"s", "row"}, {"s2"});
+    add_node(body, "Identity", {"s2"}, {"out"});
     body->add_output()->set_name("s2");
     body->add_output()->set_name("out");
     g->add_output()->set_name("final");
