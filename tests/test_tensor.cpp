@@ -168,23 +168,27 @@ BOOST_AUTO_TEST_CASE(matrix_vector_products_of_every_small_shape_match_a_referen
   BOOST_TEST(wrong == 0);
 }
 
-BOOST_AUTO_TEST_CASE(float32_matrix_products_on_every_engine_match_a_reference) {
-  // float32 GEMMs run on oneDNN (cut into chunks of rows, or of columns when the result has
-  // more, on theta's threads; sgemm, or its matmul primitive for chunks from 256^3 to sides of
-  // 1024, as 330 x 320 x 320 in two chunks) or on OpenBLAS (THETA_FLAGS gemm=auto|dnnl|blas):
-  // every engine, both operands transposed or not, row and column splits with ragged last
-  // chunks, batches folded into one product and batches looped, against a float64 sum.
+BOOST_AUTO_TEST_CASE(matrix_products_on_every_engine_match_a_reference) {
+  // GEMMs are cut into chunks of rows, or of columns when the result has more, on theta's
+  // threads: float32 on oneDNN (sgemm, or its matmul primitive for chunks from 256^3 to sides
+  // of 1024, as 330 x 320 x 320 in two chunks) or on OpenBLAS (THETA_FLAGS gemm=auto|dnnl|blas),
+  // float64 on OpenBLAS held to one thread; matrix-vector products past the small kernels in
+  // chunks of rows (600 x 500): every engine, both operands transposed or not, row and column
+  // splits with ragged last chunks, batches folded into one product and batches looped,
+  // against a float64 sum.
   struct Restore {
     th::GemmEngine saved = th::config().gemm;
     ~Restore() { th::config().gemm = saved; }
   } restore;
   int wrong = 0, checked = 0;
-  for (th::GemmEngine e : {th::GemmEngine::automatic, th::GemmEngine::dnnl, th::GemmEngine::blas}) {
+  for (auto [dt, e] : {std::pair{DType::float32, th::GemmEngine::automatic}, {DType::float32, th::GemmEngine::dnnl},
+                       {DType::float32, th::GemmEngine::blas}, {DType::float64, th::GemmEngine::automatic}}) {
     th::config().gemm = e;
-    for (auto [m, n, k] : {std::array<std::int64_t, 3>{5, 7, 3}, {67, 33, 129}, {33, 301, 70}, {130, 40, 64}, {16, 16, 2}, {330, 320, 320}})
+    for (auto [m, n, k] : {std::array<std::int64_t, 3>{5, 7, 3}, {67, 33, 129}, {33, 301, 70}, {130, 40, 64}, {16, 16, 2},
+                           {330, 320, 320}, {600, 1, 500}, {1, 600, 500}})
       for (int ta = 0; ta < 2; ++ta)
         for (int tb = 0; tb < 2; ++tb) {
-          auto u = [](th::Shape s, std::uint64_t seed) { return th::random::uniform(s, -1, 1, seed, DType::float32); };
+          auto u = [dt = dt](th::Shape s, std::uint64_t seed) { return th::random::uniform(s, -1, 1, seed, dt); };
           const Tensor a = ta ? u({k, m}, 1).T() : u({m, k}, 1), b = tb ? u({n, k}, 2).T() : u({k, n}, 2);
           const auto av = vals(a), bv = vals(b), got = vals(th::dot(a, b));
           BOOST_TEST_REQUIRE(std::int64_t(got.size()) == m * n);
@@ -200,9 +204,8 @@ BOOST_AUTO_TEST_CASE(float32_matrix_products_on_every_engine_match_a_reference) 
             }
         }
     // batched: (3, 40, 50) @ (50, 60) folds into one product; (3, 40, 50) @ (3, 50, 60) loops
-    const Tensor x = th::random::uniform({3, 40, 50}, -1, 1, 3, DType::float32);
-    for (const Tensor& w : {th::random::uniform({50, 60}, -1, 1, 4, DType::float32),
-                            th::random::uniform({3, 50, 60}, -1, 1, 5, DType::float32)}) {
+    const Tensor x = th::random::uniform({3, 40, 50}, -1, 1, 3, dt);
+    for (const Tensor& w : {th::random::uniform({50, 60}, -1, 1, 4, dt), th::random::uniform({3, 50, 60}, -1, 1, 5, dt)}) {
       const auto xv = vals(x), wv = vals(w), got = vals(th::matmul(x, w));
       const bool per_batch = w.ndim() == 3;
       for (std::int64_t bi = 0; bi < 3; ++bi)

@@ -205,3 +205,26 @@ BOOST_AUTO_TEST_CASE(whole_programs_called_from_eight_threads_match_serial_calls
   BOOST_TEST(wrong.load() == 0);
   th::config().native = saved;
 }
+
+// One thread budget: OpenBLAS runs on the calling thread only; theta cuts its products into
+// chunks on its own pool, whose workers sleep between regions. OpenBLAS's own workers would
+// spin for ~0.1 s after each call, taking a core: after float64 products, a matrix-vector
+// product and a solve, the process burns (almost) no CPU while the caller sleeps. (OpenBLAS's
+// worker also spins for ~0.1 s when the library loads, before theta can hold it: waited out.)
+BOOST_AUTO_TEST_CASE(no_thread_spins_after_products_and_solves) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const Tensor a = th::random::uniform({400, 400}, -1, 1, 1) + 20.0 * th::eye(400);
+  const Tensor b = th::random::uniform({400, 300}, -1, 1, 2), v = th::random::uniform({400}, -1, 1, 3);
+  double sink = 0;
+  for (int i = 0; i < 3; ++i)
+    sink += th::sum(th::dot(a, b)).item() + th::sum(th::dot(a.T(), v)).item() + th::sum(th::linalg::solve(a, b)).item();
+  BOOST_TEST(std::isfinite(sink));
+  const auto cpu_seconds = [] {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+  };
+  const double before = cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  BOOST_TEST(cpu_seconds() - before < 0.03);
+}

@@ -182,7 +182,6 @@ struct Backward {
 
 template <class Job>
 void each_head(std::int64_t B, std::int64_t cost, const Job& job) {
-  const SerialBlas serial;
   parallel_for(B, cost, [&job](std::int64_t lo, std::int64_t hi) {  // one capture: no heap
     for (std::int64_t b = lo; b < hi; ++b) job.head(b);
   });

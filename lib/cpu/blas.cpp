@@ -1,10 +1,11 @@
-// Matrix products: GEMM through OpenBLAS, or float32 through oneDNN's sgemm on theta's
-// threads (cpu/dnnl.hpp's rule), or GEMV when one side is a vector. Transposed operands are
+// Matrix products on theta's threads: GEMM through OpenBLAS (held to one thread, cpu/parallel.hpp)
+// or float32 through oneDNN (cpu/dnnl.hpp's rule), or GEMV when one side is a vector. Transposed operands are
 // passed as flags (no copy); only layouts BLAS cannot express are copied.
 #include <cblas.h>
 
 #include <cstring>
 
+#include "cpu/blas_call.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/dnnl.hpp"
 #include "cpu/gemv_small.hpp"
@@ -42,41 +43,54 @@ const T* pack(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t s
   return buf.data();
 }
 
-// y(M) = op(A) b: A of M x K as `la` lays it out, b of K at stride incb (non-zero).
+// y(M) = op(A) b: A of M x K as `la` lays it out, b of K at stride incb (non-zero). Past the
+// small kernels, OpenBLAS (held to one thread) on chunks of y of a multiple of 16 rows, one
+// per kernel thread.
 template <class T>
 void gemv(std::int64_t M, std::int64_t K, const T* a, const MatLayout& la, const T* b, std::int64_t incb, T* y) {
   if (incb == 1 && (la.trans == CblasNoTrans ? gemv_small<T>(false, M, K, a, la.ld, b, y)
                                              : gemv_small<T>(true, K, M, a, la.ld, b, y)))
     return;
-  const int m = int(M), k = int(K);
-  if (la.trans == CblasNoTrans) {
-    if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0, a, int(la.ld), b, int(incb), 0.0, y, 1);
-    else cblas_sgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0f, a, int(la.ld), b, int(incb), 0.0f, y, 1);
-  } else {
-    if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, CblasTrans, k, m, 1.0, a, int(la.ld), b, int(incb), 0.0, y, 1);
-    else cblas_sgemv(CblasRowMajor, CblasTrans, k, m, 1.0f, a, int(la.ld), b, int(incb), 0.0f, y, 1);
-  }
+  const bool tr = la.trans != CblasNoTrans;
+  const std::int64_t chunks = std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), M / 16));
+  const std::int64_t step = ((M + chunks - 1) / chunks + 15) / 16 * 16;
+  const auto part = [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t c = lo; c < hi; ++c) {
+      const std::int64_t i0 = c * step, i1 = std::min(M, i0 + step);
+      if (i0 >= i1) continue;
+      // rows i0..i1 of A (columns of the stored K x M matrix when transposed)
+      const int m = int(i1 - i0), k = int(K), ld = int(la.ld), inc = int(incb);
+      const T* ap = tr ? a + i0 : a + i0 * la.ld;
+      const auto op = tr ? CblasTrans : CblasNoTrans;
+      if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, op, tr ? k : m, tr ? m : k, 1.0, ap, ld, b, inc, 0.0, y + i0, 1);
+      else cblas_sgemv(CblasRowMajor, op, tr ? k : m, tr ? m : k, 1.0f, ap, ld, b, inc, 0.0f, y + i0, 1);
+    }
+  };
+  // memory-bound: cost one element-operation per element of A
+  parallel_for(chunks, M * K / chunks, [p = &part](std::int64_t lo, std::int64_t hi) { (*p)(lo, hi); });
 }
 
-// y (M x N, row-major) = op(A) op(B) in float32 on oneDNN: y's rows (its columns, when it
-// has more) cut into one chunk of a multiple of 16 per kernel thread, run on theta's pool.
-// The chunks depend on the shape and the thread count only, so the bits are the same
-// whether the pool was free or the chunks ran one after another.
-void sgemm_chunks(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* a, std::int64_t lda,
-                  const float* b, std::int64_t ldb, float* y) {
+// y (M x N, row-major) = op(A) op(B) on theta's pool: y's rows (its columns, when it has
+// more) cut into one chunk of a multiple of 16 per kernel thread, each a GEMM on its thread
+// (blas_call.hpp's gemm: OpenBLAS, held to one thread, in float64; oneDNN in float32 where
+// its rule takes the product). The chunks depend on the shape and the thread count only, so
+// the bits are the same whether the pool was free or the chunks ran one after another.
+template <class T>
+void gemm_chunks(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::int64_t lda,
+                 const T* b, std::int64_t ldb, T* y) {
   struct Job {
     bool ta, tb, by_rows;
     std::int64_t M, N, K, lda, ldb, extent, step;
-    const float *a, *b;
-    float* y;
+    const T *a, *b;
+    T* y;
     void operator()(std::int64_t lo, std::int64_t hi) const {
       for (std::int64_t c = lo; c < hi; ++c) {
         const std::int64_t i0 = c * step, i1 = std::min(extent, i0 + step);
         if (i0 >= i1) continue;
         if (by_rows)
-          dnnl_sgemm_here(ta, tb, i1 - i0, N, K, 1.0f, a + (ta ? i0 : i0 * lda), lda, b, ldb, 0.0f, y + i0 * N, N);
+          gemm<T>(ta, tb, i1 - i0, N, K, a + (ta ? i0 : i0 * lda), lda, b, ldb, T(0), y + i0 * N, N);
         else
-          dnnl_sgemm_here(ta, tb, M, i1 - i0, K, 1.0f, a, lda, b + (tb ? i0 * ldb : i0), ldb, 0.0f, y + i0, N);
+          gemm<T>(ta, tb, M, i1 - i0, K, a, lda, b + (tb ? i0 * ldb : i0), ldb, T(0), y + i0, N);
       }
     }
   };
@@ -98,7 +112,6 @@ void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::i
     std::vector<T> ca, cb;  // contiguous copies for layouts BLAS cannot take (e.g. broadcast)
     if (!la.ok) a = pack(M, K, a, sa0, sa1, ca, la);
     if (!lb.ok) b = pack(K, N, b, sb0, sb1, cb, lb);
-    const int m = int(M), n = int(N), k = int(K);
     if (N == 1) {  // y(M) = op(A) b, b a strided vector
       std::int64_t incb = lb.ok && !cb.empty() ? 1 : sb0;
       if (incb == 0 || K == 1) incb = 1;
@@ -107,12 +120,7 @@ void gemm_one(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::i
     if (M == 1 && (!ca.empty() || sa1 == 1 || K == 1) &&  // y(N) = op(B)^T a, a a contiguous row
         (lb.trans == CblasNoTrans ? gemv_small<T>(true, K, N, b, lb.ld, a, y) : gemv_small<T>(false, N, K, b, lb.ld, a, y)))
       return;
-    if constexpr (std::is_same_v<T, double>)
-      cblas_dgemm(CblasRowMajor, la.trans, lb.trans, m, n, k, 1.0, a, int(la.ld), b, int(lb.ld), 0.0, y, n);
-    else if (dnnl_gemm_takes(M, N, K))
-      sgemm_chunks(la.trans == CblasTrans, lb.trans == CblasTrans, M, N, K, a, la.ld, b, lb.ld, y);
-    else
-      cblas_sgemm(CblasRowMajor, la.trans, lb.trans, m, n, k, 1.0f, a, int(la.ld), b, int(lb.ld), 0.0f, y, n);
+    gemm_chunks<T>(la.trans == CblasTrans, lb.trans == CblasTrans, M, N, K, a, la.ld, b, lb.ld, y);
   } else {
     for (std::int64_t i = 0; i < M; ++i)
       for (std::int64_t j = 0; j < N; ++j) {

@@ -1,12 +1,11 @@
 // Direct BLAS calls of the CPU kernels that work in blocks of their own (convolution's
 // unfolded patches, attention's tiles): a row-major GEMM on raw pointers on the calling
-// thread (float32 on oneDNN's sgemm where cpu/dnnl.hpp's rule takes it), and OpenBLAS held
-// to one thread while a kernel runs its blocks on theta's threads.
+// thread (float32 on oneDNN's sgemm where cpu/dnnl.hpp's rule takes it; OpenBLAS runs on one
+// thread always, cpu/parallel.hpp).
 #pragma once
 #include <cblas.h>
 
 #include <cstdint>
-#include <mutex>
 #include <type_traits>
 
 #include "cpu/dnnl.hpp"
@@ -25,35 +24,5 @@ void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, cons
   else
     cblas_sgemm(CblasRowMajor, at, bt, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
-
-/// OpenBLAS on one thread while it lives (kernels that run their own blocks on theta's
-/// threads). NOTE: the setting is global; a BLAS call that another user thread makes
-/// meanwhile runs single-threaded too (slower, not wrong). Regions of several user threads
-/// nest: the first in saves the setting, the last out restores it.
-struct SerialBlas {
-  struct State {
-    std::mutex m;
-    int depth = 0, saved = 1;
-  };
-  static State& state() {
-    static State s;
-    return s;
-  }
-  SerialBlas() {
-    State& s = state();
-    const std::lock_guard<std::mutex> lock(s.m);
-    if (s.depth++ == 0) {
-      s.saved = openblas_get_num_threads();
-      if (s.saved != 1) openblas_set_num_threads(1);
-    }
-  }
-  ~SerialBlas() {
-    State& s = state();
-    const std::lock_guard<std::mutex> lock(s.m);
-    if (--s.depth == 0 && s.saved != 1) openblas_set_num_threads(s.saved);
-  }
-  SerialBlas(const SerialBlas&) = delete;
-  SerialBlas& operator=(const SerialBlas&) = delete;
-};
 
 }  // namespace th::detail::cpu

@@ -224,7 +224,6 @@ template <class T>
 void forward_t(const ConvGeom& g, const T* x, const T* w, T* y) {  // w as stored: im2col places flipped taps
   const Dims d = dims_of(g);
   if (!per_image(g)) return forward_range(g, d, x, w, y, 0, g.N, d.nb);
-  const SerialBlas serial;
   const std::int64_t nb = thread_chunk(g, d);
   parallel_for(g.N, d.K * d.P * d.Og, [&](std::int64_t lo, std::int64_t hi) { forward_range(g, d, x, w, y, lo, hi, nb); });
 }
@@ -234,7 +233,6 @@ void backward_input_t(const ConvGeom& g, const T* gy, const T* w, T* dx) {
   const Dims d = dims_of(g);
   std::fill(dx, dx + g.N * d.chw, T(0));
   if (!per_image(g)) return backward_input_range(g, d, gy, w, dx, 0, g.N, d.nb);
-  const SerialBlas serial;
   const std::int64_t nb = thread_chunk(g, d);
   parallel_for(g.N, d.K * d.P * d.Og,
                [&](std::int64_t lo, std::int64_t hi) { backward_input_range(g, d, gy, w, dx, lo, hi, nb); });
@@ -248,7 +246,6 @@ void backward_filters_t(const ConvGeom& g, const T* x, const T* gy, T* dw) {  //
   // each thread sums its images' gradients; the partial sums are added in image order
   std::mutex m;
   std::vector<std::pair<std::int64_t, std::vector<T>>> parts;
-  const SerialBlas serial;
   const std::int64_t nb = thread_chunk(g, d);
   parallel_for(g.N, d.K * d.P * d.Og, [&](std::int64_t lo, std::int64_t hi) {
     std::vector<T> part(std::size_t(g.O * d.K), T(0));

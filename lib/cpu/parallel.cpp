@@ -1,6 +1,8 @@
 // A small fixed pool: one region at a time, the calling thread takes chunk 0.
 #include "cpu/parallel.hpp"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
@@ -84,6 +86,14 @@ class Pool {
   std::uint64_t generation_ = 0;
   bool stop_ = false;
 };
+
+// One thread budget: OpenBLAS runs on the calling thread only, from the moment theta's
+// kernels are loaded. Its own pool would spin after each call (~0.1 s a worker), taking a
+// core from this one; theta cuts its products into chunks on this pool instead (cpu/blas.cpp).
+const bool openblas_held = [] {
+  openblas_set_num_threads(1);
+  return true;
+}();
 
 Pool& pool() {
   static Pool p(num_threads());

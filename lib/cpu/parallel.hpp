@@ -1,7 +1,10 @@
 // The CPU kernels' thread pool: parallel_for splits [0, n) into one contiguous chunk per
 // thread. Workers sleep on a condition variable between regions (passive: they never spin
-// against OpenBLAS's threads). Threads: THETA_NUM_THREADS, else OMP_NUM_THREADS, else the
+// against oneDNN's or OpenBLAS's). Threads: THETA_NUM_THREADS, else OMP_NUM_THREADS, else the
 // machine's cores. A region started while another runs (another user thread) runs serially.
+// The one thread budget: OpenBLAS is held to one thread while theta is loaded (its products
+// run in chunks on this pool, cpu/blas.cpp), oneDNN's OpenMP to one thread in each of this
+// pool's threads (cpu/dnnl.cpp).
 #pragma once
 #include <cstdint>
 #include <functional>
