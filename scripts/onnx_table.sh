@@ -50,8 +50,10 @@ outer graph's values. A sequence is a list of tensors known when the model loads
 `SplitToSequence`, then `SequenceAt`, `SequenceLength`, `ConcatFromSequence`): theta's graph
 sees the tensors themselves, so they differentiate; a sequence as a graph input or output, or
 carried by a loop, is not supported. `Gradient` (domain `ai.onnx.preview.training`) is
-`th::grad` of y's sum. float16, strings, uint64 and optionals are not supported (theta has
-bool, int32, int64, float32 and float64; narrower integers are widened to int32, so
+`th::grad` of y's sum. Strings are theta's string tensors (`DType::string`, host-only text):
+`StringNormalizer` (ASCII case) and `Cast` to and from numbers take them, any other operator
+refuses them by name. float16, bfloat16, uint64 and optionals are not supported (theta has
+bool, int32, int64, float32, float64 and string; narrower integers are widened to int32, so
 arithmetic that would wrap around in uint8 or int16 does not wrap here).
 
 Composed in the importer, not yet theta operations of their own: 3-d convolutions (2-d ones

@@ -546,3 +546,83 @@ BOOST_AUTO_TEST_CASE(matrix_vector_products_over_layouts) {
     }
   BOOST_TEST(cases == 2 * 5 * 2 * 4 * 3);
 }
+
+// String tensors (DType::string, host-only text as ONNX's): made from and read back as
+// std::string, printed as numpy prints them, converted to and from numbers by astype, and
+// refused with a th::TypeError naming the op by everything else.
+BOOST_AUTO_TEST_CASE(string_tensors_hold_text_and_convert_with_astype) {
+  const std::vector<std::string> words{"monday", "", "Tuesday", "monday", "\xc3\xa9t\xc3\xa9"};
+  const Tensor t = th::tensor(words, {5});
+  BOOST_TEST(t.dtype() == DType::string);
+  BOOST_TEST((t.shape() == th::Shape{5}));
+  BOOST_TEST(t.to_vector<std::string>() == words, boost::test_tools::per_element());
+  std::ostringstream os;
+  os << th::tensor(std::vector<std::string>{"a", "bc", "", "d"}, {2, 2});
+  BOOST_TEST(os.str() == "[['a' 'bc']\n ['' 'd']]");
+  // numbers as text and back: shortest round-trip text, integers exact, numpy's spellings
+  const Tensor f = th::tensor(std::vector<double>{0.1, -2.5e-8, 1e300, std::numeric_limits<double>::infinity(),
+                                                  std::numeric_limits<double>::quiet_NaN()}, {5});
+  const auto text = f.astype(DType::string).to_vector<std::string>();
+  BOOST_TEST(text == (std::vector<std::string>{"0.1", "-2.5e-08", "1e+300", "inf", "nan"}), boost::test_tools::per_element());
+  const auto back = f.astype(DType::string).astype(DType::float64).to_vector<double>();
+  for (std::size_t i = 0; i < 4; ++i) BOOST_TEST(back[i] == vals(f)[i]);
+  BOOST_TEST(std::isnan(back[4]));
+  BOOST_TEST(th::tensor(std::vector<float>{0.9767611f}, {1}).astype(DType::string).to_vector<std::string>()[0] == "0.9767611");
+  const Tensor big = th::tensor(std::vector<std::int64_t>{9007199254740993, -7}, {2});
+  BOOST_TEST(big.astype(DType::string).to_vector<std::string>()[0] == "9007199254740993");
+  BOOST_TEST(big.astype(DType::string).astype(DType::int64).to_vector<std::int64_t>() ==
+                 (std::vector<std::int64_t>{9007199254740993, -7}), boost::test_tools::per_element());
+  const Tensor spelled = th::tensor(std::vector<std::string>{"NaN", "INF", "+INF", "-INF", "1e3", " 2"}, {6});
+  const auto read = spelled.astype(DType::float32).to_vector<double>();
+  BOOST_TEST(std::isnan(read[0]));
+  BOOST_TEST(read[1] == std::numeric_limits<double>::infinity());
+  BOOST_TEST(read[2] == std::numeric_limits<double>::infinity());
+  BOOST_TEST(read[3] == -std::numeric_limits<double>::infinity());
+  BOOST_TEST(read[4] == 1000.0);
+  BOOST_TEST(read[5] == 2.0);
+  BOOST_TEST(th::tensor(std::vector<bool>{true, false}, {2}).astype(DType::string).to_vector<std::string>() ==
+                 (std::vector<std::string>{"True", "False"}), boost::test_tools::per_element());
+  // text that is no number, operations on text, files: errors that say what to do
+  std::string m = check::message_of<th::ValueError>([&] { th::tensor(std::vector<std::string>{"12", "twelve"}, {2}).astype(DType::int64).to_vector<double>(); });
+  BOOST_TEST(check::has(m, "\"twelve\" is not an integer"), m);
+  m = check::message_of<th::ValueError>([&] { th::tensor(std::vector<std::string>{"1.5"}, {1}).astype(DType::int32).to_vector<double>(); });
+  BOOST_TEST(check::has(m, "\"1.5\" is not an integer"), m);
+  const Tensor named = th::tensor(words, {5}).set_name("days");
+  for (const auto& [what, f] : std::vector<std::pair<std::string, std::function<void()>>>{
+           {"add", [&] { named + 1.0; }}, {"sum", [&] { th::sum(named); }}, {"exp", [&] { th::exp(named); }},
+           {"eq", [&] { named == named; }}, {"reshape", [&] { th::reshape(named, {1, 5}); }}}) {
+    m = check::message_of<th::TypeError>(f);
+    BOOST_TEST(check::has(m, what), m);
+    BOOST_TEST(check::has(m, "days"), m);
+    BOOST_TEST(check::has(m, "astype"), m);
+  }
+  m = check::message_of<th::ShapeError>([&] { th::tensor(words, {2, 2}); });
+  BOOST_TEST(check::has(m, "5 strings do not fill shape (2, 2)"), m);
+  m = check::message_of<th::TypeError>([&] { th::tensor_from_data(nullptr, DType::string, {0}); });
+  BOOST_TEST(check::has(m, "std::vector<std::string>"), m);
+  m = check::message_of<th::TypeError>([&] { th::save_npy("/tmp/theta_text.npy", named); });
+  BOOST_TEST(check::has(m, "string tensor"), m);
+}
+
+// A frozen function takes and returns text: its string placeholder is fed th::tensor(strings),
+// numbers parsed from it and text made of numbers come back; saving it is a clear error.
+BOOST_AUTO_TEST_CASE(frozen_functions_take_and_return_text) {
+  const Tensor s = th::placeholder(DType::string, 1, "s");
+  const Tensor x = s.astype(DType::float64);
+  const Tensor doubled = (2.0 * x).astype(DType::string);
+  const th::Function f = th::function({s}, {th::sum(x), doubled});
+  for (int call = 0; call < 2; ++call) {  // the second call reuses the first's buffers
+    const auto r = f(th::tensor(std::vector<std::string>{"1.5", "-2", "1e2"}, {3}));
+    BOOST_TEST(r[0].item() == 99.5);
+    BOOST_TEST(r[1].to_vector<std::string>() == (std::vector<std::string>{"3", "-4", "200"}), boost::test_tools::per_element());
+  }
+  std::string m = check::message_of<th::TypeError>([&] { th::save("/tmp/theta_text.theta", f); });
+  BOOST_TEST(check::has(m, "text"), m);
+  // numbers for text and text for numbers are no silent conversions
+  m = check::message_of<th::TypeError>([&] { f(th::tensor({1.0, 2.0})); });
+  BOOST_TEST(check::has(m, "string"), m);
+  const Tensor v = th::placeholder(DType::float64, 1, "v");
+  const th::Function g = th::function({v}, 2.0 * v);
+  m = check::message_of<th::TypeError>([&] { g(th::tensor(std::vector<std::string>{"1"}, {1})); });
+  BOOST_TEST(check::has(m, "string"), m);
+}

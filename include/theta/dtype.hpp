@@ -8,8 +8,11 @@
 
 namespace th {
 
-/// Element type of a tensor. Ordered by numpy's promotion lattice.
-enum class DType : std::uint8_t { boolean, int32, int64, float32, float64 };
+/// Element type of a tensor. Ordered by numpy's promotion lattice; `string` (text, as ONNX's
+/// string tensors) stands outside it: host-only, made by th::tensor(std::vector<std::string>,
+/// shape) and read by to_vector<std::string>(), taken only by the operations on text (astype
+/// to and from numbers, th::onnx's StringNormalizer); any other operation is a th::TypeError.
+enum class DType : std::uint8_t { boolean, int32, int64, float32, float64, string };
 
 /// A tensor's shape, numpy style (row-major).
 using Shape = std::vector<std::int64_t>;

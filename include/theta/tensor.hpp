@@ -58,10 +58,13 @@ class Tensor {
     }
     return v;
   }
-  /// Row-major copy of the values, converted to T.
+  /// Row-major copy of the values, converted to T (std::string: a string tensor's text, or
+  /// numbers as text; numbers from a string tensor are read from its text).
   template <class T = double>
   std::vector<T> to_vector() const {
-    if constexpr (std::is_same_v<T, bool>) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      return to_strings_();
+    } else if constexpr (std::is_same_v<T, bool>) {
       std::vector<unsigned char> b(static_cast<std::size_t>(size()));
       copy_to_(b.data(), DType::boolean, b.size(), "to_vector");
       return std::vector<bool>(b.begin(), b.end());
@@ -96,6 +99,7 @@ class Tensor {
 
  private:
   void copy_to_(void* dst, DType dst_type, std::size_t n, const char* what) const;
+  std::vector<std::string> to_strings_() const;
   std::shared_ptr<detail::Node> node_;
 };
 
@@ -122,6 +126,8 @@ Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<
               std::optional<DType> dtype = std::nullopt);
 /// A tensor from raw bytes of `dtype` laid out row-major with `shape` (copied).
 Tensor tensor_from_data(const void* data, DType dtype, Shape shape);
+/// A string tensor (DType::string, host-only) from row-major text and a shape.
+Tensor tensor(const std::vector<std::string>& data, Shape shape);
 /// A tensor from row-major data and a shape; dtype from T unless given.
 template <class T>
 Tensor tensor(const std::vector<T>& data, Shape shape, std::optional<DType> dtype = std::nullopt) {

@@ -5,6 +5,7 @@
 
 #include "core/backend.hpp"
 #include "core/node.hpp"
+#include "core/text.hpp"
 #include "theta/config.hpp"
 #include "theta/error.hpp"
 #include "theta/tensor.hpp"
@@ -31,10 +32,21 @@ void check_shape(const Shape& s, const char* what) {
 
 Tensor tensor_from_data(const void* data, DType dtype, Shape shape) {
   check_shape(shape, "tensor");
+  if (dtype == DType::string)
+    throw TypeError("tensor_from_data: string tensors are made from text, th::tensor(std::vector<std::string>, shape)");
   Storage s = detail::alloc_storage(dtype, shape, cpu());
   std::size_t bytes = std::size_t(s.size()) * dtype_size(dtype);
   if (bytes) std::memcpy(s.bytes(), data, bytes);
   return make_constant(detail::transfer(s, config().device));  // THETA_FLAGS=device=cuda: on the GPU
+}
+
+Tensor tensor(const std::vector<std::string>& data, Shape shape) {
+  check_shape(shape, "tensor");
+  if (detail::shape_size(shape) != std::int64_t(data.size()))
+    throw ShapeError("tensor: " + std::to_string(data.size()) + " strings do not fill shape " + shape_str(shape));
+  Storage s = detail::alloc_storage(DType::string, shape, cpu());  // (host-only)
+  for (std::size_t i = 0; i < data.size(); ++i) s.data<detail::Text>()[i] = detail::intern(data[i]);
+  return make_constant(std::move(s));
 }
 
 Tensor tensor(double value, std::optional<DType> dtype) { return from_doubles({value}, {}, dtype); }

@@ -22,6 +22,7 @@ const char* dtype_name(DType d) {
     case DType::int64: return "int64";
     case DType::float32: return "float32";
     case DType::float64: return "float64";
+    case DType::string: return "string";
   }
   return "?";
 }
@@ -33,6 +34,7 @@ std::size_t dtype_size(DType d) {
     case DType::int64: return 8;
     case DType::float32: return 4;
     case DType::float64: return 8;
+    case DType::string: return sizeof(void*);  // a pointer into the intern table (core/text.hpp)
   }
   return 0;
 }
@@ -41,6 +43,9 @@ bool is_floating(DType d) { return d == DType::float32 || d == DType::float64; }
 
 DType promote_types(DType a, DType b) {
   if (a == b) return a;
+  if (a == DType::string || b == DType::string)
+    throw TypeError(std::string("no common type of ") + dtype_name(a) + " and " + dtype_name(b) +
+                    ": text converts to numbers with astype");
   if (a > b) std::swap(a, b);  // now a < b in the lattice
   if (a == DType::boolean) return b;
   // NOTE: numpy gives float64 for int32 + float32 and int64 + float32 (float32 cannot hold them).

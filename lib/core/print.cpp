@@ -163,6 +163,8 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
     for (bool x : b) any_false = any_false || !x;
     if (!any_false)
       for (auto& c : cells) c = "True";
+  } else if (v.dtype == DType::string) {  // numpy's str(): quoted
+    for (const std::string& x : t.to_vector<std::string>()) cells.push_back("'" + x + "'");
   } else {
     std::vector<std::int64_t> d = t.to_vector<std::int64_t>();
     std::size_t w = 0;

@@ -3,6 +3,7 @@
 
 #include "core/backend.hpp"
 #include "core/node.hpp"
+#include "core/text.hpp"
 #include "theta/error.hpp"
 #include "theta/ops.hpp"
 
@@ -32,6 +33,15 @@ void Tensor::copy_to_(void* dst, DType dst_type, std::size_t n, const char* what
   if (v.device() != cpu()) host = detail::transfer(v, cpu());
   detail::Storage c = detail::contiguous_as(host, dst_type);
   if (n) std::memcpy(dst, c.bytes(), n * dtype_size(dst_type));
+}
+
+std::vector<std::string> Tensor::to_strings_() const {
+  const detail::Storage& v = value_of(*this, "to_vector");
+  const detail::Storage c = detail::contiguous_as(v.device() == cpu() ? v : detail::transfer(v, cpu()), DType::string);
+  std::vector<std::string> r;
+  r.reserve(std::size_t(c.size()));
+  for (std::int64_t i = 0; i < c.size(); ++i) r.emplace_back(detail::text_of(c.data<detail::Text>()[i]));
+  return r;
 }
 
 Tensor Tensor::astype(DType dtype) const { return cast(*this, dtype); }

@@ -4,6 +4,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "core/text.hpp"
 #include "cpu/allocator.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/strided.hpp"
@@ -58,10 +59,19 @@ static void copy_typed(const Storage& src, const Storage& dst) {
 }
 
 void CpuBackend::copy(const Storage& src, const Storage& dst) {
+  if (src.dtype == DType::string || dst.dtype == DType::string) return copy_text(src, dst);
   THETA_DISPATCH_ALL(src.dtype, S, THETA_DISPATCH_ALL(dst.dtype, D, copy_typed<S, D>(src, dst)))
 }
 
 void CpuBackend::fill(const Storage& dst, double value) {
+  if (dst.dtype == DType::string) {  // text: "" for 0 (numpy's zeros), else the number's
+    const double v[1] = {value};
+    const Text t = value == 0 ? nullptr : intern(number_text(reinterpret_cast<const char*>(v), DType::float64));
+    for_each_strided<1>(dst.shape, {&dst}, [t](char** p, const std::int64_t* s, std::int64_t n) {
+      for (std::int64_t i = 0; i < n; ++i) *reinterpret_cast<Text*>(p[0] + i * s[0]) = t;
+    });
+    return;
+  }
   THETA_DISPATCH_ALL(dst.dtype, T, {
     const T v = convert<T>(value);  // (an integer filled with -inf or NaN saturates, as a copy does)
     for_each_strided<1>(dst.shape, {&dst}, [v](char** p, const std::int64_t* s, std::int64_t n) {

@@ -25,7 +25,9 @@
 namespace th::detail {
 
 bool lossless(DType from, DType to) {
-  if (from == to || from == DType::boolean) return true;
+  if (from == to) return true;
+  if (from == DType::string || to == DType::string) return false;  // text converts with astype only
+  if (from == DType::boolean) return true;
   if (is_floating(to)) return !is_floating(from) || to == DType::float64;  // int -> float, f32 -> f64
   return from == DType::int32 && to == DType::int64;
 }

@@ -178,7 +178,12 @@ struct Writer {
   json program(const Program& p) {
     json slots = json::array(), inputs = json::array(), constants = json::array(), shared_reads = json::array();
     json steps = json::array(), updates = json::array(), rewrites = json::array();
-    for (std::size_t s = 0; s < p.slots; ++s) slots.push_back({int(p.slot_dtype[s]), shape_json(p.slot_shape[s])});
+    for (std::size_t s = 0; s < p.slots; ++s) {
+      if (p.slot_dtype[s] == DType::string)
+        throw TypeError("save: the function computes with text (a string tensor of shape " + shape_str(p.slot_shape[s]) +
+                        "); theta's files hold numbers only");
+      slots.push_back({int(p.slot_dtype[s]), shape_json(p.slot_shape[s])});
+    }
     for (std::size_t i = 0; i < p.input_slots.size(); ++i)
       inputs.push_back({p.input_slots[i], p.input_names[i], int(p.input_meta[i].dtype), shape_json(p.input_meta[i].shape)});
     for (const auto& [slot, v] : p.constants) constants.push_back({slot, array(v)});

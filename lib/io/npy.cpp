@@ -72,6 +72,8 @@ std::string field(const std::string& h, const std::string& key, const std::strin
 }  // namespace
 
 std::string detail::npy_header(DType dtype, const Shape& s) {
+  if (dtype == DType::string)
+    throw TypeError("npy: a string tensor of shape " + shape_str(s) + " cannot be written (.npy and .npz files hold numbers here)");
   std::string shape = "(";
   for (std::size_t i = 0; i < s.size(); ++i) shape += std::to_string(s[i]) + (s.size() == 1 ? "," : (i + 1 < s.size() ? ", " : ""));
   shape += ")";

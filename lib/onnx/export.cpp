@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "core/node.hpp"
+#include "core/text.hpp"
 #include "freeze/optimize.hpp"
 #include "freeze/program.hpp"
 #include "ops/conv_chain.hpp"
@@ -43,6 +44,7 @@ int onnx_type(DType d) {
     case DType::int64: return pb::TensorProto::INT64;
     case DType::float32: return pb::TensorProto::FLOAT;
     case DType::float64: return pb::TensorProto::DOUBLE;
+    case DType::string: return pb::TensorProto::STRING;
   }
   return pb::TensorProto::UNDEFINED;
 }
@@ -54,6 +56,10 @@ void fill_tensor(pb::TensorProto& t, const std::string& name, const th::detail::
   t.set_name(name);
   t.set_data_type(onnx_type(s.dtype));
   for (auto d : s.shape) t.add_dims(d);
+  if (s.dtype == DType::string) {  // text goes in string_data
+    for (std::int64_t i = 0; i < s.size(); ++i) t.add_string_data(std::string(th::detail::text_of(s.data<th::detail::Text>()[i])));
+    return;
+  }
   t.set_raw_data(std::string(s.bytes(), std::size_t(s.size()) * dtype_size(s.dtype)));
 }
 
@@ -499,6 +505,26 @@ void Writer::step(const Step& s) {
   if (elementwise_keys.count(key)) return elementwise(s, key);
   if (key == "sum" || key == "prod" || key == "max" || key == "min") return reduction(s, key);
   if (key == "cast" || key == "stop_gradient" || key == "to") return finish(s, name(s.in[0]), dt(s.in[0]));
+  if (key == "string_normalize") {  // its stopwords are an attribute in ONNX: a constant here
+    const th::detail::Storage* words = nullptr;
+    for (const auto& c : p.constants)
+      if (c.first == s.in[1]) words = &c.second;
+    if (!words) throw Error("onnx::save: StringNormalizer's stopwords must be a constant");
+    pb::NodeProto& n = node("StringNormalizer", {name(s.in[0])}, fresh("text"));
+    auto* a = n.add_attribute();
+    a->set_name("case_change_action");
+    a->set_type(pb::AttributeProto::STRING);
+    a->set_s(s.attrs.axis == 1 ? "LOWER" : s.attrs.axis == 2 ? "UPPER" : "NONE");
+    attr(n, "is_case_sensitive", std::int64_t(s.attrs.keepdims));
+    const th::detail::Storage w = th::detail::contiguous_as(*words, DType::string);
+    if (w.size()) {
+      a = n.add_attribute();
+      a->set_name("stopwords");
+      a->set_type(pb::AttributeProto::STRINGS);
+      for (std::int64_t i = 0; i < w.size(); ++i) a->add_strings(std::string(th::detail::text_of(w.data<th::detail::Text>()[i])));
+    }
+    return finish(s, n.output(0), DType::string);
+  }
   if (key == "argmax" || key == "argmin") {
     std::string x = operand(s, 0, dt(s.in[0]) == DType::boolean ? DType::int32 : dt(s.in[0]));
     if (s.attrs.all) x = temp("Reshape", {x, ints({-1})});

@@ -1339,6 +1339,17 @@ std::unordered_map<std::string, Converter> converters() {
     n.known({"to", "saturate"});
     return one(cast(n.x(0), onnx_dtype(n, n.i("to", 1))));
   };
+  c["StringNormalizer"] = [](const Node& n) {
+    n.known({"case_change_action", "is_case_sensitive", "locale", "stopwords"});
+    const std::string how = n.s("case_change_action", "NONE"), locale = n.s("locale", "");
+    if (how != "NONE" && how != "LOWER" && how != "UPPER") n.fail("case_change_action '" + how + "' is not NONE, LOWER or UPPER");
+    if (!locale.empty() && locale.rfind("en", 0) != 0 && locale != "C")
+      n.fail("locale '" + locale + "' is not supported (theta changes ASCII case only)");
+    std::vector<std::string> stop;
+    if (const auto* a = n.attr("stopwords")) stop.assign(a->strings().begin(), a->strings().end());
+    return one(th::detail::string_normalize(n.x(0), tensor(stop, {std::int64_t(stop.size())}),
+                                        how == "LOWER" ? 1 : how == "UPPER" ? 2 : 0, n.i("is_case_sensitive", 0) != 0));
+  };
   c["CastLike"] = [](const Node& n) { n.known({"saturate"}); return one(cast(n.x(0), n.x(1).dtype())); };
   c["Range"] = [](const Node& n) {
     n.known({});

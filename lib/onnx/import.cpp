@@ -66,11 +66,12 @@ DType dtype_of_onnx(int t, const std::string& where) {
     case pb::TensorProto::INT64:
     case pb::TensorProto::UINT32: return DType::int64;
     case pb::TensorProto::BOOL: return DType::boolean;
+    case pb::TensorProto::STRING: return DType::string;
     default: break;
   }
   const std::string name = pb::TensorProto::DataType_IsValid(t) ? pb::TensorProto::DataType_Name(pb::TensorProto::DataType(t))
                                                                  : std::to_string(t);
-  throw TypeError(where + ": element type " + name + " is not supported by theta (it has bool, int32, int64, float32, float64)");
+  throw TypeError(where + ": element type " + name + " is not supported by theta (it has bool, int32, int64, float32, float64, string)");
 }
 
 namespace {
@@ -166,6 +167,11 @@ Tensor tensor_of(const pb::TensorProto& t, const std::string& where, const std::
       throw IOError(what + ": declares " + std::to_string(n) + " elements but " + field + " holds " + std::to_string(have));
   };
   auto from = [&](auto* data, DType d) { return tensor_from_data(data, d, shape); };
+  if (src == pb::TensorProto::STRING) {  // text is in string_data only
+    if (raw) throw IOError(what + ": a string tensor's text must be in string_data, not in raw or external data");
+    sized(t.string_data_size(), "string_data");
+    return th::tensor(std::vector<std::string>(t.string_data().begin(), t.string_data().end()), shape);
+  }
   if (raw) {
     std::int64_t width = 0;
     switch (src) {

@@ -109,13 +109,16 @@ std::vector<Meta>& scratch_metas(OperandScratch& scratch, const Op& op,
 Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs) {
   OperandScratch scratch;
   std::vector<Meta>& metas = scratch.metas(inputs.size());
-  bool symbolic = false, record = false;
+  bool symbolic = false, record = false, text = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Node& n = node_of(inputs[i], op.name);
     assign_meta(metas[i], n);
     symbolic = symbolic || n.symbolic;
     record = record || n.recorded;
+    text = text || n.dtype == DType::string;
   }
+  if (text && !takes_text(op))
+    throw TypeError(message(op, "takes numbers, not text (a string tensor converts with astype)", metas));
   auto node = new_node();
   if (symbolic) {
     Meta m = op.infer(op, metas, attrs);

@@ -112,6 +112,15 @@ const Tensor& part_grad(const VjpCtx& c, std::size_t i);
 /// Runs `op` on `inputs`: computes it now when every input is concrete, and records it
 /// when an input is recorded or symbolic.
 Tensor apply(const Op& op, std::vector<Tensor> inputs, Attrs attrs = {});
+
+/// Whether `op` takes string operands (cast, string_normalize; ops/text.cpp): apply() refuses
+/// them to every other op.
+bool takes_text(const Op& op);
+
+/// ONNX's StringNormalizer (ops/text.cpp): the strings of x (a vector, or a matrix of one
+/// row) that are not stopwords (matched exactly, or ignoring ASCII case), their case changed
+/// (0 kept, 1 lower, 2 upper; ASCII); one empty string when none is left.
+Tensor string_normalize(const Tensor& x, const Tensor& stopwords, int case_change, bool case_sensitive);
 /// Recomputes a recorded node's value from its inputs' values (used by executors); the
 /// output's meta that the op's rule gave is stored in `*inferred` when asked for.
 Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,

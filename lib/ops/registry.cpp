@@ -46,6 +46,7 @@ void link_every_family() {
       reinterpret_cast<const void*>(&th::batch_normalization_train),
       reinterpret_cast<const void*>(&th::dist::size),
       reinterpret_cast<const void*>(static_cast<Tensor (*)(const Tensor&, const Tensor&, std::int64_t)>(&th::take)),
+      reinterpret_cast<const void*>(&string_normalize),
   };
   (void)keep;
 }

@@ -57,6 +57,12 @@ std::string compare(const th::Tensor& got, const th::Tensor& want) {
   const bool exact = want.dtype() != th::DType::float32 && want.dtype() != th::DType::float64;
   if (exact && got.dtype() != want.dtype())
     return std::string("dtype ") + th::dtype_name(got.dtype()) + ", expected " + th::dtype_name(want.dtype());
+  if (want.dtype() == th::DType::string) {  // text: exactly
+    const auto g = got.to_vector<std::string>(), w = want.to_vector<std::string>();
+    for (std::size_t i = 0; i < g.size(); ++i)
+      if (g[i] != w[i]) return "element " + std::to_string(i) + ": \"" + g[i] + "\", expected \"" + w[i] + "\"";
+    return "";
+  }
   const auto g = got.to_vector<double>(), w = want.to_vector<double>();
   for (std::size_t i = 0; i < g.size(); ++i) {
     const bool both_nan = std::isnan(g[i]) && std::isnan(w[i]);

@@ -244,14 +244,17 @@ void same_outputs(const th::Function& f, const th::Function& g, const std::vecto
   }
 }
 
-// The op types of a saved model's main graph among If, Loop, Scan and TopK, sorted, space-separated.
+// The op types of a saved model's main graph among If, Loop, Scan, TopK and StringNormalizer,
+// sorted, space-separated.
 std::string op_types(const std::string& path) {
   ::onnx::ModelProto m;
   std::ifstream in(path, std::ios::binary);
   BOOST_REQUIRE(m.ParseFromIstream(&in));
   std::vector<std::string> types;
   for (const auto& n : m.graph().node())
-    if (n.op_type() == "If" || n.op_type() == "Loop" || n.op_type() == "Scan" || n.op_type() == "TopK") types.push_back(n.op_type());
+    if (n.op_type() == "If" || n.op_type() == "Loop" || n.op_type() == "Scan" || n.op_type() == "TopK" ||
+        n.op_type() == "StringNormalizer")
+      types.push_back(n.op_type());
   std::sort(types.begin(), types.end());
   std::string r;
   for (const auto& t : types) r += (r.empty() ? "" : " ") + t;
@@ -932,4 +935,58 @@ BOOST_AUTO_TEST_CASE(dft_matches_the_sum_and_differentiates) {
     return th::sum(th::sqr(r.outputs[0]));
   };
   check::compare_with_fd("DFT", L, {x}, {true}, 1e-6, 1e-6);
+}
+
+// String tensors: StringNormalizer drops stopwords (ignoring case unless is_case_sensitive)
+// and changes case; nothing left is one empty string; a number parsed from its text by Cast
+// takes part in arithmetic; the model saves as ONNX and loads back to the same text.
+BOOST_AUTO_TEST_CASE(string_normalizer_and_cast_of_text) {
+  TempDir tmp;
+  const auto model = [&](const std::string& how, bool case_sensitive, int rank) {
+    ::onnx::ModelProto m;
+    auto* g = new_graph(m, 13, "text");
+    declare_input(g, "x", ::onnx::TensorProto::STRING, rank == 1 ? std::vector<std::int64_t>{4} : std::vector<std::int64_t>{1, 4});
+    auto* n = add_node(g, "StringNormalizer", {"x"}, {"y"});
+    set_string(n, "case_change_action", how);
+    set_int(n, "is_case_sensitive", case_sensitive);
+    auto* stop = add_attr(n, "stopwords", ::onnx::AttributeProto::STRINGS);
+    stop->add_strings("monday");
+    stop->add_strings("3");
+    g->add_output()->set_name("y");
+    const std::string path = (tmp.dir / ("text_" + how + std::to_string(case_sensitive) + std::to_string(rank) + ".onnx")).string();
+    std::ofstream(path, std::ios::binary) << m.SerializeAsString();
+    return path;
+  };
+  using Words = std::vector<std::string>;
+  const auto run = [](const th::Function& f, const Words& in, th::Shape shape) { return f(th::tensor(in, shape))[0]; };
+  const Words days{"Monday", "tuesday", "3", "monday"};
+  const th::Function lower = th::onnx::load_function(model("LOWER", false, 1));
+  BOOST_TEST(run(lower, days, {4}).to_vector<std::string>() == (Words{"tuesday"}), boost::test_tools::per_element());
+  const th::Function upper = th::onnx::load_function(model("UPPER", true, 2));
+  const Tensor y = run(upper, days, {1, 4});
+  BOOST_TEST((y.shape() == th::Shape{1, 2}));
+  BOOST_TEST(y.to_vector<std::string>() == (Words{"MONDAY", "TUESDAY"}), boost::test_tools::per_element());
+  const Tensor none = run(lower, {"3", "MONDAY", "monday", "3"}, {4});
+  BOOST_TEST((none.shape() == th::Shape{1}));
+  BOOST_TEST(none.to_vector<std::string>()[0] == "");
+  // saved by theta as ONNX (StringNormalizer, its stopwords an attribute again) and loaded back
+  const std::string saved = (tmp.dir / "saved.onnx").string();
+  th::onnx::save(saved, upper);
+  BOOST_TEST(check::has(op_types(saved), "StringNormalizer"), op_types(saved));
+  BOOST_TEST(run(th::onnx::load_function(saved), days, {1, 4}).to_vector<std::string>() == (Words{"MONDAY", "TUESDAY"}),
+             boost::test_tools::per_element());
+  // Cast of text to numbers, then arithmetic
+  ::onnx::ModelProto m;
+  auto* g = new_graph(m, 13, "parse");
+  declare_input(g, "s", ::onnx::TensorProto::STRING, {3});
+  set_int(add_node(g, "Cast", {"s"}, {"x"}), "to", ::onnx::TensorProto::DOUBLE);
+  add_node(g, "Add", {"x", "x"}, {"y"});
+  g->add_output()->set_name("y");
+  const std::string path = (tmp.dir / "parse.onnx").string();
+  std::ofstream(path, std::ios::binary) << m.SerializeAsString();
+  const Tensor parsed = run(th::onnx::load_function(path), {"1.25", "-INF", "1e3"}, {3});
+  BOOST_TEST(check::vals(parsed) == (std::vector<double>{2.5, -std::numeric_limits<double>::infinity(), 2000}),
+             boost::test_tools::per_element());
+  const std::string m2 = check::message_of<th::ValueError>([&] { run(th::onnx::load_function(path), {"1", "two", "3"}, {3}); });
+  BOOST_TEST(check::has(m2, "\"two\" is not a number"), m2);
 }
