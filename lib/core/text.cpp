@@ -3,7 +3,6 @@
 
 #include <charconv>
 #include <cmath>
-#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
@@ -85,6 +84,5 @@ void text_number(std::string_view text, char* elem, DType dtype, const char* wha
   else if (dtype == DType::float32) *reinterpret_cast<float*>(elem) = std::strtof(s.c_str(), nullptr);
   else *reinterpret_cast<double*>(elem) = v;
 }
-
 
 }  // namespace th::detail
