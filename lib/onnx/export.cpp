@@ -199,6 +199,18 @@ struct Writer {
     a->set_type(pb::AttributeProto::INT);
     a->set_i(v);
   }
+  static void attr(pb::NodeProto& n, const char* key, const std::string& v) {
+    auto* a = n.add_attribute();
+    a->set_name(key);
+    a->set_type(pb::AttributeProto::STRING);
+    a->set_s(v);
+  }
+  static void attr(pb::NodeProto& n, const char* key, const std::vector<std::string>& v) {
+    auto* a = n.add_attribute();
+    a->set_name(key);
+    a->set_type(pb::AttributeProto::STRINGS);
+    for (const auto& x : v) a->add_strings(x);
+  }
   static void attr(pb::NodeProto& n, const char* key, const Ints& v) {
     auto* a = n.add_attribute();
     a->set_name(key);
@@ -511,18 +523,12 @@ void Writer::step(const Step& s) {
       if (c.first == s.in[1]) words = &c.second;
     if (!words) throw Error("onnx::save: StringNormalizer's stopwords must be a constant");
     pb::NodeProto& n = node("StringNormalizer", {name(s.in[0])}, fresh("text"));
-    auto* a = n.add_attribute();
-    a->set_name("case_change_action");
-    a->set_type(pb::AttributeProto::STRING);
-    a->set_s(s.attrs.axis == 1 ? "LOWER" : s.attrs.axis == 2 ? "UPPER" : "NONE");
+    attr(n, "case_change_action", std::string(s.attrs.axis == 1 ? "LOWER" : s.attrs.axis == 2 ? "UPPER" : "NONE"));
     attr(n, "is_case_sensitive", std::int64_t(s.attrs.keepdims));
     const th::detail::Storage w = th::detail::contiguous_as(*words, DType::string);
-    if (w.size()) {
-      a = n.add_attribute();
-      a->set_name("stopwords");
-      a->set_type(pb::AttributeProto::STRINGS);
-      for (std::int64_t i = 0; i < w.size(); ++i) a->add_strings(std::string(th::detail::text_of(w.data<th::detail::Text>()[i])));
-    }
+    std::vector<std::string> stop;
+    for (std::int64_t i = 0; i < w.size(); ++i) stop.emplace_back(th::detail::text_of(w.data<th::detail::Text>()[i]));
+    if (!stop.empty()) attr(n, "stopwords", stop);
     return finish(s, n.output(0), DType::string);
   }
   if (key == "argmax" || key == "argmin") {
@@ -643,10 +649,7 @@ void Writer::step(const Step& s) {
     attr_dtype_zero(zeros, od);
     pb::NodeProto& n = last(s, "ScatterElements", {zeros.output(0), operand(s, 1, DType::int64), operand(s, 0, od)});
     attr(n, "axis", s.attrs.axis);
-    auto* red = n.add_attribute();
-    red->set_name("reduction");
-    red->set_type(pb::AttributeProto::STRING);
-    red->set_s("add");
+    attr(n, "reduction", std::string("add"));
     return;
   }
   if (key == "take_along_axis") {

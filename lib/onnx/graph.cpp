@@ -1347,8 +1347,9 @@ std::unordered_map<std::string, Converter> converters() {
       n.fail("locale '" + locale + "' is not supported (theta changes ASCII case only)");
     std::vector<std::string> stop;
     if (const auto* a = n.attr("stopwords")) stop.assign(a->strings().begin(), a->strings().end());
-    return one(th::detail::string_normalize(n.x(0), tensor(stop, {std::int64_t(stop.size())}),
-                                        how == "LOWER" ? 1 : how == "UPPER" ? 2 : 0, n.i("is_case_sensitive", 0) != 0));
+    const int change = how == "LOWER" ? 1 : how == "UPPER" ? 2 : 0;
+    return one(th::detail::string_normalize(n.x(0), tensor(stop, {std::int64_t(stop.size())}), change,
+                                            n.i("is_case_sensitive", 0) != 0));
   };
   c["CastLike"] = [](const Node& n) { n.known({"saturate"}); return one(cast(n.x(0), n.x(1).dtype())); };
   c["Range"] = [](const Node& n) {

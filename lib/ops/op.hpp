@@ -121,6 +121,7 @@ bool takes_text(const Op& op);
 /// row) that are not stopwords (matched exactly, or ignoring ASCII case), their case changed
 /// (0 kept, 1 lower, 2 upper; ASCII); one empty string when none is left.
 Tensor string_normalize(const Tensor& x, const Tensor& stopwords, int case_change, bool case_sensitive);
+
 /// Recomputes a recorded node's value from its inputs' values (used by executors); the
 /// output's meta that the op's rule gave is stored in `*inferred` when asked for.
 Storage run_op(const Op& op, const std::vector<const Storage*>& in, const std::vector<Meta>& metas,
