@@ -85,6 +85,14 @@ BOOST_AUTO_TEST_CASE(hand_computed_values) {
   const Tensor f = th::linalg::solve(th::tensor({{3, 1}, {1, 2}}, th::DType::float32), th::tensor({9, 8}, th::DType::float32));
   BOOST_TEST((f.dtype() == th::DType::float32));
   expect("float32 solve", f, {2, 3}, 1e-6);
+  // many right-hand sides: solved in chunks of columns on the kernel threads (a ragged last
+  // one), each column as A x = b says
+  for (th::DType dt : {th::DType::float64, th::DType::float32}) {
+    const Tensor big = th::random::uniform({150, 150}, -1, 1, 4, dt) + 150.0 * th::eye(150, dt);
+    const Tensor rhs = th::random::uniform({150, 101}, -1, 1, 5, dt);
+    const double err = th::max(th::abs(th::dot(big, th::linalg::solve(big, rhs)) - rhs)).item();
+    BOOST_TEST(err < (dt == th::DType::float64 ? 1e-12 : 1e-4), th::dtype_name(dt) << " " << err);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(gradients) {
