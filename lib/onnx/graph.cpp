@@ -704,6 +704,8 @@ std::vector<Tensor> recurrent(const Node& n, int kind) {  // 0 RNN, 1 GRU, 2 LST
   if (n.given(4))  // sequence_lens: only every sequence's full length
     for (auto len : n.values(4))
       if (len != T) n.fail("sequence_lens other than the full length " + std::to_string(T) + " is not supported");
+  for (std::size_t k : {1, 2})
+    if (th::detail::meta_of(n.x(k)).shape.size() != 3) n.fail(std::string(k == 1 ? "W" : "R") + " must have rank 3");
   const std::int64_t H = n.i("hidden_size", th::detail::meta_of(n.x(2)).shape.back());
   if (H <= 0) n.fail("hidden_size must be positive");
   const DType dt = n.x(0).dtype();

@@ -62,11 +62,16 @@ bool same(const std::vector<double>& a, const std::vector<double>& b) {
 
 th::Tensor argument(Reader& r) {
   const th::DType dtypes[] = {th::DType::float64, th::DType::float32, th::DType::int32, th::DType::int64,
-                              th::DType::boolean};
-  const th::DType dt = dtypes[r.byte() % 5];
+                              th::DType::boolean, th::DType::string};
+  const th::DType dt = dtypes[r.byte() % 6];
   th::Shape shape(r.byte() % 4);
   std::int64_t count = 1;
   for (auto& d : shape) count *= (d = r.byte() % 5);
+  if (dt == th::DType::string) {  // text (of numbers): refused by numeric placeholders
+    std::vector<std::string> text;
+    for (std::int64_t k = 0; k < count; ++k) text.push_back(std::to_string(r.number()));
+    return th::tensor(text, shape);
+  }
   std::vector<char> bytes(std::size_t(count) * th::dtype_size(dt));
   for (std::int64_t k = 0; k < count; ++k) {
     const double v = r.number();
@@ -77,6 +82,7 @@ th::Tensor argument(Reader& r) {
       case th::DType::int32: { std::int32_t i = v == v && std::fabs(v) < 1e9 ? std::int32_t(v) : 7; std::memcpy(at, &i, 4); } break;
       case th::DType::int64: { std::int64_t i = v == v && std::fabs(v) < 1e18 ? std::int64_t(v) : -3; std::memcpy(at, &i, 8); } break;
       case th::DType::boolean: *at = v > 0; break;
+      case th::DType::string: break;  // (made above)
     }
   }
   return th::tensor_from_data(bytes.data(), dt, shape);
