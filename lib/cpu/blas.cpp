@@ -43,6 +43,16 @@ const T* pack(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t s
   return buf.data();
 }
 
+// [0, extent) as one chunk per kernel thread (fewer when short), each a multiple of 16: the
+// chunks depend on the extent and the thread count only.
+struct Chunks {
+  std::int64_t count, step;
+};
+Chunks chunks_of(std::int64_t extent) {
+  const std::int64_t count = std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), extent / 16));
+  return {count, ((extent + count - 1) / count + 15) / 16 * 16};
+}
+
 // y(M) = op(A) b: A of M x K as `la` lays it out, b of K at stride incb (non-zero). Past the
 // small kernels, OpenBLAS (held to one thread) on chunks of y of a multiple of 16 rows, one
 // per kernel thread.
@@ -52,8 +62,7 @@ void gemv(std::int64_t M, std::int64_t K, const T* a, const MatLayout& la, const
                                              : gemv_small<T>(true, K, M, a, la.ld, b, y)))
     return;
   const bool tr = la.trans != CblasNoTrans;
-  const std::int64_t chunks = std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), M / 16));
-  const std::int64_t step = ((M + chunks - 1) / chunks + 15) / 16 * 16;
+  const auto [chunks, step] = chunks_of(M);
   const auto part = [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t c = lo; c < hi; ++c) {
       const std::int64_t i0 = c * step, i1 = std::min(M, i0 + step);
@@ -96,8 +105,7 @@ void gemm_chunks(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t 
   };
   const bool by_rows = M >= N;
   const std::int64_t extent = by_rows ? M : N;
-  const std::int64_t chunks = std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), extent / 16));
-  const std::int64_t step = ((extent + chunks - 1) / chunks + 15) / 16 * 16;
+  const auto [chunks, step] = chunks_of(extent);
   const Job job{ta, tb, by_rows, M, N, K, lda, ldb, extent, step, a, b, y};
   // cost per chunk in vectorised element-operations (~4 multiply-adds each); the closure
   // holds one pointer, so std::function keeps it without allocating
