@@ -62,7 +62,9 @@ void gemv(std::int64_t M, std::int64_t K, const T* a, const MatLayout& la, const
                                              : gemv_small<T>(true, K, M, a, la.ld, b, y)))
     return;
   const bool tr = la.trans != CblasNoTrans;
-  const auto [chunks, step] = chunks_of(M);
+  // named members, not a structured binding: clang before 16 cannot capture bindings
+  const Chunks cut = chunks_of(M);
+  const std::int64_t chunks = cut.count, step = cut.step;
   const auto part = [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t c = lo; c < hi; ++c) {
       const std::int64_t i0 = c * step, i1 = std::min(M, i0 + step);
@@ -105,8 +107,9 @@ void gemm_chunks(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t 
   };
   const bool by_rows = M >= N;
   const std::int64_t extent = by_rows ? M : N;
-  const auto [chunks, step] = chunks_of(extent);
-  const Job job{ta, tb, by_rows, M, N, K, lda, ldb, extent, step, a, b, y};
+  const Chunks cut = chunks_of(extent);
+  const std::int64_t chunks = cut.count;
+  const Job job{ta, tb, by_rows, M, N, K, lda, ldb, extent, cut.step, a, b, y};
   // cost per chunk in vectorised element-operations (~4 multiply-adds each); the closure
   // holds one pointer, so std::function keeps it without allocating
   parallel_for(chunks, M * N * K / chunks / 4, [j = &job](std::int64_t lo, std::int64_t hi) { (*j)(lo, hi); });
