@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "device.hpp"
@@ -107,8 +108,17 @@ class Tensor {
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 // ---- creation ------------------------------------------------------------------------------
-/// A 0-d tensor (floatX unless `dtype` is given).
-Tensor tensor(double value, std::optional<DType> dtype = std::nullopt);
+namespace detail {
+Tensor scalar_tensor(double value, std::optional<DType> dtype);
+}  // namespace detail
+/// A 0-d tensor of any number (floatX unless `dtype` is given): `th::tensor(1.5)`. A template
+/// over arithmetic types rather than a `double` parameter so that a one-number list,
+/// `th::tensor({1.5})`, is a 1-d tensor with every compiler (clang ranks a plain `double`
+/// above the list overload for it, gcc the list).
+template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
+Tensor tensor(T value, std::optional<DType> dtype = std::nullopt) {
+  return detail::scalar_tensor(static_cast<double>(value), dtype);
+}
 /// One number of a 1-d list literal. NOTE: a wrapper (not plain double) so that a column
 /// literal such as {{1}, {2}} reads as 2-d rather than as a 1-d list.
 struct ListValue {

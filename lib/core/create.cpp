@@ -49,7 +49,7 @@ Tensor tensor(const std::vector<std::string>& data, Shape shape) {
   return make_constant(std::move(s));
 }
 
-Tensor tensor(double value, std::optional<DType> dtype) { return from_doubles({value}, {}, dtype); }
+Tensor detail::scalar_tensor(double value, std::optional<DType> dtype) { return from_doubles({value}, {}, dtype); }
 
 Tensor tensor(std::initializer_list<ListValue> values, std::optional<DType> dtype) {
   std::vector<double> v;
