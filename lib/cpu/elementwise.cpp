@@ -54,7 +54,7 @@ __attribute__((always_inline)) inline void binary_row(F f, char** p, const std::
   }
 }
 
-constexpr bool keep_is_compare = false, to_float_is_compare = false, arith_is_compare = false,
+[[maybe_unused]] constexpr bool keep_is_compare = false, to_float_is_compare = false, arith_is_compare = false,
                divide_is_compare = false, compare_is_compare = true;
 
 #define THETA_UNARY_CASE(name, rule, formula, vjp) \

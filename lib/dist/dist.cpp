@@ -58,8 +58,6 @@ void check_mpi(int rc, const char* call) {
 }
 #endif
 
-constexpr const char* kOpNames[] = {"sum", "mean", "max", "min"};
-
 Meta infer_allreduce(const Op& op, const std::vector<Meta>& in, const Attrs& a) {
   if (a.axis < 0 || a.axis > 3) throw_shape(op, "unknown reduction", in);
   if (in[0].dtype == DType::boolean) throw_type(op, "bool tensors are not reduced across ranks; cast them first", in);
