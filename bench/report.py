@@ -84,6 +84,21 @@ def gpu_table(us):
               f"{copy_bw:.0f} GB/s | {bw / copy_bw:.3f} | >= 0.8 | {'yes' if bw / copy_bw >= 0.8 else 'NO'} |")
 
 
+def cpu_name():
+    """The model name, and since VMs often hide the model ("AMD EPYC"), the family and the
+    widest vector unit too: the same kernels meet a target on one and miss it on another."""
+    info = {}
+    for line in open("/proc/cpuinfo"):
+        if ":" in line:
+            key, value = (p.strip() for p in line.split(":", 1))
+            info.setdefault(key, value)
+            if key == "flags":
+                break
+    flags = set(info.get("flags", "").split())
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, {simd})"
+
+
 def main():
     gpu = "--gpu" in sys.argv[1:]
     runs = collections.defaultdict(list)
@@ -92,7 +107,7 @@ def main():
         if len(parts) == 4 and parts[0] == "RESULT":
             runs[(parts[1], parts[2])].append(float(parts[3]))
     us = {k: statistics.median(v) for k, v in runs.items()}
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = cpu_name()
     print(f"\n# theta benchmarks, {datetime.date.today()}, {platform.node()}: {cpu}, {os.cpu_count()} cores, "
           f"threads {os.environ.get('THETA_BENCH_THREADS', '?')}")
     print("\n| workload | implementation | median (us) |\n| --- | --- | --- |")
