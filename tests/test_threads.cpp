@@ -207,7 +207,8 @@ BOOST_AUTO_TEST_CASE(whole_programs_called_from_eight_threads_match_serial_calls
 }
 
 // One thread budget: OpenBLAS runs on the calling thread only; theta cuts its products into
-// chunks on its own pool, whose workers sleep between regions. OpenBLAS's own workers would
+// chunks on its own pool, whose workers sleep between regions (after polling for the next
+// one for at most 100 us). OpenBLAS's own workers would
 // spin for ~0.1 s after each call, taking a core: after float64 products, a matrix-vector
 // product and a solve, the process burns (almost) no CPU while the caller sleeps. (OpenBLAS's
 // worker also spins for ~0.1 s when the library loads, before theta can hold it: waited out.)
