@@ -419,7 +419,16 @@ bool dnnl_gemm_takes(std::int64_t M, std::int64_t N, std::int64_t K) {
     case GemmEngine::dnnl: return true;
     case GemmEngine::automatic: break;
   }
-  return M * N * K >= 32 * 32 * 32;
+  // From 256^3 multiply-adds on, oneDNN's kernels win only with AVX-512 (OpenBLAS 0.3.21 has
+  // none for AMD's Zen 4/5 and runs its Haswell kernels there); on an AVX2 CPU both run AVX2
+  // kernels, and OpenBLAS's were faster from there on (2-core Zen 3 VM, two threads:
+  // 512^3 1.57 ms against 2.19, 256 x 512 x 512 0.81-1.09 against 1.22-1.26; oneDNN kept
+  // the small ones: 64^3 7.3 us against 11.3).
+  static const bool avx512_core = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") &&
+                                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                                   __builtin_cpu_supports("avx512dq"));
+  const std::int64_t macs = M * N * K;
+  return macs >= 32 * 32 * 32 && (avx512_core || macs < 256 * 256 * 256);
 }
 
 namespace {

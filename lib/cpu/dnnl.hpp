@@ -19,10 +19,12 @@ namespace th::detail::cpu {
 bool dnnl_built();
 
 /// Whether a float32 GEMM of M x N x K multiply-adds runs on oneDNN's sgemm under
-/// th::config().gemm (auto: from 32^3 multiply-adds on; OpenBLAS below, where its call is
-/// cheaper). Measured on the development VM (AMD EPYC, AVX-512), one thread: oneDNN 2.6's
-/// AVX-512 sgemm 150-180 GFLOP/s on the shapes of a transformer's or an MLP's layers,
-/// OpenBLAS 0.3.21 (which takes this CPU for a Haswell) 75-90.
+/// th::config().gemm (auto: from 32^3 multiply-adds on, OpenBLAS below, where its call is
+/// cheaper; on CPUs without AVX-512 only up to 256^3, OpenBLAS's AVX2 kernels above).
+/// Measured on the development VM, one thread: with AVX-512 (AMD EPYC, Zen 5) oneDNN 2.6's
+/// sgemm 150-180 GFLOP/s on the shapes of a transformer's or an MLP's layers, OpenBLAS
+/// 0.3.21 (which takes that CPU for a Haswell) 75-90; with AVX2 (Zen 3) OpenBLAS the faster
+/// from 256^3 on (dnnl.cpp).
 bool dnnl_gemm_takes(std::int64_t M, std::int64_t N, std::int64_t K);
 
 /// Row-major C := alpha op(A) op(B) + beta C by oneDNN on the calling thread (its OpenMP held
