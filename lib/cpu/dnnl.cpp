@@ -43,6 +43,14 @@ bool dnnl_built() { return true; }
 
 namespace {
 
+// Whether the CPU has AVX-512 (oneDNN's avx512_core kernels): where it does not, some of the
+// rules below measured differently (the 2-core Zen 3 VM, AVX2).
+bool avx512_core() {
+  static const bool on = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"));
+  return on;
+}
+
 using dnnl::memory;
 using tag = memory::format_tag;
 
@@ -255,12 +263,16 @@ void flip_filters(const ConvGeom& g, const float* w, float* out) {
 // than theta's im2col + GEMM on every layer of W7 and W7L (1, 16, 32 and 64 input channels),
 // and the input gradient 2.6-2.8x faster from 16 channels on; but its input gradient with one
 // input channel (a first layer's, which training never needs) is 2.1-2.2x slower, so that one
-// stays theta's below 4 channels per group. oneDNN also declines a right padding below zero
-// (a window that ends before the padded edge): theta's kernels take those geometries.
+// stays theta's below 4 channels per group. Without AVX-512 (2-core Zen 3 VM, AVX2) the
+// filter gradient of those layers is theta's too: oneDNN's took 6.2-9.5 ms against 1.95 on
+// W7's first layer (100 x 1 x 28 x 28, 32 5x5 filters), 2.5 against 0.88 on W7L's, 3.1
+// against 1.5 on W7B's, where its other passes and layers still won. oneDNN also declines a
+// right padding below zero (a window that ends before the padded edge): theta's kernels take
+// those geometries.
 bool dnnl_takes(int mode, const ConvGeom& g) {
   const ConvEngine e = th::config().conv;
   if (e == ConvEngine::theta) return false;
-  if (e == ConvEngine::automatic && mode == 1 && g.C / g.G < 4) return false;
+  if (e == ConvEngine::automatic && g.C / g.G < 4 && (mode == 1 || (mode == 2 && !avx512_core()))) return false;
   return pad_right(g.H, g.OH, g.KH, g.sh, g.dh, g.ph) >= 0 && pad_right(g.W, g.OW, g.KW, g.sw, g.dw, g.pw) >= 0;
 }
 
@@ -424,11 +436,8 @@ bool dnnl_gemm_takes(std::int64_t M, std::int64_t N, std::int64_t K) {
   // kernels, and OpenBLAS's were faster from there on (2-core Zen 3 VM, two threads:
   // 512^3 1.57 ms against 2.19, 256 x 512 x 512 0.81-1.09 against 1.22-1.26; oneDNN kept
   // the small ones: 64^3 7.3 us against 11.3).
-  static const bool avx512_core = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") &&
-                                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                                   __builtin_cpu_supports("avx512dq"));
   const std::int64_t macs = M * N * K;
-  return macs >= 32 * 32 * 32 && (avx512_core || macs < 256 * 256 * 256);
+  return macs >= 32 * 32 * 32 && (avx512_core() || macs < 256 * 256 * 256);
 }
 
 namespace {
