@@ -337,6 +337,7 @@ Tensor conv3d(const Node& n, const Tensor& x, const Tensor& w, const Ints& pads,
   for (auto v : p)
     if (v < 0) n.fail("negative pads are not supported");
   const std::int64_t N = xs[0], C = xs[1], H = xs[3], W = xs[4], KD = ws[2];
+  if (KD <= 0) n.fail("the filters have depth 0 (kernel " + shape_str(ws) + ")");
   const Tensor xp = pad_axis(x, 2, p[0], p[3], 0.0);
   const std::int64_t Dp = xs[2] + p[0] + p[3], OD = (Dp - dil[0] * (KD - 1) - 1) / strides[0] + 1;
   if (OD <= 0) n.fail("the filter is deeper than the padded input");
