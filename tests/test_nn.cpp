@@ -235,9 +235,7 @@ BOOST_AUTO_TEST_CASE(conv2d_winograd_3x3) {
     explicit Winograd(bool on) { th::config().winograd = on; }
     ~Winograd() { th::config().winograd = saved; }
   };
-  __builtin_cpu_init();
-  const bool avx512_core = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  const bool avx512_core = th::detail::cpu::avx512_core();
   th::detail::ConvGeom geom;
   geom.N = 32, geom.C = 32, geom.H = geom.W = 14, geom.O = 32, geom.KH = geom.KW = 3, geom.OH = geom.OW = 14;
   geom.ph = geom.pw = 1, geom.flip = false;

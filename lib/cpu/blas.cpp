@@ -43,16 +43,6 @@ const T* pack(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t s
   return buf.data();
 }
 
-// [0, extent) as one chunk per kernel thread (fewer when short), each a multiple of 16: the
-// chunks depend on the extent and the thread count only.
-struct Chunks {
-  std::int64_t count, step;
-};
-Chunks chunks_of(std::int64_t extent) {
-  const std::int64_t count = std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), extent / 16));
-  return {count, ((extent + count - 1) / count + 15) / 16 * 16};
-}
-
 // y(M) = op(A) b: A of M x K as `la` lays it out, b of K at stride incb (non-zero). Past the
 // small kernels, OpenBLAS (held to one thread) on chunks of y of a multiple of 16 rows, one
 // per kernel thread.
@@ -62,23 +52,15 @@ void gemv(std::int64_t M, std::int64_t K, const T* a, const MatLayout& la, const
                                              : gemv_small<T>(true, K, M, a, la.ld, b, y)))
     return;
   const bool tr = la.trans != CblasNoTrans;
-  // named members, not a structured binding: clang before 16 cannot capture bindings
-  const Chunks cut = chunks_of(M);
-  const std::int64_t chunks = cut.count, step = cut.step;
-  const auto part = [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t c = lo; c < hi; ++c) {
-      const std::int64_t i0 = c * step, i1 = std::min(M, i0 + step);
-      if (i0 >= i1) continue;
-      // rows i0..i1 of A (columns of the stored K x M matrix when transposed)
-      const int m = int(i1 - i0), k = int(K), ld = int(la.ld), inc = int(incb);
-      const T* ap = tr ? a + i0 : a + i0 * la.ld;
-      const auto op = tr ? CblasTrans : CblasNoTrans;
-      if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, op, tr ? k : m, tr ? m : k, 1.0, ap, ld, b, inc, 0.0, y + i0, 1);
-      else cblas_sgemv(CblasRowMajor, op, tr ? k : m, tr ? m : k, 1.0f, ap, ld, b, inc, 0.0f, y + i0, 1);
-    }
-  };
-  // memory-bound: cost one element-operation per element of A
-  parallel_for(chunks, M * K / chunks, [p = &part](std::int64_t lo, std::int64_t hi) { (*p)(lo, hi); });
+  // rows i0..i1 of A (columns of the stored K x M matrix when transposed); memory-bound:
+  // one element-operation per element of A
+  parallel_chunks(M, 16, M * K, [&](std::int64_t i0, std::int64_t i1) {
+    const int m = int(i1 - i0), k = int(K), ld = int(la.ld), inc = int(incb);
+    const T* ap = tr ? a + i0 : a + i0 * la.ld;
+    const auto op = tr ? CblasTrans : CblasNoTrans;
+    if constexpr (std::is_same_v<T, double>) cblas_dgemv(CblasRowMajor, op, tr ? k : m, tr ? m : k, 1.0, ap, ld, b, inc, 0.0, y + i0, 1);
+    else cblas_sgemv(CblasRowMajor, op, tr ? k : m, tr ? m : k, 1.0f, ap, ld, b, inc, 0.0f, y + i0, 1);
+  });
 }
 
 // y (M x N, row-major) = op(A) op(B) on theta's pool: y's rows (its columns, when it has
@@ -89,30 +71,12 @@ void gemv(std::int64_t M, std::int64_t K, const T* a, const MatLayout& la, const
 template <class T>
 void gemm_chunks(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const T* a, std::int64_t lda,
                  const T* b, std::int64_t ldb, T* y) {
-  struct Job {
-    bool ta, tb, by_rows;
-    std::int64_t M, N, K, lda, ldb, extent, step;
-    const T *a, *b;
-    T* y;
-    void operator()(std::int64_t lo, std::int64_t hi) const {
-      for (std::int64_t c = lo; c < hi; ++c) {
-        const std::int64_t i0 = c * step, i1 = std::min(extent, i0 + step);
-        if (i0 >= i1) continue;
-        if (by_rows)
-          gemm<T>(ta, tb, i1 - i0, N, K, a + (ta ? i0 : i0 * lda), lda, b, ldb, T(0), y + i0 * N, N);
-        else
-          gemm<T>(ta, tb, M, i1 - i0, K, a, lda, b + (tb ? i0 * ldb : i0), ldb, T(0), y + i0, N);
-      }
-    }
-  };
   const bool by_rows = M >= N;
-  const std::int64_t extent = by_rows ? M : N;
-  const Chunks cut = chunks_of(extent);
-  const std::int64_t chunks = cut.count;
-  const Job job{ta, tb, by_rows, M, N, K, lda, ldb, extent, cut.step, a, b, y};
-  // cost per chunk in vectorised element-operations (~4 multiply-adds each); the closure
-  // holds one pointer, so std::function keeps it without allocating
-  parallel_for(chunks, M * N * K / chunks / 4, [j = &job](std::int64_t lo, std::int64_t hi) { (*j)(lo, hi); });
+  // cost in vectorised element-operations (~4 multiply-adds each)
+  parallel_chunks(by_rows ? M : N, 16, M * N * K / 4, [&](std::int64_t i0, std::int64_t i1) {
+    if (by_rows) gemm<T>(ta, tb, i1 - i0, N, K, a + (ta ? i0 : i0 * lda), lda, b, ldb, T(0), y + i0 * N, N);
+    else gemm<T>(ta, tb, M, i1 - i0, K, a, lda, b + (tb ? i0 * ldb : i0), ldb, T(0), y + i0, N);
+  });
 }
 
 template <class T>

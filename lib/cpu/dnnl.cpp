@@ -25,6 +25,12 @@
 
 namespace th::detail::cpu {
 
+bool avx512_core() {
+  static const bool on = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"));
+  return on;
+}
+
 #ifndef THETA_HAS_DNNL
 
 bool dnnl_built() { return false; }
@@ -42,14 +48,6 @@ bool dnnl_chain(const std::vector<ChainLink>&, std::int64_t, const float*, float
 bool dnnl_built() { return true; }
 
 namespace {
-
-// Whether the CPU has AVX-512 (oneDNN's avx512_core kernels): where it does not, some of the
-// rules below measured differently (the 2-core Zen 3 VM, AVX2).
-bool avx512_core() {
-  static const bool on = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"));
-  return on;
-}
 
 using dnnl::memory;
 using tag = memory::format_tag;

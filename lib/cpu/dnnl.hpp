@@ -18,6 +18,11 @@ namespace th::detail::cpu {
 /// True when theta was built with oneDNN.
 bool dnnl_built();
 
+/// Whether the CPU has AVX-512 (oneDNN's avx512_core kernels: F, BW, VL, DQ). Some of the
+/// rules below were measured to differ without it (the 2-core Zen 3 VM, AVX2), and oneDNN
+/// 2.6 has Winograd kernels only with it.
+bool avx512_core();
+
 /// Whether a float32 GEMM of M x N x K multiply-adds runs on oneDNN's sgemm under
 /// th::config().gemm (auto: from 32^3 multiply-adds on, OpenBLAS below, where its call is
 /// cheaper; on CPUs without AVX-512 only up to 256^3, OpenBLAS's AVX2 kernels above).

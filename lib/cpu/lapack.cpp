@@ -66,29 +66,16 @@ int lapack_solve(int n, int k, T* a, T* b) {
   if (info != 0) return info;
   std::vector<T> bc(std::size_t(n) * std::size_t(k));
   transpose_into(n, k, b, bc.data());
-  // The right-hand sides in chunks of columns, one per kernel thread: OpenBLAS runs on one
-  // thread (cpu/parallel.hpp), and the triangular solves are most of a many-column solve.
-  struct Job {
-    int n, k, step;
-    const T* a;
-    const int* piv;
-    T* bc;
-    void operator()(std::int64_t lo, std::int64_t hi) const {
-      const char t = 'T';  // (A^T)^T x = b
-      for (std::int64_t c = lo; c < hi; ++c) {
-        const int j0 = int(c) * step, kc = std::min(k, j0 + step) - j0;
-        if (kc <= 0) continue;
-        int info = 0;  // (getrs reports bad arguments only; getrf found the factors regular)
-        T* x = bc + std::size_t(j0) * std::size_t(n);
-        if constexpr (std::is_same_v<T, float>) sgetrs_(&t, &n, &kc, a, &n, piv, x, &n, &info, 1);
-        else dgetrs_(&t, &n, &kc, a, &n, piv, x, &n, &info, 1);
-      }
-    }
-  };
-  const int chunks = std::max(1, std::min(num_threads(), k / 8));
-  const Job job{n, k, (k + chunks - 1) / chunks, a, piv.data(), bc.data()};
-  // cost per chunk: n^2 multiply-adds per column, ~4 to a vectorised element-operation
-  parallel_for(chunks, std::int64_t(n) * n * job.step / 4, [j = &job](std::int64_t lo, std::int64_t hi) { (*j)(lo, hi); });
+  // The right-hand sides in chunks of columns (of 8 or more), one per kernel thread: OpenBLAS
+  // runs on one thread (cpu/parallel.hpp), and the triangular solves are most of a
+  // many-column solve. Cost: n^2 multiply-adds per column, ~4 to a vectorised operation.
+  const char t = 'T';  // (A^T)^T x = b
+  parallel_chunks(k, 8, std::int64_t(n) * n * k / 4, [&](std::int64_t j0, std::int64_t j1) {
+    int kc = int(j1 - j0), ok = 0;  // (getrs reports bad arguments only; getrf found the factors regular)
+    T* x = bc.data() + std::size_t(j0) * std::size_t(n);
+    if constexpr (std::is_same_v<T, float>) sgetrs_(&t, &n, &kc, a, &n, piv.data(), x, &n, &ok, 1);
+    else dgetrs_(&t, &n, &kc, a, &n, piv.data(), x, &n, &ok, 1);
+  });
   transpose_into(k, n, bc.data(), b);
   return 0;
 }
